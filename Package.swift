@@ -1,0 +1,94 @@
+// swift-tools-version: 6.2
+// Hummingbird 2.28 requires tools 6.2; everything here builds in Swift 6 language mode.
+import PackageDescription
+
+/// Settings every Swift target of ours shares.
+let swiftSettings: [SwiftSetting] = [
+    .swiftLanguageMode(.v6),
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+]
+
+let package = Package(
+    name: "braid",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "braid-node", targets: ["braid-node"]),
+        .library(name: "BraidWire", targets: ["BraidWire"]),
+        .library(name: "BraidSecurity", targets: ["BraidSecurity"]),
+        .library(name: "BraidCodecs", targets: ["BraidCodecs"]),
+        .library(name: "BraidNode", targets: ["BraidNode"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+    ],
+    targets: [
+        // MARK: Debian system libraries (pkg-config) and the C shims Swift cannot import directly.
+        .systemLibrary(name: "CSRTP", pkgConfig: "libsrtp2", providers: [.apt(["libsrtp2-dev"])]),
+        .systemLibrary(name: "COpus", pkgConfig: "opus", providers: [.apt(["libopus-dev"])]),
+        .systemLibrary(name: "CVPX", pkgConfig: "vpx", providers: [.apt(["libvpx-dev"])]),
+        .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
+        .target(name: "CBraidShims", dependencies: ["COpus", "CVPX", "COpenSSL"]),
+
+        // MARK: Protocol and media modules (no knowledge of rooms or nodes).
+        .target(
+            name: "BraidWire",
+            dependencies: ["CBraidShims", .product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "BraidSecurity",
+            dependencies: ["CSRTP", "COpenSSL", "CBraidShims"],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "BraidCodecs",
+            dependencies: ["COpus", "CVPX", "CBraidShims"],
+            swiftSettings: swiftSettings
+        ),
+
+        // MARK: The node: configuration, UDP media I/O, HTTP dashboard, services.
+        .target(
+            name: "BraidNode",
+            dependencies: [
+                "BraidWire",
+                "BraidSecurity",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "braid-node",
+            dependencies: [
+                "BraidNode",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
+        // MARK: Tests
+        .testTarget(name: "BraidWireTests", dependencies: ["BraidWire"], swiftSettings: swiftSettings),
+        .testTarget(name: "BraidSecurityTests", dependencies: ["BraidSecurity"], swiftSettings: swiftSettings),
+        .testTarget(name: "BraidCodecsTests", dependencies: ["BraidCodecs"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "BraidNodeTests",
+            dependencies: [
+                "BraidNode",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+    ]
+)

@@ -1,0 +1,60 @@
+// C shims for what Swift cannot import: variadic functions (opus_*_ctl, vpx_codec_control_,
+// EVP_PKEY_Q_keygen) and function-like macros (vpx_codec_*_init, DTLSv1_*, BIO_set_mem_eof_return).
+// Library handles cross this boundary as `void *` so each C type is imported once, from its
+// system-library module (COpus, CVPX, COpenSSL), and never twice.
+#ifndef C_BRAID_SHIMS_H
+#define C_BRAID_SHIMS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+// MARK: Opus (opus_encoder_ctl / opus_decoder_ctl are variadic)
+
+/// `opus_encoder_ctl(enc, request, (opus_int32)value)`; returns an OPUS_* status.
+int braid_opus_encoder_set_int(void *encoder, int request, int32_t value);
+/// `opus_encoder_ctl(enc, request, &value)`; returns an OPUS_* status.
+int braid_opus_encoder_get_int(void *encoder, int request, int32_t *value);
+/// `opus_decoder_ctl(dec, request, (opus_int32)value)`.
+int braid_opus_decoder_set_int(void *decoder, int request, int32_t value);
+/// `opus_decoder_ctl(dec, request, &value)`.
+int braid_opus_decoder_get_int(void *decoder, int request, int32_t *value);
+/// `opus_decoder_ctl(dec, OPUS_RESET_STATE)`.
+int braid_opus_decoder_reset(void *decoder);
+
+// MARK: libvpx (init functions are macros over *_ver; vpx_codec_control_ is variadic)
+
+/// `vpx_codec_enc_init(ctx, iface, cfg, flags)`; `ctx` is a `vpx_codec_ctx_t *`, `iface` a
+/// `vpx_codec_iface_t *`, `cfg` a `const vpx_codec_enc_cfg_t *`. Returns a `vpx_codec_err_t`.
+int braid_vpx_codec_enc_init(void *ctx, void *iface, const void *cfg, long flags);
+/// `vpx_codec_dec_init(ctx, iface, cfg, flags)`; `cfg` is a `const vpx_codec_dec_cfg_t *` or NULL.
+int braid_vpx_codec_dec_init(void *ctx, void *iface, const void *cfg, long flags);
+/// `vpx_codec_control_(ctx, id, value)` for controls taking an `int`.
+int braid_vpx_codec_control_int(void *ctx, int id, int value);
+/// `vpx_codec_control_(ctx, id, out)` for controls taking an `int *`.
+int braid_vpx_codec_control_int_ptr(void *ctx, int id, int *out);
+
+// MARK: OpenSSL (macros over SSL_ctrl / BIO_ctrl, and the variadic EVP_PKEY_Q_keygen)
+
+/// SSL_OP_NO_QUERY_MTU: built with SSL_OP_BIT, which Swift does not import.
+uint64_t braid_ssl_op_no_query_mtu(void);
+/// SSL_OP_NO_TICKET.
+uint64_t braid_ssl_op_no_ticket(void);
+/// `DTLSv1_get_timeout(ssl, &tv)` as milliseconds; returns 1 when a timer is running, else 0.
+int braid_dtls_get_timeout_ms(void *ssl, int64_t *milliseconds);
+/// `DTLSv1_handle_timeout(ssl)`: 1 when a flight was retransmitted, 0 when none was due, -1 on error.
+int braid_dtls_handle_timeout(void *ssl);
+/// `BIO_set_mem_eof_return(bio, value)`: with -1 an empty memory BIO reads as "retry", not EOF.
+int braid_bio_set_mem_eof_return(void *bio, int value);
+/// `SSL_CTX_set_min_proto_version(ctx, version)`; returns 1 on success.
+int braid_ssl_ctx_set_min_proto_version(void *ctx, int version);
+/// `SSL_CTX_set1_groups_list(ctx, list)`; returns 1 on success.
+int braid_ssl_ctx_set1_groups_list(void *ctx, const char *list);
+/// `EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256")`: a fresh ECDSA P-256 key (an `EVP_PKEY *`), or NULL.
+void *braid_evp_pkey_ec_p256_generate(void);
+
+// MARK: Hashes for STUN (RFC 8489 §14.5) without heap allocation
+
+/// HMAC-SHA1 of `data` under `key`, written to `out` (20 bytes). Uses stack state only.
+void braid_hmac_sha1(const void *key, size_t key_length, const void *data, size_t data_length, void *out);
+
+#endif

@@ -1,0 +1,108 @@
+// See include/CBraidShims.h for why each shim exists.
+#define OPENSSL_SUPPRESS_DEPRECATED 1 // SHA1_Init & co.: the allocation-free SHA-1 we need for STUN.
+#include "CBraidShims.h"
+
+#include <opus/opus.h>
+#include <vpx/vpx_decoder.h>
+#include <vpx/vpx_encoder.h>
+#include <openssl/bio.h>
+#include <openssl/evp.h>
+#include <openssl/sha.h>
+#include <openssl/ssl.h>
+#include <string.h>
+
+int braid_opus_encoder_set_int(void *encoder, int request, int32_t value) {
+    return opus_encoder_ctl((OpusEncoder *)encoder, request, (opus_int32)value);
+}
+
+int braid_opus_encoder_get_int(void *encoder, int request, int32_t *value) {
+    opus_int32 v = 0;
+    int status = opus_encoder_ctl((OpusEncoder *)encoder, request, &v);
+    *value = (int32_t)v;
+    return status;
+}
+
+int braid_opus_decoder_set_int(void *decoder, int request, int32_t value) {
+    return opus_decoder_ctl((OpusDecoder *)decoder, request, (opus_int32)value);
+}
+
+int braid_opus_decoder_get_int(void *decoder, int request, int32_t *value) {
+    opus_int32 v = 0;
+    int status = opus_decoder_ctl((OpusDecoder *)decoder, request, &v);
+    *value = (int32_t)v;
+    return status;
+}
+
+int braid_opus_decoder_reset(void *decoder) {
+    return opus_decoder_ctl((OpusDecoder *)decoder, OPUS_RESET_STATE);
+}
+
+int braid_vpx_codec_enc_init(void *ctx, void *iface, const void *cfg, long flags) {
+    return (int)vpx_codec_enc_init((vpx_codec_ctx_t *)ctx, (vpx_codec_iface_t *)iface,
+                                   (const vpx_codec_enc_cfg_t *)cfg, flags);
+}
+
+int braid_vpx_codec_dec_init(void *ctx, void *iface, const void *cfg, long flags) {
+    return (int)vpx_codec_dec_init((vpx_codec_ctx_t *)ctx, (vpx_codec_iface_t *)iface,
+                                   (const vpx_codec_dec_cfg_t *)cfg, flags);
+}
+
+int braid_vpx_codec_control_int(void *ctx, int id, int value) {
+    return (int)vpx_codec_control_((vpx_codec_ctx_t *)ctx, id, value);
+}
+
+int braid_vpx_codec_control_int_ptr(void *ctx, int id, int *out) {
+    return (int)vpx_codec_control_((vpx_codec_ctx_t *)ctx, id, out);
+}
+
+uint64_t braid_ssl_op_no_query_mtu(void) { return (uint64_t)SSL_OP_NO_QUERY_MTU; }
+
+uint64_t braid_ssl_op_no_ticket(void) { return (uint64_t)SSL_OP_NO_TICKET; }
+
+int braid_dtls_get_timeout_ms(void *ssl, int64_t *milliseconds) {
+    struct timeval tv = {0, 0};
+    int running = (int)DTLSv1_get_timeout((SSL *)ssl, &tv);
+    *milliseconds = running ? (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000 : 0;
+    return running ? 1 : 0;
+}
+
+int braid_dtls_handle_timeout(void *ssl) { return (int)DTLSv1_handle_timeout((SSL *)ssl); }
+
+int braid_bio_set_mem_eof_return(void *bio, int value) {
+    return (int)BIO_set_mem_eof_return((BIO *)bio, value);
+}
+
+int braid_ssl_ctx_set_min_proto_version(void *ctx, int version) {
+    return (int)SSL_CTX_set_min_proto_version((SSL_CTX *)ctx, version);
+}
+
+int braid_ssl_ctx_set1_groups_list(void *ctx, const char *list) {
+    return (int)SSL_CTX_set1_groups_list((SSL_CTX *)ctx, list);
+}
+
+void *braid_evp_pkey_ec_p256_generate(void) { return EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256"); }
+
+void braid_hmac_sha1(const void *key, size_t key_length, const void *data, size_t data_length, void *out) {
+    unsigned char block[SHA_CBLOCK];
+    unsigned char inner[SHA_DIGEST_LENGTH];
+    memset(block, 0, sizeof block);
+    if (key_length > SHA_CBLOCK) {
+        SHA1((const unsigned char *)key, key_length, block);
+    } else if (key_length > 0) {
+        memcpy(block, key, key_length);
+    }
+    unsigned char pad[SHA_CBLOCK];
+    SHA_CTX ctx;
+
+    for (size_t i = 0; i < SHA_CBLOCK; i++) pad[i] = block[i] ^ 0x36;
+    SHA1_Init(&ctx);
+    SHA1_Update(&ctx, pad, SHA_CBLOCK);
+    SHA1_Update(&ctx, data, data_length);
+    SHA1_Final(inner, &ctx);
+
+    for (size_t i = 0; i < SHA_CBLOCK; i++) pad[i] = block[i] ^ 0x5c;
+    SHA1_Init(&ctx);
+    SHA1_Update(&ctx, pad, SHA_CBLOCK);
+    SHA1_Update(&ctx, inner, SHA_DIGEST_LENGTH);
+    SHA1_Final((unsigned char *)out, &ctx);
+}

@@ -1,0 +1,2 @@
+// Placeholder entry point, replaced by the daemon's command.
+print("braid-node")
