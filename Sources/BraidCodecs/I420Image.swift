@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-internal import Glibc  // log10
+    internal import Glibc  // log10
 #elseif canImport(Darwin)
-internal import Darwin
+    internal import Darwin
 #endif
 
 /// A read-only view of an 8-bit I420 (YUV 4:2:0 planar) picture whose memory someone else owns.

@@ -150,7 +150,9 @@ extension OpusDecoder {
 
     /// Convenience for arrays; see ``decodeLost(frameSamples:into:)``.
     public func decodeLost(frameSamples: Int, into pcm: inout [Int16]) throws(CodecError) -> Int {
-        try Self.bridge([], &pcm) { _, out throws(CodecError) in try self.decodeLost(frameSamples: frameSamples, into: out) }
+        try Self.bridge([], &pcm) { _, out throws(CodecError) in
+            try self.decodeLost(frameSamples: frameSamples, into: out)
+        }
     }
 
     /// Convenience for arrays; see ``decodeFEC(from:frameSamples:into:)``.

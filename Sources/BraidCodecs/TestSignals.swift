@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-internal import Glibc  // sin
+    internal import Glibc  // sin
 #elseif canImport(Darwin)
-internal import Darwin
+    internal import Darwin
 #endif
 
 /// A continuous sine tone as 16-bit PCM, for tests and synthetic publishers.
@@ -77,7 +77,10 @@ public struct TestPattern: Sendable {
     /// Draws frame `frameIndex` into `buffer`, which must be ``width`` × ``height``.
     public func render(frameIndex: Int, into buffer: I420Buffer) throws(CodecError) {
         guard buffer.width == self.width, buffer.height == self.height else {
-            throw CodecError(.badArgument, "buffer \(buffer.width)x\(buffer.height), pattern \(self.width)x\(self.height)")
+            throw CodecError(
+                .badArgument,
+                "buffer \(buffer.width)x\(buffer.height), pattern \(self.width)x\(self.height)"
+            )
         }
         let chromaWidth = buffer.chromaWidth
         let box = max(8, self.height / 6) & ~1

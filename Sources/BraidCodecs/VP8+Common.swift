@@ -23,6 +23,12 @@ extension CodecError {
         if let context, let detail = vpx_codec_error_detail(context) {
             text += " (\(String(cString: detail)))"
         }
-        return CodecError(code, "\(what): \(text)", libraryStatus: Int32(bitPattern: status.rawValue), file: file, line: line)
+        return CodecError(
+            code,
+            "\(what): \(text)",
+            libraryStatus: Int32(bitPattern: status.rawValue),
+            file: file,
+            line: line
+        )
     }
 }

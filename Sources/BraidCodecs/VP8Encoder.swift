@@ -241,9 +241,13 @@ public final class VP8Encoder {
         _ onFrame: (EncodedFrame) -> Void
     ) throws(CodecError) -> Int {
         guard picture.width == self.width, picture.height == self.height else {
-            throw CodecError(.badArgument, "picture \(picture.width)x\(picture.height), encoder \(self.width)x\(self.height)")
+            throw CodecError(
+                .badArgument,
+                "picture \(picture.width)x\(picture.height), encoder \(self.width)x\(self.height)"
+            )
         }
-        guard let yPlane = picture.y.baseAddress, let uPlane = picture.u.baseAddress, let vPlane = picture.v.baseAddress,
+        guard let yPlane = picture.y.baseAddress, let uPlane = picture.u.baseAddress,
+            let vPlane = picture.v.baseAddress,
             let yStride = Int32(exactly: picture.yStride), let uStride = Int32(exactly: picture.uStride),
             let vStride = Int32(exactly: picture.vStride)
         else { throw CodecError(.badArgument, "picture planes") }
@@ -251,8 +255,14 @@ public final class VP8Encoder {
         // Point the descriptor at the caller's planes: vpx_img_wrap fills format and sizes, then the
         // planes and strides are replaced, since the caller's planes need not be contiguous.
         guard
-            vpx_img_wrap(self.image, VPX_IMG_FMT_I420, UInt32(self.width), UInt32(self.height), 1,
-                UnsafeMutablePointer(mutating: yPlane)) != nil
+            vpx_img_wrap(
+                self.image,
+                VPX_IMG_FMT_I420,
+                UInt32(self.width),
+                UInt32(self.height),
+                1,
+                UnsafeMutablePointer(mutating: yPlane)
+            ) != nil
         else { throw CodecError(.internalError, "vpx_img_wrap") }
         // libvpx takes `unsigned char *` planes but only reads input pictures.
         self.image.pointee.planes.0 = UnsafeMutablePointer(mutating: yPlane)
@@ -272,7 +282,14 @@ public final class VP8Encoder {
             try self.control(VP8E_SET_TEMPORAL_LAYER_ID, Int32(step.layer))
         }
         let timestamp = pts ?? self.nextPTS
-        let status = vpx_codec_encode(self.context, self.image, timestamp, self.frameDuration, flags, UInt(VPX_DL_REALTIME))
+        let status = vpx_codec_encode(
+            self.context,
+            self.image,
+            timestamp,
+            self.frameDuration,
+            flags,
+            UInt(VPX_DL_REALTIME)
+        )
         guard status == VPX_CODEC_OK else { throw CodecError.vpx(status, "vpx_codec_encode", context: self.context) }
         self.nextPTS = timestamp &+ Int64(self.frameDuration)
         self.patternIndex = (self.patternIndex + 1) % self.pattern.count
@@ -284,7 +301,11 @@ public final class VP8Encoder {
             let frame = packet.pointee.data.frame
             guard let buffer = frame.buf else { continue }
             let keyframe = frame.flags & UInt32(VPX_FRAME_IS_KEY) != 0
-            let (sync, discardable) = self.trackReferences(flags: keyframe ? 0 : flags, layer: step.layer, keyframe: keyframe)
+            let (sync, discardable) = self.trackReferences(
+                flags: keyframe ? 0 : flags,
+                layer: step.layer,
+                keyframe: keyframe
+            )
             if keyframe {
                 self.framesSinceKeyframe = 0
                 self.keyframeRequested = false
@@ -330,9 +351,17 @@ public final class VP8Encoder {
     }
 
     private func control(_ id: vp8e_enc_control_id, _ value: Int32) throws(CodecError) {
-        let status = braid_vpx_codec_control_int(UnsafeMutableRawPointer(self.context), Int32(bitPattern: id.rawValue), value)
+        let status = braid_vpx_codec_control_int(
+            UnsafeMutableRawPointer(self.context),
+            Int32(bitPattern: id.rawValue),
+            value
+        )
         guard status == 0 else {
-            throw CodecError.vpx(vpx_codec_err_t(rawValue: UInt32(bitPattern: status)), "control \(id.rawValue)", context: self.context)
+            throw CodecError.vpx(
+                vpx_codec_err_t(rawValue: UInt32(bitPattern: status)),
+                "control \(id.rawValue)",
+                context: self.context
+            )
         }
     }
 

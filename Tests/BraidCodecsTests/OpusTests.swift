@@ -206,10 +206,14 @@ struct OpusTests {
         #expect(error?.code == .bufferTooSmall)
 
         var output = [UInt8](repeating: 0, count: 100)
-        error = #expect(throws: CodecError.self) { try encoder.encode(pcm: [Int16](repeating: 0, count: 100), into: &output) }
+        error = #expect(throws: CodecError.self) {
+            try encoder.encode(pcm: [Int16](repeating: 0, count: 100), into: &output)
+        }
         #expect(error?.code == .badArgument)
         var empty: [UInt8] = []
-        error = #expect(throws: CodecError.self) { try encoder.encode(pcm: [Int16](repeating: 0, count: 960), into: &empty) }
+        error = #expect(throws: CodecError.self) {
+            try encoder.encode(pcm: [Int16](repeating: 0, count: 960), into: &empty)
+        }
         #expect(error?.code == .bufferTooSmall)
 
         error = #expect(throws: CodecError.self) { try encoder.setBitrate(100) }
