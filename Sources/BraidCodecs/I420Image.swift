@@ -10,14 +10,21 @@
 /// next call, one from ``I420Buffer/withImage(_:)`` only inside the closure. Chroma planes are
 /// `(width + 1) / 2` × `(height + 1) / 2`.
 public struct I420Image {
+    /// Picture width in pixels.
     public let width: Int
+    /// Picture height in pixels.
     public let height: Int
     /// Luma plane: `height` rows of `width` bytes, `yStride` bytes apart.
     public let y: UnsafeBufferPointer<UInt8>
+    /// Bytes from one luma row to the next.
     public let yStride: Int
+    /// Cb plane: ``chromaHeight`` rows of ``chromaWidth`` bytes, `uStride` bytes apart.
     public let u: UnsafeBufferPointer<UInt8>
+    /// Bytes from one Cb row to the next.
     public let uStride: Int
+    /// Cr plane: ``chromaHeight`` rows of ``chromaWidth`` bytes, `vStride` bytes apart.
     public let v: UnsafeBufferPointer<UInt8>
+    /// Bytes from one Cr row to the next.
     public let vStride: Int
 
     /// Width of the chroma planes.
@@ -114,7 +121,9 @@ public struct I420Image {
 
 /// Owned storage for one I420 picture (tightly packed planes), for sources such as ``TestPattern``.
 public final class I420Buffer {
+    /// Picture width in pixels.
     public let width: Int
+    /// Picture height in pixels.
     public let height: Int
     /// Luma samples, `width` per row.
     public var y: [UInt8]
@@ -123,7 +132,9 @@ public final class I420Buffer {
     /// Cr samples, ``chromaWidth`` per row.
     public var v: [UInt8]
 
+    /// Width of the chroma planes.
     public var chromaWidth: Int { (self.width + 1) / 2 }
+    /// Height of the chroma planes.
     public var chromaHeight: Int { (self.height + 1) / 2 }
 
     /// Allocates black planes (Y 16, U and V 128: BT.601 video-range black).

@@ -17,7 +17,10 @@ public final class OpusDecoder {
 
     // Allocated by this; freed in deinit.
     private let state: OpaquePointer
+    /// Rate of the decoded PCM.
     public let sampleRate: OpusSampleRate
+    /// Channels of the decoded PCM, interleaved (a mono packet is duplicated into stereo output and
+    /// a stereo packet downmixed for mono output, by libopus).
     public let channels: OpusChannels
 
     /// The longest frame a packet can hold (RFC 6716 §3.2.5: 120 ms), in samples per channel.

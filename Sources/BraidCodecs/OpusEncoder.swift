@@ -49,8 +49,11 @@ public final class OpusEncoder {
 
     /// Everything that can be chosen when the encoder is created; most can be changed later.
     public struct Configuration: Sendable {
+        /// Rate of the input PCM (libopus codes internally at 48 kHz).
         public var sampleRate: OpusSampleRate
+        /// Channels of the input PCM, interleaved.
         public var channels: OpusChannels
+        /// What libopus optimises for; fixed for the encoder's life.
         public var application: Application
         /// Target bitrate in bits per second (libopus accepts 500…512000).
         public var bitrate: Int
@@ -62,7 +65,9 @@ public final class OpusEncoder {
         public var expectedPacketLossPercent: Int
         /// Discontinuous transmission: near-empty packets during silence.
         public var dtx: Bool
+        /// Audio per packet; RFC 7587 receivers accept every listed duration.
         public var frameDuration: FrameDuration
+        /// Content hint for the mode decision.
         public var signal: Signal
 
         /// Defaults for WebRTC voice: 48 kHz mono VoIP, 32 kbit/s, 20 ms, FEC on, 10 % expected loss.
@@ -97,7 +102,9 @@ public final class OpusEncoder {
 
     // Allocated by this; freed in deinit.
     private let state: OpaquePointer
+    /// Rate of the input PCM.
     public let sampleRate: OpusSampleRate
+    /// Channels of the input PCM.
     public let channels: OpusChannels
     /// The duration of one input frame; ``encode(pcm:into:)`` requires exactly this much audio.
     public private(set) var frameDuration: FrameDuration

@@ -15,6 +15,7 @@ public struct OpusPacketInfo: Hashable, Sendable {
 
     /// The TOC byte's configuration number, 0…31.
     public let configuration: UInt8
+    /// SILK, Hybrid or CELT, from the configuration number.
     public let mode: Mode
     /// True when the `s` bit of the TOC byte marks a stereo packet.
     public let isStereo: Bool

@@ -8,10 +8,13 @@
 ///
 /// The phase carries over between calls, so consecutive frames join without clicks.
 public struct SineTone: Sendable {
+    /// Tone frequency in Hz.
     public let frequency: Double
     /// Peak amplitude as a fraction of full scale, 0…1.
     public let amplitude: Double
+    /// Samples per second per channel.
     public let sampleRate: Int
+    /// Interleaved channels; all carry the same tone.
     public let channels: Int
     private var phase = 0.0
 
@@ -53,7 +56,9 @@ public struct SineTone: Sendable {
 /// significant bit first, each ``blockSize`` pixels wide); below are eight vertical 75 % colour bars
 /// (BT.601 video range) and a white box that moves 4 pixels right and 2 down per frame.
 public struct TestPattern: Sendable {
+    /// Picture width in pixels.
     public let width: Int
+    /// Picture height in pixels.
     public let height: Int
     /// Side of one frame-index block, in luma pixels: large enough to survive lossy coding.
     public let blockSize: Int

@@ -14,7 +14,9 @@ internal import CVPX
 public final class VP8Encoder {
     /// Encoder settings; bitrate and keyframe interval can change later.
     public struct Configuration: Sendable {
+        /// Picture width in pixels: even, 16…16383.
         public var width: Int
+        /// Picture height in pixels: even, 16…16383.
         public var height: Int
         /// Nominal frame rate; sets the duration of each frame in the 90 kHz timebase.
         public var framesPerSecond: Int
@@ -30,7 +32,9 @@ public final class VP8Encoder {
         public var threads: Int
         /// Let rate control drop frames when the buffer is this % below optimal (0 = never drop).
         public var frameDropThreshold: Int
+        /// Lowest quantizer rate control may use, 0…63.
         public var minQuantizer: Int
+        /// Highest quantizer rate control may use, `minQuantizer`…63; lower caps the worst quality.
         public var maxQuantizer: Int
 
         public init(
@@ -87,10 +91,15 @@ public final class VP8Encoder {
     private let config: UnsafeMutablePointer<vpx_codec_enc_cfg_t>
     private let image: UnsafeMutablePointer<vpx_image_t>
 
+    /// Picture width every input must have.
     public let width: Int
+    /// Picture height every input must have.
     public let height: Int
+    /// Number of temporal layers, 1…3.
     public let temporalLayers: Int
+    /// Current target bitrate of the whole stream, in bits per second.
     public private(set) var bitrate: Int
+    /// Current longest run of frames without a keyframe.
     public private(set) var maxKeyframeInterval: Int
     private let frameDuration: UInt
 
