@@ -18,8 +18,8 @@ internal import COpenSSL
 /// concatenate a flight's records, so after each call the pending bytes are read back, split at the
 /// record headers (RFC 6347 §4.1, 13 bytes, length in the last two) and packed, in order, into datagrams
 /// of at most ``Configuration/mtu`` bytes. A record never straddles two datagrams, which RFC 6347 §4.1.1
-/// requires, and several records sharing one datagram is allowed by the same section; this is what
-/// OpenSSL's own datagram BIO does minus the one-record-per-datagram waste.
+/// requires, and several records sharing one datagram is allowed by the same section. (OpenSSL's socket
+/// BIO would send each record alone; packing a flight saves datagrams.)
 ///
 /// **Time.** OpenSSL runs the retransmission timer against the system clock (`DTLSv1_get_timeout`), with
 /// the schedule set here through `DTLS_set_timer_cb`: ``Configuration/initialRetransmitTimeout``, doubling
@@ -193,7 +193,8 @@ public final class DTLSEndpoint {
             throw DTLSError(.library, "cannot require DTLS 1.2")
         }
         // Memory BIOs cannot answer MTU queries; without this OpenSSL falls back to tiny fragments.
-        SSL_CTX_set_options(context, braid_ssl_op_no_query_mtu())
+        // No session tickets: WebRTC never resumes, and the ticket only lengthens the final flight.
+        SSL_CTX_set_options(context, braid_ssl_op_no_query_mtu() | braid_ssl_op_no_ticket())
         guard braid_ssl_ctx_set1_groups_list(UnsafeMutableRawPointer(context), "X25519:P-256") == 1 else {
             throw DTLSError(.library, "cannot set the ECDHE groups: \(openSSLErrors())")
         }
@@ -560,7 +561,9 @@ private let dtlsVerifyCallback: @convention(c) (Int32, OpaquePointer?) -> Int32 
         certificate: X509_STORE_CTX_get_current_cert(storeContext),
         depth: X509_STORE_CTX_get_error_depth(storeContext)
     )
-    if accepted { X509_STORE_CTX_set_error(storeContext, X509_V_OK) }
+    // Self-signed is expected, so clear that complaint; a mismatch is reported as a rejected certificate,
+    // which OpenSSL turns into a bad_certificate alert.
+    X509_STORE_CTX_set_error(storeContext, accepted ? X509_V_OK : X509_V_ERR_CERT_REJECTED)
     return accepted ? 1 : 0
 }
 

@@ -23,7 +23,8 @@ private func srtpError(_ status: srtp_err_status_t, file: StaticString = #fileID
     let raw = Int32(bitPattern: status.rawValue)
     switch status {
     case srtp_err_status_auth_fail:
-        return SRTPError(.authenticationFailed, "authentication tag mismatch", libraryStatus: raw, file: file, line: line)
+        return SRTPError(.authenticationFailed, "authentication tag mismatch", libraryStatus: raw,
+                         file: file, line: line)
     case srtp_err_status_replay_fail:
         return SRTPError(.replayed, "packet index already received", libraryStatus: raw, file: file, line: line)
     case srtp_err_status_replay_old:
@@ -129,7 +130,7 @@ private final class SRTPHandle {
             throw SRTPError(.badParameter, "packet shorter than its fixed header")
         }
         // libsrtp takes the length as a C int; refuse anything whose result would not fit.
-        guard let inputLength = Int32(exactly: packet.count), Int32(exactly: packet.count + growth) != nil else {
+        guard packet.count <= Int(Int32.max) - growth, let inputLength = Int32(exactly: packet.count) else {
             throw SRTPError(.badParameter, "packet too large")
         }
         guard destination.count >= packet.count + growth, let target = destination.baseAddress else {

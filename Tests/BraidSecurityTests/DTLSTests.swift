@@ -46,12 +46,12 @@ struct PumpLog {
 }
 
 /// Carries datagrams between the two endpoints in process, dropping those `drop` selects (given the
-/// sender and the sender's datagram index), and waits out retransmission timers when nothing is in
+/// sender, the sender's datagram index and the bytes), and waits out retransmission timers when nothing is in
 /// flight. Stops when neither side is handshaking or after `deadline`.
 func pump(
     _ client: DTLSEndpoint,
     _ server: DTLSEndpoint,
-    drop: (DTLSRole, Int) -> Bool = { _, _ in false },
+    drop: (DTLSRole, Int, [UInt8]) -> Bool = { _, _, _ in false },
     deadline: Duration = .seconds(10)
 ) async throws -> PumpLog {
     var log = PumpLog()
@@ -62,7 +62,7 @@ func pump(
             let index = sent[sender]!
             sent[sender] = index + 1
             log.datagrams.append((sender, datagram))
-            if drop(sender, index) {
+            if drop(sender, index, datagram) {
                 log.dropped += 1
             } else {
                 queue.append((sender == .client ? .server : .client, datagram))
@@ -167,7 +167,9 @@ struct DTLSEndpointTests {
         }
         #expect(client.negotiatedProfile == nil)
         #expect(throws: DTLSError(.notConnected, "")) { try server.exportSRTPKeyingMaterial() }
-        #expect(throws: DTLSError(.notUsable, "")) { try server.receive([0x16, 0xfe, 0xfd] + [UInt8](repeating: 0, count: 10)) }
+        #expect(throws: DTLSError(.notUsable, "")) {
+            try server.receive([0x16, 0xfe, 0xfd] + [UInt8](repeating: 0, count: 10))
+        }
     }
 
     @Test("a wrong expected fingerprint on the client fails the handshake")
@@ -192,9 +194,25 @@ struct DTLSEndpointTests {
     ])
     func lostFlights(drops: [(DTLSRole, Int)]) async throws {
         let (client, server) = try endpoints()
-        let log = try await pump(client, server, drop: { role, index in drops.contains { $0 == (role, index) } })
+        let log = try await pump(client, server, drop: { role, index, _ in drops.contains { $0 == (role, index) } })
         #expect(log.dropped == drops.count)
         #expect(log.timeoutsHandled >= 1)
+        #expect(client.state == .connected)
+        #expect(server.state == .connected)
+        #expect(try client.exportSRTPKeyingMaterial() == server.exportSRTPKeyingMaterial())
+    }
+
+    @Test("a lost final server flight is resent when the client retransmits, after the server connected")
+    func lostFinalFlight() async throws {
+        let (client, server) = try endpoints()
+        var droppedOnce = false
+        // The server's final flight is what it sends as it becomes connected.
+        let log = try await pump(client, server, drop: { role, _, _ in
+            guard role == .server, !droppedOnce, server.state == .connected else { return false }
+            droppedOnce = true
+            return true
+        })
+        #expect(log.dropped == 1)
         #expect(client.state == .connected)
         #expect(server.state == .connected)
         #expect(try client.exportSRTPKeyingMaterial() == server.exportSRTPKeyingMaterial())
@@ -216,7 +234,10 @@ struct DTLSEndpointTests {
             role: .client,
             certificate: clientCertificate,
             remoteFingerprint: serverCertificate.fingerprint,
-            configuration: .init(initialRetransmitTimeout: .milliseconds(20), maximumRetransmitTimeout: .milliseconds(20))
+            configuration: .init(
+                initialRetransmitTimeout: .milliseconds(20),
+                maximumRetransmitTimeout: .milliseconds(20)
+            )
         )
         #expect(client.nextTimeout(now: ContinuousClock.now) == nil, "no timer before start")
         #expect(client.start().count == 1)
@@ -310,7 +331,9 @@ struct DTLSEndpointTests {
         }
         let largest = client.maximumApplicationDataLength
         #expect(largest > 1000 && largest < 1200)
-        #expect(throws: DTLSError(.badParameter, "")) { try client.sendApplicationData([UInt8](repeating: 7, count: largest + 1)) }
+        #expect(throws: DTLSError(.badParameter, "")) {
+            try client.sendApplicationData([UInt8](repeating: 7, count: largest + 1))
+        }
         for _ in 0..<3 {
             let datagrams = try client.sendApplicationData([UInt8](repeating: 7, count: largest))
             #expect(datagrams.count == 1)

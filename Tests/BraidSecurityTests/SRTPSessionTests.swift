@@ -74,7 +74,7 @@ func rtpPacket(sequence: UInt16, payloadLength: Int = 160, fill: UInt8 = 0x5a) -
         + [UInt8](repeating: fill, count: payloadLength)
 }
 
-/// An RTCP receiver report with no report blocks (RFC 3550 §6.4.2), padded with an APP-ish tail.
+/// An RTCP receiver report with no report blocks (RFC 3550 §6.4.2).
 let rtcpReceiverReport: [UInt8] = [0x80, 201, 0x00, 0x01, 0x11, 0x22, 0x33, 0x44]
 
 func sessionPair(_ profile: SRTPProfile) throws -> (SRTPOutboundSession, SRTPInboundSession) {
@@ -83,7 +83,10 @@ func sessionPair(_ profile: SRTPProfile) throws -> (SRTPOutboundSession, SRTPInb
         salt: (0..<profile.masterSaltLength).map { UInt8($0 &* 13 &+ 5) },
         profile: profile
     )
-    return (try SRTPOutboundSession(profile: profile, masterKey: key), try SRTPInboundSession(profile: profile, masterKey: key))
+    return (
+        try SRTPOutboundSession(profile: profile, masterKey: key),
+        try SRTPInboundSession(profile: profile, masterKey: key)
+    )
 }
 
 @Suite("SRTP sessions (libsrtp2)")
@@ -250,7 +253,7 @@ struct SRTPSessionTests {
         expectSRTPError(.badParameter) { try receiver.unprotectRTP([]) }
         expectSRTPError(.badParameter) { try receiver.unprotectRTCP([0x80, 200]) }
         var generator = SystemRandomNumberGenerator()
-        for length in [12, 13, 20, 27, 28, 29, 64, 200, 1500] {
+        for length in [8, 9, 11, 12, 13, 20, 21, 27, 28, 29, 30, 31, 64, 200, 1500] {
             for _ in 0..<20 {
                 var junk = (0..<length).map { _ in UInt8.random(in: 0...255, using: &generator) }
                 junk[0] = 0x80 | (junk[0] & 0x3f)  // keep V=2 so it gets past the header check
