@@ -253,7 +253,7 @@ public final class DTLSEndpoint {
         return self.drainOutgoing()
     }
 
-    /// Feeds one received datagram; see ``receive(_:)-(UnsafeRawBufferPointer)``.
+    /// Feeds one received datagram held in an array; see the `UnsafeRawBufferPointer` overload.
     public func receive(_ datagram: [UInt8]) throws(DTLSError) -> [[UInt8]] {
         // Array.withUnsafeBytes rethrows untyped errors, so carry the typed result out instead.
         let result = datagram.withUnsafeBytes { raw in Result { () throws(DTLSError) in try self.receive(raw) } }
