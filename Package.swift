@@ -17,6 +17,7 @@ let package = Package(
         .library(name: "BraidWire", targets: ["BraidWire"]),
         .library(name: "BraidSecurity", targets: ["BraidSecurity"]),
         .library(name: "BraidCodecs", targets: ["BraidCodecs"]),
+        .library(name: "BraidSDP", targets: ["BraidSDP"]),
         .library(name: "BraidNode", targets: ["BraidNode"]),
     ],
     dependencies: [
@@ -47,6 +48,7 @@ let package = Package(
             dependencies: ["CSRTP", "COpenSSL", "CBraidShims"],
             swiftSettings: swiftSettings
         ),
+        .target(name: "BraidSDP", swiftSettings: swiftSettings),
         .target(
             name: "BraidCodecs",
             dependencies: ["COpus", "CVPX", "CBraidShims"],
@@ -81,6 +83,7 @@ let package = Package(
         // MARK: Tests
         .testTarget(name: "BraidWireTests", dependencies: ["BraidWire"], swiftSettings: swiftSettings),
         .testTarget(name: "BraidSecurityTests", dependencies: ["BraidSecurity"], swiftSettings: swiftSettings),
+        .testTarget(name: "BraidSDPTests", dependencies: ["BraidSDP"], swiftSettings: swiftSettings),
         .testTarget(name: "BraidCodecsTests", dependencies: ["BraidCodecs"], swiftSettings: swiftSettings),
         .testTarget(
             name: "BraidNodeTests",

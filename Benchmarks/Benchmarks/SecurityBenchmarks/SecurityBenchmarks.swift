@@ -1,0 +1,126 @@
+// SRTP protect/unprotect of 1200-byte payloads for both DTLS-SRTP profiles, and a full DTLS 1.2
+// handshake between two in-process endpoints. Malloc counts are part of every result: the SRTP figures
+// show what the Debian libsrtp2 build (NSS backend) allocates per packet.
+import Benchmark
+import BraidSecurity
+
+/// A 12-byte RTP header followed by `payloadLength` bytes, with room left for the SRTP trailer.
+private struct RTPFixture {
+    var packet: [UInt8]
+    var protected: [UInt8]
+    var unprotected: [UInt8]
+
+    init(payloadLength: Int) {
+        self.packet = [0x80, 96, 0, 0, 0, 0, 0, 0, 0x12, 0x34, 0x56, 0x78]
+            + (0..<payloadLength).map { UInt8(truncatingIfNeeded: $0) }
+        self.protected = [UInt8](repeating: 0, count: self.packet.count + 64)
+        self.unprotected = [UInt8](repeating: 0, count: self.packet.count + 64)
+    }
+
+    /// Writes the next sequence number and timestamp so that libsrtp's replay check sees a fresh packet.
+    mutating func advance(to sequence: UInt32) {
+        self.packet[2] = UInt8(truncatingIfNeeded: sequence >> 8)
+        self.packet[3] = UInt8(truncatingIfNeeded: sequence)
+        let timestamp = sequence &* 3000
+        self.packet[4] = UInt8(truncatingIfNeeded: timestamp >> 24)
+        self.packet[5] = UInt8(truncatingIfNeeded: timestamp >> 16)
+        self.packet[6] = UInt8(truncatingIfNeeded: timestamp >> 8)
+        self.packet[7] = UInt8(truncatingIfNeeded: timestamp)
+    }
+}
+
+private func sessionPair(_ profile: SRTPProfile) throws -> (SRTPOutboundSession, SRTPInboundSession) {
+    let key = SRTPMasterKey.forBenchmark(profile)
+    return (
+        try SRTPOutboundSession(profile: profile, masterKey: key),
+        try SRTPInboundSession(profile: profile, masterKey: key, replayWindowSize: 1024)
+    )
+}
+
+extension SRTPMasterKey {
+    fileprivate static func forBenchmark(_ profile: SRTPProfile) -> SRTPMasterKey {
+        try! SRTPMasterKey(
+            key: (0..<profile.masterKeyLength).map { UInt8($0 &* 7) },
+            salt: (0..<profile.masterSaltLength).map { UInt8($0 &* 13) },
+            profile: profile
+        )
+    }
+}
+
+private let profiles: [(name: String, profile: SRTPProfile)] = [
+    ("AES_CM_128_HMAC_SHA1_80", .aesCM128HMACSHA1_80),
+    ("AEAD_AES_128_GCM", .aeadAES128GCM),
+]
+
+let benchmarks: @Sendable () -> Void = {
+    Benchmark.defaultConfiguration = .init(
+        metrics: [.wallClock, .cpuTotal, .mallocCountTotal, .throughput],
+        maxDuration: .seconds(3),
+        maxIterations: 1_000_000
+    )
+
+    for (name, profile) in profiles {
+        Benchmark("SRTP protect 1200 B \(name)") { benchmark in
+            let (outbound, _) = try sessionPair(profile)
+            var fixture = RTPFixture(payloadLength: 1200)
+            var sequence: UInt32 = 0
+            benchmark.startMeasurement()
+            for _ in benchmark.scaledIterations {
+                sequence &+= 1
+                fixture.advance(to: sequence)
+                let length = try fixture.packet.withUnsafeBytes { source in
+                    try fixture.protected.withUnsafeMutableBytes { try outbound.protectRTP(source, into: $0) }
+                }
+                blackHole(length)
+            }
+        }
+
+        Benchmark("SRTP protect+unprotect 1200 B \(name)") { benchmark in
+            let (outbound, inbound) = try sessionPair(profile)
+            var fixture = RTPFixture(payloadLength: 1200)
+            var sequence: UInt32 = 0
+            benchmark.startMeasurement()
+            for _ in benchmark.scaledIterations {
+                sequence &+= 1
+                fixture.advance(to: sequence)
+                let protectedLength = try fixture.packet.withUnsafeBytes { source in
+                    try fixture.protected.withUnsafeMutableBytes { try outbound.protectRTP(source, into: $0) }
+                }
+                let length = try fixture.protected.withUnsafeBytes { protected in
+                    try fixture.unprotected.withUnsafeMutableBytes { destination in
+                        try inbound.unprotectRTP(UnsafeRawBufferPointer(rebasing: protected[..<protectedLength]), into: destination)
+                    }
+                }
+                blackHole(length)
+            }
+        }
+    }
+
+    Benchmark(
+        "DTLS 1.2 handshake (both sides, in process)",
+        configuration: .init(metrics: [.wallClock, .cpuTotal, .mallocCountTotal], maxDuration: .seconds(5), maxIterations: 2_000)
+    ) { benchmark in
+        let clientCertificate = try DTLSCertificate(commonName: "client")
+        let serverCertificate = try DTLSCertificate(commonName: "server")
+        benchmark.startMeasurement()
+        for _ in benchmark.scaledIterations {
+            let client = try DTLSEndpoint(
+                role: .client, certificate: clientCertificate, remoteFingerprint: serverCertificate.fingerprint)
+            let server = try DTLSEndpoint(
+                role: .server, certificate: serverCertificate, remoteFingerprint: clientCertificate.fingerprint)
+            var toServer = client.start()
+            _ = server.start()
+            var rounds = 0
+            while client.state == .handshaking || server.state == .handshaking {
+                rounds += 1
+                precondition(rounds < 16, "handshake did not converge")
+                var toClient: [[UInt8]] = []
+                for datagram in toServer { toClient += try server.receive(datagram) }
+                toServer = []
+                for datagram in toClient { toServer += try client.receive(datagram) }
+            }
+            precondition(client.state == .connected && server.state == .connected)
+            blackHole(try client.exportSRTPKeyingMaterial())
+        }
+    }
+}
