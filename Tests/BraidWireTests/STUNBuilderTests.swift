@@ -128,7 +128,8 @@ import Testing
             try builder.appendErrorCode(.serverError, reason: String(repeating: "r", count: 764), to: &out)
         }
         expectWireError(.badLength) {
-            try builder.appendAttribute(STUNAttributeType(rawValue: 0x8123), value: [UInt8](repeating: 0, count: 65536), to: &out)
+            let tooLong = [UInt8](repeating: 0, count: 65536)
+            try builder.appendAttribute(STUNAttributeType(rawValue: 0x8123), value: tooLong, to: &out)
         }
         // Fill up to the 65535-byte body limit, then one more attribute must be refused.
         let before = out.writerIndex

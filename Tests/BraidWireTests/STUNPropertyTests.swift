@@ -62,7 +62,8 @@ import Testing
             var expected: [(STUNAttributeType, [UInt8])] = []
             for _ in 0..<Int.random(in: 0...6, using: &rng) {
                 let attributeType = STUNAttributeType(rawValue: UInt16.random(in: 0x8030...0xFFFF, using: &rng))
-                let value = (0..<Int.random(in: 0...40, using: &rng)).map { _ in UInt8.random(in: 0...255, using: &rng) }
+                let count = Int.random(in: 0...40, using: &rng)
+                let value = (0..<count).map { _ in UInt8.random(in: 0...255, using: &rng) }
                 try builder.appendAttribute(attributeType, value: value, to: &out)
                 expected.append((attributeType, value))
             }

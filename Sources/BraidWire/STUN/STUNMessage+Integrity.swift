@@ -56,7 +56,8 @@ extension STUNMessage {
                     Self.storeLength(integrityOffset + Self.integrityAttributeSize, in: covered)
                     return withUnsafeTemporaryAllocation(byteCount: 20, alignment: 1) { mac in
                         braid_hmac_sha1(key.baseAddress, key.count, covered.baseAddress, covered.count, mac.baseAddress)
-                        let received = UnsafeRawBufferPointer(rebasing: message[(integrityOffset + 4)..<(integrityOffset + 24)])
+                        let macStart = integrityOffset + 4
+                        let received = UnsafeRawBufferPointer(rebasing: message[macStart..<(macStart + 20)])
                         return constantTimeEquals(UnsafeRawBufferPointer(mac), received)
                     }
                 }

@@ -5,9 +5,10 @@ import NIOCore
 ///
 /// The builder only remembers where its message starts: every `append…` call takes the same buffer
 /// `inout`, writes at its writer index and rewrites the header's length field, so the bytes in the buffer
-/// are a complete, valid message after each call. Layouts follow [RFC 8489 §5](https://www.rfc-editor.org/rfc/rfc8489#section-5)
-/// (header, see ``STUNMessage``) and [§14](https://www.rfc-editor.org/rfc/rfc8489#section-14) (attributes,
-/// see ``STUNAttribute``), each value padded to a multiple of 4 bytes.
+/// are a complete, valid message after each call. Layouts follow
+/// [RFC 8489 §5](https://www.rfc-editor.org/rfc/rfc8489#section-5) (header, see ``STUNMessage``) and
+/// [§14](https://www.rfc-editor.org/rfc/rfc8489#section-14) (attributes, see ``STUNAttribute``), each value
+/// padded to a multiple of 4 bytes.
 ///
 /// Order rules are enforced: ``appendMessageIntegrity(key:to:)`` may be followed only by
 /// ``appendFingerprint(to:)``, and nothing may follow FINGERPRINT (`.badAttribute` otherwise).
