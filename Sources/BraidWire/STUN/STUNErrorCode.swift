@@ -106,7 +106,19 @@ extension STUNAttribute {
         )
     }
 
-    /// Decodes UNKNOWN-ATTRIBUTES (RFC 8489 §14.13): a list of 16-bit attribute types.
+    /// Decodes UNKNOWN-ATTRIBUTES: a list of 16-bit attribute types.
+    ///
+    /// [RFC 8489 §14.13](https://www.rfc-editor.org/rfc/rfc8489#section-14.13), Figure 8:
+    ///
+    /// ```
+    ///  0                   1                   2                   3
+    ///  0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1
+    /// +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+    /// |      Attribute 1 Type         |       Attribute 2 Type        |
+    /// +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+    /// |      Attribute 3 Type         |       Attribute 4 Type    ...
+    /// +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+    /// ```
     ///
     /// - Throws: `.badAttribute` when the length is odd.
     public func unknownAttributes() throws(WireError) -> STUNUnknownAttributes {
