@@ -1,6 +1,7 @@
 // swift-tools-version: 6.2
-// libFuzzer targets for Braid's parsers. Build and run with `Tools/Fuzz/run.sh` (see there): it passes
-// `-sanitize=fuzzer,address -parse-as-library` to every Swift module, so the parsers are instrumented.
+// libFuzzer targets for Braid's parsers. Build and run with `Tools/Fuzz/run.sh` (see README.md): it builds
+// with `swift build --sanitize fuzzer --sanitize address -Xswiftc -parse-as-library`, which instruments
+// every module (BraidWire and NIOCore included) and links libFuzzer's main.
 import PackageDescription
 
 let fuzzTargets = ["FuzzRTP", "FuzzRTCP", "FuzzSTUN", "FuzzVP8"]
