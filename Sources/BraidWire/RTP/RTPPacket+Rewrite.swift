@@ -4,7 +4,17 @@ import NIOCore
 ///
 /// Each setter writes into ``RTPPacket/buffer`` at offsets validated when the packet was parsed; the
 /// layout never changes, so the view stays valid. None of them allocates while the storage is uniquely
-/// referenced: copy the packet into a per-consumer buffer, parse that copy, then rewrite it.
+/// referenced: copy the packet into a per-consumer buffer, move that buffer into a view, rewrite, and
+/// take the buffer back:
+///
+/// ```swift
+/// scratch.clear()                                   // capacity kept from the previous packet
+/// scratch.writeImmutableBuffer(received.bytes)
+/// var out = try RTPPacket(consume scratch)          // `consume` keeps the storage uniquely referenced
+/// out.setSSRC(consumerSSRC)
+/// try out.setTransportSequenceNumber(nextTransportSequence, map)
+/// scratch = out.buffer
+/// ```
 extension RTPPacket {
     /// Sets the M bit.
     @inlinable public mutating func setMarker(_ marker: Bool) {
