@@ -38,8 +38,12 @@ import Testing
             }
         }
         #expect(seen == 32)
-        expectWireError(.badValue) { () throws(WireError) in try OpusTOC(configuration: 32, isStereo: false, frameCountCode: 0) }
-        expectWireError(.badValue) { () throws(WireError) in try OpusTOC(configuration: 0, isStereo: false, frameCountCode: 4) }
+        expectWireError(.badValue) { () throws(WireError) in
+            try OpusTOC(configuration: 32, isStereo: false, frameCountCode: 0)
+        }
+        expectWireError(.badValue) { () throws(WireError) in
+            try OpusTOC(configuration: 0, isStereo: false, frameCountCode: 4)
+        }
     }
 
     @Test func typicalWebRTCPacket() throws {
@@ -90,7 +94,8 @@ import Testing
     @Test func code3CBRAndPadding() throws {
         // CBR, 3 frames of 2 bytes.
         #expect(try OpusPacketInfo(rtpBuffer([0x0B, 3, 1, 1, 2, 2, 3, 3])).frameCount == 3)
-        expectWireError(.badLength) { () throws(WireError) in try OpusPacketInfo(rtpBuffer([0x0B, 3, 1, 1, 2, 2, 3])) }  // R6
+        // R6: 5 bytes do not split into 3 frames.
+        expectWireError(.badLength) { () throws(WireError) in try OpusPacketInfo(rtpBuffer([0x0B, 3, 1, 1, 2, 2, 3])) }
         // Padding flag with 2 bytes of padding, then 2 frames of 1 byte.
         let padded = try OpusPacketInfo(rtpBuffer([0x0B, 0x42, 2, 0xA, 0xB, 0, 0]))
         #expect(padded.paddingLength == 2)
@@ -121,7 +126,9 @@ import Testing
         var random = RTPTestRandom(seed: 0x5EED_0004)
         var valid = 0
         for _ in 0..<20_000 {
-            let bytes = (0..<Int.random(in: 0...40, using: &random)).map { _ in UInt8.random(in: 0...255, using: &random) }
+            let bytes = (0..<Int.random(in: 0...40, using: &random)).map { _ in
+                UInt8.random(in: 0...255, using: &random)
+            }
             if let info = try? OpusPacketInfo(rtpBuffer(bytes)) {
                 #expect((1...48).contains(info.frameCount))
                 #expect(info.durationSamples <= 5760)

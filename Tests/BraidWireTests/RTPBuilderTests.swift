@@ -4,7 +4,8 @@ import Testing
 
 /// Building packets, choosing the RFC 8285 form, and rewriting in place.
 @Suite struct RTPBuilderTests {
-    static let header = RTPHeader(marker: true, payloadType: 96, sequenceNumber: 0x1234, timestamp: 0xDEAD_BEEF, ssrc: 0x1122_3344)
+    static let header = RTPHeader(
+        marker: true, payloadType: 96, sequenceNumber: 0x1234, timestamp: 0xDEAD_BEEF, ssrc: 0x1122_3344)
 
     @Test func writesExactBytes() throws {
         var buffer = ByteBuffer()
@@ -217,7 +218,9 @@ import Testing
         #expect(after.count == before.count)
         #expect(Array(after[12...]) == Array(before[12...]))  // CSRCs, extension, payload, padding untouched
         let reparsed = try RTPPacket(packet.buffer)
-        #expect(reparsed.header == RTPHeader(marker: false, payloadType: 111, sequenceNumber: 0xFFFF, timestamp: 5, ssrc: 0xABCD_EF01))
+        #expect(
+            reparsed.header
+                == RTPHeader(marker: false, payloadType: 111, sequenceNumber: 0xFFFF, timestamp: 5, ssrc: 0xABCD_EF01))
         packet.setMarker(true)
         #expect(try RTPPacket(packet.buffer).marker)
         #expect(try RTPPacket(packet.buffer).payloadType == 111)

@@ -61,7 +61,8 @@ import Testing
 
     /// RFC 8285 §4.2: ID 15 ends processing; what follows is ignored even if it would be malformed.
     @Test func id15StopsParsing() throws {
-        let packet = try Self.packet(extension: [0xBE, 0xDE, 0x00, 0x02, 0x10, 0x01, 0xF0, 0x5F, 0xFF, 0xFF, 0xFF, 0xFF])
+        let packet = try Self.packet(
+            extension: [0xBE, 0xDE, 0x00, 0x02, 0x10, 0x01, 0xF0, 0x5F, 0xFF, 0xFF, 0xFF, 0xFF])
         let ext = try #require(packet.headerExtension)
         #expect(Array(ext.elements).map(\.id) == [1])
     }

@@ -28,7 +28,9 @@ import Testing
         #expect(packet.paddingLength == 0)
         #expect(packet.payloadLength == 3)
         #expect(rtpBytes(packet.payload) == [1, 2, 3])
-        #expect(packet.header == RTPHeader(payloadType: 96, sequenceNumber: 0x1234, timestamp: 0xDEAD_BEEF, ssrc: 0x1122_3344))
+        #expect(
+            packet.header
+                == RTPHeader(payloadType: 96, sequenceNumber: 0x1234, timestamp: 0xDEAD_BEEF, ssrc: 0x1122_3344))
     }
 
     @Test func markerAndCSRCs() throws {

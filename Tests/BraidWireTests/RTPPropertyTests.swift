@@ -138,7 +138,9 @@ import Testing
                 try extensions.append(id: id, bytes: value)
                 expected.append((id, value))
             }
-            let payload = (0..<Int.random(in: 0...64, using: &random)).map { _ in UInt8.random(in: 0...255, using: &random) }
+            let payload = (0..<Int.random(in: 0...64, using: &random)).map { _ in
+                UInt8.random(in: 0...255, using: &random)
+            }
             let padding = Bool.random(using: &random) ? 0 : Int.random(in: 1...255, using: &random)
 
             buffer.clear()

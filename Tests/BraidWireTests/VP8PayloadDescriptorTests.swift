@@ -202,7 +202,9 @@ import Testing
         var random = RTPTestRandom(seed: 0x5EED_0003)
         var parsed = 0
         for _ in 0..<20_000 {
-            let bytes = (0..<Int.random(in: 0...8, using: &random)).map { _ in UInt8.random(in: 0...255, using: &random) }
+            let bytes = (0..<Int.random(in: 0...8, using: &random)).map { _ in
+                UInt8.random(in: 0...255, using: &random)
+            }
             do {
                 let vp8 = try VP8Payload(rtpBuffer(bytes))
                 #expect(vp8.descriptorLength + vp8.data.readableBytes == bytes.count)

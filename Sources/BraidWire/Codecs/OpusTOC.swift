@@ -202,7 +202,8 @@ public struct OpusPacketInfo: Hashable, Sendable {
             }
             guard count * toc.samplesPerFrame <= Self.maximumSamples else {
                 throw WireError(
-                    .badValue, "Opus code 3 packet of \(count) frames lasts \(count * toc.samplesPerFrame / 48) ms > 120 ms (R5)")
+                    .badValue,
+                    "Opus code 3 packet of \(count) frames lasts \(count * toc.samplesPerFrame / 48) ms > 120 ms (R5)")
             }
             // Padding length (§3.2.5): bytes of 255 add 254 and continue; the last byte adds its value.
             var padding = 0
@@ -240,7 +241,8 @@ public struct OpusPacketInfo: Hashable, Sendable {
                 // CBR (R6): the remaining bytes split evenly into M frames.
                 let remaining = frameEnd - cursor
                 guard remaining % count == 0 else {
-                    throw WireError(.badLength, "Opus code 3 CBR: \(remaining) bytes do not split into \(count) frames (R6)")
+                    throw WireError(
+                        .badLength, "Opus code 3 CBR: \(remaining) bytes do not split into \(count) frames (R6)")
                 }
                 guard remaining / count <= maxFrame else {
                     throw WireError(.badLength, "Opus code 3 CBR frames exceed 1275 bytes (R6)")

@@ -3,8 +3,8 @@ import NIOCore
 /// The header extension block of an ``RTPPacket``, with its RFC 8285 elements.
 ///
 /// [RFC 3550 §5.3.1](https://www.rfc-editor.org/rfc/rfc3550#section-5.3.1) defines the block: a 16-bit
-/// profile-defined value, a 16-bit length in 32-bit words, then the data. [RFC 8285](https://www.rfc-editor.org/rfc/rfc8285)
-/// defines two profiles that carry a list of (ID, value) elements.
+/// profile-defined value, a 16-bit length in 32-bit words, then the data.
+/// [RFC 8285](https://www.rfc-editor.org/rfc/rfc8285) defines two profiles that carry a list of (ID, value) elements.
 ///
 /// One-byte form ([§4.2](https://www.rfc-editor.org/rfc/rfc8285#section-4.2)), profile 0xBEDE, IDs 1–14,
 /// values of 1–16 bytes (L = length − 1). ID 0 is a padding byte; ID 15 ends processing of the block:

@@ -82,7 +82,9 @@ public struct AbsSendTime: RTPHeaderExtensionValue, Hashable {
     @inlinable public init(rawValue: UInt32) { self.rawValue = rawValue & 0xFF_FFFF }
 
     /// The abs-send-time of a 64-bit NTP timestamp (UQ32.32 seconds).
-    @inlinable public init(ntpTimestamp: UInt64) { self.rawValue = UInt32(truncatingIfNeeded: ntpTimestamp >> 14) & 0xFF_FFFF }
+    @inlinable public init(ntpTimestamp: UInt64) {
+        self.rawValue = UInt32(truncatingIfNeeded: ntpTimestamp >> 14) & 0xFF_FFFF
+    }
 
     /// The abs-send-time of a monotonic time in microseconds (taken modulo the 64 s wrap).
     @inlinable public init(microseconds: UInt64) {
@@ -107,7 +109,8 @@ public struct AbsSendTime: RTPHeaderExtensionValue, Hashable {
 
     @inlinable @discardableResult
     public func write(to buffer: inout ByteBuffer, at index: Int) -> Int {
-        buffer.setMultipleIntegers(UInt8(truncatingIfNeeded: self.rawValue >> 16), UInt16(truncatingIfNeeded: self.rawValue), at: index)
+        buffer.setMultipleIntegers(
+            UInt8(truncatingIfNeeded: self.rawValue >> 16), UInt16(truncatingIfNeeded: self.rawValue), at: index)
     }
 }
 

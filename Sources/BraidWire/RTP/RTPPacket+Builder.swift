@@ -33,7 +33,8 @@ extension RTPPacket {
     }
 }
 
-/// Collects header extension elements for ``NIOCore/ByteBuffer/writeRTPPacket(_:csrcs:extensions:payload:paddingLength:)``.
+/// Collects header extension elements for
+/// ``NIOCore/ByteBuffer/writeRTPPacket(_:csrcs:extensions:payload:paddingLength:)``.
 ///
 /// Values are staged in a `ByteBuffer` the builder owns; pass the same builder (after ``removeAll()``)
 /// for every packet and its storage is reused, so the steady state allocates nothing.
