@@ -4,15 +4,27 @@
 // every module (BraidWire and NIOCore included) and links libFuzzer's main.
 import PackageDescription
 
-let fuzzTargets = ["FuzzRTP", "FuzzRTCP", "FuzzSTUN", "FuzzVP8"]
+/// Each fuzz target and the product holding the parser it exercises.
+let fuzzTargets: [(name: String, product: String)] = [
+    ("FuzzRTP", "BraidWire"),
+    ("FuzzRTCP", "BraidWire"),
+    ("FuzzSTUN", "BraidWire"),
+    ("FuzzVP8", "BraidWire"),
+]
 
 let package = Package(
     name: "braid-fuzz",
-    dependencies: [.package(name: "braid", path: "../..")],
-    targets: fuzzTargets.map { name in
+    dependencies: [
+        .package(name: "braid", path: "../.."),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+    ],
+    targets: fuzzTargets.map { target in
         .executableTarget(
-            name: name,
-            dependencies: [.product(name: "BraidWire", package: "braid")],
+            name: target.name,
+            dependencies: [
+                .product(name: target.product, package: "braid"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
             swiftSettings: [.swiftLanguageMode(.v6)]
         )
     }
