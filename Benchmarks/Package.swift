@@ -4,9 +4,9 @@
 // See README.md here for the figures measured on the reference machine.
 import PackageDescription
 
-let benchmarkTargets: [(name: String, module: String)] = [
-    ("WireBenchmarks", "BraidWire"),
-    ("SecurityBenchmarks", "BraidSecurity"),
+let benchmarkTargets: [(name: String, dependencies: [Target.Dependency])] = [
+    ("WireBenchmarks", [.product(name: "BraidWire", package: "braid"), .product(name: "NIOCore", package: "swift-nio")]),
+    ("SecurityBenchmarks", [.product(name: "BraidSecurity", package: "braid")]),
 ]
 
 let package = Package(
@@ -14,16 +14,14 @@ let package = Package(
     platforms: [.macOS(.v15)],
     dependencies: [
         .package(name: "braid", path: ".."),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         // MallocInterposer alone: the default traits pull a runtime interposer that is not needed here.
         .package(url: "https://github.com/ordo-one/benchmark", from: "1.38.1", traits: ["MallocInterposer"]),
     ],
     targets: benchmarkTargets.map { target in
         .executableTarget(
             name: target.name,
-            dependencies: [
-                .product(name: "Benchmark", package: "benchmark"),
-                .product(name: target.module, package: "braid"),
-            ],
+            dependencies: [.product(name: "Benchmark", package: "benchmark")] + target.dependencies,
             path: "Benchmarks/\(target.name)",
             swiftSettings: [.swiftLanguageMode(.v6)],
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
