@@ -141,6 +141,12 @@ public struct RTCPTransportWideFeedback: Sendable {
         /// Arrival time in microseconds after the reference time (``referenceTimeMicroseconds``), or nil if
         /// the packet was not received.
         public var arrivalOffset: Int64?
+
+        public init(sequenceNumber: UInt16, status: Status, arrivalOffset: Int64?) {
+            self.sequenceNumber = sequenceNumber
+            self.status = status
+            self.arrivalOffset = arrivalOffset
+        }
     }
 
     enum Chunk {
