@@ -193,6 +193,7 @@ public struct RTCPCompoundBuilder: Sendable {
         }
     }
 
+    @inlinable
     public mutating func appendSenderReport(
         senderSSRC: UInt32,
         ntpTimestamp: UInt64,
@@ -208,6 +209,7 @@ public struct RTCPCompoundBuilder: Sendable {
         }
     }
 
+    @inlinable
     public mutating func appendReceiverReport(
         senderSSRC: UInt32,
         reportBlocks: some Collection<RTCPReportBlock>
@@ -217,18 +219,21 @@ public struct RTCPCompoundBuilder: Sendable {
         }
     }
 
+    @inlinable
     public mutating func appendCNAME(ssrc: UInt32, cname: some StringProtocol) throws(WireError) {
         try self.append { (buffer: inout ByteBuffer) throws(WireError) in
             try RTCPSourceDescription.writeCNAME(ssrc: ssrc, cname: cname, into: &buffer)
         }
     }
 
+    @inlinable
     public mutating func appendGoodbye(ssrcs: some Collection<UInt32>) throws(WireError) {
         try self.append { (buffer: inout ByteBuffer) throws(WireError) in
             try RTCPGoodbye.write(ssrcs: ssrcs, into: &buffer)
         }
     }
 
+    @inlinable
     public mutating func appendGenericNACK(
         senderSSRC: UInt32,
         mediaSSRC: UInt32,
@@ -240,12 +245,14 @@ public struct RTCPCompoundBuilder: Sendable {
         }
     }
 
+    @inlinable
     public mutating func appendPictureLossIndication(senderSSRC: UInt32, mediaSSRC: UInt32) throws(WireError) {
         try self.append { (buffer: inout ByteBuffer) throws(WireError) in
             try RTCPPictureLossIndication.write(senderSSRC: senderSSRC, mediaSSRC: mediaSSRC, into: &buffer)
         }
     }
 
+    @inlinable
     public mutating func appendFullIntraRequest(
         senderSSRC: UInt32,
         entries: some Collection<RTCPFullIntraRequest.Entry>
@@ -255,6 +262,7 @@ public struct RTCPCompoundBuilder: Sendable {
         }
     }
 
+    @inlinable
     public mutating func appendREMB(senderSSRC: UInt32, bitrate: UInt64, ssrcs: some Collection<UInt32>) throws(WireError) {
         try self.append { (buffer: inout ByteBuffer) throws(WireError) in
             try RTCPReceiverEstimatedMaximumBitrate.write(
@@ -265,6 +273,7 @@ public struct RTCPCompoundBuilder: Sendable {
     /// Appends transport-wide feedback; see
     /// ``RTCPTransportWideFeedback/write(senderSSRC:mediaSSRC:baseSequenceNumber:referenceTime:feedbackPacketCount:arrivals:maxPacketSize:into:)``.
     @discardableResult
+    @inlinable
     public mutating func appendTransportWideFeedback(
         senderSSRC: UInt32,
         mediaSSRC: UInt32,

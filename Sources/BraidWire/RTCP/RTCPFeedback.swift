@@ -16,6 +16,7 @@ public import NIOCore
 // :                                                               :
 
 /// Offset of the FCI from the packet start.
+@usableFromInline
 let rtcpFCIOffset = 12
 
 extension RTCPPacketSlice {
@@ -30,6 +31,7 @@ extension RTCPPacketSlice {
 }
 
 extension RTCPWriter {
+    @usableFromInline
     static func writeFeedbackHeader(
         _ buffer: inout ByteBuffer,
         format: UInt8,
@@ -143,6 +145,7 @@ public struct RTCPGenericNACK: Sendable {
     /// Calls `body` with the fewest (PID, BLP) items that cover `lost`, which should be sorted in RTP
     /// order (each number after the previous one modulo 2^16); unsorted input is still covered, with
     /// more items. Duplicates are skipped.
+    @inlinable
     static func packItems(_ lost: some Sequence<UInt16>, _ body: (Item) -> Void) {
         var current: Item? = nil
         for sequenceNumber in lost {
@@ -162,6 +165,7 @@ public struct RTCPGenericNACK: Sendable {
     }
 
     /// The number of FCI items ``write(senderSSRC:mediaSSRC:lostSequenceNumbers:into:)`` emits for `lost`.
+    @inlinable
     public static func itemCount(lostSequenceNumbers lost: some Sequence<UInt16>) -> Int {
         var count = 0
         Self.packItems(lost) { _ in count += 1 }
@@ -172,6 +176,7 @@ public struct RTCPGenericNACK: Sendable {
     /// into the fewest (PID, BLP) items.
     /// - Throws: ``WireError/Code/badValue`` if the list is empty, ``WireError/Code/badLength`` if `buffer`
     ///   lacks the writable capacity.
+    @inlinable
     public static func write(
         senderSSRC: UInt32,
         mediaSSRC: UInt32,
@@ -192,6 +197,7 @@ public struct RTCPGenericNACK: Sendable {
     }
 
     /// Appends a NACK with exactly these items (as received, for forwarding or re-encoding).
+    @inlinable
     public static func write(
         senderSSRC: UInt32,
         mediaSSRC: UInt32,
@@ -323,6 +329,7 @@ public struct RTCPFullIntraRequest: Sendable {
     }
 
     /// Appends a FIR with `entries` (at least one); the media source SSRC field is written as 0.
+    @inlinable
     public static func write(
         senderSSRC: UInt32,
         entries: some Collection<Entry>,
@@ -418,6 +425,7 @@ public struct RTCPReceiverEstimatedMaximumBitrate: Sendable {
     }
 
     /// Appends a REMB of `bitrate` bits/s for `ssrcs` (at most 255).
+    @inlinable
     public static func write(
         senderSSRC: UInt32,
         bitrate: UInt64,

@@ -1,4 +1,4 @@
-internal import NIOCore
+public import NIOCore
 
 /// The common header every RTCP packet starts with.
 ///
@@ -148,8 +148,10 @@ extension ByteBuffer {
 }
 
 /// Shared pieces of every RTCP builder.
+@usableFromInline
 enum RTCPWriter {
     /// Throws unless `buffer` can take `size` more bytes without growing.
+    @usableFromInline
     static func requireCapacity(_ buffer: ByteBuffer, _ size: Int) throws(WireError) {
         guard buffer.writableBytes >= size else {
             throw WireError(.badLength, "RTCP builder needs \(size) writable bytes, buffer has \(buffer.writableBytes)")
@@ -157,6 +159,7 @@ enum RTCPWriter {
     }
 
     /// Writes a header for a packet of `byteCount` bytes (a multiple of 4, at least 4, at most 262144).
+    @usableFromInline
     static func writeHeader(
         _ buffer: inout ByteBuffer,
         count: UInt8,

@@ -69,6 +69,7 @@ public struct RTCPReportBlock: Hashable, Sendable {
         self.delaySinceLastSenderReport = buffer.rtcpU32(index + 20)
     }
 
+    @inlinable
     func write(to buffer: inout ByteBuffer) {
         let lost = UInt32(bitPattern: min(max(self.cumulativeLost, -0x80_0000), 0x7F_FFFF)) & 0xFF_FFFF
         buffer.writeInteger(self.ssrc)
@@ -164,9 +165,11 @@ public struct RTCPSenderReport: Sendable {
     /// Bytes an SR with `blockCount` report blocks occupies.
     public static func size(blockCount: Int) -> Int { 28 + blockCount * RTCPReportBlock.size }
 
-    /// Appends an SR at `buffer`'s writer index.
+    /// Appends an SR at `buffer`'s writer index. Inlinable so that it is specialised for the caller's
+    /// collection type: unspecialised generic iteration allocates.
     /// - Throws: ``WireError/Code/badValue`` for more than 31 blocks, ``WireError/Code/badLength`` if `buffer`
     ///   lacks the writable capacity (the builder never grows it).
+    @inlinable
     public static func write(
         senderSSRC: UInt32,
         ntpTimestamp: UInt64,
@@ -232,6 +235,7 @@ public struct RTCPReceiverReport: Sendable {
     public static func size(blockCount: Int) -> Int { 8 + blockCount * RTCPReportBlock.size }
 
     /// Appends an RR at `buffer`'s writer index (an empty RR is what a receiver with nothing to report sends).
+    @inlinable
     public static func write(
         senderSSRC: UInt32,
         reportBlocks: some Collection<RTCPReportBlock>,

@@ -155,6 +155,7 @@ public struct RTCPSourceDescription: Sendable {
     }
 
     /// The size of a chunk whose items have these value lengths.
+    @inlinable
     static func chunkSize(itemValueLengths: some Sequence<Int>) -> Int {
         var itemBytes = 0
         for length in itemValueLengths { itemBytes += 2 + length }
@@ -166,6 +167,7 @@ public struct RTCPSourceDescription: Sendable {
     /// report carries ([RFC 3550 §6.1](https://www.rfc-editor.org/rfc/rfc3550#section-6.1)).
     /// - Throws: ``WireError/Code/badValue`` if the CNAME exceeds 255 bytes, ``WireError/Code/badLength``
     ///   if `buffer` lacks the writable capacity.
+    @inlinable
     public static func writeCNAME(ssrc: UInt32, cname: some StringProtocol, into buffer: inout ByteBuffer) throws(WireError) {
         try Self.write(chunks: CollectionOfOne((ssrc, CollectionOfOne((ItemType.cname, cname.utf8)))), into: &buffer)
     }
@@ -174,6 +176,7 @@ public struct RTCPSourceDescription: Sendable {
     ///
     /// Items of type 0 (END) cannot be written; values longer than 255 bytes and more than 31 chunks are
     /// rejected with ``WireError/Code/badValue``.
+    @inlinable
     public static func write<Items: Collection, Value: Collection>(
         chunks: some Collection<(UInt32, Items)>,
         into buffer: inout ByteBuffer
@@ -253,11 +256,13 @@ public struct RTCPGoodbye: Sendable {
     }
 
     /// Appends a BYE for `ssrcs` (at most 31) without a reason.
+    @inlinable
     public static func write(ssrcs: some Collection<UInt32>, into buffer: inout ByteBuffer) throws(WireError) {
         try Self.write(ssrcs: ssrcs, reasonBytes: EmptyCollection<UInt8>(), hasReason: false, into: &buffer)
     }
 
     /// Appends a BYE for `ssrcs` (at most 31) with a reason of at most 255 bytes.
+    @inlinable
     public static func write(
         ssrcs: some Collection<UInt32>,
         reason: some Collection<UInt8>,
@@ -266,7 +271,8 @@ public struct RTCPGoodbye: Sendable {
         try Self.write(ssrcs: ssrcs, reasonBytes: reason, hasReason: true, into: &buffer)
     }
 
-    private static func write(
+    @inlinable
+    static func write(
         ssrcs: some Collection<UInt32>,
         reasonBytes: some Collection<UInt8>,
         hasReason: Bool,

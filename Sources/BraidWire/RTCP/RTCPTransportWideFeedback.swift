@@ -48,12 +48,14 @@ public struct RTCPTransportWideFeedback: Sendable {
     let deltasStart: Int
 
     /// Fixed part before the first chunk, header included.
+    @usableFromInline
     static let fixedSize = 20
     /// Microseconds per delta tick.
     public static let deltaTickMicroseconds: Int64 = 250
     /// Microseconds per reference-time unit.
     public static let referenceTimeUnitMicroseconds: Int64 = 64_000
     /// The longest run a run-length chunk holds.
+    @usableFromInline
     static let maxRunLength = 0x1FFF
 
     /// Parses one transport-wide feedback packet that fills `buffer`'s readable bytes.
@@ -261,6 +263,14 @@ extension RTCPTransportWideFeedback {
         public var referenceTime: Int64
         /// Bytes written.
         public var byteCount: Int
+
+        @usableFromInline
+        init(packetCount: Int, stopReason: StopReason, referenceTime: Int64, byteCount: Int) {
+            self.packetCount = packetCount
+            self.stopReason = stopReason
+            self.referenceTime = referenceTime
+            self.byteCount = byteCount
+        }
     }
 
     /// Appends one feedback packet reporting `arrivals` (one per transport-wide sequence number from
@@ -277,7 +287,7 @@ extension RTCPTransportWideFeedback {
     /// - Returns: how many arrivals were encoded and why it stopped; the caller sends the rest in a new packet.
     /// - Throws: ``WireError/Code/badValue`` if `arrivals` is empty or its first packet cannot be encoded
     ///   against `referenceTime`; ``WireError/Code/badLength`` if not even one packet fits.
-    @discardableResult
+    @inlinable @discardableResult
     public static func write(
         senderSSRC: UInt32,
         mediaSSRC: UInt32,
@@ -376,6 +386,7 @@ extension RTCPTransportWideFeedback {
 
     /// The delta from `last` to `arrival` rounded to the nearest 250 µs tick, or nil if it does not fit 16
     /// signed bits.
+    @inlinable
     static func ticks(from last: Int64, to arrival: Int64) -> Int64? {
         let (difference, overflow) = arrival.subtractingReportingOverflow(last)
         // Anything beyond ±2^15 ticks is out of range; this bound also keeps the arithmetic below safe.
@@ -385,6 +396,7 @@ extension RTCPTransportWideFeedback {
         return ticks
     }
 
+    @inlinable
     static func floorDivide(_ value: Int64, _ divisor: Int64) -> Int64 {
         let quotient = value / divisor
         return value % divisor < 0 ? quotient - 1 : quotient
@@ -396,22 +408,25 @@ extension RTCPTransportWideFeedback {
     /// symbols without a large delta fit a one-bit vector, and identical symbols fit a run of up to 8191.
     /// When the next symbol fits none of these, the pending symbols are emitted: as a run if all equal,
     /// as a one-bit vector if there are 14, else the first 7 as a two-bit vector (the rest stay pending).
+    @usableFromInline
     struct ChunkEncoder {
         /// Pending symbols, 2 bits each, the first at bits 0–1 (only the first 14 are stored).
-        var symbols: UInt32 = 0
-        var size = 0
-        var allSame = true
-        var hasLarge = false
+        @usableFromInline var symbols: UInt32 = 0
+        @usableFromInline var size = 0
+        @usableFromInline var allSame = true
+        @usableFromInline var hasLarge = false
 
-        var first: UInt8 { UInt8(truncatingIfNeeded: self.symbols & 3) }
+        @inlinable init() {}
 
-        func canAdd(_ symbol: UInt8) -> Bool {
+        @inlinable var first: UInt8 { UInt8(truncatingIfNeeded: self.symbols & 3) }
+
+        @inlinable func canAdd(_ symbol: UInt8) -> Bool {
             if self.size < 7 { return true }
             if self.size < 14 && !self.hasLarge && symbol != 2 { return true }
             return self.size < RTCPTransportWideFeedback.maxRunLength && self.allSame && self.first == symbol
         }
 
-        mutating func add(_ symbol: UInt8, emit: (UInt16) -> Void) {
+        @inlinable mutating func add(_ symbol: UInt8, emit: (UInt16) -> Void) {
             if !self.canAdd(symbol) { self.emitFront(emit) }
             if self.size < 14 { self.symbols |= UInt32(symbol) << (2 * self.size) }
             if self.size > 0 && symbol != self.first { self.allSame = false }
@@ -420,7 +435,7 @@ extension RTCPTransportWideFeedback {
         }
 
         /// Emits everything pending (at most one chunk).
-        mutating func flush(_ emit: (UInt16) -> Void) {
+        @inlinable mutating func flush(_ emit: (UInt16) -> Void) {
             guard self.size > 0 else { return }
             if self.allSame {
                 emit(UInt16(self.first) << 13 | UInt16(self.size))
@@ -432,7 +447,7 @@ extension RTCPTransportWideFeedback {
             self = ChunkEncoder()
         }
 
-        private mutating func emitFront(_ emit: (UInt16) -> Void) {
+        @inlinable mutating func emitFront(_ emit: (UInt16) -> Void) {
             if self.allSame || self.size == 14 {
                 self.flush(emit)
                 return
@@ -449,7 +464,7 @@ extension RTCPTransportWideFeedback {
             }
         }
 
-        private func oneBitChunk(_ count: Int) -> UInt16 {
+        @inlinable func oneBitChunk(_ count: Int) -> UInt16 {
             var chunk: UInt16 = 0x8000
             for index in 0..<count where (self.symbols >> (2 * index)) & 3 != 0 {
                 chunk |= 1 << (13 - index)
@@ -457,7 +472,7 @@ extension RTCPTransportWideFeedback {
             return chunk
         }
 
-        private func twoBitChunk(_ count: Int) -> UInt16 {
+        @inlinable func twoBitChunk(_ count: Int) -> UInt16 {
             var chunk: UInt16 = 0xC000
             for index in 0..<count {
                 chunk |= UInt16(truncatingIfNeeded: (self.symbols >> (2 * index)) & 3) << (12 - 2 * index)
