@@ -66,6 +66,7 @@ public enum RTCPPacket: Sendable {
 public struct RTCPUnknownPacket: Sendable {
     let packet: RTCPPacketSlice
 
+    /// The packet's common header.
     public var header: RTCPHeader { self.packet.header }
     /// The packet type (e.g. 204 APP, 207 XR).
     public var packetType: UInt8 { self.packet.header.packetType }
@@ -167,6 +168,7 @@ public struct RTCPCompoundPacket: Sequence, Sendable {
 /// let datagram = builder.finish()
 /// ```
 public struct RTCPCompoundBuilder: Sendable {
+    /// The buffer being filled; packets start at its writer index when the builder was made.
     public private(set) var buffer: ByteBuffer
     /// Writer index when the builder started.
     let start: Int

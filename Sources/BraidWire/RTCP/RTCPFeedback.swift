@@ -75,8 +75,11 @@ public struct RTCPGenericNACK: Sendable {
         self.packet = packet
     }
 
+    /// The packet's common header.
     public var header: RTCPHeader { self.packet.header }
+    /// SSRC of the packet's sender.
     public var senderSSRC: UInt32 { self.packet.senderSSRC }
+    /// SSRC of the media source the feedback is about.
     public var mediaSSRC: UInt32 { self.packet.mediaSSRC }
     /// The (PID, BLP) items.
     public var items: Items { Items(bytes: self.packet.bytes, count: self.packet.fciLength / 4) }
@@ -96,8 +99,10 @@ public struct RTCPGenericNACK: Sendable {
         }
     }
 
+    /// The FCI items, read lazily.
     public struct Items: Sequence, Sendable {
         let bytes: ByteBuffer
+        /// Number of elements.
         public let count: Int
 
         public struct Iterator: IteratorProtocol, Sendable {
@@ -245,10 +250,14 @@ public struct RTCPPictureLossIndication: Sendable {
         self.packet = packet
     }
 
+    /// The packet's common header.
     public var header: RTCPHeader { self.packet.header }
+    /// SSRC of the packet's sender.
     public var senderSSRC: UInt32 { self.packet.senderSSRC }
+    /// SSRC of the media source the feedback is about.
     public var mediaSSRC: UInt32 { self.packet.mediaSSRC }
 
+    /// Size of a PLI in bytes.
     public static let size = 12
 
     /// Appends a PLI asking `mediaSSRC`'s sender for a new keyframe.
@@ -289,14 +298,18 @@ public struct RTCPFullIntraRequest: Sendable {
         self.packet = packet
     }
 
+    /// The packet's common header.
     public var header: RTCPHeader { self.packet.header }
+    /// SSRC of the packet's sender.
     public var senderSSRC: UInt32 { self.packet.senderSSRC }
     /// Unused by FIR; senders set it to 0.
     public var mediaSSRC: UInt32 { self.packet.mediaSSRC }
+    /// The FCI entries, one per media sender asked for a refresh.
     public var entries: Entries { Entries(bytes: self.packet.bytes, count: self.packet.fciLength / 8) }
 
     /// One FIR request: the media sender asked for a decoder refresh, and the request's sequence number.
     public struct Entry: Hashable, Sendable {
+        /// The media sender that should send a decoder refresh point.
         public var ssrc: UInt32
         /// Incremented by the requester for each new request (retransmissions repeat it).
         public var sequenceNumber: UInt8
@@ -307,8 +320,10 @@ public struct RTCPFullIntraRequest: Sendable {
         }
     }
 
+    /// The FIR entries, read lazily.
     public struct Entries: Sequence, Sendable {
         let bytes: ByteBuffer
+        /// Number of elements.
         public let count: Int
 
         public struct Iterator: IteratorProtocol, Sendable {
@@ -403,11 +418,15 @@ public struct RTCPReceiverEstimatedMaximumBitrate: Sendable {
         packet.fciLength >= 8 && packet.bytes.rtcpU32(rtcpFCIOffset) == Self.identifier
     }
 
+    /// The packet's common header.
     public var header: RTCPHeader { self.packet.header }
+    /// SSRC of the packet's sender.
     public var senderSSRC: UInt32 { self.packet.senderSSRC }
     /// Always 0 for REMB.
     public var mediaSSRC: UInt32 { self.packet.mediaSSRC }
+    /// The 6-bit exponent of the bitrate.
     public var exponent: UInt8 { UInt8(truncatingIfNeeded: (self.packet.bytes.rtcpU32(16) >> 18) & 0x3F) }
+    /// The 18-bit mantissa of the bitrate.
     public var mantissa: UInt32 { self.packet.bytes.rtcpU32(16) & 0x3_FFFF }
     /// The estimated maximum bitrate in bits per second.
     public var bitrate: UInt64 { UInt64(self.mantissa) << UInt64(self.exponent) }

@@ -22,6 +22,7 @@ public import NIOCore
 /// +=+=+=+=+=+=+=+=+=+=+=+=+=+=+=+=+=+=+=+=+=+=+=+=+=+=+=+=+=+=+=+=+
 /// ```
 public struct RTCPReportBlock: Hashable, Sendable {
+    /// Size of a report block in bytes.
     public static let size = 24
     /// The source this block reports on.
     public var ssrc: UInt32
@@ -149,15 +150,21 @@ public struct RTCPSenderReport: Sendable {
         self.packet = packet
     }
 
+    /// The packet's common header.
     public var header: RTCPHeader { self.packet.header }
+    /// SSRC of the packet's sender.
     public var senderSSRC: UInt32 { self.packet.bytes.rtcpU32(4) }
     /// The 64-bit NTP timestamp (seconds since 1900 in the high word, fraction in the low word).
     public var ntpTimestamp: UInt64 {
         UInt64(self.packet.bytes.rtcpU32(8)) << 32 | UInt64(self.packet.bytes.rtcpU32(12))
     }
+    /// The RTP timestamp that corresponds to ``ntpTimestamp`` on the media clock.
     public var rtpTimestamp: UInt32 { self.packet.bytes.rtcpU32(16) }
+    /// RTP data packets sent since the stream started.
     public var packetCount: UInt32 { self.packet.bytes.rtcpU32(20) }
+    /// Payload octets sent since the stream started.
     public var octetCount: UInt32 { self.packet.bytes.rtcpU32(24) }
+    /// The reception report blocks (RC of them).
     public var reportBlocks: RTCPReportBlocks {
         RTCPReportBlocks(bytes: self.packet.bytes, start: 28, count: Int(self.packet.header.count))
     }
@@ -225,8 +232,11 @@ public struct RTCPReceiverReport: Sendable {
         self.packet = packet
     }
 
+    /// The packet's common header.
     public var header: RTCPHeader { self.packet.header }
+    /// SSRC of the packet's sender.
     public var senderSSRC: UInt32 { self.packet.bytes.rtcpU32(4) }
+    /// The reception report blocks (RC of them).
     public var reportBlocks: RTCPReportBlocks {
         RTCPReportBlocks(bytes: self.packet.bytes, start: 8, count: Int(self.packet.header.count))
     }

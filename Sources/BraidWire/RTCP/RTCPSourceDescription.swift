@@ -73,6 +73,7 @@ public struct RTCPSourceDescription: Sendable {
         }
     }
 
+    /// The packet's common header.
     public var header: RTCPHeader { self.packet.header }
     /// The chunks, one per source (the SC field counts them).
     public var chunks: Chunks { Chunks(bytes: self.packet.bytes, count: Int(self.packet.header.count)) }
@@ -80,6 +81,7 @@ public struct RTCPSourceDescription: Sendable {
     /// The chunks of an SDES packet.
     public struct Chunks: Sequence, Sendable {
         let bytes: ByteBuffer
+        /// Number of elements.
         public let count: Int
 
         public struct Iterator: IteratorProtocol, Sendable {
@@ -245,6 +247,7 @@ public struct RTCPGoodbye: Sendable {
         self.packet = packet
     }
 
+    /// The packet's common header.
     public var header: RTCPHeader { self.packet.header }
     /// The sources that leave.
     public var ssrcs: RTCPSSRCList { RTCPSSRCList(bytes: self.packet.bytes, start: 4, count: Int(self.packet.header.count)) }
@@ -299,6 +302,7 @@ public struct RTCPGoodbye: Sendable {
 public struct RTCPSSRCList: Sequence, Sendable {
     let bytes: ByteBuffer
     let start: Int
+    /// Number of elements.
     public let count: Int
 
     public struct Iterator: IteratorProtocol, Sendable {

@@ -110,8 +110,11 @@ public struct RTCPTransportWideFeedback: Sendable {
         self.deltasStart = offset
     }
 
+    /// The packet's common header.
     public var header: RTCPHeader { self.packet.header }
+    /// SSRC of the packet's sender.
     public var senderSSRC: UInt32 { self.packet.senderSSRC }
+    /// SSRC of the media source the feedback is about.
     public var mediaSSRC: UInt32 { self.packet.mediaSSRC }
     /// Transport-wide sequence number of the first packet reported.
     public var baseSequenceNumber: UInt16 { self.packet.bytes.rtcpU16(12) }
@@ -139,6 +142,7 @@ public struct RTCPTransportWideFeedback: Sendable {
     public struct PacketStatus: Hashable, Sendable {
         /// The transport-wide sequence number (wraps at 65536).
         public var sequenceNumber: UInt16
+        /// Whether and how the packet was received.
         public var status: Status
         /// Arrival time in microseconds after the reference time (``referenceTimeMicroseconds``), or nil if
         /// the packet was not received.
