@@ -47,6 +47,30 @@ private func bindingRequest(key: STUNIntegrityKey) throws -> ByteBuffer {
     return buffer
 }
 
+/// A compound a browser sends a publisher-facing SFU: RR with two report blocks, SDES CNAME, a NACK, a PLI,
+/// REMB and a transport-wide CC feedback for 40 packets (some lost, one large gap).
+private func receiverCompound() throws -> ByteBuffer {
+    var buffer = ByteBuffer()
+    buffer.reserveCapacity(1500)
+    let block = RTCPReportBlock(
+        ssrc: 0x1234_5678, fractionLost: 12, cumulativeLost: 40, extendedHighestSequenceNumber: 70_000,
+        jitter: 120, lastSenderReport: 0xAABB_CCDD, delaySinceLastSenderReport: 6553)
+    try RTCPReceiverReport.write(senderSSRC: 1, reportBlocks: [block, block], into: &buffer)
+    try RTCPSourceDescription.writeCNAME(ssrc: 1, cname: "x9Zk2mQp4LrT7vWb", into: &buffer)
+    try RTCPGenericNACK.write(senderSSRC: 1, mediaSSRC: 0x1234_5678, lostSequenceNumbers: [100, 102, 117, 300], into: &buffer)
+    try RTCPPictureLossIndication.write(senderSSRC: 1, mediaSSRC: 0x1234_5678, into: &buffer)
+    try RTCPReceiverEstimatedMaximumBitrate.write(senderSSRC: 1, bitrate: 2_500_000, ssrcs: [0x1234_5678], into: &buffer)
+    var arrivals: [Int64?] = []
+    for index in 0..<40 {
+        let onTime: Int64 = 1_000_000 + Int64(index) * 2_500
+        arrivals.append(index % 7 == 3 ? nil : onTime + (index == 20 ? 80_000 : 0))
+    }
+    try RTCPTransportWideFeedback.write(
+        senderSSRC: 1, mediaSSRC: 0x1234_5678, baseSequenceNumber: 65_520, feedbackPacketCount: 9,
+        arrivals: arrivals, into: &buffer)
+    return buffer
+}
+
 let benchmarks: @Sendable () -> Void = {
     Benchmark.defaultConfiguration = .init(
         metrics: [.wallClock, .cpuTotal, .mallocCountTotal, .throughput],
@@ -64,6 +88,29 @@ let benchmarks: @Sendable () -> Void = {
             blackHole(try view.absSendTime(extensionMap))
             blackHole(try view.mid(extensionMap)?.matches("0"))
             blackHole(view.payload.readableBytes)
+        }
+    }
+
+    Benchmark("RTCP compound parse (RR, SDES, NACK, PLI, REMB, TWCC) and walk") { benchmark in
+        let compound = try receiverCompound()
+        benchmark.startMeasurement()
+        for _ in benchmark.scaledIterations {
+            var checksum: Int64 = 0
+            for packet in try RTCPCompoundPacket(compound) {
+                switch packet {
+                case .receiverReport(let report):
+                    for block in report.reportBlocks { checksum &+= Int64(block.cumulativeLost) }
+                case .genericNACK(let nack):
+                    for sequence in nack.lostSequenceNumbers { checksum &+= Int64(sequence) }
+                case .transportWideFeedback(let feedback):
+                    for status in feedback.packets { checksum &+= status.arrivalOffset ?? 0 }
+                case .receiverEstimatedMaximumBitrate(let remb):
+                    checksum &+= Int64(truncatingIfNeeded: remb.bitrate)
+                default:
+                    checksum &+= 1
+                }
+            }
+            blackHole(checksum)
         }
     }
 
