@@ -28,10 +28,14 @@ public final class NodeServer: Sendable {
     /// Creates the node's parts; nothing is bound until ``run()``.
     ///
     /// - Parameters:
-    ///   - configuration: a validated configuration (``NodeConfiguration/resolve(flags:environment:configFile:hostName:)``).
+    ///   - configuration: the node's configuration, usually from
+    ///     ``NodeConfiguration/resolve(flags:environment:configFile:hostName:)``.
     ///   - logger: the node's logger; its level is set from the configuration.
     /// - Throws: ``ConfigurationError`` if `configuration` does not validate.
-    public init(configuration: NodeConfiguration, logger: Logger = Logger(label: "braid.node")) throws(ConfigurationError) {
+    public init(
+        configuration: NodeConfiguration,
+        logger: Logger = Logger(label: "braid.node")
+    ) throws(ConfigurationError) {
         try configuration.validate()
         var logger = logger
         logger.logLevel = Logger.Level(configuration.log.level)
@@ -40,7 +44,11 @@ public final class NodeServer: Sendable {
         self.logger = logger
         let serverLogger = logger
         self.eventLoopGroup = MultiThreadedEventLoopGroup(numberOfThreads: configuration.eventLoopThreads)
-        let media = MediaService(configuration: configuration.media, eventLoopGroup: self.eventLoopGroup, logger: logger)
+        let media = MediaService(
+            configuration: configuration.media,
+            eventLoopGroup: self.eventLoopGroup,
+            logger: logger
+        )
         let metrics = NodeMetrics(nodeID: configuration.nodeID)
         let monitor = NodeMonitor(configuration: configuration, media: media, metrics: metrics, logger: logger)
         self.media = media

@@ -34,7 +34,7 @@ struct DashboardTests {
             let response = try await client.execute(uri: "/api/v1/node", method: .get)
             #expect(response.status == .ok)
             #expect(response.headers[.contentType] == "application/json")
-            let data = Data(buffer: response.body)
+            let data = Data(response.body.readableBytesView)
 
             let status = try JSONDecoder().decode(NodeStatus.self, from: data)
             #expect(status.nodeID == "test-node")
@@ -69,7 +69,8 @@ struct DashboardTests {
             let received = try #require(media["received"] as? [String: [String: Any]])
             #expect(Set(received.keys) == kinds)
             #expect(received.values.allSatisfy { Set($0.keys) == ["packets", "bytes"] })
-            #expect(Set((media["sent"] as? [String: Any])?.keys ?? [:].keys) == kinds)
+            let sent = try #require(media["sent"] as? [String: Any])
+            #expect(Set(sent.keys) == kinds)
             let drops = try #require(media["drops"] as? [String: Any])
             #expect(
                 Set(drops.keys)
@@ -94,7 +95,9 @@ struct DashboardTests {
                 #expect(lines.contains { $0.hasPrefix(label + " ") }, "missing \(label)")
             }
             // The traffic table: header and one row per kind, right-aligned to the same width.
-            let table = lines.filter { $0.hasPrefix("kind ") || ["stun ", "rtp ", "total "].contains { p in $0.hasPrefix(p) } }
+            let table = lines.filter { line in
+                ["kind ", "stun ", "rtp ", "total "].contains { line.hasPrefix($0) }
+            }
             #expect(table.count == 4)
             #expect(Set(table.map(\.count)).count == 1, "columns are not aligned: \(table)")
             #expect(text.contains("no_session"))
@@ -168,13 +171,6 @@ struct DashboardTests {
                 body: ByteBuffer(repeating: 0x61, count: DashboardRoutes.maximumRequestBodyBytes + 1)
             )
             #expect(large.status == .contentTooLarge)
-            let declared = try await client.execute(
-                uri: "/api/v1/node",
-                method: .get,
-                headers: [.contentLength: "10000000"],
-                body: ByteBuffer(repeating: 0x61, count: 10)
-            )
-            #expect(declared.status == .contentTooLarge)
         }
     }
 }

@@ -13,6 +13,7 @@ struct MediaChannelHandlerTests {
         let handler = MediaChannelHandler(router: NoSessionRouter())
         let channel = EmbeddedChannel()
         try channel.pipeline.syncOperations.addHandler(handler)
+        try channel.connect(to: self.remote).wait()
         return (channel, handler)
     }
 

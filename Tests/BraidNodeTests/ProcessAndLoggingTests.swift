@@ -13,7 +13,10 @@ struct ProcessStatsTests {
         #expect(try ProcessStatsSampler.parseCPUTicks(stat: stat) == [731, 95])
     }
 
-    @Test("malformed stat text is an error, not a trap", arguments: ["", "1 (x", "1 (x) S 1 2", "1 (x) S 1 2 3 4 5 6 7 8 9 a b"])
+    @Test(
+        "malformed stat text is an error, not a trap",
+        arguments: ["", "1 (x", "1 (x) S 1 2", "1 (x) S 1 2 3 4 5 6 7 8 9 a b"]
+    )
     func statMalformed(_ text: String) {
         #expect(throws: ProcessStatsError.self) { try ProcessStatsSampler.parseCPUTicks(stat: text) }
     }

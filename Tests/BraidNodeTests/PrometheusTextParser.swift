@@ -43,13 +43,17 @@ struct PrometheusTextParser {
                     guard parts.count == 4,
                         ["counter", "gauge", "histogram", "summary", "untyped"].contains(String(parts[3]))
                     else { throw ParseError(line: number, message: "bad TYPE line") }
-                    guard self.types[name] == nil else { throw ParseError(line: number, message: "second TYPE \(name)") }
+                    guard self.types[name] == nil else {
+                        throw ParseError(line: number, message: "second TYPE \(name)")
+                    }
                     guard !self.samples.contains(where: { Self.family(of: $0.name, types: [:]) == name }) else {
                         throw ParseError(line: number, message: "TYPE after samples of \(name)")
                     }
                     self.types[name] = String(parts[3])
                 } else {
-                    guard self.helps[name] == nil else { throw ParseError(line: number, message: "second HELP \(name)") }
+                    guard self.helps[name] == nil else {
+                        throw ParseError(line: number, message: "second HELP \(name)")
+                    }
                     self.helps[name] = parts.count == 4 ? String(parts[3]) : ""
                 }
                 continue
@@ -153,7 +157,9 @@ struct PrometheusTextParser {
     }
 
     static func isMetricName(_ name: String) -> Bool {
-        guard let first = name.first, first.isASCII, first.isLetter || first == "_" || first == ":" else { return false }
+        guard let first = name.first, first.isASCII, first.isLetter || first == "_" || first == ":" else {
+            return false
+        }
         return name.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_" || $0 == ":") }
     }
 

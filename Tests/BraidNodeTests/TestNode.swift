@@ -1,5 +1,6 @@
 import BraidNode
 import Foundation
+import HTTPTypes
 import HummingbirdTesting
 import Logging
 import NIOCore
@@ -65,7 +66,8 @@ struct RunningNode: Sendable {
     func status() async throws -> NodeStatus {
         let response = try await self.get("/api/v1/node")
         #expect(response.status == .ok)
-        return try JSONDecoder().decode(NodeStatus.self, from: Data(buffer: try #require(response.body)))
+        let body = try #require(response.body)
+        return try JSONDecoder().decode(NodeStatus.self, from: Data(body.readableBytesView))
     }
 }
 

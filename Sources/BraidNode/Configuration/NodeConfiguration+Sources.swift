@@ -197,14 +197,14 @@ private struct FileLayer: Decodable {
     init(from decoder: any Decoder) throws {
         let root = try decoder.container(keyedBy: AnyKey.self)
         try Self.rejectUnknown(root, allowed: ["node_id", "http", "media", "event_loop_threads", "log"], prefix: "")
-        self.layer.nodeID = try root.decodeIfPresent(String.self, forKey: AnyKey("node_id"))
-        self.layer.eventLoopThreads = try root.decodeIfPresent(Int.self, forKey: AnyKey("event_loop_threads"))
+        self.layer.nodeID = try Self.string(root, "node_id", path: "")
+        self.layer.eventLoopThreads = try Self.integer(root, "event_loop_threads", path: "")
 
         if try root.contains(AnyKey("http")) && !root.decodeNil(forKey: AnyKey("http")) {
             let http = try root.nestedContainer(keyedBy: AnyKey.self, forKey: AnyKey("http"))
             try Self.rejectUnknown(http, allowed: ["address", "port"], prefix: "http.")
-            self.layer.httpAddress = try http.decodeIfPresent(String.self, forKey: AnyKey("address"))
-            self.layer.httpPort = try http.decodeIfPresent(Int.self, forKey: AnyKey("port"))
+            self.layer.httpAddress = try Self.string(http, "address", path: "http.")
+            self.layer.httpPort = try Self.integer(http, "port", path: "http.")
         }
         if try root.contains(AnyKey("media")) && !root.decodeNil(forKey: AnyKey("media")) {
             let media = try root.nestedContainer(keyedBy: AnyKey.self, forKey: AnyKey("media"))
@@ -213,21 +213,50 @@ private struct FileLayer: Decodable {
                 allowed: ["address", "port", "advertised_addresses", "receive_batch_size", "offload"],
                 prefix: "media."
             )
-            self.layer.mediaAddress = try media.decodeIfPresent(String.self, forKey: AnyKey("address"))
-            self.layer.mediaPort = try media.decodeIfPresent(Int.self, forKey: AnyKey("port"))
-            self.layer.mediaAdvertisedAddresses = try media.decodeIfPresent(
-                [String].self,
-                forKey: AnyKey("advertised_addresses")
-            )
-            self.layer.mediaReceiveBatchSize = try media.decodeIfPresent(Int.self, forKey: AnyKey("receive_batch_size"))
-            self.layer.mediaOffload = try media.decodeIfPresent(Bool.self, forKey: AnyKey("offload"))
+            self.layer.mediaAddress = try Self.string(media, "address", path: "media.")
+            self.layer.mediaPort = try Self.integer(media, "port", path: "media.")
+            self.layer.mediaAdvertisedAddresses = try Self.strings(media, "advertised_addresses", path: "media.")
+            self.layer.mediaReceiveBatchSize = try Self.integer(media, "receive_batch_size", path: "media.")
+            self.layer.mediaOffload = try Self.boolean(media, "offload", path: "media.")
         }
         if try root.contains(AnyKey("log")) && !root.decodeNil(forKey: AnyKey("log")) {
             let log = try root.nestedContainer(keyedBy: AnyKey.self, forKey: AnyKey("log"))
             try Self.rejectUnknown(log, allowed: ["level", "format"], prefix: "log.")
-            self.layer.logLevel = try log.decodeIfPresent(String.self, forKey: AnyKey("level"))
-            self.layer.logFormat = try log.decodeIfPresent(String.self, forKey: AnyKey("format"))
+            self.layer.logLevel = try Self.string(log, "level", path: "log.")
+            self.layer.logFormat = try Self.string(log, "format", path: "log.")
         }
+    }
+
+    /// Decodes an optional value of one type; any other JSON type is an error naming the key path.
+    /// JSONDecoder's own errors would say too little for some cases (4.5 for an integer has no key path).
+    private static func value<Value: Decodable>(
+        _ container: KeyedDecodingContainer<AnyKey>,
+        _ key: String,
+        path: String,
+        expected: String
+    ) throws -> Value? {
+        let codingKey = AnyKey(key)
+        guard container.contains(codingKey), try !container.decodeNil(forKey: codingKey) else { return nil }
+        guard let value = try? container.decode(Value.self, forKey: codingKey) else {
+            throw ConfigurationError(keyPath: path + key, "expected \(expected)")
+        }
+        return value
+    }
+
+    private static func integer(_ c: KeyedDecodingContainer<AnyKey>, _ key: String, path: String) throws -> Int? {
+        try Self.value(c, key, path: path, expected: "an integer")
+    }
+
+    private static func string(_ c: KeyedDecodingContainer<AnyKey>, _ key: String, path: String) throws -> String? {
+        try Self.value(c, key, path: path, expected: "a string")
+    }
+
+    private static func boolean(_ c: KeyedDecodingContainer<AnyKey>, _ key: String, path: String) throws -> Bool? {
+        try Self.value(c, key, path: path, expected: "a boolean")
+    }
+
+    private static func strings(_ c: KeyedDecodingContainer<AnyKey>, _ key: String, path: String) throws -> [String]? {
+        try Self.value(c, key, path: path, expected: "an array of strings")
     }
 
     private static func rejectUnknown(
@@ -285,15 +314,20 @@ extension NodeConfiguration {
             take(layer.httpPort, .httpPort, into: &configuration.http.port)
             take(layer.mediaAddress, .mediaAddress, into: &configuration.media.address)
             take(layer.mediaPort, .mediaPort, into: &configuration.media.port)
-            take(layer.mediaAdvertisedAddresses, .mediaAdvertisedAddresses, into: &configuration.media.advertisedAddresses)
+            take(
+                layer.mediaAdvertisedAddresses,
+                .mediaAdvertisedAddresses,
+                into: &configuration.media.advertisedAddresses
+            )
             take(layer.mediaReceiveBatchSize, .mediaReceiveBatchSize, into: &configuration.media.receiveBatchSize)
             take(layer.mediaOffload, .mediaOffload, into: &configuration.media.offload)
             take(layer.eventLoopThreads, .eventLoopThreads, into: &configuration.eventLoopThreads)
             if let level = layer.logLevel {
                 guard let parsed = LogLevel(rawValue: level.lowercased()) else {
+                    let levels = LogLevel.allCases.map(\.rawValue).joined(separator: ", ")
                     throw ConfigurationError(
                         key: .logLevel,
-                        "\(Self.quoted(level)) is not a log level (\(LogLevel.allCases.map(\.rawValue).joined(separator: ", ")))",
+                        "\(Self.quoted(level)) is not a log level (\(levels))",
                         source: sourceName(.logLevel)
                     )
                 }

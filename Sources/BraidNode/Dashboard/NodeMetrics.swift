@@ -111,10 +111,12 @@ public final class NodeMetrics: Sendable {
         self.published.withLockedValue { published in
             let previous = published.traffic
             for kind in DatagramKind.allCases {
-                Self.add(traffic.received[kind].packets, previous.received[kind].packets, to: self.receivedCounters.packets[kind])
-                Self.add(traffic.received[kind].bytes, previous.received[kind].bytes, to: self.receivedCounters.bytes[kind])
-                Self.add(traffic.sent[kind].packets, previous.sent[kind].packets, to: self.sentCounters.packets[kind])
-                Self.add(traffic.sent[kind].bytes, previous.sent[kind].bytes, to: self.sentCounters.bytes[kind])
+                let (received, sent) = (traffic.received[kind], traffic.sent[kind])
+                let (receivedBefore, sentBefore) = (previous.received[kind], previous.sent[kind])
+                Self.add(received.packets, receivedBefore.packets, to: self.receivedCounters.packets[kind])
+                Self.add(received.bytes, receivedBefore.bytes, to: self.receivedCounters.bytes[kind])
+                Self.add(sent.packets, sentBefore.packets, to: self.sentCounters.packets[kind])
+                Self.add(sent.bytes, sentBefore.bytes, to: self.sentCounters.bytes[kind])
             }
             for reason in MediaDropReason.allCases {
                 Self.add(traffic.drops[reason], previous.drops[reason], to: self.drops[reason])

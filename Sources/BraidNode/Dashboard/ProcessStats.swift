@@ -71,7 +71,7 @@ public final class ProcessStatsSampler: Sendable {
     /// `VmRSS` in bytes from the text of `/proc/<pid>/status` (`VmRSS:   12345 kB`).
     static func parseResidentBytes(status: String) throws(ProcessStatsError) -> UInt64 {
         for line in status.split(separator: "\n") where line.hasPrefix("VmRSS:") {
-            let parts = line.dropFirst("VmRSS:".count).split(separator: " ", omittingEmptySubsequences: true)
+            let parts = line.dropFirst("VmRSS:".count).split(whereSeparator: { $0 == " " || $0 == "\t" })
             guard parts.count == 2, parts[1] == "kB", let kibibytes = UInt64(parts[0]) else { break }
             let (bytes, overflow) = kibibytes.multipliedReportingOverflow(by: 1024)
             guard !overflow else { break }

@@ -40,7 +40,7 @@ public struct JSONLogHandler: LogHandler {
         if let explicit = event.metadata { merged.merge(explicit) { _, new in new } }
 
         var object: [String: Any] = [
-            "timestamp": Date().ISO8601Format(.iso8601.year().month().day().time(includingFractionalSeconds: true)),
+            "timestamp": Date.ISO8601FormatStyle(includingFractionalSeconds: true).format(Date()),
             "level": event.level.rawValue,
             "label": self.label,
             "message": event.message.description,

@@ -35,6 +35,9 @@ public final class MediaService: Service, Sendable {
     /// The slot size with GRO: the kernel coalesces up to 64 KiB per read.
     public static let groSlotSize = 65536
 
+    /// The socket receive buffer requested (SO_RCVBUF); the kernel grants at most `net.core.rmem_max`.
+    public static let receiveBufferBytes = 4 << 20
+
     /// The settings the socket was created with.
     public let configuration: NodeConfiguration.Media
     /// Offloads in use.
@@ -115,6 +118,8 @@ public final class MediaService: Service, Sendable {
         let batch = self.configuration.receiveBatchSize
         var bootstrap = DatagramBootstrap(group: self.eventLoopGroup)
             .channelOption(.datagramVectorReadMessageCount, value: batch)
+            // A deep kernel queue absorbs bursts while the loop is busy; Linux caps it at net.core.rmem_max.
+            .channelOption(.socketOption(.so_rcvbuf), value: Self.receiveBufferBytes)
             // NIO splits one receive buffer across the batch; the default allocator would truncate.
             .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: batch * slot))
         if self.offload.receiveOffload {
