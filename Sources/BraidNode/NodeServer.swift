@@ -72,9 +72,9 @@ public final class NodeServer: Sendable {
         )
     }
 
-    deinit {
-        // The group is ours; shutting it down from deinit must not block an event loop thread.
-        self.eventLoopGroup.shutdownGracefully { _ in }
+    /// Stops the node's event loop threads. Call after the service group has finished; ``run()`` does.
+    public func shutdownEventLoops() async throws {
+        try await self.eventLoopGroup.shutdownGracefully()
     }
 
     /// The HTTP server's bound address once it listens.
@@ -110,8 +110,15 @@ public final class NodeServer: Sendable {
             ]
         )
         let group = self.makeServiceGroup()
-        defer { self.monitor.httpServerBound(nil) }
-        try await group.run()
+        do {
+            try await group.run()
+        } catch {
+            self.monitor.httpServerBound(nil)
+            try? await self.shutdownEventLoops()
+            throw error
+        }
+        self.monitor.httpServerBound(nil)
+        try await self.shutdownEventLoops()
         self.logger.info("node stopped")
     }
 }

@@ -21,7 +21,10 @@ struct BraidNodeCommand: AsyncParsableCommand {
         version: BraidNodeVersion.string
     )
 
-    @Option(name: .customLong("config"), help: Self.help(nil, "JSON config file.", env: configFileEnvironmentVariable))
+    @Option(
+        name: .customLong("config"),
+        help: ArgumentHelp("JSON config file. Env: \(configFileEnvironmentVariable).", valueName: "file")
+    )
     var configFile: String?
 
     @Flag(help: "Print the effective configuration as JSON and exit.")
@@ -62,11 +65,7 @@ struct BraidNodeCommand: AsyncParsableCommand {
 
     /// The help text of one option: summary, config key path and environment variable.
     static func help(_ key: ConfigurationKey) -> ArgumentHelp {
-        Self.help(key.path, key.summary, env: key.environmentVariable)
-    }
-
-    static func help(_ path: String?, _ summary: String, env: String) -> ArgumentHelp {
-        ArgumentHelp(summary + (path.map { " [\($0)]" } ?? "") + " Env: \(env).")
+        ArgumentHelp("\(key.summary) [\(key.path)] Env: \(key.environmentVariable).")
     }
 
     /// The flags as a configuration layer (unset flags stay `nil`).

@@ -178,6 +178,7 @@ struct LiveNodeTests {
         _ = try? await withTimeout(10, "service group to end after cancellation") { try await task.value }
         #expect(node.media.localAddress == nil)
         try await Self.expectPortsFree(httpPort: httpPort, mediaPort: try #require(media.port))
+        try await node.shutdownEventLoops()
     }
 
     @Test("a port already in use makes the node fail to start, with the bind error")
@@ -197,6 +198,7 @@ struct LiveNodeTests {
         }
         await #expect(throws: MediaServiceError.notRunning) { try await node.media.waitUntilBound() }
         try await blocker.close()
+        try await node.shutdownEventLoops()
     }
 
     static func expectPortsFree(httpPort: Int, mediaPort: Int) async throws {

@@ -92,10 +92,12 @@ func withRunningNode<Value: Sendable>(
             let value = try await body(running)
             await group.triggerGracefulShutdown()
             try await tasks.waitForAll()
+            try await node.shutdownEventLoops()
             return value
         } catch {
             await group.triggerGracefulShutdown()
             try? await tasks.waitForAll()
+            try? await node.shutdownEventLoops()
             throw error
         }
     }

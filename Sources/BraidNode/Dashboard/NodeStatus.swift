@@ -212,7 +212,7 @@ extension NodeStatus {
             var line = ""
             for (index, cell) in row.enumerated() {
                 if index == 0 {
-                    line += Self.pad(cell, widths[0])
+                    line += cell + String(repeating: " ", count: widths[0] - cell.count)
                 } else {
                     line += "  " + String(repeating: " ", count: widths[index] - cell.count) + cell
                 }
