@@ -1,0 +1,100 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+
+/// The ops dashboard's HTTP routes: `GET /`, `GET /api/v1/node`, `GET /metrics`, `GET /healthz`.
+///
+/// Every route also answers `HEAD`. A known path with another method gets `405 Method Not Allowed` with an
+/// `Allow` header (Hummingbird's router alone would answer 404); unknown paths get 404. These routes read
+/// no request body: a body up to ``maximumRequestBodyBytes`` is read and ignored, a larger one gets 413.
+public enum DashboardRoutes {
+    /// The largest request body accepted (and ignored) on these routes.
+    public static let maximumRequestBodyBytes = 64 * 1024
+
+    /// The methods each path answers.
+    public static let allowedMethods: [String: [HTTPRequest.Method]] = [
+        "/": [.get, .head],
+        "/api/v1/node": [.get, .head],
+        "/metrics": [.get, .head],
+        "/healthz": [.get, .head],
+    ]
+
+    /// `Content-Type` of the Prometheus text exposition format.
+    public static let prometheusContentType = "text/plain; version=0.0.4; charset=utf-8"
+
+    /// Builds the router over `monitor`.
+    public static func makeRouter(monitor: NodeMonitor) -> Router<BasicRequestContext> {
+        let router = Router(options: .autoGenerateHeadEndpoints)
+        // Added first so it also guards the not-found responder.
+        router.add(
+            middleware: RequestGuardMiddleware(
+                allowedMethods: Self.allowedMethods,
+                maximumBodyBytes: Self.maximumRequestBodyBytes
+            )
+        )
+        router.get("/") { _, _ in
+            let (status, _) = await monitor.status()
+            return Self.response(status.renderText(), contentType: "text/plain; charset=utf-8")
+        }
+        router.get("/api/v1/node") { _, _ in
+            let (status, _) = await monitor.status()
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+            let data = try encoder.encode(status)
+            return Response(
+                status: .ok,
+                headers: [.contentType: "application/json"],
+                body: ResponseBody(byteBuffer: ByteBuffer(bytes: data))
+            )
+        }
+        router.get("/metrics") { _, _ in
+            let bytes = await monitor.metricsExposition()
+            return Response(
+                status: .ok,
+                headers: [.contentType: Self.prometheusContentType],
+                body: ResponseBody(byteBuffer: ByteBuffer(bytes: bytes))
+            )
+        }
+        router.get("/healthz") { _, _ in
+            Self.response("ok\n", contentType: "text/plain; charset=utf-8")
+        }
+        return router
+    }
+
+    private static func response(_ text: String, contentType: String) -> Response {
+        Response(
+            status: .ok,
+            headers: [.contentType: contentType],
+            body: ResponseBody(byteBuffer: ByteBuffer(string: text))
+        )
+    }
+}
+
+/// Answers 405 for a known path with a method it does not serve, and 413 for an oversized body.
+struct RequestGuardMiddleware<Context: RequestContext>: RouterMiddleware {
+    let allowedMethods: [String: [HTTPRequest.Method]]
+    let maximumBodyBytes: Int
+
+    func handle(
+        _ request: Request,
+        context: Context,
+        next: (Request, Context) async throws -> Response
+    ) async throws -> Response {
+        if let allowed = self.allowedMethods[request.uri.path], !allowed.contains(request.method) {
+            throw HTTPError(
+                .methodNotAllowed,
+                headers: [.allow: allowed.map(\.rawValue).joined(separator: ", ")],
+                message: "\(request.method) is not allowed on \(request.uri.path)"
+            )
+        }
+        if let declared = request.headers[.contentLength], let length = Int(declared), length > self.maximumBodyBytes {
+            throw HTTPError(.contentTooLarge)
+        }
+        // A chunked body has no declared length: read it, bounded, so an endless one is cut off with 413
+        // (NIOTooManyBytesError maps to 413) instead of being buffered.
+        var request = request
+        _ = try await request.collectBody(upTo: self.maximumBodyBytes)
+        return try await next(request, context)
+    }
+}

@@ -1,0 +1,155 @@
+import BraidWire
+import CoreMetrics
+import Metrics
+import NIOConcurrencyHelpers
+import Prometheus
+
+/// The node's Prometheus metrics, kept with swift-metrics in a registry of the node's own.
+///
+/// Media counters live on the socket's event loop as plain integers (see ``MediaChannelHandler``); they
+/// are exported **on scrape**: `GET /metrics` takes a ``MediaTrafficSnapshot`` on the loop and adds the
+/// difference since the previous scrape to each Prometheus counter, under a lock so two concurrent
+/// scrapes never add the same packets twice. A scrape therefore shows the exact counts of that moment,
+/// and the packet path never touches a metrics object. Gauges (memory, uptime) are set at the same time.
+///
+/// Each node has its own ``registry`` so several nodes can run in one process (tests);
+/// ``bootstrapMetricsSystem()`` makes it the process-wide swift-metrics backend for the real daemon.
+public final class NodeMetrics: Sendable {
+    /// The registry `/metrics` renders.
+    public let registry: PrometheusCollectorRegistry
+    private let factory: PrometheusMetricsFactory
+
+    private struct KindCounters {
+        var packets: [DatagramKind: CoreMetrics.Counter]
+        var bytes: [DatagramKind: CoreMetrics.Counter]
+    }
+
+    private let receivedCounters: KindCounters
+    private let sentCounters: KindCounters
+    private let drops: [MediaDropReason: CoreMetrics.Counter]
+    private let receiveErrors: CoreMetrics.Counter
+    private let coalescedReads: CoreMetrics.Counter
+    private let cpuSeconds: CoreMetrics.FloatingPointCounter
+    private let residentMemory: CoreMetrics.Gauge
+    private let uptime: CoreMetrics.Gauge
+    private let info: CoreMetrics.Gauge
+
+    private struct Published {
+        var traffic = MediaTrafficSnapshot()
+        var cpuSeconds = 0.0
+    }
+
+    private let published = NIOLockedValueBox(Published())
+
+    private static let bootstrapped = NIOLockedValueBox(false)
+
+    /// Creates the node's metrics in a new registry.
+    public init(nodeID: String) {
+        let registry = PrometheusCollectorRegistry()
+        let factory = PrometheusMetricsFactory(registry: registry)
+        self.registry = registry
+        self.factory = factory
+
+        func counters(_ direction: String) -> KindCounters {
+            var packets: [DatagramKind: CoreMetrics.Counter] = [:]
+            var bytes: [DatagramKind: CoreMetrics.Counter] = [:]
+            for kind in DatagramKind.allCases {
+                let labels = [("kind", NodeStatus.kindLabel(kind))]
+                packets[kind] = CoreMetrics.Counter(
+                    label: "braid_media_packets_\(direction)_total",
+                    dimensions: labels,
+                    factory: factory
+                )
+                bytes[kind] = CoreMetrics.Counter(
+                    label: "braid_media_bytes_\(direction)_total",
+                    dimensions: labels,
+                    factory: factory
+                )
+            }
+            return KindCounters(packets: packets, bytes: bytes)
+        }
+        self.receivedCounters = counters("received")
+        self.sentCounters = counters("sent")
+        var drops: [MediaDropReason: CoreMetrics.Counter] = [:]
+        for reason in MediaDropReason.allCases {
+            drops[reason] = CoreMetrics.Counter(
+                label: "braid_media_drops_total",
+                dimensions: [("reason", reason.rawValue)],
+                factory: factory
+            )
+        }
+        self.drops = drops
+        self.receiveErrors = CoreMetrics.Counter(label: "braid_media_receive_errors_total", factory: factory)
+        self.coalescedReads = CoreMetrics.Counter(label: "braid_media_gro_reads_split_total", factory: factory)
+        self.cpuSeconds = CoreMetrics.FloatingPointCounter(label: "braid_process_cpu_seconds_total", factory: factory)
+        self.residentMemory = CoreMetrics.Gauge(label: "braid_process_resident_memory_bytes", factory: factory)
+        self.uptime = CoreMetrics.Gauge(label: "braid_uptime_seconds", factory: factory)
+        self.info = CoreMetrics.Gauge(
+            label: "braid_node_info",
+            dimensions: [("node_id", nodeID), ("version", BraidNodeVersion.string)],
+            factory: factory
+        )
+        self.info.record(1)
+    }
+
+    /// Makes this node's registry the backend of the process-wide `MetricsSystem`, so metrics that other
+    /// libraries emit through swift-metrics land on the same `/metrics` page.
+    ///
+    /// `MetricsSystem.bootstrap` may run once per process; later calls here are ignored and return `false`.
+    @discardableResult
+    public func bootstrapMetricsSystem() -> Bool {
+        Self.bootstrapped.withLockedValue { done in
+            guard !done else { return false }
+            MetricsSystem.bootstrap(self.factory)
+            done = true
+            return true
+        }
+    }
+
+    /// Brings every metric up to date with `status` and `traffic` (see the type's discussion).
+    public func publish(status: NodeStatus, traffic: MediaTrafficSnapshot) {
+        self.published.withLockedValue { published in
+            let previous = published.traffic
+            for kind in DatagramKind.allCases {
+                let (received, sent) = (traffic.received[kind], traffic.sent[kind])
+                let (receivedBefore, sentBefore) = (previous.received[kind], previous.sent[kind])
+                Self.add(received.packets, receivedBefore.packets, to: self.receivedCounters.packets[kind])
+                Self.add(received.bytes, receivedBefore.bytes, to: self.receivedCounters.bytes[kind])
+                Self.add(sent.packets, sentBefore.packets, to: self.sentCounters.packets[kind])
+                Self.add(sent.bytes, sentBefore.bytes, to: self.sentCounters.bytes[kind])
+            }
+            for reason in MediaDropReason.allCases {
+                Self.add(traffic.drops[reason], previous.drops[reason], to: self.drops[reason])
+            }
+            Self.add(traffic.receiveErrors, previous.receiveErrors, to: self.receiveErrors)
+            Self.add(traffic.coalescedReads, previous.coalescedReads, to: self.coalescedReads)
+            published.traffic = traffic
+
+            let cpu = status.process.cpuSecondsTotal
+            if cpu > published.cpuSeconds {
+                self.cpuSeconds.increment(by: cpu - published.cpuSeconds)
+                published.cpuSeconds = cpu
+            }
+            self.residentMemory.record(Double(status.process.residentMemoryBytes))
+            self.uptime.record(status.uptimeSeconds)
+        }
+    }
+
+    /// The registry in Prometheus text exposition format 0.0.4.
+    public func exposition() -> [UInt8] {
+        self.registry.emitToBuffer()
+    }
+
+    /// Adds `current - previous` to a counter. Snapshots only grow; a smaller value (a counter that
+    /// wrapped after 2^64) is skipped rather than trapping.
+    private static func add(_ current: UInt64, _ previous: UInt64, to counter: CoreMetrics.Counter?) {
+        guard let counter, current > previous else { return }
+        var delta = current - previous
+        // Counter.increment takes Int64; feed very large deltas in pieces.
+        while delta > 0 {
+            let step = min(delta, UInt64(Int64.max))
+            counter.increment(by: Int64(step))
+            delta -= step
+        }
+    }
+}

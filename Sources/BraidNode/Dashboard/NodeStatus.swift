@@ -1,0 +1,263 @@
+import BraidWire
+
+/// The node's version, as shown on the dashboard and in `braid_node_info`.
+public enum BraidNodeVersion {
+    public static let string = "0.1.0-dev"
+}
+
+/// Everything the dashboard shows about one node: the model behind `GET /`, `GET /api/v1/node` and
+/// `GET /metrics`. Its JSON form is documented in <doc:NodeAPI>; keys are snake_case and stable.
+///
+/// Sessions, rooms and mesh links will be added as new members; existing members keep their meaning.
+public struct NodeStatus: Codable, Sendable, Equatable {
+    /// ``NodeConfiguration/nodeID``.
+    public var nodeID: String
+    /// ``BraidNodeVersion/string``.
+    public var version: String
+    /// When the node started, RFC 3339 in UTC.
+    public var startedAt: String
+    /// Seconds since the node started (monotonic clock).
+    public var uptimeSeconds: Double
+    /// CPU, memory and threads of the process.
+    public var process: ProcessSection
+    /// The HTTP listener.
+    public var http: Listener
+    /// The UDP media socket and its traffic.
+    public var media: MediaSection
+
+    enum CodingKeys: String, CodingKey {
+        case nodeID = "node_id"
+        case version
+        case startedAt = "started_at"
+        case uptimeSeconds = "uptime_seconds"
+        case process
+        case http
+        case media
+    }
+
+    /// A listening socket.
+    public struct Listener: Codable, Sendable, Equatable {
+        /// The bound IP address (the configured one until bound).
+        public var address: String
+        /// The bound port: the kernel's choice when 0 was configured. The configured port until bound.
+        public var port: Int
+        /// Whether the socket is bound right now.
+        public var bound: Bool
+
+        public init(address: String, port: Int, bound: Bool) {
+            self.address = address
+            self.port = port
+            self.bound = bound
+        }
+    }
+
+    /// The process section.
+    public struct ProcessSection: Codable, Sendable, Equatable {
+        /// CPU use since the previous status sample, in percent of one core.
+        public var cpuPercent: Double
+        /// User plus system CPU seconds since the process started.
+        public var cpuSecondsTotal: Double
+        /// Resident set size in bytes.
+        public var residentMemoryBytes: UInt64
+        /// Threads in the event loop group.
+        public var eventLoopThreads: Int
+
+        enum CodingKeys: String, CodingKey {
+            case cpuPercent = "cpu_percent"
+            case cpuSecondsTotal = "cpu_seconds_total"
+            case residentMemoryBytes = "resident_memory_bytes"
+            case eventLoopThreads = "event_loop_threads"
+        }
+    }
+
+    /// The media section.
+    public struct MediaSection: Codable, Sendable, Equatable {
+        /// The UDP socket.
+        public var listener: Listener
+        /// Addresses announced to peers.
+        public var advertisedAddresses: [String]
+        /// Datagrams per vector read.
+        public var receiveBatchSize: Int
+        /// UDP GRO in use on receive.
+        public var groEnabled: Bool
+        /// UDP GSO usable on send.
+        public var gsoEnabled: Bool
+        /// Received datagrams by kind label (``NodeStatus/kindLabel(_:)``); every kind is present.
+        public var received: [String: PacketCount]
+        /// Sent datagrams by kind label; every kind is present.
+        public var sent: [String: PacketCount]
+        /// Dropped datagrams by ``MediaDropReason`` raw value; every reason is present.
+        public var drops: [String: UInt64]
+        /// Errors reported by the socket on receive.
+        public var receiveErrors: UInt64
+        /// GRO reads split into segments.
+        public var coalescedReads: UInt64
+
+        enum CodingKeys: String, CodingKey {
+            case listener
+            case advertisedAddresses = "advertised_addresses"
+            case receiveBatchSize = "receive_batch_size"
+            case groEnabled = "gro_enabled"
+            case gsoEnabled = "gso_enabled"
+            case received
+            case sent
+            case drops
+            case receiveErrors = "receive_errors"
+            case coalescedReads = "coalesced_reads"
+        }
+    }
+
+    /// The label of a datagram kind in JSON and metrics: `stun`, `zrtp`, `dtls`, `turn_channel`, `rtp`,
+    /// `rtcp`, `unknown`.
+    public static func kindLabel(_ kind: DatagramKind) -> String {
+        switch kind {
+        case .stun: "stun"
+        case .zrtp: "zrtp"
+        case .dtls: "dtls"
+        case .turnChannel: "turn_channel"
+        case .rtp: "rtp"
+        case .rtcp: "rtcp"
+        case .unknown: "unknown"
+        }
+    }
+}
+
+extension NodeStatus.MediaSection {
+    init(
+        listener: NodeStatus.Listener,
+        configuration: NodeConfiguration.Media,
+        offload: MediaOffloadStatus,
+        traffic: MediaTrafficSnapshot
+    ) {
+        func byKind(_ counts: PacketCountsByKind) -> [String: PacketCount] {
+            Dictionary(uniqueKeysWithValues: DatagramKind.allCases.map { (NodeStatus.kindLabel($0), counts[$0]) })
+        }
+        self.listener = listener
+        self.advertisedAddresses = configuration.advertisedAddresses
+        self.receiveBatchSize = configuration.receiveBatchSize
+        self.groEnabled = offload.receiveOffload
+        self.gsoEnabled = offload.segmentationOffload
+        self.received = byKind(traffic.received)
+        self.sent = byKind(traffic.sent)
+        self.drops = Dictionary(uniqueKeysWithValues: MediaDropReason.allCases.map { ($0.rawValue, traffic.drops[$0]) })
+        self.receiveErrors = traffic.receiveErrors
+        self.coalescedReads = traffic.coalescedReads
+    }
+}
+
+// MARK: - Text rendering
+
+extension NodeStatus {
+    /// The plain-text dashboard: a page a person reads at a glance, in aligned columns.
+    public func renderText() -> String {
+        var lines: [String] = []
+        func row(_ label: String, _ value: String) { lines.append(Self.pad(label, 16) + value) }
+
+        row("node", "\(self.nodeID)   braid-node \(self.version)")
+        row("started", "\(self.startedAt)   up \(Self.formatDuration(self.uptimeSeconds))")
+        row(
+            "cpu",
+            "\(Self.fixed(self.process.cpuPercent, 1)) % since last sample   "
+                + "\(Self.fixed(self.process.cpuSecondsTotal, 2)) s total"
+        )
+        row("memory", "\(Self.formatBytes(self.process.residentMemoryBytes)) resident")
+        row("event loops", "\(self.process.eventLoopThreads) threads")
+        row("http", Self.formatListener(self.http))
+        row("media", Self.formatListener(self.media.listener))
+        row("advertised", self.media.advertisedAddresses.joined(separator: ", "))
+        row(
+            "udp",
+            "batch \(self.media.receiveBatchSize)   gro \(self.media.groEnabled ? "on" : "off")   "
+                + "gso \(self.media.gsoEnabled ? "on" : "off")"
+        )
+        lines.append("")
+
+        let header = ["kind", "packets in", "bytes in", "packets out", "bytes out"]
+        var table: [[String]] = [header]
+        var totalIn = PacketCount()
+        var totalOut = PacketCount()
+        for kind in DatagramKind.allCases {
+            let label = Self.kindLabel(kind)
+            let inbound = self.media.received[label] ?? PacketCount()
+            let outbound = self.media.sent[label] ?? PacketCount()
+            totalIn.packets &+= inbound.packets
+            totalIn.bytes &+= inbound.bytes
+            totalOut.packets &+= outbound.packets
+            totalOut.bytes &+= outbound.bytes
+            table.append([label, "\(inbound.packets)", "\(inbound.bytes)", "\(outbound.packets)", "\(outbound.bytes)"])
+        }
+        table.append(["total", "\(totalIn.packets)", "\(totalIn.bytes)", "\(totalOut.packets)", "\(totalOut.bytes)"])
+        lines.append(contentsOf: Self.alignedTable(table))
+        lines.append("")
+
+        var drops: [[String]] = [["drop reason", "packets"]]
+        for reason in MediaDropReason.allCases {
+            drops.append([reason.rawValue, "\(self.media.drops[reason.rawValue] ?? 0)"])
+        }
+        drops.append(["receive errors", "\(self.media.receiveErrors)"])
+        drops.append(["gro reads split", "\(self.media.coalescedReads)"])
+        lines.append(contentsOf: Self.alignedTable(drops))
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// First column left-aligned, the others right-aligned, two spaces between columns.
+    static func alignedTable(_ rows: [[String]]) -> [String] {
+        let columns = rows.map(\.count).max() ?? 0
+        var widths = [Int](repeating: 0, count: columns)
+        for row in rows {
+            for (index, cell) in row.enumerated() { widths[index] = max(widths[index], cell.count) }
+        }
+        widths[0] = max(widths[0], 14)
+        return rows.map { row in
+            var line = ""
+            for (index, cell) in row.enumerated() {
+                if index == 0 {
+                    line += cell + String(repeating: " ", count: widths[0] - cell.count)
+                } else {
+                    line += "  " + String(repeating: " ", count: widths[index] - cell.count) + cell
+                }
+            }
+            return line
+        }
+    }
+
+    static func pad(_ text: String, _ width: Int) -> String {
+        text.count >= width ? text + " " : text + String(repeating: " ", count: width - text.count)
+    }
+
+    static func formatListener(_ listener: Listener) -> String {
+        let host = listener.address.contains(":") ? "[\(listener.address)]" : listener.address
+        return "\(host):\(listener.port)" + (listener.bound ? "" : "   (not listening)")
+    }
+
+    static func formatDuration(_ seconds: Double) -> String {
+        let total = Int(seconds.isFinite ? max(0, seconds) : 0)
+        let days = total / 86400
+        let hours = (total % 86400) / 3600
+        let minutes = (total % 3600) / 60
+        let secs = total % 60
+        let clock = "\(Self.twoDigits(hours)):\(Self.twoDigits(minutes)):\(Self.twoDigits(secs))"
+        return days > 0 ? "\(days)d \(clock)" : clock
+    }
+
+    static func formatBytes(_ bytes: UInt64) -> String {
+        let mebibytes = Double(bytes) / 1_048_576
+        return "\(Self.fixed(mebibytes, 1)) MiB (\(bytes) B)"
+    }
+
+    /// `value` with exactly `digits` decimals, without Foundation's locale-dependent formatting.
+    static func fixed(_ value: Double, _ digits: Int) -> String {
+        guard value.isFinite else { return "0" }
+        var scale = 1.0
+        for _ in 0..<digits { scale *= 10 }
+        let scaled = (abs(value) * scale).rounded()
+        guard scaled < 1e15 else { return "\(value)" }
+        let integer = UInt64(scaled)
+        let whole = integer / UInt64(scale)
+        var fraction = String(integer % UInt64(scale))
+        fraction = String(repeating: "0", count: max(0, digits - fraction.count)) + fraction
+        return (value < 0 && integer > 0 ? "-" : "") + "\(whole)" + (digits > 0 ? "." + fraction : "")
+    }
+
+    private static func twoDigits(_ value: Int) -> String { value < 10 ? "0\(value)" : "\(value)" }
+}

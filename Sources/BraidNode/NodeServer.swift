@@ -1,0 +1,153 @@
+import Hummingbird
+import Logging
+import NIOCore
+import NIOPosix
+import ServiceLifecycle
+import UnixSignals
+
+/// One Braid node: the UDP media service and the HTTP dashboard, run as services of one `ServiceGroup`.
+///
+/// `braid-node` resolves a ``NodeConfiguration``, creates a `NodeServer` and calls ``run()``; tests do the
+/// same in-process with ephemeral ports and stop it with ``makeServiceGroup(gracefulShutdownSignals:)``'s
+/// `triggerGracefulShutdown()` or by cancelling the task.
+public final class NodeServer: Sendable {
+    /// The effective configuration.
+    public let configuration: NodeConfiguration
+    /// The UDP media socket service.
+    public let media: MediaService
+    /// The status model behind the dashboard.
+    public let monitor: NodeMonitor
+    /// The Prometheus metrics.
+    public let metrics: NodeMetrics
+    /// The HTTP application (dashboard routes); a `Service`.
+    public let application: Application<RouterResponder<BasicRequestContext>>
+
+    private let eventLoopGroup: MultiThreadedEventLoopGroup
+    private let logger: Logger
+
+    /// Creates the node's parts; nothing is bound until ``run()``.
+    ///
+    /// - Parameters:
+    ///   - configuration: the node's configuration, usually from
+    ///     ``NodeConfiguration/resolve(flags:environment:configFile:hostName:)``.
+    ///   - logger: the node's logger; its level is set from the configuration.
+    /// - Throws: ``ConfigurationError`` if `configuration` does not validate.
+    public init(
+        configuration: NodeConfiguration,
+        logger: Logger = Logger(label: "braid.node")
+    ) throws(ConfigurationError) {
+        try configuration.validate()
+        var logger = logger
+        logger.logLevel = Logger.Level(configuration.log.level)
+        logger[metadataKey: "node_id"] = "\(configuration.nodeID)"
+        self.configuration = configuration
+        self.logger = logger
+        let serverLogger = logger
+        self.eventLoopGroup = MultiThreadedEventLoopGroup(numberOfThreads: configuration.eventLoopThreads)
+        let media = MediaService(
+            configuration: configuration.media,
+            eventLoopGroup: self.eventLoopGroup,
+            logger: logger
+        )
+        let metrics = NodeMetrics(nodeID: configuration.nodeID)
+        let monitor = NodeMonitor(configuration: configuration, media: media, metrics: metrics, logger: logger)
+        self.media = media
+        self.metrics = metrics
+        self.monitor = monitor
+        self.application = Application(
+            router: DashboardRoutes.makeRouter(monitor: monitor),
+            configuration: ApplicationConfiguration(
+                address: .hostname(configuration.http.address, port: configuration.http.port),
+                serverName: "braid-node",
+                // A second node on the same port must fail to start, not share it.
+                reuseAddress: false
+            ),
+            onServerRunning: { channel in
+                monitor.httpServerBound(channel.localAddress)
+                let address = channel.localAddress.map { "\($0)" } ?? "?"
+                serverLogger.info("dashboard listening", metadata: ["address": "\(address)"])
+            },
+            eventLoopGroupProvider: .shared(self.eventLoopGroup),
+            logger: logger
+        )
+    }
+
+    /// Stops the node's event loop threads. Call after the service group has finished; ``run()`` does.
+    public func shutdownEventLoops() async throws {
+        try await self.eventLoopGroup.shutdownGracefully()
+    }
+
+    /// The HTTP server's bound address once it listens.
+    public var httpAddress: SocketAddress? { self.monitor.boundHTTPAddress }
+
+    /// A service group of the HTTP application and the media service.
+    ///
+    /// - Parameter gracefulShutdownSignals: signals that start a graceful shutdown (none for tests).
+    public func makeServiceGroup(gracefulShutdownSignals: [UnixSignal] = [.sigterm, .sigint]) -> ServiceGroup {
+        ServiceGroup(
+            configuration: ServiceGroupConfiguration(
+                services: [
+                    .init(service: self.application),
+                    .init(service: self.media),
+                    // Last in the list, so the first to hear of a shutdown: it logs the start.
+                    .init(service: ShutdownAnnouncer(logger: self.logger)),
+                ],
+                gracefulShutdownSignals: gracefulShutdownSignals,
+                logger: self.logger
+            )
+        )
+    }
+
+    /// Runs the node until SIGTERM or SIGINT (graceful) or task cancellation, then releases both ports.
+    public func run() async throws {
+        self.logger.info(
+            "node starting",
+            metadata: [
+                "version": "\(BraidNodeVersion.string)",
+                "http": "\(self.configuration.http.address):\(self.configuration.http.port)",
+                "media": "\(self.configuration.media.address):\(self.configuration.media.port)",
+                "event_loop_threads": "\(self.configuration.eventLoopThreads)",
+            ]
+        )
+        let group = self.makeServiceGroup()
+        do {
+            try await group.run()
+        } catch {
+            self.monitor.httpServerBound(nil)
+            try? await self.shutdownEventLoops()
+            throw error
+        }
+        self.monitor.httpServerBound(nil)
+        try await self.shutdownEventLoops()
+        self.logger.info("node stopped")
+    }
+}
+
+extension Logger.Level {
+    init(_ level: NodeConfiguration.LogLevel) {
+        switch level {
+        case .trace: self = .trace
+        case .debug: self = .debug
+        case .info: self = .info
+        case .notice: self = .notice
+        case .warning: self = .warning
+        case .error: self = .error
+        case .critical: self = .critical
+        }
+    }
+}
+
+/// Logs when a graceful shutdown begins (a signal or a programmatic trigger), then ends.
+private struct ShutdownAnnouncer: Service {
+    let logger: Logger
+
+    func run() async throws {
+        do {
+            try await gracefulShutdown()
+            self.logger.info("graceful shutdown started")
+        } catch {
+            // Cancelled: the group is being torn down without a graceful phase.
+            self.logger.info("node cancelled")
+        }
+    }
+}

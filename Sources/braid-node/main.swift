@@ -1,2 +1,0 @@
-// Placeholder entry point, replaced by the daemon's command.
-print("braid-node")
