@@ -124,7 +124,9 @@ extension SDPMediaDescription {
         self.value(of: "simulcast").flatMap { try? SDPSimulcast(parsing: Substring($0)) }
     }
     /// `a=sctp-port` (RFC 8841 §5).
-    public var sctpPort: UInt16? { self.value(of: "sctp-port").flatMap { SDPNumber.parse(Substring($0), as: UInt16.self) } }
+    public var sctpPort: UInt16? {
+        self.value(of: "sctp-port").flatMap { SDPNumber.parse(Substring($0), as: UInt16.self) }
+    }
     /// Whether this is a data channel section (SCTP proto, `a=sctp-port` or legacy `a=sctpmap`).
     public var isDataChannel: Bool {
         self.proto.uppercased().hasSuffix("SCTP") || self.has("sctp-port") || self.has("sctpmap")

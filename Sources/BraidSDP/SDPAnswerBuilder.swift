@@ -67,7 +67,9 @@ public enum SDPHeaderExtensionURI {
     public static let absCaptureTime = "http://www.webrtc.org/experiments/rtp-hdrext/abs-capture-time"
 
     /// Everything the node handles, in the order above.
-    public static let supported: [String] = [mid, rid, repairedRID, absSendTime, transportCC, audioLevel, absCaptureTime]
+    public static let supported: [String] = [
+        mid, rid, repairedRID, absSendTime, transportCC, audioLevel, absCaptureTime,
+    ]
 }
 
 /// What the node sends in one WHEP section: its track id and SSRCs.
@@ -328,11 +330,14 @@ public struct SDPAnswerBuilder: Sendable {
         let remote = try Self.remoteTransport(offer: offer, media: offer.media[first.section.index])
 
         var description = SessionDescription(
-            origin: SDPOrigin(sessionID: self.local.sessionID, sessionVersion: self.local.sessionVersion))
+            origin: SDPOrigin(sessionID: self.local.sessionID, sessionVersion: self.local.sessionVersion)
+        )
         description.attributes.append(SDPAttribute("ice-lite"))
         let bundleMids = plans.compactMap { $0.section.accepted ? $0.section.mid : nil }
         if bundleGroup != nil {
-            description.attributes.append(SDPAttribute("group", SDPGroup(semantics: "BUNDLE", mids: bundleMids).attributeValue))
+            description.attributes.append(
+                SDPAttribute("group", SDPGroup(semantics: "BUNDLE", mids: bundleMids).attributeValue)
+            )
         }
         if offer.extmapAllowMixed || offer.media.contains(where: \.extmapAllowMixed) {
             description.attributes.append(SDPAttribute("extmap-allow-mixed"))
@@ -341,8 +346,11 @@ public struct SDPAnswerBuilder: Sendable {
             description.media.append(self.render(plan, offered: offer.media[plan.section.index]))
         }
         return SDPAnswer(
-            description: description, sections: plans.map(\.section), bundleMids: bundleGroup == nil ? [] : bundleMids,
-            remote: remote)
+            description: description,
+            sections: plans.map(\.section),
+            bundleMids: bundleGroup == nil ? [] : bundleMids,
+            remote: remote
+        )
     }
 
     // MARK: Planning
@@ -373,11 +381,26 @@ public struct SDPAnswerBuilder: Sendable {
         let offeredDirection = media.direction ?? .sendrecv
         var plan = SectionPlan(
             section: SDPNegotiatedSection(
-                index: index, mid: media.mid, kind: media.kind, accepted: true, rejectionReason: nil,
-                offeredDirection: offeredDirection, direction: .inactive, codec: nil, rtxPayloadType: nil,
-                redPayloadType: nil, extensions: [], rids: [], simulcast: nil, remoteSSRCs: media.ssrcAttributes,
-                remoteSSRCGroups: media.ssrcGroups, remoteMsid: media.msids.first,
-                reducedSizeRTCP: media.rtcpReducedSize, localSender: nil))
+                index: index,
+                mid: media.mid,
+                kind: media.kind,
+                accepted: true,
+                rejectionReason: nil,
+                offeredDirection: offeredDirection,
+                direction: .inactive,
+                codec: nil,
+                rtxPayloadType: nil,
+                redPayloadType: nil,
+                extensions: [],
+                rids: [],
+                simulcast: nil,
+                remoteSSRCs: media.ssrcAttributes,
+                remoteSSRCGroups: media.ssrcGroups,
+                remoteMsid: media.msids.first,
+                reducedSizeRTCP: media.rtcpReducedSize,
+                localSender: nil
+            )
+        )
 
         if media.isDataChannel {
             plan.reject("data channels are not supported")
@@ -462,8 +485,13 @@ public struct SDPAnswerBuilder: Sendable {
 
         let codecParameters = Self.answerParameters(for: chosen, offered: media.parameters(for: chosen.payloadType))
         plan.section.codec = SDPNegotiatedCodec(
-            payloadType: chosen.payloadType, encoding: chosen.encoding, clockRate: chosen.clockRate,
-            channels: chosen.channels, parameters: codecParameters, feedback: feedback)
+            payloadType: chosen.payloadType,
+            encoding: chosen.encoding,
+            clockRate: chosen.clockRate,
+            channels: chosen.channels,
+            parameters: codecParameters,
+            feedback: feedback
+        )
         plan.section.rtxPayloadType = rtx?.payloadType
         plan.section.redPayloadType = red?.payloadType
         plan.section.extensions = extensions
@@ -486,7 +514,9 @@ public struct SDPAnswerBuilder: Sendable {
                 }
                 plan.formatParameters.append(SDPFormatParameters(payloadType: pt, parameters: parameters))
             } else {
-                plan.formatParameters.append(SDPFormatParameters(payloadType: pt, parameters: media.parameters(for: pt)))
+                plan.formatParameters.append(
+                    SDPFormatParameters(payloadType: pt, parameters: media.parameters(for: pt))
+                )
             }
         }
 
@@ -497,7 +527,9 @@ public struct SDPAnswerBuilder: Sendable {
         }
 
         // Simulcast (RFC 8853 §5.3.2): the client's send list becomes our recv list, same RIDs and order.
-        if self.local.role == .receive, let simulcast = media.simulcast, !simulcast.send.isEmpty {
+        // Without the RID header extension the layers cannot be told apart (and Chrome refuses the answer).
+        let hasRID = extensions.contains { $0.uri == SDPHeaderExtensionURI.rid }
+        if self.local.role == .receive, hasRID, let simulcast = media.simulcast, !simulcast.send.isEmpty {
             let offeredRIDs = media.rids.filter { $0.direction == .send }
             var streams: [[SDPSimulcast.Stream]] = []
             var rids: [SDPRID] = []
@@ -535,7 +567,9 @@ public struct SDPAnswerBuilder: Sendable {
         return offered.filter { kept.contains($0.name.lowercased()) }
     }
 
-    private static let auxiliaryEncodings: Set<String> = ["rtx", "red", "ulpfec", "flexfec-03", "cn", "telephone-event"]
+    private static let auxiliaryEncodings: Set<String> = [
+        "rtx", "red", "ulpfec", "flexfec-03", "cn", "telephone-event",
+    ]
 
     private static func primaryCodecNames(_ media: SDPMediaDescription) -> [String] {
         var names: [String] = []
@@ -560,10 +594,13 @@ public struct SDPAnswerBuilder: Sendable {
             return SDPError(
                 .noCommonCodec,
                 "no common codec: offered \(offered.isEmpty ? "none" : offered.joined(separator: ", ")); "
-                    + "supported \(supported)")
+                    + "supported \(supported)"
+            )
         }
         if plans.isEmpty { return SDPError(.unsupportedOffer, "the offer has no media sections") }
-        let reasons = plans.map { "m-section \($0.section.index) (\($0.section.kind)): \($0.section.rejectionReason ?? "")" }
+        let reasons = plans.map {
+            "m-section \($0.section.index) (\($0.section.kind)): \($0.section.rejectionReason ?? "")"
+        }
         return SDPError(.unsupportedOffer, "no acceptable media section: " + reasons.joined(separator: "; "))
     }
 
@@ -584,7 +621,9 @@ public struct SDPAnswerBuilder: Sendable {
                 let name = map.codecName.lowercased()
                 if let known = codecNames[map.payloadType], known != name {
                     throw SDPError(
-                        .conflictingOffer, "payload type \(map.payloadType) is bound to both \(known) and \(name)")
+                        .conflictingOffer,
+                        "payload type \(map.payloadType) is bound to both \(known) and \(name)"
+                    )
                 }
                 codecNames[map.payloadType] = name
             }
@@ -611,9 +650,14 @@ public struct SDPAnswerBuilder: Sendable {
             throw SDPError(.unsupportedOffer, "the offer has a=setup:\(setup.rawValue); the node is DTLS passive only")
         }
         return SDPRemoteTransport(
-            iceUfrag: ufrag, icePwd: pwd, iceOptions: media.iceOptions.isEmpty ? offer.iceOptions : media.iceOptions,
-            fingerprint: fingerprint, setup: setup, candidates: media.candidates,
-            endOfCandidates: media.endOfCandidates || offer.endOfCandidates)
+            iceUfrag: ufrag,
+            icePwd: pwd,
+            iceOptions: media.iceOptions.isEmpty ? offer.iceOptions : media.iceOptions,
+            fingerprint: fingerprint,
+            setup: setup,
+            candidates: media.candidates,
+            endOfCandidates: media.endOfCandidates || offer.endOfCandidates
+        )
     }
 
     // MARK: Rendering
@@ -623,14 +667,22 @@ public struct SDPAnswerBuilder: Sendable {
         guard section.accepted else {
             // RFC 3264 §6: a rejected stream keeps its m-line with port 0; JSEP keeps the mid.
             var rejected = SDPMediaDescription(
-                kind: offered.kind, port: 0, proto: offered.proto, formats: offered.formats,
-                connections: [SDPConnection()])
+                kind: offered.kind,
+                port: 0,
+                proto: offered.proto,
+                formats: offered.formats,
+                connections: [SDPConnection()]
+            )
             if let mid = section.mid { rejected.attributes.append(SDPAttribute("mid", mid)) }
             return rejected
         }
         var media = SDPMediaDescription(
-            kind: offered.kind, port: self.local.port, proto: offered.proto, formats: plan.payloadTypes.map(String.init),
-            connections: [SDPConnection()])
+            kind: offered.kind,
+            port: self.local.port,
+            proto: offered.proto,
+            formats: plan.payloadTypes.map(String.init),
+            connections: [SDPConnection()]
+        )
         var a: [SDPAttribute] = []
         a.append(SDPAttribute("ice-ufrag", self.local.iceUfrag))
         a.append(SDPAttribute("ice-pwd", self.local.icePwd))
@@ -656,12 +708,19 @@ public struct SDPAnswerBuilder: Sendable {
             }
         }
         if let simulcast = section.simulcast {
-            for rid in section.rids { a.append(SDPAttribute("rid", SDPRID(id: rid.id, direction: .recv).attributeValue)) }
+            for rid in section.rids {
+                a.append(SDPAttribute("rid", SDPRID(id: rid.id, direction: .recv).attributeValue))
+            }
             a.append(SDPAttribute("simulcast", simulcast.attributeValue))
         }
         if let sender, section.direction.sends {
             if let rtxSSRC = sender.rtxSSRC, section.rtxPayloadType != nil {
-                a.append(SDPAttribute("ssrc-group", SDPSSRCGroup(semantics: "FID", ssrcs: [sender.ssrc, rtxSSRC]).attributeValue))
+                a.append(
+                    SDPAttribute(
+                        "ssrc-group",
+                        SDPSSRCGroup(semantics: "FID", ssrcs: [sender.ssrc, rtxSSRC]).attributeValue
+                    )
+                )
                 a.append(SDPAttribute("ssrc", "\(sender.ssrc) cname:\(self.local.cname)"))
                 a.append(SDPAttribute("ssrc", "\(rtxSSRC) cname:\(self.local.cname)"))
             } else {

@@ -73,7 +73,7 @@ public struct SDPFingerprint: Hashable, Sendable {
         guard fields.count == 2 else { throw SDPError(.badAttribute, "a=fingerprint needs <hash-func> <hex>") }
         var bytes: [UInt8] = []
         for pair in fields[1].split(separator: ":", omittingEmptySubsequences: false) {
-            guard pair.utf8.count == 2, let byte = UInt8(pair, radix: 16) else {
+            guard pair.utf8.count == 2, pair.allSatisfy(\.isHexDigit), let byte = UInt8(pair, radix: 16) else {
                 throw SDPError(.badAttribute, "a=fingerprint digest must be colon-separated hex byte pairs")
             }
             bytes.append(byte)
@@ -274,7 +274,11 @@ public struct SDPRTCPFeedback: Hashable, Sendable {
         let fields = value.split(separator: " ", maxSplits: 2)
         guard fields.count >= 2 else { throw SDPError(.badAttribute, "a=rtcp-fb needs <pt> <type>") }
         let payloadType: UInt8? = fields[0] == "*" ? nil : try SDPPayloadType.parse(fields[0], attribute: "rtcp-fb")
-        self.init(payloadType: payloadType, type: String(fields[1]), parameter: fields.count == 3 ? String(fields[2]) : nil)
+        self.init(
+            payloadType: payloadType,
+            type: String(fields[1]),
+            parameter: fields.count == 3 ? String(fields[2]) : nil
+        )
     }
 
     /// `type[ parameter]`, e.g. `nack pli`.
@@ -326,8 +330,11 @@ public struct SDPExtMap: Hashable, Sendable {
             throw SDPError(.badAttribute, "a=extmap id must be in 1...255 or 4096...4351")
         }
         self.init(
-            id: id, direction: direction, uri: String(fields[1]),
-            extensionAttributes: fields.count == 3 ? String(fields[2]) : nil)
+            id: id,
+            direction: direction,
+            uri: String(fields[1]),
+            extensionAttributes: fields.count == 3 ? String(fields[2]) : nil
+        )
     }
 
     /// The attribute value.
@@ -481,7 +488,9 @@ public struct SDPRID: Hashable, Sendable {
     public var attributeValue: String {
         var text = "\(self.id) \(self.direction.rawValue)"
         var parameters: [String] = []
-        if !self.payloadTypes.isEmpty { parameters.append("pt=" + self.payloadTypes.map(String.init).joined(separator: ",")) }
+        if !self.payloadTypes.isEmpty {
+            parameters.append("pt=" + self.payloadTypes.map(String.init).joined(separator: ","))
+        }
         parameters += self.restrictions.map(\.description)
         if !parameters.isEmpty { text += " " + parameters.joined(separator: ";") }
         return text
@@ -670,8 +679,11 @@ public struct SDPCandidate: Hashable, Sendable {
         if value.hasPrefix("candidate:") { value = value.dropFirst("candidate:".count) }
         let fields = value.split(separator: " ")
         guard fields.count >= 8, fields[6] == "typ" else {
-            throw SDPError(.badAttribute, "a=candidate needs <foundation> <component> <transport> <priority> "
-                + "<address> <port> typ <type>")
+            throw SDPError(
+                .badAttribute,
+                "a=candidate needs <foundation> <component> <transport> <priority> "
+                    + "<address> <port> typ <type>"
+            )
         }
         guard (1...32).contains(fields[0].utf8.count) else {
             throw SDPError(.badAttribute, "a=candidate foundation must be 1-32 characters")
@@ -709,9 +721,17 @@ public struct SDPCandidate: Hashable, Sendable {
             index += 2
         }
         self.init(
-            foundation: String(fields[0]), component: component, transport: String(fields[2]), priority: priority,
-            address: String(fields[4]), port: port, kind: Kind(String(fields[7])), relatedAddress: relatedAddress,
-            relatedPort: relatedPort, extensions: extensions)
+            foundation: String(fields[0]),
+            component: component,
+            transport: String(fields[2]),
+            priority: priority,
+            address: String(fields[4]),
+            port: port,
+            kind: Kind(String(fields[7])),
+            relatedAddress: relatedAddress,
+            relatedPort: relatedPort,
+            extensions: extensions
+        )
     }
 
     /// The attribute value (after `a=candidate:`).

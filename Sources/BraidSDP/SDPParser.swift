@@ -63,7 +63,10 @@ enum SDPLineParser {
             if line.isEmpty { continue }
             guard line.count <= limits.maxLineLength else {
                 throw SDPError(
-                    .limitExceeded, "line is \(line.count) bytes, limit \(limits.maxLineLength)", line: lineNumber)
+                    .limitExceeded,
+                    "line is \(line.count) bytes, limit \(limits.maxLineLength)",
+                    line: lineNumber
+                )
             }
             if line.contains(0) || line.contains(UInt8(ascii: "\r")) {
                 throw SDPError(.invalidEncoding, "line holds a NUL or a bare CR", line: lineNumber)
@@ -152,7 +155,10 @@ enum SDPLineParser {
                 case (.media, UInt8(ascii: "a")):
                     let index = description.media.count - 1
                     guard description.media[index].attributes.count < limits.maxAttributesPerSection else {
-                        throw SDPError(.limitExceeded, "more than \(limits.maxAttributesPerSection) attributes in a section")
+                        throw SDPError(
+                            .limitExceeded,
+                            "more than \(limits.maxAttributesPerSection) attributes in a section"
+                        )
                     }
                     description.media[index].attributes.append(try parseAttribute(value))
 
@@ -232,7 +238,9 @@ enum SDPLineParser {
     /// `m=<media> <port>[/<number of ports>] <proto> <fmt> ...`
     static func parseMediaLine(_ value: Substring) throws(SDPError) -> SDPMediaDescription {
         let fields = value.split(separator: " ")
-        guard fields.count >= 4 else { throw SDPError(.malformedLine, "m= line needs 4+ fields, found \(fields.count)") }
+        guard fields.count >= 4 else {
+            throw SDPError(.malformedLine, "m= line needs 4+ fields, found \(fields.count)")
+        }
         var portText = fields[1]
         var portCount: UInt16?
         if let slash = portText.firstIndex(of: "/") {

@@ -53,9 +53,12 @@ public struct SDPTrickleFragment: Hashable, Sendable {
         self.iceOptions = description.iceOptions
         self.sections = description.media.map { media in
             Section(
-                mid: media.mid, iceUfrag: media.iceUfrag ?? description.iceUfrag,
-                icePwd: media.icePwd ?? description.icePwd, candidates: media.candidates,
-                endOfCandidates: media.endOfCandidates || description.endOfCandidates)
+                mid: media.mid,
+                iceUfrag: media.iceUfrag ?? description.iceUfrag,
+                icePwd: media.icePwd ?? description.icePwd,
+                candidates: media.candidates,
+                endOfCandidates: media.endOfCandidates || description.endOfCandidates
+            )
         }
         self.endOfCandidates =
             description.endOfCandidates || (!self.sections.isEmpty && self.sections.allSatisfy(\.endOfCandidates))

@@ -269,7 +269,8 @@ extension SessionDescription {
     public func serialize(into output: inout String) {
         output += "v=\(self.version)\r\n"
         let o = self.origin
-        output += "o=\(o.username) \(o.sessionID) \(o.sessionVersion) \(o.networkType) \(o.addressType) \(o.address)\r\n"
+        output +=
+            "o=\(o.username) \(o.sessionID) \(o.sessionVersion) \(o.networkType) \(o.addressType) \(o.address)\r\n"
         output += "s=\(self.sessionName)\r\n"
         if let information { output += "i=\(information)\r\n" }
         if let uri { output += "u=\(uri)\r\n" }

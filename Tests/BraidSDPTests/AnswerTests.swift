@@ -8,9 +8,13 @@ struct AnswerTests {
     }
 
     /// Checks every rule that holds for any accepted section of any answer.
-    private func expectTransportRules(_ lines: [String], mid: String, sourceLocation: SourceLocation = #_sourceLocation) {
-        #expect(lines.filter { $0.hasPrefix("a=fingerprint:") }
-            == ["a=fingerprint:\(Fixtures.localFingerprint.attributeValue)"], sourceLocation: sourceLocation)
+    private func expectTransportRules(_ lines: [String], mid: String, sourceLocation: SourceLocation = #_sourceLocation)
+    {
+        #expect(
+            lines.filter { $0.hasPrefix("a=fingerprint:") }
+                == ["a=fingerprint:\(Fixtures.localFingerprint.attributeValue)"],
+            sourceLocation: sourceLocation
+        )
         #expect(lines.filter { $0.hasPrefix("a=setup:") } == ["a=setup:passive"], sourceLocation: sourceLocation)
         #expect(lines.contains("a=ice-ufrag:brd1"), sourceLocation: sourceLocation)
         #expect(lines.contains("a=ice-pwd:0123456789abcdefABCDEF+/"), sourceLocation: sourceLocation)
@@ -18,10 +22,14 @@ struct AnswerTests {
         #expect(!lines.contains("a=rtcp-mux-only"), sourceLocation: sourceLocation)  // RFC 8858 §4.3
         #expect(!lines.contains("a=ice-lite"), sourceLocation: sourceLocation)
         #expect(lines.filter { $0.hasPrefix("a=mid:") } == ["a=mid:\(mid)"], sourceLocation: sourceLocation)
-        #expect(lines.suffix(2) == ["a=candidate:1 1 udp 2130706431 203.0.113.5 3478 typ host", "a=end-of-candidates"],
-            sourceLocation: sourceLocation)
-        #expect(lines.first?.hasPrefix("m=") == true && lines.first?.contains(" 9 UDP/TLS/RTP/SAVPF ") == true,
-            sourceLocation: sourceLocation)
+        #expect(
+            lines.suffix(2) == ["a=candidate:1 1 udp 2130706431 203.0.113.5 3478 typ host", "a=end-of-candidates"],
+            sourceLocation: sourceLocation
+        )
+        #expect(
+            lines.first?.hasPrefix("m=") == true && lines.first?.contains(" 9 UDP/TLS/RTP/SAVPF ") == true,
+            sourceLocation: sourceLocation
+        )
     }
 
     @Test("Chromium WHIP offer: line-by-line answer")
@@ -29,57 +37,71 @@ struct AnswerTests {
         let answer = try self.answer(Fixtures.chromium, Fixtures.local(.receive))
         let sections = Fixtures.sections(answer.text)
         #expect(sections.count == 3)
-        #expect(sections[0] == [
-            "v=0", "o=- 7311 1 IN IP4 127.0.0.1", "s=-", "t=0 0", "a=ice-lite", "a=group:BUNDLE 0 1",
-            "a=extmap-allow-mixed",
-        ])
-        #expect(sections[1] == [
-            "m=audio 9 UDP/TLS/RTP/SAVPF 111 63",
-            "c=IN IP4 0.0.0.0",
-            "a=ice-ufrag:brd1",
-            "a=ice-pwd:0123456789abcdefABCDEF+/",
-            "a=fingerprint:\(Fixtures.localFingerprint.attributeValue)",
-            "a=setup:passive",
-            "a=mid:0",
-            "a=extmap:1 urn:ietf:params:rtp-hdrext:ssrc-audio-level",
-            "a=extmap:2 http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time",
-            "a=extmap:3 http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01",
-            "a=extmap:4 urn:ietf:params:rtp-hdrext:sdes:mid",
-            "a=recvonly",
-            "a=rtcp-mux",
-            "a=rtcp-rsize",
-            "a=rtpmap:111 opus/48000/2",
-            "a=rtcp-fb:111 transport-cc",
-            "a=fmtp:111 minptime=10;useinbandfec=1",
-            "a=rtpmap:63 red/48000/2",
-            "a=fmtp:63 111/111",
-            "a=candidate:1 1 udp 2130706431 203.0.113.5 3478 typ host",
-            "a=end-of-candidates",
-        ])
+        #expect(
+            sections[0] == [
+                "v=0", "o=- 7311 1 IN IP4 127.0.0.1", "s=-", "t=0 0", "a=ice-lite", "a=group:BUNDLE 0 1",
+                "a=extmap-allow-mixed",
+            ]
+        )
+        #expect(
+            sections[1] == [
+                "m=audio 9 UDP/TLS/RTP/SAVPF 111 63",
+                "c=IN IP4 0.0.0.0",
+                "a=ice-ufrag:brd1",
+                "a=ice-pwd:0123456789abcdefABCDEF+/",
+                "a=fingerprint:\(Fixtures.localFingerprint.attributeValue)",
+                "a=setup:passive",
+                "a=mid:0",
+                "a=extmap:1 urn:ietf:params:rtp-hdrext:ssrc-audio-level",
+                "a=extmap:2 http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time",
+                "a=extmap:3 http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01",
+                "a=extmap:4 urn:ietf:params:rtp-hdrext:sdes:mid",
+                "a=recvonly",
+                "a=rtcp-mux",
+                "a=rtcp-rsize",
+                "a=rtpmap:111 opus/48000/2",
+                "a=rtcp-fb:111 transport-cc",
+                "a=fmtp:111 minptime=10;useinbandfec=1",
+                "a=rtpmap:63 red/48000/2",
+                "a=fmtp:63 111/111",
+                "a=candidate:1 1 udp 2130706431 203.0.113.5 3478 typ host",
+                "a=end-of-candidates",
+            ]
+        )
         let video = sections[2]
         self.expectTransportRules(video, mid: "1")
         #expect(video[0] == "m=video 9 UDP/TLS/RTP/SAVPF 96 97")
-        #expect(video.filter { $0.hasPrefix("a=extmap:") } == [
-            "a=extmap:2 http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time",
-            "a=extmap:3 http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01",
-            "a=extmap:4 urn:ietf:params:rtp-hdrext:sdes:mid",
-            "a=extmap:10 urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id",
-            "a=extmap:11 urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id",
-            "a=extmap:9 http://www.webrtc.org/experiments/rtp-hdrext/abs-capture-time",
-        ])
-        #expect(video.filter { $0.hasPrefix("a=rtcp-fb:") } == [
-            "a=rtcp-fb:96 goog-remb", "a=rtcp-fb:96 transport-cc", "a=rtcp-fb:96 ccm fir", "a=rtcp-fb:96 nack",
-            "a=rtcp-fb:96 nack pli",
-        ])
+        #expect(
+            video.filter { $0.hasPrefix("a=extmap:") } == [
+                "a=extmap:2 http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time",
+                "a=extmap:3 http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01",
+                "a=extmap:4 urn:ietf:params:rtp-hdrext:sdes:mid",
+                "a=extmap:10 urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id",
+                "a=extmap:11 urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id",
+                "a=extmap:9 http://www.webrtc.org/experiments/rtp-hdrext/abs-capture-time",
+            ]
+        )
+        #expect(
+            video.filter { $0.hasPrefix("a=rtcp-fb:") } == [
+                "a=rtcp-fb:96 goog-remb", "a=rtcp-fb:96 transport-cc", "a=rtcp-fb:96 ccm fir", "a=rtcp-fb:96 nack",
+                "a=rtcp-fb:96 nack pli",
+            ]
+        )
         #expect(video.contains("a=rtpmap:96 VP8/90000"))
         #expect(video.contains("a=rtpmap:97 rtx/90000"))
         #expect(video.contains("a=fmtp:97 apt=96"))
-        #expect(!video.contains { $0.contains("VP9") || $0.contains("H264") || $0.contains("ulpfec") || $0.contains("red/90000") })
+        #expect(
+            !video.contains {
+                $0.contains("VP9") || $0.contains("H264") || $0.contains("ulpfec") || $0.contains("red/90000")
+            }
+        )
         #expect(video.contains("a=recvonly"))
         #expect(!video.contains { $0.hasPrefix("a=msid") || $0.hasPrefix("a=ssrc") })
-        #expect(video.filter { $0.hasPrefix("a=rid:") || $0.hasPrefix("a=simulcast:") } == [
-            "a=rid:q recv", "a=rid:h recv", "a=rid:f recv", "a=simulcast:recv q;h;f",
-        ])
+        #expect(
+            video.filter { $0.hasPrefix("a=rid:") || $0.hasPrefix("a=simulcast:") } == [
+                "a=rid:q recv", "a=rid:h recv", "a=rid:f recv", "a=simulcast:recv q;h;f",
+            ]
+        )
 
         // The typed result.
         #expect(answer.bundleMids == ["0", "1"])
@@ -129,9 +151,12 @@ struct AnswerTests {
         #expect(audio[0] == "m=audio 9 UDP/TLS/RTP/SAVPF 109")
         // stereo kept as offered, maxplaybackrate dropped.
         #expect(audio.contains("a=fmtp:109 stereo=1;useinbandfec=1"))
-        #expect(audio.filter { $0.hasPrefix("a=extmap:") } == [
-            "a=extmap:1 urn:ietf:params:rtp-hdrext:ssrc-audio-level", "a=extmap:3 urn:ietf:params:rtp-hdrext:sdes:mid",
-        ])
+        #expect(
+            audio.filter { $0.hasPrefix("a=extmap:") } == [
+                "a=extmap:1 urn:ietf:params:rtp-hdrext:ssrc-audio-level",
+                "a=extmap:3 urn:ietf:params:rtp-hdrext:sdes:mid",
+            ]
+        )
         #expect(!audio.contains("a=rtcp-rsize"))
         let video = sections[2]
         self.expectTransportRules(video, mid: "1")
@@ -142,12 +167,16 @@ struct AnswerTests {
         #expect(video.contains("a=extmap:9/recvonly urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id"))
         #expect(video.contains("a=extmap:7 http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01"))
         #expect(!video.contains { $0.contains("playout-delay") || $0.contains("toffset") })
-        #expect(video.filter { $0.hasPrefix("a=rid:") || $0.hasPrefix("a=simulcast:") } == [
-            "a=rid:h recv", "a=rid:m recv", "a=rid:l recv", "a=simulcast:recv h;m;l",
-        ])
+        #expect(
+            video.filter { $0.hasPrefix("a=rid:") || $0.hasPrefix("a=simulcast:") } == [
+                "a=rid:h recv", "a=rid:m recv", "a=rid:l recv", "a=simulcast:recv h;m;l",
+            ]
+        )
         #expect(answer.sections[1].remoteSSRCGroups.count == 3)
-        #expect(answer.sections[1].codec?.feedback.map(\.feedbackName)
-            == ["nack", "nack pli", "ccm fir", "goog-remb", "transport-cc"])
+        #expect(
+            answer.sections[1].codec?.feedback.map(\.feedbackName)
+                == ["nack", "nack pli", "ccm fir", "goog-remb", "transport-cc"]
+        )
         #expect(answer.remote.fingerprint.hex == Fixtures.fingerprintHex)
         #expect(answer.remote.iceUfrag == "3c8e41a2")
     }
@@ -167,9 +196,18 @@ struct AnswerTests {
         let reordered = Fixtures.chromium.replacingOccurrences("a=simulcast:send q;h;f", "a=simulcast:send f;q;x")
         let reorderedAnswer = try self.answer(reordered, Fixtures.local(.receive))
         let lines = Fixtures.sections(reorderedAnswer.text)[2]
-        #expect(lines.filter { $0.hasPrefix("a=rid:") || $0.hasPrefix("a=simulcast:") } == [
-            "a=rid:f recv", "a=rid:q recv", "a=simulcast:recv f;q",
-        ])
+        #expect(
+            lines.filter { $0.hasPrefix("a=rid:") || $0.hasPrefix("a=simulcast:") } == [
+                "a=rid:f recv", "a=rid:q recv", "a=simulcast:recv f;q",
+            ]
+        )
+
+        // Without the RID header extension the layers cannot be told apart: simulcast is not answered.
+        let noRIDExtension = Fixtures.chromium.replacingOccurrences(
+            "a=extmap:10 urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id\n", "")
+        let single = try self.answer(noRIDExtension, Fixtures.local(.receive))
+        #expect(!Fixtures.sections(single.text)[2].contains { $0.hasPrefix("a=rid") || $0.hasPrefix("a=simulcast") })
+        #expect(single.sections[1].rids.isEmpty && single.sections[1].simulcast == nil)
     }
 
     @Test("aiortc offer: session-level credentials, VP8 chosen after H264, no transport-cc or rsize")
@@ -185,9 +223,11 @@ struct AnswerTests {
         let video = sections[2]
         self.expectTransportRules(video, mid: "1")
         #expect(video[0] == "m=video 9 UDP/TLS/RTP/SAVPF 99 100")
-        #expect(video.filter { $0.hasPrefix("a=rtcp-fb:") } == [
-            "a=rtcp-fb:99 nack", "a=rtcp-fb:99 nack pli", "a=rtcp-fb:99 goog-remb",
-        ])
+        #expect(
+            video.filter { $0.hasPrefix("a=rtcp-fb:") } == [
+                "a=rtcp-fb:99 nack", "a=rtcp-fb:99 nack pli", "a=rtcp-fb:99 goog-remb",
+            ]
+        )
         #expect(video.contains("a=fmtp:100 apt=99"))
         #expect(!video.contains("a=rtcp-rsize"))
         #expect(!video.contains { $0.hasPrefix("a=simulcast") || $0.hasPrefix("a=rid") })
@@ -195,7 +235,11 @@ struct AnswerTests {
         #expect(answer.remote.icePwd == "Xq8uVb2JmK4nLp6RsT0wYz")
         #expect(answer.remote.candidates.count == 1)
         #expect(answer.remote.endOfCandidates)
-        #expect(answer.sections[1].remoteSSRCGroups == [SDPSSRCGroup(semantics: "FID", ssrcs: [2_418_374_501, 2_881_237_402])])
+        #expect(
+            answer.sections[1].remoteSSRCGroups == [
+                SDPSSRCGroup(semantics: "FID", ssrcs: [2_418_374_501, 2_881_237_402])
+            ]
+        )
     }
 
     @Test("WHEP offer: sendonly, msid with one stream id, SSRCs and FID")
@@ -206,10 +250,12 @@ struct AnswerTests {
         ]
         let answer = try self.answer(Fixtures.whep, Fixtures.local(.send, senders: senders))
         let sections = Fixtures.sections(answer.text)
-        #expect(sections[0] == [
-            "v=0", "o=- 7311 1 IN IP4 127.0.0.1", "s=-", "t=0 0", "a=ice-lite", "a=group:BUNDLE 0 1",
-            "a=extmap-allow-mixed",
-        ])
+        #expect(
+            sections[0] == [
+                "v=0", "o=- 7311 1 IN IP4 127.0.0.1", "s=-", "t=0 0", "a=ice-lite", "a=group:BUNDLE 0 1",
+                "a=extmap-allow-mixed",
+            ]
+        )
         let audio = sections[1]
         self.expectTransportRules(audio, mid: "0")
         #expect(audio.contains("a=sendonly"))
@@ -250,7 +296,9 @@ struct AnswerTests {
     func noCommonCodec() throws {
         #expect(
             throws: SDPError(
-                .noCommonCodec, "no common codec: offered H264/90000, AV1/90000; supported opus/48000/2, VP8/90000")
+                .noCommonCodec,
+                "no common codec: offered H264/90000, AV1/90000; supported opus/48000/2, VP8/90000"
+            )
         ) {
             try self.answer(Fixtures.unsupportedCodecs, Fixtures.local(.receive))
         }
@@ -259,7 +307,11 @@ struct AnswerTests {
         let answer = try self.answer(mixed, Fixtures.local(.receive))
         #expect(!answer.sections[1].accepted)
         #expect(answer.sections[1].rejectionReason?.hasPrefix("no common codec: offered VP7/90000, VP9/90000") == true)
-        #expect(Fixtures.sections(answer.text)[2].prefix(1) == ["m=video 0 UDP/TLS/RTP/SAVPF 96 97 98 99 45 46 102 103 104 105"])
+        #expect(
+            Fixtures.sections(answer.text)[2].prefix(1) == [
+                "m=video 0 UDP/TLS/RTP/SAVPF 96 97 98 99 45 46 102 103 104 105"
+            ]
+        )
         #expect(answer.bundleMids == ["0"])
         #expect(Fixtures.sections(answer.text)[0].contains("a=group:BUNDLE 0"))
     }
@@ -275,7 +327,10 @@ struct AnswerTests {
         #expect(throws: SDPError(.unsupportedOffer, "the offer has no a=ice-ufrag/a=ice-pwd")) {
             try self.answer(noCredentials, Fixtures.local(.receive))
         }
-        let noFingerprint = Fixtures.firefox.replacingOccurrences("a=fingerprint:sha-256 \(Fixtures.fingerprintHex)\n", "")
+        let noFingerprint = Fixtures.firefox.replacingOccurrences(
+            "a=fingerprint:sha-256 \(Fixtures.fingerprintHex)\n",
+            ""
+        )
         #expect(throws: SDPError(.unsupportedOffer, "the offer has no a=fingerprint")) {
             try self.answer(noFingerprint, Fixtures.local(.receive))
         }
@@ -294,7 +349,8 @@ struct AnswerTests {
     func conflictingExtmap() {
         let conflicting = Fixtures.chromium.replacingOccurrences(
             "a=extmap:9 http://www.webrtc.org/experiments/rtp-hdrext/abs-capture-time",
-            "a=extmap:1 http://www.webrtc.org/experiments/rtp-hdrext/abs-capture-time")
+            "a=extmap:1 http://www.webrtc.org/experiments/rtp-hdrext/abs-capture-time"
+        )
         do {
             _ = try self.answer(conflicting, Fixtures.local(.receive))
             Issue.record("answered a conflicting offer")

@@ -410,7 +410,13 @@ enum Fixtures {
     static let localFingerprint = SDPFingerprint(algorithm: "sha-256", bytes: (0..<32).map { UInt8($0 * 7 & 0xFF) })
 
     static let localCandidate = SDPCandidate(
-        foundation: "1", component: 1, transport: "udp", priority: 2_130_706_431, address: "203.0.113.5", port: 3478)
+        foundation: "1",
+        component: 1,
+        transport: "udp",
+        priority: 2_130_706_431,
+        address: "203.0.113.5",
+        port: 3478
+    )
 
     static func local(
         _ role: SDPMediaRole,
@@ -418,9 +424,18 @@ enum Fixtures {
         audioRED: Bool = true
     ) -> SDPLocalParameters {
         SDPLocalParameters(
-            iceUfrag: "brd1", icePwd: "0123456789abcdefABCDEF+/", fingerprint: localFingerprint,
-            candidates: [localCandidate], role: role, audioRED: audioRED, sessionID: "7311", sessionVersion: "1",
-            streamID: "room1-alice", cname: "braidnode", senders: senders)
+            iceUfrag: "brd1",
+            icePwd: "0123456789abcdefABCDEF+/",
+            fingerprint: localFingerprint,
+            candidates: [localCandidate],
+            role: role,
+            audioRED: audioRED,
+            sessionID: "7311",
+            sessionVersion: "1",
+            streamID: "room1-alice",
+            cname: "braidnode",
+            senders: senders
+        )
     }
 
     /// The lines of each m-section of `text` (index 0 = session level).

@@ -49,8 +49,10 @@ struct ParserTests {
         #expect(video.rids.map(\.id) == ["q", "h", "f"])
         #expect(video.rids.allSatisfy { $0.direction == .send })
         #expect(video.simulcast == SDPSimulcast(send: [[.init(rid: "q")], [.init(rid: "h")], [.init(rid: "f")]]))
-        #expect(video.rtcpFeedback.filter { $0.payloadType == 96 }.map(\.feedbackName)
-            == ["goog-remb", "transport-cc", "ccm fir", "nack", "nack pli"])
+        #expect(
+            video.rtcpFeedback.filter { $0.payloadType == 96 }.map(\.feedbackName)
+                == ["goog-remb", "transport-cc", "ccm fir", "nack", "nack pli"]
+        )
         #expect(video.extMaps.first { $0.uri == SDPHeaderExtensionURI.rid }?.id == 10)
         // Unknown attributes are kept verbatim, in order.
         #expect(video.attributes[0] == SDPAttribute("rtcp", "9 IN IP4 0.0.0.0"))
@@ -113,7 +115,10 @@ struct ParserTests {
         #expect(lf == crlf)
     }
 
-    @Test("serialize then parse gives the same model; text is CRLF and line-for-line", arguments: Fixtures.all.map(\.name))
+    @Test(
+        "serialize then parse gives the same model; text is CRLF and line-for-line",
+        arguments: Fixtures.all.map(\.name)
+    )
     func roundTrip(name: String) throws {
         let text = try #require(Fixtures.all.first { $0.name == name }).text
         let parsed = try SessionDescription(parsing: text)
@@ -168,8 +173,12 @@ struct ParserTests {
         #expect(rid.restrictions == [SDPParameter("max-width", "1280"), SDPParameter("max-fps", "30")])
 
         let simulcast = try SDPSimulcast(parsing: "send 1,~4;2;~3 recv c")
-        #expect(simulcast.send == [[.init(rid: "1"), .init(rid: "4", paused: true)], [.init(rid: "2")],
-            [.init(rid: "3", paused: true)]])
+        #expect(
+            simulcast.send == [
+                [.init(rid: "1"), .init(rid: "4", paused: true)], [.init(rid: "2")],
+                [.init(rid: "3", paused: true)],
+            ]
+        )
         #expect(simulcast.recv == [[.init(rid: "c")]])
         let draft = try SDPSimulcast(parsing: " send rid=a;b;c")
         #expect(draft.send.map { $0[0].rid } == ["a", "b", "c"])
@@ -182,12 +191,17 @@ struct ParserTests {
     func candidateDetails() throws {
         let candidate = try SDPCandidate(
             parsing: "candidate:842163049 1 udp 1677729535 198.51.100.7 46154 typ srflx raddr 10.0.0.2 rport 51000 "
-                + "generation 0 ufrag EsAw network-id 1")
+                + "generation 0 ufrag EsAw network-id 1"
+        )
         #expect(candidate.kind == .srflx)
         #expect(candidate.relatedAddress == "10.0.0.2")
         #expect(candidate.relatedPort == 51000)
-        #expect(candidate.extensions == [SDPParameter("generation", "0"), SDPParameter("ufrag", "EsAw"),
-            SDPParameter("network-id", "1")])
+        #expect(
+            candidate.extensions == [
+                SDPParameter("generation", "0"), SDPParameter("ufrag", "EsAw"),
+                SDPParameter("network-id", "1"),
+            ]
+        )
         #expect(throws: SDPError.self) { try SDPCandidate(parsing: "1 1 udp 1 192.0.2.1 9 typ host generation") }
         #expect(throws: SDPError.self) { try SDPCandidate(parsing: "1 0 udp 1 192.0.2.1 9 typ host") }
         #expect(throws: SDPError.self) { try SDPCandidate(parsing: "1 1 udp 4294967296 192.0.2.1 9 typ host") }
@@ -195,31 +209,44 @@ struct ParserTests {
         #expect(throws: SDPError.self) { try SDPCandidate(parsing: "1 1 udp 1 192.0.2.1 9 type host") }
     }
 
-    @Test("malformed lines give typed errors naming the line", arguments: [
-        ("v=0\no=- 1 1 IN IP4 127.0.0.1\ns=-\nt=0 0\nm=audio 9 UDP/TLS/RTP/SAVPF\n", 5, "m= line needs 4+ fields"),
-        ("v=0\no=- 1 1 IN IP4\ns=-\nt=0 0\n", 2, "o= line needs 6 fields"),
-        ("v=1\n", 1, "v= must be 0"),
-        ("o=- 1 1 IN IP4 127.0.0.1\n", 1, "SDP must start with v="),
-        ("v=0\no=- 1 1 IN IP4 127.0.0.1\ns=-\nt=0 0\nx=1\n", 5, "unknown line type x="),
-        ("v=0\no=- 1 1 IN IP4 127.0.0.1\ns=-\nt=0 0\nm=audio 9 RTP/AVP 0\no=- 1 1 IN IP4 1.1.1.1\n", 6,
-            "o= line is not allowed here"),
-        ("v=0\no=- 1 1 IN IP4 127.0.0.1\ns=-\nt=0 0\nm=audio 99999 RTP/AVP 0\n", 5, "m= port is not a number"),
-        ("v=0\no=- 1 1 IN IP4 127.0.0.1\ns=-\nt=0 0\nm=audio 9 RTP/AVP 0\na=rtpmap:128 x/90000\n", 6,
-            "a=rtpmap payload type must be a number in 0...127"),
-        ("v=0\no=- 1 1 IN IP4 127.0.0.1\ns=-\nt=0 0\nm=audio 9 RTP/AVP 0\na=rtpmap:96 VP8\n", 6, "a=rtpmap encoding"),
-        ("v=0\no=- 1 1 IN IP4 127.0.0.1\ns=-\nt=0 0\nm=audio 9 RTP/AVP 0\na=extmap:0 urn:x\n", 6, "a=extmap id"),
-        ("v=0\no=- 1 1 IN IP4 127.0.0.1\ns=-\nt=0 0\nm=audio 9 RTP/AVP 0\na=extmap:3/sideways urn:x\n", 6,
-            "a=extmap direction"),
-        ("v=0\no=- 1 1 IN IP4 127.0.0.1\ns=-\nt=0 0\na=fingerprint:sha-256 AB:C\n", 5, "colon-separated hex"),
-        ("v=0\no=- 1 1 IN IP4 127.0.0.1\ns=-\nt=0 0\na=setup:sometimes\n", 5, "a=setup must be"),
-        ("v=0\no=- 1 1 IN IP4 127.0.0.1\ns=-\nt=0 0\nm=video 9 RTP/AVP 96\na=rid:q up\n", 6, "a=rid direction"),
-        ("v=0\no=- 1 1 IN IP4 127.0.0.1\ns=-\nt=0 0\nm=video 9 RTP/AVP 96\na=ssrc:x cname:y\n", 6, "a=ssrc needs"),
-        ("v=0\no=- 1 1 IN IP4 127.0.0.1\ns=-\nt=0 0\nm=video 9 RTP/AVP 96\na=mid:\n", 6, "a=mid needs"),
-        ("v=0\no=- 1 1 IN IP4 127.0.0.1\ns=-\nt=0 0\nmalformed\n", 5, "expected <letter>=<value>"),
-        ("v=0\no=- 1 1 IN IP4 127.0.0.1\ns=-\nm=audio 9 RTP/AVP 0\n", 4, "no t= line before the first m= line"),
-        ("v=0\no=- x 1 IN IP4 127.0.0.1\n", 2, "decimal numbers"),
-        ("v=0\no=- 1 1 IN IP4 127.0.0.1\ns=-\nt=0 0\nb=AS:-1\n", 5, "b= line must be"),
-    ] as [(String, Int, String)])
+    @Test(
+        "malformed lines give typed errors naming the line",
+        arguments: [
+            ("v=0\no=- 1 1 IN IP4 127.0.0.1\ns=-\nt=0 0\nm=audio 9 UDP/TLS/RTP/SAVPF\n", 5, "m= line needs 4+ fields"),
+            ("v=0\no=- 1 1 IN IP4\ns=-\nt=0 0\n", 2, "o= line needs 6 fields"),
+            ("v=1\n", 1, "v= must be 0"),
+            ("o=- 1 1 IN IP4 127.0.0.1\n", 1, "SDP must start with v="),
+            ("v=0\no=- 1 1 IN IP4 127.0.0.1\ns=-\nt=0 0\nx=1\n", 5, "unknown line type x="),
+            (
+                "v=0\no=- 1 1 IN IP4 127.0.0.1\ns=-\nt=0 0\nm=audio 9 RTP/AVP 0\no=- 1 1 IN IP4 1.1.1.1\n", 6,
+                "o= line is not allowed here"
+            ),
+            ("v=0\no=- 1 1 IN IP4 127.0.0.1\ns=-\nt=0 0\nm=audio 99999 RTP/AVP 0\n", 5, "m= port is not a number"),
+            (
+                "v=0\no=- 1 1 IN IP4 127.0.0.1\ns=-\nt=0 0\nm=audio 9 RTP/AVP 0\na=rtpmap:128 x/90000\n", 6,
+                "a=rtpmap payload type must be a number in 0...127"
+            ),
+            (
+                "v=0\no=- 1 1 IN IP4 127.0.0.1\ns=-\nt=0 0\nm=audio 9 RTP/AVP 0\na=rtpmap:96 VP8\n", 6,
+                "a=rtpmap encoding"
+            ),
+            ("v=0\no=- 1 1 IN IP4 127.0.0.1\ns=-\nt=0 0\nm=audio 9 RTP/AVP 0\na=extmap:0 urn:x\n", 6, "a=extmap id"),
+            (
+                "v=0\no=- 1 1 IN IP4 127.0.0.1\ns=-\nt=0 0\nm=audio 9 RTP/AVP 0\na=extmap:3/sideways urn:x\n", 6,
+                "a=extmap direction"
+            ),
+            ("v=0\no=- 1 1 IN IP4 127.0.0.1\ns=-\nt=0 0\na=fingerprint:sha-256 AB:C\n", 5, "colon-separated hex"),
+            ("v=0\no=- 1 1 IN IP4 127.0.0.1\ns=-\nt=0 0\na=fingerprint:sha-256 +F:AB\n", 5, "colon-separated hex"),
+            ("v=0\no=- 1 1 IN IP4 127.0.0.1\ns=-\nt=0 0\na=setup:sometimes\n", 5, "a=setup must be"),
+            ("v=0\no=- 1 1 IN IP4 127.0.0.1\ns=-\nt=0 0\nm=video 9 RTP/AVP 96\na=rid:q up\n", 6, "a=rid direction"),
+            ("v=0\no=- 1 1 IN IP4 127.0.0.1\ns=-\nt=0 0\nm=video 9 RTP/AVP 96\na=ssrc:x cname:y\n", 6, "a=ssrc needs"),
+            ("v=0\no=- 1 1 IN IP4 127.0.0.1\ns=-\nt=0 0\nm=video 9 RTP/AVP 96\na=mid:\n", 6, "a=mid needs"),
+            ("v=0\no=- 1 1 IN IP4 127.0.0.1\ns=-\nt=0 0\nmalformed\n", 5, "expected <letter>=<value>"),
+            ("v=0\no=- 1 1 IN IP4 127.0.0.1\ns=-\nm=audio 9 RTP/AVP 0\n", 4, "no t= line before the first m= line"),
+            ("v=0\no=- x 1 IN IP4 127.0.0.1\n", 2, "decimal numbers"),
+            ("v=0\no=- 1 1 IN IP4 127.0.0.1\ns=-\nt=0 0\nb=AS:-1\n", 5, "b= line must be"),
+        ] as [(String, Int, String)]
+    )
     func malformed(text: String, line: Int, reason: String) {
         do {
             _ = try SessionDescription(parsing: text)
@@ -294,19 +321,23 @@ struct ParserTests {
         var media = SDPMediaDescription(kind: .audio, port: 9, proto: "UDP/TLS/RTP/SAVPF", formats: ["111"])
         media.attributes = [SDPAttribute("mid", "a"), SDPAttribute("rtcp-mux")]
         let description = SessionDescription(
-            origin: SDPOrigin(sessionID: "1", sessionVersion: "2"), attributes: [SDPAttribute("ice-lite")],
-            media: [media])
-        #expect(description.text == """
-            v=0\r
-            o=- 1 2 IN IP4 127.0.0.1\r
-            s=-\r
-            t=0 0\r
-            a=ice-lite\r
-            m=audio 9 UDP/TLS/RTP/SAVPF 111\r
-            a=mid:a\r
-            a=rtcp-mux\r
+            origin: SDPOrigin(sessionID: "1", sessionVersion: "2"),
+            attributes: [SDPAttribute("ice-lite")],
+            media: [media]
+        )
+        #expect(
+            description.text == """
+                v=0\r
+                o=- 1 2 IN IP4 127.0.0.1\r
+                s=-\r
+                t=0 0\r
+                a=ice-lite\r
+                m=audio 9 UDP/TLS/RTP/SAVPF 111\r
+                a=mid:a\r
+                a=rtcp-mux\r
 
-            """)
+                """
+        )
         #expect(try SessionDescription(parsing: description.text) == description)
     }
 }
@@ -317,5 +348,7 @@ private func SDPLineParser_parse(_ mediaLines: String) throws -> SessionDescript
 }
 
 extension String {
-    var replacingCRLF: String { self.split(separator: "\r\n", omittingEmptySubsequences: false).joined(separator: "\n") }
+    var replacingCRLF: String {
+        self.split(separator: "\r\n", omittingEmptySubsequences: false).joined(separator: "\n")
+    }
 }

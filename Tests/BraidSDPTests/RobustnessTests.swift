@@ -19,7 +19,9 @@ private struct SeededGenerator: RandomNumberGenerator {
 struct RobustnessTests {
     private static let builders: [SDPAnswerBuilder] = [
         try! SDPAnswerBuilder(local: Fixtures.local(.receive)),
-        try! SDPAnswerBuilder(local: Fixtures.local(.send, senders: ["1": SDPLocalSender(trackID: "v", ssrc: 5, rtxSSRC: 6)])),
+        try! SDPAnswerBuilder(
+            local: Fixtures.local(.send, senders: ["1": SDPLocalSender(trackID: "v", ssrc: 5, rtxSSRC: 6)])
+        ),
     ]
 
     /// Parses and, when that works, answers and re-parses the answer. Returns whether parsing succeeded.
@@ -51,7 +53,7 @@ struct RobustnessTests {
     func randomBytes() {
         var rng = SeededGenerator(state: 1)
         let alphabet = Array("v=0o- INIP4sta:mudiovd 9/RTPSAVPF0123456789\r\n;,~*".utf8)
-        for round in 0..<3000 {
+        for round in 0..<2000 {
             let count = Int.random(in: 0...400, using: &rng)
             let bytes: [UInt8] =
                 round % 2 == 0
@@ -65,7 +67,7 @@ struct RobustnessTests {
     func truncations(name: String) throws {
         let bytes = Array(try #require(Fixtures.all.first { $0.name == name }).text.utf8)
         var parsedPrefixes = 0
-        for end in stride(from: 0, through: bytes.count, by: 3) {
+        for end in stride(from: 0, through: bytes.count, by: 5) {
             if self.exercise(Array(bytes[..<end])) { parsedPrefixes += 1 }
         }
         #expect(parsedPrefixes > 0)
@@ -76,10 +78,12 @@ struct RobustnessTests {
         let text = try #require(Fixtures.all.first { $0.name == name }).text
         let lines = text.split(separator: "\n").map(String.init)
         var rng = SeededGenerator(state: UInt64(name.utf8.count) &* 7919)
-        let junk = ["", " ", ":", "/", ";", "~", "*", "=", "-1", "0", "65536", "4294967296", "99999999999999999999999",
-            "a=", "m=", "\u{0}", "é", "\r", "typ", "rid=", "a=rtpmap:", "a=candidate:", "a=simulcast:send "]
+        let junk = [
+            "", " ", ":", "/", ";", "~", "*", "=", "-1", "0", "65536", "4294967296", "99999999999999999999999",
+            "a=", "m=", "\u{0}", "é", "\r", "typ", "rid=", "a=rtpmap:", "a=candidate:", "a=simulcast:send ",
+        ]
         var parsedCount = 0
-        for _ in 0..<400 {
+        for _ in 0..<250 {
             var mutated = lines
             for _ in 0..<Int.random(in: 1...4, using: &rng) {
                 let index = Int.random(in: 0..<mutated.count, using: &rng)
@@ -116,7 +120,8 @@ struct RobustnessTests {
         let header = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\n"
         let huge = header + "m=audio 9 UDP/TLS/RTP/SAVPF " + String(repeating: "1", count: 3000) + "\r\n"
         self.exercise(Array(huge.utf8))
-        let sim = header + "m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=simulcast:send "
+        let sim =
+            header + "m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=simulcast:send "
             + Array(repeating: "a,b,~c", count: 500).joined(separator: ";") + "\r\n"
         self.exercise(Array(sim.utf8))
         let fragments = String(repeating: "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=candidate:x\r\n", count: 100)

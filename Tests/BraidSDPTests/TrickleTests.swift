@@ -37,12 +37,14 @@ struct TrickleTests {
 
     @Test("a candidate-only fragment, LF endings")
     func candidateOnly() throws {
-        let fragment = try SDPTrickleFragment(parsing: """
-            a=ice-options:trickle ice2
-            m=video 9 UDP/TLS/RTP/SAVPF 96
-            a=mid:1
-            a=candidate:1 1 udp 1677729535 198.51.100.7 46154 typ srflx raddr 0.0.0.0 rport 0
-            """)
+        let fragment = try SDPTrickleFragment(
+            parsing: """
+                a=ice-options:trickle ice2
+                m=video 9 UDP/TLS/RTP/SAVPF 96
+                a=mid:1
+                a=candidate:1 1 udp 1677729535 198.51.100.7 46154 typ srflx raddr 0.0.0.0 rport 0
+                """
+        )
         #expect(fragment.iceOptions == ["trickle", "ice2"])
         #expect(fragment.iceUfrag == nil)
         #expect(!fragment.endOfCandidates)
@@ -60,7 +62,9 @@ struct TrickleTests {
             #expect(error.code == .misplacedLine)
         }
         do {
-            _ = try SDPTrickleFragment(parsing: "m=audio 9 UDP/TLS/RTP/SAVPF 111\na=mid:0\na=candidate:1 1 udp x 1.2.3.4 9 typ host\n")
+            _ = try SDPTrickleFragment(
+                parsing: "m=audio 9 UDP/TLS/RTP/SAVPF 111\na=mid:0\na=candidate:1 1 udp x 1.2.3.4 9 typ host\n"
+            )
             Issue.record("parsed")
         } catch {
             #expect(error.line == 3)
