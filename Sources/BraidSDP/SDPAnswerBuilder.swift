@@ -246,7 +246,7 @@ public struct SDPNegotiatedSection: Hashable, Sendable {
 /// An answer and what it negotiated.
 public struct SDPAnswer: Hashable, Sendable {
     /// The answer as a model.
-    public var description: SessionDescription
+    public var session: SessionDescription
     /// Per offered m-section, in order.
     public var sections: [SDPNegotiatedSection]
     /// The mids in the answer's `a=group:BUNDLE`, in offer order.
@@ -255,7 +255,7 @@ public struct SDPAnswer: Hashable, Sendable {
     public var remote: SDPRemoteTransport
 
     /// The answer as SDP text with CRLF line endings.
-    public var text: String { self.description.text }
+    public var text: String { self.session.text }
 }
 
 /// Builds answers for an ICE-lite, DTLS-passive, BUNDLE, rtcp-mux SFU endpoint.
@@ -346,7 +346,7 @@ public struct SDPAnswerBuilder: Sendable {
             description.media.append(self.render(plan, offered: offer.media[plan.section.index]))
         }
         return SDPAnswer(
-            description: description,
+            session: description,
             sections: plans.map(\.section),
             bundleMids: bundleGroup == nil ? [] : bundleMids,
             remote: remote
@@ -433,12 +433,12 @@ public struct SDPAnswerBuilder: Sendable {
         }
 
         // Codec: the first offered payload type that maps to a supported codec (the offer's preference).
-        let maps = media.rtpMaps
-        let offeredPTs = media.formats.compactMap { SDPNumber.parse(Substring($0), as: UInt8.self) }
+        let table = PayloadTable(media)
+        let offeredPTs = table.payloadTypes
         let specs = self.local.codecs.filter { $0.kind == media.kind }
         var chosen: SDPRTPMap?
         for pt in offeredPTs {
-            if let map = maps.first(where: { $0.payloadType == pt }), specs.contains(where: { $0.matches(map) }) {
+            if let map = table.maps[pt], specs.contains(where: { $0.matches(map) }) {
                 chosen = map
                 break
             }
@@ -453,9 +453,9 @@ public struct SDPAnswerBuilder: Sendable {
         var rtx: SDPRTPMap?
         var red: SDPRTPMap?
         for pt in offeredPTs {
-            guard let map = maps.first(where: { $0.payloadType == pt }) else { continue }
+            guard let map = table.maps[pt] else { continue }
             let name = map.encoding.lowercased()
-            let parameters = media.parameters(for: pt)
+            let parameters = table.parameters[pt] ?? []
             if name == "rtx", rtx == nil, media.kind == .video, self.local.videoRTX, map.clockRate == chosen.clockRate,
                 parameters.value(of: "apt") == String(chosen.payloadType)
             {
@@ -483,7 +483,7 @@ public struct SDPAnswerBuilder: Sendable {
             if !feedback.contains(item) { feedback.append(item) }
         }
 
-        let codecParameters = Self.answerParameters(for: chosen, offered: media.parameters(for: chosen.payloadType))
+        let codecParameters = Self.answerParameters(for: chosen, offered: table.parameters[chosen.payloadType] ?? [])
         plan.section.codec = SDPNegotiatedCodec(
             payloadType: chosen.payloadType,
             encoding: chosen.encoding,
@@ -498,10 +498,8 @@ public struct SDPAnswerBuilder: Sendable {
 
         let used = Set([chosen.payloadType] + [rtx?.payloadType, red?.payloadType].compactMap { $0 })
         plan.payloadTypes = offeredPTs.filter { used.contains($0) }
-        var seen = Set<UInt8>()
-        plan.payloadTypes = plan.payloadTypes.filter { seen.insert($0).inserted }
         for pt in plan.payloadTypes {
-            guard let map = maps.first(where: { $0.payloadType == pt }) else { continue }
+            guard let map = table.maps[pt] else { continue }
             plan.rtpMaps.append(map)
             if pt == chosen.payloadType {
                 if !codecParameters.isEmpty {
@@ -509,13 +507,13 @@ public struct SDPAnswerBuilder: Sendable {
                 }
             } else if pt == rtx?.payloadType {
                 var parameters = [SDPParameter("apt", String(chosen.payloadType))]
-                if let time = media.parameters(for: pt).value(of: "rtx-time") {
+                if let time = table.parameters[pt]?.value(of: "rtx-time") {
                     parameters.append(SDPParameter("rtx-time", time))
                 }
                 plan.formatParameters.append(SDPFormatParameters(payloadType: pt, parameters: parameters))
             } else {
                 plan.formatParameters.append(
-                    SDPFormatParameters(payloadType: pt, parameters: media.parameters(for: pt))
+                    SDPFormatParameters(payloadType: pt, parameters: table.parameters[pt] ?? [])
                 )
             }
         }
@@ -553,6 +551,28 @@ public struct SDPAnswerBuilder: Sendable {
         return plan
     }
 
+    /// A section's rtpmap and fmtp lines indexed by payload type, built once so that hostile offers (thousands
+    /// of formats) cost linear time.
+    private struct PayloadTable {
+        /// The `m=` line's numeric formats, duplicates removed, in order.
+        var payloadTypes: [UInt8] = []
+        var maps: [UInt8: SDPRTPMap] = [:]
+        var parameters: [UInt8: [SDPParameter]] = [:]
+
+        init(_ media: SDPMediaDescription) {
+            var seen = Set<UInt8>()
+            for format in media.formats {
+                if let pt = SDPNumber.parse(Substring(format), as: UInt8.self), seen.insert(pt).inserted {
+                    self.payloadTypes.append(pt)
+                }
+            }
+            for map in media.rtpMaps where self.maps[map.payloadType] == nil { self.maps[map.payloadType] = map }
+            for fmtp in media.formatParameters where self.parameters[fmtp.payloadType] == nil {
+                self.parameters[fmtp.payloadType] = fmtp.parameters
+            }
+        }
+    }
+
     /// RED's fmtp lists the redundant encodings' payload types, e.g. `111/111` (RFC 2198 §5).
     private static func redWraps(_ payloadType: UInt8, _ parameters: [SDPParameter]) -> Bool {
         guard let first = parameters.first, first.value == nil else { return false }
@@ -573,12 +593,9 @@ public struct SDPAnswerBuilder: Sendable {
 
     private static func primaryCodecNames(_ media: SDPMediaDescription) -> [String] {
         var names: [String] = []
-        let maps = media.rtpMaps
-        for format in media.formats {
-            guard let pt = SDPNumber.parse(Substring(format), as: UInt8.self),
-                let map = maps.first(where: { $0.payloadType == pt }),
-                !auxiliaryEncodings.contains(map.encoding.lowercased())
-            else { continue }
+        let table = PayloadTable(media)
+        for pt in table.payloadTypes {
+            guard let map = table.maps[pt], !auxiliaryEncodings.contains(map.encoding.lowercased()) else { continue }
             if !names.contains(map.codecName) { names.append(map.codecName) }
         }
         return names

@@ -40,14 +40,14 @@ public struct SDPTrickleFragment: Hashable, Sendable {
     /// Session-level `a=end-of-candidates`, or every section has it.
     public var endOfCandidates: Bool
     /// The fragment as a model (session attributes and media sections), for anything not surfaced above.
-    public var description: SessionDescription
+    public var session: SessionDescription
 
     /// Parses a trickle fragment.
     /// - Throws: ``SDPError`` with a line number for malformed lines or attributes, and for lines a
     ///   fragment may not hold (`v=`, `o=`, `s=`, `t=`).
     public init(parsing text: String, limits: SDPLimits = .default) throws(SDPError) {
         let description = try SDPLineParser.parse(text, limits: limits, fragment: true)
-        self.description = description
+        self.session = description
         self.iceUfrag = description.iceUfrag
         self.icePwd = description.icePwd
         self.iceOptions = description.iceOptions
@@ -66,7 +66,7 @@ public struct SDPTrickleFragment: Hashable, Sendable {
 
     /// Every candidate in the fragment, session-level ones first.
     public var allCandidates: [SDPCandidate] {
-        self.description.candidates + self.sections.flatMap(\.candidates)
+        self.session.candidates + self.sections.flatMap(\.candidates)
     }
 
     /// Whether the fragment carries credentials different from `ufrag`, which RFC 8839 §4.4.1.1.1 treats as

@@ -129,7 +129,7 @@ struct AnswerTests {
         #expect(answer.remote.iceOptions == ["trickle"])
 
         // The answer is itself valid SDP and round-trips.
-        #expect(try SessionDescription(parsing: answer.text) == answer.description)
+        #expect(try SessionDescription(parsing: answer.text) == answer.session)
     }
 
     @Test("RED can be switched off")
@@ -397,11 +397,11 @@ struct AnswerTests {
             #expect(name == "unsupportedCodecs")
             return
         }
-        #expect(answer.description.media.map(\.kind) == offer.media.map(\.kind))
-        #expect(answer.description.media.map(\.mid) == offer.media.map(\.mid))
-        #expect(answer.description.iceLite)
-        #expect(answer.description.media.allSatisfy { !$0.has("ice-lite") })
-        for (media, section) in zip(answer.description.media, answer.sections) {
+        #expect(answer.session.media.map(\.kind) == offer.media.map(\.kind))
+        #expect(answer.session.media.map(\.mid) == offer.media.map(\.mid))
+        #expect(answer.session.iceLite)
+        #expect(answer.session.media.allSatisfy { !$0.has("ice-lite") })
+        for (media, section) in zip(answer.session.media, answer.sections) {
             #expect((media.port != 0) == section.accepted)
             if section.accepted {
                 #expect(media.fingerprints.count == 1)

@@ -41,8 +41,8 @@ struct RobustnessTests {
         #expect((try? SessionDescription(parsing: offer.text)) == offer)
         for builder in Self.builders {
             if let answer = try? builder.answer(to: offer) {
-                #expect(answer.description.media.count == offer.media.count)
-                #expect((try? SessionDescription(parsing: answer.text)) == answer.description)
+                #expect(answer.session.media.count == offer.media.count)
+                #expect((try? SessionDescription(parsing: answer.text)) == answer.session)
             }
         }
         _ = try? SDPTrickleFragment(parsing: String(decoding: bytes, as: UTF8.self))
@@ -124,6 +124,25 @@ struct RobustnessTests {
             header + "m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=simulcast:send "
             + Array(repeating: "a,b,~c", count: 500).joined(separator: ";") + "\r\n"
         self.exercise(Array(sim.utf8))
+        // Sections packed with formats, rtpmaps and fmtps up to the limits: the builder stays linear.
+        var packed = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE"
+        for index in 0..<7 { packed += " \(index)" }
+        packed += "\r\n"
+        for index in 0..<7 {
+            packed += "m=video 9 UDP/TLS/RTP/SAVPF " + (0..<900).map { String($0 % 128) }.joined(separator: " ")
+            packed += "\r\na=mid:\(index)\r\na=rtcp-mux\r\na=ice-ufrag:abcd\r\na=ice-pwd:abcdefghijabcdefghijab\r\n"
+            packed += "a=fingerprint:sha-256 AB:CD\r\n"
+            for pt in 0..<127 { packed += "a=rtpmap:\(pt) rtx/90000\r\na=fmtp:\(pt) apt=\((pt + 1) % 128)\r\n" }
+            packed += "a=rtpmap:127 VP8/90000\r\n"
+        }
+        let packedBytes = Array(packed.utf8)
+        #expect(packedBytes.count < SDPLimits.default.maxBytes)
+        let packedParses = self.exercise(packedBytes)
+        #expect(packedParses)
+        let packedAnswer = try? Self.builders[0].answer(to: SessionDescription(parsing: packedBytes))
+        #expect(packedAnswer?.sections.first?.codec?.payloadType == 127)
+        #expect(packedAnswer?.sections.first?.rtxPayloadType == 126)
+
         let fragments = String(repeating: "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=candidate:x\r\n", count: 100)
         #expect(throws: SDPError.self) { try SDPTrickleFragment(parsing: fragments) }
     }

@@ -42,7 +42,7 @@ public func fuzzOneInput(_ start: UnsafeRawPointer?, _ count: Int) -> CInt {
         }
         for builder in builders {
             if let answer = try? builder.answer(to: offer) {
-                guard (try? SessionDescription(parsing: answer.text)) == answer.description else {
+                guard (try? SessionDescription(parsing: answer.text)) == answer.session else {
                     fatalError("an answer did not parse back to itself")
                 }
             }
