@@ -313,14 +313,17 @@ public struct SDPAnswerBuilder: Sendable {
     public func answer(to offer: SessionDescription) throws(SDPError) -> SDPAnswer {
         let bundleGroup = offer.bundleMids
         var plans: [SectionPlan] = []
-        var acceptedCount = 0
+        var acceptedMids = Set<String>()
         for (index, media) in offer.media.enumerated() {
             var plan = self.plan(media, index: index, bundleGroup: bundleGroup)
-            if plan.section.accepted, bundleGroup == nil, acceptedCount > 0 {
+            if plan.section.accepted, bundleGroup == nil, !acceptedMids.isEmpty {
                 // Without BUNDLE every section would need its own transport; the node offers one.
                 plan.reject("the offer has no BUNDLE group; only one section can share the transport")
             }
-            if plan.section.accepted { acceptedCount += 1 }
+            if plan.section.accepted, let mid = plan.section.mid, !acceptedMids.insert(mid).inserted {
+                // RFC 5888 §4: a mid identifies one m-section of the session.
+                plan.reject("mid \(mid) is used by an earlier section")
+            }
             plans.append(plan)
         }
         guard let first = plans.first(where: { $0.section.accepted }) else {
@@ -428,7 +431,7 @@ public struct SDPAnswerBuilder: Sendable {
             return plan
         }
         guard media.rtcpMux else {
-            plan.reject("no a=rtcp-mux (RFC 8843 needs it with BUNDLE)")
+            plan.reject("no a=rtcp-mux (RFC 9143 needs it with BUNDLE)")
             return plan
         }
 

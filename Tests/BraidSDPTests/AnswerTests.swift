@@ -373,6 +373,15 @@ struct AnswerTests {
         #expect(!Fixtures.sections(unbundled.text)[0].contains { $0.hasPrefix("a=group") })
     }
 
+    @Test("a mid used twice is accepted once")
+    func duplicateMid() throws {
+        let duplicated = Fixtures.aiortc.replacingOccurrences("a=mid:1", "a=mid:0")
+        let answer = try self.answer(duplicated, Fixtures.local(.receive))
+        #expect(answer.sections.map(\.accepted) == [true, false])
+        #expect(answer.sections[1].rejectionReason == "mid 0 is used by an earlier section")
+        #expect(answer.bundleMids == ["0"])
+    }
+
     @Test("bad local parameters are refused")
     func badLocal() {
         var local = Fixtures.local(.receive)
