@@ -10,6 +10,7 @@ let fuzzTargets: [(name: String, product: String)] = [
     ("FuzzRTCP", "BraidWire"),
     ("FuzzSTUN", "BraidWire"),
     ("FuzzVP8", "BraidWire"),
+    ("FuzzSDP", "BraidSDP"),
 ]
 
 let package = Package(
