@@ -18,6 +18,9 @@ let package = Package(
         .library(name: "BraidSecurity", targets: ["BraidSecurity"]),
         .library(name: "BraidCodecs", targets: ["BraidCodecs"]),
         .library(name: "BraidSDP", targets: ["BraidSDP"]),
+        .library(name: "BraidICE", targets: ["BraidICE"]),
+        .library(name: "BraidRTPStreams", targets: ["BraidRTPStreams"]),
+        .library(name: "BraidCongestion", targets: ["BraidCongestion"]),
         .library(name: "BraidNode", targets: ["BraidNode"]),
     ],
     dependencies: [
@@ -49,6 +52,17 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(name: "BraidSDP", swiftSettings: swiftSettings),
+        .target(
+            name: "BraidICE",
+            dependencies: ["BraidWire", .product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "BraidRTPStreams",
+            dependencies: ["BraidWire", .product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: swiftSettings
+        ),
+        .target(name: "BraidCongestion", swiftSettings: swiftSettings),
         .target(
             name: "BraidCodecs",
             dependencies: ["COpus", "CVPX", "CBraidShims"],
@@ -84,6 +98,9 @@ let package = Package(
         .testTarget(name: "BraidWireTests", dependencies: ["BraidWire"], swiftSettings: swiftSettings),
         .testTarget(name: "BraidSecurityTests", dependencies: ["BraidSecurity"], swiftSettings: swiftSettings),
         .testTarget(name: "BraidSDPTests", dependencies: ["BraidSDP"], swiftSettings: swiftSettings),
+        .testTarget(name: "BraidICETests", dependencies: ["BraidICE"], swiftSettings: swiftSettings),
+        .testTarget(name: "BraidRTPStreamsTests", dependencies: ["BraidRTPStreams"], swiftSettings: swiftSettings),
+        .testTarget(name: "BraidCongestionTests", dependencies: ["BraidCongestion"], swiftSettings: swiftSettings),
         .testTarget(name: "BraidCodecsTests", dependencies: ["BraidCodecs"], swiftSettings: swiftSettings),
         .testTarget(
             name: "BraidNodeTests",
