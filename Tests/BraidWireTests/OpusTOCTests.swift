@@ -123,7 +123,7 @@ import Testing
     }
 
     @Test func randomPacketsNeverTrap() {
-        var random = RTPTestRandom(seed: 0x5EED_0004)
+        var random = SplitMix64(state: 0x5EED_0004)
         var valid = 0
         for _ in 0..<20_000 {
             let bytes = (0..<Int.random(in: 0...40, using: &random)).map { _ in

@@ -31,7 +31,7 @@ import Testing
     }
 
     @Test func nackRoundTripsRandomSortedSets() throws {
-        var generator = RTCPSeededGenerator(state: 42)
+        var generator = SplitMix64(state: 42)
         for _ in 0..<500 {
             let start = UInt16.random(in: 0...UInt16.max, using: &generator)
             var lost: [UInt16] = []
@@ -118,7 +118,7 @@ import Testing
         #expect(RTCPReceiverEstimatedMaximumBitrate.encode(bitrate: 0x3_FFFF) == (0, 0x3_FFFF))
         #expect(RTCPReceiverEstimatedMaximumBitrate.encode(bitrate: 0x4_0000) == (1, 0x2_0000))
         #expect(RTCPReceiverEstimatedMaximumBitrate.encode(bitrate: UInt64.max) == (46, 0x3_FFFF))
-        var generator = RTCPSeededGenerator(state: 7)
+        var generator = SplitMix64(state: 7)
         for _ in 0..<2000 {
             let bitrate = UInt64.random(in: 0...UInt64.max, using: &generator) >> UInt64.random(in: 0...63, using: &generator)
             let (exponent, mantissa) = RTCPReceiverEstimatedMaximumBitrate.encode(bitrate: bitrate)

@@ -67,7 +67,7 @@ import Testing
     }
 
     @Test func randomBytesNeverCrash() {
-        var generator = RTCPSeededGenerator(state: 0xB4A1D)
+        var generator = SplitMix64(state: 0xB4A1D)
         var framed = 0
         for _ in 0..<20_000 {
             var bytes = (0..<Int.random(in: 0...160, using: &generator)).map { _ in
@@ -93,7 +93,7 @@ import Testing
 
     @Test func mutatedValidCompoundsNeverCrashAndRebuild() throws {
         let original = rtcpBytes(try Self.everyTypeCompound())
-        var generator = RTCPSeededGenerator(state: 99)
+        var generator = SplitMix64(state: 99)
         var typedPackets = 0
         for _ in 0..<5_000 {
             var bytes = original
@@ -114,7 +114,7 @@ import Testing
     }
 
     @Test func transportFeedbackSplitsLongRandomHistories() throws {
-        var generator = RTCPSeededGenerator(state: 2024)
+        var generator = SplitMix64(state: 2024)
         for _ in 0..<100 {
             // Arrival times with small gaps, losses, reordering (negative deltas) and multi-second stalls.
             var arrivals: [Int64?] = []

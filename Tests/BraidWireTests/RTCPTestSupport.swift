@@ -16,18 +16,6 @@ func rtcpHex(_ text: String) -> ByteBuffer {
 
 func rtcpBytes(_ buffer: ByteBuffer) -> [UInt8] { Array(buffer.readableBytesView) }
 
-/// A small deterministic generator (SplitMix64) so property tests are reproducible.
-struct RTCPSeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        self.state &+= 0x9E37_79B9_7F4A_7C15
-        var z = self.state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 /// Reads every field and walks every iterator of every packet; returns how many values it touched.
 @discardableResult
 func rtcpWalk(_ compound: RTCPCompoundPacket) -> Int {
