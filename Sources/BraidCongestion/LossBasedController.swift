@@ -26,7 +26,7 @@ public struct LossBasedController: Sendable {
         /// Fewest packets that make one loss evaluation.
         public var minPacketsPerEvaluation: Int = 20
         /// Shortest time between evaluations (µs).
-        public var minEvaluationIntervalUs: Int64 = 100_000
+        public var minEvaluationIntervalUs: Int64 = 500_000
 
         /// The defaults described on each property.
         public init() {}
