@@ -114,10 +114,16 @@ public struct BandwidthEstimator: Sendable {
         trendline = TrendlineEstimator(windowSize: configuration.trendlineWindow)
         detector = OveruseDetector(configuration: configuration.detector)
         delayBased = AIMDRateController(
-            startBitrate: start, minBitrate: minBitrate, maxBitrate: maxBitrate, configuration: configuration.rateControl
+            startBitrate: start,
+            minBitrate: minBitrate,
+            maxBitrate: maxBitrate,
+            configuration: configuration.rateControl
         )
         lossBased = LossBasedController(
-            startBitrate: start, minBitrate: minBitrate, maxBitrate: maxBitrate, configuration: configuration.lossControl
+            startBitrate: start,
+            minBitrate: minBitrate,
+            maxBitrate: maxBitrate,
+            configuration: configuration.lossControl
         )
         rttUs = max(0, configuration.initialRttUs)
     }

@@ -156,7 +156,8 @@ public struct InterArrivalGrouper: Sendable {
         current = Group(firstSendUs: sendTimeUs, lastSendUs: sendTimeUs, lastArrivalUs: arrivalTimeUs, size: size)
     }
 
-    private func belongsToGroup(_ group: Group, sinceFirstSend: Int64, sendTimeUs: Int64, arrivalTimeUs: Int64) -> Bool {
+    private func belongsToGroup(_ group: Group, sinceFirstSend: Int64, sendTimeUs: Int64, arrivalTimeUs: Int64) -> Bool
+    {
         if sinceFirstSend <= burstWindowUs { return true }
         // draft §5.2: inter-arrival time below burst_time with d(i) < 0 means the packet was
         // released in a burst together with the group.

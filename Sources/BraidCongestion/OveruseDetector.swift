@@ -104,7 +104,8 @@ public struct OveruseDetector: Sendable {
         let magnitude = abs(trend)
         // draft §5.4: ignore spikes far above the threshold.
         if magnitude > thresholdMs + 15 { return }
-        let elapsedUs = checkedDifference(now, last).map { max(0, min($0, configuration.maxThresholdUpdateStepUs)) } ?? 0
+        let elapsedUs =
+            checkedDifference(now, last).map { max(0, min($0, configuration.maxThresholdUpdateStepUs)) } ?? 0
         let k = magnitude < thresholdMs ? configuration.kDown : configuration.kUp
         thresholdMs += k * (magnitude - thresholdMs) * Double(elapsedUs) / 1000
         thresholdMs = min(max(thresholdMs, configuration.minThresholdMs), configuration.maxThresholdMs)

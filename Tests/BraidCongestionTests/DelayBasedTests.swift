@@ -1,5 +1,6 @@
-@testable import BraidCongestion
 import Testing
+
+@testable import BraidCongestion
 
 @Suite("Inter-arrival grouping (draft §5.2)")
 struct InterArrivalGrouperTests {
@@ -32,7 +33,15 @@ struct InterArrivalGrouperTests {
         }
         // B vs A, then C vs B (emitted when the 30 ms packet opens group D).
         #expect(deltas.count == 2)
-        #expect(deltas[0] == InterArrivalDelta(sendDeltaUs: 8_000, arrivalDeltaUs: 8_000, sizeDeltaBytes: -100, arrivalTimeUs: 52_000))
+        #expect(
+            deltas[0]
+                == InterArrivalDelta(
+                    sendDeltaUs: 8_000,
+                    arrivalDeltaUs: 8_000,
+                    sizeDeltaBytes: -100,
+                    arrivalTimeUs: 52_000
+                )
+        )
         #expect(deltas[1].sendDeltaUs == 8_000)
         #expect(deltas[1].sizeDeltaBytes == -100)
         #expect(deltas[1].delayVariationUs == 0)
@@ -95,7 +104,9 @@ struct InterArrivalGrouperTests {
         var deltas = Self.feed(&grouper, count: 20, spacingUs: 10_000, offsetUs: 0)
         for i in 20..<40 {
             let send = Int64(i) * 10_000
-            if let d = grouper.add(sendTimeUs: send, arrivalTimeUs: send + 3_600_000_000, size: 100) { deltas.append(d) }
+            if let d = grouper.add(sendTimeUs: send, arrivalTimeUs: send + 3_600_000_000, size: 100) {
+                deltas.append(d)
+            }
         }
         #expect(grouper.resets == 1)
         #expect(deltas.allSatisfy { abs($0.delayVariationUs) < 1_000 })
@@ -133,7 +144,12 @@ struct TrendlineEstimatorTests {
             for _ in 0..<100 {
                 arrival += 5_000 + extraPerGroupUs
                 trend = estimator.update(
-                    InterArrivalDelta(sendDeltaUs: 5_000, arrivalDeltaUs: 5_000 + extraPerGroupUs, sizeDeltaBytes: 0, arrivalTimeUs: arrival)
+                    InterArrivalDelta(
+                        sendDeltaUs: 5_000,
+                        arrivalDeltaUs: 5_000 + extraPerGroupUs,
+                        sizeDeltaBytes: 0,
+                        arrivalTimeUs: arrival
+                    )
                 )
             }
             return (estimator, trend)
@@ -151,11 +167,20 @@ struct TrendlineEstimatorTests {
         var estimator = TrendlineEstimator(windowSize: 20)
         for i in 1..<20 {
             let trend = estimator.update(
-                InterArrivalDelta(sendDeltaUs: 5_000, arrivalDeltaUs: 8_000, sizeDeltaBytes: 0, arrivalTimeUs: Int64(i) * 8_000)
+                InterArrivalDelta(
+                    sendDeltaUs: 5_000,
+                    arrivalDeltaUs: 8_000,
+                    sizeDeltaBytes: 0,
+                    arrivalTimeUs: Int64(i) * 8_000
+                )
             )
             #expect(trend == 0)
         }
-        #expect(estimator.update(InterArrivalDelta(sendDeltaUs: 5_000, arrivalDeltaUs: 8_000, sizeDeltaBytes: 0, arrivalTimeUs: 160_000)) > 0)
+        #expect(
+            estimator.update(
+                InterArrivalDelta(sendDeltaUs: 5_000, arrivalDeltaUs: 8_000, sizeDeltaBytes: 0, arrivalTimeUs: 160_000)
+            ) > 0
+        )
     }
 }
 

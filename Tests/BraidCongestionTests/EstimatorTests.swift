@@ -4,7 +4,9 @@ import Testing
 @Suite("Bandwidth estimator façade")
 struct BandwidthEstimatorTests {
     static let configuration = BandwidthEstimator.Configuration(
-        startBitrate: 500_000, minBitrate: 100_000, maxBitrate: 3_000_000
+        startBitrate: 500_000,
+        minBitrate: 100_000,
+        maxBitrate: 3_000_000
     )
 
     @Test("without transport-wide feedback the REMB is the target, clamped")
@@ -25,7 +27,9 @@ struct BandwidthEstimatorTests {
         #expect(estimator.onFeedback(results: [PacketResult](), now: 0) == before)
         var lost: [PacketResult] = []
         for i in 0..<40 {
-            lost.append(PacketResult(sequenceNumber: UInt16(i), sendTimeUs: Int64(i) * 1_000, size: 1200, arrivalTimeUs: nil))
+            lost.append(
+                PacketResult(sequenceNumber: UInt16(i), sendTimeUs: Int64(i) * 1_000, size: 1200, arrivalTimeUs: nil)
+            )
         }
         let after = estimator.onFeedback(results: lost, now: 1_000_000)
         #expect(after.lossFraction == 1)
@@ -48,7 +52,14 @@ struct BandwidthEstimatorTests {
                 let send = pick(&rng)
                 let arrival: Int64? = rng.next() % 5 == 0 ? nil : pick(&rng)
                 let size = rng.next() % 4 == 0 ? Int(bitPattern: UInt(rng.next())) : Int(rng.next() % 1500)
-                batch.append(PacketResult(sequenceNumber: UInt16(truncatingIfNeeded: rng.next()), sendTimeUs: send, size: size, arrivalTimeUs: arrival))
+                batch.append(
+                    PacketResult(
+                        sequenceNumber: UInt16(truncatingIfNeeded: rng.next()),
+                        sendTimeUs: send,
+                        size: size,
+                        arrivalTimeUs: arrival
+                    )
+                )
             }
             let estimate = estimator.onFeedback(results: batch, now: round % 7 == 0 ? .min : pick(&rng))
             #expect((100_000...3_000_000).contains(estimate.bitrate))
@@ -62,7 +73,9 @@ struct BandwidthEstimatorTests {
         var packets: [PacketResult] = []
         for i in 0..<100 {
             let send = Int64(i) * 8_000
-            packets.append(PacketResult(sequenceNumber: UInt16(i), sendTimeUs: send, size: 1200, arrivalTimeUs: send + 30_000))
+            packets.append(
+                PacketResult(sequenceNumber: UInt16(i), sendTimeUs: send, size: 1200, arrivalTimeUs: send + 30_000)
+            )
         }
         estimator.onFeedback(results: packets[0..<50], now: 450_000)
         let estimate = estimator.onFeedback(results: packets[50...], now: 850_000)
@@ -156,7 +169,9 @@ struct LayerSelectorTests {
         #expect(throws: LayerSelector.ConfigurationError.bitratesNotIncreasing) {
             try LayerSelector(layerBitrates: [500_000, 150_000])
         }
-        #expect(throws: LayerSelector.ConfigurationError.bitratesNotIncreasing) { try LayerSelector(layerBitrates: [0, 10]) }
+        #expect(throws: LayerSelector.ConfigurationError.bitratesNotIncreasing) {
+            try LayerSelector(layerBitrates: [0, 10])
+        }
         #expect(throws: LayerSelector.ConfigurationError.invalidThresholds) {
             try LayerSelector(
                 layerBitrates: [1, 2],

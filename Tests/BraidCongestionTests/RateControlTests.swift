@@ -1,5 +1,6 @@
-@testable import BraidCongestion
 import Testing
+
+@testable import BraidCongestion
 
 @Suite("AIMD rate controller (draft §5.5)")
 struct AIMDRateControllerTests {
