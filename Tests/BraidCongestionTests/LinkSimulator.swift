@@ -23,6 +23,8 @@ struct LinkSimulation {
     var propagationUs: Int64 = 25_000
     var maxQueueDelayUs: Double = 400_000
     var randomLoss: Double = 0
+    /// Extra delay after the bottleneck, uniform in `0..<jitterUs`; it reorders packets when large.
+    var jitterUs: Int64 = 0
     var packetSize = 1200
     var feedbackIntervalUs: Int64 = 100_000
     /// Receiver clock = true time + this offset.
@@ -75,6 +77,7 @@ struct LinkSimulation {
             linkFreeAtUs = departure
             if randomLoss == 0 || Double.random(in: 0..<1, using: &rng) >= randomLoss {
                 arrival = Int64(departure) + propagationUs
+                if jitterUs > 0 { arrival! += Int64.random(in: 0..<jitterUs, using: &rng) }
             }
         }
         if arrival == nil { lostPackets += 1 }

@@ -86,4 +86,17 @@ struct SimulationTests {
         sim.run(until: 40_000_000)
         #expect(sim.bitrate > 900_000)
     }
+
+    @Test("jitter that reorders packets does not stop convergence")
+    func jitterAndReordering() throws {
+        var sim = LinkSimulation(capacityBps: 1_500_000, estimator: Self.makeEstimator())
+        sim.jitterUs = 15_000
+        sim.run(until: 90_000_000)
+        let converged = try #require(sim.firstTime(from: 0, in: 1_125_000...1_875_000))
+        let tail = sim.bitrates(from: converged + 5_000_000, to: 90_000_000)
+        let mean = Double(tail.reduce(0, +)) / Double(tail.count)
+        print("15 ms jitter: converged after \(Double(converged) / 1e6) s, then mean \(Int(mean)) min \(tail.min()!)")
+        #expect(converged <= 45_000_000)
+        #expect(mean >= 1_125_000 && mean <= 1_875_000)
+    }
 }
