@@ -131,7 +131,8 @@ public struct ReceiveStatistics: Sendable {
         let difference = Int32(bitPattern: transit &- self.lastTransit).magnitude
         // J += |D| - ((J + 8) >> 4), in wrapping-free form: the subtraction never exceeds J + |D|.
         let decay = (UInt64(self.scaledJitter) + 8) >> 4
-        let next = UInt64(self.scaledJitter) + UInt64(difference) - min(decay, UInt64(self.scaledJitter) + UInt64(difference))
+        let sum = UInt64(self.scaledJitter) + UInt64(difference)
+        let next = sum - min(decay, sum)
         self.scaledJitter = UInt32(clamping: next)
     }
 
