@@ -13,8 +13,9 @@ enum MediaClock {
         let seconds = nanoseconds / 1_000_000_000
         let remainder = nanoseconds % 1_000_000_000
         let (whole, overflow) = seconds.multipliedReportingOverflow(by: rate)
-        guard !overflow else { return Int64.max }
-        return whole &+ remainder * rate / 1_000_000_000
+        let (total, overflowAdding) = whole.addingReportingOverflow(remainder * rate / 1_000_000_000)
+        guard !overflow, !overflowAdding else { return Int64.max }
+        return total
     }
 
     /// Nanoseconds from `earlier` to `later`, 0 if `later` is not after `earlier`.

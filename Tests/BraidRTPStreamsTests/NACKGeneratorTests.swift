@@ -104,7 +104,8 @@ import Testing
         #expect(Array(out) == [0, 1])
 
         var buffer = ByteBufferAllocator().buffer(capacity: 16)
-        try NACKGenerator.writeNACK(senderSSRC: 0x0A0B_0C0D, mediaSSRC: 0x0102_0304, sequenceNumbers: out, into: &buffer)
+        try NACKGenerator.writeNACK(
+            senderSSRC: 0x0A0B_0C0D, mediaSSRC: 0x0102_0304, sequenceNumbers: out, into: &buffer)
         // RTPFB PT 205 FMT 1, length 3; PID 0, BLP bit 0 (PID + 1).
         #expect(bytes(buffer) == [0x81, 0xCD, 0x00, 0x03, 0x0A, 0x0B, 0x0C, 0x0D, 0x01, 0x02, 0x03, 0x04, 0, 0, 0, 1])
         let nack = try RTCPGenericNACK(buffer)

@@ -49,7 +49,9 @@ private func forward(
             #expect(next.tl0 == previous.tl0! &+ 1)
         }
         // Source A passes through unchanged; B's first timestamp is A's last + 33 ms × 90 kHz.
-        #expect(outputs[0] == Output(ssrc: 0xC0C0_C0C0, sequenceNumber: 65533, timestamp: 90000, pictureID: 32766, tl0: 254))
+        #expect(
+            outputs[0]
+                == Output(ssrc: 0xC0C0_C0C0, sequenceNumber: 65533, timestamp: 90000, pictureID: 32766, tl0: 254))
         #expect(outputs[5].timestamp == outputs[4].timestamp + 2970)
         #expect(outputs[6].timestamp == outputs[5].timestamp + 3000)
         #expect(rewriter.sourceChanges == 2)
@@ -58,7 +60,8 @@ private func forward(
     @Test func shortPictureIDsStayContinuousModulo128() throws {
         var rewriter = RTPRewriter(outputSSRC: 1, clockRate: 90000, rewritesVP8: true)
         var ids: [UInt16] = []
-        for (index, (ssrc, id)) in [(UInt32(0xA), UInt16(126)), (0xA, 127), (0xA, 0), (0xB, 50), (0xB, 51)].enumerated() {
+        let inputs: [(UInt32, UInt16)] = [(0xA, 126), (0xA, 127), (0xA, 0), (0xB, 50), (0xB, 51)]
+        for (index, (ssrc, id)) in inputs.enumerated() {
             let packet = try makePacket(
                 sequenceNumber: UInt16(index), timestamp: UInt32(index), ssrc: ssrc,
                 payload: try vp8Payload(pictureID: id, tl0: 0, longPictureID: false))
@@ -81,7 +84,8 @@ private func forward(
             if sequence == 13 || sequence == 14 || sequence == 18 {
                 rewriter.drop(sequenceNumber: sequence)
             } else {
-                sequenceNumbers.append(try #require(try forward(&rewriter, try makePacket(sequenceNumber: sequence), now: at(0))).sequenceNumber)
+                let output = try forward(&rewriter, try makePacket(sequenceNumber: sequence), now: at(0))
+                sequenceNumbers.append(try #require(output).sequenceNumber)
             }
         }
         #expect(sequenceNumbers == Array(10...17))
@@ -104,7 +108,8 @@ private func forward(
         _ = try forward(&rewriter, try makePacket(sequenceNumber: 100, ssrc: 0xA), now: at(0))
         _ = try forward(&rewriter, try makePacket(sequenceNumber: 500, ssrc: 0xB), now: at(1))
         #expect(try forward(&rewriter, try makePacket(sequenceNumber: 499, ssrc: 0xB), now: at(2)) == nil)
-        #expect(try forward(&rewriter, try makePacket(sequenceNumber: 501, ssrc: 0xB), now: at(3))?.sequenceNumber == 102)
+        let next = try forward(&rewriter, try makePacket(sequenceNumber: 501, ssrc: 0xB), now: at(3))
+        #expect(next?.sequenceNumber == 102)
     }
 
     @Test func publisherRestartWithSameSSRC() throws {
