@@ -146,9 +146,16 @@ public struct NACKGenerator: Sendable {
         self.packetReceived(sequenceNumber: packet.sequenceNumber, isRetransmission: isRetransmission, now: now)
     }
 
-    /// Forgets every missing number (e.g. after a keyframe made them useless).
+    /// Forgets every missing number.
     public mutating func reset() {
         self.missing.removeAll(keepingCapacity: true)
+    }
+
+    /// Forgets the missing numbers before `sequenceNumber`, e.g. the first packet of a keyframe: the
+    /// decoder no longer needs anything older, so repairing it would only waste bandwidth.
+    public mutating func forgetMissing(before sequenceNumber: UInt16) {
+        guard self.unwrapper.highest != nil else { return }
+        self.dropEntries(olderThan: self.unwrapper.peek(sequenceNumber), givenUp: false)
     }
 
     /// Writes the sequence numbers to NACK now into `output` (cleared first), oldest first, and marks
@@ -208,11 +215,11 @@ public struct NACKGenerator: Sendable {
         return nil
     }
 
-    mutating func dropEntries(olderThan limit: Int64) {
+    mutating func dropEntries(olderThan limit: Int64, givenUp: Bool = true) {
         var count = 0
         while count < self.missing.count, self.missing[count].sequence < limit { count += 1 }
         guard count > 0 else { return }
-        self.packetsGivenUp += count
+        if givenUp { self.packetsGivenUp += count }
         self.missing.removeFirst(count)
     }
 }

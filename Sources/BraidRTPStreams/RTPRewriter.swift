@@ -70,6 +70,13 @@ public struct RTPRewriter: Sendable {
     var dropHead = 0
     static let dropMemory = 64
 
+    /// Sequence number of the newest packet forwarded, for RTCP SR and RTX bookkeeping.
+    public var lastSentSequenceNumber: UInt16? { self.lastOutputSequence.map { UInt16(truncatingIfNeeded: $0) } }
+    /// Timestamp of the newest packet forwarded (an SR extrapolates from it, as mediasoup does).
+    public var lastSentTimestamp: UInt32? { self.lastOutputTimestamp }
+    /// When the newest packet was forwarded.
+    public var lastSentTime: NIODeadline? { self.lastOutputTime }
+
     /// Packets dropped through ``drop(sequenceNumber:)``.
     public private(set) var packetsDropped = 0
     /// Source switches seen (the first source included).

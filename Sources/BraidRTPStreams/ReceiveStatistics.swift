@@ -74,7 +74,7 @@ public struct ReceiveStatistics: Sendable {
                 // In order, with a permissible gap.
                 if sequenceNumber < self.maxSequence { self.cycles += 0x1_0000 }
                 self.maxSequence = sequenceNumber
-            } else if delta <= UInt16.max - Self.maxMisorder {
+            } else if Int(delta) <= 0x1_0000 - Int(Self.maxMisorder) {
                 // A very large jump: two sequential packets mean the source restarted.
                 guard Int(sequenceNumber) == self.badSequence else {
                     self.badSequence = (Int(sequenceNumber) + 1) & 0xFFFF

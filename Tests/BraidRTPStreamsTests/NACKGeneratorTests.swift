@@ -143,3 +143,17 @@ import Testing
         #expect(out.capacity >= 1000)
     }
 }
+
+@Suite struct NACKGeneratorKeyframeTests {
+    @Test func keyframeForgetsOlderMissingNumbers() {
+        var generator = NACKGenerator()
+        var out = ContiguousArray<UInt16>()
+        _ = generator.packetReceived(sequenceNumber: 100, now: at(0))
+        _ = generator.packetReceived(sequenceNumber: 105, now: at(0))  // 101...104 missing
+        _ = generator.packetReceived(sequenceNumber: 108, now: at(0))  // 106, 107 missing
+        generator.forgetMissing(before: 106)
+        generator.pending(now: at(0), into: &out)
+        #expect(Array(out) == [106, 107])
+        #expect(generator.packetsGivenUp == 0)
+    }
+}
