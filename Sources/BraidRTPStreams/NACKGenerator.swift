@@ -1,0 +1,225 @@
+public import BraidWire
+public import NIOCore
+
+/// Receiver-side loss detection: decides which sequence numbers to ask the publisher for again.
+///
+/// Behaviour follows libwebrtc's `nack_requester.cc` as summarised in WEBRTC-NOTES §4 (and mediasoup's
+/// `NackGenerator`):
+/// - every gap in the sequence numbers adds the missing numbers to a bounded list
+///   (``Configuration/maxMissing``, default 1000); when a gap would overflow it, the list is cleared and
+///   ``PacketOutcome/keyframeNeeded`` tells the owner to send a PLI/FIR instead;
+/// - entries more than ``Configuration/maxAge`` (default 10000) sequence numbers behind the newest are
+///   forgotten, and so are packets that old when they arrive;
+/// - ``pending(now:into:)`` returns each missing number once at first, then again about once per
+///   ``roundTripTime`` (default 100 ms), at most ``Configuration/maxRetries`` times (default 10);
+/// - an arriving packet, original or RTX-recovered, removes its number from the list.
+///
+/// The NACK itself is built with ``writeNACK(senderSSRC:mediaSSRC:sequenceNumbers:into:)``, a thin
+/// wrapper over BraidWire's `RTCPGenericNACK` builder; RFC 4585 §6.2.1 draws its wire format.
+///
+/// Ownership: one generator per inbound video (or NACK-enabled audio) stream, owned by that stream on
+/// its event loop. Passed by argument: `now`, the RTT estimate, the caller's output array. Allocated by
+/// this: the missing list, reserved once at ``Configuration/maxMissing`` entries in `init`; it never
+/// grows past that capacity (a gap that would need more clears it instead), so receiving packets and
+/// computing NACKs allocate nothing.
+public struct NACKGenerator: Sendable {
+    /// Limits, with libwebrtc's values as defaults.
+    public struct Configuration: Sendable, Hashable {
+        /// Most missing numbers tracked at once; overflow clears the list and asks for a keyframe.
+        public var maxMissing: Int
+        /// Numbers this far behind the newest are given up (and late packets that old are ignored).
+        public var maxAge: Int
+        /// NACKs sent for one number before giving up.
+        public var maxRetries: Int
+        /// Wait this long after a gap before the first NACK, to let reordered packets arrive (0: at once).
+        public var reorderingDelay: TimeAmount
+
+        public init(
+            maxMissing: Int = 1000, maxAge: Int = 10_000, maxRetries: Int = 10,
+            reorderingDelay: TimeAmount = .zero
+        ) {
+            self.maxMissing = max(1, maxMissing)
+            self.maxAge = max(1, min(maxAge, 32_767))
+            self.maxRetries = max(1, maxRetries)
+            self.reorderingDelay = reorderingDelay
+        }
+    }
+
+    /// What one received packet meant for the missing list.
+    public enum PacketOutcome: Sendable, Hashable {
+        /// The first packet of the stream.
+        case first
+        /// Newer than every packet so far; `newlyMissing` numbers were skipped (0: in order).
+        case advanced(newlyMissing: Int)
+        /// Filled a hole we were waiting for; `retransmission` says whether it came as a repair
+        /// (RTX or a retransmitted original) and `nackCount` how many NACKs had been sent for it.
+        case recovered(retransmission: Bool, nackCount: Int)
+        /// Older than the newest and not missing: a duplicate, or one we gave up on.
+        case late
+        /// More than ``Configuration/maxAge`` behind the newest: ignored.
+        case tooOld
+        /// The gap would overflow the missing list: it was cleared; request a keyframe upstream.
+        case keyframeNeeded
+    }
+
+    struct Entry: Sendable {
+        var sequence: Int64
+        var detectedAt: NIODeadline
+        var lastSentAt: NIODeadline?
+        var sendCount: Int
+    }
+
+    /// The limits in force.
+    public let configuration: Configuration
+    /// The owner's current RTT estimate: a missing number is asked for again after this long.
+    public var roundTripTime: TimeAmount
+
+    var unwrapper = SequenceNumberUnwrapper()
+    /// Missing numbers in increasing order; capacity reserved once.
+    var missing: ContiguousArray<Entry>
+
+    /// Counters for metrics.
+    public private(set) var packetsRecovered: Int = 0
+    /// Numbers dropped after ``Configuration/maxRetries`` NACKs or for age.
+    public private(set) var packetsGivenUp: Int = 0
+    /// Times the list overflowed and a keyframe was asked for.
+    public private(set) var keyframeRequests: Int = 0
+
+    /// Creates a generator; `roundTripTime` is the initial RTT estimate.
+    public init(configuration: Configuration = Configuration(), roundTripTime: TimeAmount = .milliseconds(100)) {
+        self.configuration = configuration
+        self.roundTripTime = roundTripTime
+        self.missing = ContiguousArray()
+        self.missing.reserveCapacity(configuration.maxMissing)
+    }
+
+    /// Number of sequence numbers currently missing.
+    public var missingCount: Int { self.missing.count }
+
+    /// Whether `sequenceNumber` is currently in the missing list.
+    public func isMissing(_ sequenceNumber: UInt16) -> Bool {
+        self.index(of: self.unwrapper.peek(sequenceNumber)) != nil
+    }
+
+    /// Records a received packet's sequence number (for RTX, the original sequence number).
+    ///
+    /// - Parameters:
+    ///   - isRetransmission: the packet arrived as a repair (RTX stream or a retransmitted original).
+    ///   - now: its arrival time.
+    public mutating func packetReceived(
+        sequenceNumber: UInt16, isRetransmission: Bool = false, now: NIODeadline
+    ) -> PacketOutcome {
+        guard let highest = self.unwrapper.highest else {
+            _ = self.unwrapper.unwrap(sequenceNumber)
+            return .first
+        }
+        let sequence = self.unwrapper.peek(sequenceNumber)
+        if sequence <= highest {
+            if highest - sequence > Int64(self.configuration.maxAge) { return .tooOld }
+            guard let index = self.index(of: sequence) else { return .late }
+            let nackCount = self.missing[index].sendCount
+            self.missing.remove(at: index)
+            self.packetsRecovered += 1
+            return .recovered(retransmission: isRetransmission, nackCount: nackCount)
+        }
+        _ = self.unwrapper.unwrap(sequenceNumber)
+        self.dropEntries(olderThan: sequence - Int64(self.configuration.maxAge))
+        let gap = Int(sequence - highest - 1)
+        guard gap > 0 else { return .advanced(newlyMissing: 0) }
+        guard self.missing.count + gap <= self.configuration.maxMissing else {
+            self.packetsGivenUp += self.missing.count + gap
+            self.missing.removeAll(keepingCapacity: true)
+            self.keyframeRequests += 1
+            return .keyframeNeeded
+        }
+        // Never appends past the capacity reserved in init (checked just above), so no reallocation.
+        for missingSequence in (highest + 1)..<sequence {
+            self.missing.append(Entry(sequence: missingSequence, detectedAt: now, lastSentAt: nil, sendCount: 0))
+        }
+        return .advanced(newlyMissing: gap)
+    }
+
+    /// Records a received packet from its parsed view.
+    public mutating func packetReceived(_ packet: RTPPacket, isRetransmission: Bool = false, now: NIODeadline)
+        -> PacketOutcome
+    {
+        self.packetReceived(sequenceNumber: packet.sequenceNumber, isRetransmission: isRetransmission, now: now)
+    }
+
+    /// Forgets every missing number.
+    public mutating func reset() {
+        self.missing.removeAll(keepingCapacity: true)
+    }
+
+    /// Forgets the missing numbers before `sequenceNumber`, e.g. the first packet of a keyframe: the
+    /// decoder no longer needs anything older, so repairing it would only waste bandwidth.
+    public mutating func forgetMissing(before sequenceNumber: UInt16) {
+        guard self.unwrapper.highest != nil else { return }
+        self.dropEntries(olderThan: self.unwrapper.peek(sequenceNumber), givenUp: false)
+    }
+
+    /// Writes the sequence numbers to NACK now into `output` (cleared first), oldest first, and marks
+    /// them sent. Numbers already NACKed ``Configuration/maxRetries`` times whose retry is due are
+    /// dropped instead.
+    ///
+    /// - Parameter output: reused by the caller; reserve ``Configuration/maxMissing`` capacity once (this
+    ///   method does it on first use) and it never allocates again.
+    public mutating func pending(now: NIODeadline, into output: inout ContiguousArray<UInt16>) {
+        output.removeAll(keepingCapacity: true)
+        if output.capacity < self.configuration.maxMissing {
+            output.reserveCapacity(self.configuration.maxMissing)
+        }
+        var kept = 0
+        for index in self.missing.indices {
+            var entry = self.missing[index]
+            let due: Bool
+            if let lastSent = entry.lastSentAt {
+                due = now - lastSent >= self.roundTripTime
+            } else {
+                due = now - entry.detectedAt >= self.configuration.reorderingDelay
+            }
+            if due {
+                if entry.sendCount >= self.configuration.maxRetries {
+                    self.packetsGivenUp += 1
+                    continue
+                }
+                entry.sendCount += 1
+                entry.lastSentAt = now
+                output.append(UInt16(truncatingIfNeeded: entry.sequence))
+            }
+            self.missing[kept] = entry
+            kept += 1
+        }
+        self.missing.removeLast(self.missing.count - kept)
+    }
+
+    /// Appends an RTCP generic NACK (RFC 4585 §6.2.1) for `sequenceNumbers` to `buffer`.
+    /// - Throws: `.badValue` for an empty list, `.badLength` when `buffer` lacks the writable capacity.
+    public static func writeNACK(
+        senderSSRC: UInt32, mediaSSRC: UInt32, sequenceNumbers: ContiguousArray<UInt16>, into buffer: inout ByteBuffer
+    ) throws(WireError) {
+        try RTCPGenericNACK.write(
+            senderSSRC: senderSSRC, mediaSSRC: mediaSSRC, lostSequenceNumbers: sequenceNumbers, into: &buffer)
+    }
+
+    /// Binary search in the sorted missing list.
+    func index(of sequence: Int64) -> Int? {
+        var low = 0
+        var high = self.missing.count
+        while low < high {
+            let middle = (low + high) / 2
+            let value = self.missing[middle].sequence
+            if value == sequence { return middle }
+            if value < sequence { low = middle + 1 } else { high = middle }
+        }
+        return nil
+    }
+
+    mutating func dropEntries(olderThan limit: Int64, givenUp: Bool = true) {
+        var count = 0
+        while count < self.missing.count, self.missing[count].sequence < limit { count += 1 }
+        guard count > 0 else { return }
+        if givenUp { self.packetsGivenUp += count }
+        self.missing.removeFirst(count)
+    }
+}

@@ -1,0 +1,232 @@
+public import BraidWire
+public import NIOCore
+
+/// Per-consumer rewriting of forwarded RTP packets so that a subscriber sees one continuous stream.
+///
+/// An SFU consumer forwards packets from a source that can change under it (a simulcast layer switch,
+/// a publisher that restarts) and skips some packets (temporal layers above the target, padding). The
+/// subscriber must still see one SSRC with continuous sequence numbers, increasing timestamps and, for
+/// VP8, continuous PictureID/TL0PICIDX ([RFC 7741 §4.2](https://www.rfc-editor.org/rfc/rfc7741#section-4.2)),
+/// or its jitter buffer NACKs phantom losses and its decoder sees a broken reference chain. The ideas
+/// are those of mediasoup's `SeqManager` and `SimulcastConsumer` (WEBRTC-NOTES §4):
+///
+/// - **SSRC**: every output packet carries ``outputSSRC``.
+/// - **Sequence numbers**: output = input + offset. ``drop(sequenceNumber:)`` removes an input number
+///   from the output space (later packets shift down by one), so skipped packets leave no gap. The last
+///   64 drops are remembered so that a packet reordered around a drop still maps to its own number.
+/// - **Source switch**: a packet with another SSRC than the current source, or the first packet after
+///   ``markSourceChange()``, starts a new source. Its output number is the last output + 1, or + 2 when
+///   the last forwarded packet lacked the marker bit (its frame is incomplete: the receiver must see a
+///   gap rather than a frame that silently continues, as mediasoup does since its issue #408). Packets
+///   of the new source older than its first forwarded one are discarded. Switch only on a keyframe.
+/// - **Timestamps**: output = input + offset; on a switch the offset is re-based so that the first
+///   output timestamp is the last output timestamp + the wall-clock time elapsed since that packet was
+///   forwarded × the clock rate, and at least + 1. This keeps timestamps increasing and roughly in step
+///   with real time; it does not align the two sources by their SR NTP clocks (mediasoup's finer method),
+///   so lip sync across a switch may be off by up to a frame interval.
+/// - **VP8**: PictureID and TL0PICIDX continue from the last output values (+1 on a switch); each keeps
+///   the width it has on the wire (7 or 15 bits), and differences are taken modulo the input's width.
+///
+/// Ownership: one rewriter per consumer (subscriber m-section), owned on its event loop. It is a value of
+/// fixed size: the drop ring is a 64-entry array created in `init`; rewriting a packet allocates nothing
+/// while the caller's packet buffer is uniquely referenced (see `RTPPacket+Rewrite.swift` in BraidWire).
+public struct RTPRewriter: Sendable {
+    /// Whether a packet was rewritten for sending.
+    public enum Decision: Sendable, Hashable {
+        /// Rewritten in place: send it.
+        case forward
+        /// Belongs to the current source before the point it was switched to: do not send.
+        case discard
+    }
+
+    /// SSRC written into every output packet.
+    public let outputSSRC: UInt32
+    /// RTP clock rate of the media, in Hz.
+    public let clockRate: UInt32
+    /// Rewrite the VP8 payload descriptor (PictureID, TL0PICIDX).
+    public let rewritesVP8: Bool
+
+    var sourceSSRC: UInt32?
+    var resyncPending = true
+    var unwrapper = SequenceNumberUnwrapper()
+    /// Input numbers of the current source below this are discarded.
+    var sourceBase: Int64 = 0
+    /// Output = input + offset (+ drops above the input, for reordered packets).
+    var sequenceOffset: Int64 = 0
+    /// Highest output number sent, and whether that packet had the marker bit.
+    var lastOutputSequence: Int64?
+    var lastOutputMarker = true
+    var timestampOffset: UInt32 = 0
+    var lastOutputTimestamp: UInt32?
+    var lastOutputTime: NIODeadline?
+    var lastInputPictureID: UInt16?
+    var lastOutputPictureID: UInt16?
+    var lastInputTL0: UInt8?
+    var lastOutputTL0: UInt8?
+
+    /// Ring of the last dropped input numbers (extended), capacity fixed at init.
+    var drops: ContiguousArray<Int64>
+    var dropCount = 0
+    var dropHead = 0
+    static let dropMemory = 64
+
+    /// Sequence number of the newest packet forwarded, for RTCP SR and RTX bookkeeping.
+    public var lastSentSequenceNumber: UInt16? { self.lastOutputSequence.map { UInt16(truncatingIfNeeded: $0) } }
+    /// Timestamp of the newest packet forwarded (an SR extrapolates from it, as mediasoup does).
+    public var lastSentTimestamp: UInt32? { self.lastOutputTimestamp }
+    /// When the newest packet was forwarded.
+    public var lastSentTime: NIODeadline? { self.lastOutputTime }
+
+    /// Packets dropped through ``drop(sequenceNumber:)``.
+    public private(set) var packetsDropped = 0
+    /// Source switches seen (the first source included).
+    public private(set) var sourceChanges = 0
+
+    /// Creates a rewriter.
+    /// - Parameters:
+    ///   - outputSSRC: the consumer's SSRC, fixed for its lifetime.
+    ///   - clockRate: the media clock rate (90000 for video).
+    ///   - rewritesVP8: whether payloads carry VP8 descriptors to keep continuous.
+    public init(outputSSRC: UInt32, clockRate: UInt32, rewritesVP8: Bool = false) {
+        self.outputSSRC = outputSSRC
+        self.clockRate = clockRate
+        self.rewritesVP8 = rewritesVP8
+        self.drops = ContiguousArray(repeating: 0, count: Self.dropMemory)
+    }
+
+    /// The next packet starts a new source even if its SSRC is unchanged (a publisher restart).
+    public mutating func markSourceChange() { self.resyncPending = true }
+
+    /// Removes `sequenceNumber` of the current source from the output: the following packets are
+    /// renumbered so the receiver sees no gap. Call it for each packet not forwarded (a temporal layer
+    /// above the target, padding-only packets). A drop older than the newest packet already handled
+    /// changes nothing (those outputs were already numbered), and neither does a drop before the
+    /// source's first forwarded packet.
+    public mutating func drop(sequenceNumber: UInt16) {
+        guard !self.resyncPending, let highest = self.unwrapper.highest else { return }
+        let sequence = self.unwrapper.peek(sequenceNumber)
+        guard sequence > highest else { return }
+        _ = self.unwrapper.unwrap(sequenceNumber)
+        self.sequenceOffset -= 1
+        self.drops[self.dropHead] = sequence
+        self.dropHead = (self.dropHead + 1) % Self.dropMemory
+        self.dropCount = min(self.dropCount + 1, Self.dropMemory)
+        self.packetsDropped += 1
+    }
+
+    /// Rewrites SSRC, sequence number, timestamp and (for VP8) the payload descriptor of `packet` in place.
+    ///
+    /// - Parameters:
+    ///   - packet: a copy the caller owns (rewriting writes into its buffer).
+    ///   - now: the forwarding time, used to re-base timestamps on a source switch.
+    /// - Returns: ``Decision/discard`` for a stale packet of the current source (nothing is changed).
+    /// - Throws: a `WireError` when VP8 rewriting is on and the payload has no valid descriptor; the
+    ///   packet and the rewriter's state are then unchanged.
+    public mutating func rewrite(packet: inout RTPPacket, now: NIODeadline) throws(WireError) -> Decision {
+        let switching = self.resyncPending || self.sourceSSRC != packet.ssrc
+
+        // Sequence number.
+        let input: Int64
+        let outputSequence: Int64
+        var newOffset = self.sequenceOffset
+        if switching {
+            input = Int64(packet.sequenceNumber)
+            let target: Int64
+            if let last = self.lastOutputSequence {
+                target = last + (self.lastOutputMarker ? 1 : 2)
+            } else {
+                target = input
+            }
+            newOffset = target - input
+            outputSequence = target
+        } else {
+            input = self.unwrapper.peek(packet.sequenceNumber)
+            guard input >= self.sourceBase else { return .discard }
+            outputSequence = input + self.sequenceOffset + Int64(self.dropsAbove(input))
+        }
+        let isNewest = switching || input > (self.unwrapper.highest ?? Int64.min)
+
+        // Timestamp.
+        var newTimestampOffset = self.timestampOffset
+        if switching, let lastTimestamp = self.lastOutputTimestamp, let lastTime = self.lastOutputTime {
+            let elapsed = MediaClock.scale(
+                nanoseconds: MediaClock.elapsed(from: lastTime, to: now), rate: Int64(self.clockRate))
+            // Capped at 2^30 so the result stays "after" the last timestamp in RTP's modular order.
+            let advance = UInt32(min(max(elapsed, 1), 1 << 30))
+            newTimestampOffset = (lastTimestamp &+ advance) &- packet.timestamp
+        } else if switching {
+            newTimestampOffset = 0
+        }
+        let outputTimestamp = packet.timestamp &+ newTimestampOffset
+
+        // VP8 descriptor: computed first so a malformed payload leaves everything untouched.
+        var pictureID: (input: UInt16, output: UInt16, newest: Bool)?
+        var tl0: (input: UInt8, output: UInt8, newest: Bool)?
+        if self.rewritesVP8 {
+            let descriptor = try VP8PayloadDescriptor(packet.payload)
+            if let id = descriptor.pictureID {
+                let width: Int32 = id.byteCount == 1 ? 0x80 : 0x8000
+                let fresh = switching || self.lastInputPictureID == nil
+                var delta: Int32 = 1
+                if !fresh, let lastInput = self.lastInputPictureID {
+                    delta = (Int32(id.value) - Int32(lastInput)) & (width - 1)
+                    if delta >= width / 2 { delta -= width }
+                }
+                let base = Int32(self.lastOutputPictureID ?? id.value &- 1)
+                let output = UInt16(truncatingIfNeeded: (base + delta) & 0x7FFF)
+                pictureID = (id.value, output, fresh || delta > 0)
+                try packet.rewriteVP8Descriptor(pictureID: output)
+            }
+            if let index = descriptor.tl0PicIndex {
+                let fresh = switching || self.lastInputTL0 == nil
+                let delta: Int8 = fresh ? 1 : Int8(bitPattern: index &- (self.lastInputTL0 ?? index))
+                let base = self.lastOutputTL0 ?? index &- 1
+                let output = UInt8(bitPattern: Int8(bitPattern: base) &+ delta)
+                tl0 = (index, output, fresh || delta > 0)
+                try packet.rewriteVP8Descriptor(tl0PicIndex: output)
+            }
+        }
+
+        // Commit.
+        if switching {
+            self.sourceSSRC = packet.ssrc
+            self.resyncPending = false
+            self.unwrapper.reset()
+            _ = self.unwrapper.unwrap(packet.sequenceNumber)
+            self.sourceBase = input
+            self.sequenceOffset = newOffset
+            self.timestampOffset = newTimestampOffset
+            self.dropCount = 0
+            self.lastInputPictureID = nil
+            self.lastInputTL0 = nil
+            self.sourceChanges += 1
+        } else if isNewest {
+            _ = self.unwrapper.unwrap(packet.sequenceNumber)
+        }
+        if isNewest {
+            self.lastOutputSequence = outputSequence
+            self.lastOutputMarker = packet.marker
+            self.lastOutputTimestamp = outputTimestamp
+            self.lastOutputTime = now
+        }
+        if let pictureID, pictureID.newest {
+            self.lastInputPictureID = pictureID.input
+            self.lastOutputPictureID = pictureID.output
+        }
+        if let tl0, tl0.newest {
+            self.lastInputTL0 = tl0.input
+            self.lastOutputTL0 = tl0.output
+        }
+        packet.setSSRC(self.outputSSRC)
+        packet.setSequenceNumber(UInt16(truncatingIfNeeded: outputSequence))
+        packet.setTimestamp(outputTimestamp)
+        return .forward
+    }
+
+    /// Number of remembered drops newer than `input`: those shifted the offset after `input` was sent.
+    func dropsAbove(_ input: Int64) -> Int {
+        var count = 0
+        for index in 0..<self.dropCount where self.drops[index] > input { count += 1 }
+        return count
+    }
+}

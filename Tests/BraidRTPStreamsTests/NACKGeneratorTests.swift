@@ -1,0 +1,159 @@
+import BraidRTPStreams
+import BraidWire
+import NIOCore
+import Testing
+
+@Suite struct NACKGeneratorTests {
+    @Test func gapIsNackedAtOnceThenOncePerRTT() {
+        var generator = NACKGenerator()
+        var out = ContiguousArray<UInt16>()
+        #expect(generator.packetReceived(sequenceNumber: 1, now: at(0)) == .first)
+        #expect(generator.packetReceived(sequenceNumber: 2, now: at(0)) == .advanced(newlyMissing: 0))
+        #expect(generator.packetReceived(sequenceNumber: 5, now: at(10)) == .advanced(newlyMissing: 2))
+        #expect(generator.isMissing(3) && generator.isMissing(4) && !generator.isMissing(5))
+
+        generator.pending(now: at(10), into: &out)
+        #expect(Array(out) == [3, 4])
+        generator.pending(now: at(60), into: &out)
+        #expect(out.isEmpty)  // half an RTT later: not yet
+        generator.pending(now: at(110), into: &out)
+        #expect(Array(out) == [3, 4])
+
+        // 3 comes back on the RTX stream after two NACKs.
+        #expect(
+            generator.packetReceived(sequenceNumber: 3, isRetransmission: true, now: at(120))
+                == .recovered(retransmission: true, nackCount: 2))
+        #expect(generator.missingCount == 1)
+        generator.pending(now: at(210), into: &out)
+        #expect(Array(out) == [4])
+
+        // A longer RTT spaces the retries further apart.
+        generator.roundTripTime = .milliseconds(300)
+        generator.pending(now: at(410), into: &out)
+        #expect(out.isEmpty)
+        generator.pending(now: at(510), into: &out)
+        #expect(Array(out) == [4])
+    }
+
+    @Test func givesUpAfterMaxRetries() {
+        var generator = NACKGenerator(configuration: .init(maxRetries: 3))
+        var out = ContiguousArray<UInt16>()
+        _ = generator.packetReceived(sequenceNumber: 10, now: at(0))
+        _ = generator.packetReceived(sequenceNumber: 12, now: at(0))
+        for time: Int64 in [0, 100, 200] {
+            generator.pending(now: at(time), into: &out)
+            #expect(Array(out) == [11])
+        }
+        generator.pending(now: at(300), into: &out)
+        #expect(out.isEmpty)
+        #expect(generator.missingCount == 0)
+        #expect(generator.packetsGivenUp == 1)
+        // A packet we gave up on that still arrives is just late.
+        #expect(generator.packetReceived(sequenceNumber: 11, now: at(400)) == .late)
+    }
+
+    @Test func reorderingIsNotLoss() {
+        var generator = NACKGenerator()
+        var out = ContiguousArray<UInt16>()
+        _ = generator.packetReceived(sequenceNumber: 1, now: at(0))
+        #expect(generator.packetReceived(sequenceNumber: 3, now: at(1)) == .advanced(newlyMissing: 1))
+        #expect(
+            generator.packetReceived(sequenceNumber: 2, now: at(2)) == .recovered(retransmission: false, nackCount: 0))
+        generator.pending(now: at(2), into: &out)
+        #expect(out.isEmpty)
+        #expect(generator.packetReceived(sequenceNumber: 2, now: at(3)) == .late)  // duplicate
+    }
+
+    @Test func reorderingDelayHoldsTheFirstNack() {
+        var generator = NACKGenerator(configuration: .init(reorderingDelay: .milliseconds(20)))
+        var out = ContiguousArray<UInt16>()
+        _ = generator.packetReceived(sequenceNumber: 1, now: at(0))
+        _ = generator.packetReceived(sequenceNumber: 3, now: at(0))
+        generator.pending(now: at(19), into: &out)
+        #expect(out.isEmpty)
+        generator.pending(now: at(20), into: &out)
+        #expect(Array(out) == [2])
+    }
+
+    @Test func overflowClearsAndAsksForKeyframe() {
+        var generator = NACKGenerator()
+        var out = ContiguousArray<UInt16>()
+        _ = generator.packetReceived(sequenceNumber: 0, now: at(0))
+        #expect(generator.packetReceived(sequenceNumber: 600, now: at(0)) == .advanced(newlyMissing: 599))
+        #expect(generator.packetReceived(sequenceNumber: 1001, now: at(0)) == .advanced(newlyMissing: 400))
+        #expect(generator.missingCount == 999)
+        // 1002 and 1003 would make 1001 entries: one more than the list holds.
+        #expect(generator.packetReceived(sequenceNumber: 1004, now: at(0)) == .keyframeNeeded)
+        #expect(generator.missingCount == 0)
+        #expect(generator.keyframeRequests == 1)
+        generator.pending(now: at(0), into: &out)
+        #expect(out.isEmpty)
+        // Tracking resumes from the newest packet.
+        #expect(generator.packetReceived(sequenceNumber: 1006, now: at(1)) == .advanced(newlyMissing: 1))
+        generator.pending(now: at(1), into: &out)
+        #expect(Array(out) == [1005])
+    }
+
+    @Test func gapAcrossWrapAndNackBytes() throws {
+        var generator = NACKGenerator()
+        var out = ContiguousArray<UInt16>()
+        _ = generator.packetReceived(sequenceNumber: 65534, now: at(0))
+        _ = generator.packetReceived(sequenceNumber: 65535, now: at(0))
+        #expect(generator.packetReceived(sequenceNumber: 2, now: at(0)) == .advanced(newlyMissing: 2))
+        generator.pending(now: at(0), into: &out)
+        #expect(Array(out) == [0, 1])
+
+        var buffer = ByteBufferAllocator().buffer(capacity: 16)
+        try NACKGenerator.writeNACK(
+            senderSSRC: 0x0A0B_0C0D, mediaSSRC: 0x0102_0304, sequenceNumbers: out, into: &buffer)
+        // RTPFB PT 205 FMT 1, length 3; PID 0, BLP bit 0 (PID + 1).
+        #expect(bytes(buffer) == [0x81, 0xCD, 0x00, 0x03, 0x0A, 0x0B, 0x0C, 0x0D, 0x01, 0x02, 0x03, 0x04, 0, 0, 0, 1])
+        let nack = try RTCPGenericNACK(buffer)
+        #expect(Array(nack.lostSequenceNumbers) == [0, 1])
+    }
+
+    @Test func oldPacketsAndEntriesAreForgotten() {
+        var generator = NACKGenerator()
+        _ = generator.packetReceived(sequenceNumber: 0, now: at(0))
+        _ = generator.packetReceived(sequenceNumber: 2, now: at(0))  // 1 missing
+        for sequence: UInt16 in 3...10_001 {
+            _ = generator.packetReceived(sequenceNumber: sequence, now: at(0))
+        }
+        #expect(generator.isMissing(1))  // exactly 10000 behind: still kept
+        _ = generator.packetReceived(sequenceNumber: 10_002, now: at(0))
+        #expect(!generator.isMissing(1))
+        #expect(generator.missingCount == 0)
+        #expect(generator.packetReceived(sequenceNumber: 1, now: at(0)) == .tooOld)
+    }
+
+    @Test func steadyStateReusesTheOutputStorage() {
+        // The output array is reserved once (maxMissing) and then only cleared and refilled.
+        var generator = NACKGenerator()
+        var out = ContiguousArray<UInt16>()
+        var sequence: UInt16 = 0
+        _ = generator.packetReceived(sequenceNumber: sequence, now: at(0))
+        generator.pending(now: at(0), into: &out)
+        let address = out.withUnsafeBufferPointer { $0.baseAddress }
+        for step in 1...5000 {
+            sequence &+= (step % 7 == 0 ? 3 : 1)  // a two-packet gap every 7 packets
+            _ = generator.packetReceived(sequenceNumber: sequence, now: at(Int64(step)))
+            generator.pending(now: at(Int64(step)), into: &out)
+            #expect(out.withUnsafeBufferPointer { $0.baseAddress } == address)
+        }
+        #expect(out.capacity >= 1000)
+    }
+}
+
+@Suite struct NACKGeneratorKeyframeTests {
+    @Test func keyframeForgetsOlderMissingNumbers() {
+        var generator = NACKGenerator()
+        var out = ContiguousArray<UInt16>()
+        _ = generator.packetReceived(sequenceNumber: 100, now: at(0))
+        _ = generator.packetReceived(sequenceNumber: 105, now: at(0))  // 101...104 missing
+        _ = generator.packetReceived(sequenceNumber: 108, now: at(0))  // 106, 107 missing
+        generator.forgetMissing(before: 106)
+        generator.pending(now: at(0), into: &out)
+        #expect(Array(out) == [106, 107])
+        #expect(generator.packetsGivenUp == 0)
+    }
+}
