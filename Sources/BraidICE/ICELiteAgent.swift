@@ -10,9 +10,10 @@ import NIOCore
 /// [RFC 8489 §6.3](https://www.rfc-editor.org/rfc/rfc8489#section-6.3)), in this order:
 ///
 /// 1. Only a Binding request is handled; anything else is dropped (``DropReason``).
-/// 2. FINGERPRINT must be present and right, else the request is **dropped silently**: ICE uses the
-///    FINGERPRINT mechanism (RFC 8445 §7.3 / RFC 7983 demultiplexing) and RFC 8489 §7.3 says a message
-///    failing it is discarded. (mediasoup answers a missing one with 400; silence gives a prober nothing.)
+/// 2. FINGERPRINT must be present and right, else the request is **dropped silently**: ICE checks use the
+///    FINGERPRINT mechanism (RFC 8445 §7) to tell STUN from media on a shared port, and RFC 8489 §7.3
+///    discards a message that fails it. (mediasoup answers a missing one with 400; silence tells a prober
+///    nothing and costs nothing.)
 /// 3. USERNAME and MESSAGE-INTEGRITY ([RFC 8489 §9.1.3](https://www.rfc-editor.org/rfc/rfc8489#section-9.1.3)):
 ///    either missing → **400**; USERNAME other than `<local ufrag>:<remote ufrag>` (the receiver's ufrag
 ///    first, RFC 8445 §7.2.2) → **401**; HMAC-SHA1 under our password wrong → **401**. These carry no
