@@ -255,7 +255,24 @@ public final class ICELiteAgent {
     public func removePair(_ address: STUNAddress) {
         self.pairs.removeAll { $0.address == address }
         if self.nominatedAddress == address { self.nominatedAddress = nil }
-        if self.latestValidatedAddress == address { self.latestValidatedAddress = self.pairs.last?.address }
+        if self.latestValidatedAddress == address {
+            self.latestValidatedAddress = self.pairs.max { $0.lastValidCheck < $1.lastValidCheck }?.address
+        }
+    }
+
+    /// Selects the pair that authenticated media (DTLS or SRTP that decrypted) arrived on, when it differs
+    /// from the selected one; returns whether the selection changed.
+    ///
+    /// Browsers may move media to another validated pair before, or without, nominating it (Firefox
+    /// nominates aggressively against lite agents, Chrome may nominate several pairs), so the node follows
+    /// the authenticated media as mediasoup does (`WebRtcTransport::MayForceSelectedTuple`). Only a pair
+    /// with unexpired consent can be selected; this does not refresh consent (only checks do, RFC 7675).
+    @discardableResult
+    public func followMedia(from address: STUNAddress, now: ContinuousClock.Instant) -> Bool {
+        guard self.selectedAddress != address, self.hasConsent(address, now: now) else { return false }
+        for index in self.pairs.indices { self.pairs[index].nominated = self.pairs[index].address == address }
+        self.nominatedAddress = address
+        return true
     }
 
     // MARK: Checks

@@ -99,7 +99,11 @@ public struct ICESessionTable<Context> {
     ///
     /// - Throws: `.unknownSession`, `.duplicateUfrag` when another session owns the new ufrag, or the
     ///   agent's `.badCredentials`.
-    public mutating func restart(_ id: SessionID, newLocal: ICECredentials, newRemote: ICECredentials) throws(ICEError) {
+    public mutating func restart(
+        _ id: SessionID,
+        newLocal: ICECredentials,
+        newRemote: ICECredentials
+    ) throws(ICEError) {
         guard let entry = self.entries[id] else { throw ICEError(.unknownSession, "no session \(id)") }
         if let key = newLocal.ufragKey, let owner = self.byUfrag[key], owner != id {
             throw ICEError(.duplicateUfrag, "another session uses ufrag \(newLocal.ufrag)")

@@ -265,7 +265,8 @@ import Testing
         _ = try self.send(agent, from: address(0), at: t0, nominate)
         var evicted: [STUNAddress] = []
         for index in 1...12 {
-            let check = try #require(successCheck(try self.send(agent, from: address(index), at: t0 + .seconds(index)).0))
+            let (outcome, _) = try self.send(agent, from: address(index), at: t0 + .seconds(index))
+            let check = try #require(successCheck(outcome))
             if let gone = check.evicted { evicted.append(gone) }
         }
         #expect(agent.pairs.count == ICELiteAgent.maxPairs)
@@ -273,6 +274,26 @@ import Testing
         // The stalest unnominated pairs went first, in order.
         #expect(evicted == (1...5).map { stun(address($0)) })
         #expect(agent.state(now: t0 + .seconds(5)) == .connected(stun(address(0))))
+    }
+
+    @Test func authenticatedMediaMovesTheSelectionOnlyToAConsentedPair() throws {
+        let agent = try self.makeAgent()
+        var nominate = CheckOptions()
+        nominate.useCandidate = true
+        _ = try self.send(agent, from: addressA, at: t0, nominate)
+        _ = try self.send(agent, from: addressB, at: t0 + .seconds(1))
+
+        // Media from an address that never passed a check cannot take the selection.
+        #expect(!agent.followMedia(from: stun(addressV6), now: t0 + .seconds(2)))
+        // Media already on the selected pair changes nothing.
+        #expect(!agent.followMedia(from: stun(addressA), now: t0 + .seconds(2)))
+        #expect(agent.followMedia(from: stun(addressB), now: t0 + .seconds(2)))
+        #expect(agent.state(now: t0 + .seconds(2)) == .connected(stun(addressB)))
+        #expect(agent.pairs.filter(\.nominated).map(\.address) == [stun(addressB)])
+        // Once A's consent has expired, media from it cannot take the selection back.
+        _ = try self.send(agent, from: addressB, at: t0 + .seconds(25))
+        #expect(!agent.followMedia(from: stun(addressA), now: t0 + .seconds(30)))
+        #expect(agent.selectedAddress == stun(addressB))
     }
 
     // MARK: Consent (RFC 7675)

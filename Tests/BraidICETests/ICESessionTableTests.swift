@@ -40,13 +40,23 @@ import Testing
         var (table, first, second) = try self.makeTable()
         #expect(table.session(for: addressA) == nil)
 
-        let (routed, outcome) = try self.send(&table, node: nodeCredentials, browser: browserCredentials, from: addressA)
+        let (routed, outcome) = try self.send(
+            &table,
+            node: nodeCredentials,
+            browser: browserCredentials,
+            from: addressA
+        )
         #expect(routed == first)
         #expect(successCheck(outcome) != nil)
         #expect(table.session(for: addressA) == first)
         #expect(table.session(for: stun(addressA)) == first)
 
-        let (routedB, outcomeB) = try self.send(&table, node: self.otherNode, browser: self.otherBrowser, from: addressB)
+        let (routedB, outcomeB) = try self.send(
+            &table,
+            node: self.otherNode,
+            browser: self.otherBrowser,
+            from: addressB
+        )
         #expect(routedB == second)
         #expect(successCheck(outcomeB) != nil)
         #expect(table.session(for: addressB) == second)
@@ -124,7 +134,12 @@ import Testing
         #expect(table.count == 1)
         #expect(table.session(for: addressA) == nil)
         #expect(table.addressCount == 0)
-        let (routed, outcome) = try self.send(&table, node: nodeCredentials, browser: browserCredentials, from: addressA)
+        let (routed, outcome) = try self.send(
+            &table,
+            node: nodeCredentials,
+            browser: browserCredentials,
+            from: addressA
+        )
         #expect(routed == nil && outcome == .drop(.unknownUsername))
         #expect(table.remove(first) == nil)
         #expect(table.agent(second) != nil)
