@@ -75,6 +75,8 @@ let package = Package(
             dependencies: [
                 "BraidWire",
                 "BraidSecurity",
+                "BraidSDP",
+                "BraidICE",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Hummingbird", package: "hummingbird"),
