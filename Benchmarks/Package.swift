@@ -7,6 +7,15 @@ import PackageDescription
 let benchmarkTargets: [(name: String, dependencies: [Target.Dependency])] = [
     ("WireBenchmarks", [.product(name: "BraidWire", package: "braid"), .product(name: "NIOCore", package: "swift-nio")]),
     ("SecurityBenchmarks", [.product(name: "BraidSecurity", package: "braid")]),
+    (
+        "StreamBenchmarks",
+        [
+            .product(name: "BraidWire", package: "braid"),
+            .product(name: "BraidRTPStreams", package: "braid"),
+            .product(name: "BraidCongestion", package: "braid"),
+            .product(name: "NIOCore", package: "swift-nio"),
+        ]
+    ),
 ]
 
 let package = Package(

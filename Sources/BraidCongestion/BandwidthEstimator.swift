@@ -129,39 +129,61 @@ public struct BandwidthEstimator: Sendable {
     }
 
     /// Processes one transport-wide congestion control feedback.
+    ///
+    /// Inlinable so the loop is specialised for the caller's collection: iterating an unspecialised
+    /// `some Collection` boxes every element (one heap allocation per packet result).
     /// - Parameters:
     ///   - results: the packets the feedback covers, in the order reported (normally sequence order).
     ///   - now: the time the feedback was received, on the sender's monotonic clock (µs).
     /// - Returns: the updated estimate.
-    @discardableResult
+    @inlinable @discardableResult
     public mutating func onFeedback(results: some Collection<PacketResult>, now: Int64) -> BandwidthEstimate {
-        var received = 0
-        var lost = 0
+        var counts = FeedbackCounts()
         for packet in results {
-            guard let arrival = packet.arrivalTimeUs else {
-                lost += 1
-                continue
-            }
-            received += 1
-            let size = max(0, packet.size)
-            acked.add(arrivalTimeUs: arrival, size: size)
-            let resetsBefore = grouper.resets
-            let delta = grouper.add(sendTimeUs: packet.sendTimeUs, arrivalTimeUs: arrival, size: size)
-            if grouper.resets != resetsBefore {
-                // The arrival clock jumped or reordering was severe: older delay history is meaningless.
-                trendline.reset()
-            }
-            if let delta {
-                let trend = trendline.update(delta)
-                detector.detect(modifiedTrend: trend, sendDeltaUs: delta.sendDeltaUs, now: delta.arrivalTimeUs)
-            }
+            self.add(packet, to: &counts)
         }
-        guard received + lost > 0 else { return estimate }
+        return self.finishFeedback(counts, now: now)
+    }
+
+    /// Received and lost packets of one feedback.
+    @usableFromInline
+    struct FeedbackCounts {
+        @usableFromInline var received = 0
+        @usableFromInline var lost = 0
+        @usableFromInline init() {}
+    }
+
+    /// Feeds one packet result to the acknowledged-bitrate, inter-arrival and over-use stages.
+    @usableFromInline
+    mutating func add(_ packet: PacketResult, to counts: inout FeedbackCounts) {
+        guard let arrival = packet.arrivalTimeUs else {
+            counts.lost += 1
+            return
+        }
+        counts.received += 1
+        let size = max(0, packet.size)
+        acked.add(arrivalTimeUs: arrival, size: size)
+        let resetsBefore = grouper.resets
+        let delta = grouper.add(sendTimeUs: packet.sendTimeUs, arrivalTimeUs: arrival, size: size)
+        if grouper.resets != resetsBefore {
+            // The arrival clock jumped or reordering was severe: older delay history is meaningless.
+            trendline.reset()
+        }
+        if let delta {
+            let trend = trendline.update(delta)
+            detector.detect(modifiedTrend: trend, sendDeltaUs: delta.sendDeltaUs, now: delta.arrivalTimeUs)
+        }
+    }
+
+    /// Updates the rate controllers once the whole feedback has been read.
+    @usableFromInline
+    mutating func finishFeedback(_ counts: FeedbackCounts, now: Int64) -> BandwidthEstimate {
+        guard counts.received + counts.lost > 0 else { return estimate }
         hasTransportFeedback = true
-        if received > 0 {
+        if counts.received > 0 {
             delayBased.update(usage: detector.usage, ackedBitrate: acked.bitrate, rttUs: rttUs, now: now)
         }
-        lossBased.update(received: received, lost: lost, delayBasedBitrate: delayBased.bitrate, now: now)
+        lossBased.update(received: counts.received, lost: counts.lost, delayBasedBitrate: delayBased.bitrate, now: now)
         return estimate
     }
 
