@@ -117,6 +117,42 @@ struct WHIPTests {
         }
     }
 
+    @Test("a session whose consent expires is removed by the consent timer")
+    func consentExpiry() async throws {
+        try await withRunningNode(try testConfiguration()) { running in
+            running.node.media.sessions.iceTimeouts = try ICELiteAgent.Timeouts(
+                disconnected: .milliseconds(200),
+                expiry: .milliseconds(600)
+            )
+            let ice = try ICECredentials(ufrag: "cli3", password: "ClientPassword0123456789abc")
+            let certificate = try DTLSCertificate(commonName: "c")
+            let offer = WHIPOffer.chromiumLike(ice: ice, fingerprint: certificate.fingerprint)
+            let response = try await running.whip(.post, "/whip/lobby", contentType: "application/sdp", body: offer)
+            #expect(response.status == .created)
+            let answer = String(buffer: try #require(response.body))
+            let ufrag = try #require(WHIPOffer.attribute("ice-ufrag", in: answer))
+            let password = try #require(WHIPOffer.attribute("ice-pwd", in: answer))
+            let peer = try await UDPPeer()
+            try await peer.send(
+                try WHIPOffer.bindingRequest(username: "\(ufrag):cli3", password: password, transactionID: .random()),
+                to: running.mediaAddress
+            )
+            _ = try await peer.receive { $0.first.map { $0 < 4 } ?? false }
+            #expect(try await running.status().sessions.list.first?.iceState == "connected")
+            // No more checks: failed after 0.6 s, swept within the next second.
+            let status = try await LiveNodeTests.poll(running) { $0.sessions.count == 0 }
+            #expect(status.sessions.list.isEmpty)
+            // Its ufrag is gone: a late check is no one's.
+            let dropsBefore = status.media.drops["no_session"] ?? 0
+            try await peer.send(
+                try WHIPOffer.bindingRequest(username: "\(ufrag):cli3", password: password, transactionID: .random()),
+                to: running.mediaAddress
+            )
+            _ = try await LiveNodeTests.poll(running) { ($0.media.drops["no_session"] ?? 0) > dropsBefore }
+            try await peer.close()
+        }
+    }
+
     // MARK: Errors and CORS
 
     @Test("malformed SDP → 400 with a reason")

@@ -67,10 +67,11 @@ final class WebRTCSessionStore {
         room: String,
         local: ICECredentials,
         remote: ICECredentials,
-        remoteFingerprint: DTLSFingerprint
+        remoteFingerprint: DTLSFingerprint,
+        timeouts: ICELiteAgent.Timeouts
     ) throws -> Void {
         let dtls = try DTLSEndpoint(role: .server, certificate: self.certificate, remoteFingerprint: remoteFingerprint)
-        let agent = try ICELiteAgent(local: local, remote: remote, now: .now)
+        let agent = try ICELiteAgent(local: local, remote: remote, timeouts: timeouts, now: .now)
         let session = WebRTCSession(id: id, room: room, dtls: dtls)
         let tableID = try self.table.insert(agent, context: session)
         self.byID[id] = tableID

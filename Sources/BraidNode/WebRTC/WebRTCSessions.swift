@@ -66,6 +66,14 @@ public final class WebRTCSessions: Sendable {
     }
 
     private let attached = NIOLockedValueBox<Attached?>(nil)
+    private let timeouts = NIOLockedValueBox(ICELiteAgent.Timeouts.default)
+
+    /// The consent timeouts given to sessions created from now on (RFC 7675: 30 s to failure by default).
+    /// A session whose agent reaches ``ICELiteAgent/State/failed`` is removed within a second.
+    public var iceTimeouts: ICELiteAgent.Timeouts {
+        get { self.timeouts.withLockedValue { $0 } }
+        set { self.timeouts.withLockedValue { $0 = newValue } }
+    }
 
     /// - Parameters:
     ///   - advertisedAddresses: ``NodeConfiguration/Media/advertisedAddresses`` (never empty once resolved).
@@ -171,6 +179,7 @@ public final class WebRTCSessions: Sendable {
 
         let id = Self.randomID()
         let store = attached.store
+        let timeouts = self.iceTimeouts
         do {
             try await attached.eventLoop.submit {
                 try store.value.add(
@@ -178,7 +187,8 @@ public final class WebRTCSessions: Sendable {
                     room: room,
                     local: local,
                     remote: remote,
-                    remoteFingerprint: remoteFingerprint
+                    remoteFingerprint: remoteFingerprint,
+                    timeouts: timeouts
                 )
             }.get()
         } catch let error as ICEError where error.code == .tableFull {
