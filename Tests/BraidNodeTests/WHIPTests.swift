@@ -34,7 +34,8 @@ struct WHIPTests {
             let answer = String(buffer: try #require(response.body))
             let serverUfrag = try #require(WHIPOffer.attribute("ice-ufrag", in: answer))
             let serverPassword = try #require(WHIPOffer.attribute("ice-pwd", in: answer))
-            let serverFingerprint = try DTLSFingerprint(sdpValue: try #require(WHIPOffer.attribute("fingerprint", in: answer)))
+            let fingerprintValue = try #require(WHIPOffer.attribute("fingerprint", in: answer))
+            let serverFingerprint = try DTLSFingerprint(sdpValue: fingerprintValue)
             #expect(WHIPOffer.attribute("setup", in: answer) == "passive")
             // One host candidate per advertised address, carrying the bound media port.
             let candidate = try #require(WHIPOffer.attribute("candidate", in: answer))
@@ -68,7 +69,11 @@ struct WHIPTests {
             try await stranger.send(Datagrams.stunBindingRequest, to: running.mediaAddress)
 
             // 3. DTLS: our client against the node's server over the same UDP socket.
-            let dtls = try DTLSEndpoint(role: .client, certificate: clientCertificate, remoteFingerprint: serverFingerprint)
+            let dtls = try DTLSEndpoint(
+                role: .client,
+                certificate: clientCertificate,
+                remoteFingerprint: serverFingerprint
+            )
             for record in dtls.start() { try await peer.send(record, to: running.mediaAddress) }
             let deadline = ContinuousClock.now + .seconds(10)
             while dtls.state == .handshaking, ContinuousClock.now < deadline {
@@ -158,7 +163,8 @@ struct WHIPTests {
     @Test("malformed SDP → 400 with a reason")
     func malformedOffer() async throws {
         try await withRunningNode(try testConfiguration()) { running in
-            let response = try await running.whip(.post, "/whip/lobby", contentType: "application/sdp", body: "hello\r\n")
+            let response = try await running.whip(
+                .post, "/whip/lobby", contentType: "application/sdp", body: "hello\r\n")
             #expect(response.status == .badRequest)
             let reason = String(buffer: try #require(response.body))
             #expect(reason.contains("malformed SDP offer"))
@@ -190,7 +196,8 @@ struct WHIPTests {
             #expect(tooLarge.status == .contentTooLarge)
             let unknown = try await running.whip(.delete, "/whip/lobby/0123456789abcdef")
             #expect(unknown.status == .notFound)
-            let patch = try await running.whip(.patch, "/whip/lobby/x", contentType: "application/trickle-ice-sdpfrag", body: "a=x")
+            let patch = try await running.whip(
+                .patch, "/whip/lobby/x", contentType: "application/trickle-ice-sdpfrag", body: "a=x")
             #expect(patch.status == .methodNotAllowed)
             let badRoom = try await running.whip(.post, "/whip/l%20b", contentType: "application/sdp", body: "v=0")
             #expect(badRoom.status == .badRequest)
@@ -224,7 +231,8 @@ extension RunningNode {
     ) async throws -> TestClient.Response {
         var headers: HTTPFields = [:]
         if let contentType { headers[.contentType] = contentType }
-        let request = TestClient.Request(path, method: method, headers: headers, body: body.map { ByteBuffer(string: $0) })
+        let request = TestClient.Request(
+            path, method: method, headers: headers, body: body.map { ByteBuffer(string: $0) })
         return try await TestClient.withClient(host: "127.0.0.1", port: self.httpPort) { client in
             try await client.execute(request)
         }
@@ -294,7 +302,11 @@ final class UDPPeer: Sendable {
 /// SDP and STUN a browser would send.
 enum WHIPOffer {
     /// An offer shaped like Chromium's for a WHIP publisher: BUNDLE, rtcp-mux, actpass, Opus and VP8.
-    static func chromiumLike(ice: ICECredentials, fingerprint: DTLSFingerprint, onlyH264AndG722: Bool = false) -> String {
+    static func chromiumLike(
+        ice: ICECredentials,
+        fingerprint: DTLSFingerprint,
+        onlyH264AndG722: Bool = false
+    ) -> String {
         let audioCodecs =
             onlyH264AndG722
             ? ["a=rtpmap:9 G722/8000"]
@@ -338,7 +350,11 @@ enum WHIPOffer {
 
     /// A connectivity check as Chromium sends it (RFC 8445 §7.1): USERNAME, PRIORITY, ICE-CONTROLLING,
     /// USE-CANDIDATE, MESSAGE-INTEGRITY with the node's password, FINGERPRINT.
-    static func bindingRequest(username: String, password: String, transactionID: STUNTransactionID) throws -> ByteBuffer {
+    static func bindingRequest(
+        username: String,
+        password: String,
+        transactionID: STUNTransactionID
+    ) throws -> ByteBuffer {
         var out = ByteBuffer()
         var builder = STUNMessageBuilder(type: .bindingRequest, transactionID: transactionID, into: &out)
         try builder.appendUsername(username, to: &out)

@@ -45,7 +45,10 @@ public enum WHIPRoutes {
         router.post("/whip/:room") { request, context in
             let room = context.parameters.get("room") ?? ""
             guard Self.isValidRoom(room) else {
-                return Self.plain(.badRequest, "the room name must be 1 to \(Self.maximumRoomLength) letters, digits, '-', '_' or '.'")
+                return Self.plain(
+                    .badRequest,
+                    "the room name must be 1 to \(Self.maximumRoomLength) letters, digits, '-', '_' or '.'"
+                )
             }
             guard await authorize(Self.bearerToken(request.headers), room) else {
                 var response = Self.plain(.unauthorized, "a valid bearer token is required to publish")
@@ -141,6 +144,7 @@ public enum WHIPRoutes {
     static func plain(_ status: HTTPResponse.Status, _ text: String) -> Response {
         var headers = Self.corsHeaders()
         headers[.contentType] = "text/plain; charset=utf-8"
-        return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(string: text + "\n")))
+        let body = ResponseBody(byteBuffer: ByteBuffer(string: text + "\n"))
+        return Response(status: status, headers: headers, body: body)
     }
 }
