@@ -31,10 +31,14 @@ public final class NodeServer: Sendable {
     ///   - configuration: the node's configuration, usually from
     ///     ``NodeConfiguration/resolve(flags:environment:configFile:hostName:)``.
     ///   - logger: the node's logger; its level is set from the configuration.
+    ///   - whipAuthorizer: checks the bearer token of WHIP requests. The default, ``WHIPRoutes/allowAll``,
+    ///     leaves publishing open, which suits the zero-config loopback node; pass a real check before
+    ///     binding the HTTP port to a reachable address.
     /// - Throws: ``ConfigurationError`` if `configuration` does not validate.
     public init(
         configuration: NodeConfiguration,
-        logger: Logger = Logger(label: "braid.node")
+        logger: Logger = Logger(label: "braid.node"),
+        whipAuthorizer: @escaping WHIPAuthorizer = WHIPRoutes.allowAll
     ) throws(ConfigurationError) {
         try configuration.validate()
         var logger = logger
@@ -55,7 +59,7 @@ public final class NodeServer: Sendable {
         self.metrics = metrics
         self.monitor = monitor
         self.application = Application(
-            router: DashboardRoutes.makeRouter(monitor: monitor),
+            router: DashboardRoutes.makeRouter(monitor: monitor, whipAuthorizer: whipAuthorizer),
             configuration: ApplicationConfiguration(
                 address: .hostname(configuration.http.address, port: configuration.http.port),
                 serverName: "braid-node",

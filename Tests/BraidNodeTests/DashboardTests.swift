@@ -47,8 +47,12 @@ struct DashboardTests {
 
             let root = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
             #expect(
-                Set(root.keys) == ["node_id", "version", "started_at", "uptime_seconds", "process", "http", "media"]
+                Set(root.keys)
+                    == ["node_id", "version", "started_at", "uptime_seconds", "process", "http", "media", "sessions"]
             )
+            let sessions = try #require(root["sessions"] as? [String: Any])
+            #expect(Set(sessions.keys) == ["count", "list"])
+            #expect(sessions["count"] as? Int == 0)
             #expect(root["uptime_seconds"] is NSNumber)
             let process = try #require(root["process"] as? [String: Any])
             #expect(

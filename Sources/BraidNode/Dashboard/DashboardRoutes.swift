@@ -23,8 +23,11 @@ public enum DashboardRoutes {
     /// `Content-Type` of the Prometheus text exposition format.
     public static let prometheusContentType = "text/plain; version=0.0.4; charset=utf-8"
 
-    /// Builds the router over `monitor`.
-    public static func makeRouter(monitor: NodeMonitor) -> Router<BasicRequestContext> {
+    /// Builds the router over `monitor`, with the WHIP endpoint (``WHIPRoutes``) of its media sessions.
+    public static func makeRouter(
+        monitor: NodeMonitor,
+        whipAuthorizer: @escaping WHIPAuthorizer = WHIPRoutes.allowAll
+    ) -> Router<BasicRequestContext> {
         let router = Router(options: .autoGenerateHeadEndpoints)
         // Added first so it also guards the not-found responder.
         router.add(
@@ -59,6 +62,7 @@ public enum DashboardRoutes {
         router.get("/healthz") { _, _ in
             Self.response("ok\n", contentType: "text/plain; charset=utf-8")
         }
+        WHIPRoutes.register(on: router, sessions: monitor.media.sessions, authorize: whipAuthorizer)
         return router
     }
 

@@ -64,7 +64,8 @@ public final class NodeMonitor: Sendable {
             address: self.configuration.media.address,
             port: self.configuration.media.port
         )
-        let status = NodeStatus(
+        let sessions = await self.media.sessions.statuses()
+        var status = NodeStatus(
             nodeID: self.configuration.nodeID,
             version: BraidNodeVersion.string,
             startedAt: self.startedAt.ISO8601Format(),
@@ -83,6 +84,7 @@ public final class NodeMonitor: Sendable {
                 traffic: traffic
             )
         )
+        status.sessions = NodeStatus.SessionsSection(list: sessions)
         return (status, traffic)
     }
 

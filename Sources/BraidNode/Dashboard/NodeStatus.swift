@@ -24,6 +24,8 @@ public struct NodeStatus: Codable, Sendable, Equatable {
     public var http: Listener
     /// The UDP media socket and its traffic.
     public var media: MediaSection
+    /// The WebRTC sessions (WHIP ingest) on this node.
+    public var sessions: SessionsSection = SessionsSection()
 
     enum CodingKeys: String, CodingKey {
         case nodeID = "node_id"
@@ -33,6 +35,20 @@ public struct NodeStatus: Codable, Sendable, Equatable {
         case process
         case http
         case media
+        case sessions
+    }
+
+    /// The sessions section: how many, and each one.
+    public struct SessionsSection: Codable, Sendable, Equatable {
+        /// Number of sessions.
+        public var count: Int
+        /// Every session, by id.
+        public var list: [WebRTCSessionStatus]
+
+        public init(list: [WebRTCSessionStatus] = []) {
+            self.count = list.count
+            self.list = list
+        }
     }
 
     /// A listening socket.
@@ -197,6 +213,20 @@ extension NodeStatus {
         drops.append(["receive errors", "\(self.media.receiveErrors)"])
         drops.append(["gro reads split", "\(self.media.coalescedReads)"])
         lines.append(contentsOf: Self.alignedTable(drops))
+        lines.append("")
+
+        row("sessions", "\(self.sessions.count)")
+        if !self.sessions.list.isEmpty {
+            var table: [[String]] = [["session", "room", "remote", "ice", "dtls", "srtp", "rtp in", "rtcp in"]]
+            for session in self.sessions.list {
+                table.append([
+                    session.id, session.room, session.remoteAddress ?? "-", session.iceState, session.dtlsState,
+                    session.srtpProfile ?? "-", "\(session.counters.rtpReceived.packets)",
+                    "\(session.counters.rtcpReceived.packets)",
+                ])
+            }
+            lines.append(contentsOf: Self.alignedTable(table))
+        }
         return lines.joined(separator: "\n") + "\n"
     }
 

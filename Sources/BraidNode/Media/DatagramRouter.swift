@@ -16,8 +16,8 @@ public enum DatagramVerdict: Sendable, Equatable {
 /// once per datagram, and must not block or allocate in the steady state. It returns what it did so the
 /// handler can count it; it does not count anything itself.
 ///
-/// The next step routes by remote address (5-tuple) to ICE/DTLS/SRTP sessions and answers STUN binding
-/// requests for unknown addresses (ICE-lite); until then ``NoSessionRouter`` is the truth.
+/// The node's media socket uses ``WebRTCRouter`` (ICE-lite, DTLS-SRTP sessions); ``NoSessionRouter``
+/// remains for tests of the socket alone.
 public protocol DatagramRouter {
     /// Routes one datagram. Called on the media channel's event loop.
     ///

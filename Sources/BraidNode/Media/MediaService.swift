@@ -1,3 +1,4 @@
+import BraidSecurity
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
@@ -42,6 +43,8 @@ public final class MediaService: Service, Sendable {
     public let configuration: NodeConfiguration.Media
     /// Offloads in use.
     public let offload: MediaOffloadStatus
+    /// The WebRTC sessions behind this socket (its ``WebRTCRouter`` routes into them).
+    public let sessions: WebRTCSessions
 
     private let eventLoopGroup: any EventLoopGroup
     private let logger: Logger
@@ -67,6 +70,7 @@ public final class MediaService: Service, Sendable {
         self.configuration = configuration
         self.eventLoopGroup = eventLoopGroup
         self.logger = logger
+        self.sessions = WebRTCSessions(advertisedAddresses: configuration.advertisedAddresses)
         self.offload = MediaOffloadStatus(
             receiveOffload: configuration.offload && System.supportsUDPReceiveOffload,
             segmentationOffload: configuration.offload && System.supportsUDPSegmentationOffload
@@ -107,7 +111,7 @@ public final class MediaService: Service, Sendable {
         }
         guard let channel else { return final }
         let live = try? await channel.eventLoop.submit {
-            try channel.pipeline.syncOperations.handler(type: MediaChannelHandler<NoSessionRouter>.self).snapshot
+            try channel.pipeline.syncOperations.handler(type: MediaChannelHandler<WebRTCRouter>.self).snapshot
         }.get()
         // The channel closed between the two reads: its handler published the final counters.
         return live ?? self.state.withLockedValue { $0.finalSnapshot }
@@ -127,10 +131,21 @@ public final class MediaService: Service, Sendable {
                 .channelOption(.datagramReceiveOffload, value: true)
                 .channelOption(.datagramReceiveSegmentSize, value: true)
         }
+        // The node's one DTLS certificate (RFC 8827 §6.5: a fresh key per start is fine, its fingerprint
+        // travels in every answer).
+        let certificate: DTLSCertificate
+        do {
+            certificate = try DTLSCertificate(commonName: "braid-node")
+        } catch {
+            self.finish(error: error)
+            throw error
+        }
         let state = self.state
+        let sessions = self.sessions
         bootstrap = bootstrap.channelInitializer { channel in
             channel.eventLoop.makeCompletedFuture {
-                let handler = MediaChannelHandler(router: NoSessionRouter()) { final in
+                let store = sessions.attach(channel: channel, certificate: certificate)
+                let handler = MediaChannelHandler(router: WebRTCRouter(store: store)) { final in
                     state.withLockedValue { $0.finalSnapshot = final }
                 }
                 try channel.pipeline.syncOperations.addHandler(handler)
@@ -159,6 +174,7 @@ public final class MediaService: Service, Sendable {
             defer { state.waiters.removeAll() }
             return state.waiters
         }
+        self.sessions.mediaBound(port: address.port)
         for waiter in waiters { waiter.resume(returning: address) }
         self.logger.info(
             "media socket listening",

@@ -1,0 +1,285 @@
+import BraidICE
+import BraidSecurity
+import BraidWire
+import NIOCore
+
+/// Every WebRTC session behind the shared media port, and the packet path into them.
+///
+/// Confined to the media channel's event loop: the ``WebRTCRouter`` calls it from `channelRead`, and
+/// ``WebRTCSessions`` (the thread-safe front used by the HTTP handlers) hops onto the loop to add, remove
+/// or list sessions. No locks; timers run on the same loop.
+///
+/// The path of each datagram kind (RFC 7983 demultiplexing has already happened):
+/// - STUN: the ICE-lite session table answers Binding requests (RFC 8445 §7.3); the reply goes back to
+///   the source on the same socket.
+/// - DTLS: only from an address that passed a check with consent (RFC 8445 §12, RFC 7675); fed to that
+///   session's DTLS server (RFC 5763 §5, the node is always `a=setup:passive`), whose records go back.
+/// - SRTP/SRTCP: only from a consented address of a session whose DTLS has connected; unprotected into
+///   one scratch buffer (no allocation per packet) and counted. Forwarding is a later stage.
+final class WebRTCSessionStore {
+    typealias Table = ICESessionTable<WebRTCSession>
+
+    /// Largest datagram the scratch buffer holds: a GRO segment or a plain read (MediaService slots).
+    static let scratchSize = 65536
+    /// How often consent is checked (RFC 7675 §5.1 asks for expiry within 30 s; we sweep every second).
+    static let consentSweepInterval = TimeAmount.seconds(1)
+
+    let channel: any Channel
+    let certificate: DTLSCertificate
+    private var table: Table
+    private var byID: [String: Table.SessionID] = [:]
+    /// Decrypted RTP/RTCP lands here: allocated once, freed in `deinit`.
+    private let scratch: UnsafeMutableRawBufferPointer
+    private var sweepTask: Scheduled<Void>?
+    private var closed = false
+
+    init(channel: any Channel, certificate: DTLSCertificate, capacity: Int) {
+        self.channel = channel
+        self.certificate = certificate
+        self.table = Table(capacity: capacity)
+        self.scratch = .allocate(byteCount: Self.scratchSize, alignment: 16)
+    }
+
+    deinit {
+        self.scratch.deallocate()
+    }
+
+    var count: Int { self.table.count }
+
+    // MARK: Session lifecycle (called on the loop by WebRTCSessions)
+
+    /// Starts the consent sweep.
+    func start() {
+        self.scheduleSweep()
+    }
+
+    /// Frees every session and stops timers (the channel closed).
+    func close() {
+        self.closed = true
+        self.sweepTask?.cancel()
+        self.sweepTask = nil
+        for id in Array(self.byID.keys) { self.remove(id: id) }
+    }
+
+    /// Adds a session that answers checks for `local` and runs DTLS as server against `remoteFingerprint`.
+    func add(
+        id: String,
+        room: String,
+        local: ICECredentials,
+        remote: ICECredentials,
+        remoteFingerprint: DTLSFingerprint,
+        timeouts: ICELiteAgent.Timeouts
+    ) throws -> Void {
+        let dtls = try DTLSEndpoint(role: .server, certificate: self.certificate, remoteFingerprint: remoteFingerprint)
+        let agent = try ICELiteAgent(local: local, remote: remote, timeouts: timeouts, now: .now)
+        let session = WebRTCSession(id: id, room: room, dtls: dtls)
+        let tableID = try self.table.insert(agent, context: session)
+        self.byID[id] = tableID
+    }
+
+    /// Removes a session and frees its state; returns whether it existed (in `room`, when given).
+    @discardableResult
+    func remove(id: String, room: String? = nil) -> Bool {
+        guard let tableID = self.byID[id], let session = self.table.context(tableID) else { return false }
+        if let room, session.room != room { return false }
+        self.byID.removeValue(forKey: id)
+        self.table.remove(tableID)
+        session.close()
+        return true
+    }
+
+    /// The dashboard view of every session.
+    func statuses() -> [WebRTCSessionStatus] {
+        let now = ContinuousClock.now
+        return self.byID.values.compactMap { tableID -> WebRTCSessionStatus? in
+            guard let agent = self.table.agent(tableID), let session = self.table.context(tableID) else { return nil }
+            return WebRTCSessionStatus(
+                id: session.id,
+                room: session.room,
+                remoteAddress: agent.selectedAddress.map { "\($0)" },
+                iceState: WebRTCSession.label(agent.state(now: now)),
+                dtlsState: WebRTCSession.label(session.dtls.state),
+                srtpProfile: session.srtp.map { $0.profile.dtlsProfileName },
+                counters: session.counters
+            )
+        }.sorted { $0.id < $1.id }
+    }
+
+    // MARK: Packet path
+
+    /// Routes one datagram; see the type's documentation.
+    func route(_ datagram: ByteBuffer, kind: DatagramKind, from source: SocketAddress) -> DatagramVerdict {
+        switch kind {
+        case .stun:
+            return self.routeSTUN(datagram, from: source)
+        case .dtls:
+            return self.routeDTLS(datagram, from: source)
+        case .rtp, .rtcp:
+            return self.routeSRTP(datagram, isRTCP: kind == .rtcp, from: source)
+        case .zrtp, .turnChannel, .unknown:
+            return .dropped(.noSession)
+        }
+    }
+
+    private func routeSTUN(_ datagram: ByteBuffer, from source: SocketAddress) -> DatagramVerdict {
+        // STUN answers are control traffic (a few per second per session): a fresh small buffer each,
+        // because the write completes asynchronously and may not share a reused one.
+        var response = self.channel.allocator.buffer(capacity: 256)
+        let (tableID, outcome) = self.table.handleSTUNDatagram(
+            datagram,
+            from: source,
+            now: .now,
+            responseInto: &response
+        )
+        guard let tableID, let session = self.table.context(tableID) else { return .dropped(.noSession) }
+        switch outcome {
+        case .respond(let answer):
+            if case .error = answer { session.counters.stunRejected &+= 1 }
+            self.send(response, to: source)
+        case .drop:
+            session.counters.stunRejected &+= 1
+        }
+        return .delivered
+    }
+
+    /// The session of a consented remote address, or nil (then the datagram counts as `no_session`).
+    private func consentedSession(_ source: SocketAddress) -> (ICELiteAgent, WebRTCSession, STUNAddress)? {
+        guard let address = STUNAddress(transport: source), let tableID = self.table.session(for: address),
+            let agent = self.table.agent(tableID), let session = self.table.context(tableID),
+            agent.hasConsent(address, now: .now)
+        else { return nil }
+        return (agent, session, address)
+    }
+
+    private func routeDTLS(_ datagram: ByteBuffer, from source: SocketAddress) -> DatagramVerdict {
+        guard let (agent, session, address) = self.consentedSession(source) else { return .dropped(.noSession) }
+        session.dtlsPeer = source
+        let result: Result<[[UInt8]], DTLSError> = datagram.withUnsafeReadableBytes { bytes in
+            do throws(DTLSError) {
+                return .success(try session.dtls.receive(bytes))
+            } catch {
+                return .failure(error)
+            }
+        }
+        switch result {
+        case .success(let records):
+            for record in records { self.send(self.channel.allocator.buffer(bytes: record), to: source) }
+            if session.dtls.state == .connected {
+                agent.followMedia(from: address, now: .now)
+            }
+        case .failure:
+            session.counters.dtlsErrors &+= 1
+        }
+        self.afterDTLS(session)
+        return .delivered
+    }
+
+    /// Creates the SRTP session once the handshake completes, and re-arms the retransmission timer.
+    private func afterDTLS(_ session: WebRTCSession) {
+        if session.srtp == nil, session.dtls.state == .connected {
+            session.srtp = try? session.dtls.makeSRTPSession()
+        }
+        self.armRetransmitTimer(session)
+    }
+
+    /// DTLS retransmits its last flight when no answer arrives (RFC 6347 §4.2.4): the endpoint says when.
+    private func armRetransmitTimer(_ session: WebRTCSession) {
+        session.retransmitTimer?.cancel()
+        session.retransmitTimer = nil
+        guard session.dtls.state == .handshaking, let remaining = session.dtls.timeoutRemaining else { return }
+        let (seconds, attoseconds) = remaining.components
+        let nanoseconds = max(0, seconds) &* 1_000_000_000 &+ max(0, attoseconds) / 1_000_000_000
+        let id = session.id
+        session.retransmitTimer = self.channel.eventLoop.assumeIsolated().scheduleTask(
+            in: .nanoseconds(nanoseconds)
+        ) { [weak self] in
+            self?.retransmit(sessionID: id)
+        }
+    }
+
+    private func retransmit(sessionID: String) {
+        guard let tableID = self.byID[sessionID], let session = self.table.context(tableID) else { return }
+        session.retransmitTimer = nil
+        let records = session.dtls.handleTimeout()
+        if let peer = session.dtlsPeer {
+            for record in records { self.send(self.channel.allocator.buffer(bytes: record), to: peer) }
+        }
+        self.afterDTLS(session)
+    }
+
+    private func routeSRTP(_ datagram: ByteBuffer, isRTCP: Bool, from source: SocketAddress) -> DatagramVerdict {
+        guard let (agent, session, address) = self.consentedSession(source) else { return .dropped(.noSession) }
+        guard let srtp = session.srtp else {
+            // Media before the handshake finished: it cannot be authenticated, so it is not media yet.
+            session.counters.unprotectFailures &+= 1
+            return .delivered
+        }
+        let length = datagram.readableBytes
+        guard length <= self.scratch.count else {
+            session.counters.unprotectFailures &+= 1
+            return .delivered
+        }
+        let scratch = self.scratch
+        let ok: Bool = datagram.withUnsafeReadableBytes { bytes in
+            do throws(SRTPError) {
+                _ = isRTCP ? try srtp.unprotectRTCP(bytes, into: scratch) : try srtp.unprotectRTP(bytes, into: scratch)
+                return true
+            } catch {
+                return false
+            }
+        }
+        if ok {
+            if isRTCP {
+                session.counters.rtcpReceived.add(bytes: length)
+            } else {
+                session.counters.rtpReceived.add(bytes: length)
+            }
+            // Authenticated media may move the selected pair (see ICELiteAgent.followMedia).
+            agent.followMedia(from: address, now: .now)
+        } else {
+            session.counters.unprotectFailures &+= 1
+        }
+        return .delivered
+    }
+
+    // MARK: Timers and output
+
+    private func scheduleSweep() {
+        guard !self.closed else { return }
+        self.sweepTask = self.channel.eventLoop.assumeIsolated().scheduleTask(in: Self.consentSweepInterval) {
+            [weak self] in
+            self?.sweep()
+        }
+    }
+
+    /// Frees sessions whose consent expired (RFC 7675 §5.1): ICE state `failed`.
+    func sweep() {
+        for session in self.table.removeFailedSessions(now: .now) {
+            self.byID.removeValue(forKey: session.id)
+            session.close()
+        }
+        self.scheduleSweep()
+    }
+
+    private func send(_ buffer: ByteBuffer, to address: SocketAddress) {
+        self.channel.writeAndFlush(AddressedEnvelope(remoteAddress: address, data: buffer), promise: nil)
+    }
+}
+
+/// The media socket's router: hands every STUN, DTLS, RTP and RTCP datagram to the session store.
+///
+/// Replaces ``NoSessionRouter``; datagrams that belong to no session are still dropped as
+/// ``MediaDropReason/noSession``.
+public struct WebRTCRouter: DatagramRouter {
+    let store: WebRTCSessionStore
+
+    init(store: WebRTCSessionStore) {
+        self.store = store
+    }
+
+    public mutating func route(_ datagram: ByteBuffer, kind: DatagramKind, from remoteAddress: SocketAddress)
+        -> DatagramVerdict
+    {
+        self.store.route(datagram, kind: kind, from: remoteAddress)
+    }
+}
