@@ -107,6 +107,9 @@ struct WHIPTests {
             #expect(session.srtpProfile != nil)
             #expect(session.remoteAddress == "127.0.0.1:\(peer.localPort)")
             #expect(status.media.drops["no_session"] ?? 0 >= 3)
+            // The node's own answers are counted as sent: at least one ICE success and its DTLS flights.
+            #expect(status.media.sent["stun"]?.packets ?? 0 >= 1)
+            #expect(status.media.sent["dtls"]?.packets ?? 0 >= 2)
 
             let text = String(buffer: try #require(try await running.get("/").body))
             #expect(text.contains("sessions        1"))

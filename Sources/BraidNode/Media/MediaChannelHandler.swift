@@ -6,8 +6,10 @@ import NIOCore
 /// All state lives on the channel's event loop as plain integers: no locks or atomics per datagram, no
 /// heap allocation per datagram (slicing a `ByteBuffer` only retains its storage). Readers take a
 /// ``MediaTrafficSnapshot`` by hopping onto the loop (``MediaService/snapshot()``).
-public final class MediaChannelHandler<Router: DatagramRouter>: ChannelInboundHandler {
+public final class MediaChannelHandler<Router: DatagramRouter>: ChannelDuplexHandler {
     public typealias InboundIn = AddressedEnvelope<ByteBuffer>
+    public typealias OutboundIn = AddressedEnvelope<ByteBuffer>
+    public typealias OutboundOut = AddressedEnvelope<ByteBuffer>
 
     private var router: Router
     private var counters = MediaTrafficSnapshot()
@@ -44,6 +46,17 @@ public final class MediaChannelHandler<Router: DatagramRouter>: ChannelInboundHa
             self.receive(segment, from: envelope.remoteAddress)
             offset += length
         }
+    }
+
+    /// Counts every datagram written on the socket, whoever writes it (ICE answers, DTLS flights, media),
+    /// by the same RFC 7983 classification as the inbound side, then passes it on.
+    public func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        let datagram = Self.unwrapOutboundIn(data).data
+        let first = datagram.getInteger(at: datagram.readerIndex, as: UInt8.self)
+        let second = datagram.getInteger(at: datagram.readerIndex &+ 1, as: UInt8.self)
+        let kind = first.map { DatagramKind(firstByte: $0, secondByte: second) } ?? .unknown
+        self.counters.sent[kind].add(bytes: datagram.readableBytes)
+        context.write(data, promise: promise)
     }
 
     public func errorCaught(context: ChannelHandlerContext, error: any Error) {

@@ -119,7 +119,7 @@ public struct DropCounts: Sendable, Equatable {
 public struct MediaTrafficSnapshot: Sendable, Equatable {
     /// Datagrams received, by kind (a GRO-coalesced read counts once per segment).
     public var received = PacketCountsByKind()
-    /// Datagrams sent, by kind. Nothing is sent until sessions exist, so these are real zeros.
+    /// Datagrams sent, by kind: every datagram written on the media socket (ICE answers, DTLS flights).
     public var sent = PacketCountsByKind()
     /// Datagrams dropped, by reason. Every received datagram is either dropped or handed to a session.
     public var drops = DropCounts()
