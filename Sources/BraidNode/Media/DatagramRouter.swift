@@ -27,6 +27,15 @@ public protocol DatagramRouter {
     ///   - remoteAddress: who sent it.
     mutating func route(_ datagram: ByteBuffer, kind: DatagramKind, from remoteAddress: SocketAddress)
         -> DatagramVerdict
+
+    /// The socket has delivered a batch of reads (NIO's `channelReadComplete`): the moment to flush what
+    /// routing them produced, so many datagrams leave in one `sendmmsg`.
+    mutating func readComplete()
+}
+
+extension DatagramRouter {
+    /// Routers that write nothing have nothing to flush.
+    public mutating func readComplete() {}
 }
 
 /// The router for a node with no sessions: every datagram is dropped as ``MediaDropReason/noSession``.

@@ -50,6 +50,11 @@ public final class MediaChannelHandler<Router: DatagramRouter>: ChannelDuplexHan
 
     /// Counts every datagram written on the socket, whoever writes it (ICE answers, DTLS flights, media),
     /// by the same RFC 7983 classification as the inbound side, then passes it on.
+    public func channelReadComplete(context: ChannelHandlerContext) {
+        self.router.readComplete()
+        context.fireChannelReadComplete()
+    }
+
     public func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         let datagram = Self.unwrapOutboundIn(data).data
         let first = datagram.getInteger(at: datagram.readerIndex, as: UInt8.self)

@@ -1,4 +1,5 @@
 import BraidICE
+import BraidSFU
 import BraidSecurity
 import NIOCore
 
@@ -87,6 +88,11 @@ final class WebRTCSession {
     /// The armed DTLS retransmission timer.
     var retransmitTimer: Scheduled<Void>?
     var counters = WebRTCSessionCounters()
+    /// The way out for forwarded media and feedback; created when SRTP keys are ready.
+    var transport: WebRTCMediaTransport?
+    /// The session's part in the forwarding core: a WHIP session publishes, a WHEP session subscribes.
+    var publisher: SFUPublisher?
+    var subscriber: SFUSubscriber?
 
     init(id: String, room: String, dtls: DTLSEndpoint) {
         self.id = id
@@ -99,6 +105,10 @@ final class WebRTCSession {
         self.retransmitTimer?.cancel()
         self.retransmitTimer = nil
         self.srtp = nil
+        self.transport?.srtp = nil
+        self.transport = nil
+        self.publisher = nil
+        self.subscriber = nil
     }
 
     static func label(_ state: ICELiteAgent.State) -> String {

@@ -1,4 +1,5 @@
 import BraidICE
+import BraidSFU
 import BraidSecurity
 import BraidWire
 import NIOCore
@@ -15,7 +16,10 @@ import NIOCore
 /// - DTLS: only from an address that passed a check with consent (RFC 8445 §12, RFC 7675); fed to that
 ///   session's DTLS server (RFC 5763 §5, the node is always `a=setup:passive`), whose records go back.
 /// - SRTP/SRTCP: only from a consented address of a session whose DTLS has connected; unprotected into
-///   one scratch buffer (no allocation per packet) and counted. Forwarding is a later stage.
+///   one scratch buffer (no allocation per packet), counted, and handed to the forwarding core
+///   (``SFURouter``): RTP and RTCP of a publisher (WHIP) go to its ``SFUPublisher``, RTCP of a subscriber
+///   (WHEP) to its ``SFUSubscriber``. What the core sends goes out through each session's
+///   ``WebRTCMediaTransport`` and is flushed once per read batch or tick.
 final class WebRTCSessionStore {
     typealias Table = ICESessionTable<WebRTCSession>
 
@@ -23,34 +27,58 @@ final class WebRTCSessionStore {
     static let scratchSize = 65536
     /// How often consent is checked (RFC 7675 §5.1 asks for expiry within 30 s; we sweep every second).
     static let consentSweepInterval = TimeAmount.seconds(1)
+    /// How often the forwarding core's timers run (NACK retries, RTCP reports, layer decisions). It decides
+    /// itself what is due; 10 ms keeps NACKs and keyframe requests prompt at a negligible cost.
+    static let forwardingTickInterval = TimeAmount.milliseconds(10)
 
     let channel: any Channel
     let certificate: DTLSCertificate
     private var table: Table
     private var byID: [String: Table.SessionID] = [:]
-    /// Decrypted RTP/RTCP lands here: allocated once, freed in `deinit`.
-    private let scratch: UnsafeMutableRawBufferPointer
+    /// Decrypted RTP/RTCP lands here: allocated once and reused, so the steady state does not allocate
+    /// (the core copies what it keeps, e.g. into retransmission buffers).
+    private var scratch: ByteBuffer
+    /// The forwarding core: rooms, producers, consumers of every session on this loop.
+    let forwarding: SFURouter
+    /// Writes waiting for one flush.
+    let output: WebRTCOutputBatch
     private var sweepTask: Scheduled<Void>?
+    private var tickTask: RepeatedTask?
     private var closed = false
 
     init(channel: any Channel, certificate: DTLSCertificate, capacity: Int) {
         self.channel = channel
         self.certificate = certificate
         self.table = Table(capacity: capacity)
-        self.scratch = .allocate(byteCount: Self.scratchSize, alignment: 16)
-    }
-
-    deinit {
-        self.scratch.deallocate()
+        self.scratch = channel.allocator.buffer(capacity: Self.scratchSize)
+        self.forwarding = SFURouter(wallClock: .system(now: .now()))
+        self.output = WebRTCOutputBatch(channel: channel)
     }
 
     var count: Int { self.table.count }
 
     // MARK: Session lifecycle (called on the loop by WebRTCSessions)
 
-    /// Starts the consent sweep.
+    /// Starts the consent sweep and the forwarding timers.
     func start() {
         self.scheduleSweep()
+        self.tickTask = self.channel.eventLoop.assumeIsolated().scheduleRepeatedTask(
+            initialDelay: Self.forwardingTickInterval,
+            delay: Self.forwardingTickInterval
+        ) { [weak self] _ in
+            self?.tick()
+        }
+    }
+
+    /// Runs the forwarding core's due work and sends what it produced.
+    private func tick() {
+        self.forwarding.tick(now: .now())
+        self.output.flush()
+    }
+
+    /// Sends what the datagrams of one read batch produced (forwarded media, retransmissions, feedback).
+    func flush() {
+        self.output.flush()
     }
 
     /// Frees every session and stops timers (the channel closed).
@@ -58,6 +86,8 @@ final class WebRTCSessionStore {
         self.closed = true
         self.sweepTask?.cancel()
         self.sweepTask = nil
+        self.tickTask?.cancel()
+        self.tickTask = nil
         for id in Array(self.byID.keys) { self.remove(id: id) }
     }
 
@@ -84,7 +114,7 @@ final class WebRTCSessionStore {
         if let room, session.room != room { return false }
         self.byID.removeValue(forKey: id)
         self.table.remove(tableID)
-        session.close()
+        self.detach(session)
         return true
     }
 
@@ -134,7 +164,12 @@ final class WebRTCSessionStore {
         guard let tableID, let session = self.table.context(tableID) else { return .dropped(.noSession) }
         switch outcome {
         case .respond(let answer):
-            if case .error = answer { session.counters.stunRejected &+= 1 }
+            if case .error = answer {
+                session.counters.stunRejected &+= 1
+            } else if let agent = self.table.agent(tableID), let address = STUNAddress(transport: source) {
+                // A nomination may have moved the selected pair.
+                self.updateDestination(session, agent: agent, source: source, address: address)
+            }
             self.send(response, to: source)
         case .drop:
             session.counters.stunRejected &+= 1
@@ -154,6 +189,7 @@ final class WebRTCSessionStore {
     private func routeDTLS(_ datagram: ByteBuffer, from source: SocketAddress) -> DatagramVerdict {
         guard let (agent, session, address) = self.consentedSession(source) else { return .dropped(.noSession) }
         session.dtlsPeer = source
+        self.updateDestination(session, agent: agent, source: source, address: address)
         let result: Result<[[UInt8]], DTLSError> = datagram.withUnsafeReadableBytes { bytes in
             do throws(DTLSError) {
                 return .success(try session.dtls.receive(bytes))
@@ -164,8 +200,8 @@ final class WebRTCSessionStore {
         switch result {
         case .success(let records):
             for record in records { self.send(self.channel.allocator.buffer(bytes: record), to: source) }
-            if session.dtls.state == .connected {
-                agent.followMedia(from: address, now: .now)
+            if session.dtls.state == .connected, agent.followMedia(from: address, now: .now) {
+                self.updateDestination(session, agent: agent, source: source, address: address)
             }
         case .failure:
             session.counters.dtlsErrors &+= 1
@@ -174,12 +210,68 @@ final class WebRTCSessionStore {
         return .delivered
     }
 
-    /// Creates the SRTP session once the handshake completes, and re-arms the retransmission timer.
+    /// Creates the SRTP session once the handshake completes and joins the session to its room, and
+    /// re-arms the retransmission timer.
     private func afterDTLS(_ session: WebRTCSession) {
         if session.srtp == nil, session.dtls.state == .connected {
             session.srtp = try? session.dtls.makeSRTPSession()
+            if session.srtp != nil { self.attach(session) }
         }
         self.armRetransmitTimer(session)
+    }
+
+    // MARK: Forwarding
+
+    /// Joins a session whose keys are ready to the forwarding core: a WHIP session publishes its tracks,
+    /// a WHEP session subscribes with its slots. Joining only now means a new subscriber's first keyframe
+    /// (requested on join) arrives when it can be decrypted.
+    private func attach(_ session: WebRTCSession) {
+        guard session.transport == nil else { return }
+        let transport = WebRTCMediaTransport(batch: self.output)
+        transport.srtp = session.srtp
+        transport.destination = session.dtlsPeer
+        session.transport = transport
+        let now = NIODeadline.now()
+        switch session.direction {
+        case .publish:
+            session.publisher = self.forwarding.addPublisher(
+                room: session.room,
+                peerID: session.id,
+                description: PublisherDescription(negotiated: session.negotiated),
+                transport: transport,
+                now: now
+            )
+        case .subscribe:
+            let subscriber = self.forwarding.addSubscriber(
+                room: session.room,
+                peerID: session.id,
+                description: SubscriberDescription(negotiated: session.negotiated),
+                transport: transport,
+                now: now
+            )
+            subscriber.maximumBitrate = session.maximumBitrate
+            session.subscriber = subscriber
+        }
+        self.output.flush()
+    }
+
+    /// Takes a session out of the forwarding core and frees its state.
+    private func detach(_ session: WebRTCSession) {
+        if session.transport != nil {
+            self.forwarding.removePeer(session.id, now: .now())
+        }
+        session.close()
+    }
+
+    /// Follows the ICE agent's selected address, where the core's packets go.
+    private func updateDestination(
+        _ session: WebRTCSession,
+        agent: ICELiteAgent,
+        source: SocketAddress,
+        address: STUNAddress
+    ) {
+        guard agent.selectedAddress == address else { return }
+        session.transport?.destination = source
     }
 
     /// DTLS retransmits its last flight when no answer arrives (RFC 6347 §4.2.4): the endpoint says when.
@@ -215,29 +307,44 @@ final class WebRTCSessionStore {
             return .delivered
         }
         let length = datagram.readableBytes
-        guard length <= self.scratch.count else {
+        guard length <= Self.scratchSize else {
             session.counters.unprotectFailures &+= 1
             return .delivered
         }
-        let scratch = self.scratch
-        let ok: Bool = datagram.withUnsafeReadableBytes { bytes in
-            do throws(SRTPError) {
-                _ = isRTCP ? try srtp.unprotectRTCP(bytes, into: scratch) : try srtp.unprotectRTP(bytes, into: scratch)
-                return true
-            } catch {
-                return false
+        self.scratch.clear()
+        let plainLength: Int = datagram.withUnsafeReadableBytes { bytes in
+            self.scratch.writeWithUnsafeMutableBytes(minimumWritableBytes: length) { destination in
+                do throws(SRTPError) {
+                    return isRTCP
+                        ? try srtp.unprotectRTCP(bytes, into: destination)
+                        : try srtp.unprotectRTP(bytes, into: destination)
+                } catch {
+                    return 0
+                }
             }
         }
-        if ok {
-            if isRTCP {
-                session.counters.rtcpReceived.add(bytes: length)
-            } else {
-                session.counters.rtpReceived.add(bytes: length)
-            }
-            // Authenticated media may move the selected pair (see ICELiteAgent.followMedia).
-            agent.followMedia(from: address, now: .now)
-        } else {
+        guard plainLength > 0 else {
             session.counters.unprotectFailures &+= 1
+            return .delivered
+        }
+        if isRTCP {
+            session.counters.rtcpReceived.add(bytes: length)
+        } else {
+            session.counters.rtpReceived.add(bytes: length)
+        }
+        // Authenticated media may move the selected pair (see ICELiteAgent.followMedia).
+        if agent.followMedia(from: address, now: .now) {
+            self.updateDestination(session, agent: agent, source: source, address: address)
+        }
+        let now = NIODeadline.now()
+        if let publisher = session.publisher {
+            if isRTCP {
+                publisher.receiveRTCP(self.scratch, now: now)
+            } else {
+                publisher.receiveRTP(self.scratch, now: now)
+            }
+        } else if isRTCP, let subscriber = session.subscriber {
+            subscriber.receiveRTCP(self.scratch, now: now)
         }
         return .delivered
     }
@@ -256,7 +363,7 @@ final class WebRTCSessionStore {
     func sweep() {
         for session in self.table.removeFailedSessions(now: .now) {
             self.byID.removeValue(forKey: session.id)
-            session.close()
+            self.detach(session)
         }
         self.scheduleSweep()
     }
@@ -281,5 +388,9 @@ public struct WebRTCRouter: DatagramRouter {
         -> DatagramVerdict
     {
         self.store.route(datagram, kind: kind, from: remoteAddress)
+    }
+
+    public mutating func readComplete() {
+        self.store.flush()
     }
 }

@@ -1,0 +1,103 @@
+import BraidSFU
+import BraidSecurity
+import NIOCore
+
+/// What the node sent to one peer on behalf of the forwarding core. Wrapping arithmetic.
+public struct WebRTCSendCounters: Sendable, Equatable, Codable {
+    /// SRTP packets written to the socket, with their protected sizes.
+    public var rtpSent = PacketCount()
+    /// SRTCP packets written to the socket, with their protected sizes.
+    public var rtcpSent = PacketCount()
+    /// Packets the core produced before the peer had keys or a selected address, or that failed to protect.
+    public var dropped: UInt64 = 0
+
+    public init() {}
+
+    enum CodingKeys: String, CodingKey {
+        case rtpSent = "rtp_sent"
+        case rtcpSent = "rtcp_sent"
+        case dropped
+    }
+}
+
+/// Writes to the media socket that wait for one flush: the store flushes once per batch of received
+/// datagrams and once per forwarding tick, so NIO hands the kernel many datagrams per `sendmmsg` call.
+final class WebRTCOutputBatch {
+    private let channel: any Channel
+    private var hasPendingWrites = false
+
+    init(channel: any Channel) {
+        self.channel = channel
+    }
+
+    func write(_ datagram: ByteBuffer, to address: SocketAddress) {
+        self.channel.write(AddressedEnvelope(remoteAddress: address, data: datagram), promise: nil)
+        self.hasPendingWrites = true
+    }
+
+    func flush() {
+        guard self.hasPendingWrites else { return }
+        self.hasPendingWrites = false
+        self.channel.flush()
+    }
+
+    var allocator: ByteBufferAllocator { self.channel.allocator }
+}
+
+/// The forwarding core's way out to one WebRTC peer: SRTP-protects each packet into a fresh buffer and
+/// queues it for the peer's selected address in the store's ``WebRTCOutputBatch``.
+/// The plain packet from the core is never encrypted in place:
+/// the core reuses its scratch buffer, and the write completes later (DESIGN.md, "never encrypt a shared
+/// buffer in place"). Confined to the media channel's event loop.
+final class WebRTCMediaTransport: MediaTransport {
+    /// Room for the SRTP/SRTCP trailer of any profile (tag + SRTCP index), so one capacity fits all.
+    private static let trailerRoom = 32
+
+    private let batch: WebRTCOutputBatch
+    /// Set once DTLS has exported keys; nil until then (packets are counted as dropped).
+    var srtp: SRTPSession?
+    /// The peer's selected address (ICE nomination or the address authenticated media came from).
+    var destination: SocketAddress?
+    private(set) var counters = WebRTCSendCounters()
+
+    init(batch: WebRTCOutputBatch) {
+        self.batch = batch
+    }
+
+    func sendRTP(_ packet: ByteBuffer) {
+        self.protectAndWrite(packet, isRTCP: false)
+    }
+
+    func sendRTCP(_ packet: ByteBuffer) {
+        self.protectAndWrite(packet, isRTCP: true)
+    }
+
+    private func protectAndWrite(_ packet: ByteBuffer, isRTCP: Bool) {
+        guard let srtp = self.srtp, let destination = self.destination else {
+            self.counters.dropped &+= 1
+            return
+        }
+        var output = self.batch.allocator.buffer(capacity: packet.readableBytes &+ Self.trailerRoom)
+        let written: Int = packet.withUnsafeReadableBytes { plain in
+            output.writeWithUnsafeMutableBytes(minimumWritableBytes: plain.count &+ Self.trailerRoom) { destination in
+                do throws(SRTPError) {
+                    return isRTCP
+                        ? try srtp.protectRTCP(plain, into: destination)
+                        : try srtp.protectRTP(plain, into: destination)
+                } catch {
+                    return 0
+                }
+            }
+        }
+        guard written > 0 else {
+            self.counters.dropped &+= 1
+            return
+        }
+        if isRTCP {
+            self.counters.rtcpSent.add(bytes: written)
+        } else {
+            self.counters.rtpSent.add(bytes: written)
+        }
+        self.batch.write(output, to: destination)
+    }
+}
