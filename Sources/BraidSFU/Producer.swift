@@ -144,7 +144,8 @@ final class Producer {
                 return
             }
             if vp8.isKeyFrame {
-                isKeyframe = true
+                // A repaired old keyframe must not start a layer switch behind the live stream.
+                isKeyframe = !isRTX
                 if let size = vp8KeyframeDimensions(vp8.data) {
                     layer.width = size.width
                     layer.height = size.height
@@ -155,7 +156,7 @@ final class Producer {
                 }
             }
         } else if self.track.kind == .video, isForwardable {
-            isKeyframe = true  // other codecs: no keyframe detection, switch on any packet.
+            isKeyframe = !isRTX  // other codecs: no keyframe detection, switch on any packet.
         }
 
         if self.track.kind == .audio, let id = self.publisher.extensionMap.audioLevel,

@@ -40,6 +40,8 @@ public final class SFUSubscriber {
     var estimator: BandwidthEstimator
     private var packetResults: ContiguousArray<PacketResult>
     private(set) var rembBitrate: Int?
+    /// Packet results the last transport-wide feedback produced (sent packets it reported on).
+    private(set) var lastFeedbackResultCount = 0
     private(set) var roundTripTime: TimeAmount?
     private var lastActivity: NIODeadline?
     private var lastLayerDecisionAt: NIODeadline?
@@ -295,6 +297,7 @@ public final class SFUSubscriber {
                     sequenceNumber: status.sequenceNumber, sendTimeUs: sent.sendTimeUs, size: sent.size,
                     arrivalTimeUs: status.arrivalOffset.map { reference + $0 }))
         }
+        self.lastFeedbackResultCount = self.packetResults.count
         guard !self.packetResults.isEmpty else { return }
         self.estimator.onFeedback(results: self.packetResults, now: now.microseconds)
     }
