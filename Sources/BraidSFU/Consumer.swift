@@ -35,7 +35,8 @@ final class Consumer {
         self.subscriber = subscriber
         self.slot = slot
         self.midValue = try? RTPStreamIdentifier(slot.mid)
-        self.rewriter = RTPRewriter(outputSSRC: slot.ssrc, clockRate: slot.clockRate)
+        // VP8 is the only video codec the node forwards; its descriptor is kept continuous.
+        self.rewriter = RTPRewriter(outputSSRC: slot.ssrc, clockRate: slot.clockRate, rewritesVP8: slot.kind == .video)
         let rtx = slot.rtxSSRC.flatMap { ssrc in
             slot.rtxPayloadType.map { RetransmissionBuffer.RTX(ssrc: ssrc, payloadType: $0) }
         }
@@ -55,9 +56,13 @@ final class Consumer {
     func attach(_ producer: Producer, now: NIODeadline) {
         self.producer = producer
         producer.consumers.append(self)
-        self.rewriter = RTPRewriter(
-            outputSSRC: self.slot.ssrc, clockRate: self.slot.clockRate,
-            rewritesVP8: producer.isVP8 && self.slot.kind == .video)
+        let rewritesVP8 = producer.isVP8 && self.slot.kind == .video
+        if self.rewriter.rewritesVP8 == rewritesVP8 {
+            // Same output stream: the next packet continues its sequence numbers, timestamps and picture ids.
+            self.rewriter.markSourceChange()
+        } else {
+            self.rewriter = RTPRewriter(outputSSRC: self.slot.ssrc, clockRate: self.slot.clockRate, rewritesVP8: rewritesVP8)
+        }
         self.currentLayer = nil
         self.selector = nil
         self.targetLayer = producer.qualityOrder().first ?? 0

@@ -79,7 +79,7 @@ public struct WallClock: Sendable {
 
     /// Nanoseconds since the Unix epoch at `deadline` (saturating).
     public func unixNanoseconds(at deadline: NIODeadline) -> Int64 {
-        let elapsed = Int64(deadline.uptimeNanoseconds) &- Int64(self.referenceDeadline.uptimeNanoseconds)
+        let elapsed = Int64(clamping: deadline.uptimeNanoseconds) &- Int64(clamping: self.referenceDeadline.uptimeNanoseconds)
         let (sum, overflow) = self.referenceUnixNanoseconds.addingReportingOverflow(elapsed)
         return overflow ? (elapsed > 0 ? .max : 0) : sum
     }

@@ -358,3 +358,44 @@ import Testing
         setup.subscriberTransport.reset()
     }
 }
+
+@Suite struct SlotContinuityTests {
+    @Test func aRefilledSlotContinuesItsOutputStream() throws {
+        let router = SFURouter(wallClock: testWallClock)
+        let subscriberTransport = RecordingTransport()
+        router.addSubscriber(
+            room: "r", peerID: "sub", description: SubscriberDescription(extensions: subscriberIDs, slots: [audioSlot()]),
+            transport: subscriberTransport, now: at(0))
+        var publishers: [SFUPublisher] = []
+        for (index, name) in ["alice", "bob"].enumerated() {
+            publishers.append(
+                router.addPublisher(
+                    room: "r", peerID: name,
+                    description: PublisherDescription(extensions: publisherIDs, tracks: [audioTrack(mid: "0", trackID: name)]),
+                    transport: RecordingTransport(), now: at(Int64(index))))
+        }
+        func speak(_ publisher: Int, sequence: UInt16, timestamp: UInt32, at ms: Int64) {
+            publishers[publisher].receiveRTP(
+                rtpPacket(
+                    payloadType: 111, sequenceNumber: sequence, timestamp: timestamp, ssrc: 500 + UInt32(publisher),
+                    extensions: [(1, ascii("0"))], payload: [0xF8, UInt8(publisher)]),
+                now: at(ms))
+        }
+        for step in 0..<3 {
+            speak(0, sequence: 100 + UInt16(step), timestamp: 1000 + UInt32(step) * 960, at: Int64(step) * 20)
+            speak(1, sequence: 60000 + UInt16(step), timestamp: 7_000_000 + UInt32(step) * 960, at: Int64(step) * 20)
+        }
+        router.removePeer("alice", now: at(70))
+        for step in 3..<6 {
+            speak(1, sequence: 60000 + UInt16(step), timestamp: 7_000_000 + UInt32(step) * 960, at: Int64(step) * 20)
+        }
+        let sent = subscriberTransport.rtpPackets
+        // Alice's three packets, then bob's three on the same SSRC with continuous numbering.
+        #expect(sent.map { bytes($0.payload)[1] } == [0, 0, 0, 1, 1, 1])
+        #expect(Set(sent.map(\.ssrc)) == [0xBBBB_0001])
+        let sequences = sent.map(\.sequenceNumber)
+        #expect(zip(sequences, sequences.dropFirst()).allSatisfy { $1 == $0 &+ 1 })
+        let timestamps = sent.map(\.timestamp)
+        #expect(zip(timestamps, timestamps.dropFirst()).allSatisfy { Int32(bitPattern: $1 &- $0) > 0 })
+    }
+}
