@@ -23,6 +23,8 @@ final class InboundLayer {
     var width: Int?
     var height: Int?
     var retransmissionsReceived = 0
+    /// When the last media (not RTX) packet arrived.
+    var lastPacketAt: NIODeadline?
     /// NACK scratch list, reused by every tick.
     var pendingNACKs = ContiguousArray<UInt16>()
 
@@ -101,6 +103,13 @@ final class Producer {
         }
     }
 
+    /// Whether `layer` has a measured bitrate and sent media within the last measurement window.
+    func isFlowing(_ index: Int, now: NIODeadline) -> Bool {
+        let layer = self.layers[index]
+        guard layer.meter.bitsPerSecond > 0, let last = layer.lastPacketAt else { return false }
+        return now - last < self.publisher.configuration.bitrateWindow
+    }
+
     /// Handles one packet already bound to `layer`.
     func receive(_ rtp: RTPPacket, layer: InboundLayer, isRTX: Bool, now: NIODeadline) {
         guard let sourceSSRC = layer.ssrc else { return }
@@ -116,6 +125,7 @@ final class Producer {
             layer.retransmissionsReceived += 1
         } else {
             layer.meter.add(bytes: rtp.length, now: now, window: self.publisher.configuration.bitrateWindow)
+            layer.lastPacketAt = now
         }
         _ = layer.statistics?.packetReceived(
             sequenceNumber: sequenceNumber, timestamp: rtp.timestamp, now: now, isRetransmission: isRTX)

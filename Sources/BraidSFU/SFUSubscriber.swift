@@ -90,7 +90,8 @@ public final class SFUSubscriber {
 
     /// Whether the subscriber gives any bandwidth signal (transport-cc feedback or REMB).
     var hasBandwidthFeedback: Bool {
-        self.consumers.contains { $0.slot.feedback.transportCC || $0.slot.feedback.remb }
+        let transportWide = self.description.extensions.transportWideSequence != nil
+        return self.consumers.contains { ($0.slot.feedback.transportCC && transportWide) || $0.slot.feedback.remb }
     }
 
     // MARK: - Sending media
@@ -100,7 +101,7 @@ public final class SFUSubscriber {
     /// VP8 picture ids through the consumer's rewriter.
     func send(_ packet: InboundPacket, consumer: Consumer, now: NIODeadline) {
         self.lastActivity = now
-        guard var buffer = self.scratch.take(), let producer = consumer.producer else { return }
+        guard let producer = consumer.producer, var buffer = self.scratch.take() else { return }
         buffer.clear()
         let ids = self.description.extensions
         let map = producer.publisher.extensionMap
@@ -187,12 +188,15 @@ public final class SFUSubscriber {
     private func retransmit(_ sequenceNumber: UInt16, consumer: Consumer, now: NIODeadline) -> Bool {
         guard var buffer = self.scratch.take() else { return false }
         buffer.clear()
-        guard case .written = consumer.retransmissions.retransmit(sequenceNumber, now: now, into: &buffer),
-            var out = try? RTPPacket(consume buffer)
-        else {
-            if self.scratch == nil {
-                self.scratch = ByteBufferAllocator().buffer(capacity: self.configuration.maximumPacketSize + 64)
-            }
+        guard case .written = consumer.retransmissions.retransmit(sequenceNumber, now: now, into: &buffer) else {
+            self.scratch = buffer
+            return false
+        }
+        var out: RTPPacket
+        do {
+            out = try RTPPacket(consume buffer)
+        } catch {
+            self.scratch = ByteBufferAllocator().buffer(capacity: self.configuration.maximumPacketSize + 64)
             return false
         }
         let ids = self.description.extensions
@@ -338,15 +342,19 @@ public final class SFUSubscriber {
         let share = budget == Int.max ? Int.max : budget / videoSlots
         for consumer in self.consumers where consumer.kind == .video {
             guard let producer = consumer.producer, producer.layers.count > 1 else { continue }
-            let order = producer.qualityOrder()
-            // LayerSelector wants positive, strictly increasing rates: unmeasured layers get a floor.
+            // Only layers that are flowing are candidates: a browser stops its top layers when its own
+            // estimate drops, and a layer never measured yet cannot be ranked.
+            let order = producer.qualityOrder().filter { producer.isFlowing($0, now: now) }
+            guard !order.isEmpty else { continue }
+            // LayerSelector wants strictly increasing rates (equal measurements are nudged apart).
             var rates: [Int] = []
             rates.reserveCapacity(order.count)
             for index in order {
-                let measured = max(producer.layers[index].meter.bitsPerSecond, 1)
-                rates.append(max(measured, (rates.last ?? 0) + 1))
+                rates.append(max(producer.layers[index].meter.bitsPerSecond, (rates.last ?? 0) + 1))
             }
-            let currentRank = order.firstIndex(of: consumer.targetLayer) ?? 0
+            // A target that stopped flowing: start from the best flowing layer, the selector goes down
+            // from there at once if the estimate does not cover it.
+            let currentRank = order.firstIndex(of: consumer.targetLayer) ?? (order.count - 1)
             if consumer.selector.map({ !Self.similar($0.layerBitrates, rates) }) ?? true {
                 var selectorConfiguration = LayerSelector.Configuration()
                 selectorConfiguration.upThreshold = self.configuration.layerUpThreshold

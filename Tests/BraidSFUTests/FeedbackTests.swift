@@ -336,3 +336,36 @@ struct SingleStream {
         }
     }
 }
+
+@Suite struct LayerActivityTests {
+    @Test func aLayerThatStopsIsReplacedByTheBestFlowingOne() throws {
+        let router = SFURouter(wallClock: testWallClock)
+        let publisher = router.addPublisher(
+            room: "r", peerID: "pub", description: PublisherDescription(extensions: publisherIDs, tracks: [videoTrack()]),
+            transport: RecordingTransport(), now: at(0))
+        let subscriberTransport = RecordingTransport()
+        let subscriber = router.addSubscriber(
+            room: "r", peerID: "sub", description: SubscriberDescription(extensions: subscriberIDs, slots: [videoSlot()]),
+            transport: subscriberTransport, now: at(0))
+        let consumer = subscriber.consumers[0]
+        var source = SimulcastSource()
+        var time: Int64 = 0
+        func run(until end: Int64, layers: Range<Int>) {
+            while time < end {
+                for layer in layers {
+                    publisher.receiveRTP(source.frame(layer: layer, keyframe: time % 500 == 0, withRID: time == 0), now: at(time))
+                }
+                router.tick(now: at(time))
+                time += 20
+            }
+        }
+        run(until: 3100, layers: 0..<3)
+        #expect(consumer.currentLayer == 2)
+        // The browser drops its top layer: within a window and a keyframe the middle one takes over.
+        run(until: 4100, layers: 0..<2)
+        #expect(consumer.targetLayer == 1)
+        #expect(consumer.currentLayer == 1)
+        let sequences = subscriberTransport.rtpPackets.map(\.sequenceNumber)
+        #expect(zip(sequences, sequences.dropFirst()).allSatisfy { $1 == $0 &+ 1 })
+    }
+}
