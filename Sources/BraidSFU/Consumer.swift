@@ -44,7 +44,8 @@ final class Consumer {
         self.retransmissions = RetransmissionBuffer(
             capacity: isVideo ? configuration.videoRetransmissionCapacity : configuration.audioRetransmissionCapacity,
             slotSize: configuration.maximumPacketSize,
-            maxAge: isVideo ? configuration.retransmissionMaxAge : .nanoseconds(configuration.retransmissionMaxAge.nanoseconds / 2),
+            maxAge: isVideo
+                ? configuration.retransmissionMaxAge : .nanoseconds(configuration.retransmissionMaxAge.nanoseconds / 2),
             rtx: rtx,
             initialRTXSequenceNumber: UInt16(truncatingIfNeeded: slot.ssrc &* 2_654_435_761))
     }
@@ -61,7 +62,8 @@ final class Consumer {
             // Same output stream: the next packet continues its sequence numbers, timestamps and picture ids.
             self.rewriter.markSourceChange()
         } else {
-            self.rewriter = RTPRewriter(outputSSRC: self.slot.ssrc, clockRate: self.slot.clockRate, rewritesVP8: rewritesVP8)
+            self.rewriter = RTPRewriter(
+                outputSSRC: self.slot.ssrc, clockRate: self.slot.clockRate, rewritesVP8: rewritesVP8)
         }
         self.currentLayer = nil
         self.selector = nil

@@ -65,7 +65,8 @@ public struct RTCPFeedbackSupport: Sendable, Hashable {
     public var remb: Bool
 
     /// Feedback as negotiated; everything off by default.
-    public init(nack: Bool = false, pli: Bool = false, fir: Bool = false, transportCC: Bool = false, remb: Bool = false) {
+    public init(nack: Bool = false, pli: Bool = false, fir: Bool = false, transportCC: Bool = false, remb: Bool = false)
+    {
         self.nack = nack
         self.pli = pli
         self.fir = fir

@@ -1,9 +1,9 @@
 public import NIOCore
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Intervals, buffer sizes and thresholds of the forwarding core; the defaults are production values.
@@ -79,7 +79,8 @@ public struct WallClock: Sendable {
 
     /// Nanoseconds since the Unix epoch at `deadline` (saturating).
     public func unixNanoseconds(at deadline: NIODeadline) -> Int64 {
-        let elapsed = Int64(clamping: deadline.uptimeNanoseconds) &- Int64(clamping: self.referenceDeadline.uptimeNanoseconds)
+        let elapsed =
+            Int64(clamping: deadline.uptimeNanoseconds) &- Int64(clamping: self.referenceDeadline.uptimeNanoseconds)
         let (sum, overflow) = self.referenceUnixNanoseconds.addingReportingOverflow(elapsed)
         return overflow ? (elapsed > 0 ? .max : 0) : sum
     }

@@ -190,7 +190,8 @@ public final class SFUPublisher {
 
     /// Sends a PLI (when negotiated) or else a FIR for `layer`.
     func sendKeyframeRequest(layer: InboundLayer, request: KeyframeRequestThrottle.Request) {
-        guard let throttle = layer.throttle, let producer = self.producers.first(where: { $0.layers.contains { $0 === layer } })
+        guard let throttle = layer.throttle,
+            let producer = self.producers.first(where: { $0.layers.contains { $0 === layer } })
         else { return }
         self.rtcpScratch.clear()
         do {

@@ -34,7 +34,7 @@ public struct SFUPeerStatus: Sendable, Hashable, Codable {
     public var bitrateOutBps: Int
     /// Packets lost: upstream as counted by the node, downstream as reported by the peer.
     public var packetsLost: Int
-    /// Fraction lost in the last report interval, 0–1.
+    /// Fraction lost, 0–1: upstream lost/expected since the start; downstream the last report's fraction.
     public var lossFraction: Double
     /// Round-trip time from RTCP (subscribers).
     public var rttMs: Double?
@@ -132,10 +132,13 @@ extension Room {
                     if let statistics = layer.statistics {
                         lost += Int(clamping: max(0, statistics.cumulativeLost))
                         let expected = statistics.packetsExpected
-                        if expected > 0 { fraction = max(fraction, Double(max(0, statistics.cumulativeLost)) / Double(expected)) }
+                        if expected > 0 {
+                            fraction = max(fraction, Double(max(0, statistics.cumulativeLost)) / Double(expected))
+                        }
                     }
                 }
-                layers[producer.track.mid] = producer.track.rids.isEmpty ? "0" : producer.track.rids.joined(separator: ",")
+                layers[producer.track.mid] =
+                    producer.track.rids.isEmpty ? "0" : producer.track.rids.joined(separator: ",")
             }
             let c = publisher.counters
             return SFUPeerStatus(
@@ -144,7 +147,9 @@ extension Room {
                 bitrateInBps: publisher.inbound.bitsPerSecond, bitrateOutBps: 0, packetsLost: lost,
                 lossFraction: fraction, rttMs: nil, estimateBps: nil, layers: layers, nacksReceived: 0,
                 nacksSent: c.nacksSent,
-                retransmissions: publisher.producers.reduce(0) { $0 + $1.layers.reduce(0) { $0 + $1.retransmissionsReceived } },
+                retransmissions: publisher.producers.reduce(0) {
+                    $0 + $1.layers.reduce(0) { $0 + $1.retransmissionsReceived }
+                },
                 keyframeRequests: c.keyframeRequestsSent,
                 packetsDropped: c.malformedRTP + c.unknownSSRC + c.malformedRTCP
                     + publisher.producers.reduce(0) { $0 + $1.malformedPayloads })

@@ -4,8 +4,10 @@ import NIOCore
 
 /// Receive side of transport-wide congestion control: remembers when each transport-wide sequence number
 /// arrived and reports them in feedback packets
-/// ([draft-holmer-rmcat-transport-wide-cc-extensions-01 §3.1](https://datatracker.ietf.org/doc/html/draft-holmer-rmcat-transport-wide-cc-extensions-01#section-3.1);
-/// the wire format is drawn on BraidWire's `RTCPTransportWideFeedback`).
+/// ([draft-holmer-rmcat-transport-wide-cc-extensions-01 §3.1][twcc]; the wire format is drawn on
+/// BraidWire's `RTCPTransportWideFeedback`).
+///
+/// [twcc]: https://datatracker.ietf.org/doc/html/draft-holmer-rmcat-transport-wide-cc-extensions-01#section-3.1
 ///
 /// Chromium's own bandwidth estimator runs on this feedback and enables its higher simulcast layers only
 /// when the estimate allows them, so a publisher that negotiated transport-cc needs it every ~100 ms.

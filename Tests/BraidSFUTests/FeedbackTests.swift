@@ -31,7 +31,9 @@ struct SingleStream {
     /// The next media packet (not delivered).
     mutating func next(keyframe: Bool = false, transportSequence: UInt16? = nil) -> ByteBuffer {
         var extensions: [(UInt8, [UInt8])] = []
-        if let transportSequence { extensions.append((5, [UInt8(transportSequence >> 8), UInt8(transportSequence & 0xFF)])) }
+        if let transportSequence {
+            extensions.append((5, [UInt8(transportSequence >> 8), UInt8(transportSequence & 0xFF)]))
+        }
         let packet = rtpPacket(
             payloadType: 96, sequenceNumber: self.sequence, timestamp: self.timestamp, ssrc: 4242,
             extensions: extensions, payload: vp8Payload(pictureID: self.pictureID, tl0: 0, keyframe: keyframe))
@@ -52,7 +54,8 @@ struct SingleStream {
 
         var nack = ByteBufferAllocator().buffer(capacity: 64)
         try RTCPGenericNACK.write(
-            senderSSRC: 1, mediaSSRC: 0xAAAA_0001, lostSequenceNumbers: [sent[1].sequenceNumber, sent[3].sequenceNumber],
+            senderSSRC: 1, mediaSSRC: 0xAAAA_0001,
+            lostSequenceNumbers: [sent[1].sequenceNumber, sent[3].sequenceNumber],
             into: &nack)
         setup.subscriber.receiveRTCP(nack, now: at(60))
         let rtx = setup.subscriberTransport.rtpPackets
@@ -88,7 +91,8 @@ struct SingleStream {
         let original = setup.subscriberTransport.rtpPackets[1]
         setup.subscriberTransport.reset()
         var nack = ByteBufferAllocator().buffer(capacity: 64)
-        try RTCPGenericNACK.write(senderSSRC: 1, mediaSSRC: 0xAAAA_0001, lostSequenceNumbers: [original.sequenceNumber], into: &nack)
+        try RTCPGenericNACK.write(
+            senderSSRC: 1, mediaSSRC: 0xAAAA_0001, lostSequenceNumbers: [original.sequenceNumber], into: &nack)
         setup.subscriber.receiveRTCP(nack, now: at(50))
         let resent = try #require(setup.subscriberTransport.rtpPackets.first)
         #expect(resent.ssrc == 0xAAAA_0001)
@@ -125,7 +129,8 @@ struct SingleStream {
         setup.router.tick(now: at(300))
         #expect(setup.publisherTransport.nacks.flatMap { Array($0.lostSequenceNumbers) } == [503])
         // Chromium's empty RTX probes are ignored.
-        setup.publisher.receiveRTP(rtpPacket(payloadType: 97, sequenceNumber: 8, timestamp: 0, ssrc: 4243, payload: [0x01]), now: at(310))
+        setup.publisher.receiveRTP(
+            rtpPacket(payloadType: 97, sequenceNumber: 8, timestamp: 0, ssrc: 4243, payload: [0x01]), now: at(310))
         #expect(setup.publisher.counters.paddingPackets == 1)
     }
 
@@ -244,7 +249,8 @@ struct SingleStream {
         slot.feedback = RTCPFeedbackSupport(nack: true, pli: true, remb: true)
         let setup = SingleStream(slot: slot)
         var remb = ByteBufferAllocator().buffer(capacity: 64)
-        try RTCPReceiverEstimatedMaximumBitrate.write(senderSSRC: 5, bitrate: 250_000, ssrcs: [0xAAAA_0001], into: &remb)
+        try RTCPReceiverEstimatedMaximumBitrate.write(
+            senderSSRC: 5, bitrate: 250_000, ssrcs: [0xAAAA_0001], into: &remb)
         setup.subscriber.receiveRTCP(remb, now: at(10))
         let estimate = setup.subscriber.availableBitrate
         #expect(abs(estimate - 250_000) < 1000)
@@ -256,10 +262,12 @@ struct SingleStream {
         let router = SFURouter(wallClock: testWallClock)
         let publisherTransport = RecordingTransport()
         let publisher = router.addPublisher(
-            room: "r", peerID: "pub", description: PublisherDescription(extensions: publisherIDs, tracks: [videoTrack()]),
+            room: "r", peerID: "pub",
+            description: PublisherDescription(extensions: publisherIDs, tracks: [videoTrack()]),
             transport: publisherTransport, now: at(0))
         let subscriber = router.addSubscriber(
-            room: "r", peerID: "sub", description: SubscriberDescription(extensions: subscriberIDs, slots: [videoSlot()]),
+            room: "r", peerID: "sub",
+            description: SubscriberDescription(extensions: subscriberIDs, slots: [videoSlot()]),
             transport: RecordingTransport(), now: at(0))
         let consumer = subscriber.consumers[0]
         var source = SimulcastSource()
@@ -269,7 +277,8 @@ struct SingleStream {
             while time < end {
                 let keyframe = time % 500 == 0
                 for layer in 0..<3 {
-                    publisher.receiveRTP(source.frame(layer: layer, keyframe: keyframe, withRID: time == 0), now: at(time))
+                    publisher.receiveRTP(
+                        source.frame(layer: layer, keyframe: keyframe, withRID: time == 0), now: at(time))
                 }
                 router.tick(now: at(time))
                 time += 20
@@ -306,14 +315,16 @@ struct SingleStream {
             publishers.append(
                 router.addPublisher(
                     room: "r", peerID: name,
-                    description: PublisherDescription(extensions: publisherIDs, tracks: [audioTrack(mid: "0", trackID: name)]),
+                    description: PublisherDescription(
+                        extensions: publisherIDs, tracks: [audioTrack(mid: "0", trackID: name)]),
                     transport: RecordingTransport(), now: at(0)))
         }
         for step in 0..<50 {
             for (index, (_, level)) in levels.enumerated() {
                 publishers[index].receiveRTP(
                     rtpPacket(
-                        payloadType: 111, sequenceNumber: UInt16(step), timestamp: UInt32(step) * 960, ssrc: 100 + UInt32(index),
+                        payloadType: 111, sequenceNumber: UInt16(step), timestamp: UInt32(step) * 960,
+                        ssrc: 100 + UInt32(index),
                         extensions: [(1, ascii("0")), (6, [0x80 | level])], payload: [0xF8, 0xFF, 0xFE]),
                     now: at(Int64(step) * 20))
             }
@@ -331,7 +342,9 @@ struct SingleStream {
         setup.router.tick(now: at(600))
         let status = setup.router.roomStatuses(now: at(600))
         let json = String(decoding: try JSONEncoder().encode(status), as: UTF8.self)
-        for key in ["\"active_speakers\"", "\"bitrate_in_bps\"", "\"track_id\"", "\"nacks_received\"", "\"bitrate_bps\""] {
+        for key in [
+            "\"active_speakers\"", "\"bitrate_in_bps\"", "\"track_id\"", "\"nacks_received\"", "\"bitrate_bps\"",
+        ] {
             #expect(json.contains(key))
         }
     }
@@ -341,11 +354,13 @@ struct SingleStream {
     @Test func aLayerThatStopsIsReplacedByTheBestFlowingOne() throws {
         let router = SFURouter(wallClock: testWallClock)
         let publisher = router.addPublisher(
-            room: "r", peerID: "pub", description: PublisherDescription(extensions: publisherIDs, tracks: [videoTrack()]),
+            room: "r", peerID: "pub",
+            description: PublisherDescription(extensions: publisherIDs, tracks: [videoTrack()]),
             transport: RecordingTransport(), now: at(0))
         let subscriberTransport = RecordingTransport()
         let subscriber = router.addSubscriber(
-            room: "r", peerID: "sub", description: SubscriberDescription(extensions: subscriberIDs, slots: [videoSlot()]),
+            room: "r", peerID: "sub",
+            description: SubscriberDescription(extensions: subscriberIDs, slots: [videoSlot()]),
             transport: subscriberTransport, now: at(0))
         let consumer = subscriber.consumers[0]
         var source = SimulcastSource()
@@ -353,7 +368,8 @@ struct SingleStream {
         func run(until end: Int64, layers: Range<Int>) {
             while time < end {
                 for layer in layers {
-                    publisher.receiveRTP(source.frame(layer: layer, keyframe: time % 500 == 0, withRID: time == 0), now: at(time))
+                    publisher.receiveRTP(
+                        source.frame(layer: layer, keyframe: time % 500 == 0, withRID: time == 0), now: at(time))
                 }
                 router.tick(now: at(time))
                 time += 20

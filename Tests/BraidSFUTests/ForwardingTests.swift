@@ -30,7 +30,8 @@ import Testing
         /// Sends one frame on every layer (keyframes or not) at `ms`.
         mutating func sendAllLayers(keyframe: Bool, at ms: Int64, withRID: Bool = true) {
             for layer in 0..<3 {
-                self.publisher.receiveRTP(self.source.frame(layer: layer, keyframe: keyframe, withRID: withRID), now: at(ms))
+                self.publisher.receiveRTP(
+                    self.source.frame(layer: layer, keyframe: keyframe, withRID: withRID), now: at(ms))
             }
         }
     }
@@ -170,7 +171,9 @@ import Testing
         // RFC 2198: one redundant block (PT 111, offset 960, 3 bytes) and the primary (PT 111, 4 bytes).
         let red: [UInt8] = [0x80 | 111, 0x0F, 0x00, 0x03, 111, 0xA1, 0xA2, 0xA3, 0xB1, 0xB2, 0xB3, 0xB4]
         publisher.receiveRTP(
-            rtpPacket(payloadType: 63, sequenceNumber: 1, timestamp: 960, ssrc: 5, extensions: [(1, ascii("1"))], payload: red),
+            rtpPacket(
+                payloadType: 63, sequenceNumber: 1, timestamp: 960, ssrc: 5, extensions: [(1, ascii("1"))], payload: red
+            ),
             now: at(10))
         let primary = try #require(plain.rtpPackets.first)
         #expect(primary.payloadType == 109)
@@ -197,14 +200,16 @@ import Testing
         let alice = router.addPublisher(
             room: "r", peerID: "alice",
             description: PublisherDescription(
-                extensions: publisherIDs, tracks: [audioTrack(mid: "0", trackID: "alice-mic"), videoTrack(mid: "1", rids: [])]),
+                extensions: publisherIDs,
+                tracks: [audioTrack(mid: "0", trackID: "alice-mic"), videoTrack(mid: "1", rids: [])]),
             transport: RecordingTransport(), now: at(10))
         #expect(subscriber.consumers.map { $0.producer?.track.trackID } == ["alice-mic", "cam"])
 
         // Bob's audio arrives when the audio slot is taken: it waits.
         router.addPublisher(
             room: "r", peerID: "bob",
-            description: PublisherDescription(extensions: publisherIDs, tracks: [audioTrack(mid: "0", trackID: "bob-mic")]),
+            description: PublisherDescription(
+                extensions: publisherIDs, tracks: [audioTrack(mid: "0", trackID: "bob-mic")]),
             transport: RecordingTransport(), now: at(20))
         #expect(subscriber.consumers[0].producer?.track.trackID == "alice-mic")
 
@@ -217,7 +222,8 @@ import Testing
         // A video publisher arriving later fills the free video slot.
         router.addPublisher(
             room: "r", peerID: "carol",
-            description: PublisherDescription(extensions: publisherIDs, tracks: [videoTrack(mid: "0", trackID: "carol-cam", rids: [])]),
+            description: PublisherDescription(
+                extensions: publisherIDs, tracks: [videoTrack(mid: "0", trackID: "carol-cam", rids: [])]),
             transport: RecordingTransport(), now: at(40))
         #expect(subscriber.consumers[1].producer?.track.trackID == "carol-cam")
 
@@ -236,19 +242,26 @@ import Testing
             room: "r", peerID: "pub", description: PublisherDescription(extensions: publisherIDs, tracks: [track]),
             transport: publisherTransport, now: at(0))
         publisher.receiveRTP(
-            rtpPacket(payloadType: 96, sequenceNumber: 1, timestamp: 0, ssrc: 4242, payload: vp8Payload(pictureID: 1, tl0: 0, keyframe: false)),
+            rtpPacket(
+                payloadType: 96, sequenceNumber: 1, timestamp: 0, ssrc: 4242,
+                payload: vp8Payload(pictureID: 1, tl0: 0, keyframe: false)),
             now: at(5))
         let subscriberTransport = RecordingTransport()
         router.addSubscriber(
-            room: "r", peerID: "sub", description: SubscriberDescription(extensions: subscriberIDs, slots: [videoSlot()]),
+            room: "r", peerID: "sub",
+            description: SubscriberDescription(extensions: subscriberIDs, slots: [videoSlot()]),
             transport: subscriberTransport, now: at(10))
         #expect(publisherTransport.plis.map(\.mediaSSRC) == [4242])
         publisher.receiveRTP(
-            rtpPacket(payloadType: 96, sequenceNumber: 2, timestamp: 3000, ssrc: 4242, payload: vp8Payload(pictureID: 2, tl0: 0, keyframe: false)),
+            rtpPacket(
+                payloadType: 96, sequenceNumber: 2, timestamp: 3000, ssrc: 4242,
+                payload: vp8Payload(pictureID: 2, tl0: 0, keyframe: false)),
             now: at(40))
         #expect(subscriberTransport.rtp.isEmpty)
         publisher.receiveRTP(
-            rtpPacket(payloadType: 96, sequenceNumber: 3, timestamp: 6000, ssrc: 4242, payload: vp8Payload(pictureID: 3, tl0: 1, keyframe: true)),
+            rtpPacket(
+                payloadType: 96, sequenceNumber: 3, timestamp: 6000, ssrc: 4242,
+                payload: vp8Payload(pictureID: 3, tl0: 1, keyframe: true)),
             now: at(70))
         #expect(subscriberTransport.rtp.count == 1)
         let status = try #require(router.roomStatuses(now: at(80)).first)
@@ -286,7 +299,8 @@ import Testing
             room: "r", peerID: "pub", description: PublisherDescription(extensions: publisherIDs, tracks: [track]),
             transport: publisherTransport, now: at(0))
         router.addSubscriber(
-            room: "r", peerID: "sub", description: SubscriberDescription(extensions: subscriberIDs, slots: [videoSlot()]),
+            room: "r", peerID: "sub",
+            description: SubscriberDescription(extensions: subscriberIDs, slots: [videoSlot()]),
             transport: RecordingTransport(), now: at(0))
         #expect(publisherTransport.plis.isEmpty)
         let fir = try #require(publisherTransport.firs.first)
@@ -301,9 +315,12 @@ import Testing
         setup.publisher.receiveRTP(ByteBuffer(), now: at(1))
         #expect(setup.publisher.counters.malformedRTP == 3)
         // Unknown SSRC without mid/rid, and a mid that names no track.
-        setup.publisher.receiveRTP(rtpPacket(payloadType: 96, sequenceNumber: 1, timestamp: 0, ssrc: 0xDEAD, payload: [1, 2, 3]), now: at(2))
         setup.publisher.receiveRTP(
-            rtpPacket(payloadType: 96, sequenceNumber: 1, timestamp: 0, ssrc: 0xBEEF, extensions: [(1, ascii("9"))], payload: [1]),
+            rtpPacket(payloadType: 96, sequenceNumber: 1, timestamp: 0, ssrc: 0xDEAD, payload: [1, 2, 3]), now: at(2))
+        setup.publisher.receiveRTP(
+            rtpPacket(
+                payloadType: 96, sequenceNumber: 1, timestamp: 0, ssrc: 0xBEEF, extensions: [(1, ascii("9"))],
+                payload: [1]),
             now: at(2))
         #expect(setup.publisher.counters.unknownSSRC == 2)
         // A bound stream whose payload is not VP8.
@@ -343,7 +360,8 @@ import Testing
         var address: UnsafeRawPointer?
         var capacity: Int?
         for step in 1...2000 {
-            setup.publisher.receiveRTP(setup.source.frame(layer: 0, keyframe: false, withRID: false), now: at(Int64(step)))
+            setup.publisher.receiveRTP(
+                setup.source.frame(layer: 0, keyframe: false, withRID: false), now: at(Int64(step)))
             let scratch = try #require(setup.subscriber.scratchForTesting)
             let current = scratch.withUnsafeReadableBytes { UnsafeRawPointer($0.baseAddress) }
             if address == nil {
@@ -364,14 +382,16 @@ import Testing
         let router = SFURouter(wallClock: testWallClock)
         let subscriberTransport = RecordingTransport()
         router.addSubscriber(
-            room: "r", peerID: "sub", description: SubscriberDescription(extensions: subscriberIDs, slots: [audioSlot()]),
+            room: "r", peerID: "sub",
+            description: SubscriberDescription(extensions: subscriberIDs, slots: [audioSlot()]),
             transport: subscriberTransport, now: at(0))
         var publishers: [SFUPublisher] = []
         for (index, name) in ["alice", "bob"].enumerated() {
             publishers.append(
                 router.addPublisher(
                     room: "r", peerID: name,
-                    description: PublisherDescription(extensions: publisherIDs, tracks: [audioTrack(mid: "0", trackID: name)]),
+                    description: PublisherDescription(
+                        extensions: publisherIDs, tracks: [audioTrack(mid: "0", trackID: name)]),
                     transport: RecordingTransport(), now: at(Int64(index))))
         }
         func speak(_ publisher: Int, sequence: UInt16, timestamp: UInt32, at ms: Int64) {

@@ -55,7 +55,9 @@ let subscriberIDs = RTPExtensionIDs(
 
 let allFeedback = RTCPFeedbackSupport(nack: true, pli: true, fir: true, transportCC: true, remb: true)
 
-func videoTrack(mid: String = "0", trackID: String = "cam", rids: [String] = ["l", "m", "h"]) -> PublishedTrackDescription {
+func videoTrack(
+    mid: String = "0", trackID: String = "cam", rids: [String] = ["l", "m", "h"]
+) -> PublishedTrackDescription {
     PublishedTrackDescription(
         mid: mid, kind: .video, trackID: trackID, streamID: "s", codecName: "VP8", payloadType: 96,
         clockRate: 90000, rtxPayloadType: 97, redPayloadType: nil, rids: rids, feedback: allFeedback)
@@ -67,7 +69,9 @@ func audioTrack(mid: String = "1", trackID: String = "mic", red: UInt8? = nil) -
         clockRate: 48000, redPayloadType: red, feedback: RTCPFeedbackSupport(transportCC: true))
 }
 
-func videoSlot(mid: String = "v0", ssrc: UInt32 = 0xAAAA_0001, rtxSSRC: UInt32? = 0xAAAA_0002) -> SubscriberSlotDescription {
+func videoSlot(
+    mid: String = "v0", ssrc: UInt32 = 0xAAAA_0001, rtxSSRC: UInt32? = 0xAAAA_0002
+) -> SubscriberSlotDescription {
     SubscriberSlotDescription(
         mid: mid, kind: .video, payloadType: 100, clockRate: 90000, rtxPayloadType: rtxSSRC == nil ? nil : 101,
         ssrc: ssrc, rtxSSRC: rtxSSRC, feedback: allFeedback)
@@ -105,7 +109,8 @@ func rtpPacket(
     for (id, value) in extensions { try! builder.append(id: id, bytes: value) }
     var buffer = ByteBuffer()
     try! buffer.writeRTPPacket(
-        RTPHeader(marker: marker, payloadType: payloadType, sequenceNumber: sequenceNumber, timestamp: timestamp, ssrc: ssrc),
+        RTPHeader(
+            marker: marker, payloadType: payloadType, sequenceNumber: sequenceNumber, timestamp: timestamp, ssrc: ssrc),
         extensions: builder.isEmpty ? nil : builder, payload: ByteBuffer(bytes: payload), paddingLength: paddingLength)
     return buffer
 }
