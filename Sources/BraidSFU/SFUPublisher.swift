@@ -259,15 +259,14 @@ public final class SFUPublisher {
 
     private func flushReceiverReport() {
         self.rtcpScratch.clear()
-        var builder = RTCPCompoundBuilder(buffer: self.rtcpScratch)
         do {
-            try builder.appendReceiverReport(senderSSRC: self.rtcpSSRC, reportBlocks: self.reportBlocks)
-            try builder.appendCNAME(ssrc: self.rtcpSSRC, cname: SFURouter.cname)
-            self.rtcpScratch = builder.finish()
+            try RTCPReceiverReport.write(
+                senderSSRC: self.rtcpSSRC, reportBlocks: self.reportBlocks, into: &self.rtcpScratch)
+            try RTCPSourceDescription.writeCNAME(ssrc: self.rtcpSSRC, cname: SFURouter.cname, into: &self.rtcpScratch)
             self.counters.receiverReportsSent += 1
             self.transport.sendRTCP(self.rtcpScratch)
         } catch {
-            self.rtcpScratch = builder.finish()
+            // Cannot happen with 31 blocks in a 1500-byte buffer; nothing is sent if it does.
         }
         self.reportBlocks.removeAll(keepingCapacity: true)
     }

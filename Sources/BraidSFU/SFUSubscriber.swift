@@ -395,20 +395,20 @@ public final class SFUSubscriber {
             let elapsed = max(0, (now - lastTime).nanoseconds)
             let ticks = elapsed / 1_000_000 * Int64(consumer.slot.clockRate) / 1000
             let rtpTimestamp = lastTimestamp &+ UInt32(truncatingIfNeeded: ticks)
+            // SR + SDES CNAME: the compound RFC 3550 §6.1 requires, written straight into the scratch buffer.
             self.rtcpScratch.clear()
-            var builder = RTCPCompoundBuilder(buffer: self.rtcpScratch)
             do {
-                try builder.appendSenderReport(
+                try RTCPSenderReport.write(
                     senderSSRC: consumer.slot.ssrc, ntpTimestamp: self.wallClock.ntpTimestamp(at: now),
                     rtpTimestamp: rtpTimestamp, packetCount: UInt32(truncatingIfNeeded: consumer.packetsSent),
                     octetCount: UInt32(truncatingIfNeeded: consumer.payloadOctetsSent),
-                    reportBlocks: EmptyCollection())
-                try builder.appendCNAME(ssrc: consumer.slot.ssrc, cname: SFURouter.cname)
-                self.rtcpScratch = builder.finish()
-                self.transport.sendRTCP(self.rtcpScratch)
+                    reportBlocks: EmptyCollection(), into: &self.rtcpScratch)
+                try RTCPSourceDescription.writeCNAME(
+                    ssrc: consumer.slot.ssrc, cname: SFURouter.cname, into: &self.rtcpScratch)
             } catch {
-                self.rtcpScratch = builder.finish()
+                continue
             }
+            self.transport.sendRTCP(self.rtcpScratch)
         }
     }
 
