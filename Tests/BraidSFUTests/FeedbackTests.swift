@@ -385,3 +385,56 @@ struct SingleStream {
         #expect(zip(sequences, sequences.dropFirst()).allSatisfy { $1 == $0 &+ 1 })
     }
 }
+
+@Suite struct EstimateDrivenLayerTests {
+    @Test func transportFeedbackReportingLossMovesTheLayerDown() throws {
+        let router = SFURouter(wallClock: testWallClock)
+        let publisher = router.addPublisher(
+            room: "r", peerID: "pub",
+            description: PublisherDescription(extensions: publisherIDs, tracks: [videoTrack()]),
+            transport: RecordingTransport(), now: at(0))
+        let subscriberTransport = RecordingTransport()
+        let subscriber = router.addSubscriber(
+            room: "r", peerID: "sub",
+            description: SubscriberDescription(extensions: subscriberIDs, slots: [videoSlot()]),
+            transport: subscriberTransport, now: at(0))
+        let consumer = subscriber.consumers[0]
+        var source = SimulcastSource()
+        var time: Int64 = 0
+        var map = RTPHeaderExtensionMap()
+        map.transportSequenceNumber = 11
+        var reported = 0
+        var feedbackCount: UInt8 = 0
+        /// Frames every 20 ms; with `lossy`, every 100 ms a feedback reports every other packet lost.
+        func run(until end: Int64, lossy: Bool) throws {
+            while time < end {
+                for layer in 0..<3 {
+                    publisher.receiveRTP(
+                        source.frame(layer: layer, keyframe: time % 500 == 0, withRID: time == 0), now: at(time))
+                }
+                router.tick(now: at(time))
+                if lossy, time % 100 == 0 {
+                    let media = subscriberTransport.rtpPackets.filter { $0.ssrc == 0xAAAA_0001 }
+                    let fresh = media[reported...]
+                    if let first = fresh.first, let base = try first.transportSequenceNumber(map)?.value {
+                        let arrivals: [Int64?] = fresh.indices.map { $0 % 2 == 0 ? Int64($0) * 20_000 : nil }
+                        var feedback = ByteBufferAllocator().buffer(capacity: 1500)
+                        try RTCPTransportWideFeedback.write(
+                            senderSSRC: 5, mediaSSRC: 0xAAAA_0001, baseSequenceNumber: base,
+                            feedbackPacketCount: feedbackCount, arrivals: arrivals, into: &feedback)
+                        feedbackCount &+= 1
+                        subscriber.receiveRTCP(feedback, now: at(time))
+                    }
+                    reported = media.count
+                }
+                time += 20
+            }
+        }
+        try run(until: 3100, lossy: false)
+        #expect(consumer.currentLayer == 2)
+        try run(until: 6100, lossy: true)
+        #expect(subscriber.availableBitrate < 500_000)
+        #expect(consumer.currentLayer != 2)
+        #expect(subscriber.counters.transportFeedbackReceived == 30)
+    }
+}

@@ -419,3 +419,45 @@ import Testing
         #expect(zip(timestamps, timestamps.dropFirst()).allSatisfy { Int32(bitPattern: $1 &- $0) > 0 })
     }
 }
+
+@Suite struct RTXLearningTests {
+    @Test func simulcastRTXIsLearntFromRepairedRIDAndFillsTheGap() throws {
+        let router = SFURouter(wallClock: testWallClock)
+        let publisher = router.addPublisher(
+            room: "r", peerID: "pub",
+            description: PublisherDescription(extensions: publisherIDs, tracks: [videoTrack()]),
+            transport: RecordingTransport(), now: at(0))
+        let subscriberTransport = RecordingTransport()
+        router.addSubscriber(
+            room: "r", peerID: "sub",
+            description: SubscriberDescription(extensions: subscriberIDs, slots: [videoSlot()]),
+            transport: subscriberTransport, now: at(0))
+        var source = SimulcastSource()
+        for layer in 0..<3 { publisher.receiveRTP(source.frame(layer: layer, keyframe: true), now: at(0)) }
+        let lost = source.frame(layer: 0, keyframe: false)
+        publisher.receiveRTP(source.frame(layer: 0, keyframe: false), now: at(40))
+        let lostPacket = try RTPPacket(lost)
+
+        // RTX (PT 97) on an unsignalled SSRC, bound through mid + repaired-rid.
+        var payload: [UInt8] = [UInt8(lostPacket.sequenceNumber >> 8), UInt8(lostPacket.sequenceNumber & 0xFF)]
+        payload += bytes(lostPacket.payload)
+        publisher.receiveRTP(
+            rtpPacket(
+                payloadType: 97, sequenceNumber: 1, timestamp: lostPacket.timestamp, ssrc: 2001,
+                extensions: [(1, ascii("0")), (3, ascii("l"))], payload: payload),
+            now: at(60))
+        #expect(publisher.producers[0].layers[0].rtxSSRC == 2001)
+        #expect(publisher.producers[0].layers[0].retransmissionsReceived == 1)
+
+        let sent = subscriberTransport.rtpPackets
+        try #require(sent.count == 3)
+        // The repaired packet takes the output number between the keyframe and the next packet.
+        #expect(sent[2].sequenceNumber == sent[0].sequenceNumber &+ 1)
+        #expect(sent[1].sequenceNumber == sent[0].sequenceNumber &+ 2)
+        #expect(sent[2].payloadType == 100)
+        #expect(bytes(sent[2].payload).count == bytes(lostPacket.payload).count)
+        // No repaired-rid (or rid) goes out.
+        #expect(
+            sent.allSatisfy { $0.extension(id: 3) == nil && $0.extension(id: 14) == nil && $0.extension(id: 8) == nil })
+    }
+}
