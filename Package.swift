@@ -21,6 +21,7 @@ let package = Package(
         .library(name: "BraidICE", targets: ["BraidICE"]),
         .library(name: "BraidRTPStreams", targets: ["BraidRTPStreams"]),
         .library(name: "BraidCongestion", targets: ["BraidCongestion"]),
+        .library(name: "BraidSFU", targets: ["BraidSFU"]),
         .library(name: "BraidNode", targets: ["BraidNode"]),
     ],
     dependencies: [
@@ -64,6 +65,13 @@ let package = Package(
         ),
         .target(name: "BraidCongestion", swiftSettings: swiftSettings),
         .target(
+            name: "BraidSFU",
+            dependencies: [
+                "BraidWire", "BraidRTPStreams", "BraidCongestion", .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "BraidCodecs",
             dependencies: ["COpus", "CVPX", "CBraidShims"],
             swiftSettings: swiftSettings
@@ -103,6 +111,7 @@ let package = Package(
         .testTarget(name: "BraidICETests", dependencies: ["BraidICE"], swiftSettings: swiftSettings),
         .testTarget(name: "BraidRTPStreamsTests", dependencies: ["BraidRTPStreams"], swiftSettings: swiftSettings),
         .testTarget(name: "BraidCongestionTests", dependencies: ["BraidCongestion"], swiftSettings: swiftSettings),
+        .testTarget(name: "BraidSFUTests", dependencies: ["BraidSFU"], swiftSettings: swiftSettings),
         .testTarget(name: "BraidCodecsTests", dependencies: ["BraidCodecs"], swiftSettings: swiftSettings),
         .testTarget(
             name: "BraidNodeTests",

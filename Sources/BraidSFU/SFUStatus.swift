@@ -1,0 +1,195 @@
+import BraidRTPStreams
+import NIOCore
+
+/// A snapshot of one room for the dashboard (JSON keys in snake_case).
+public struct SFURoomStatus: Sendable, Hashable, Codable {
+    /// The room name.
+    public var name: String
+    /// Publishing peers.
+    public var publishers: [SFUPeerStatus]
+    /// Subscribing peers.
+    public var subscribers: [SFUPeerStatus]
+    /// Published tracks.
+    public var tracks: [SFUTrackStatus]
+    /// Track ids of the audio tracks with voice, loudest first (RFC 6464 levels, smoothed).
+    public var activeSpeakers: [String]
+
+    enum CodingKeys: String, CodingKey {
+        case name, publishers, subscribers, tracks
+        case activeSpeakers = "active_speakers"
+    }
+}
+
+/// A snapshot of one peer (a publisher or a subscriber).
+public struct SFUPeerStatus: Sendable, Hashable, Codable {
+    /// The peer id.
+    public var id: String
+    /// `"publish"` or `"subscribe"`.
+    public var direction: String
+    /// Codec names of its tracks or slots.
+    public var codecs: [String]
+    /// Bits/s received from the peer.
+    public var bitrateInBps: Int
+    /// Bits/s sent to the peer.
+    public var bitrateOutBps: Int
+    /// Packets lost: upstream as counted by the node, downstream as reported by the peer.
+    public var packetsLost: Int
+    /// Fraction lost, 0–1: upstream lost/expected since the start; downstream the last report's fraction.
+    public var lossFraction: Double
+    /// Round-trip time from RTCP (subscribers).
+    public var rttMs: Double?
+    /// Bandwidth available to the peer as the node estimates it, cap applied (subscribers).
+    public var estimateBps: Int?
+    /// Per mid: the forwarded layer (its rid, or its index without rids).
+    public var layers: [String: String]
+    /// NACKs received from the peer.
+    public var nacksReceived: Int
+    /// NACKs sent to the peer.
+    public var nacksSent: Int
+    /// Packets retransmitted to the peer.
+    public var retransmissions: Int
+    /// Keyframe requests: sent to a publisher, received from a subscriber.
+    public var keyframeRequests: Int
+    /// Input dropped: malformed packets, unknown SSRCs, malformed RTCP.
+    public var packetsDropped: Int
+
+    enum CodingKeys: String, CodingKey {
+        case id, direction, codecs, layers, retransmissions
+        case bitrateInBps = "bitrate_in_bps"
+        case bitrateOutBps = "bitrate_out_bps"
+        case packetsLost = "packets_lost"
+        case lossFraction = "loss_fraction"
+        case rttMs = "rtt_ms"
+        case estimateBps = "estimate_bps"
+        case nacksReceived = "nacks_received"
+        case nacksSent = "nacks_sent"
+        case keyframeRequests = "keyframe_requests"
+        case packetsDropped = "packets_dropped"
+    }
+}
+
+/// A snapshot of one published track.
+public struct SFUTrackStatus: Sendable, Hashable, Codable {
+    /// The track id (msid).
+    public var trackID: String
+    /// The publisher's mid.
+    public var mid: String
+    /// `"audio"` or `"video"`.
+    public var kind: MediaKind
+    /// The publisher's peer id.
+    public var publisher: String
+    /// One entry per layer (one without simulcast).
+    public var layers: [SFULayerStatus]
+    /// Smoothed audio level (RFC 6464, −dBov, 127 = silence), audio tracks with the extension only.
+    public var audioLevel: Double?
+
+    enum CodingKeys: String, CodingKey {
+        case mid, kind, publisher, layers
+        case trackID = "track_id"
+        case audioLevel = "audio_level"
+    }
+}
+
+/// A snapshot of one inbound layer.
+public struct SFULayerStatus: Sendable, Hashable, Codable {
+    /// The rid, nil without simulcast.
+    public var rid: String?
+    /// The media SSRC, once known.
+    public var ssrc: UInt32?
+    /// Measured bitrate (RTX excluded).
+    public var bitrateBps: Int
+    /// Media packets received.
+    public var packets: Int
+    /// Frame size from the last VP8 keyframe.
+    public var width: Int?
+    /// Frame size from the last VP8 keyframe.
+    public var height: Int?
+
+    enum CodingKeys: String, CodingKey {
+        case rid, ssrc, packets, width, height
+        case bitrateBps = "bitrate_bps"
+    }
+}
+
+extension Room {
+    /// Audio tracks with voice, loudest (lowest −dBov) first.
+    func activeSpeakers(now: NIODeadline, configuration: SFUConfiguration) -> [Producer] {
+        self.producers.filter { producer in
+            guard producer.kind == .audio, let level = producer.smoothedAudioLevel,
+                let at = producer.lastAudioLevelAt, now - at <= configuration.speakerTimeout
+            else { return false }
+            return level < configuration.speakerSilenceLevel
+        }.sorted { ($0.smoothedAudioLevel ?? 127) < ($1.smoothedAudioLevel ?? 127) }
+    }
+
+    func status(now: NIODeadline, configuration: SFUConfiguration) -> SFURoomStatus {
+        let publishers = self.publishers.map { publisher -> SFUPeerStatus in
+            var lost = 0
+            var fraction = 0.0
+            var layers: [String: String] = [:]
+            for producer in publisher.producers {
+                for layer in producer.layers {
+                    if let statistics = layer.statistics {
+                        lost += Int(clamping: max(0, statistics.cumulativeLost))
+                        let expected = statistics.packetsExpected
+                        if expected > 0 {
+                            fraction = max(fraction, Double(max(0, statistics.cumulativeLost)) / Double(expected))
+                        }
+                    }
+                }
+                layers[producer.track.mid] =
+                    producer.track.rids.isEmpty ? "0" : producer.track.rids.joined(separator: ",")
+            }
+            let c = publisher.counters
+            return SFUPeerStatus(
+                id: publisher.peerID, direction: "publish",
+                codecs: publisher.producers.map(\.track.codecName),
+                bitrateInBps: publisher.inbound.bitsPerSecond, bitrateOutBps: 0, packetsLost: lost,
+                lossFraction: fraction, rttMs: nil, estimateBps: nil, layers: layers, nacksReceived: 0,
+                nacksSent: c.nacksSent,
+                retransmissions: publisher.producers.reduce(0) {
+                    $0 + $1.layers.reduce(0) { $0 + $1.retransmissionsReceived }
+                },
+                keyframeRequests: c.keyframeRequestsSent,
+                packetsDropped: c.malformedRTP + c.unknownSSRC + c.malformedRTCP
+                    + publisher.producers.reduce(0) { $0 + $1.malformedPayloads })
+        }
+        let subscribers = self.subscribers.map { subscriber -> SFUPeerStatus in
+            var lost = 0
+            var fraction = 0.0
+            var layers: [String: String] = [:]
+            for consumer in subscriber.consumers {
+                lost += Int(max(0, consumer.cumulativeLost))
+                fraction = max(fraction, Double(consumer.fractionLost) / 256)
+                if let producer = consumer.producer, let layer = consumer.currentLayer {
+                    layers[consumer.slot.mid] = producer.layers[layer].rid ?? String(layer)
+                }
+            }
+            let c = subscriber.counters
+            let available = subscriber.availableBitrate
+            return SFUPeerStatus(
+                id: subscriber.peerID, direction: "subscribe",
+                codecs: subscriber.consumers.compactMap { $0.producer?.track.codecName },
+                bitrateInBps: 0, bitrateOutBps: subscriber.outbound.bitsPerSecond, packetsLost: lost,
+                lossFraction: fraction,
+                rttMs: subscriber.roundTripTime.map { Double($0.nanoseconds) / 1e6 },
+                estimateBps: available == Int.max ? nil : available, layers: layers,
+                nacksReceived: c.nacksReceived, nacksSent: 0, retransmissions: c.retransmissions,
+                keyframeRequests: c.keyframeRequestsReceived, packetsDropped: c.malformedRTCP)
+        }
+        let tracks = self.producers.map { producer in
+            SFUTrackStatus(
+                trackID: producer.track.trackID, mid: producer.track.mid, kind: producer.kind,
+                publisher: producer.publisher.peerID,
+                layers: producer.layers.map { layer in
+                    SFULayerStatus(
+                        rid: layer.rid, ssrc: layer.ssrc, bitrateBps: layer.meter.bitsPerSecond,
+                        packets: layer.meter.packets, width: layer.width, height: layer.height)
+                },
+                audioLevel: producer.smoothedAudioLevel)
+        }
+        return SFURoomStatus(
+            name: self.name, publishers: publishers, subscribers: subscribers, tracks: tracks,
+            activeSpeakers: self.activeSpeakers(now: now, configuration: configuration).map(\.track.trackID))
+    }
+}
