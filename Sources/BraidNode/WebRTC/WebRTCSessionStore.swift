@@ -1,4 +1,5 @@
 import BraidICE
+import BraidSDP
 import BraidSecurity
 import BraidWire
 import NIOCore
@@ -65,6 +66,8 @@ final class WebRTCSessionStore {
     func add(
         id: String,
         room: String,
+        direction: WebRTCSession.Direction,
+        negotiated: SDPAnswer,
         local: ICECredentials,
         remote: ICECredentials,
         remoteFingerprint: DTLSFingerprint,
@@ -72,7 +75,7 @@ final class WebRTCSessionStore {
     ) throws -> Void {
         let dtls = try DTLSEndpoint(role: .server, certificate: self.certificate, remoteFingerprint: remoteFingerprint)
         let agent = try ICELiteAgent(local: local, remote: remote, timeouts: timeouts, now: .now)
-        let session = WebRTCSession(id: id, room: room, dtls: dtls)
+        let session = WebRTCSession(id: id, room: room, direction: direction, negotiated: negotiated, dtls: dtls)
         let tableID = try self.table.insert(agent, context: session)
         self.byID[id] = tableID
     }
@@ -96,6 +99,11 @@ final class WebRTCSessionStore {
             return WebRTCSessionStatus(
                 id: session.id,
                 room: session.room,
+                direction: session.direction,
+                sections: WebRTCSectionStatus.list(session.negotiated),
+                maximumBitrate: session.maximumBitrate,
+                iceRestarts: session.iceRestarts,
+                trickledCandidates: session.trickledCandidateCount,
                 remoteAddress: agent.selectedAddress.map { "\($0)" },
                 iceState: WebRTCSession.label(agent.state(now: now)),
                 dtlsState: WebRTCSession.label(session.dtls.state),
@@ -103,6 +111,38 @@ final class WebRTCSessionStore {
                 counters: session.counters
             )
         }.sorted { $0.id < $1.id }
+    }
+
+    /// The session `id` (of `room`, when given) with its agent, or nil.
+    func session(id: String, room: String? = nil) -> (agent: ICELiteAgent, session: WebRTCSession)? {
+        guard let tableID = self.byID[id], let agent = self.table.agent(tableID),
+            let session = self.table.context(tableID)
+        else { return nil }
+        if let room, session.room != room { return nil }
+        return (agent, session)
+    }
+
+    /// Starts an ICE restart of session `id` (RFC 8445 §9, RFC 9725 §4.3.2): checks with `local` are
+    /// answered from now on, and the old credentials keep answering until the client's first check with the
+    /// new ones. Returns false for an unknown session.
+    ///
+    /// - Throws: ``ICEError`` `.duplicateUfrag` (another session owns `local.ufrag`) or `.badCredentials`.
+    func restartICE(id: String, room: String, local: ICECredentials, remote: ICECredentials) throws(ICEError)
+        -> Bool
+    {
+        guard let tableID = self.byID[id], let session = self.table.context(tableID), session.room == room else {
+            return false
+        }
+        try self.table.restart(tableID, newLocal: local, newRemote: remote)
+        session.iceRestarts &+= 1
+        return true
+    }
+
+    /// Sets (or, with nil, lifts) the operator's bitrate cap of session `id`; false for an unknown id.
+    func setMaximumBitrate(id: String, bps: Int?) -> Bool {
+        guard let tableID = self.byID[id], let session = self.table.context(tableID) else { return false }
+        session.maximumBitrate = bps
+        return true
     }
 
     // MARK: Packet path
