@@ -85,6 +85,7 @@ let package = Package(
                 "BraidSecurity",
                 "BraidSDP",
                 "BraidICE",
+                "BraidSFU",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Hummingbird", package: "hummingbird"),

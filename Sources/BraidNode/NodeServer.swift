@@ -31,14 +31,14 @@ public final class NodeServer: Sendable {
     ///   - configuration: the node's configuration, usually from
     ///     ``NodeConfiguration/resolve(flags:environment:configFile:hostName:)``.
     ///   - logger: the node's logger; its level is set from the configuration.
-    ///   - whipAuthorizer: checks the bearer token of WHIP requests. The default, ``WHIPRoutes/allowAll``,
-    ///     leaves publishing open, which suits the zero-config loopback node; pass a real check before
-    ///     binding the HTTP port to a reachable address.
+    ///   - whipAuthorizer: checks the bearer token of WHIP and WHEP requests. The default,
+    ///     ``WebRTCRoutes/allowAll``, leaves publishing and playing open, which suits the zero-config loopback
+    ///     node; pass a real check before binding the HTTP port to a reachable address.
     /// - Throws: ``ConfigurationError`` if `configuration` does not validate.
     public init(
         configuration: NodeConfiguration,
         logger: Logger = Logger(label: "braid.node"),
-        whipAuthorizer: @escaping WHIPAuthorizer = WHIPRoutes.allowAll
+        whipAuthorizer: @escaping WebRTCAuthorizer = WebRTCRoutes.allowAll
     ) throws(ConfigurationError) {
         try configuration.validate()
         var logger = logger
@@ -58,8 +58,11 @@ public final class NodeServer: Sendable {
         self.media = media
         self.metrics = metrics
         self.monitor = monitor
+        // The dashboard, WHIP, WHEP and session routes, then the browser demo page.
+        let router = DashboardRoutes.makeRouter(monitor: monitor, whipAuthorizer: whipAuthorizer)
+        DemoRoutes.register(on: router)
         self.application = Application(
-            router: DashboardRoutes.makeRouter(monitor: monitor, whipAuthorizer: whipAuthorizer),
+            router: router,
             configuration: ApplicationConfiguration(
                 address: .hostname(configuration.http.address, port: configuration.http.port),
                 serverName: "braid-node",

@@ -189,7 +189,7 @@ struct WHIPTests {
         }
     }
 
-    @Test("wrong content type → 415; oversized body → 413; unknown resource → 404; PATCH → 405")
+    @Test("wrong content type → 415; oversized body → 413; unknown resource → 404 (DELETE and PATCH)")
     func otherErrors() async throws {
         try await withRunningNode(try testConfiguration()) { running in
             let wrongType = try await running.whip(.post, "/whip/lobby", contentType: "application/json", body: "{}")
@@ -200,8 +200,9 @@ struct WHIPTests {
             let unknown = try await running.whip(.delete, "/whip/lobby/0123456789abcdef")
             #expect(unknown.status == .notFound)
             let patch = try await running.whip(
-                .patch, "/whip/lobby/x", contentType: "application/trickle-ice-sdpfrag", body: "a=x")
-            #expect(patch.status == .methodNotAllowed)
+                .patch, "/whip/lobby/x", contentType: "application/trickle-ice-sdpfrag", body: "a=ice-ufrag:abcd",
+                headers: [.ifMatch: "*"])
+            #expect(patch.status == .notFound)
             let badRoom = try await running.whip(.post, "/whip/l%20b", contentType: "application/sdp", body: "v=0")
             #expect(badRoom.status == .badRequest)
         }
@@ -230,9 +231,10 @@ extension RunningNode {
         _ method: HTTPRequest.Method,
         _ path: String,
         contentType: String? = nil,
-        body: String? = nil
+        body: String? = nil,
+        headers extra: HTTPFields = [:]
     ) async throws -> TestClient.Response {
-        var headers: HTTPFields = [:]
+        var headers = extra
         if let contentType { headers[.contentType] = contentType }
         let request = TestClient.Request(
             path, method: method, headers: headers, body: body.map { ByteBuffer(string: $0) })

@@ -24,7 +24,7 @@ public struct NodeStatus: Codable, Sendable, Equatable {
     public var http: Listener
     /// The UDP media socket and its traffic.
     public var media: MediaSection
-    /// The WebRTC sessions (WHIP ingest) on this node.
+    /// The WebRTC sessions (WHIP publishers and WHEP players) on this node.
     public var sessions: SessionsSection = SessionsSection()
 
     enum CodingKeys: String, CodingKey {
@@ -217,17 +217,34 @@ extension NodeStatus {
 
         row("sessions", "\(self.sessions.count)")
         if !self.sessions.list.isEmpty {
-            var table: [[String]] = [["session", "room", "remote", "ice", "dtls", "srtp", "rtp in", "rtcp in"]]
+            var table: [[String]] = [
+                ["session", "room", "dir", "remote", "ice", "dtls", "srtp", "cap bps", "rtp in", "rtcp in"]
+            ]
             for session in self.sessions.list {
                 table.append([
-                    session.id, session.room, session.remoteAddress ?? "-", session.iceState, session.dtlsState,
-                    session.srtpProfile ?? "-", "\(session.counters.rtpReceived.packets)",
+                    session.id, session.room, session.direction.rawValue, session.remoteAddress ?? "-",
+                    session.iceState, session.dtlsState, session.srtpProfile ?? "-",
+                    session.maximumBitrate.map { "\($0)" } ?? "-", "\(session.counters.rtpReceived.packets)",
                     "\(session.counters.rtcpReceived.packets)",
                 ])
             }
             lines.append(contentsOf: Self.alignedTable(table))
+            // One line per session with what its answer negotiated: mid, kind, codec, RTX, RIDs, SSRCs.
+            for session in self.sessions.list {
+                let sections = session.sections.map(Self.formatSection).joined(separator: "; ")
+                lines.append("  \(session.id)  \(sections.isEmpty ? "no accepted sections" : sections)")
+            }
         }
         return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// `mid 1 video VP8/90000 pt 96 rtx 97 rids q,h,f ssrc 1234/5678`.
+    static func formatSection(_ section: WebRTCSectionStatus) -> String {
+        var text = "mid \(section.mid) \(section.kind) \(section.codec)"
+        if let rtx = section.rtxPayloadType { text += " rtx \(rtx)" }
+        if !section.rids.isEmpty { text += " rids " + section.rids.joined(separator: ",") }
+        if let ssrc = section.ssrc { text += " ssrc \(ssrc)" + (section.rtxSSRC.map { "/\($0)" } ?? "") }
+        return text
     }
 
     /// First column left-aligned, the others right-aligned, two spaces between columns.

@@ -1,7 +1,16 @@
 import BraidICE
+import BraidSDP
 import BraidSFU
 import BraidSecurity
 import NIOCore
+
+/// Which way media flows in a session, seen from the client.
+public enum WebRTCDirection: String, Sendable, Codable, Hashable {
+    /// WHIP (RFC 9725): the client publishes, the node receives.
+    case publish
+    /// WHEP (draft-ietf-wish-whep): the client plays, the node sends.
+    case subscribe
+}
 
 /// What one session has received on the media socket. Wrapping arithmetic: counters never trap.
 public struct WebRTCSessionCounters: Sendable, Equatable, Codable {
@@ -31,8 +40,19 @@ public struct WebRTCSessionCounters: Sendable, Equatable, Codable {
 public struct WebRTCSessionStatus: Sendable, Equatable, Codable {
     /// The resource id in `Location: /whip/{room}/{id}`.
     public var id: String
-    /// The room named in the WHIP URL.
+    /// The room named in the WHIP or WHEP URL.
     public var room: String
+    /// `publish` (WHIP) or `subscribe` (WHEP).
+    public var direction: WebRTCDirection
+    /// The accepted m-sections of the answer: mid, kind and negotiated codec.
+    public var sections: [WebRTCSectionStatus]
+    /// The operator's bitrate cap in bits per second, or nil when none is set.
+    public var maximumBitrate: Int?
+    /// ICE restarts completed or started through `PATCH` since the session was created.
+    public var iceRestarts: Int
+    /// Remote candidates received by trickle ICE `PATCH` requests (recorded, not used: the node is ICE-lite
+    /// and learns the client's addresses from its connectivity checks).
+    public var trickledCandidates: Int
     /// The selected remote address (`ip:port`), once a check has passed.
     public var remoteAddress: String?
     /// `new`, `checking`, `connected`, `disconnected` or `failed` (``ICELiteAgent/State``).
@@ -47,6 +67,11 @@ public struct WebRTCSessionStatus: Sendable, Equatable, Codable {
     public init(
         id: String,
         room: String,
+        direction: WebRTCDirection = .publish,
+        sections: [WebRTCSectionStatus] = [],
+        maximumBitrate: Int? = nil,
+        iceRestarts: Int = 0,
+        trickledCandidates: Int = 0,
         remoteAddress: String?,
         iceState: String,
         dtlsState: String,
@@ -55,6 +80,11 @@ public struct WebRTCSessionStatus: Sendable, Equatable, Codable {
     ) {
         self.id = id
         self.room = room
+        self.direction = direction
+        self.sections = sections
+        self.maximumBitrate = maximumBitrate
+        self.iceRestarts = iceRestarts
+        self.trickledCandidates = trickledCandidates
         self.remoteAddress = remoteAddress
         self.iceState = iceState
         self.dtlsState = dtlsState
@@ -65,6 +95,11 @@ public struct WebRTCSessionStatus: Sendable, Equatable, Codable {
     enum CodingKeys: String, CodingKey {
         case id
         case room
+        case direction
+        case sections
+        case maximumBitrate = "maximum_bitrate"
+        case iceRestarts = "ice_restarts"
+        case trickledCandidates = "trickled_candidates"
         case remoteAddress = "remote_address"
         case iceState = "ice_state"
         case dtlsState = "dtls_state"
@@ -73,14 +108,101 @@ public struct WebRTCSessionStatus: Sendable, Equatable, Codable {
     }
 }
 
-/// The per-session state of an ingest (WHIP) session. Confined to the media channel's event loop.
+/// One accepted m-section of a session, as the dashboard shows it.
+public struct WebRTCSectionStatus: Sendable, Equatable, Codable {
+    /// The section's `a=mid`.
+    public var mid: String
+    /// `audio` or `video`.
+    public var kind: String
+    /// The negotiated codec as `encoding/clock[/channels]` with its payload type, e.g. `VP8/90000 pt 96`.
+    public var codec: String
+    /// The RTX payload type, when RTX is negotiated.
+    public var rtxPayloadType: Int?
+    /// Simulcast RIDs the client sends (WHIP), in `a=simulcast` order.
+    public var rids: [String]
+    /// The node's media SSRC in this section (WHEP).
+    public var ssrc: UInt32?
+    /// The node's RTX SSRC in this section (WHEP, when RTX is negotiated).
+    public var rtxSSRC: UInt32?
+
+    public init(
+        mid: String,
+        kind: String,
+        codec: String,
+        rtxPayloadType: Int? = nil,
+        rids: [String] = [],
+        ssrc: UInt32? = nil,
+        rtxSSRC: UInt32? = nil
+    ) {
+        self.mid = mid
+        self.kind = kind
+        self.codec = codec
+        self.rtxPayloadType = rtxPayloadType
+        self.rids = rids
+        self.ssrc = ssrc
+        self.rtxSSRC = rtxSSRC
+    }
+
+    /// The accepted sections of `answer`.
+    static func list(_ answer: SDPAnswer) -> [WebRTCSectionStatus] {
+        answer.sections.compactMap { section in
+            guard section.accepted, let mid = section.mid, let codec = section.codec else { return nil }
+            var name = "\(codec.encoding)/\(codec.clockRate)"
+            if let channels = codec.channels { name += "/\(channels)" }
+            return WebRTCSectionStatus(
+                mid: mid,
+                kind: section.kind.rawValue,
+                codec: name + " pt \(codec.payloadType)",
+                rtxPayloadType: section.rtxPayloadType.map(Int.init),
+                rids: section.simulcast.map { $0.recv.flatMap { $0.map(\.rid) } } ?? [],
+                ssrc: section.localSender?.ssrc,
+                rtxSSRC: section.localSender?.rtxSSRC
+            )
+        }
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case mid
+        case kind
+        case codec
+        case rtxPayloadType = "rtx_payload_type"
+        case rids
+        case ssrc
+        case rtxSSRC = "rtx_ssrc"
+    }
+}
+
+/// The per-session state of a WHIP or WHEP session. Confined to the media channel's event loop.
 ///
 /// Ownership: the ICE agent lives in the ``WebRTCSessionStore``'s table next to this object; the DTLS
 /// endpoint and SRTP session are allocated here and freed with it (their own `deinit`s free the C
 /// handles), so removing the session from the table releases everything.
 final class WebRTCSession {
+    typealias Direction = WebRTCDirection
+
+    /// The most trickled remote candidates kept per session; later ones are only counted.
+    static let maximumRecordedCandidates = 32
+
     let id: String
     let room: String
+    /// WHIP (`publish`) or WHEP (`subscribe`).
+    let direction: Direction
+    /// The answer and what it negotiated per m-section (codecs, extension IDs, simulcast RIDs, and for
+    /// WHEP the node's SSRCs in ``SDPNegotiatedSection/localSender``).
+    let negotiated: SDPAnswer
+    /// The operator's cap on what the node sends to (WHEP) or asks of (WHIP) this client, in bits per
+    /// second; nil when unset. Set through ``WebRTCSessionStore/setMaximumBitrate(id:bps:)``.
+    var maximumBitrate: Int? {
+        didSet { self.subscriber?.maximumBitrate = self.maximumBitrate }
+    }
+    /// Remote candidates from trickle `PATCH` requests, at most ``maximumRecordedCandidates``. The node is
+    /// ICE-lite (RFC 8445 §2.5): it sends no checks and learns addresses from the client's checks, so
+    /// these are kept for diagnosis only.
+    var trickledCandidates: [SDPCandidate] = []
+    /// Every trickled candidate, recorded or not.
+    var trickledCandidateCount = 0
+    /// ICE restarts accepted for this session.
+    var iceRestarts = 0
     let dtls: DTLSEndpoint
     var srtp: SRTPSession?
     /// Where DTLS came from; its records are answered there (the peer's selected pair).
@@ -94,10 +216,19 @@ final class WebRTCSession {
     var publisher: SFUPublisher?
     var subscriber: SFUSubscriber?
 
-    init(id: String, room: String, dtls: DTLSEndpoint) {
+    init(id: String, room: String, direction: Direction, negotiated: SDPAnswer, dtls: DTLSEndpoint) {
         self.id = id
         self.room = room
+        self.direction = direction
+        self.negotiated = negotiated
         self.dtls = dtls
+    }
+
+    /// Records candidates from a trickle fragment (bounded; see ``trickledCandidates``).
+    func recordTrickled(_ candidates: [SDPCandidate]) {
+        self.trickledCandidateCount &+= candidates.count
+        let room = Self.maximumRecordedCandidates - self.trickledCandidates.count
+        if room > 0 { self.trickledCandidates.append(contentsOf: candidates.prefix(room)) }
     }
 
     /// Cancels timers; called when the session leaves the table.

@@ -1,4 +1,5 @@
 import BraidICE
+import BraidSDP
 import BraidSFU
 import BraidSecurity
 import BraidWire
@@ -43,7 +44,7 @@ final class WebRTCSessionStore {
     /// Writes waiting for one flush.
     let output: WebRTCOutputBatch
     private var sweepTask: Scheduled<Void>?
-    private var tickTask: RepeatedTask?
+    private var tickTask: Scheduled<Void>?
     private var closed = false
 
     init(channel: any Channel, certificate: DTLSCertificate, capacity: Int) {
@@ -62,10 +63,13 @@ final class WebRTCSessionStore {
     /// Starts the consent sweep and the forwarding timers.
     func start() {
         self.scheduleSweep()
-        self.tickTask = self.channel.eventLoop.assumeIsolated().scheduleRepeatedTask(
-            initialDelay: Self.forwardingTickInterval,
-            delay: Self.forwardingTickInterval
-        ) { [weak self] _ in
+        self.scheduleTick()
+    }
+
+    private func scheduleTick() {
+        guard !self.closed else { return }
+        self.tickTask = self.channel.eventLoop.assumeIsolated().scheduleTask(in: Self.forwardingTickInterval) {
+            [weak self] in
             self?.tick()
         }
     }
@@ -74,6 +78,7 @@ final class WebRTCSessionStore {
     private func tick() {
         self.forwarding.tick(now: .now())
         self.output.flush()
+        self.scheduleTick()
     }
 
     /// Sends what the datagrams of one read batch produced (forwarded media, retransmissions, feedback).
@@ -95,6 +100,8 @@ final class WebRTCSessionStore {
     func add(
         id: String,
         room: String,
+        direction: WebRTCSession.Direction,
+        negotiated: SDPAnswer,
         local: ICECredentials,
         remote: ICECredentials,
         remoteFingerprint: DTLSFingerprint,
@@ -102,7 +109,7 @@ final class WebRTCSessionStore {
     ) throws -> Void {
         let dtls = try DTLSEndpoint(role: .server, certificate: self.certificate, remoteFingerprint: remoteFingerprint)
         let agent = try ICELiteAgent(local: local, remote: remote, timeouts: timeouts, now: .now)
-        let session = WebRTCSession(id: id, room: room, dtls: dtls)
+        let session = WebRTCSession(id: id, room: room, direction: direction, negotiated: negotiated, dtls: dtls)
         let tableID = try self.table.insert(agent, context: session)
         self.byID[id] = tableID
     }
@@ -126,6 +133,11 @@ final class WebRTCSessionStore {
             return WebRTCSessionStatus(
                 id: session.id,
                 room: session.room,
+                direction: session.direction,
+                sections: WebRTCSectionStatus.list(session.negotiated),
+                maximumBitrate: session.maximumBitrate,
+                iceRestarts: session.iceRestarts,
+                trickledCandidates: session.trickledCandidateCount,
                 remoteAddress: agent.selectedAddress.map { "\($0)" },
                 iceState: WebRTCSession.label(agent.state(now: now)),
                 dtlsState: WebRTCSession.label(session.dtls.state),
@@ -133,6 +145,38 @@ final class WebRTCSessionStore {
                 counters: session.counters
             )
         }.sorted { $0.id < $1.id }
+    }
+
+    /// The session `id` (of `room`, when given) with its agent, or nil.
+    func session(id: String, room: String? = nil) -> (agent: ICELiteAgent, session: WebRTCSession)? {
+        guard let tableID = self.byID[id], let agent = self.table.agent(tableID),
+            let session = self.table.context(tableID)
+        else { return nil }
+        if let room, session.room != room { return nil }
+        return (agent, session)
+    }
+
+    /// Starts an ICE restart of session `id` (RFC 8445 §9, RFC 9725 §4.3.2): checks with `local` are
+    /// answered from now on, and the old credentials keep answering until the client's first check with the
+    /// new ones. Returns false for an unknown session.
+    ///
+    /// - Throws: ``ICEError`` `.duplicateUfrag` (another session owns `local.ufrag`) or `.badCredentials`.
+    func restartICE(id: String, room: String, local: ICECredentials, remote: ICECredentials) throws(ICEError)
+        -> Bool
+    {
+        guard let tableID = self.byID[id], let session = self.table.context(tableID), session.room == room else {
+            return false
+        }
+        try self.table.restart(tableID, newLocal: local, newRemote: remote)
+        session.iceRestarts &+= 1
+        return true
+    }
+
+    /// Sets (or, with nil, lifts) the operator's bitrate cap of session `id`; false for an unknown id.
+    func setMaximumBitrate(id: String, bps: Int?) -> Bool {
+        guard let tableID = self.byID[id], let session = self.table.context(tableID) else { return false }
+        session.maximumBitrate = bps
+        return true
     }
 
     // MARK: Packet path

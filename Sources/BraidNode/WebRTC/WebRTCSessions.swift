@@ -1,11 +1,12 @@
 import BraidICE
 import BraidSDP
 import BraidSecurity
+import Foundation
 import NIOConcurrencyHelpers
 import NIOCore
 
-/// Why a WHIP request could not create a session; ``WHIPRoutes`` maps each kind to an HTTP status.
-public struct WHIPError: Error, Sendable, Equatable, CustomStringConvertible {
+/// Why a WHIP or WHEP request failed; ``WebRTCRoutes`` maps each kind to an HTTP status.
+public struct WebRTCSessionError: Error, Sendable, Equatable, CustomStringConvertible {
     /// The class of failure.
     public enum Kind: Sendable, Equatable {
         /// The offer is not valid SDP or asks for something the node does not do (400).
@@ -14,6 +15,14 @@ public struct WHIPError: Error, Sendable, Equatable, CustomStringConvertible {
         case noCommonCodec
         /// The media socket is not bound, or the node holds its maximum of sessions (503).
         case unavailable
+        /// No such session resource (404).
+        case unknownSession
+        /// A `PATCH` body that is not a usable trickle-ICE fragment (400).
+        case badFragment
+        /// A `PATCH` without `If-Match` (428, RFC 6585 §3).
+        case preconditionRequired
+        /// A `PATCH` whose `If-Match` does not match the session's entity tag (412, RFC 9110 §13.1.1).
+        case preconditionFailed
     }
 
     public let kind: Kind
@@ -25,12 +34,15 @@ public struct WHIPError: Error, Sendable, Equatable, CustomStringConvertible {
         self.reason = reason
     }
 
-    public var description: String { "WHIPError.\(self.kind): \(self.reason)" }
+    public var description: String { "WebRTCSessionError.\(self.kind): \(self.reason)" }
 }
 
-/// A session created by ``WebRTCSessions/createIngestSession(room:offer:)``.
-public struct WHIPSessionCreated: Sendable, Equatable {
-    /// The session's resource id: `Location: /whip/{room}/{id}`.
+/// The former name of ``WebRTCSessionError``.
+public typealias WHIPError = WebRTCSessionError
+
+/// A session created by ``WebRTCSessions/createSession(direction:room:offer:)``.
+public struct WebRTCSessionCreated: Sendable, Equatable {
+    /// The session's resource id: `Location: /whip/{room}/{id}` or `/whep/{room}/{id}`.
     public var id: String
     /// The room from the URL.
     public var room: String
@@ -38,6 +50,18 @@ public struct WHIPSessionCreated: Sendable, Equatable {
     public var answer: String
     /// The entity tag of the ICE session (RFC 9725 §4.3.1): changes with an ICE restart.
     public var etag: String
+}
+
+/// The former name of ``WebRTCSessionCreated``.
+public typealias WHIPSessionCreated = WebRTCSessionCreated
+
+/// What a trickle-ICE `PATCH` did (RFC 9725 §4.3).
+public enum WebRTCPatchOutcome: Sendable, Equatable {
+    /// Candidates only: recorded (the node is ICE-lite and learns addresses from checks). 204.
+    case trickled(candidates: Int)
+    /// An ICE restart: the node's new credentials and candidates as an `application/trickle-ice-sdpfrag`
+    /// body, and the new entity tag. 200.
+    case restarted(fragment: String, etag: String)
 }
 
 /// The node's WebRTC sessions, as seen from outside the media event loop.
@@ -109,26 +133,290 @@ public final class WebRTCSessions: Sendable {
         self.attached.withLockedValue { $0?.port = port }
     }
 
-    /// Creates an ingest (WHIP, RFC 9725 §4.2) session for `offer` in `room` and returns its answer.
+    /// Creates an ingest (WHIP) session; see ``createSession(direction:room:offer:)``.
+    public func createIngestSession(room: String, offer: String) async throws(WebRTCSessionError)
+        -> WebRTCSessionCreated
+    {
+        try await self.createSession(direction: .publish, room: room, offer: offer)
+    }
+
+    /// Creates a session for `offer` in `room` and returns its answer.
     ///
-    /// - Throws: ``WHIPError`` with `.badOffer` for SDP that does not parse or that the node cannot
-    ///   answer, `.noCommonCodec` when no offered codec is supported, `.unavailable` when the media socket
-    ///   is not running or the node is full.
-    public func createIngestSession(room: String, offer: String) async throws(WHIPError) -> WHIPSessionCreated {
+    /// - `.publish` (WHIP, RFC 9725 §4.2): sections are answered `recvonly`.
+    /// - `.subscribe` (WHEP, draft-ietf-wish-whep §4.2): sections are answered `sendonly`. The node picks a
+    ///   random non-zero media SSRC per accepted section, plus an RTX SSRC for video when RTX is negotiated
+    ///   (announced with `a=ssrc-group:FID`), and one msid stream id per session shared by audio and video,
+    ///   so the player keeps them in sync. The SSRCs are in the stored answer's
+    ///   ``SDPNegotiatedSection/localSender``.
+    ///
+    /// - Throws: ``WebRTCSessionError`` with `.badOffer` for SDP that does not parse, that the node cannot
+    ///   answer, or that has no section in the needed direction; `.noCommonCodec` when no offered codec is
+    ///   supported; `.unavailable` when the media socket is not running or the node is full.
+    public func createSession(
+        direction: WebRTCDirection,
+        room: String,
+        offer: String
+    ) async throws(WebRTCSessionError) -> WebRTCSessionCreated {
         let session: SessionDescription
         do throws(SDPError) {
             session = try SessionDescription(parsing: offer)
         } catch {
-            throw WHIPError(.badOffer, "malformed SDP offer: \(error)")
+            throw WebRTCSessionError(.badOffer, "malformed SDP offer: \(error)")
         }
         guard let attached = self.attached.withLockedValue({ $0 }), let bound = attached.port,
             let port = UInt16(exactly: bound)
         else {
-            throw WHIPError(.unavailable, "the media socket is not running")
+            throw WebRTCSessionError(.unavailable, "the media socket is not running")
         }
 
+        let id = Self.randomID()
         let local = ICECredentials.random()
-        let candidates = self.advertisedAddresses.enumerated().map { index, address in
+        let ours = attached.certificate.fingerprint
+        var parameters = SDPLocalParameters(
+            iceUfrag: local.ufrag,
+            icePwd: local.password,
+            fingerprint: SDPFingerprint(algorithm: ours.algorithm.rawValue, bytes: ours.bytes),
+            candidates: self.candidates(port: port),
+            role: direction == .publish ? .receive : .send,
+            sessionID: "\(UInt64.random(in: 1...(UInt64(1) << 62)))"
+        )
+        if direction == .subscribe {
+            // One stream id per session: libwebrtc groups audio and video of one msid stream for lip sync.
+            let stream = "braid-" + id.prefix(12)
+            parameters.streamID = stream
+            parameters.cname = stream
+            parameters.senders = Self.senders(for: session)
+        }
+        var answer: SDPAnswer
+        do throws(SDPError) {
+            answer = try SDPAnswerBuilder(local: parameters).answer(to: session)
+        } catch where error.code == .noCommonCodec {
+            throw WebRTCSessionError(.noCommonCodec, error.reason)
+        } catch {
+            throw WebRTCSessionError(.badOffer, "cannot answer the offer: \(error)")
+        }
+        switch direction {
+        case .publish:
+            guard answer.sections.contains(where: { $0.accepted && $0.direction.receives }) else {
+                throw WebRTCSessionError(.badOffer, "a WHIP offer needs a sendonly audio or video section")
+            }
+        case .subscribe:
+            guard answer.sections.contains(where: { $0.accepted && $0.direction.sends }) else {
+                throw WebRTCSessionError(.badOffer, "a WHEP offer needs a recvonly audio or video section")
+            }
+            // An RTX SSRC only exists where RTX was negotiated; the answer announced none elsewhere.
+            for index in answer.sections.indices where answer.sections[index].rtxPayloadType == nil {
+                answer.sections[index].localSender?.rtxSSRC = nil
+            }
+        }
+
+        let remote: ICECredentials
+        do throws(ICEError) {
+            remote = try ICECredentials(ufrag: answer.remote.iceUfrag, password: answer.remote.icePwd)
+        } catch {
+            throw WebRTCSessionError(.badOffer, "bad ICE credentials in the offer: \(error.reason)")
+        }
+        let remoteFingerprint: DTLSFingerprint
+        do {
+            guard let algorithm = DTLSFingerprint.Algorithm(rawValue: answer.remote.fingerprint.algorithm.lowercased())
+            else {
+                throw WebRTCSessionError(
+                    .badOffer,
+                    "unsupported fingerprint hash \(answer.remote.fingerprint.algorithm)"
+                )
+            }
+            remoteFingerprint = try DTLSFingerprint(algorithm: algorithm, bytes: answer.remote.fingerprint.bytes)
+        } catch let error as WebRTCSessionError {
+            throw error
+        } catch {
+            throw WebRTCSessionError(.badOffer, "bad a=fingerprint in the offer: \(error)")
+        }
+
+        let store = attached.store
+        let timeouts = self.iceTimeouts
+        let negotiated = answer
+        do {
+            try await attached.eventLoop.submit {
+                try store.value.add(
+                    id: id,
+                    room: room,
+                    direction: direction,
+                    negotiated: negotiated,
+                    local: local,
+                    remote: remote,
+                    remoteFingerprint: remoteFingerprint,
+                    timeouts: timeouts
+                )
+            }.get()
+        } catch let error as ICEError where error.code == .tableFull {
+            throw WebRTCSessionError(.unavailable, "the node holds its maximum of \(self.capacity) sessions")
+        } catch {
+            throw WebRTCSessionError(.unavailable, "cannot create the session: \(error)")
+        }
+        return WebRTCSessionCreated(id: id, room: room, answer: answer.text, etag: Self.etag(local))
+    }
+
+    /// Applies a trickle-ICE `PATCH` (RFC 9725 §4.3, RFC 8840) to session `id` of `room`.
+    ///
+    /// - A fragment whose `a=ice-ufrag` differs from the client's current one is an ICE restart
+    ///   (RFC 8839 §4.4.1.1.1): the node makes new credentials, keeps answering the old ones until the client's
+    ///   first check with the new ones (``ICELiteAgent/restart(newLocal:newRemote:)``), and returns its new
+    ///   ufrag, pwd and candidates. `If-Match` must be `*` or the current entity tag.
+    /// - Otherwise the fragment trickles candidates: they are recorded and counted, nothing else. The node is
+    ///   ICE-lite (RFC 8445 §2.5): it sends no checks and learns the client's addresses from its checks.
+    ///   `If-Match` must be the current entity tag.
+    ///
+    /// - Parameters:
+    ///   - ifMatch: the request's `If-Match` value, nil when absent.
+    ///   - fragment: the `application/trickle-ice-sdpfrag` body.
+    /// - Throws: ``WebRTCSessionError`` `.badFragment`, `.unknownSession`, `.preconditionRequired`,
+    ///   `.preconditionFailed`, `.unavailable`.
+    public func patch(
+        direction: WebRTCDirection,
+        room: String,
+        id: String,
+        ifMatch: String?,
+        fragment text: String
+    ) async throws(WebRTCSessionError) -> WebRTCPatchOutcome {
+        let fragment: SDPTrickleFragment
+        do throws(SDPError) {
+            fragment = try SDPTrickleFragment(parsing: text)
+        } catch {
+            throw WebRTCSessionError(.badFragment, "malformed trickle-ice-sdpfrag: \(error)")
+        }
+        guard let attached = self.attached.withLockedValue({ $0 }), let bound = attached.port,
+            let port = UInt16(exactly: bound)
+        else {
+            throw WebRTCSessionError(.unknownSession, "no session \(id) in room \(room)")
+        }
+        let store = attached.store
+        let candidates = self.candidates(port: port)
+        let result: Result<WebRTCPatchOutcome, WebRTCSessionError>
+        do {
+            result = try await attached.eventLoop.submit {
+                Self.applyPatch(
+                    store.value,
+                    direction: direction,
+                    room: room,
+                    id: id,
+                    ifMatch: ifMatch,
+                    fragment: fragment,
+                    candidates: candidates
+                )
+            }.get()
+        } catch {
+            throw WebRTCSessionError(.unavailable, "the media socket closed")
+        }
+        return try result.get()
+    }
+
+    /// The body of ``patch(direction:room:id:ifMatch:fragment:)``, on the media event loop.
+    private static func applyPatch(
+        _ store: WebRTCSessionStore,
+        direction: WebRTCDirection,
+        room: String,
+        id: String,
+        ifMatch: String?,
+        fragment: SDPTrickleFragment,
+        candidates: [SDPCandidate]
+    ) -> Result<WebRTCPatchOutcome, WebRTCSessionError> {
+        guard let (agent, session) = store.session(id: id, room: room), session.direction == direction else {
+            return .failure(WebRTCSessionError(.unknownSession, "no session \(id) in room \(room)"))
+        }
+        let etag = Self.etag(agent.local)
+        guard let ifMatch else {
+            let reason = "a PATCH needs If-Match: \(etag) (or * to restart)"
+            return .failure(WebRTCSessionError(.preconditionRequired, reason))
+        }
+        let restart = fragment.isICERestart(currentUfrag: agent.remote.ufrag)
+        let condition = EntityTagCondition(ifMatch)
+        guard condition.matches(etag) || (restart && condition.isWildcard) else {
+            return .failure(WebRTCSessionError(.preconditionFailed, "If-Match does not match the ICE session \(etag)"))
+        }
+        guard restart else {
+            let trickled = fragment.allCandidates
+            session.recordTrickled(trickled)
+            return .success(.trickled(candidates: trickled.count))
+        }
+
+        let ufrag = fragment.iceUfrag ?? fragment.sections.lazy.compactMap(\.iceUfrag).first
+        let password = fragment.icePwd ?? fragment.sections.lazy.compactMap(\.icePwd).first
+        guard let ufrag, let password else {
+            return .failure(WebRTCSessionError(.badFragment, "an ICE restart needs both a=ice-ufrag and a=ice-pwd"))
+        }
+        let remote: ICECredentials
+        do throws(ICEError) {
+            remote = try ICECredentials(ufrag: ufrag, password: password)
+        } catch {
+            return .failure(WebRTCSessionError(.badFragment, "bad ICE credentials: \(error.reason)"))
+        }
+        let local = ICECredentials.random()
+        do throws(ICEError) {
+            guard try store.restartICE(id: id, room: room, local: local, remote: remote) else {
+                return .failure(WebRTCSessionError(.unknownSession, "no session \(id) in room \(room)"))
+            }
+        } catch {
+            return .failure(WebRTCSessionError(.unavailable, "cannot restart ICE: \(error.reason)"))
+        }
+        session.recordTrickled(fragment.allCandidates)
+        let body = Self.restartFragment(local: local, negotiated: session.negotiated, candidates: candidates)
+        return .success(.restarted(fragment: body, etag: Self.etag(local)))
+    }
+
+    /// The node's side of an ICE restart (RFC 8840 §9 grammar, RFC 9725 §4.3.2 example):
+    ///
+    ///     a=ice-lite
+    ///     a=ice-ufrag:<new ufrag>
+    ///     a=ice-pwd:<new pwd>
+    ///     m=<kind> 9 <proto> <formats>      the first bundled section of the answer
+    ///     a=mid:<mid>
+    ///     a=candidate:...                   one per advertised address
+    ///     a=end-of-candidates
+    static func restartFragment(local: ICECredentials, negotiated: SDPAnswer, candidates: [SDPCandidate]) -> String {
+        var lines = ["a=ice-lite", "a=ice-ufrag:\(local.ufrag)", "a=ice-pwd:\(local.password)"]
+        if let section = negotiated.sections.first(where: { $0.accepted && $0.mid != nil }), let mid = section.mid,
+            section.index < negotiated.session.media.count
+        {
+            let media = negotiated.session.media[section.index]
+            let formats = media.formats.joined(separator: " ")
+            lines.append("m=\(media.kind.rawValue) \(media.port) \(media.proto) \(formats)")
+            lines.append("a=mid:\(mid)")
+            for candidate in candidates { lines.append("a=candidate:\(candidate.attributeValue)") }
+            lines.append("a=end-of-candidates")
+        }
+        return lines.joined(separator: "\r\n") + "\r\n"
+    }
+
+    /// Sets (a number) or lifts (nil) the operator bitrate cap of session `id`; false for an unknown id.
+    public func setMaximumBitrate(id: String, bps: Int?) async -> Bool {
+        guard let attached = self.attached.withLockedValue({ $0 }) else { return false }
+        let store = attached.store
+        return (try? await attached.eventLoop.submit { store.value.setMaximumBitrate(id: id, bps: bps) }.get()) ?? false
+    }
+
+    /// Ends the session `id` of `room` and frees its state; false when there is no such session (or it
+    /// has the other `direction`, when one is given: a WHEP URL cannot end a WHIP session).
+    public func endSession(direction: WebRTCDirection? = nil, room: String, id: String) async -> Bool {
+        guard let attached = self.attached.withLockedValue({ $0 }) else { return false }
+        let store = attached.store
+        let ended = try? await attached.eventLoop.submit { () -> Bool in
+            guard let (_, session) = store.value.session(id: id, room: room) else { return false }
+            if let direction, session.direction != direction { return false }
+            return store.value.remove(id: id, room: room)
+        }.get()
+        return ended ?? false
+    }
+
+    /// Every session's status, read on the media event loop.
+    public func statuses() async -> [WebRTCSessionStatus] {
+        guard let attached = self.attached.withLockedValue({ $0 }) else { return [] }
+        let store = attached.store
+        return (try? await attached.eventLoop.submit { store.value.statuses() }.get()) ?? []
+    }
+
+    /// One host candidate per advertised address, all on the media port.
+    private func candidates(port: UInt16) -> [SDPCandidate] {
+        self.advertisedAddresses.enumerated().map { index, address in
             SDPCandidate(
                 foundation: "\(index + 1)",
                 priority: ICECandidate.priority(
@@ -140,78 +428,33 @@ public final class WebRTCSessions: Sendable {
                 port: port
             )
         }
-        let ours = attached.certificate.fingerprint
-        let parameters = SDPLocalParameters(
-            iceUfrag: local.ufrag,
-            icePwd: local.password,
-            fingerprint: SDPFingerprint(algorithm: ours.algorithm.rawValue, bytes: ours.bytes),
-            candidates: candidates,
-            role: .receive,
-            sessionID: "\(UInt64.random(in: 1...(UInt64(1) << 62)))"
-        )
-        let answer: SDPAnswer
-        do throws(SDPError) {
-            answer = try SDPAnswerBuilder(local: parameters).answer(to: session)
-        } catch where error.code == .noCommonCodec {
-            throw WHIPError(.noCommonCodec, error.reason)
-        } catch {
-            throw WHIPError(.badOffer, "cannot answer the offer: \(error)")
-        }
+    }
 
-        let remote: ICECredentials
-        do throws(ICEError) {
-            remote = try ICECredentials(ufrag: answer.remote.iceUfrag, password: answer.remote.icePwd)
-        } catch {
-            throw WHIPError(.badOffer, "bad ICE credentials in the offer: \(error.reason)")
-        }
-        let remoteFingerprint: DTLSFingerprint
-        do {
-            guard let algorithm = DTLSFingerprint.Algorithm(rawValue: answer.remote.fingerprint.algorithm.lowercased())
-            else {
-                throw WHIPError(.badOffer, "unsupported fingerprint hash \(answer.remote.fingerprint.algorithm)")
+    /// WHEP senders: a track id and random distinct non-zero SSRCs for every audio or video section with a
+    /// mid (the builder keeps them only for the sections it accepts as sending).
+    static func senders(for offer: SessionDescription) -> [String: SDPLocalSender] {
+        var generator = SystemRandomNumberGenerator()
+        var used: Set<UInt32> = []
+        func ssrc() -> UInt32 {
+            while true {
+                let value = UInt32.random(in: 1...UInt32.max, using: &generator)
+                if used.insert(value).inserted { return value }
             }
-            remoteFingerprint = try DTLSFingerprint(algorithm: algorithm, bytes: answer.remote.fingerprint.bytes)
-        } catch let error as WHIPError {
-            throw error
-        } catch {
-            throw WHIPError(.badOffer, "bad a=fingerprint in the offer: \(error)")
         }
-
-        let id = Self.randomID()
-        let store = attached.store
-        let timeouts = self.iceTimeouts
-        do {
-            try await attached.eventLoop.submit {
-                try store.value.add(
-                    id: id,
-                    room: room,
-                    local: local,
-                    remote: remote,
-                    remoteFingerprint: remoteFingerprint,
-                    timeouts: timeouts
-                )
-            }.get()
-        } catch let error as ICEError where error.code == .tableFull {
-            throw WHIPError(.unavailable, "the node holds its maximum of \(self.capacity) sessions")
-        } catch {
-            throw WHIPError(.unavailable, "cannot create the session: \(error)")
+        var senders: [String: SDPLocalSender] = [:]
+        for media in offer.media where media.kind == .audio || media.kind == .video {
+            guard let mid = media.mid, senders[mid] == nil else { continue }
+            senders[mid] = SDPLocalSender(
+                trackID: "\(media.kind.rawValue)-\(mid)",
+                ssrc: ssrc(),
+                rtxSSRC: media.kind == .video ? ssrc() : nil
+            )
         }
-        return WHIPSessionCreated(id: id, room: room, answer: answer.text, etag: "\"\(local.ufrag)\"")
+        return senders
     }
 
-    /// Ends the session `id` of `room` and frees its state; false when there is no such session.
-    public func endSession(room: String, id: String) async -> Bool {
-        guard let attached = self.attached.withLockedValue({ $0 }) else { return false }
-        let store = attached.store
-        return (try? await attached.eventLoop.submit { store.value.remove(id: id, room: room) }.get()) ?? false
-    }
-
-    /// Every session's status, read on the media event loop.
-    public func statuses() async -> [WebRTCSessionStatus] {
-        guard let attached = self.attached.withLockedValue({ $0 }) else { return [] }
-        let store = attached.store
-        return (try? await attached.eventLoop.submit { store.value.statuses() }.get()) ?? []
-    }
+    /// The entity tag of an ICE session: the node's current ufrag, quoted (RFC 9110 §8.8.3).
+    static func etag(_ local: ICECredentials) -> String { "\"\(local.ufrag)\"" }
 
     /// 128 random bits in hex: unguessable, so a resource URL is its own capability.
     private static func randomID() -> String {
@@ -223,5 +466,22 @@ public final class WebRTCSessions: Sendable {
             return String(repeating: "0", count: 16 - digits.count) + digits
         }
         return hex(high) + hex(low)
+    }
+}
+
+/// An `If-Match` field value (RFC 9110 §13.1.1): `*` or a list of entity tags, compared strongly.
+struct EntityTagCondition {
+    let isWildcard: Bool
+    let tags: [Substring]
+
+    init(_ value: String) {
+        let trimmed = value.trimmingCharacters(in: .whitespaces)
+        self.isWildcard = trimmed == "*"
+        self.tags = trimmed.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces)[...] }
+    }
+
+    /// Whether the list names `etag` (a weak `W/` tag never matches: strong comparison).
+    func matches(_ etag: String) -> Bool {
+        !self.isWildcard && self.tags.contains { $0 == etag[...] }
     }
 }

@@ -1,0 +1,222 @@
+import Foundation
+
+/// The demo page: HTML with inline CSS and JavaScript, no external resources.
+///
+/// It publishes camera and microphone with WHIP (`POST /whip/{room}`) as three simulcast layers (rids
+/// `q`, `h`, `f` at 1/4, 1/2 and full resolution, listed low to high), and plays the room with WHEP
+/// (`POST /whep/{room}`) through pre-allocated recvonly transceivers (1 audio, 3 video) that the node fills
+/// with the room's tracks, including tracks published later. It shows each remote video, a live stats line
+/// and a leave button that `DELETE`s both resources.
+///
+/// For automation the page exposes `window.braid.stats()`, resolving to
+/// `{framesDecoded, audioSamplesReceived, frameWidth, frameHeight}` summed (or maximal, for sizes) over the
+/// WHEP connection's inbound streams, and `window.braid.leave()`.
+public enum DemoPage {
+    /// The page for `room`, which must be a valid room name (``WebRTCRoutes/isValidRoom(_:)``): it is
+    /// inserted verbatim into the HTML and JavaScript.
+    public static func html(room: String) -> String {
+        Self.template.replacingOccurrences(of: "{{ROOM}}", with: room)
+    }
+
+    static let template = #"""
+        <!doctype html>
+        <html lang="en">
+        <head>
+        <meta charset="utf-8">
+        <meta name="viewport" content="width=device-width, initial-scale=1">
+        <title>Braid demo: {{ROOM}}</title>
+        <style>
+          body { font: 15px/1.4 system-ui, sans-serif; margin: 1rem; background: #111; color: #eee; }
+          header { display: flex; gap: 1rem; align-items: center; }
+          h1 { font-size: 1.2rem; margin: 0; }
+          button { font: inherit; padding: .3rem .9rem; }
+          #videos { display: flex; flex-wrap: wrap; gap: .5rem; margin-top: .8rem; }
+          figure { margin: 0; background: #000; }
+          figcaption { font-size: .8rem; color: #aaa; padding: .2rem .4rem; }
+          video { width: 320px; height: 180px; display: block; background: #222; }
+          #stats, #status { font-family: ui-monospace, monospace; font-size: .85rem; color: #9c9; }
+        </style>
+        </head>
+        <body>
+        <header>
+          <h1>Braid room <code>{{ROOM}}</code></h1>
+          <button id="leave" type="button">Leave</button>
+        </header>
+        <p id="status">starting</p>
+        <p id="stats"></p>
+        <div id="videos">
+          <figure id="self"><video id="local" autoplay muted playsinline></video><figcaption>you</figcaption></figure>
+        </div>
+        <script>
+        "use strict";
+        (() => {
+          const whipURL = "/whip/{{ROOM}}";
+          const whepURL = "/whep/{{ROOM}}";
+          const query = new URLSearchParams(location.search);
+          const publishing = query.get("publish") !== "0";
+          const subscribing = query.get("subscribe") !== "0";
+          const token = query.get("token");
+          const resources = [];
+          const connections = [];
+          let localStream = null;
+          let subscriber = null;
+          let left = false;
+
+          const statusLine = document.getElementById("status");
+          function status(text) { statusLine.textContent = text; }
+
+          function headers(contentType) {
+            const result = {};
+            if (contentType) result["Content-Type"] = contentType;
+            if (token) result["Authorization"] = "Bearer " + token;
+            return result;
+          }
+
+          // The node is ICE-lite: it learns our addresses from our checks, so the offer goes out at once,
+          // without waiting for candidates or trickling them.
+          async function negotiate(pc, url) {
+            await pc.setLocalDescription(await pc.createOffer());
+            const response = await fetch(url, {
+              method: "POST", headers: headers("application/sdp"), body: pc.localDescription.sdp
+            });
+            const body = await response.text();
+            if (response.status !== 201) throw new Error(url + ": " + response.status + " " + body.trim());
+            const resource = response.headers.get("Location");
+            if (resource) resources.push(new URL(resource, location.href).href);
+            await pc.setRemoteDescription({ type: "answer", sdp: body });
+          }
+
+          function watch(pc, name) {
+            pc.addEventListener("connectionstatechange", () => status(name + " " + pc.connectionState));
+          }
+
+          async function publish() {
+            localStream = await navigator.mediaDevices.getUserMedia({
+              audio: true, video: { width: 1280, height: 720 }
+            });
+            document.getElementById("local").srcObject = localStream;
+            const pc = new RTCPeerConnection({ bundlePolicy: "max-bundle" });
+            connections.push(pc);
+            watch(pc, "publish");
+            for (const track of localStream.getAudioTracks()) {
+              pc.addTransceiver(track, { direction: "sendonly", streams: [localStream] });
+            }
+            for (const track of localStream.getVideoTracks()) {
+              pc.addTransceiver(track, {
+                direction: "sendonly", streams: [localStream],
+                // Simulcast, low to high: quarter, half and full resolution.
+                sendEncodings: [
+                  { rid: "q", scaleResolutionDownBy: 4, maxBitrate: 150000 },
+                  { rid: "h", scaleResolutionDownBy: 2, maxBitrate: 500000 },
+                  { rid: "f", scaleResolutionDownBy: 1, maxBitrate: 1500000 }
+                ]
+              });
+            }
+            await negotiate(pc, whipURL);
+          }
+
+          // Pre-allocated transceivers: the node fills them with the room's tracks as they come and go,
+          // without renegotiation.
+          async function subscribe() {
+            const pc = new RTCPeerConnection({ bundlePolicy: "max-bundle" });
+            subscriber = pc;
+            connections.push(pc);
+            watch(pc, "play");
+            pc.addTransceiver("audio", { direction: "recvonly" });
+            for (let i = 0; i < 3; i++) pc.addTransceiver("video", { direction: "recvonly" });
+            pc.addEventListener("track", (event) => {
+              const stream = new MediaStream([event.track]);
+              if (event.track.kind === "audio") {
+                const audio = document.createElement("audio");
+                audio.autoplay = true;
+                audio.srcObject = stream;
+                document.body.appendChild(audio);
+                return;
+              }
+              const figure = document.createElement("figure");
+              const video = document.createElement("video");
+              video.autoplay = true;
+              video.muted = true;
+              video.playsInline = true;
+              video.srcObject = stream;
+              const caption = document.createElement("figcaption");
+              caption.textContent = "room track " + (event.transceiver.mid || "?") + ": waiting for media";
+              video.addEventListener("resize", () => {
+                caption.textContent = "room track " + event.transceiver.mid + ": "
+                  + video.videoWidth + "x" + video.videoHeight;
+              });
+              figure.append(video, caption);
+              document.getElementById("videos").appendChild(figure);
+            });
+            await negotiate(pc, whepURL);
+          }
+
+          async function stats() {
+            const result = { framesDecoded: 0, audioSamplesReceived: 0, frameWidth: 0, frameHeight: 0, bytes: 0 };
+            if (!subscriber) return result;
+            const report = await subscriber.getStats();
+            report.forEach((entry) => {
+              if (entry.type !== "inbound-rtp") return;
+              result.bytes += entry.bytesReceived || 0;
+              if (entry.kind === "video") {
+                result.framesDecoded += entry.framesDecoded || 0;
+                result.frameWidth = Math.max(result.frameWidth, entry.frameWidth || 0);
+                result.frameHeight = Math.max(result.frameHeight, entry.frameHeight || 0);
+              } else if (entry.kind === "audio") {
+                result.audioSamplesReceived += entry.totalSamplesReceived || 0;
+              }
+            });
+            return result;
+          }
+
+          let lastBytes = 0;
+          let lastTime = performance.now();
+          async function showStats() {
+            const now = performance.now();
+            const current = await stats();
+            const kbps = Math.max(0, (current.bytes - lastBytes) * 8 / Math.max(1, now - lastTime));
+            lastBytes = current.bytes;
+            lastTime = now;
+            document.getElementById("stats").textContent = "in " + kbps.toFixed(0) + " kbit/s, "
+              + current.framesDecoded + " frames decoded, " + current.frameWidth + "x" + current.frameHeight
+              + ", " + current.audioSamplesReceived + " audio samples";
+          }
+
+          async function leave() {
+            if (left) return;
+            left = true;
+            clearInterval(timer);
+            const pending = resources.splice(0).map((url) =>
+              fetch(url, { method: "DELETE", headers: headers(), keepalive: true }).catch(() => {}));
+            for (const pc of connections) pc.close();
+            if (localStream) for (const track of localStream.getTracks()) track.stop();
+            await Promise.all(pending);
+            status("left");
+          }
+
+          window.braid = {
+            stats: async () => {
+              const { framesDecoded, audioSamplesReceived, frameWidth, frameHeight } = await stats();
+              return { framesDecoded, audioSamplesReceived, frameWidth, frameHeight };
+            },
+            leave
+          };
+          document.getElementById("leave").addEventListener("click", leave);
+          window.addEventListener("pagehide", leave);
+          const timer = setInterval(() => { showStats().catch(() => {}); }, 1000);
+
+          (async () => {
+            try {
+              if (publishing) await publish();
+              if (subscribing) await subscribe();
+              status("negotiated" + (publishing ? " publish" : "") + (subscribing ? " play" : ""));
+            } catch (error) {
+              status("error: " + error.message);
+            }
+          })();
+        })();
+        </script>
+        </body>
+        </html>
+        """#
+}
