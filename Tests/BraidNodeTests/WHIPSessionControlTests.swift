@@ -167,6 +167,42 @@ struct WHIPSessionControlTests {
         }
     }
 
+    @Test("hostile PATCH bodies get 400 (or are bounded), and the session stays usable")
+    func hostileFragments() async throws {
+        try await withRunningNode(try testConfiguration()) { running in
+            let ice = try ICECredentials(ufrag: "hst1", password: "ClientPassword0123456789abc")
+            let session = try await Self.create(running, path: "/whip/lobby", ice: ice)
+            let rejected: [String] = [
+                "\u{00}\u{01}\u{02}\u{FF}",  // binary
+                "a=ice-ufrag:x\r\na=ice-pwd:short\r\n",  // a restart with credentials outside RFC 8839 §5.4
+                "a=ice-ufrag:bad ufrag!\r\na=ice-pwd:ClientPassword0123456789abcdef\r\n",
+                "m=\r\n",
+                "a=candidate:1 1 udp 99999999999 192.0.2.1 70000 typ host\r\n",
+                "a=" + String(repeating: "x", count: 5000) + "\r\n",
+            ]
+            for body in rejected {
+                let response = try await running.whip(
+                    .patch, session.location, contentType: Self.trickle, body: body, headers: [.ifMatch: "*"])
+                #expect(response.status == .badRequest, "body \(body.prefix(40))")
+            }
+            // Many candidates: all counted, the recorded list stays bounded (not observable here), 204.
+            let many = (0..<500).map { "a=candidate:\($0) 1 udp 2122260223 192.0.2.1 \(1024 + $0) typ host" }
+            let response = try await running.whip(
+                .patch, session.location, contentType: Self.trickle,
+                body: many.joined(separator: "\r\n") + "\r\n", headers: [.ifMatch: session.etag])
+            #expect(response.status == .noContent)
+            let status = try #require(try await running.status().sessions.list.first)
+            #expect(status.trickledCandidates == 500)
+            #expect(status.iceRestarts == 0)
+            // The credentials did not change: a check with the original ones still succeeds.
+            let peer = try await UDPPeer()
+            let reply = try await STUNCheck.run(
+                peer, running, username: "\(session.ufrag):hst1", password: session.password)
+            #expect(reply == .bindingSuccessResponse)
+            try await peer.close()
+        }
+    }
+
     @Test("max-bitrate: POST sets the cap (204), DELETE lifts it (204); 404 unknown id; 400 bad body; 415")
     func maximumBitrate() async throws {
         try await withRunningNode(try testConfiguration()) { running in
