@@ -20,11 +20,14 @@ if [ ${#missing[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# Debian's own interpreter, the one python3-venv belongs to (a PATH python3 may be another build).
+# The interop suite's virtual environment. find_spec looks the packages up without importing them (importing
+# aiortc takes seconds); the venv is built with Debian's interpreter, the one python3-venv belongs to (a
+# python3 earlier on PATH may be another build).
 venv=.build/interop-venv
-if ! "$venv/bin/python" -c 'import aiortc, websockets' 2>/dev/null; then
+has_packages='import importlib.util as u, sys; sys.exit(not (u.find_spec("aiortc") and u.find_spec("websockets")))'
+if ! "$venv/bin/python" -c "$has_packages" 2>/dev/null; then
     echo "braid: creating $venv (aiortc, websockets)" >&2
     rm -rf "$venv"
     /usr/bin/python3 -m venv "$venv"
-    "$venv/bin/pip" install -q --disable-pip-version-check aiortc websockets
+    "$venv/bin/pip" install -q --disable-pip-version-check aiortc==1.16.0 websockets==17.4
 fi

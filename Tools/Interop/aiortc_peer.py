@@ -14,12 +14,18 @@ import urllib.error
 import urllib.request
 
 import aioice.ice
-from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.contrib.media import MediaPlayer
 
 # aioice gathers host candidates on every interface except loopback. Keep the test traffic on loopback:
 # gather 127.0.0.1 only (the node advertises 127.0.0.1 as its one host candidate).
 aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: ["127.0.0.1"] if use_ipv4 else []
+
+
+def peer_connection():
+    # No ICE servers: without this aiortc falls back to a public STUN server and gathers server-reflexive
+    # candidates through it. The node is on loopback; host candidates are all the test needs.
+    return RTCPeerConnection(RTCConfiguration(iceServers=[]))
 
 
 def emit(**fields):
@@ -62,7 +68,7 @@ async def wait_connected(pc, timeout):
 
 
 async def publish(url, seconds):
-    pc = RTCPeerConnection()
+    pc = peer_connection()
     audio = MediaPlayer("sine=frequency=440", format="lavfi")
     video = MediaPlayer("testsrc=size=640x360:rate=30", format="lavfi")
     try:
@@ -81,7 +87,7 @@ async def publish(url, seconds):
 
 
 async def subscribe(url, seconds):
-    pc = RTCPeerConnection()
+    pc = peer_connection()
     counts = {"audio": 0, "video": 0}
     sizes = set()
     consumers = []
