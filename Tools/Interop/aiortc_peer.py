@@ -42,7 +42,7 @@ def post_offer(url, sdp):
                 raise RuntimeError(f"POST {url}: HTTP {response.status}, expected 201")
             return response.headers.get("Location"), response.read().decode()
     except urllib.error.HTTPError as error:
-        reason = error.read().decode(errors="replace").strip()[:300]
+        reason = error.read().decode(errors="replace").strip()[:300] or "(empty body)"
         raise RuntimeError(f"POST {url}: HTTP {error.code}: {reason}") from None
 
 

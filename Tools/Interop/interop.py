@@ -13,6 +13,7 @@ import functools
 import http.server
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -215,9 +216,14 @@ class Suite:
             return None
         state = await wait_for(connected, timeout)
         if state is None:
-            last = await browser.evaluate("window.braidState || null")
-            raise ScenarioFailure(f"{step}: not connected after {timeout} s: page at step "
-                                  f"{last and last.get('step')!r}, connection {last and last.get('connectionState')!r}")
+            last = await browser.evaluate("window.braidState || null") or {}
+            seen = f"page at step {last.get('step')!r}, connection {last.get('connectionState')!r}"
+            if last.get("location"):
+                # The node's side of the same session tells whether ICE or DTLS stalled.
+                entry = await self.node.session(last["location"].rstrip("/").rsplit("/", 1)[-1])
+                seen += "; node session absent" if entry is None else \
+                    f"; node session ice_state {entry.get('ice_state')!r}, dtls_state {entry.get('dtls_state')!r}"
+            raise ScenarioFailure(f"{step}: not connected after {timeout} s: {seen}")
         if state.get("error"):
             error = state["error"]
             if "Failed to fetch" in error:
@@ -232,10 +238,10 @@ class Suite:
         if endpoint is None:
             return "no endpoint to probe"
         seen = []
-        for method, body, content_type in (("OPTIONS", None, None), ("POST", b"", "application/sdp")):
+        for method, payload, content_type in (("OPTIONS", None, None), ("POST", b"", "application/sdp")):
             try:
-                status, body = await asyncio.to_thread(http_request, method, endpoint, body, content_type)
-                seen.append(f"{method} -> HTTP {status} {body.strip()[:80]!r}")
+                status, reply = await asyncio.to_thread(http_request, method, endpoint, payload, content_type)
+                seen.append(f"{method} -> HTTP {status} {reply.strip()[:80]!r}")
             except OSError as error:
                 seen.append(f"{method} -> {error}")
         return "the node answers " + ", ".join(seen)
@@ -473,11 +479,11 @@ class Suite:
 
 
 SCENARIOS = [
-    ("chromium-whip-simulcast", Suite.chromium_whip_simulcast, 60),
-    ("chromium-whep", Suite.chromium_whep, 60),
-    ("chromium-layer-cap", Suite.chromium_layer_cap, 60),
-    ("aiortc-publish", Suite.aiortc_publish, 45),
-    ("aiortc-subscribe", Suite.aiortc_subscribe, 60),
+    ("chromium-whip-simulcast", Suite.chromium_whip_simulcast, 45),
+    ("chromium-whep", Suite.chromium_whep, 50),
+    ("chromium-layer-cap", Suite.chromium_layer_cap, 55),
+    ("aiortc-publish", Suite.aiortc_publish, 40),
+    ("aiortc-subscribe", Suite.aiortc_subscribe, 50),
 ]
 
 
@@ -519,6 +525,13 @@ async def run(args):
         await suite.cleanup()
         pages.shutdown()
         await asyncio.to_thread(node.stop)
+    if failures:
+        # The node's own complaints, if any, usually say why a scenario failed.
+        complaints = []
+        with contextlib.suppress(OSError), open(node.log_path, errors="replace") as log:
+            complaints = [line for line in log if re.search(r" (warning|error|critical) ", line)][-15:]
+        print(f"interop: {len(complaints) or 'no'} warning/error lines at the end of {node.log_path}", flush=True)
+        print("".join(f"  {line}" for line in complaints), end="", flush=True)
     print(f"interop: finished in {time.monotonic() - started:.0f} s", flush=True)
     print(f"interop: {passes} passed, {failures} failed", flush=True)
     return failures

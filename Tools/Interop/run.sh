@@ -37,4 +37,4 @@ ip link set braid-b up
 # The suite bounds each scenario itself; this outer limit only guards against a hung harness. On SIGTERM
 # the harness still stops the node and browsers it started.
 export PYTHONDONTWRITEBYTECODE=1
-exec timeout -k 15 300 "$python" Tools/Interop/interop.py "$node" --work-dir .build/interop "$@"
+exec timeout -k 15 330 "$python" Tools/Interop/interop.py "$node" --work-dir .build/interop "$@"
