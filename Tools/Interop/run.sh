@@ -2,6 +2,7 @@
 # Runs the WebRTC interop suite: headless Chromium and aiortc peers against a real braid-node on loopback.
 # Prints one PASS/FAIL line per scenario and exits non-zero when any fails. Needs Tools/install-deps.sh
 # (chromium, .build/interop-venv). Usage: Tools/Interop/run.sh [path-to-braid-node] [--only scenario ...]
+# BRAID_INTEROP_SCENARIOS="name ..." runs only those scenarios when no --only is given (e.g. from Tools/test.sh).
 set -euo pipefail
 script="$(realpath "$0")"
 repo="$(dirname "$script")/../.."
@@ -36,5 +37,9 @@ ip link set braid-b up
 
 # The suite bounds each scenario itself; this outer limit only guards against a hung harness. On SIGTERM
 # the harness still stops the node and browsers it started.
+if [ $# -eq 0 ] && [ -n "${BRAID_INTEROP_SCENARIOS:-}" ]; then
+    # shellcheck disable=SC2086 # a space-separated list of names
+    set -- --only $BRAID_INTEROP_SCENARIOS
+fi
 export PYTHONDONTWRITEBYTECODE=1
 exec timeout -k 15 330 "$python" Tools/Interop/interop.py "$node" --work-dir .build/interop "$@"
