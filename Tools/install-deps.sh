@@ -1,18 +1,33 @@
 #!/usr/bin/env bash
-# Installs the Debian packages Braid needs, only when one is missing.
+# Installs what Braid's build and tests need, only when something is missing: the Debian packages, then the
+# Python virtual environment of the interop suite (.build/interop-venv with aiortc and websockets).
 # Usage: Tools/install-deps.sh [extra-package ...]
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
-packages=(libsrtp2-dev libopus-dev libvpx-dev libssl-dev pkg-config "$@")
+# chromium, python3-venv and iproute2 serve the WebRTC interop suite (Tools/Interop).
+packages=(libsrtp2-dev libopus-dev libvpx-dev libssl-dev pkg-config chromium python3-venv iproute2 "$@")
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
+if [ ${#missing[@]} -gt 0 ]; then
+    SUDO=""
+    [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    echo "braid: installing ${missing[*]}" >&2
+    # A fresh Debian machine has no package lists yet: update once, only when something is missing.
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
 
-SUDO=""
-[ "$(id -u)" -ne 0 ] && SUDO="sudo"
-echo "braid: installing ${missing[*]}" >&2
-# A fresh Debian machine has no package lists yet: update once, only when something is missing.
-$SUDO apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# The interop suite's virtual environment. find_spec looks the packages up without importing them (importing
+# aiortc takes seconds); the venv is built with Debian's interpreter, the one python3-venv belongs to (a
+# python3 earlier on PATH may be another build).
+venv=.build/interop-venv
+has_packages='import importlib.util as u, sys; sys.exit(not (u.find_spec("aiortc") and u.find_spec("websockets")))'
+if ! "$venv/bin/python" -c "$has_packages" 2>/dev/null; then
+    echo "braid: creating $venv (aiortc, websockets)" >&2
+    rm -rf "$venv"
+    /usr/bin/python3 -m venv "$venv"
+    "$venv/bin/pip" install -q --disable-pip-version-check aiortc==1.16.0 websockets==17.4
+fi

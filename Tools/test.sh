@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs Braid's whole test suite: unit and loopback integration tests, then every libFuzzer target for a
-# few seconds. Installs missing Debian packages first. Usage: Tools/test.sh [fuzz-seconds-per-target]
+# few seconds, then the WebRTC interop suite (Tools/Interop: Chromium and aiortc against a real braid-node; set
+# BRAID_SKIP_INTEROP=1 to skip it locally). Installs missing packages first.
+# Usage: Tools/test.sh [fuzz-seconds-per-target]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,4 +16,11 @@ echo "== tests" >&2
 swift test --skip-build
 echo "== fuzz (${fuzz_seconds}s per target)" >&2
 Tools/Fuzz/run.sh "$fuzz_seconds"
+if [ "${BRAID_SKIP_INTEROP:-0}" = "1" ]; then
+    echo "== interop skipped (BRAID_SKIP_INTEROP=1)" >&2
+else
+    echo "== interop" >&2
+    # `swift build --build-tests` above built every product, braid-node included.
+    Tools/Interop/run.sh .build/debug/braid-node
+fi
 echo "== all tests passed" >&2

@@ -1,0 +1,584 @@
+"""The Braid WebRTC interop suite: real Chromium and aiortc peers against a real braid-node on loopback.
+
+Starts the node (its own HTTP port, an ephemeral UDP media port, log to a file), serves the test pages
+from a loopback http.server, runs every scenario with a timeout, prints one PASS/FAIL line per scenario
+with what it measured, and stops everything it started. Exit status 1 when any scenario fails.
+Run it through Tools/Interop/run.sh, which picks the virtual environment and the node binary.
+"""
+
+import argparse
+import asyncio
+import contextlib
+import functools
+import http.server
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+
+from cdp import Browser, CDPError
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+PUBLISH_ROOM = "chromium-sim"
+AIORTC_ROOM = "aiortc"
+SAMPLE_SECONDS = 10
+CAP_BPS = 150_000
+
+
+class ScenarioFailure(Exception):
+    """A scenario step did not see what it expected. The message names the step and what was seen."""
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Node and page server
+
+def free_tcp_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http_request(method, url, body=None, content_type=None, timeout=5):
+    """Returns (status, body text); HTTP errors are returned, not raised."""
+    headers = {"Content-Type": content_type} if content_type else {}
+    request = urllib.request.Request(url, data=body, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, response.read().decode(errors="replace")
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode(errors="replace")
+
+
+class Node:
+    """One braid-node process on loopback."""
+
+    def __init__(self, binary, log_path):
+        self.binary = binary
+        self.log_path = log_path
+        self.process = None
+        self.base = None
+
+    def start(self):
+        port = free_tcp_port()
+        self.base = f"http://127.0.0.1:{port}"
+        log = open(self.log_path, "ab")
+        # Only the flags below configure this node: a developer's BRAID_* settings (and the suite's own
+        # BRAID_INTEROP_* variables, which the node would warn about) stay out of its environment.
+        environment = {key: value for key, value in os.environ.items() if not key.startswith("BRAID_")}
+        self.process = subprocess.Popen(
+            [self.binary, "--http-address", "127.0.0.1", "--http-port", str(port), "--media-address", "127.0.0.1",
+             "--media-port", "0", "--log-level", "debug"],
+            env=environment, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        log.close()
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            self.check_alive()
+            try:
+                status, _ = http_request("GET", f"{self.base}/healthz", timeout=1)
+                if status == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"braid-node did not answer /healthz within 20 s (log {self.log_path})")
+
+    def check_alive(self):
+        if self.process.poll() is not None:
+            raise ScenarioFailure(f"braid-node exited with status {self.process.returncode} (log {self.log_path})")
+
+    async def status(self):
+        self.check_alive()
+        status, body = await asyncio.to_thread(http_request, "GET", f"{self.base}/api/v1/node")
+        if status != 200:
+            raise ScenarioFailure(f"GET /api/v1/node: HTTP {status}")
+        return json.loads(body)
+
+    async def session(self, session_id):
+        for entry in (await self.status()).get("sessions", {}).get("list", []):
+            if entry.get("id") == session_id:
+                return entry
+        return None
+
+    def stop(self):
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(5)
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format, *args):  # noqa: A002 (the base class's name)
+        pass
+
+
+def start_page_server():
+    handler = functools.partial(QuietHandler, directory=os.path.join(HERE, "pages"))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Measuring
+
+def deltas(series):
+    return [b - a for a, b in zip(series, series[1:])]
+
+
+def check_rising(what, series, step):
+    """Passes when the series grew over the whole window and in at least 8 of every 10 one-second steps
+    (a loaded 2-core machine may stall a peer for a moment; a stopped stream fails)."""
+    steps = deltas(series)
+    rising = sum(1 for d in steps if d > 0)
+    if len(steps) < SAMPLE_SECONDS or series[-1] <= series[0] or rising * 10 < len(steps) * 8:
+        raise ScenarioFailure(f"{step}: {what} not rising: series {series} (per-second {steps})")
+    return steps
+
+
+async def wait_for(predicate, timeout, interval=0.5):
+    """Polls `predicate` (async, returns a value or None) until it returns a value; None on timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await predicate()
+        if value is not None:
+            return value
+        if time.monotonic() > deadline:
+            return None
+        await asyncio.sleep(interval)
+
+
+def find_layer_status(value, path="$"):
+    """Every list named `layers` in the node JSON whose entries look like simulcast layers (have a rid),
+    with its JSON path: the per-track layer status the forwarding core reports."""
+    found = []
+    if isinstance(value, dict):
+        for key, child in value.items():
+            if key == "layers" and isinstance(child, list) and any(isinstance(e, dict) and "rid" in e for e in child):
+                found.append((f"{path}.{key}", child))
+            else:
+                found.extend(find_layer_status(child, f"{path}.{key}"))
+    elif isinstance(value, list):
+        for index, child in enumerate(value):
+            found.extend(find_layer_status(child, f"{path}[{index}]"))
+    return found
+
+
+def layer_counter(layer):
+    for key in ("packets", "packets_received", "bitrate_bps"):
+        if isinstance(layer.get(key), (int, float)):
+            return key, layer[key]
+    return None, None
+
+
+def session_id_from(location, step):
+    if not location or "/" not in location:
+        raise ScenarioFailure(f"{step}: no usable Location header (got {location!r})")
+    return location.rstrip("/").rsplit("/", 1)[1]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Scenarios
+
+class Suite:
+    def __init__(self, node, pages_base, work_dir):
+        self.node = node
+        self.pages_base = pages_base
+        self.work_dir = work_dir
+        self.browsers = []
+        self.processes = []
+        self.publisher = None        # the Chromium simulcast publisher (a)
+        self.subscriber = None       # the Chromium WHEP subscriber (b)
+        self.subscriber_playing = False
+        self.aiortc_publisher = None
+
+    async def browser(self, name, page):
+        browser = Browser(name, os.path.join(self.work_dir, f"{name}-profile"),
+                          os.path.join(self.work_dir, f"{name}.log"))
+        self.browsers.append(browser)
+        await browser.start(f"{self.pages_base}/{page}")
+        return browser
+
+    async def wait_page_connected(self, browser, timeout, step):
+        async def connected():
+            state = await browser.evaluate("window.braidState || null")
+            if state and (state.get("error") or state.get("step") == "connected"):
+                return state
+            return None
+        state = await wait_for(connected, timeout)
+        if state is None:
+            last = await browser.evaluate("window.braidState || null") or {}
+            seen = f"page at step {last.get('step')!r}, connection {last.get('connectionState')!r}"
+            if last.get("location"):
+                # The node's side of the same session tells whether ICE or DTLS stalled.
+                entry = await self.node.session(last["location"].rstrip("/").rsplit("/", 1)[-1])
+                seen += "; node session absent" if entry is None else \
+                    f"; node session ice_state {entry.get('ice_state')!r}, dtls_state {entry.get('dtls_state')!r}"
+            raise ScenarioFailure(f"{step}: not connected after {timeout} s: {seen}")
+        if state.get("error"):
+            error = state["error"]
+            if "Failed to fetch" in error:
+                # The browser hides why a cross-origin request failed: ask the endpoint directly.
+                error += f" ({await self.probe(state)})"
+            raise ScenarioFailure(f"{step}: {error}")
+        return state
+
+    async def probe(self, state):
+        """What the node answers to the CORS preflight and to a bodiless POST on the page's endpoint."""
+        endpoint = state["step"].split(" ", 1)[1] if state["step"].startswith("POST ") else None
+        if endpoint is None:
+            return "no endpoint to probe"
+        seen = []
+        for method, payload, content_type in (("OPTIONS", None, None), ("POST", b"", "application/sdp")):
+            try:
+                status, reply = await asyncio.to_thread(http_request, method, endpoint, payload, content_type)
+                seen.append(f"{method} -> HTTP {status} {reply.strip()[:80]!r}")
+            except OSError as error:
+                seen.append(f"{method} -> {error}")
+        return "the node answers " + ", ".join(seen)
+
+    async def wait_session_connected(self, session_id, step, timeout=15):
+        async def connected():
+            entry = await self.node.session(session_id)
+            if entry and entry.get("ice_state") == "connected" and entry.get("dtls_state") == "connected":
+                return entry
+            return None
+        entry = await wait_for(connected, timeout)
+        if entry is None:
+            entry = await self.node.session(session_id)
+            seen = "absent from sessions.list" if entry is None else \
+                f"ice_state {entry.get('ice_state')!r}, dtls_state {entry.get('dtls_state')!r}"
+            raise ScenarioFailure(f"{step}: node session {session_id} not connected after {timeout} s: {seen}")
+        return entry
+
+    async def sample_node_rtp(self, session_id, step):
+        packets, octets = [], []
+        for second in range(SAMPLE_SECONDS + 1):
+            entry = await self.node.session(session_id)
+            if entry is None:
+                raise ScenarioFailure(f"{step}: session {session_id} vanished from the node after {second} s")
+            if entry.get("ice_state") != "connected":
+                raise ScenarioFailure(f"{step}: session ice_state became {entry.get('ice_state')!r} at {second} s")
+            counter = entry.get("counters", {}).get("rtp_received", {})
+            packets.append(counter.get("packets", 0))
+            octets.append(counter.get("bytes", 0))
+            if second < SAMPLE_SECONDS:
+                await asyncio.sleep(1)
+        per_second = check_rising("counters.rtp_received.packets", packets, step)
+        kbps = (octets[-1] - octets[0]) * 8 / SAMPLE_SECONDS / 1000
+        return per_second, kbps, entry
+
+    # (a) -------------------------------------------------------------------------------------------------
+    async def chromium_whip_simulcast(self):
+        step = "publish page"
+        endpoint = f"{self.node.base}/whip/{PUBLISH_ROOM}"
+        self.publisher = await self.browser("publisher", f"publish.html?whip={endpoint}")
+        state = await self.wait_page_connected(self.publisher, 20, step)
+        session_id = session_id_from(state.get("location"), "WHIP Location")
+        answer = state.get("answer") or ""
+        rids = [line for line in answer.splitlines() if line.startswith("a=simulcast")]
+        entry = await self.wait_session_connected(session_id, "node session")
+        per_second, kbps, entry = await self.sample_node_rtp(session_id, "rtp_received")
+        sent = await self.publisher.evaluate("window.braidStats()")
+        layers_sent = ", ".join(f"{rid} {l['width']}x{l['height']} {l['framesEncoded']}f {l['limitation']}"
+                                for rid, l in sorted(sent["layers"].items()))
+        figures = (f"session {session_id[:8]} from {entry.get('remote_address')} {entry.get('srtp_profile')}; "
+                   f"rtp packets/s {per_second}; "
+                   f"{kbps:.0f} kbit/s; answer {rids[0] if rids else 'has no a=simulcast'}; "
+                   f"Chromium sends [{layers_sent}], its estimate {sent['availableOutgoingBitrate']} bit/s")
+        # Per-track layer status, once the node reports it: all three layers must be receiving. Chromium
+        # enables its upper layers only as its bandwidth estimate grows (it needs the node's transport-cc
+        # feedback), so allow it some time.
+        if not find_layer_status(await self.node.status()):
+            return f"{figures}; node JSON has no per-track layer status yet (no `layers` with rids): layers not checked"
+        deadline = time.monotonic() + 16
+        while True:
+            described, three_live = await self.layer_report()
+            if three_live:
+                return f"{figures}; layers {described}"
+            if time.monotonic() > deadline:
+                sent = await self.publisher.evaluate("window.braidStats()")
+                raise ScenarioFailure(f"layer status: fewer than three layers receiving 26 s after connecting: "
+                                      f"{described}; Chromium sends {sent['layers']}, its estimate "
+                                      f"{sent['availableOutgoingBitrate']} bit/s")
+
+    async def layer_report(self):
+        """Two looks at the node's layer status 2 s apart: which layers grew. Returns (description, whether a
+        track has at least three layers that all grew)."""
+        first = find_layer_status(await self.node.status())
+        await asyncio.sleep(2)
+        second = dict(find_layer_status(await self.node.status()))
+        report = []
+        for path, layers in first:
+            later = second.get(path, [])
+            growing = []
+            for before in layers:
+                after = next((l for l in later if l.get("rid") == before.get("rid")), {})
+                key, a = layer_counter(before)
+                _, b = layer_counter(after)
+                live = key is not None and b is not None and (b > a if key != "bitrate_bps" else b > 0)
+                growing.append((before.get("rid"), live, key, b))
+            report.append((path, growing))
+        described = "; ".join(f"{path}: " + ", ".join(f"{rid}={'receiving' if live else 'idle'}({key} {value})"
+                                                     for rid, live, key, value in growing)
+                              for path, growing in report)
+        return described, any(len(g) >= 3 and all(live for _, live, _, _ in g) for _, g in report)
+
+    # (b) -------------------------------------------------------------------------------------------------
+    async def chromium_whep(self):
+        endpoint = f"{self.node.base}/whep/{PUBLISH_ROOM}"
+        self.subscriber = await self.browser("subscriber", f"subscribe.html?whep={endpoint}&video=3")
+        state = await self.wait_page_connected(self.subscriber, 20, "subscribe page (1 audio + 3 video recvonly)")
+        session_id = session_id_from(state.get("location"), "WHEP Location")
+        self.subscriber_session = session_id
+
+        async def first_media():
+            s = await self.subscriber.evaluate("window.braidStats()")
+            return s if s["framesDecoded"] > 0 and s["audioSamplesReceived"] > 0 else None
+        if await wait_for(first_media, 15) is None:
+            s = await self.subscriber.evaluate("window.braidStats()")
+            raise ScenarioFailure(
+                f"first media: within 15 s of connecting: framesDecoded {s['framesDecoded']}, "
+                f"totalSamplesReceived {s['audioSamplesReceived']}, video packets {s['videoPackets']}, "
+                f"audio packets {s['audioPackets']}, per video mid {s['video']}")
+        frames, samples, widths = [], [], []
+        for second in range(SAMPLE_SECONDS + 1):
+            s = await self.subscriber.evaluate("window.braidStats()")
+            frames.append(s["framesDecoded"])
+            samples.append(s["audioSamplesReceived"])
+            widths.append(f"{s['frameWidth']}x{s['frameHeight']}")
+            if second < SAMPLE_SECONDS:
+                await asyncio.sleep(1)
+        check_rising("inbound video framesDecoded", frames, "sampling")
+        check_rising("inbound audio totalSamplesReceived", samples, "sampling")
+        self.subscriber_playing = True
+        return (f"session {session_id[:8]}; framesDecoded {frames}; totalSamplesReceived {samples}; "
+                f"resolution {widths[0]} -> {widths[-1]}; per video mid {s['video']}")
+
+    # (c) -------------------------------------------------------------------------------------------------
+    async def chromium_layer_cap(self):
+        if not self.subscriber_playing or self.publisher is None:
+            raise ScenarioFailure("precondition: the chromium-whip-simulcast publisher and the chromium-whep "
+                                  "subscriber must both be running (see their lines)")
+        sent = await self.publisher.evaluate("window.braidStats()")
+        lowest = min((l["width"] for l in sent["layers"].values() if l["width"] > 0), default=0)
+
+        async def width():
+            return (await self.subscriber.evaluate("window.braidStats()"))["frameWidth"]
+
+        async def above_lowest():
+            w = await width()
+            return w if w > lowest else None
+        before = await wait_for(above_lowest, 15, 1)
+        if before is None:
+            raise ScenarioFailure(f"before the cap: subscriber frameWidth stayed {await width()} (the lowest layer "
+                                  f"is {lowest}) for 15 s, nothing to drop from; publisher sends {sent['layers']}")
+        url = f"{self.node.base}/api/v1/sessions/{self.subscriber_session}/max-bitrate"
+        status, body = await asyncio.to_thread(http_request, "POST", url, json.dumps({"bps": CAP_BPS}).encode(),
+                                               "application/json")
+        if status != 204:
+            raise ScenarioFailure(f"POST max-bitrate {CAP_BPS}: HTTP {status} {body.strip()[:200]!r}, expected 204")
+        capped_series = []
+
+        async def dropped():
+            w = await width()
+            capped_series.append(w)
+            return w if w < before else None
+        start = time.monotonic()
+        capped = await wait_for(dropped, 12, 1)
+        if capped is None:
+            raise ScenarioFailure(f"after POST max-bitrate {CAP_BPS}: frameWidth did not drop below {before} "
+                                  f"within 12 s: {capped_series}")
+        drop_seconds = time.monotonic() - start
+        status, body = await asyncio.to_thread(http_request, "DELETE", url)
+        if status != 204:
+            raise ScenarioFailure(f"DELETE max-bitrate: HTTP {status} {body.strip()[:200]!r}, expected 204")
+        lifted_series = []
+
+        async def rose():
+            w = await width()
+            lifted_series.append(w)
+            return w if w > capped else None
+        start = time.monotonic()
+        lifted = await wait_for(rose, 20, 1)
+        if lifted is None:
+            raise ScenarioFailure(f"after DELETE max-bitrate: frameWidth did not rise above {capped} within 20 s: "
+                                  f"{lifted_series}")
+        return (f"frameWidth {before} -> {capped} {drop_seconds:.1f} s after the {CAP_BPS} bit/s cap -> {lifted} "
+                f"{time.monotonic() - start:.1f} s after lifting it")
+
+    # aiortc ----------------------------------------------------------------------------------------------
+    async def aiortc_process(self, role, url, seconds):
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, os.path.join(HERE, "aiortc_peer.py"), role, url, "--seconds", str(seconds),
+            stdout=asyncio.subprocess.PIPE, stderr=open(os.path.join(self.work_dir, f"aiortc-{role}.log"), "ab"),
+            start_new_session=True,
+        )
+        self.processes.append(process)
+        return process
+
+    @staticmethod
+    async def next_event(process, step, timeout):
+        try:
+            line = await asyncio.wait_for(process.stdout.readline(), timeout)
+        except asyncio.TimeoutError:
+            raise ScenarioFailure(f"{step}: aiortc printed nothing for {timeout} s") from None
+        if not line:
+            raise ScenarioFailure(f"{step}: aiortc exited with status {await process.wait()} and no result")
+        event = json.loads(line)
+        if event.get("event") == "error":
+            raise ScenarioFailure(f"{step}: {event['error']}")
+        return event
+
+    async def aiortc_publish(self):
+        url = f"{self.node.base}/whip/{AIORTC_ROOM}"
+        # Runs until stopped at the end of the suite, so that aiortc-subscribe has a publisher.
+        self.aiortc_publisher = await self.aiortc_process("publish", url, 600)
+        answered = await self.next_event(self.aiortc_publisher, "WHIP POST", 20)
+        session_id = session_id_from(answered.get("location"), "WHIP Location")
+        await self.next_event(self.aiortc_publisher, "connect", 20)
+        entry = await self.wait_session_connected(session_id, "node session")
+        per_second, kbps, entry = await self.sample_node_rtp(session_id, "rtp_received")
+        return (f"session {session_id[:8]} from {entry.get('remote_address')} {entry.get('srtp_profile')}; "
+                f"rtp packets/s {per_second}; {kbps:.0f} kbit/s")
+
+    async def aiortc_subscribe(self):
+        url = f"{self.node.base}/whep/{AIORTC_ROOM}"
+        process = await self.aiortc_process("subscribe", url, SAMPLE_SECONDS)
+        answered = await self.next_event(process, "WHEP POST (recvonly audio + video)", 20)
+        session_id = session_id_from(answered.get("location"), "WHEP Location")
+        await self.next_event(process, "connect", 20)
+        audio, video, sizes = [], [], []
+        while True:
+            event = await self.next_event(process, "decoding", 25)
+            if event["event"] == "done":
+                break
+            audio.append(event["audio_frames"])
+            video.append(event["video_frames"])
+            sizes = event["video_sizes"]
+        check_rising("decoded audio frames", audio, "decoding")
+        check_rising("decoded video frames", video, "decoding")
+        publisher = "" if self.aiortc_publisher and self.aiortc_publisher.returncode is None else \
+            " (the aiortc publisher is not running)"
+        return (f"session {session_id[:8]}; decoded audio frames {audio}; video frames {video}; "
+                f"video sizes {sizes}{publisher}")
+
+    async def stop_browser(self, browser):
+        if browser is not None:
+            await browser.stop()
+
+    async def cleanup(self):
+        for browser in self.browsers:
+            with contextlib.suppress(Exception):
+                await browser.stop()
+        for process in self.processes:
+            if process.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGTERM)
+                try:
+                    await asyncio.wait_for(process.wait(), 5)
+                except asyncio.TimeoutError:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(process.pid, signal.SIGKILL)
+                    await process.wait()
+
+
+SCENARIOS = [
+    ("chromium-whip-simulcast", Suite.chromium_whip_simulcast, 60),
+    ("chromium-whep", Suite.chromium_whep, 50),
+    ("chromium-layer-cap", Suite.chromium_layer_cap, 55),
+    ("aiortc-publish", Suite.aiortc_publish, 40),
+    ("aiortc-subscribe", Suite.aiortc_subscribe, 50),
+]
+
+
+async def run(args):
+    shutil.rmtree(args.work_dir, ignore_errors=True)
+    os.makedirs(args.work_dir)
+    node = Node(args.node, os.path.join(args.work_dir, "braid-node.log"))
+    pages = start_page_server()
+    pages_base = f"http://127.0.0.1:{pages.server_address[1]}"
+    suite = Suite(node, pages_base, args.work_dir)
+    failures = passes = 0
+    started = time.monotonic()
+    try:
+        await asyncio.to_thread(node.start)
+        print(f"interop: braid-node at {node.base}, pages at {pages_base}, logs in {args.work_dir}", flush=True)
+        for name, scenario, timeout in SCENARIOS:
+            if args.only and name not in args.only:
+                continue
+            began = time.monotonic()
+            try:
+                figures = await asyncio.wait_for(scenario(suite), timeout)
+                node.check_alive()
+                passes += 1
+                print(f"PASS {name} ({time.monotonic() - began:.0f} s): {figures}", flush=True)
+            except asyncio.TimeoutError:
+                failures += 1
+                print(f"FAIL {name}: timed out after {timeout} s", flush=True)
+            except (ScenarioFailure, CDPError) as error:
+                failures += 1
+                print(f"FAIL {name} ({time.monotonic() - began:.0f} s): {error}", flush=True)
+            except Exception as error:  # noqa: BLE001 (a harness or peer error fails this scenario only)
+                failures += 1
+                print(f"FAIL {name} ({time.monotonic() - began:.0f} s): {type(error).__name__}: {error}", flush=True)
+            if name == "chromium-layer-cap":
+                # The Chromium peers are done: free the CPU for aiortc.
+                await suite.stop_browser(suite.subscriber)
+                await suite.stop_browser(suite.publisher)
+    finally:
+        await suite.cleanup()
+        pages.shutdown()
+        await asyncio.to_thread(node.stop)
+    if failures:
+        # The node's own complaints, if any, usually say why a scenario failed.
+        complaints = []
+        with contextlib.suppress(OSError), open(node.log_path, errors="replace") as log:
+            complaints = [line for line in log if re.search(r" (warning|error|critical) ", line)][-15:]
+        print(f"interop: {len(complaints) or 'no'} warning/error lines at the end of {node.log_path}", flush=True)
+        print("".join(f"  {line}" for line in complaints), end="", flush=True)
+    print(f"interop: finished in {time.monotonic() - started:.0f} s", flush=True)
+    print(f"interop: {passes} passed, {failures} failed", flush=True)
+    return failures
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("node", help="path of the braid-node binary")
+    parser.add_argument("--work-dir", required=True, help="folder for logs and browser profiles (emptied)")
+    parser.add_argument("--only", nargs="*", help="run only these scenarios")
+    args = parser.parse_args()
+    unknown = set(args.only or []) - {name for name, _, _ in SCENARIOS}
+    if unknown:
+        parser.error(f"unknown scenarios {sorted(unknown)}; known: {[name for name, _, _ in SCENARIOS]}")
+
+    async def guarded():
+        # SIGTERM/SIGINT (e.g. from `timeout`) cancel the run so that the cleanup above still happens.
+        task = asyncio.current_task()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, task.cancel)
+        return await run(args)
+
+    try:
+        failures = asyncio.run(guarded())
+    except asyncio.CancelledError:
+        print("interop: interrupted", flush=True)
+        sys.exit(2)
+    sys.exit(1 if failures else 0)
+
+
+if __name__ == "__main__":
+    main()
