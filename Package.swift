@@ -22,6 +22,7 @@ let package = Package(
         .library(name: "BraidRTPStreams", targets: ["BraidRTPStreams"]),
         .library(name: "BraidCongestion", targets: ["BraidCongestion"]),
         .library(name: "BraidNode", targets: ["BraidNode"]),
+        .library(name: "BraidClient", targets: ["BraidClient"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -87,6 +88,22 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // MARK: The client SDK (WHIP publish / WHEP subscribe), what the load tester is built on.
+        .target(
+            name: "BraidClient",
+            dependencies: [
+                "BraidWire",
+                "BraidSecurity",
+                "BraidICE",
+                "BraidSDP",
+                "BraidCodecs",
+                "BraidRTPStreams",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "braid-node",
             dependencies: [
@@ -104,6 +121,11 @@ let package = Package(
         .testTarget(name: "BraidRTPStreamsTests", dependencies: ["BraidRTPStreams"], swiftSettings: swiftSettings),
         .testTarget(name: "BraidCongestionTests", dependencies: ["BraidCongestion"], swiftSettings: swiftSettings),
         .testTarget(name: "BraidCodecsTests", dependencies: ["BraidCodecs"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "BraidClientTests",
+            dependencies: ["BraidClient", "BraidNode"],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "BraidNodeTests",
             dependencies: [
