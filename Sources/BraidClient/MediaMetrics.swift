@@ -22,8 +22,9 @@ public enum NTPTime {
     /// Converts Unix time to NTP.
     public static func timestamp(unixSeconds: Int64, nanoseconds: Int64) -> UInt64 {
         let seconds = UInt64(truncatingIfNeeded: unixSeconds) &+ self.unixEpochOffset
-        // fraction = ns × 2^32 / 10^9, exact in 64 bits since ns < 10^9 < 2^30.
-        let fraction = (UInt64(max(0, min(nanoseconds, 999_999_999))) << 32) / 1_000_000_000
+        // fraction = ns × 2^32 / 10^9, rounded; fits 64 bits since ns < 10^9 < 2^30.
+        let fraction = min(
+            ((UInt64(max(0, min(nanoseconds, 999_999_999))) << 32) + 500_000_000) / 1_000_000_000, 0xFFFF_FFFF)
         return seconds << 32 | fraction
     }
 
@@ -34,7 +35,7 @@ public enum NTPTime {
         // Q32.32 → µs: split to avoid overflow: whole seconds and the fraction.
         let seconds = difference >> 32
         let fraction = difference & 0xFFFF_FFFF
-        return seconds * 1_000_000 + (fraction * 1_000_000) >> 32
+        return seconds * 1_000_000 + (fraction * 1_000_000 + (1 << 31)) >> 32
     }
 }
 

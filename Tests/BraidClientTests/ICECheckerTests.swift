@@ -7,8 +7,8 @@ import Testing
 
 @Suite("Controlling ICE checks against the node's ICE-lite agent")
 struct ICECheckerTests {
-    static let client = try! ICECredentials(ufrag: "clientufrag", password: "clientpassword-0123456789")
-    static let node = try! ICECredentials(ufrag: "nodeufrag", password: "nodepassword-0123456789ab")
+    static let client = try! ICECredentials(ufrag: "clientufrag", password: "clientpassword0123456789ab")
+    static let node = try! ICECredentials(ufrag: "nodeufrag", password: "nodepassword0123456789abcd")
     static let nodeAddress = try! SocketAddress(ipAddress: "127.0.0.1", port: 5000)
     static let clientAddress = try! SocketAddress(ipAddress: "127.0.0.1", port: 40000)
 
@@ -98,7 +98,7 @@ struct ICECheckerTests {
         checker.start(now: now) { _, _ in times.append(0) }
         while case .checking = checker.state, let deadline = checker.nextDeadline {
             now = deadline
-            checker.handleTimer(now: now) { _, _ in times.append((now.uptimeNanoseconds) / 1_000_000) }
+            checker.handleTimer(now: now) { _, _ in times.append(Int64(now.uptimeNanoseconds / 1_000_000)) }
         }
         #expect(Array(times.prefix(5)) == [0, 100, 300, 700, 1500])
         #expect(times.count == 7)

@@ -113,7 +113,7 @@ struct LoopbackPublishTests {
                     to: "http://127.0.0.1:\(port)/whip/bad%20room", audio: .external, video: nil,
                     group: MultiThreadedEventLoopGroup.singleton)
                 Issue.record("publishing to an invalid room succeeded")
-            } catch {
+            } catch let error as BraidClientError {
                 guard case .httpStatus(let code, _) = error else {
                     Issue.record("expected httpStatus, got \(error)")
                     return
@@ -124,7 +124,7 @@ struct LoopbackPublishTests {
                 _ = try await BraidSubscriber.subscribe(
                     to: "http://127.0.0.1:1/whep/x", group: MultiThreadedEventLoopGroup.singleton)
                 Issue.record("connecting to a closed port succeeded")
-            } catch {
+            } catch let error as BraidClientError {
                 guard case .connectionFailed = error else {
                     Issue.record("expected connectionFailed, got \(error)")
                     return

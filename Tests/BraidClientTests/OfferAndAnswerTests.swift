@@ -2,6 +2,7 @@ import BraidICE
 import BraidSDP
 import BraidSecurity
 import BraidWire
+import NIOCore
 import Testing
 
 @testable import BraidClient
@@ -127,7 +128,7 @@ struct OfferAndAnswerTests {
         #expect(answer.sections[1].rtxPayloadType == 101)
         #expect(answer.sections[1].extensions.transportSequenceNumber == 9)
         #expect(answer.sections[1].ssrc == 6666 && answer.sections[1].rtxSSRC == 7777)
-        #expect(answer.sections.allSatisfy(\.accepted))
+        #expect(answer.sections.allSatisfy { $0.accepted })
     }
 
     @Test("Unusable answers are typed errors")
