@@ -37,6 +37,248 @@ struct IncomingTrack {
     }
 }
 
+/// The receive-side media processing of a subscriber, without sockets: per-track statistics, NACK and
+/// keyframe requests, transport-wide feedback, frame assembly, freezes and latency. ``BraidSubscriber``
+/// feeds it decrypted packets and sends the RTCP it writes; tests feed it packets directly.
+struct SubscriberMedia {
+    let requestedAt: NIODeadline
+    let senderSSRC: UInt32
+    let twccIDs: [UInt8?]
+    let midIDs: [UInt8?]
+    let captureIDs: [UInt8?]
+    var tracks: [IncomingTrack]
+    var feedback = TransportFeedbackRecorder()
+    var joinTime: Duration?
+    var nacksSent = 0
+    var keyframeRequestsSent = 0
+    var receiverReportsSent = 0
+    var transportFeedbackSent = 0
+    var unknownSSRCPackets = 0
+    var tick = 0
+    var rtcp = ByteBuffer()
+    var missing: ContiguousArray<UInt16> = []
+    let cname = "braid-subscriber"
+
+    init(sections: [RemoteAnswer.Section], requestedAt: NIODeadline, senderSSRC: UInt32) {
+        self.requestedAt = requestedAt
+        self.senderSSRC = senderSSRC
+        let accepted = sections.filter(\.accepted)
+        self.tracks = accepted.map(IncomingTrack.init(section:))
+        self.twccIDs = accepted.map(\.extensions.transportSequenceNumber)
+        self.midIDs = accepted.map(\.extensions.mid)
+        self.captureIDs = accepted.map(\.extensions.absCaptureTime)
+        self.rtcp.reserveCapacity(1500)
+        self.missing.reserveCapacity(1000)
+    }
+
+    mutating func received(
+        rtp packet: RTPPacket, now: NIODeadline, wallClock: UInt64, send: (ByteBuffer) -> Void
+    ) {
+        if self.joinTime == nil { self.joinTime = .nanoseconds((now - self.requestedAt).nanoseconds) }
+        guard let index = self.trackIndex(for: packet) else {
+            self.unknownSSRCPackets += 1
+            return
+        }
+        if let id = self.twccIDs[index], let value = try? packet.headerExtension(TransportSequenceNumber.self, id: id) {
+            self.feedback.record(value.value, arrivalMicroseconds: Int64(now.uptimeNanoseconds / 1000))
+        }
+        if let id = self.captureIDs[index], let element = packet.extension(id: id),
+            let capture = try? AbsCaptureTime(extensionValue: element.value)
+        {
+            let offset = capture.estimatedCaptureClockOffset ?? 0
+            let latency = NTPTime.microseconds(
+                from: capture.captureTimestamp &+ UInt64(bitPattern: offset), to: wallClock)
+            self.tracks[index].latency.record(microseconds: latency)
+        }
+        var track = self.tracks[index]
+        defer { self.tracks[index] = track }
+        let isRTX = packet.ssrc == track.rtxSSRC || (packet.payloadType == track.rtxPayloadType && track.rtxPayloadType != nil)
+        var sequenceNumber = packet.sequenceNumber
+        var payload = packet.payload
+        if isRTX {
+            // RFC 4588 §4: the first two payload bytes are the original sequence number. Empty RTX
+            // packets (padding probes) carry nothing to repair.
+            guard let original = payload.readInteger(as: UInt16.self), payload.readableBytes > 0 else { return }
+            sequenceNumber = original
+            track.retransmissionsReceived += 1
+        } else {
+            track.statistics?.packetReceived(packet, now: now)
+        }
+        switch track.kind {
+        case .audio:
+            break
+        case .video:
+            let outcome = track.nack.packetReceived(sequenceNumber: sequenceNumber, isRetransmission: isRTX, now: now)
+            if case .keyframeNeeded = outcome { self.requestKeyframe(&track, now: now, send: send) }
+            guard let vp8 = try? VP8Payload(payload) else { return }
+            var rendered = 0
+            var keyframe = false
+            track.assembler.insert(
+                sequenceNumber: sequenceNumber, timestamp: packet.timestamp, marker: packet.marker, payload: vp8, now: now
+            ) { event in
+                if case .frame(let frame) = event {
+                    if frame.isDecodable { rendered += 1 }
+                    if frame.isKeyframe { keyframe = true }
+                }
+            }
+            for _ in 0..<rendered { track.freezes.frameRendered(at: now) }
+            if keyframe {
+                track.keyframes?.keyframeReceived()
+                // Older holes no longer matter to the decoder.
+                track.nack.forgetMissing(before: sequenceNumber)
+            }
+            let needKeyframe = track.assembler.needsKeyframe && track.assembler.framesComplete > 0
+            if needKeyframe { self.requestKeyframe(&track, now: now, send: send) }
+        }
+    }
+
+    mutating func received(rtcp compound: RTCPCompoundPacket, now: NIODeadline) {
+        for packet in compound {
+            guard case .senderReport(let report) = packet else { continue }
+            for index in self.tracks.indices where self.tracks[index].ssrc == report.senderSSRC {
+                self.tracks[index].statistics?.senderReportReceived(ntpTimestamp: report.ntpTimestamp, now: now)
+            }
+        }
+    }
+
+    /// Finds the track of a packet: by SSRC (signalled or bound earlier), else by MID, else by a payload
+    /// type only one unbound track uses; binds the SSRC it found.
+    mutating func trackIndex(for packet: RTPPacket) -> Int? {
+        let ssrc = packet.ssrc
+        for index in self.tracks.indices where self.tracks[index].ssrc == ssrc || self.tracks[index].rtxSSRC == ssrc {
+            return index
+        }
+        let isRTX: (IncomingTrack) -> Bool = { $0.rtxPayloadType == packet.payloadType }
+        for index in self.tracks.indices {
+            guard let id = self.midIDs[index], let mid = self.tracks[index].mid,
+                let element = packet.extension(id: id),
+                let value = try? RTPStreamIdentifier(extensionValue: element.value), value.matches(mid)
+            else { continue }
+            if isRTX(self.tracks[index]) { self.tracks[index].rtxSSRC = ssrc } else { self.tracks[index].bind(ssrc: ssrc) }
+            return index
+        }
+        let candidates = self.tracks.indices.filter {
+            self.tracks[$0].ssrc == nil && self.tracks[$0].payloadType == packet.payloadType
+        }
+        if candidates.count == 1 {
+            self.tracks[candidates[0]].bind(ssrc: ssrc)
+            return candidates[0]
+        }
+        return nil
+    }
+
+    mutating func requestKeyframe(_ track: inout IncomingTrack, now: NIODeadline, send: (ByteBuffer) -> Void) {
+        guard var throttle = track.keyframes, throttle.keyframeRequested(now: now) != nil else {
+            return
+        }
+        track.keyframes = throttle
+        self.rtcp.clear()
+        do {
+            try throttle.writePLI(senderSSRC: self.senderSSRC, into: &self.rtcp)
+        } catch {
+            return
+        }
+        send(self.rtcp)
+        self.keyframeRequestsSent += 1
+    }
+
+    /// The 20 ms tick: gives up stale frames, sends NACKs and keyframe requests, and every 100 ms
+    /// transport-wide feedback, every second a receiver report.
+    mutating func onTick(now: NIODeadline, send: (ByteBuffer) -> Void) {
+        self.tick += 1
+        for index in self.tracks.indices where self.tracks[index].kind == .video {
+            var track = self.tracks[index]
+            track.assembler.poll(now: now) { _ in }
+            if let ssrc = track.ssrc {
+                track.nack.pending(now: now, into: &self.missing)
+                if !self.missing.isEmpty {
+                    self.rtcp.clear()
+                    if (try? NACKGenerator.writeNACK(
+                        senderSSRC: self.senderSSRC, mediaSSRC: ssrc, sequenceNumbers: self.missing, into: &self.rtcp))
+                        != nil
+                    {
+                        send(self.rtcp)
+                        self.nacksSent += 1
+                    }
+                }
+                if track.assembler.needsKeyframe && track.assembler.framesComplete > 0 {
+                    self.requestKeyframe(&track, now: now, send: send)
+                } else if var throttle = track.keyframes, throttle.retryDue(now: now) != nil {
+                    track.keyframes = throttle
+                    self.rtcp.clear()
+                    if (try? throttle.writePLI(senderSSRC: self.senderSSRC, into: &self.rtcp)) != nil {
+                        send(self.rtcp)
+                        self.keyframeRequestsSent += 1
+                    }
+                }
+            }
+            self.tracks[index] = track
+        }
+        if self.tick % 5 == 0 { self.sendTransportFeedback(send: send) }
+        if self.tick % 50 == 0 { self.sendReceiverReport(now: now, send: send) }
+    }
+
+    mutating func sendTransportFeedback(send: (ByteBuffer) -> Void) {
+        let mediaSSRC = self.tracks.first(where: { $0.kind == .video })?.ssrc ?? self.tracks.first?.ssrc ?? 0
+        self.rtcp.clear()
+        var builder = RTCPCompoundBuilder(buffer: self.rtcp)
+        let written = self.feedback.write(senderSSRC: self.senderSSRC, mediaSSRC: mediaSSRC, into: &builder)
+        self.rtcp = builder.finish()
+        guard written > 0 else { return }
+        send(self.rtcp)
+        self.transportFeedbackSent += written
+    }
+
+    mutating func sendReceiverReport(now: NIODeadline, send: (ByteBuffer) -> Void) {
+        self.rtcp.clear()
+        var builder = RTCPCompoundBuilder(buffer: self.rtcp)
+        var blocks: [RTCPReportBlock] = []
+        blocks.reserveCapacity(self.tracks.count)
+        for index in self.tracks.indices {
+            if let block = self.tracks[index].statistics?.makeReportBlock(now: now) { blocks.append(block) }
+        }
+        // RFC 3550 §6.4.2: at most 31 blocks per RR.
+        try? builder.appendReceiverReport(senderSSRC: self.senderSSRC, reportBlocks: blocks.prefix(31))
+        try? builder.appendCNAME(ssrc: self.senderSSRC, cname: self.cname)
+        self.rtcp = builder.finish()
+        send(self.rtcp)
+        self.receiverReportsSent += 1
+    }
+
+    func snapshot(connectTime: Duration?, transport: TransportStatistics) -> SubscriberStatistics {
+        var audio: [AudioTrackStatistics] = []
+        var video: [VideoTrackStatistics] = []
+        for track in self.tracks {
+            let received = track.statistics?.packetsReceived ?? 0
+            let lost = track.statistics?.cumulativeLost ?? 0
+            switch track.kind {
+            case .audio:
+                audio.append(
+                    AudioTrackStatistics(
+                        mid: track.mid, ssrc: track.ssrc, packetsReceived: received, packetsLost: lost,
+                        jitter: track.statistics?.jitter ?? 0, framesReceived: received,
+                        framesConcealed: max(0, lost), latency: LatencySummary(track.latency)))
+            case .video:
+                video.append(
+                    VideoTrackStatistics(
+                        mid: track.mid, ssrc: track.ssrc, packetsReceived: received, packetsLost: lost,
+                        retransmissionsReceived: track.retransmissionsReceived,
+                        packetsRecovered: track.nack.packetsRecovered, packetsUnrecovered: track.nack.packetsGivenUp,
+                        jitter: track.statistics?.jitter ?? 0, framesComplete: track.assembler.framesComplete,
+                        framesDecodable: track.assembler.framesDecodable, keyframes: track.assembler.keyframes,
+                        framesLost: track.assembler.framesLost, freezeCount: track.freezes.freezeCount,
+                        totalFreezesDuration: .nanoseconds(track.freezes.totalFreezesDuration.nanoseconds),
+                        latency: LatencySummary(track.latency)))
+            }
+        }
+        return SubscriberStatistics(
+            joinTime: self.joinTime, connectTime: connectTime, audio: audio, video: video,
+            nacksSent: self.nacksSent, keyframeRequestsSent: self.keyframeRequestsSent,
+            receiverReportsSent: self.receiverReportsSent, transportFeedbackSent: self.transportFeedbackSent,
+            unknownSSRCPackets: self.unknownSSRCPackets, transport: transport)
+    }
+}
+
 /// Receives audio and video from a WHEP endpoint
 /// ([draft-ietf-wish-whep](https://datatracker.ietf.org/doc/draft-ietf-wish-whep/)) and measures them.
 ///
@@ -67,24 +309,9 @@ public final class BraidSubscriber: PeerMediaHandler, @unchecked Sendable {
     let options: ConnectionOptions
     let group: any EventLoopGroup
     let requestedAt: NIODeadline
-    let senderSSRC: UInt32
-    let twccIDs: [UInt8?]
-    let midIDs: [UInt8?]
-    let captureIDs: [UInt8?]
-    var tracks: [IncomingTrack]
-    var feedback = TransportFeedbackRecorder()
+    var media: SubscriberMedia
     var tasks: [RepeatedTask] = []
     var connectTime: Duration?
-    var joinTime: Duration?
-    var nacksSent = 0
-    var keyframeRequestsSent = 0
-    var receiverReportsSent = 0
-    var transportFeedbackSent = 0
-    var unknownSSRCPackets = 0
-    var tick = 0
-    var rtcp = ByteBuffer()
-    var missing: ContiguousArray<UInt16> = []
-    let cname = "braid-subscriber"
 
     /// Subscribes with a receive-only offer of `audioTracks` Opus and `videoTracks` VP8 sections and waits
     /// until media can flow.
@@ -121,14 +348,8 @@ public final class BraidSubscriber: PeerMediaHandler, @unchecked Sendable {
         self.options = options
         self.group = group
         self.requestedAt = join.requestedAt
-        self.senderSSRC = UInt32.random(in: 1...UInt32.max)
-        let accepted = join.answer.sections.filter(\.accepted)
-        self.tracks = accepted.map(IncomingTrack.init(section:))
-        self.twccIDs = accepted.map(\.extensions.transportSequenceNumber)
-        self.midIDs = accepted.map(\.extensions.mid)
-        self.captureIDs = accepted.map(\.extensions.absCaptureTime)
-        self.rtcp.reserveCapacity(1500)
-        self.missing.reserveCapacity(1000)
+        self.media = SubscriberMedia(
+            sections: join.answer.sections, requestedAt: join.requestedAt, senderSSRC: UInt32.random(in: 1...UInt32.max))
     }
 
     // MARK: PeerMediaHandler
@@ -138,222 +359,27 @@ public final class BraidSubscriber: PeerMediaHandler, @unchecked Sendable {
         self.tasks.append(
             self.transport.eventLoop.scheduleRepeatedTask(initialDelay: .milliseconds(20), delay: .milliseconds(20)) {
                 _ in
-                self.onTick()
+                guard self.transport.srtp != nil else { return }
+                self.media.onTick(now: .now()) { self.transport.sendRTCP($0) }
             })
     }
 
     func received(rtp packet: RTPPacket, now: NIODeadline) {
-        if self.joinTime == nil { self.joinTime = .nanoseconds((now - self.requestedAt).nanoseconds) }
-        guard let index = self.trackIndex(for: packet) else {
-            self.unknownSSRCPackets += 1
-            return
-        }
-        if let id = self.twccIDs[index], let value = try? packet.headerExtension(TransportSequenceNumber.self, id: id) {
-            self.feedback.record(value.value, arrivalMicroseconds: Int64(now.uptimeNanoseconds / 1000))
-        }
-        if let id = self.captureIDs[index], let element = packet.extension(id: id),
-            let capture = try? AbsCaptureTime(extensionValue: element.value)
-        {
-            let offset = capture.estimatedCaptureClockOffset ?? 0
-            let latency = NTPTime.microseconds(
-                from: capture.captureTimestamp &+ UInt64(bitPattern: offset), to: NTPTime.now())
-            self.tracks[index].latency.record(microseconds: latency)
-        }
-        var track = self.tracks[index]
-        defer { self.tracks[index] = track }
-        let isRTX = packet.ssrc == track.rtxSSRC || (packet.payloadType == track.rtxPayloadType && track.rtxPayloadType != nil)
-        var sequenceNumber = packet.sequenceNumber
-        var payload = packet.payload
-        if isRTX {
-            // RFC 4588 §4: the first two payload bytes are the original sequence number. Empty RTX
-            // packets (padding probes) carry nothing to repair.
-            guard let original = payload.readInteger(as: UInt16.self), payload.readableBytes > 0 else { return }
-            sequenceNumber = original
-            track.retransmissionsReceived += 1
-        } else {
-            track.statistics?.packetReceived(packet, now: now)
-        }
-        switch track.kind {
-        case .audio:
-            break
-        case .video:
-            let outcome = track.nack.packetReceived(sequenceNumber: sequenceNumber, isRetransmission: isRTX, now: now)
-            if case .keyframeNeeded = outcome { self.requestKeyframe(&track, now: now) }
-            guard let vp8 = try? VP8Payload(payload) else { return }
-            var rendered = 0
-            var keyframe = false
-            track.assembler.insert(
-                sequenceNumber: sequenceNumber, timestamp: packet.timestamp, marker: packet.marker, payload: vp8, now: now
-            ) { event in
-                if case .frame(let frame) = event {
-                    if frame.isDecodable { rendered += 1 }
-                    if frame.isKeyframe { keyframe = true }
-                }
-            }
-            for _ in 0..<rendered { track.freezes.frameRendered(at: now) }
-            if keyframe {
-                track.keyframes?.keyframeReceived()
-                // Older holes no longer matter to the decoder.
-                track.nack.forgetMissing(before: sequenceNumber)
-            }
-            let needKeyframe = track.assembler.needsKeyframe && track.assembler.framesComplete > 0
-            if needKeyframe { self.requestKeyframe(&track, now: now) }
-        }
+        self.media.received(rtp: packet, now: now, wallClock: NTPTime.now()) { self.transport.sendRTCP($0) }
     }
 
     func received(rtcp compound: RTCPCompoundPacket, now: NIODeadline) {
-        for packet in compound {
-            guard case .senderReport(let report) = packet else { continue }
-            for index in self.tracks.indices where self.tracks[index].ssrc == report.senderSSRC {
-                self.tracks[index].statistics?.senderReportReceived(ntpTimestamp: report.ntpTimestamp, now: now)
-            }
-        }
+        self.media.received(rtcp: compound, now: now)
     }
 
-    /// Finds the track of a packet: by SSRC (signalled or bound earlier), else by MID, else by a payload
-    /// type only one unbound track uses; binds the SSRC it found.
-    private func trackIndex(for packet: RTPPacket) -> Int? {
-        let ssrc = packet.ssrc
-        for index in self.tracks.indices where self.tracks[index].ssrc == ssrc || self.tracks[index].rtxSSRC == ssrc {
-            return index
-        }
-        let isRTX: (IncomingTrack) -> Bool = { $0.rtxPayloadType == packet.payloadType }
-        for index in self.tracks.indices {
-            guard let id = self.midIDs[index], let mid = self.tracks[index].mid,
-                let element = packet.extension(id: id),
-                let value = try? RTPStreamIdentifier(extensionValue: element.value), value.matches(mid)
-            else { continue }
-            if isRTX(self.tracks[index]) { self.tracks[index].rtxSSRC = ssrc } else { self.tracks[index].bind(ssrc: ssrc) }
-            return index
-        }
-        let candidates = self.tracks.indices.filter {
-            self.tracks[$0].ssrc == nil && self.tracks[$0].payloadType == packet.payloadType
-        }
-        if candidates.count == 1 {
-            self.tracks[candidates[0]].bind(ssrc: ssrc)
-            return candidates[0]
-        }
-        return nil
-    }
-
-    // MARK: Feedback
-
-    private func requestKeyframe(_ track: inout IncomingTrack, now: NIODeadline) {
-        guard var throttle = track.keyframes, throttle.keyframeRequested(now: now) != nil else {
-            return
-        }
-        track.keyframes = throttle
-        self.rtcp.clear()
-        do {
-            try throttle.writePLI(senderSSRC: self.senderSSRC, into: &self.rtcp)
-        } catch {
-            return
-        }
-        self.transport.sendRTCP(self.rtcp)
-        self.keyframeRequestsSent += 1
-    }
-
-    private func onTick() {
-        guard self.transport.srtp != nil else { return }
-        let now = NIODeadline.now()
-        self.tick += 1
-        for index in self.tracks.indices where self.tracks[index].kind == .video {
-            var track = self.tracks[index]
-            track.assembler.poll(now: now) { _ in }
-            if let ssrc = track.ssrc {
-                track.nack.pending(now: now, into: &self.missing)
-                if !self.missing.isEmpty {
-                    self.rtcp.clear()
-                    if (try? NACKGenerator.writeNACK(
-                        senderSSRC: self.senderSSRC, mediaSSRC: ssrc, sequenceNumbers: self.missing, into: &self.rtcp))
-                        != nil
-                    {
-                        self.transport.sendRTCP(self.rtcp)
-                        self.nacksSent += 1
-                    }
-                }
-                if track.assembler.needsKeyframe && track.assembler.framesComplete > 0 {
-                    self.requestKeyframe(&track, now: now)
-                } else if var throttle = track.keyframes, throttle.retryDue(now: now) != nil {
-                    track.keyframes = throttle
-                    self.rtcp.clear()
-                    if (try? throttle.writePLI(senderSSRC: self.senderSSRC, into: &self.rtcp)) != nil {
-                        self.transport.sendRTCP(self.rtcp)
-                        self.keyframeRequestsSent += 1
-                    }
-                }
-            }
-            self.tracks[index] = track
-        }
-        if self.tick % 5 == 0 { self.sendTransportFeedback() }
-        if self.tick % 50 == 0 { self.sendReceiverReport(now: now) }
-    }
-
-    private func sendTransportFeedback() {
-        let mediaSSRC = self.tracks.first(where: { $0.kind == .video })?.ssrc ?? self.tracks.first?.ssrc ?? 0
-        self.rtcp.clear()
-        var builder = RTCPCompoundBuilder(buffer: self.rtcp)
-        let written = self.feedback.write(senderSSRC: self.senderSSRC, mediaSSRC: mediaSSRC, into: &builder)
-        self.rtcp = builder.finish()
-        guard written > 0 else { return }
-        self.transport.sendRTCP(self.rtcp)
-        self.transportFeedbackSent += written
-    }
-
-    private func sendReceiverReport(now: NIODeadline) {
-        self.rtcp.clear()
-        var builder = RTCPCompoundBuilder(buffer: self.rtcp)
-        var blocks: [RTCPReportBlock] = []
-        blocks.reserveCapacity(self.tracks.count)
-        for index in self.tracks.indices {
-            if let block = self.tracks[index].statistics?.makeReportBlock(now: now) { blocks.append(block) }
-        }
-        // RFC 3550 §6.4.2: at most 31 blocks per RR.
-        try? builder.appendReceiverReport(senderSSRC: self.senderSSRC, reportBlocks: blocks.prefix(31))
-        try? builder.appendCNAME(ssrc: self.senderSSRC, cname: self.cname)
-        self.rtcp = builder.finish()
-        self.transport.sendRTCP(self.rtcp)
-        self.receiverReportsSent += 1
-    }
 
     // MARK: Public state
 
     /// A snapshot of everything measured so far.
     public func statistics() async -> SubscriberStatistics? {
-        try? await self.transport.eventLoop.submit { self.snapshot() }.get()
-    }
-
-    func snapshot() -> SubscriberStatistics {
-        var audio: [AudioTrackStatistics] = []
-        var video: [VideoTrackStatistics] = []
-        for track in self.tracks {
-            let received = track.statistics?.packetsReceived ?? 0
-            let lost = track.statistics?.cumulativeLost ?? 0
-            switch track.kind {
-            case .audio:
-                audio.append(
-                    AudioTrackStatistics(
-                        mid: track.mid, ssrc: track.ssrc, packetsReceived: received, packetsLost: lost,
-                        jitter: track.statistics?.jitter ?? 0, framesReceived: received,
-                        framesConcealed: max(0, lost), latency: LatencySummary(track.latency)))
-            case .video:
-                video.append(
-                    VideoTrackStatistics(
-                        mid: track.mid, ssrc: track.ssrc, packetsReceived: received, packetsLost: lost,
-                        retransmissionsReceived: track.retransmissionsReceived,
-                        packetsRecovered: track.nack.packetsRecovered, packetsUnrecovered: track.nack.packetsGivenUp,
-                        jitter: track.statistics?.jitter ?? 0, framesComplete: track.assembler.framesComplete,
-                        framesDecodable: track.assembler.framesDecodable, keyframes: track.assembler.keyframes,
-                        framesLost: track.assembler.framesLost, freezeCount: track.freezes.freezeCount,
-                        totalFreezesDuration: .nanoseconds(track.freezes.totalFreezesDuration.nanoseconds),
-                        latency: LatencySummary(track.latency)))
-            }
-        }
-        return SubscriberStatistics(
-            joinTime: self.joinTime, connectTime: self.connectTime, audio: audio, video: video,
-            nacksSent: self.nacksSent, keyframeRequestsSent: self.keyframeRequestsSent,
-            receiverReportsSent: self.receiverReportsSent, transportFeedbackSent: self.transportFeedbackSent,
-            unknownSSRCPackets: self.unknownSSRCPackets, transport: self.transport.statistics)
+        try? await self.transport.eventLoop.submit {
+            self.media.snapshot(connectTime: self.connectTime, transport: self.transport.statistics)
+        }.get()
     }
 
     /// Stops feedback, ends the WHEP session (`DELETE`) and closes the socket.
