@@ -349,7 +349,7 @@ public final class BraidPublisher: PeerMediaHandler, @unchecked Sendable {
     }
 
     private func sendAudioOnLoop(_ payload: ByteBuffer, captureTime: UInt64?) {
-        guard var stream = self.audio, self.transport.srtp != nil else { return }
+        guard let stream = self.audio, self.transport.srtp != nil else { return }
         let now = NIODeadline.now()
         let nowNTP = NTPTime.now()
         // 20 ms per packet on the 48 kHz clock, whatever the scheduling jitter.
@@ -359,12 +359,11 @@ public final class BraidPublisher: PeerMediaHandler, @unchecked Sendable {
             transportSequence: self.nextTransportSequence(), captureTime: captureTime ?? nowNTP, now: now,
             nowNTP: nowNTP)
         self.transport.sendRTP(stream.packet)
-        self.audio = stream
         self.stats.audioPacketsSent += 1
     }
 
     private func sendVideoOnLoop(_ frame: EncodedVideoFrame, captureTime: UInt64?) {
-        guard var stream = self.video, self.transport.srtp != nil else { return }
+        guard let stream = self.video, self.transport.srtp != nil else { return }
         let now = NIODeadline.now()
         let nowNTP = NTPTime.now()
         let capture = captureTime ?? nowNTP
@@ -380,37 +379,17 @@ public final class BraidPublisher: PeerMediaHandler, @unchecked Sendable {
             self.transport.sendRTP(stream.packet)
             packets += 1
         }
-        self.video = stream
         self.stats.videoPacketsSent += packets
         self.stats.videoFramesSent += 1
         if frame.isKeyframe { self.stats.keyframesSent += 1 }
     }
 
     private func answer(_ nack: RTCPGenericNACK, now: NIODeadline) {
-        let transportSequence = self.transportSequence
-        var sequence = transportSequence
-        func resend(_ stream: inout OutgoingStream) -> Int {
-            let twccID = stream.extensionIDs.transportSequenceNumber
-            return stream.retransmissions.answer(nack, now: now, scratch: &stream.repair) { buffer in
-                // Every packet on the transport, retransmissions included, takes the next transport-wide
-                // sequence number (the original's is stale): patch it in place.
-                if let twccID, let view = try? RTPPacket(buffer), let element = view.extension(id: twccID),
-                    element.length == 2
-                {
-                    buffer.setInteger(sequence, at: buffer.readerIndex + element.valueOffset)
-                    sequence &+= 1
-                }
-                self.transport.sendRTP(buffer)
-            }
+        for stream in [self.video, self.audio].compactMap({ $0 }) where stream.ssrc == nack.mediaSSRC {
+            self.stats.retransmissionsSent += stream.answer(
+                nack, now: now, transportSequence: &self.transportSequence
+            ) { self.transport.sendRTP($0) }
         }
-        if var video = self.video, nack.mediaSSRC == video.ssrc {
-            self.stats.retransmissionsSent += resend(&video)
-            self.video = video
-        } else if var audio = self.audio, nack.mediaSSRC == audio.ssrc {
-            self.stats.retransmissionsSent += resend(&audio)
-            self.audio = audio
-        }
-        self.transportSequence = sequence
     }
 
     private func sendSenderReports() {

@@ -3,8 +3,9 @@ import BraidSDP
 import BraidWire
 import NIOCore
 
-/// The receiving state of one m-section.
-struct IncomingTrack {
+/// The receiving state of one m-section. A class, so that its buffers (NACK list, frame queue,
+/// histograms) are mutated in place per packet rather than copied out of the track list and back.
+final class IncomingTrack {
     let kind: OfferedTrack.Kind
     let mid: String?
     var ssrc: UInt32?
@@ -30,7 +31,7 @@ struct IncomingTrack {
         self.rtxSSRC = section.rtxSSRC
     }
 
-    mutating func bind(ssrc: UInt32) {
+    func bind(ssrc: UInt32) {
         self.ssrc = ssrc
         self.statistics = ReceiveStatistics(ssrc: ssrc, clockRate: self.clockRate)
         self.keyframes = KeyframeRequestThrottle(mediaSSRC: ssrc)
@@ -90,8 +91,7 @@ struct SubscriberMedia {
                 from: capture.captureTimestamp &+ UInt64(bitPattern: offset), to: wallClock)
             self.tracks[index].latency.record(microseconds: latency)
         }
-        var track = self.tracks[index]
-        defer { self.tracks[index] = track }
+        let track = self.tracks[index]
         let isRTX = packet.ssrc == track.rtxSSRC || (packet.payloadType == track.rtxPayloadType && track.rtxPayloadType != nil)
         var sequenceNumber = packet.sequenceNumber
         var payload = packet.payload
@@ -109,7 +109,7 @@ struct SubscriberMedia {
             break
         case .video:
             let outcome = track.nack.packetReceived(sequenceNumber: sequenceNumber, isRetransmission: isRTX, now: now)
-            if case .keyframeNeeded = outcome { self.requestKeyframe(&track, now: now, send: send) }
+            if case .keyframeNeeded = outcome { self.requestKeyframe(track, now: now, send: send) }
             guard let vp8 = try? VP8Payload(payload) else { return }
             var rendered = 0
             var keyframe = false
@@ -128,7 +128,7 @@ struct SubscriberMedia {
                 track.nack.forgetMissing(before: sequenceNumber)
             }
             let needKeyframe = track.assembler.needsKeyframe && track.assembler.framesComplete > 0
-            if needKeyframe { self.requestKeyframe(&track, now: now, send: send) }
+            if needKeyframe { self.requestKeyframe(track, now: now, send: send) }
         }
     }
 
@@ -167,7 +167,7 @@ struct SubscriberMedia {
         return nil
     }
 
-    mutating func requestKeyframe(_ track: inout IncomingTrack, now: NIODeadline, send: (ByteBuffer) -> Void) {
+    mutating func requestKeyframe(_ track: IncomingTrack, now: NIODeadline, send: (ByteBuffer) -> Void) {
         guard var throttle = track.keyframes, throttle.keyframeRequested(now: now) != nil else {
             return
         }
@@ -187,7 +187,7 @@ struct SubscriberMedia {
     mutating func onTick(now: NIODeadline, send: (ByteBuffer) -> Void) {
         self.tick += 1
         for index in self.tracks.indices where self.tracks[index].kind == .video {
-            var track = self.tracks[index]
+            let track = self.tracks[index]
             track.assembler.poll(now: now) { _ in }
             if let ssrc = track.ssrc {
                 track.nack.pending(now: now, into: &self.missing)
@@ -202,7 +202,7 @@ struct SubscriberMedia {
                     }
                 }
                 if track.assembler.needsKeyframe && track.assembler.framesComplete > 0 {
-                    self.requestKeyframe(&track, now: now, send: send)
+                    self.requestKeyframe(track, now: now, send: send)
                 } else if var throttle = track.keyframes, throttle.retryDue(now: now) != nil {
                     track.keyframes = throttle
                     self.rtcp.clear()
@@ -212,7 +212,6 @@ struct SubscriberMedia {
                     }
                 }
             }
-            self.tracks[index] = track
         }
         if self.tick % 5 == 0 { self.sendTransportFeedback(send: send) }
         if self.tick % 50 == 0 { self.sendReceiverReport(now: now, send: send) }

@@ -6,8 +6,10 @@ import NIOCore
 /// retransmission history and sender-report counters.
 ///
 /// Packets are built into one reused buffer and one reused extension builder, so sending allocates
-/// nothing once they have grown to the largest packet.
-struct OutgoingStream {
+/// nothing once they have grown to the largest packet. A class, so that the buffers are mutated where
+/// they live instead of being copied out of a container and written back (which would copy them).
+/// Confined to its publisher's event loop.
+final class OutgoingStream {
     let ssrc: UInt32
     let payloadType: UInt8
     let clockRate: UInt32
@@ -53,7 +55,7 @@ struct OutgoingStream {
     /// Extensions, each under the ID the answer gave it (absent when the answer dropped it): MID,
     /// transport-wide sequence number, abs-send-time, abs-capture-time (NTP of capture) and, for audio,
     /// the audio level (RFC 6464, a fixed -30 dBov with voice activity).
-    mutating func build(
+    func build(
         timestamp: UInt32, marker: Bool, payload: ByteBuffer, transportSequence: UInt16, captureTime: UInt64,
         now: NIODeadline, nowNTP: UInt64
     ) {
@@ -82,6 +84,29 @@ struct OutgoingStream {
         self.octetsSent &+= UInt32(truncatingIfNeeded: payload.readableBytes)
         self.lastTimestamp = timestamp
         self.lastSentAt = now
+    }
+
+    /// Answers a generic NACK from the retransmission history: each packet still held is sent again (RTX
+    /// when negotiated, RFC 4588 §4, else verbatim). Every packet on the transport, retransmissions
+    /// included, takes the next transport-wide sequence number (the stored one is stale), so it is
+    /// patched in place before sending.
+    /// - Returns: the number of packets sent.
+    func answer(
+        _ nack: RTCPGenericNACK, now: NIODeadline, transportSequence: inout UInt16, send: (ByteBuffer) -> Void
+    ) -> Int {
+        let twccID = self.extensionIDs.transportSequenceNumber
+        var sequence = transportSequence
+        let sent = self.retransmissions.answer(nack, now: now, scratch: &self.repair) { buffer in
+            if let twccID, let view = try? RTPPacket(buffer), let element = view.extension(id: twccID),
+                element.length == 2
+            {
+                buffer.setInteger(sequence, at: buffer.readerIndex + element.valueOffset)
+                sequence &+= 1
+            }
+            send(buffer)
+        }
+        transportSequence = sequence
+        return sent
     }
 
     /// The RTP timestamp "now" for a sender report (RFC 3550 §6.4.1): the last packet's timestamp

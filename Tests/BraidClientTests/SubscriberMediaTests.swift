@@ -84,7 +84,7 @@ struct MediaLoop {
         let timestamp = UInt32(index) &* 3000
         var built: [ByteBuffer] = []
         var sequences: [UInt16] = []
-        var stream = self.video
+        let stream = self.video
         var sequence = self.transportSequence
         _ = self.packetizer.packetize(frame: ByteBuffer(bytes: frame(size: size, key: key, seed: UInt8(index & 0xFF))), scratch: &self.scratch) {
             payload, last in
@@ -184,14 +184,22 @@ struct SubscriberMediaTests {
                 let nack = try #require(nacks.first)
                 #expect(nack.mediaSSRC == MediaLoop.videoSSRC && nack.senderSSRC == 77)
                 #expect(Array(nack.lostSequenceNumbers) == [lost])
-                // The publisher answers from its history with RTX (RFC 4588).
-                var repair = ByteBuffer()
-                guard case .written = loop.video.retransmissions.retransmit(lost, now: loop.now, into: &repair) else {
-                    Issue.record("history lost the packet")
-                    return
+                // The publisher answers from its history with RTX (RFC 4588) and a fresh transport-wide
+                // sequence number.
+                let fresh = loop.transportSequence
+                var repairs: [ByteBuffer] = []
+                let sent = loop.video.answer(nack, now: loop.now, transportSequence: &loop.transportSequence) {
+                    repairs.append($0)
                 }
+                #expect(sent == 1 && repairs.count == 1)
+                #expect(loop.transportSequence == fresh &+ 1)
+                let repair = try #require(repairs.first)
                 let rtx = try RTPPacket(repair)
                 #expect(rtx.ssrc == MediaLoop.rtxSSRC && rtx.payloadType == 97)
+                #expect(try rtx.headerExtension(TransportSequenceNumber.self, id: 3)?.value == fresh)
+                #expect(rtx.payload.getInteger(at: rtx.payload.readerIndex, as: UInt16.self) == lost)
+                // A second NACK right away is throttled (the repair is still in flight).
+                #expect(loop.video.answer(nack, now: loop.now, transportSequence: &loop.transportSequence) { _ in } == 0)
                 loop.deliver(repair)
             }
         }
