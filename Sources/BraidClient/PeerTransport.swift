@@ -65,7 +65,10 @@ final class PeerTransport: @unchecked Sendable {
     var statistics = TransportStatistics()
     weak var handler: (any PeerMediaHandler)?
     let connected: EventLoopPromise<Void>
+    /// Outgoing SRTP/SRTCP, reused per packet.
     var scratch: ByteBuffer
+    /// Incoming decrypted RTP/RTCP, reused per packet; handlers must not keep views of it.
+    var received: ByteBuffer
     var closed = false
 
     /// Binds a UDP socket on `eventLoop` at `host` (port 0).
@@ -97,6 +100,7 @@ final class PeerTransport: @unchecked Sendable {
         }
         self.connected = channel.eventLoop.makePromise()
         self.scratch = channel.allocator.buffer(capacity: 1500)
+        self.received = channel.allocator.buffer(capacity: 2048)
     }
 
     /// Installs the receive handler and starts ICE. Call on any thread.
@@ -118,7 +122,7 @@ final class PeerTransport: @unchecked Sendable {
 
     // MARK: Receive path
 
-    func receive(_ datagram: inout ByteBuffer, from source: SocketAddress) {
+    func receive(_ datagram: ByteBuffer, from source: SocketAddress) {
         guard !self.closed else { return }
         let now = NIODeadline.now()
         let first = datagram.getInteger(at: datagram.readerIndex, as: UInt8.self)
@@ -164,27 +168,36 @@ final class PeerTransport: @unchecked Sendable {
                 return
             }
             let protectedLength = datagram.readableBytes
+            // Decrypt into the reused receive buffer: mutating the datagram in place would copy it, since
+            // NIO's envelope still references its storage.
+            self.received.clear()
+            self.received.reserveCapacity(minimumWritableBytes: protectedLength)
             let length: Int
             do {
-                length = try datagram.withUnsafeMutableReadableBytes { bytes in
-                    try Result { () throws(SRTPError) in
-                        isRTCP ? try srtp.inbound.unprotectRTCP(inPlace: bytes) : try srtp.inbound.unprotectRTP(inPlace: bytes)
-                    }.get()
+                length = try datagram.withUnsafeReadableBytes { source in
+                    try self.received.withUnsafeMutableWritableBytes { destination in
+                        try Result { () throws(SRTPError) in
+                            isRTCP
+                                ? try srtp.inbound.unprotectRTCP(source, into: destination)
+                                : try srtp.inbound.unprotectRTP(source, into: destination)
+                        }.get()
+                    }
                 }
             } catch {
                 self.statistics.unprotectFailures += 1
                 return
             }
-            datagram.moveWriterIndex(to: datagram.readerIndex + length)
+            self.received.moveWriterIndex(forwardBy: length)
+            let plain = self.received
             if isRTCP {
-                guard let compound = try? RTCPCompoundPacket(datagram) else {
+                guard let compound = try? RTCPCompoundPacket(plain) else {
                     self.statistics.datagramsDropped += 1
                     return
                 }
                 self.statistics.rtcpPacketsReceived += 1
                 self.handler?.received(rtcp: compound, now: now)
             } else {
-                guard let packet = try? RTPPacket(datagram) else {
+                guard let packet = try? RTPPacket(plain) else {
                     self.statistics.datagramsDropped += 1
                     return
                 }
@@ -348,8 +361,7 @@ private final class DatagramReceiver: ChannelInboundHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let envelope = self.unwrapInboundIn(data)
-        var buffer = envelope.data
-        self.transport.receive(&buffer, from: envelope.remoteAddress)
+        self.transport.receive(envelope.data, from: envelope.remoteAddress)
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
