@@ -10,7 +10,9 @@ import NIOCore
 /// timestamp order:
 ///
 /// - a complete frame at the head is released; it is **decodable** if it is a keyframe or every frame
-///   since the last keyframe was released decodable and no sequence gap lies before it;
+///   since the last keyframe was released decodable and no sequence gap lies before it. A sequence gap
+///   before a complete delta frame (a frame lost whole, perhaps being repaired) is waited for like an
+///   incomplete frame;
 /// - an incomplete head frame is given up (counted **lost**) once it has waited ``maximumWait`` (time for
 ///   NACK repair), when a later complete keyframe makes waiting pointless, or when too many frames queue.
 ///
@@ -158,7 +160,12 @@ public struct VP8FrameAssembler: Sendable {
     /// repair never comes is given up without waiting for more packets.
     public mutating func poll(now: NIODeadline, _ emit: (Event) -> Void) {
         while let head = self.pending.first {
-            if head.isComplete {
+            // A complete frame after a sequence gap may still be preceded by a frame whose packets were all
+            // lost and are being repaired: wait for them like for an incomplete frame (a keyframe needs
+            // nothing older and goes at once).
+            var gapBefore = false
+            if let last = self.lastReleasedSequence, let first = head.firstSequence { gapBefore = first != last + 1 }
+            if head.isComplete, !gapBefore || head.isKeyframe {
                 self.pending.removeFirst()
                 self.release(head, now: now, emit)
                 continue
@@ -167,6 +174,11 @@ public struct VP8FrameAssembler: Sendable {
             guard laterKeyframe || now - head.firstPacketAt >= self.maximumWait || self.pending.count > self.capacity
             else { break }
             self.pending.removeFirst()
+            if head.isComplete {
+                // The gap was not repaired in time: `release` counts the missing frame as lost.
+                self.release(head, now: now, emit)
+                continue
+            }
             self.framesLost += 1
             self.chainBroken = true
             self.needsKeyframe = true

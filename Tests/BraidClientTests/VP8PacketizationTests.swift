@@ -149,15 +149,31 @@ struct VP8PacketizationTests {
         #expect(assembler.packetsDiscarded == 1)
     }
 
-    @Test("A frame lost whole shows as a sequence gap")
+    @Test("A frame lost whole shows as a sequence gap, waited for in case it is repaired")
     func wholeFrameLost() {
-        let frames = [frame(size: 2500, key: true, seed: 1), frame(size: 1500, key: false, seed: 2), frame(size: 200, key: false, seed: 3)]
+        let frames = [
+            frame(size: 2500, key: true, seed: 1), frame(size: 1500, key: false, seed: 2),
+            frame(size: 200, key: false, seed: 3),
+        ]
         let packets = packetize(frames)
-        var assembler = VP8FrameAssembler()
-        let events = Self.run(packets[0] + packets[2], assembler: &assembler, start: .uptimeNanoseconds(0))
+        var assembler = VP8FrameAssembler(maximumWait: .milliseconds(100))
+        var events = Self.run(packets[0] + packets[2], assembler: &assembler, start: .uptimeNanoseconds(0))
+        #expect(Self.decodability(events) == [true])
+        assembler.poll(now: .uptimeNanoseconds(0) + .milliseconds(500)) { events.append($0) }
         #expect(Self.decodability(events) == [true, nil, false])
         #expect(assembler.framesLost == 1)
         #expect(assembler.needsKeyframe)
+    }
+
+    @Test("A frame lost whole and repaired in time keeps the stream decodable")
+    func wholeFrameRepaired() {
+        let frames = (0..<4).map { frame(size: 300, key: $0 == 0, seed: UInt8($0)) }
+        let packets = packetize(frames)
+        var assembler = VP8FrameAssembler(maximumWait: .milliseconds(100))
+        // Frame 1 (one packet) arrives after frames 2 and 3, as a NACK repair would.
+        let events = Self.run(packets[0] + packets[2] + packets[3] + packets[1], assembler: &assembler, start: .uptimeNanoseconds(0))
+        #expect(Self.decodability(events) == [true, true, true, true])
+        #expect(assembler.framesLost == 0)
     }
 
     @Test("Random loss with late repair: frames are released in order, never twice, and losses are counted")
