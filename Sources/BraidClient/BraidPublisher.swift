@@ -44,6 +44,8 @@ public struct PublisherStatistics: Hashable, Sendable {
     public var senderReportsSent = 0
     /// From the WHIP request to SRTP keys (ICE and DTLS done).
     public var connectTime: Duration?
+    /// Why a live source could not start (encoder creation failed), if it did not.
+    public var sourceError: String?
     /// Transport counters.
     public var transport = TransportStatistics()
 }
@@ -133,7 +135,8 @@ public final class BraidPublisher: PeerMediaHandler, @unchecked Sendable {
         do {
             try await PeerJoin.connect(join.transport, timeout: options.timeout)
         } catch {
-            try? await PeerJoin.leave(transport: join.transport, resource: join.resource, options: options, group: group)
+            try? await PeerJoin.leave(
+                transport: join.transport, resource: join.resource, options: options, group: group)
             throw error
         }
         return publisher
@@ -185,6 +188,7 @@ public final class BraidPublisher: PeerMediaHandler, @unchecked Sendable {
         do {
             try self.prepareSources()
         } catch {
+            self.stats.sourceError = "\(error)"
             return
         }
         if self.audio != nil, let source = self.audioSource, !Self.isExternal(source) {
@@ -431,6 +435,7 @@ public final class BraidPublisher: PeerMediaHandler, @unchecked Sendable {
             for task in self.tasks { task.cancel() }
             self.tasks.removeAll()
         }.get()
-        try await PeerJoin.leave(transport: self.transport, resource: self.resource, options: self.options, group: self.group)
+        try await PeerJoin.leave(
+            transport: self.transport, resource: self.resource, options: self.options, group: self.group)
     }
 }

@@ -92,7 +92,8 @@ struct SubscriberMedia {
             self.tracks[index].latency.record(microseconds: latency)
         }
         let track = self.tracks[index]
-        let isRTX = packet.ssrc == track.rtxSSRC || (packet.payloadType == track.rtxPayloadType && track.rtxPayloadType != nil)
+        let isRTX =
+            packet.ssrc == track.rtxSSRC || (packet.payloadType == track.rtxPayloadType && track.rtxPayloadType != nil)
         var sequenceNumber = packet.sequenceNumber
         var payload = packet.payload
         if isRTX {
@@ -114,7 +115,8 @@ struct SubscriberMedia {
             var rendered = 0
             var keyframe = false
             track.assembler.insert(
-                sequenceNumber: sequenceNumber, timestamp: packet.timestamp, marker: packet.marker, payload: vp8, now: now
+                sequenceNumber: sequenceNumber, timestamp: packet.timestamp, marker: packet.marker, payload: vp8,
+                now: now
             ) { event in
                 if case .frame(let frame) = event {
                     if frame.isDecodable { rendered += 1 }
@@ -154,7 +156,11 @@ struct SubscriberMedia {
                 let element = packet.extension(id: id),
                 let value = try? RTPStreamIdentifier(extensionValue: element.value), value.matches(mid)
             else { continue }
-            if isRTX(self.tracks[index]) { self.tracks[index].rtxSSRC = ssrc } else { self.tracks[index].bind(ssrc: ssrc) }
+            if isRTX(self.tracks[index]) {
+                self.tracks[index].rtxSSRC = ssrc
+            } else {
+                self.tracks[index].bind(ssrc: ssrc)
+            }
             return index
         }
         let candidates = self.tracks.indices.filter {
@@ -335,7 +341,8 @@ public final class BraidSubscriber: PeerMediaHandler, @unchecked Sendable {
         do {
             try await PeerJoin.connect(join.transport, timeout: options.timeout)
         } catch {
-            try? await PeerJoin.leave(transport: join.transport, resource: join.resource, options: options, group: group)
+            try? await PeerJoin.leave(
+                transport: join.transport, resource: join.resource, options: options, group: group)
             throw error
         }
         return subscriber
@@ -348,7 +355,8 @@ public final class BraidSubscriber: PeerMediaHandler, @unchecked Sendable {
         self.group = group
         self.requestedAt = join.requestedAt
         self.media = SubscriberMedia(
-            sections: join.answer.sections, requestedAt: join.requestedAt, senderSSRC: UInt32.random(in: 1...UInt32.max))
+            sections: join.answer.sections, requestedAt: join.requestedAt, senderSSRC: UInt32.random(in: 1...UInt32.max)
+        )
     }
 
     // MARK: PeerMediaHandler
@@ -371,7 +379,6 @@ public final class BraidSubscriber: PeerMediaHandler, @unchecked Sendable {
         self.media.received(rtcp: compound, now: now)
     }
 
-
     // MARK: Public state
 
     /// A snapshot of everything measured so far.
@@ -387,6 +394,7 @@ public final class BraidSubscriber: PeerMediaHandler, @unchecked Sendable {
             for task in self.tasks { task.cancel() }
             self.tasks.removeAll()
         }.get()
-        try await PeerJoin.leave(transport: self.transport, resource: self.resource, options: self.options, group: self.group)
+        try await PeerJoin.leave(
+            transport: self.transport, resource: self.resource, options: self.options, group: self.group)
     }
 }

@@ -95,7 +95,8 @@ public enum ClientOffer {
             for candidate in candidates { attributes.append(SDPAttribute("candidate", candidate.attributeValue)) }
             if !candidates.isEmpty { attributes.append(SDPAttribute("end-of-candidates")) }
             attributes.append(SDPAttribute("extmap", "\(ExtensionID.mid) \(RTPHeaderExtensionMap.midURI)"))
-            attributes.append(SDPAttribute("extmap", "\(ExtensionID.absSendTime) \(RTPHeaderExtensionMap.absSendTimeURI)"))
+            attributes.append(
+                SDPAttribute("extmap", "\(ExtensionID.absSendTime) \(RTPHeaderExtensionMap.absSendTimeURI)"))
             attributes.append(
                 SDPAttribute(
                     "extmap", "\(ExtensionID.transportWideCC) \(RTPHeaderExtensionMap.transportSequenceNumberURI)"))

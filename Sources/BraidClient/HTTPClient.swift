@@ -143,7 +143,8 @@ public struct WHTTPClient: Sendable {
         let connect = bootstrap.connect(host: endpoint.host, port: endpoint.port)
         connect.whenFailure { error in promise.fail(BraidClientError.connectionFailed("\(endpoint): \(error)")) }
         connect.whenSuccess { channel in
-            var head = HTTPRequestHead(version: .http1_1, method: HTTPMethod(rawValue: method.rawValue), uri: endpoint.path)
+            var head = HTTPRequestHead(
+                version: .http1_1, method: HTTPMethod(rawValue: method.rawValue), uri: endpoint.path)
             head.headers.add(name: "Host", value: "\(endpoint.host):\(endpoint.port)")
             head.headers.add(name: "Connection", value: "close")
             head.headers.add(name: "User-Agent", value: "braid-client")
@@ -189,7 +190,8 @@ private final class ResponseCollector: ChannelInboundHandler {
             self.head = head
         case .body(var part):
             guard self.body.readableBytes + part.readableBytes <= WHTTPClient.maximumBodyBytes else {
-                self.promise.fail(BraidClientError.connectionFailed("response body over \(WHTTPClient.maximumBodyBytes) bytes"))
+                self.promise.fail(
+                    BraidClientError.connectionFailed("response body over \(WHTTPClient.maximumBodyBytes) bytes"))
                 context.close(promise: nil)
                 return
             }

@@ -1,9 +1,10 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import NIOCore
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// Wall-clock time as a 64-bit NTP timestamp (UQ32.32 seconds since 1900,
 /// [RFC 5905 §6](https://www.rfc-editor.org/rfc/rfc5905#section-6)), the format of abs-capture-time and

@@ -94,7 +94,8 @@ struct PeerJoin {
     /// Starts ICE and DTLS and waits for SRTP keys, within `timeout`.
     static func connect(_ transport: PeerTransport, timeout: Duration) async throws(BraidClientError) {
         let eventLoop = transport.eventLoop
-        let nanoseconds = Int64(timeout.components.seconds) * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000
+        let nanoseconds =
+            Int64(timeout.components.seconds) * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000
         let connected = transport.start()
         let timer = eventLoop.scheduleTask(in: .nanoseconds(nanoseconds)) {
             transport.connected.fail(BraidClientError.timeout("ICE and DTLS within \(timeout)"))

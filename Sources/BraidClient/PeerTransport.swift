@@ -8,9 +8,9 @@ import NIOPosix
 protocol PeerMediaHandler: AnyObject {
     /// DTLS completed and SRTP is keyed: media may flow.
     func transportConnected(now: NIODeadline)
-    /// One decrypted RTP packet.
+    /// One decrypted RTP packet. The view shares a buffer reused for the next packet: do not keep it.
     func received(rtp packet: RTPPacket, now: NIODeadline)
-    /// One decrypted RTCP compound packet.
+    /// One decrypted RTCP compound packet (same lifetime rule).
     func received(rtcp compound: RTCPCompoundPacket, now: NIODeadline)
 }
 
@@ -40,6 +40,8 @@ public struct TransportStatistics: Hashable, Sendable {
     public var srtpProfile: String?
     /// The selected remote address, once ICE has nominated a pair.
     public var remoteAddress: String?
+    /// `checking`, `connected` (SRTP keyed), `failed: <reason>` (ICE, consent or DTLS) or `closed`.
+    public var state = "checking"
 }
 
 /// The UDP transport of one peer: ICE (controlling, host candidates), DTLS, SRTP, RFC 7983 demux.
@@ -286,6 +288,7 @@ final class PeerTransport: @unchecked Sendable {
                 return
             }
             self.statistics.srtpProfile = dtls.negotiatedProfile?.dtlsProfileName
+            self.statistics.state = "connected"
             self.handler?.transportConnected(now: now)
             self.connected.succeed(())
         case .failed(let error):
@@ -298,9 +301,11 @@ final class PeerTransport: @unchecked Sendable {
     private func armDTLSTimer() {
         self.dtlsTimer?.cancel()
         guard let remaining = self.dtls?.timeoutRemaining else { return }
-        self.dtlsTimer = self.eventLoop.scheduleTask(in: .nanoseconds(Int64(remaining.components.seconds) * 1_000_000_000
-            + remaining.components.attoseconds / 1_000_000_000 + 1_000_000))
-        {
+        self.dtlsTimer = self.eventLoop.scheduleTask(
+            in: .nanoseconds(
+                Int64(remaining.components.seconds) * 1_000_000_000
+                    + remaining.components.attoseconds / 1_000_000_000 + 1_000_000)
+        ) {
             guard let dtls = self.dtls, !self.closed else { return }
             self.send(dtlsOutput: dtls.handleTimeout())
             self.afterDTLS(now: .now())
@@ -330,6 +335,7 @@ final class PeerTransport: @unchecked Sendable {
     }
 
     private func fail(_ error: BraidClientError) {
+        if !self.closed { self.statistics.state = "failed: \(error)" }
         self.connected.fail(error)
         if self.srtp != nil, case .iceFailed = error {
             // Consent lost after media flowed: stop sending (RFC 7675 §5.1).
@@ -342,6 +348,7 @@ final class PeerTransport: @unchecked Sendable {
         guard !self.closed else { return self.eventLoop.makeSucceededVoidFuture() }
         if let dtls = self.dtls, case .connected = dtls.state { self.send(dtlsOutput: dtls.close()) }
         self.closed = true
+        self.statistics.state = "closed"
         self.iceTimer?.cancel()
         self.dtlsTimer?.cancel()
         self.connected.fail(BraidClientError.closed)

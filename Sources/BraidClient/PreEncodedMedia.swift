@@ -38,7 +38,9 @@ public final class PreEncodedMedia: Sendable {
 
     /// Wraps packets a program encoded itself.
     /// - Throws: ``BraidClientError/badArgument(_:)`` when there is video but its first frame is not a keyframe.
-    public init(audioPackets: [ByteBuffer], videoFrames: [EncodedVideoFrame], framesPerSecond: Int) throws(BraidClientError) {
+    public init(
+        audioPackets: [ByteBuffer], videoFrames: [EncodedVideoFrame], framesPerSecond: Int
+    ) throws(BraidClientError) {
         guard videoFrames.isEmpty || videoFrames[0].isKeyframe else {
             throw .badArgument("pre-encoded video must start with a keyframe")
         }
@@ -65,6 +67,11 @@ public final class PreEncodedMedia: Sendable {
         videoBitrate: Int = 300_000,
         temporalLayers: Int = 1
     ) throws(BraidClientError) -> PreEncodedMedia {
+        guard audioSeconds.isFinite, (0...600).contains(audioSeconds), (0...3600).contains(videoFrames),
+            (1...120).contains(framesPerSecond), (1...4).contains(temporalLayers)
+        else {
+            throw .badArgument("audio 0-600 s, 0-3600 video frames, 1-120 fps and 1-4 temporal layers")
+        }
         do {
             var audio: [ByteBuffer] = []
             if audioSeconds > 0 {

@@ -73,7 +73,8 @@ public struct RemoteAnswer: Sendable {
         switch first?.setup ?? description.setup {
         case .passive: self.dtlsRole = .client
         case .active: self.dtlsRole = .server
-        case let other: throw .malformedAnswer("a=setup must be passive or active in an answer, not \(String(describing: other))")
+        case let other:
+            throw .malformedAnswer("a=setup must be passive or active in an answer, not \(String(describing: other))")
         }
         self.iceUfrag = ufrag
         self.icePassword = password
@@ -104,7 +105,8 @@ public struct RemoteAnswer: Sendable {
             }
             if let payloadType {
                 for pt in payloadTypes where media.rtpMap(for: pt)?.encoding.lowercased() == "rtx" {
-                    if media.parameters(for: pt).contains(where: { $0.name == "apt" && $0.value == String(payloadType) }) {
+                    if media.parameters(for: pt).contains(where: { $0.name == "apt" && $0.value == String(payloadType) }
+                    ) {
                         rtxPayloadType = pt
                     }
                 }

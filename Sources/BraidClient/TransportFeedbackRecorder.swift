@@ -3,8 +3,8 @@ import BraidWire
 import NIOCore
 
 /// Records the arrival time of every packet carrying a transport-wide sequence number and writes the
-/// periodic transport-wide congestion control feedback
-/// ([draft-holmer-rmcat-transport-wide-cc-extensions-01 §3.1](https://datatracker.ietf.org/doc/html/draft-holmer-rmcat-transport-wide-cc-extensions-01#section-3.1)):
+/// periodic transport-wide congestion control feedback (draft-holmer-rmcat-transport-wide-cc-extensions-01
+/// §3.1, <https://datatracker.ietf.org/doc/html/draft-holmer-rmcat-transport-wide-cc-extensions-01>):
 ///
 /// ```
 ///  0                   1                   2                   3

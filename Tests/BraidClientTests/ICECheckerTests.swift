@@ -55,7 +55,9 @@ struct ICECheckerTests {
                 return
             }
             now = now + .milliseconds(1)
-            checker.handle(try STUNMessage(parsing: response), from: Self.nodeAddress, now: now) { outbox.append(($0, $1)) }
+            checker.handle(try STUNMessage(parsing: response), from: Self.nodeAddress, now: now) {
+                outbox.append(($0, $1))
+            }
         }
         #expect(checker.state == .connected(Self.nodeAddress))
         #expect(agent.nominatedAddress == STUNAddress(transport: Self.clientAddress))
@@ -85,7 +87,8 @@ struct ICECheckerTests {
         var unknown = ByteBuffer()
         try STUNMessageBuilder.writeBindingSuccessResponse(
             transactionID: .random(), mappedAddress: mapped, key: Self.node.integrityKey, into: &unknown)
-        checker.handle(try STUNMessage(parsing: unknown), from: Self.nodeAddress, now: .uptimeNanoseconds(3)) { _, _ in }
+        checker.handle(try STUNMessage(parsing: unknown), from: Self.nodeAddress, now: .uptimeNanoseconds(3)) { _, _ in
+        }
         #expect(checker.responsesRejected == 3)
         #expect(checker.state == .checking)
     }

@@ -54,7 +54,8 @@ struct MetricsTests {
     @Test("NTP conversion and differences")
     func ntp() {
         #expect(NTPTime.timestamp(unixSeconds: 0, nanoseconds: 0) == 2_208_988_800 << 32)
-        #expect(NTPTime.timestamp(unixSeconds: 1, nanoseconds: 500_000_000) == (UInt64(2_208_988_801) << 32 | 0x8000_0000))
+        #expect(
+            NTPTime.timestamp(unixSeconds: 1, nanoseconds: 500_000_000) == (UInt64(2_208_988_801) << 32 | 0x8000_0000))
         let a = NTPTime.timestamp(unixSeconds: 1_700_000_000, nanoseconds: 250_000_000)
         let b = NTPTime.timestamp(unixSeconds: 1_700_000_001, nanoseconds: 12_000_000)
         #expect(NTPTime.microseconds(from: a, to: b) == 762_000)
@@ -102,7 +103,12 @@ struct MetricsTests {
         for (sequence, offset) in [(65_534, 0), (65_535, 1_000), (1, 5_000), (2, 5_250)] as [(UInt16, Int64)] {
             recorder.record(sequence, arrivalMicroseconds: base + offset)
         }
-        var bigger = RTCPCompoundBuilder(buffer: { var b = ByteBuffer(); b.reserveCapacity(1500); return b }())
+        var bigger = RTCPCompoundBuilder(
+            buffer: {
+                var b = ByteBuffer()
+                b.reserveCapacity(1500)
+                return b
+            }())
         #expect(recorder.write(senderSSRC: 1, mediaSSRC: 2, into: &bigger) == 1)
         let compound = try RTCPCompoundPacket(bigger.finish())
         var statuses: [RTCPTransportWideFeedback.PacketStatus] = []
@@ -117,10 +123,16 @@ struct MetricsTests {
         #expect(statuses.map(\.sequenceNumber) == [65_534, 65_535, 0, 1, 2])
         #expect(statuses.map { $0.arrivalOffset != nil } == [true, true, false, true, true])
         let offsets = statuses.compactMap(\.arrivalOffset)
-        #expect(offsets[1] - offsets[0] == 1_000 && offsets[2] - offsets[0] == 5_000 && offsets[3] - offsets[0] == 5_250)
+        #expect(
+            offsets[1] - offsets[0] == 1_000 && offsets[2] - offsets[0] == 5_000 && offsets[3] - offsets[0] == 5_250)
         // Nothing new: nothing written; a late arrival for a reported number is ignored.
         recorder.record(0, arrivalMicroseconds: base + 9_000)
-        var again = RTCPCompoundBuilder(buffer: { var b = ByteBuffer(); b.reserveCapacity(1500); return b }())
+        var again = RTCPCompoundBuilder(
+            buffer: {
+                var b = ByteBuffer()
+                b.reserveCapacity(1500)
+                return b
+            }())
         #expect(recorder.write(senderSSRC: 1, mediaSSRC: 2, into: &again) == 0)
     }
 }

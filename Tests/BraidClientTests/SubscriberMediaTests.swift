@@ -38,7 +38,9 @@ struct MediaLoop {
     var rtcp: [ByteBuffer] = []
 
     init(signalSSRCs: Bool = true) {
-        func section(_ kind: OfferedTrack.Kind, mid: String, pt: UInt8, rtx: UInt8?, ssrc: UInt32?, rtxSSRC: UInt32?)
+        func section(
+            _ kind: OfferedTrack.Kind, mid: String, pt: UInt8, rtx: UInt8?, ssrc: UInt32?, rtxSSRC: UInt32?
+        )
             -> RemoteAnswer.Section
         {
             RemoteAnswer.Section(
@@ -86,7 +88,9 @@ struct MediaLoop {
         var sequences: [UInt16] = []
         let stream = self.video
         var sequence = self.transportSequence
-        _ = self.packetizer.packetize(frame: ByteBuffer(bytes: frame(size: size, key: key, seed: UInt8(index & 0xFF))), scratch: &self.scratch) {
+        _ = self.packetizer.packetize(
+            frame: ByteBuffer(bytes: frame(size: size, key: key, seed: UInt8(index & 0xFF))), scratch: &self.scratch
+        ) {
             payload, last in
             sequences.append(stream.sequenceNumber)
             stream.build(
@@ -199,7 +203,8 @@ struct SubscriberMediaTests {
                 #expect(try rtx.headerExtension(TransportSequenceNumber.self, id: 3)?.value == fresh)
                 #expect(rtx.payload.getInteger(at: rtx.payload.readerIndex, as: UInt16.self) == lost)
                 // A second NACK right away is throttled (the repair is still in flight).
-                #expect(loop.video.answer(nack, now: loop.now, transportSequence: &loop.transportSequence) { _ in } == 0)
+                #expect(
+                    loop.video.answer(nack, now: loop.now, transportSequence: &loop.transportSequence) { _ in } == 0)
                 loop.deliver(repair)
             }
         }
@@ -250,5 +255,35 @@ struct SubscriberMediaTests {
         #expect(stats.video.first?.ssrc == MediaLoop.videoSSRC)
         #expect(stats.video.first?.framesDecodable == 5)
         #expect(stats.unknownSSRCPackets == 1)
+    }
+
+    @Test("Hostile packets (random headers, extensions, VP8 descriptors, RTX) never trap and are accounted for")
+    func hostileInput() throws {
+        var loop = MediaLoop()
+        var random = SplitMix(seed: 2026)
+        var parsed = 0
+        for _ in 0..<20_000 {
+            var bytes = [UInt8](repeating: 0, count: Int(random.next() % 80) + 12)
+            for index in bytes.indices { bytes[index] = UInt8(truncatingIfNeeded: random.next()) }
+            // Mostly plausible: version 2, one of the negotiated SSRCs and payload types.
+            bytes[0] = 0x80 | (bytes[0] & 0x1F)
+            let ssrcs = [MediaLoop.audioSSRC, MediaLoop.videoSSRC, MediaLoop.rtxSSRC, 0xDEAD]
+            let ssrc = ssrcs[Int(random.next() % 4)]
+            bytes[8] = UInt8(ssrc >> 24)
+            bytes[9] = UInt8((ssrc >> 16) & 0xFF)
+            bytes[10] = UInt8((ssrc >> 8) & 0xFF)
+            bytes[11] = UInt8(ssrc & 0xFF)
+            bytes[1] = (bytes[1] & 0x80) | [111, 96, 97, 100][Int(random.next() % 4)]
+            guard let packet = try? RTPPacket(ByteBuffer(bytes: bytes)) else { continue }
+            parsed += 1
+            loop.media.received(rtp: packet, now: loop.now, wallClock: loop.wallClock) { _ in }
+            loop.advance(.milliseconds(Int64(random.next() % 5)))
+            if random.next() % 10 == 0 { loop.tick() }
+        }
+        #expect(parsed > 1000)
+        let stats = loop.statistics
+        let received = (stats.audio.first?.packetsReceived ?? 0) + (stats.video.first?.packetsReceived ?? 0)
+        #expect(received > 0)
+        #expect(stats.unknownSSRCPackets > 0)
     }
 }

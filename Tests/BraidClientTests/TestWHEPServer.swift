@@ -208,9 +208,11 @@ final class TestWHEPServer: @unchecked Sendable {
     func startMedia() {
         self.startedAt = .now()
         self.tasks.append(
-            self.eventLoop.scheduleRepeatedTask(initialDelay: .zero, delay: .milliseconds(20)) { _ in self.sendAudio() })
+            self.eventLoop.scheduleRepeatedTask(initialDelay: .zero, delay: .milliseconds(20)) { _ in self.sendAudio() }
+        )
         self.tasks.append(
-            self.eventLoop.scheduleRepeatedTask(initialDelay: .zero, delay: .milliseconds(33)) { _ in self.sendVideo() })
+            self.eventLoop.scheduleRepeatedTask(initialDelay: .zero, delay: .milliseconds(33)) { _ in self.sendVideo() }
+        )
     }
 
     func sendAudio() {
@@ -233,7 +235,8 @@ final class TestWHEPServer: @unchecked Sendable {
         self.videoIndex = (self.videoIndex + 1) % self.media.videoFrames.count
         let now = NIODeadline.now()
         let ntp = NTPTime.now()
-        let timestamp = stream.timestampBase &+ UInt32(truncatingIfNeeded: (now - startedAt).nanoseconds / 1000 * 9 / 100)
+        let timestamp =
+            stream.timestampBase &+ UInt32(truncatingIfNeeded: (now - startedAt).nanoseconds / 1000 * 9 / 100)
         _ = self.packetizer.packetize(frame: frame.data, scratch: &self.payload) { payload, last in
             stream.build(
                 timestamp: timestamp, marker: last, payload: payload, transportSequence: self.nextTransportSequence(),

@@ -79,7 +79,8 @@ struct VP8PacketizationTests {
     }
 
     static func run(
-        _ packets: [WirePacket], assembler: inout VP8FrameAssembler, start: NIODeadline, step: TimeAmount = .milliseconds(1)
+        _ packets: [WirePacket], assembler: inout VP8FrameAssembler, start: NIODeadline,
+        step: TimeAmount = .milliseconds(1)
     ) -> [VP8FrameAssembler.Event] {
         var events: [VP8FrameAssembler.Event] = []
         var now = start
@@ -102,7 +103,8 @@ struct VP8PacketizationTests {
 
     @Test("Without loss every frame is complete and decodable, across sequence and timestamp wrap")
     func cleanStream() {
-        let frames = [frame(size: 2500, key: true, seed: 1)] + (1..<6).map { frame(size: 900, key: false, seed: UInt8($0)) }
+        let frames =
+            [frame(size: 2500, key: true, seed: 1)] + (1..<6).map { frame(size: 900, key: false, seed: UInt8($0)) }
         var assembler = VP8FrameAssembler()
         let events = Self.run(packetize(frames).flatMap { $0 }, assembler: &assembler, start: .uptimeNanoseconds(0))
         #expect(Self.decodability(events) == [true, true, true, true, true, true])
@@ -129,7 +131,8 @@ struct VP8PacketizationTests {
         if case .lost = events[1] {} else { Issue.record("frame 1 should be lost") }
         #expect(Self.decodability([events[2]]) == [false])
         #expect(assembler.needsKeyframe)
-        events = Self.run(Array(packets[3...4].joined()), assembler: &assembler, start: .uptimeNanoseconds(1_000_000_000))
+        events = Self.run(
+            Array(packets[3...4].joined()), assembler: &assembler, start: .uptimeNanoseconds(1_000_000_000))
         #expect(Self.decodability(events) == [true, true])
         #expect(!assembler.needsKeyframe)
         #expect(assembler.framesLost == 1 && assembler.framesComplete == 4 && assembler.framesDecodable == 3)
@@ -171,7 +174,8 @@ struct VP8PacketizationTests {
         let packets = packetize(frames)
         var assembler = VP8FrameAssembler(maximumWait: .milliseconds(100))
         // Frame 1 (one packet) arrives after frames 2 and 3, as a NACK repair would.
-        let events = Self.run(packets[0] + packets[2] + packets[3] + packets[1], assembler: &assembler, start: .uptimeNanoseconds(0))
+        let events = Self.run(
+            packets[0] + packets[2] + packets[3] + packets[1], assembler: &assembler, start: .uptimeNanoseconds(0))
         #expect(Self.decodability(events) == [true, true, true, true])
         #expect(assembler.framesLost == 0)
     }
