@@ -1,3 +1,4 @@
+import BraidCodecs
 import BraidRTPStreams
 import BraidSDP
 import BraidWire
@@ -20,6 +21,8 @@ final class IncomingTrack {
     var latency = LatencyHistogram()
     var keyframes: KeyframeRequestThrottle?
     var retransmissionsReceived = 0
+    /// Audio only, when decoding is on.
+    var audioDecoder: AudioPlayout?
 
     init(section: RemoteAnswer.Section) {
         self.kind = section.kind
@@ -35,6 +38,65 @@ final class IncomingTrack {
         self.ssrc = ssrc
         self.statistics = ReceiveStatistics(ssrc: ssrc, clockRate: self.clockRate)
         self.keyframes = KeyframeRequestThrottle(mediaSSRC: ssrc)
+    }
+}
+
+/// Decodes an audio track as a player would, in arrival order: a packet older than the last one played
+/// is too late and skipped; a gap is filled by in-band FEC (RFC 6716 §2.1.7, from the next packet's
+/// LBRR data) for the frame just before the packet that arrived, and by packet loss concealment for the
+/// rest (RFC 6716 §4.4). PCM goes to one preallocated buffer: no allocation per packet.
+final class AudioPlayout {
+    let decoder: OpusDecoder
+    var pcm: [Int16]
+    var sequences = SequenceNumberUnwrapper()
+    var lastPlayed: Int64?
+    var framesDecoded = 0
+    var framesConcealed = 0
+    var framesRecoveredByFEC = 0
+    var framesTooLate = 0
+    var decodeErrors = 0
+    /// Longest gap concealed frame by frame; longer gaps are counted without running the decoder.
+    static let maximumConcealedRun: Int64 = 50
+
+    init() throws(CodecError) {
+        self.decoder = try OpusDecoder(sampleRate: .hz48000, channels: .mono)
+        self.pcm = Array(repeating: 0, count: self.decoder.maximumSamplesPerChannel)
+    }
+
+    func play(sequenceNumber: UInt16, payload: ByteBuffer) {
+        let sequence = self.sequences.unwrap(sequenceNumber)
+        if let last = self.lastPlayed {
+            guard sequence > last else {
+                self.framesTooLate += 1
+                return
+            }
+            let missing = sequence - last - 1
+            if missing > 0 {
+                let frameSamples = (try? self.decoder.lastPacketDuration()).flatMap { $0 > 0 ? $0 : nil } ?? 960
+                let run = min(missing, Self.maximumConcealedRun)
+                self.framesConcealed += Int(missing - run)
+                for index in 0..<run {
+                    let isLast = index == run - 1
+                    let recovered: Bool? = self.pcm.withUnsafeMutableBufferPointer { pcm in
+                        payload.withUnsafeReadableBytes { packet in
+                            if isLast {
+                                return try? self.decoder.decodeFEC(from: packet, frameSamples: frameSamples, into: pcm)
+                                    .recoveredFromLBRR
+                            }
+                            return (try? self.decoder.decodeLost(frameSamples: frameSamples, into: pcm)).map { _ in
+                                false
+                            }
+                        }
+                    }
+                    if recovered == true { self.framesRecoveredByFEC += 1 } else { self.framesConcealed += 1 }
+                }
+            }
+        }
+        let decoded = self.pcm.withUnsafeMutableBufferPointer { pcm in
+            payload.withUnsafeReadableBytes { packet in (try? self.decoder.decode(packet: packet, into: pcm)) != nil }
+        }
+        if decoded { self.framesDecoded += 1 } else { self.decodeErrors += 1 }
+        self.lastPlayed = sequence
     }
 }
 
@@ -60,11 +122,14 @@ struct SubscriberMedia {
     var missing: ContiguousArray<UInt16> = []
     let cname = "braid-subscriber"
 
-    init(sections: [RemoteAnswer.Section], requestedAt: NIODeadline, senderSSRC: UInt32) {
+    init(sections: [RemoteAnswer.Section], requestedAt: NIODeadline, senderSSRC: UInt32, decodeAudio: Bool = false) {
         self.requestedAt = requestedAt
         self.senderSSRC = senderSSRC
         let accepted = sections.filter(\.accepted)
         self.tracks = accepted.map(IncomingTrack.init(section:))
+        if decodeAudio {
+            for track in self.tracks where track.kind == .audio { track.audioDecoder = try? AudioPlayout() }
+        }
         self.twccIDs = accepted.map(\.extensions.transportSequenceNumber)
         self.midIDs = accepted.map(\.extensions.mid)
         self.captureIDs = accepted.map(\.extensions.absCaptureTime)
@@ -107,7 +172,7 @@ struct SubscriberMedia {
         }
         switch track.kind {
         case .audio:
-            break
+            track.audioDecoder?.play(sequenceNumber: sequenceNumber, payload: payload)
         case .video:
             let outcome = track.nack.packetReceived(sequenceNumber: sequenceNumber, isRetransmission: isRTX, now: now)
             if case .keyframeNeeded = outcome { self.requestKeyframe(track, now: now, send: send) }
@@ -262,7 +327,10 @@ struct SubscriberMedia {
                     AudioTrackStatistics(
                         mid: track.mid, ssrc: track.ssrc, packetsReceived: received, packetsLost: lost,
                         jitter: track.statistics?.jitter ?? 0, framesReceived: received,
-                        framesConcealed: max(0, lost), latency: LatencySummary(track.latency)))
+                        framesConcealed: max(0, lost), framesDecoded: track.audioDecoder?.framesDecoded,
+                        framesConcealedByDecoder: track.audioDecoder?.framesConcealed,
+                        framesRecoveredByFEC: track.audioDecoder?.framesRecoveredByFEC,
+                        latency: LatencySummary(track.latency)))
             case .video:
                 video.append(
                     VideoTrackStatistics(
@@ -305,7 +373,9 @@ struct SubscriberMedia {
 /// (PLI, throttled to one a second) go out, every 100 ms transport-wide feedback, every second a receiver
 /// report with SDES CNAME.
 ///
-/// Opus frames are counted, not decoded: "concealed" frames are those missing from the sequence space.
+/// Opus frames are counted from the sequence space ("concealed" = never received). With `decodeAudio`
+/// each audio track is also decoded as a player would (in-band FEC, then PLC for gaps; a sample of peers
+/// is enough, as decoding costs CPU per packet).
 ///
 /// State lives on one event loop of `group` (`@unchecked Sendable` for that reason).
 public final class BraidSubscriber: PeerMediaHandler, @unchecked Sendable {
@@ -319,11 +389,12 @@ public final class BraidSubscriber: PeerMediaHandler, @unchecked Sendable {
     var connectTime: Duration?
 
     /// Subscribes with a receive-only offer of `audioTracks` Opus and `videoTracks` VP8 sections and waits
-    /// until media can flow.
+    /// until media can flow. `decodeAudio` decodes the audio tracks too (see the type's notes).
     public static func subscribe(
         to url: String,
         audioTracks: Int = 1,
         videoTracks: Int = 1,
+        decodeAudio: Bool = false,
         options: ConnectionOptions = ConnectionOptions(),
         group: any EventLoopGroup
     ) async throws(BraidClientError) -> BraidSubscriber {
@@ -336,7 +407,7 @@ public final class BraidSubscriber: PeerMediaHandler, @unchecked Sendable {
             + (0..<videoTracks).map { OfferedTrack(kind: .video, trackID: "video\($0)") }
         let join = try await PeerJoin.join(
             endpoint: endpoint, tracks: tracks, direction: .recvonly, options: options, group: group)
-        let subscriber = BraidSubscriber(join: join, options: options, group: group)
+        let subscriber = BraidSubscriber(join: join, decodeAudio: decodeAudio, options: options, group: group)
         join.transport.handler = subscriber
         do {
             try await PeerJoin.connect(join.transport, timeout: options.timeout)
@@ -348,15 +419,16 @@ public final class BraidSubscriber: PeerMediaHandler, @unchecked Sendable {
         return subscriber
     }
 
-    init(join: PeerJoin, options: ConnectionOptions, group: any EventLoopGroup) {
+    init(join: PeerJoin, decodeAudio: Bool, options: ConnectionOptions, group: any EventLoopGroup) {
         self.transport = join.transport
         self.resource = join.resource
         self.options = options
         self.group = group
         self.requestedAt = join.requestedAt
         self.media = SubscriberMedia(
-            sections: join.answer.sections, requestedAt: join.requestedAt, senderSSRC: UInt32.random(in: 1...UInt32.max)
-        )
+            sections: join.answer.sections, requestedAt: join.requestedAt,
+            senderSSRC: UInt32.random(in: 1...UInt32.max),
+            decodeAudio: decodeAudio)
     }
 
     // MARK: PeerMediaHandler

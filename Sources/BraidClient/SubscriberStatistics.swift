@@ -39,6 +39,12 @@ public struct AudioTrackStatistics: Hashable, Sendable {
     public var framesReceived: Int64
     /// Frames a player would conceal (expected but never received), from the sequence space.
     public var framesConcealed: Int64
+    /// With audio decoding on: packets decoded in time.
+    public var framesDecoded: Int?
+    /// With audio decoding on: frames filled by packet loss concealment.
+    public var framesConcealedByDecoder: Int?
+    /// With audio decoding on: lost frames rebuilt from the next packet's in-band FEC (LBRR) data.
+    public var framesRecoveredByFEC: Int?
     /// Capture-to-receive latency of every packet carrying abs-capture-time.
     public var latency: LatencySummary
 }

@@ -37,7 +37,7 @@ struct MediaLoop {
     var wallClock = NTPTime.timestamp(unixSeconds: 1_800_000_000, nanoseconds: 0)
     var rtcp: [ByteBuffer] = []
 
-    init(signalSSRCs: Bool = true) {
+    init(signalSSRCs: Bool = true, decodeAudio: Bool = false) {
         func section(
             _ kind: OfferedTrack.Kind, mid: String, pt: UInt8, rtx: UInt8?, ssrc: UInt32?, rtxSSRC: UInt32?
         )
@@ -54,7 +54,7 @@ struct MediaLoop {
                     .video, mid: "1", pt: 96, rtx: 97, ssrc: signalSSRCs ? Self.videoSSRC : nil,
                     rtxSSRC: signalSSRCs ? Self.rtxSSRC : nil),
             ],
-            requestedAt: .uptimeNanoseconds(900_000_000), senderSSRC: 77)
+            requestedAt: .uptimeNanoseconds(900_000_000), senderSSRC: 77, decodeAudio: decodeAudio)
     }
 
     mutating func advance(_ amount: TimeAmount) {
@@ -68,14 +68,21 @@ struct MediaLoop {
         self.rtcp += sink
     }
 
-    /// Sends one audio packet captured 20 ms ago.
-    mutating func sendAudio() {
+    /// Sends one audio packet captured 20 ms ago; returns it (delivered unless `deliver` is false).
+    @discardableResult
+    mutating func sendAudio(
+        _ payload: ByteBuffer = ByteBuffer(bytes: [0x78, 1, 2, 3]), deliver: Bool = true
+    )
+        -> ByteBuffer
+    {
         let capture = self.wallClock &- (UInt64(20) << 32) / 1000
         self.audio.build(
-            timestamp: self.audio.packetsSent &* 960, marker: false, payload: ByteBuffer(bytes: [0x78, 1, 2, 3]),
+            timestamp: self.audio.packetsSent &* 960, marker: false, payload: payload,
             transportSequence: self.nextTransportSequence(), captureTime: capture, now: self.now,
             nowNTP: self.wallClock)
-        self.deliver(self.audio.packet)
+        let packet = self.audio.packet
+        if deliver { self.deliver(packet) }
+        return packet
     }
 
     /// Sends one video frame captured 20 ms ago; `drop` picks packet indexes not to deliver.
@@ -285,5 +292,30 @@ struct SubscriberMediaTests {
         let received = (stats.audio.first?.packetsReceived ?? 0) + (stats.video.first?.packetsReceived ?? 0)
         #expect(received > 0)
         #expect(stats.unknownSSRCPackets > 0)
+    }
+
+    @Test("Audio decoding: gaps are filled by FEC and PLC, late packets are skipped")
+    func audioPlayout() throws {
+        let media = try PreEncodedMedia.synthetic(audioSeconds: 1, videoFrames: 0)
+        var loop = MediaLoop(decodeAudio: true)
+        let dropped: Set<Int> = [10, 20, 21, 22]
+        var held: ByteBuffer?
+        for (index, payload) in media.audioPackets.enumerated() {
+            let packet = loop.sendAudio(payload, deliver: !dropped.contains(index) && index != 5)
+            if index == 5 { held = packet }
+            if index == 7, let late = held { loop.deliver(late) }  // two packets too late to play
+            loop.advance(.milliseconds(20))
+        }
+        let audio = try #require(loop.statistics.audio.first)
+        #expect(audio.packetsReceived == 50 - 4)
+        #expect(audio.framesDecoded == 50 - 4 - 1)
+        // Packet 5 was played as a gap before it came: concealed or FEC-recovered, as were the four lost.
+        let filled = (audio.framesConcealedByDecoder ?? 0) + (audio.framesRecoveredByFEC ?? 0)
+        #expect(filled == 5)
+        // The encoder runs with in-band FEC: the frame right before each arriving packet comes back from
+        // its LBRR data (before packets 6, 11 and 23); 20 and 21 are concealed.
+        #expect(audio.framesRecoveredByFEC == 3 && audio.framesConcealedByDecoder == 2)
+        #expect(audio.framesConcealed == 4)
+        #expect(MediaLoop().statistics.audio.first?.framesDecoded == nil)
     }
 }
