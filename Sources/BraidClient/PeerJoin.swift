@@ -7,7 +7,8 @@ import NIOCore
 public struct ConnectionOptions: Sendable {
     /// Sent as `Authorization: Bearer <token>` when set (RFC 9725 §4.5).
     public var bearerToken: String?
-    /// Local address the UDP socket binds to. A specific address is also offered as a host candidate.
+    /// Local address the UDP socket binds to; a specific address is also offered as a host candidate.
+    /// Loopback by default: use `0.0.0.0` (or an interface's address) to reach a node on another host.
     public var localHost: String
     /// Deadline for the HTTP exchange and, separately, for ICE + DTLS to complete.
     public var timeout: Duration
