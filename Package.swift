@@ -23,6 +23,7 @@ let package = Package(
         .library(name: "BraidCongestion", targets: ["BraidCongestion"]),
         .library(name: "BraidSFU", targets: ["BraidSFU"]),
         .library(name: "BraidNode", targets: ["BraidNode"]),
+        .library(name: "BraidClient", targets: ["BraidClient"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -96,6 +97,22 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // MARK: The client SDK (WHIP publish / WHEP subscribe), what the load tester is built on.
+        .target(
+            name: "BraidClient",
+            dependencies: [
+                "BraidWire",
+                "BraidSecurity",
+                "BraidICE",
+                "BraidSDP",
+                "BraidCodecs",
+                "BraidRTPStreams",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "braid-node",
             dependencies: [
@@ -114,6 +131,11 @@ let package = Package(
         .testTarget(name: "BraidCongestionTests", dependencies: ["BraidCongestion"], swiftSettings: swiftSettings),
         .testTarget(name: "BraidSFUTests", dependencies: ["BraidSFU"], swiftSettings: swiftSettings),
         .testTarget(name: "BraidCodecsTests", dependencies: ["BraidCodecs"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "BraidClientTests",
+            dependencies: ["BraidClient", "BraidNode"],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "BraidNodeTests",
             dependencies: [

@@ -1,0 +1,441 @@
+import BraidCodecs
+import BraidRTPStreams
+import BraidSDP
+import BraidWire
+import NIOCore
+
+/// Where a publisher's audio comes from.
+public enum AudioSource: Sendable {
+    /// A sine tone, Opus-encoded live every 20 ms.
+    case sineTone(frequency: Double = 440, bitrate: Int = 32_000)
+    /// Packets encoded once, replayed in a loop.
+    case preEncoded(PreEncodedMedia)
+    /// The program sends packets with ``BraidPublisher/sendAudio(_:captureTime:)``.
+    case external
+}
+
+/// Where a publisher's video comes from.
+public enum VideoSource: Sendable {
+    /// The moving test pattern (each frame carries its index), VP8-encoded live.
+    case testPattern(width: Int = 320, height: Int = 180, framesPerSecond: Int = 30, bitrate: Int = 300_000)
+    /// A group of pictures encoded once, replayed in a loop at its frame rate.
+    case preEncoded(PreEncodedMedia)
+    /// The program sends frames with ``BraidPublisher/sendVideo(_:captureTime:)``.
+    case external
+}
+
+/// What a publisher has sent and answered.
+public struct PublisherStatistics: Hashable, Sendable {
+    /// Opus packets sent (first transmissions).
+    public var audioPacketsSent = 0
+    /// VP8 RTP packets sent (first transmissions).
+    public var videoPacketsSent = 0
+    /// VP8 frames sent.
+    public var videoFramesSent = 0
+    /// Keyframes sent.
+    public var keyframesSent = 0
+    /// Generic NACKs received.
+    public var nacksReceived = 0
+    /// Packets retransmitted in answer (RTX for video, verbatim for audio).
+    public var retransmissionsSent = 0
+    /// PLIs and FIRs received.
+    public var keyframeRequestsReceived = 0
+    /// RTCP sender reports sent.
+    public var senderReportsSent = 0
+    /// From the WHIP request to SRTP keys (ICE and DTLS done).
+    public var connectTime: Duration?
+    /// Why a live source could not start (encoder creation failed), if it did not.
+    public var sourceError: String?
+    /// Transport counters.
+    public var transport = TransportStatistics()
+}
+
+/// Publishes Opus audio and VP8 video to a WHIP endpoint ([RFC 9725](https://www.rfc-editor.org/rfc/rfc9725)).
+///
+/// ```swift
+/// let media = try PreEncodedMedia.synthetic()
+/// let publisher = try await BraidPublisher.publish(
+///     to: "http://127.0.0.1:8080/whip/lobby",
+///     audio: .preEncoded(media), video: .preEncoded(media),
+///     group: MultiThreadedEventLoopGroup.singleton)
+/// try await Task.sleep(for: .seconds(10))
+/// print(await publisher.statistics())
+/// try await publisher.close()
+/// ```
+///
+/// Every packet carries the MID, a transport-wide sequence number, abs-send-time and abs-capture-time
+/// (the host's wall clock at capture, NTP), audio also the audio level. NACKs are answered from a
+/// retransmission history (RTX for video); PLI and FIR with a keyframe: the live encoder is asked for one,
+/// a replay restarts at its keyframe. A sender report goes out for each stream every second.
+///
+/// All state lives on one event loop of `group` (`@unchecked Sendable` for that reason); the public
+/// methods may be called from anywhere.
+public final class BraidPublisher: PeerMediaHandler, @unchecked Sendable {
+    let transport: PeerTransport
+    let resource: HTTPEndpoint?
+    let options: ConnectionOptions
+    let group: any EventLoopGroup
+    let audioSource: AudioSource?
+    let videoSource: VideoSource?
+    var audio: OutgoingStream?
+    var video: OutgoingStream?
+    var transportSequence: UInt16 = 0
+    var stats = PublisherStatistics()
+    var tasks: [RepeatedTask] = []
+    let requestedAt: NIODeadline
+    var startedAt: NIODeadline?
+    let cname: String
+
+    // Media generation state, touched on the event loop only.
+    var audioIndex = 0
+    var videoIndex = 0
+    var keyframeRequested = false
+    var packetizer = VP8Packetizer(initialPictureID: UInt16.random(in: 0...0x7FFF))
+    var payloadScratch = ByteBuffer()
+    var rtcpScratch = ByteBuffer()
+    var opusEncoder: OpusEncoder?
+    var tone: SineTone?
+    var pcm: [Int16] = []
+    var opusOutput: [UInt8] = []
+    var vp8Encoder: VP8Encoder?
+    var pattern: TestPattern?
+    var picture: I420Buffer?
+
+    /// The session resource (from `Location`), if the server gave one.
+    public var resourceEndpoint: HTTPEndpoint? { self.resource }
+
+    /// Publishes to the WHIP endpoint at `url`, waits until media can flow, and starts sending.
+    ///
+    /// - Parameters:
+    ///   - audio: the audio source, or nil for no audio section.
+    ///   - video: the video source, or nil for no video section.
+    /// - Throws: ``BraidClientError`` from the HTTP exchange, the answer, ICE or DTLS.
+    public static func publish(
+        to url: String,
+        audio: AudioSource?,
+        video: VideoSource?,
+        options: ConnectionOptions = ConnectionOptions(),
+        group: any EventLoopGroup
+    ) async throws(BraidClientError) -> BraidPublisher {
+        let endpoint = try HTTPEndpoint(url: url)
+        var tracks: [OfferedTrack] = []
+        var random = SystemRandomNumberGenerator()
+        if audio != nil {
+            tracks.append(OfferedTrack(kind: .audio, ssrc: random.next(), trackID: "audio0"))
+        }
+        if video != nil {
+            tracks.append(OfferedTrack(kind: .video, ssrc: random.next(), rtxSSRC: random.next(), trackID: "video0"))
+        }
+        guard !tracks.isEmpty else { throw .badArgument("publish needs audio, video or both") }
+        let join = try await PeerJoin.join(
+            endpoint: endpoint, tracks: tracks, direction: .sendonly, options: options, group: group)
+        let publisher = try BraidPublisher(
+            join: join, tracks: tracks, audio: audio, video: video, options: options, group: group)
+        join.transport.handler = publisher
+        do {
+            try await PeerJoin.connect(join.transport, timeout: options.timeout)
+        } catch {
+            try? await PeerJoin.leave(
+                transport: join.transport, resource: join.resource, options: options, group: group)
+            throw error
+        }
+        return publisher
+    }
+
+    init(
+        join: PeerJoin, tracks: [OfferedTrack], audio: AudioSource?, video: VideoSource?, options: ConnectionOptions,
+        group: any EventLoopGroup
+    ) throws(BraidClientError) {
+        self.transport = join.transport
+        self.resource = join.resource
+        self.options = options
+        self.group = group
+        self.audioSource = audio
+        self.videoSource = video
+        self.requestedAt = join.requestedAt
+        self.cname = "braid-publisher"
+        for (index, track) in tracks.enumerated() {
+            let section = join.answer.sections[index]
+            guard section.accepted, let payloadType = section.payloadType, let ssrc = track.ssrc else { continue }
+            switch track.kind {
+            case .audio:
+                self.audio = OutgoingStream(
+                    ssrc: ssrc, payloadType: payloadType, clockRate: 48_000, isAudio: true,
+                    extensionIDs: section.extensions, mid: section.mid, rtx: nil)
+            case .video:
+                var rtx: RetransmissionBuffer.RTX?
+                if let rtxSSRC = track.rtxSSRC, let rtxPayloadType = section.rtxPayloadType {
+                    rtx = RetransmissionBuffer.RTX(ssrc: rtxSSRC, payloadType: rtxPayloadType)
+                }
+                self.video = OutgoingStream(
+                    ssrc: ssrc, payloadType: payloadType, clockRate: 90_000, isAudio: false,
+                    extensionIDs: section.extensions, mid: section.mid, rtx: rtx)
+            }
+        }
+        guard self.audio != nil || self.video != nil else {
+            throw .malformedAnswer("the answer accepted none of the offered tracks")
+        }
+        self.payloadScratch.reserveCapacity(1500)
+        self.rtcpScratch.reserveCapacity(1500)
+    }
+
+    // MARK: PeerMediaHandler
+
+    func transportConnected(now: NIODeadline) {
+        self.startedAt = now
+        self.stats.connectTime = .nanoseconds((now - self.requestedAt).nanoseconds)
+        let eventLoop = self.transport.eventLoop
+        do {
+            try self.prepareSources()
+        } catch {
+            self.stats.sourceError = "\(error)"
+            return
+        }
+        if self.audio != nil, let source = self.audioSource, !Self.isExternal(source) {
+            self.tasks.append(
+                eventLoop.scheduleRepeatedTask(initialDelay: .zero, delay: .milliseconds(20)) { _ in
+                    self.sendNextAudio()
+                })
+        }
+        if self.video != nil, let source = self.videoSource, !Self.isExternal(source) {
+            let fps = Self.framesPerSecond(source)
+            self.tasks.append(
+                eventLoop.scheduleRepeatedTask(initialDelay: .zero, delay: .nanoseconds(1_000_000_000 / Int64(fps))) {
+                    _ in
+                    self.sendNextVideo()
+                })
+        }
+        self.tasks.append(
+            eventLoop.scheduleRepeatedTask(initialDelay: .milliseconds(500), delay: .seconds(1)) { _ in
+                self.sendSenderReports()
+            })
+    }
+
+    func received(rtp packet: RTPPacket, now: NIODeadline) {
+        // A sendonly publisher expects no media.
+    }
+
+    func received(rtcp compound: RTCPCompoundPacket, now: NIODeadline) {
+        for packet in compound {
+            switch packet {
+            case .genericNACK(let nack):
+                self.stats.nacksReceived += 1
+                self.answer(nack, now: now)
+            case .pictureLossIndication(let pli):
+                if pli.mediaSSRC == self.video?.ssrc { self.requestKeyframe() }
+            case .fullIntraRequest(let fir):
+                if fir.entries.contains(where: { $0.ssrc == self.video?.ssrc }) { self.requestKeyframe() }
+            default:
+                break
+            }
+        }
+    }
+
+    // MARK: Sources
+
+    static func isExternal(_ source: AudioSource) -> Bool {
+        if case .external = source { return true }
+        return false
+    }
+
+    static func isExternal(_ source: VideoSource) -> Bool {
+        if case .external = source { return true }
+        return false
+    }
+
+    static func framesPerSecond(_ source: VideoSource) -> Int {
+        switch source {
+        case .testPattern(_, _, let fps, _): max(1, min(fps, 120))
+        case .preEncoded(let media): media.framesPerSecond
+        case .external: 30
+        }
+    }
+
+    private func prepareSources() throws {
+        if case .sineTone(let frequency, let bitrate) = self.audioSource {
+            let encoder = try OpusEncoder(OpusEncoder.Configuration(bitrate: bitrate))
+            self.opusEncoder = encoder
+            self.tone = SineTone(frequency: frequency)
+            self.pcm = Array(repeating: 0, count: encoder.samplesPerFrame)
+            self.opusOutput = Array(repeating: 0, count: OpusEncoder.maximumPacketSize)
+        }
+        if case .testPattern(let width, let height, let fps, let bitrate) = self.videoSource {
+            self.vp8Encoder = try VP8Encoder(
+                VP8Encoder.Configuration(width: width, height: height, framesPerSecond: fps, bitrate: bitrate))
+            self.pattern = try TestPattern(width: width, height: height)
+            self.picture = try I420Buffer(width: width, height: height)
+        }
+    }
+
+    private func sendNextAudio() {
+        switch self.audioSource {
+        case .preEncoded(let media):
+            guard !media.audioPackets.isEmpty else { return }
+            let packet = media.audioPackets[self.audioIndex % media.audioPackets.count]
+            self.audioIndex += 1
+            self.sendAudioOnLoop(packet, captureTime: nil)
+        case .sineTone:
+            guard let encoder = self.opusEncoder, var tone = self.tone else { return }
+            let length: Int? = self.pcm.withUnsafeMutableBufferPointer { pcm in
+                tone.fill(pcm)
+                return self.opusOutput.withUnsafeMutableBytes { output in
+                    try? encoder.encode(pcm: UnsafeBufferPointer(pcm), into: output)
+                }
+            }
+            self.tone = tone
+            guard let length else { return }
+            self.payloadScratch.clear()
+            self.payloadScratch.writeBytes(self.opusOutput[0..<length])
+            self.sendAudioOnLoop(self.payloadScratch, captureTime: nil)
+        case .external, nil:
+            break
+        }
+    }
+
+    private func sendNextVideo() {
+        switch self.videoSource {
+        case .preEncoded(let media):
+            guard !media.videoFrames.isEmpty else { return }
+            if self.keyframeRequested {
+                self.keyframeRequested = false
+                self.videoIndex = 0
+            }
+            let frame = media.videoFrames[self.videoIndex % media.videoFrames.count]
+            self.videoIndex = (self.videoIndex + 1) % media.videoFrames.count
+            self.sendVideoOnLoop(frame, captureTime: nil)
+        case .testPattern:
+            guard let encoder = self.vp8Encoder, let pattern = self.pattern, let picture = self.picture else { return }
+            let force = self.keyframeRequested || self.videoIndex == 0
+            self.keyframeRequested = false
+            try? pattern.render(frameIndex: self.videoIndex, into: picture)
+            self.videoIndex += 1
+            var encoded: EncodedVideoFrame?
+            _ = try? picture.withImage { (image: I420Image) throws(CodecError) in
+                try encoder.encode(image, forceKeyframe: force) { frame in
+                    encoded = EncodedVideoFrame(data: ByteBuffer(bytes: frame.data), isKeyframe: frame.isKeyframe)
+                }
+            }
+            if let encoded { self.sendVideoOnLoop(encoded, captureTime: nil) }
+        case .external, nil:
+            break
+        }
+    }
+
+    private func requestKeyframe() {
+        self.stats.keyframeRequestsReceived += 1
+        self.keyframeRequested = true
+        self.vp8Encoder?.requestKeyframe()
+    }
+
+    // MARK: Sending
+
+    /// Sends one Opus packet (20 ms) supplied by the program; for ``AudioSource/external``.
+    /// - Parameter captureTime: NTP capture time for abs-capture-time; now when nil.
+    public func sendAudio(_ packet: ByteBuffer, captureTime: UInt64? = nil) {
+        self.transport.eventLoop.execute { self.sendAudioOnLoop(packet, captureTime: captureTime) }
+    }
+
+    /// Sends one VP8 frame supplied by the program; for ``VideoSource/external``.
+    /// - Parameter captureTime: NTP capture time for abs-capture-time; now when nil.
+    public func sendVideo(_ frame: EncodedVideoFrame, captureTime: UInt64? = nil) {
+        self.transport.eventLoop.execute { self.sendVideoOnLoop(frame, captureTime: captureTime) }
+    }
+
+    private func nextTransportSequence() -> UInt16 {
+        defer { self.transportSequence &+= 1 }
+        return self.transportSequence
+    }
+
+    private func mediaTimestamp(base: UInt32, clockRate: UInt32, now: NIODeadline) -> UInt32 {
+        guard let startedAt = self.startedAt else { return base }
+        let elapsed = max(0, (now - startedAt).nanoseconds) / 1000
+        return base &+ UInt32(truncatingIfNeeded: elapsed * Int64(clockRate) / 1_000_000)
+    }
+
+    private func sendAudioOnLoop(_ payload: ByteBuffer, captureTime: UInt64?) {
+        guard let stream = self.audio, self.transport.srtp != nil else { return }
+        let now = NIODeadline.now()
+        let nowNTP = NTPTime.now()
+        // 20 ms per packet on the 48 kHz clock, whatever the scheduling jitter.
+        let timestamp = stream.timestampBase &+ UInt32(truncatingIfNeeded: stream.packetsSent) &* 960
+        stream.build(
+            timestamp: timestamp, marker: stream.packetsSent == 0, payload: payload,
+            transportSequence: self.nextTransportSequence(), captureTime: captureTime ?? nowNTP, now: now,
+            nowNTP: nowNTP)
+        self.transport.sendRTP(stream.packet)
+        self.stats.audioPacketsSent += 1
+    }
+
+    private func sendVideoOnLoop(_ frame: EncodedVideoFrame, captureTime: UInt64?) {
+        guard let stream = self.video, self.transport.srtp != nil else { return }
+        let now = NIODeadline.now()
+        let nowNTP = NTPTime.now()
+        let capture = captureTime ?? nowNTP
+        let timestamp = self.mediaTimestamp(base: stream.timestampBase, clockRate: 90_000, now: now)
+        var packets = 0
+        _ = self.packetizer.packetize(
+            frame: frame.data, temporalLayer: frame.temporalLayer, layerSync: frame.layerSync,
+            scratch: &self.payloadScratch
+        ) { payload, last in
+            stream.build(
+                timestamp: timestamp, marker: last, payload: payload, transportSequence: self.nextTransportSequence(),
+                captureTime: capture, now: now, nowNTP: nowNTP)
+            self.transport.sendRTP(stream.packet)
+            packets += 1
+        }
+        self.stats.videoPacketsSent += packets
+        self.stats.videoFramesSent += 1
+        if frame.isKeyframe { self.stats.keyframesSent += 1 }
+    }
+
+    private func answer(_ nack: RTCPGenericNACK, now: NIODeadline) {
+        for stream in [self.video, self.audio].compactMap({ $0 }) where stream.ssrc == nack.mediaSSRC {
+            self.stats.retransmissionsSent += stream.answer(
+                nack, now: now, transportSequence: &self.transportSequence
+            ) { self.transport.sendRTP($0) }
+        }
+    }
+
+    private func sendSenderReports() {
+        guard self.transport.srtp != nil else { return }
+        let now = NIODeadline.now()
+        let ntp = NTPTime.now()
+        self.rtcpScratch.clear()
+        var builder = RTCPCompoundBuilder(buffer: self.rtcpScratch)
+        var first: UInt32?
+        for stream in [self.audio, self.video].compactMap({ $0 }) where stream.packetsSent > 0 {
+            try? builder.appendSenderReport(
+                senderSSRC: stream.ssrc, ntpTimestamp: ntp, rtpTimestamp: stream.senderReportTimestamp(now: now),
+                packetCount: stream.packetsSent, octetCount: stream.octetsSent,
+                reportBlocks: EmptyCollection<RTCPReportBlock>())
+            first = first ?? stream.ssrc
+        }
+        guard let first else { return }
+        // RFC 3550 §6.1: every compound packet carries an SDES CNAME.
+        try? builder.appendCNAME(ssrc: first, cname: self.cname)
+        self.rtcpScratch = builder.finish()
+        self.transport.sendRTCP(self.rtcpScratch)
+        self.stats.senderReportsSent += 1
+    }
+
+    // MARK: Public state
+
+    /// A snapshot of the counters.
+    public func statistics() async -> PublisherStatistics {
+        (try? await self.transport.eventLoop.submit {
+            var stats = self.stats
+            stats.transport = self.transport.statistics
+            return stats
+        }.get()) ?? PublisherStatistics()
+    }
+
+    /// Stops sending, ends the WHIP session (`DELETE`) and closes the socket.
+    public func close() async throws(BraidClientError) {
+        try? await self.transport.eventLoop.submit {
+            for task in self.tasks { task.cancel() }
+            self.tasks.removeAll()
+        }.get()
+        try await PeerJoin.leave(
+            transport: self.transport, resource: self.resource, options: self.options, group: self.group)
+    }
+}

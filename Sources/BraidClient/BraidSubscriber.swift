@@ -1,0 +1,472 @@
+import BraidCodecs
+import BraidRTPStreams
+import BraidSDP
+import BraidWire
+import NIOCore
+
+/// The receiving state of one m-section. A class, so that its buffers (NACK list, frame queue,
+/// histograms) are mutated in place per packet rather than copied out of the track list and back.
+final class IncomingTrack {
+    let kind: OfferedTrack.Kind
+    let mid: String?
+    var ssrc: UInt32?
+    var rtxSSRC: UInt32?
+    let payloadType: UInt8?
+    let rtxPayloadType: UInt8?
+    let clockRate: UInt32
+    var statistics: ReceiveStatistics?
+    var nack = NACKGenerator()
+    var assembler = VP8FrameAssembler()
+    var freezes = FreezeDetector()
+    var latency = LatencyHistogram()
+    var keyframes: KeyframeRequestThrottle?
+    var retransmissionsReceived = 0
+    /// Audio only, when decoding is on.
+    var audioDecoder: AudioPlayout?
+
+    init(section: RemoteAnswer.Section) {
+        self.kind = section.kind
+        self.mid = section.mid
+        self.payloadType = section.payloadType
+        self.rtxPayloadType = section.rtxPayloadType
+        self.clockRate = section.kind == .audio ? 48_000 : 90_000
+        if let ssrc = section.ssrc { self.bind(ssrc: ssrc) }
+        self.rtxSSRC = section.rtxSSRC
+    }
+
+    func bind(ssrc: UInt32) {
+        self.ssrc = ssrc
+        self.statistics = ReceiveStatistics(ssrc: ssrc, clockRate: self.clockRate)
+        self.keyframes = KeyframeRequestThrottle(mediaSSRC: ssrc)
+    }
+}
+
+/// Decodes an audio track as a player would, in arrival order: a packet older than the last one played
+/// is too late and skipped; a gap is filled by in-band FEC (RFC 6716 §2.1.7, from the next packet's
+/// LBRR data) for the frame just before the packet that arrived, and by packet loss concealment for the
+/// rest (RFC 6716 §4.4). PCM goes to one preallocated buffer: no allocation per packet.
+final class AudioPlayout {
+    let decoder: OpusDecoder
+    var pcm: [Int16]
+    var sequences = SequenceNumberUnwrapper()
+    var lastPlayed: Int64?
+    var framesDecoded = 0
+    var framesConcealed = 0
+    var framesRecoveredByFEC = 0
+    var framesTooLate = 0
+    var decodeErrors = 0
+    /// Longest gap concealed frame by frame; longer gaps are counted without running the decoder.
+    static let maximumConcealedRun: Int64 = 50
+
+    init() throws(CodecError) {
+        self.decoder = try OpusDecoder(sampleRate: .hz48000, channels: .mono)
+        self.pcm = Array(repeating: 0, count: self.decoder.maximumSamplesPerChannel)
+    }
+
+    func play(sequenceNumber: UInt16, payload: ByteBuffer) {
+        let sequence = self.sequences.unwrap(sequenceNumber)
+        if let last = self.lastPlayed {
+            guard sequence > last else {
+                self.framesTooLate += 1
+                return
+            }
+            let missing = sequence - last - 1
+            if missing > 0 {
+                let frameSamples = (try? self.decoder.lastPacketDuration()).flatMap { $0 > 0 ? $0 : nil } ?? 960
+                let run = min(missing, Self.maximumConcealedRun)
+                self.framesConcealed += Int(missing - run)
+                for index in 0..<run {
+                    let isLast = index == run - 1
+                    let recovered: Bool? = self.pcm.withUnsafeMutableBufferPointer { pcm in
+                        payload.withUnsafeReadableBytes { packet in
+                            if isLast {
+                                return try? self.decoder.decodeFEC(from: packet, frameSamples: frameSamples, into: pcm)
+                                    .recoveredFromLBRR
+                            }
+                            return (try? self.decoder.decodeLost(frameSamples: frameSamples, into: pcm)).map { _ in
+                                false
+                            }
+                        }
+                    }
+                    if recovered == true { self.framesRecoveredByFEC += 1 } else { self.framesConcealed += 1 }
+                }
+            }
+        }
+        let decoded = self.pcm.withUnsafeMutableBufferPointer { pcm in
+            payload.withUnsafeReadableBytes { packet in (try? self.decoder.decode(packet: packet, into: pcm)) != nil }
+        }
+        if decoded { self.framesDecoded += 1 } else { self.decodeErrors += 1 }
+        self.lastPlayed = sequence
+    }
+}
+
+/// The receive-side media processing of a subscriber, without sockets: per-track statistics, NACK and
+/// keyframe requests, transport-wide feedback, frame assembly, freezes and latency. ``BraidSubscriber``
+/// feeds it decrypted packets and sends the RTCP it writes; tests feed it packets directly.
+struct SubscriberMedia {
+    let requestedAt: NIODeadline
+    let senderSSRC: UInt32
+    let twccIDs: [UInt8?]
+    let midIDs: [UInt8?]
+    let captureIDs: [UInt8?]
+    var tracks: [IncomingTrack]
+    var feedback = TransportFeedbackRecorder()
+    var joinTime: Duration?
+    var nacksSent = 0
+    var keyframeRequestsSent = 0
+    var receiverReportsSent = 0
+    var transportFeedbackSent = 0
+    var unknownSSRCPackets = 0
+    var tick = 0
+    var rtcp = ByteBuffer()
+    var missing: ContiguousArray<UInt16> = []
+    let cname = "braid-subscriber"
+
+    init(sections: [RemoteAnswer.Section], requestedAt: NIODeadline, senderSSRC: UInt32, decodeAudio: Bool = false) {
+        self.requestedAt = requestedAt
+        self.senderSSRC = senderSSRC
+        let accepted = sections.filter(\.accepted)
+        self.tracks = accepted.map(IncomingTrack.init(section:))
+        if decodeAudio {
+            for track in self.tracks where track.kind == .audio { track.audioDecoder = try? AudioPlayout() }
+        }
+        self.twccIDs = accepted.map(\.extensions.transportSequenceNumber)
+        self.midIDs = accepted.map(\.extensions.mid)
+        self.captureIDs = accepted.map(\.extensions.absCaptureTime)
+        self.rtcp.reserveCapacity(1500)
+        self.missing.reserveCapacity(1000)
+    }
+
+    mutating func received(
+        rtp packet: RTPPacket, now: NIODeadline, wallClock: UInt64, send: (ByteBuffer) -> Void
+    ) {
+        if self.joinTime == nil { self.joinTime = .nanoseconds((now - self.requestedAt).nanoseconds) }
+        guard let index = self.trackIndex(for: packet) else {
+            self.unknownSSRCPackets += 1
+            return
+        }
+        if let id = self.twccIDs[index], let value = try? packet.headerExtension(TransportSequenceNumber.self, id: id) {
+            self.feedback.record(value.value, arrivalMicroseconds: Int64(now.uptimeNanoseconds / 1000))
+        }
+        if let id = self.captureIDs[index], let element = packet.extension(id: id),
+            let capture = try? AbsCaptureTime(extensionValue: element.value)
+        {
+            let offset = capture.estimatedCaptureClockOffset ?? 0
+            let latency = NTPTime.microseconds(
+                from: capture.captureTimestamp &+ UInt64(bitPattern: offset), to: wallClock)
+            self.tracks[index].latency.record(microseconds: latency)
+        }
+        let track = self.tracks[index]
+        let isRTX =
+            packet.ssrc == track.rtxSSRC || (packet.payloadType == track.rtxPayloadType && track.rtxPayloadType != nil)
+        var sequenceNumber = packet.sequenceNumber
+        var payload = packet.payload
+        if isRTX {
+            // RFC 4588 §4: the first two payload bytes are the original sequence number. Empty RTX
+            // packets (padding probes) carry nothing to repair.
+            guard let original = payload.readInteger(as: UInt16.self), payload.readableBytes > 0 else { return }
+            sequenceNumber = original
+            track.retransmissionsReceived += 1
+        } else {
+            track.statistics?.packetReceived(packet, now: now)
+        }
+        switch track.kind {
+        case .audio:
+            track.audioDecoder?.play(sequenceNumber: sequenceNumber, payload: payload)
+        case .video:
+            let outcome = track.nack.packetReceived(sequenceNumber: sequenceNumber, isRetransmission: isRTX, now: now)
+            if case .keyframeNeeded = outcome { self.requestKeyframe(track, now: now, send: send) }
+            guard let vp8 = try? VP8Payload(payload) else { return }
+            var rendered = 0
+            var keyframe = false
+            track.assembler.insert(
+                sequenceNumber: sequenceNumber, timestamp: packet.timestamp, marker: packet.marker, payload: vp8,
+                now: now
+            ) { event in
+                if case .frame(let frame) = event {
+                    if frame.isDecodable { rendered += 1 }
+                    if frame.isKeyframe { keyframe = true }
+                }
+            }
+            for _ in 0..<rendered { track.freezes.frameRendered(at: now) }
+            if keyframe {
+                track.keyframes?.keyframeReceived()
+                // Older holes no longer matter to the decoder.
+                track.nack.forgetMissing(before: sequenceNumber)
+            }
+            let needKeyframe = track.assembler.needsKeyframe && track.assembler.framesComplete > 0
+            if needKeyframe { self.requestKeyframe(track, now: now, send: send) }
+        }
+    }
+
+    mutating func received(rtcp compound: RTCPCompoundPacket, now: NIODeadline) {
+        for packet in compound {
+            guard case .senderReport(let report) = packet else { continue }
+            for index in self.tracks.indices where self.tracks[index].ssrc == report.senderSSRC {
+                self.tracks[index].statistics?.senderReportReceived(ntpTimestamp: report.ntpTimestamp, now: now)
+            }
+        }
+    }
+
+    /// Finds the track of a packet: by SSRC (signalled or bound earlier), else by MID, else by a payload
+    /// type only one unbound track uses; binds the SSRC it found.
+    mutating func trackIndex(for packet: RTPPacket) -> Int? {
+        let ssrc = packet.ssrc
+        for index in self.tracks.indices where self.tracks[index].ssrc == ssrc || self.tracks[index].rtxSSRC == ssrc {
+            return index
+        }
+        let isRTX: (IncomingTrack) -> Bool = { $0.rtxPayloadType == packet.payloadType }
+        for index in self.tracks.indices {
+            guard let id = self.midIDs[index], let mid = self.tracks[index].mid,
+                let element = packet.extension(id: id),
+                let value = try? RTPStreamIdentifier(extensionValue: element.value), value.matches(mid)
+            else { continue }
+            if isRTX(self.tracks[index]) {
+                self.tracks[index].rtxSSRC = ssrc
+            } else {
+                self.tracks[index].bind(ssrc: ssrc)
+            }
+            return index
+        }
+        let candidates = self.tracks.indices.filter {
+            self.tracks[$0].ssrc == nil && self.tracks[$0].payloadType == packet.payloadType
+        }
+        if candidates.count == 1 {
+            self.tracks[candidates[0]].bind(ssrc: ssrc)
+            return candidates[0]
+        }
+        return nil
+    }
+
+    mutating func requestKeyframe(_ track: IncomingTrack, now: NIODeadline, send: (ByteBuffer) -> Void) {
+        guard var throttle = track.keyframes, throttle.keyframeRequested(now: now) != nil else {
+            return
+        }
+        track.keyframes = throttle
+        self.rtcp.clear()
+        do {
+            try throttle.writePLI(senderSSRC: self.senderSSRC, into: &self.rtcp)
+        } catch {
+            return
+        }
+        send(self.rtcp)
+        self.keyframeRequestsSent += 1
+    }
+
+    /// The 20 ms tick: gives up stale frames, sends NACKs and keyframe requests, and every 100 ms
+    /// transport-wide feedback, every second a receiver report.
+    mutating func onTick(now: NIODeadline, send: (ByteBuffer) -> Void) {
+        self.tick += 1
+        for index in self.tracks.indices where self.tracks[index].kind == .video {
+            let track = self.tracks[index]
+            track.assembler.poll(now: now) { _ in }
+            if let ssrc = track.ssrc {
+                track.nack.pending(now: now, into: &self.missing)
+                if !self.missing.isEmpty {
+                    self.rtcp.clear()
+                    if (try? NACKGenerator.writeNACK(
+                        senderSSRC: self.senderSSRC, mediaSSRC: ssrc, sequenceNumbers: self.missing, into: &self.rtcp))
+                        != nil
+                    {
+                        send(self.rtcp)
+                        self.nacksSent += 1
+                    }
+                }
+                if track.assembler.needsKeyframe && track.assembler.framesComplete > 0 {
+                    self.requestKeyframe(track, now: now, send: send)
+                } else if var throttle = track.keyframes, throttle.retryDue(now: now) != nil {
+                    track.keyframes = throttle
+                    self.rtcp.clear()
+                    if (try? throttle.writePLI(senderSSRC: self.senderSSRC, into: &self.rtcp)) != nil {
+                        send(self.rtcp)
+                        self.keyframeRequestsSent += 1
+                    }
+                }
+            }
+        }
+        if self.tick % 5 == 0 { self.sendTransportFeedback(send: send) }
+        if self.tick % 50 == 0 { self.sendReceiverReport(now: now, send: send) }
+    }
+
+    mutating func sendTransportFeedback(send: (ByteBuffer) -> Void) {
+        let mediaSSRC = self.tracks.first(where: { $0.kind == .video })?.ssrc ?? self.tracks.first?.ssrc ?? 0
+        self.rtcp.clear()
+        var builder = RTCPCompoundBuilder(buffer: self.rtcp)
+        let written = self.feedback.write(senderSSRC: self.senderSSRC, mediaSSRC: mediaSSRC, into: &builder)
+        self.rtcp = builder.finish()
+        guard written > 0 else { return }
+        send(self.rtcp)
+        self.transportFeedbackSent += written
+    }
+
+    mutating func sendReceiverReport(now: NIODeadline, send: (ByteBuffer) -> Void) {
+        self.rtcp.clear()
+        var builder = RTCPCompoundBuilder(buffer: self.rtcp)
+        var blocks: [RTCPReportBlock] = []
+        blocks.reserveCapacity(self.tracks.count)
+        for index in self.tracks.indices {
+            if let block = self.tracks[index].statistics?.makeReportBlock(now: now) { blocks.append(block) }
+        }
+        // RFC 3550 §6.4.2: at most 31 blocks per RR.
+        try? builder.appendReceiverReport(senderSSRC: self.senderSSRC, reportBlocks: blocks.prefix(31))
+        try? builder.appendCNAME(ssrc: self.senderSSRC, cname: self.cname)
+        self.rtcp = builder.finish()
+        send(self.rtcp)
+        self.receiverReportsSent += 1
+    }
+
+    func snapshot(connectTime: Duration?, transport: TransportStatistics) -> SubscriberStatistics {
+        var audio: [AudioTrackStatistics] = []
+        var video: [VideoTrackStatistics] = []
+        for track in self.tracks {
+            let received = track.statistics?.packetsReceived ?? 0
+            let lost = track.statistics?.cumulativeLost ?? 0
+            switch track.kind {
+            case .audio:
+                audio.append(
+                    AudioTrackStatistics(
+                        mid: track.mid, ssrc: track.ssrc, packetsReceived: received, packetsLost: lost,
+                        jitter: track.statistics?.jitter ?? 0, framesReceived: received,
+                        framesConcealed: max(0, lost), framesDecoded: track.audioDecoder?.framesDecoded,
+                        framesConcealedByDecoder: track.audioDecoder?.framesConcealed,
+                        framesRecoveredByFEC: track.audioDecoder?.framesRecoveredByFEC,
+                        latency: LatencySummary(track.latency)))
+            case .video:
+                video.append(
+                    VideoTrackStatistics(
+                        mid: track.mid, ssrc: track.ssrc, packetsReceived: received, packetsLost: lost,
+                        retransmissionsReceived: track.retransmissionsReceived,
+                        packetsRecovered: track.nack.packetsRecovered, packetsUnrecovered: track.nack.packetsGivenUp,
+                        jitter: track.statistics?.jitter ?? 0, framesComplete: track.assembler.framesComplete,
+                        framesDecodable: track.assembler.framesDecodable, keyframes: track.assembler.keyframes,
+                        framesLost: track.assembler.framesLost, freezeCount: track.freezes.freezeCount,
+                        totalFreezesDuration: .nanoseconds(track.freezes.totalFreezesDuration.nanoseconds),
+                        latency: LatencySummary(track.latency)))
+            }
+        }
+        return SubscriberStatistics(
+            joinTime: self.joinTime, connectTime: connectTime, audio: audio, video: video,
+            nacksSent: self.nacksSent, keyframeRequestsSent: self.keyframeRequestsSent,
+            receiverReportsSent: self.receiverReportsSent, transportFeedbackSent: self.transportFeedbackSent,
+            unknownSSRCPackets: self.unknownSSRCPackets, transport: transport)
+    }
+}
+
+/// Receives audio and video from a WHEP endpoint
+/// ([draft-ietf-wish-whep](https://datatracker.ietf.org/doc/draft-ietf-wish-whep/)) and measures them.
+///
+/// ```swift
+/// let subscriber = try await BraidSubscriber.subscribe(
+///     to: "http://127.0.0.1:8080/whep/lobby", audioTracks: 1, videoTracks: 1,
+///     group: MultiThreadedEventLoopGroup.singleton)
+/// try await Task.sleep(for: .seconds(10))
+/// let stats = await subscriber.statistics()
+/// print(stats.joinTime, stats.video.first?.freezeCount, stats.video.first?.latency.p95)
+/// try await subscriber.close()
+/// ```
+///
+/// Per packet: SRTP unprotect in place, per-SSRC ``ReceiveStatistics`` (RFC 3550 A.1/A.3/A.8), a
+/// ``NACKGenerator`` for video, the transport-wide arrival log, capture-to-receive latency from
+/// abs-capture-time (receive wall time − capture NTP time: meaningful when sender and receiver share a
+/// host clock or are NTP-synchronised), and VP8 frame assembly with decodability and freeze tracking.
+/// RTX (RFC 4588) is unwrapped to the original sequence number. Every 20 ms NACKs and keyframe requests
+/// (PLI, throttled to one a second) go out, every 100 ms transport-wide feedback, every second a receiver
+/// report with SDES CNAME.
+///
+/// Opus frames are counted from the sequence space ("concealed" = never received). With `decodeAudio`
+/// each audio track is also decoded as a player would (in-band FEC, then PLC for gaps; a sample of peers
+/// is enough, as decoding costs CPU per packet).
+///
+/// State lives on one event loop of `group` (`@unchecked Sendable` for that reason).
+public final class BraidSubscriber: PeerMediaHandler, @unchecked Sendable {
+    let transport: PeerTransport
+    let resource: HTTPEndpoint?
+    let options: ConnectionOptions
+    let group: any EventLoopGroup
+    let requestedAt: NIODeadline
+    var media: SubscriberMedia
+    var tasks: [RepeatedTask] = []
+    var connectTime: Duration?
+
+    /// Subscribes with a receive-only offer of `audioTracks` Opus and `videoTracks` VP8 sections and waits
+    /// until media can flow. `decodeAudio` decodes the audio tracks too (see the type's notes).
+    public static func subscribe(
+        to url: String,
+        audioTracks: Int = 1,
+        videoTracks: Int = 1,
+        decodeAudio: Bool = false,
+        options: ConnectionOptions = ConnectionOptions(),
+        group: any EventLoopGroup
+    ) async throws(BraidClientError) -> BraidSubscriber {
+        guard audioTracks >= 0, videoTracks >= 0, audioTracks + videoTracks > 0, audioTracks + videoTracks <= 64 else {
+            throw .badArgument("between 1 and 64 tracks, got \(audioTracks) audio and \(videoTracks) video")
+        }
+        let endpoint = try HTTPEndpoint(url: url)
+        let tracks =
+            (0..<audioTracks).map { OfferedTrack(kind: .audio, trackID: "audio\($0)") }
+            + (0..<videoTracks).map { OfferedTrack(kind: .video, trackID: "video\($0)") }
+        let join = try await PeerJoin.join(
+            endpoint: endpoint, tracks: tracks, direction: .recvonly, options: options, group: group)
+        let subscriber = BraidSubscriber(join: join, decodeAudio: decodeAudio, options: options, group: group)
+        join.transport.handler = subscriber
+        do {
+            try await PeerJoin.connect(join.transport, timeout: options.timeout)
+        } catch {
+            try? await PeerJoin.leave(
+                transport: join.transport, resource: join.resource, options: options, group: group)
+            throw error
+        }
+        return subscriber
+    }
+
+    init(join: PeerJoin, decodeAudio: Bool, options: ConnectionOptions, group: any EventLoopGroup) {
+        self.transport = join.transport
+        self.resource = join.resource
+        self.options = options
+        self.group = group
+        self.requestedAt = join.requestedAt
+        self.media = SubscriberMedia(
+            sections: join.answer.sections, requestedAt: join.requestedAt,
+            senderSSRC: UInt32.random(in: 1...UInt32.max),
+            decodeAudio: decodeAudio)
+    }
+
+    // MARK: PeerMediaHandler
+
+    func transportConnected(now: NIODeadline) {
+        self.connectTime = .nanoseconds((now - self.requestedAt).nanoseconds)
+        self.tasks.append(
+            self.transport.eventLoop.scheduleRepeatedTask(initialDelay: .milliseconds(20), delay: .milliseconds(20)) {
+                _ in
+                guard self.transport.srtp != nil else { return }
+                self.media.onTick(now: .now()) { self.transport.sendRTCP($0) }
+            })
+    }
+
+    func received(rtp packet: RTPPacket, now: NIODeadline) {
+        self.media.received(rtp: packet, now: now, wallClock: NTPTime.now()) { self.transport.sendRTCP($0) }
+    }
+
+    func received(rtcp compound: RTCPCompoundPacket, now: NIODeadline) {
+        self.media.received(rtcp: compound, now: now)
+    }
+
+    // MARK: Public state
+
+    /// A snapshot of everything measured so far.
+    public func statistics() async -> SubscriberStatistics? {
+        try? await self.transport.eventLoop.submit {
+            self.media.snapshot(connectTime: self.connectTime, transport: self.transport.statistics)
+        }.get()
+    }
+
+    /// Stops feedback, ends the WHEP session (`DELETE`) and closes the socket.
+    public func close() async throws(BraidClientError) {
+        try? await self.transport.eventLoop.submit {
+            for task in self.tasks { task.cancel() }
+            self.tasks.removeAll()
+        }.get()
+        try await PeerJoin.leave(
+            transport: self.transport, resource: self.resource, options: self.options, group: self.group)
+    }
+}

@@ -1,0 +1,128 @@
+import BraidICE
+import BraidSDP
+import BraidSecurity
+import NIOCore
+
+/// Options shared by publishers and subscribers.
+public struct ConnectionOptions: Sendable {
+    /// Sent as `Authorization: Bearer <token>` when set (RFC 9725 §4.5).
+    public var bearerToken: String?
+    /// Local address the UDP socket binds to; a specific address is also offered as a host candidate.
+    /// Loopback by default: use `0.0.0.0` (or an interface's address) to reach a node on another host.
+    public var localHost: String
+    /// Deadline for the HTTP exchange and, separately, for ICE + DTLS to complete.
+    public var timeout: Duration
+    /// This side's DTLS certificate; share one across many peers to save key generation (each peer
+    /// still has its own DTLS association and SRTP keys).
+    public var certificate: DTLSCertificate?
+
+    /// Creates options.
+    public init(
+        bearerToken: String? = nil, localHost: String = "127.0.0.1", timeout: Duration = .seconds(10),
+        certificate: DTLSCertificate? = nil
+    ) {
+        self.bearerToken = bearerToken
+        self.localHost = localHost
+        self.timeout = timeout
+        self.certificate = certificate
+    }
+}
+
+/// The part of joining that publishers and subscribers share: socket, offer, HTTP exchange, transport.
+struct PeerJoin {
+    var transport: PeerTransport
+    var answer: RemoteAnswer
+    /// The session resource from `Location`, for DELETE.
+    var resource: HTTPEndpoint?
+    /// When the HTTP request was sent.
+    var requestedAt: NIODeadline
+
+    static func join(
+        endpoint: HTTPEndpoint,
+        tracks: [OfferedTrack],
+        direction: SDPDirection,
+        options: ConnectionOptions,
+        group: any EventLoopGroup
+    ) async throws(BraidClientError) -> PeerJoin {
+        guard !tracks.isEmpty else { throw .badArgument("an offer needs at least one track") }
+        let eventLoop = group.next()
+        let channel = try await PeerTransport.bind(host: options.localHost, on: eventLoop)
+        do {
+            let certificate: DTLSCertificate
+            if let shared = options.certificate {
+                certificate = shared
+            } else {
+                do {
+                    certificate = try DTLSCertificate(commonName: "braid-client")
+                } catch {
+                    throw BraidClientError.dtlsFailed("creating a certificate: \(error)")
+                }
+            }
+            let credentials = ICECredentials.random()
+            var candidates: [SDPCandidate] = []
+            if let local = channel.localAddress, options.localHost != "0.0.0.0", options.localHost != "::",
+                let ip = local.ipAddress, let port = local.port, let portValue = UInt16(exactly: port)
+            {
+                let priority = ICECandidate.priority(
+                    typePreference: ICECandidate.hostTypePreference, localPreference: 65_535, component: 1)
+                candidates.append(SDPCandidate(foundation: "1", priority: priority, address: ip, port: portValue))
+            }
+            let cname = "braid-" + String(UInt64.random(in: 0...UInt64.max), radix: 36)
+            let offer = ClientOffer.make(
+                tracks: tracks, direction: direction, credentials: credentials, fingerprint: certificate.fingerprint,
+                candidates: candidates, cname: cname, streamID: cname, sessionID: UInt64.random(in: 1...(1 << 62)))
+            var headers = [("Content-Type", "application/sdp"), ("Accept", "application/sdp")]
+            if let token = options.bearerToken { headers.append(("Authorization", "Bearer \(token)")) }
+            let requestedAt = NIODeadline.now()
+            let response = try await WHTTPClient(group: group).request(
+                .post, endpoint, headers: headers, body: offer.text, timeout: options.timeout)
+            guard response.status == 201 else {
+                throw BraidClientError.httpStatus(code: response.status, body: response.body)
+            }
+            let answer = try RemoteAnswer(parsing: response.body, offeredSections: tracks.count)
+            let resource = try response.header("Location").map { (location) throws(BraidClientError) in
+                try endpoint.resolving(location)
+            }
+            let transport = try PeerTransport(
+                channel: channel, local: credentials, certificate: certificate, answer: answer)
+            return PeerJoin(transport: transport, answer: answer, resource: resource, requestedAt: requestedAt)
+        } catch {
+            try? await channel.close()
+            throw (error as? BraidClientError) ?? .connectionFailed("\(error)")
+        }
+    }
+
+    /// Starts ICE and DTLS and waits for SRTP keys, within `timeout`.
+    static func connect(_ transport: PeerTransport, timeout: Duration) async throws(BraidClientError) {
+        let eventLoop = transport.eventLoop
+        let nanoseconds =
+            Int64(timeout.components.seconds) * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000
+        let connected = transport.start()
+        let timer = eventLoop.scheduleTask(in: .nanoseconds(nanoseconds)) {
+            transport.connected.fail(BraidClientError.timeout("ICE and DTLS within \(timeout)"))
+        }
+        do {
+            try await connected.get()
+            timer.cancel()
+        } catch {
+            timer.cancel()
+            try? await eventLoop.flatSubmit { transport.close() }.get()
+            throw (error as? BraidClientError) ?? .connectionFailed("\(error)")
+        }
+    }
+
+    /// Ends the session: DELETE on the resource (errors ignored when `ignoreHTTPErrors`), closes the socket.
+    static func leave(
+        transport: PeerTransport, resource: HTTPEndpoint?, options: ConnectionOptions, group: any EventLoopGroup
+    ) async throws(BraidClientError) {
+        try? await transport.eventLoop.flatSubmit { transport.close() }.get()
+        guard let resource else { return }
+        var headers: [(String, String)] = []
+        if let token = options.bearerToken { headers.append(("Authorization", "Bearer \(token)")) }
+        let response = try await WHTTPClient(group: group).request(
+            .delete, resource, headers: headers, timeout: options.timeout)
+        guard (200..<300).contains(response.status) else {
+            throw .httpStatus(code: response.status, body: response.body)
+        }
+    }
+}

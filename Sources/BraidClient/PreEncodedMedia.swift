@@ -1,0 +1,115 @@
+import BraidCodecs
+import NIOCore
+
+/// One encoded video frame.
+public struct EncodedVideoFrame: Sendable {
+    /// The VP8 frame.
+    public var data: ByteBuffer
+    /// Whether it is a keyframe.
+    public var isKeyframe: Bool
+    /// Temporal layer (TID) when the stream has temporal layers, else nil.
+    public var temporalLayer: UInt8?
+    /// Y: the frame depends only on TL0.
+    public var layerSync: Bool
+
+    /// Creates a frame description.
+    public init(data: ByteBuffer, isKeyframe: Bool, temporalLayer: UInt8? = nil, layerSync: Bool = false) {
+        self.data = data
+        self.isKeyframe = isKeyframe
+        self.temporalLayer = temporalLayer
+        self.layerSync = layerSync
+    }
+}
+
+/// Audio and video encoded once and replayed by any number of publishers, so that a simulated peer
+/// costs packetization and SRTP only, not encoding.
+///
+/// The video is one group of pictures: a keyframe, then delta frames that depend on it. Replaying it
+/// from the start after the last frame (or early, to answer a PLI) always gives a decodable stream. The
+/// test pattern's frames carry their index (``TestPattern/readFrameIndex(from:)``), so a receiver that
+/// decodes can tell which frame it got.
+public final class PreEncodedMedia: Sendable {
+    /// 20 ms Opus packets (48 kHz, mono).
+    public let audioPackets: [ByteBuffer]
+    /// The video group of pictures, keyframe first.
+    public let videoFrames: [EncodedVideoFrame]
+    /// Video frame rate the frames were encoded for.
+    public let framesPerSecond: Int
+
+    /// Wraps packets a program encoded itself.
+    /// - Throws: ``BraidClientError/badArgument(_:)`` when there is video but its first frame is not a keyframe.
+    public init(
+        audioPackets: [ByteBuffer], videoFrames: [EncodedVideoFrame], framesPerSecond: Int
+    ) throws(BraidClientError) {
+        guard videoFrames.isEmpty || videoFrames[0].isKeyframe else {
+            throw .badArgument("pre-encoded video must start with a keyframe")
+        }
+        guard (1...120).contains(framesPerSecond) else { throw .badArgument("frame rate \(framesPerSecond)") }
+        self.audioPackets = audioPackets
+        self.videoFrames = videoFrames
+        self.framesPerSecond = framesPerSecond
+    }
+
+    /// Encodes a sine tone and the moving test pattern once.
+    ///
+    /// - Parameters:
+    ///   - audioSeconds: length of the audio loop (a multiple of 20 ms).
+    ///   - videoFrames: frames in the group of pictures (the keyframe interval of the replay).
+    ///   - temporalLayers: 1 (no TID) to 3.
+    public static func synthetic(
+        audioSeconds: Double = 2,
+        toneFrequency: Double = 440,
+        audioBitrate: Int = 32_000,
+        videoFrames: Int = 60,
+        width: Int = 320,
+        height: Int = 180,
+        framesPerSecond: Int = 30,
+        videoBitrate: Int = 300_000,
+        temporalLayers: Int = 1
+    ) throws(BraidClientError) -> PreEncodedMedia {
+        guard audioSeconds.isFinite, (0...600).contains(audioSeconds), (0...3600).contains(videoFrames),
+            (1...120).contains(framesPerSecond), (1...4).contains(temporalLayers)
+        else {
+            throw .badArgument("audio 0-600 s, 0-3600 video frames, 1-120 fps and 1-4 temporal layers")
+        }
+        do {
+            var audio: [ByteBuffer] = []
+            if audioSeconds > 0 {
+                let encoder = try OpusEncoder(OpusEncoder.Configuration(bitrate: audioBitrate))
+                var tone = SineTone(frequency: toneFrequency)
+                var output = [UInt8](repeating: 0, count: OpusEncoder.maximumPacketSize)
+                for _ in 0..<max(1, Int(audioSeconds * 50)) {
+                    let pcm = tone.next(samplesPerChannel: encoder.samplesPerChannel)
+                    let length = try encoder.encode(pcm: pcm, into: &output)
+                    audio.append(ByteBuffer(bytes: output[0..<length]))
+                }
+            }
+            var video: [EncodedVideoFrame] = []
+            if videoFrames > 0 {
+                let encoder = try VP8Encoder(
+                    VP8Encoder.Configuration(
+                        width: width, height: height, framesPerSecond: framesPerSecond, bitrate: videoBitrate,
+                        maxKeyframeInterval: 100_000, temporalLayers: temporalLayers))
+                let pattern = try TestPattern(width: width, height: height)
+                let picture = try I420Buffer(width: width, height: height)
+                for index in 0..<videoFrames {
+                    try pattern.render(frameIndex: index, into: picture)
+                    try picture.withImage { (image: I420Image) throws(CodecError) in
+                        try encoder.encode(image, forceKeyframe: index == 0) { frame in
+                            video.append(
+                                EncodedVideoFrame(
+                                    data: ByteBuffer(bytes: frame.data), isKeyframe: frame.isKeyframe,
+                                    temporalLayer: temporalLayers > 1 ? UInt8(frame.temporalLayerID) : nil,
+                                    layerSync: frame.layerSync))
+                        }
+                    }
+                }
+            }
+            return try PreEncodedMedia(audioPackets: audio, videoFrames: video, framesPerSecond: framesPerSecond)
+        } catch let error as BraidClientError {
+            throw error
+        } catch {
+            throw .badArgument("encoding the synthetic media: \(error)")
+        }
+    }
+}

@@ -1,0 +1,108 @@
+/// A latency distribution, summarised.
+public struct LatencySummary: Hashable, Sendable {
+    /// Samples.
+    public var count: Int
+    /// Samples below zero (clocks not shared or not synchronised).
+    public var negativeCount: Int
+    /// Mean, median, 95th and 99th percentile (1 ms resolution) and maximum.
+    public var mean: Duration?
+    public var p50: Duration?
+    public var p95: Duration?
+    public var p99: Duration?
+    public var maximum: Duration?
+
+    init(_ histogram: LatencyHistogram) {
+        func duration(_ microseconds: Int64?) -> Duration? { microseconds.map { .microseconds($0) } }
+        self.count = histogram.count
+        self.negativeCount = histogram.negativeCount
+        self.mean = duration(histogram.mean)
+        self.p50 = duration(histogram.percentile(0.5))
+        self.p95 = duration(histogram.percentile(0.95))
+        self.p99 = duration(histogram.percentile(0.99))
+        self.maximum = histogram.count > 0 ? .microseconds(histogram.maximum) : nil
+    }
+}
+
+/// One received audio track.
+public struct AudioTrackStatistics: Hashable, Sendable {
+    /// The m-section's mid.
+    public var mid: String?
+    /// The sender's SSRC, once known.
+    public var ssrc: UInt32?
+    /// RTP packets received (duplicates included, as RFC 3550 counts).
+    public var packetsReceived: Int64
+    /// Packets expected minus received (RFC 3550 A.3).
+    public var packetsLost: Int64
+    /// Interarrival jitter in RTP timestamp units (48 kHz).
+    public var jitter: UInt32
+    /// 20 ms Opus frames that arrived.
+    public var framesReceived: Int64
+    /// Frames a player would conceal (expected but never received), from the sequence space.
+    public var framesConcealed: Int64
+    /// With audio decoding on: packets decoded in time.
+    public var framesDecoded: Int?
+    /// With audio decoding on: frames filled by packet loss concealment.
+    public var framesConcealedByDecoder: Int?
+    /// With audio decoding on: lost frames rebuilt from the next packet's in-band FEC (LBRR) data.
+    public var framesRecoveredByFEC: Int?
+    /// Capture-to-receive latency of every packet carrying abs-capture-time.
+    public var latency: LatencySummary
+}
+
+/// One received video track.
+public struct VideoTrackStatistics: Hashable, Sendable {
+    /// The m-section's mid.
+    public var mid: String?
+    /// The sender's media SSRC, once known.
+    public var ssrc: UInt32?
+    /// RTP packets received on the media SSRC.
+    public var packetsReceived: Int64
+    /// Packets expected minus received on the media SSRC (before repair).
+    public var packetsLost: Int64
+    /// RTX packets received.
+    public var retransmissionsReceived: Int
+    /// Missing packets that arrived later (by retransmission or reordering).
+    public var packetsRecovered: Int
+    /// Packets given up on by the NACK generator.
+    public var packetsUnrecovered: Int
+    /// Interarrival jitter in RTP timestamp units (90 kHz).
+    public var jitter: UInt32
+    /// Frames complete.
+    public var framesComplete: Int
+    /// Frames complete and decodable (what a player renders).
+    public var framesDecodable: Int
+    /// Keyframes received complete.
+    public var keyframes: Int
+    /// Frames lost: given up incomplete or lost whole.
+    public var framesLost: Int
+    /// Freezes, W3C definition.
+    public var freezeCount: Int
+    /// Total duration of the freezes.
+    public var totalFreezesDuration: Duration
+    /// Capture-to-receive latency of every packet carrying abs-capture-time.
+    public var latency: LatencySummary
+}
+
+/// A snapshot of what a subscriber received.
+public struct SubscriberStatistics: Hashable, Sendable {
+    /// From the WHEP request to the first decrypted media packet.
+    public var joinTime: Duration?
+    /// From the WHEP request to SRTP keys.
+    public var connectTime: Duration?
+    /// Audio tracks in offer order.
+    public var audio: [AudioTrackStatistics]
+    /// Video tracks in offer order.
+    public var video: [VideoTrackStatistics]
+    /// RTCP generic NACK packets sent.
+    public var nacksSent: Int
+    /// PLIs sent.
+    public var keyframeRequestsSent: Int
+    /// Receiver reports sent.
+    public var receiverReportsSent: Int
+    /// Transport-wide feedback packets sent.
+    public var transportFeedbackSent: Int
+    /// Media packets whose SSRC matched no track.
+    public var unknownSSRCPackets: Int
+    /// Transport counters.
+    public var transport: TransportStatistics
+}

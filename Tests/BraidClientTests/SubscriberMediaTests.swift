@@ -1,0 +1,321 @@
+import BraidRTPStreams
+import BraidSDP
+import BraidWire
+import NIOCore
+import Testing
+
+@testable import BraidClient
+
+/// Publisher-side streams and the subscriber's media core wired back to back in memory: the packets are
+/// the ones ``OutgoingStream`` and ``VP8Packetizer`` really build, with real header extensions.
+struct MediaLoop {
+    static let audioSSRC: UInt32 = 0xA0A0
+    static let videoSSRC: UInt32 = 0xB0B0
+    static let rtxSSRC: UInt32 = 0xC0C0
+
+    static var extensions: RTPHeaderExtensionMap {
+        var map = RTPHeaderExtensionMap()
+        _ = map.register(id: 1, uri: RTPHeaderExtensionMap.midURI)
+        _ = map.register(id: 3, uri: RTPHeaderExtensionMap.transportSequenceNumberURI)
+        _ = map.register(id: 4, uri: RTPHeaderExtensionMap.audioLevelURI)
+        _ = map.register(id: 5, uri: RTPHeaderExtensionMap.absCaptureTimeURI)
+        return map
+    }
+
+    var audio = OutgoingStream(
+        ssrc: audioSSRC, payloadType: 111, clockRate: 48_000, isAudio: true, extensionIDs: extensions, mid: "0",
+        rtx: nil)
+    var video = OutgoingStream(
+        ssrc: videoSSRC, payloadType: 96, clockRate: 90_000, isAudio: false, extensionIDs: extensions, mid: "1",
+        rtx: RetransmissionBuffer.RTX(ssrc: rtxSSRC, payloadType: 97))
+    var packetizer = VP8Packetizer()
+    var scratch = ByteBuffer()
+    var transportSequence: UInt16 = 0
+    var media: SubscriberMedia
+    var now = NIODeadline.uptimeNanoseconds(1_000_000_000)
+    /// The shared wall clock, NTP.
+    var wallClock = NTPTime.timestamp(unixSeconds: 1_800_000_000, nanoseconds: 0)
+    var rtcp: [ByteBuffer] = []
+
+    init(signalSSRCs: Bool = true, decodeAudio: Bool = false) {
+        func section(
+            _ kind: OfferedTrack.Kind, mid: String, pt: UInt8, rtx: UInt8?, ssrc: UInt32?, rtxSSRC: UInt32?
+        )
+            -> RemoteAnswer.Section
+        {
+            RemoteAnswer.Section(
+                mid: mid, kind: kind, accepted: true, direction: .sendonly, payloadType: pt, rtxPayloadType: rtx,
+                extensions: Self.extensions, ssrc: ssrc, rtxSSRC: rtxSSRC)
+        }
+        self.media = SubscriberMedia(
+            sections: [
+                section(.audio, mid: "0", pt: 111, rtx: nil, ssrc: signalSSRCs ? Self.audioSSRC : nil, rtxSSRC: nil),
+                section(
+                    .video, mid: "1", pt: 96, rtx: 97, ssrc: signalSSRCs ? Self.videoSSRC : nil,
+                    rtxSSRC: signalSSRCs ? Self.rtxSSRC : nil),
+            ],
+            requestedAt: .uptimeNanoseconds(900_000_000), senderSSRC: 77, decodeAudio: decodeAudio)
+    }
+
+    mutating func advance(_ amount: TimeAmount) {
+        self.now = self.now + amount
+        self.wallClock &+= UInt64(amount.nanoseconds) * (1 << 32) / 1_000_000_000
+    }
+
+    mutating func deliver(_ packet: ByteBuffer) {
+        var sink: [ByteBuffer] = []
+        self.media.received(rtp: try! RTPPacket(packet), now: self.now, wallClock: self.wallClock) { sink.append($0) }
+        self.rtcp += sink
+    }
+
+    /// Sends one audio packet captured 20 ms ago; returns it (delivered unless `deliver` is false).
+    @discardableResult
+    mutating func sendAudio(
+        _ payload: ByteBuffer = ByteBuffer(bytes: [0x78, 1, 2, 3]), deliver: Bool = true
+    )
+        -> ByteBuffer
+    {
+        let capture = self.wallClock &- (UInt64(20) << 32) / 1000
+        self.audio.build(
+            timestamp: self.audio.packetsSent &* 960, marker: false, payload: payload,
+            transportSequence: self.nextTransportSequence(), captureTime: capture, now: self.now,
+            nowNTP: self.wallClock)
+        let packet = self.audio.packet
+        if deliver { self.deliver(packet) }
+        return packet
+    }
+
+    /// Sends one video frame captured 20 ms ago; `drop` picks packet indexes not to deliver.
+    /// - Returns: the sequence numbers of the frame's packets.
+    @discardableResult
+    mutating func sendVideo(index: Int, key: Bool, size: Int = 2600, drop: Set<Int> = []) -> [UInt16] {
+        let capture = self.wallClock &- (UInt64(20) << 32) / 1000
+        let timestamp = UInt32(index) &* 3000
+        var built: [ByteBuffer] = []
+        var sequences: [UInt16] = []
+        let stream = self.video
+        var sequence = self.transportSequence
+        _ = self.packetizer.packetize(
+            frame: ByteBuffer(bytes: frame(size: size, key: key, seed: UInt8(index & 0xFF))), scratch: &self.scratch
+        ) {
+            payload, last in
+            sequences.append(stream.sequenceNumber)
+            stream.build(
+                timestamp: timestamp, marker: last, payload: payload, transportSequence: sequence,
+                captureTime: capture, now: self.now, nowNTP: self.wallClock)
+            sequence &+= 1
+            built.append(stream.packet)
+        }
+        self.video = stream
+        self.transportSequence = sequence
+        for (position, packet) in built.enumerated() where !drop.contains(position) { self.deliver(packet) }
+        return sequences
+    }
+
+    mutating func nextTransportSequence() -> UInt16 {
+        defer { self.transportSequence &+= 1 }
+        return self.transportSequence
+    }
+
+    mutating func tick() {
+        var sink: [ByteBuffer] = []
+        self.media.onTick(now: self.now) { sink.append($0) }
+        self.rtcp += sink
+    }
+
+    /// Every RTCP packet written so far, parsed.
+    func feedback() -> [RTCPPacket] {
+        self.rtcp.flatMap { buffer in (try? RTCPCompoundPacket(buffer)).map(Array.init) ?? [] }
+    }
+
+    var statistics: SubscriberStatistics { self.media.snapshot(connectTime: nil, transport: TransportStatistics()) }
+}
+
+@Suite("Subscriber media path: statistics, NACK/RTX repair, keyframe requests, feedback")
+struct SubscriberMediaTests {
+    @Test("A clean stream: every frame decodable, no freeze, 20 ms latency, feedback and reports flow")
+    func cleanStream() throws {
+        var loop = MediaLoop()
+        for index in 0..<60 {
+            if index % 3 != 2 { loop.sendAudio() }
+            loop.sendVideo(index: index, key: index == 0)
+            loop.advance(.milliseconds(33))
+            loop.tick()
+        }
+        let stats = loop.statistics
+        let video = try #require(stats.video.first)
+        let audio = try #require(stats.audio.first)
+        #expect(stats.joinTime == .milliseconds(100))
+        #expect(video.framesComplete == 60 && video.framesDecodable == 60 && video.keyframes == 1)
+        #expect(video.framesLost == 0 && video.freezeCount == 0)
+        #expect(video.packetsReceived == 180 && video.packetsLost == 0)
+        #expect(video.latency.count == 180 && video.latency.p50 == .milliseconds(20))
+        #expect(video.latency.maximum == .milliseconds(20))
+        #expect(audio.packetsReceived == 40 && audio.framesConcealed == 0)
+        #expect(audio.latency.count == 40)
+        #expect(stats.nacksSent == 0 && stats.keyframeRequestsSent == 0)
+        #expect(stats.receiverReportsSent == 1)
+        #expect(stats.transportFeedbackSent >= 10)
+        // Transport-wide feedback covers every transport sequence number exactly once, all received.
+        var reported: [UInt16] = []
+        var reportBlocks: [RTCPReportBlock] = []
+        for packet in loop.feedback() {
+            switch packet {
+            case .transportWideFeedback(let twcc):
+                for status in twcc.packets {
+                    reported.append(status.sequenceNumber)
+                    #expect(status.arrivalOffset != nil)
+                }
+            case .receiverReport(let report):
+                reportBlocks += Array(report.reportBlocks)
+            default:
+                break
+            }
+        }
+        #expect(reported == (0..<UInt16(reported.count)).map { $0 })
+        #expect(reported.count >= 200)
+        #expect(Set(reportBlocks.map(\.ssrc)) == [MediaLoop.audioSSRC, MediaLoop.videoSSRC])
+    }
+
+    @Test("A lost packet is NACKed and the RTX repair completes its frame")
+    func nackAndRepair() throws {
+        var loop = MediaLoop()
+        var lost: UInt16 = 0
+        for index in 0..<20 {
+            let sequences = loop.sendVideo(index: index, key: index == 0, drop: index == 5 ? [1] : [])
+            if index == 5 { lost = sequences[1] }
+            loop.advance(.milliseconds(33))
+            loop.tick()
+            if index == 6 {
+                // The NACK went out on the tick after the gap was seen (reordering delay elapsed).
+                let nacks = loop.feedback().compactMap { packet -> RTCPGenericNACK? in
+                    if case .genericNACK(let nack) = packet { return nack }
+                    return nil
+                }
+                let nack = try #require(nacks.first)
+                #expect(nack.mediaSSRC == MediaLoop.videoSSRC && nack.senderSSRC == 77)
+                #expect(Array(nack.lostSequenceNumbers) == [lost])
+                // The publisher answers from its history with RTX (RFC 4588) and a fresh transport-wide
+                // sequence number.
+                let fresh = loop.transportSequence
+                var repairs: [ByteBuffer] = []
+                let sent = loop.video.answer(nack, now: loop.now, transportSequence: &loop.transportSequence) {
+                    repairs.append($0)
+                }
+                #expect(sent == 1 && repairs.count == 1)
+                #expect(loop.transportSequence == fresh &+ 1)
+                let repair = try #require(repairs.first)
+                let rtx = try RTPPacket(repair)
+                #expect(rtx.ssrc == MediaLoop.rtxSSRC && rtx.payloadType == 97)
+                #expect(try rtx.headerExtension(TransportSequenceNumber.self, id: 3)?.value == fresh)
+                #expect(rtx.payload.getInteger(at: rtx.payload.readerIndex, as: UInt16.self) == lost)
+                // A second NACK right away is throttled (the repair is still in flight).
+                #expect(
+                    loop.video.answer(nack, now: loop.now, transportSequence: &loop.transportSequence) { _ in } == 0)
+                loop.deliver(repair)
+            }
+        }
+        let video = try #require(loop.statistics.video.first)
+        #expect(video.framesComplete == 20 && video.framesDecodable == 20 && video.framesLost == 0)
+        #expect(video.retransmissionsReceived == 1 && video.packetsRecovered == 1)
+        #expect(video.freezeCount == 0)
+        #expect(loop.statistics.nacksSent >= 1 && loop.statistics.keyframeRequestsSent == 0)
+    }
+
+    @Test("An unrepaired loss breaks the chain: a PLI goes out, a freeze is counted, the keyframe recovers")
+    func unrepairedLossFreezes() throws {
+        var loop = MediaLoop()
+        for index in 0..<60 {
+            loop.sendVideo(index: index, key: index == 0 || index == 30, drop: index == 10 ? [0, 1, 2] : [])
+            loop.advance(.milliseconds(33))
+            loop.tick()
+        }
+        let stats = loop.statistics
+        let video = try #require(stats.video.first)
+        #expect(video.framesLost == 1)
+        #expect(video.framesComplete == 59)
+        #expect(video.framesDecodable == 40)  // 0-9 and 30-59
+        #expect(video.keyframes == 2)
+        #expect(video.freezeCount == 1)
+        #expect(video.totalFreezesDuration >= .milliseconds(600))
+        let plis = loop.feedback().filter { if case .pictureLossIndication = $0 { true } else { false } }
+        #expect(!plis.isEmpty)
+        #expect(stats.keyframeRequestsSent == plis.count)
+        // Its packets were NACKed (nobody answered).
+        #expect(stats.nacksSent >= 1)
+    }
+
+    @Test("Unsignalled SSRCs are bound by MID; unknown streams are counted and dropped")
+    func bindsByMID() throws {
+        var loop = MediaLoop(signalSSRCs: false)
+        for index in 0..<5 {
+            loop.sendAudio()
+            loop.sendVideo(index: index, key: index == 0)
+            loop.advance(.milliseconds(33))
+        }
+        var stranger = ByteBuffer()
+        try stranger.writeRTPPacket(
+            RTPHeader(payloadType: 100, sequenceNumber: 1, timestamp: 1, ssrc: 0xDEAD), payload: ByteBuffer(bytes: [1]))
+        loop.deliver(stranger)
+        let stats = loop.statistics
+        #expect(stats.audio.first?.ssrc == MediaLoop.audioSSRC)
+        #expect(stats.video.first?.ssrc == MediaLoop.videoSSRC)
+        #expect(stats.video.first?.framesDecodable == 5)
+        #expect(stats.unknownSSRCPackets == 1)
+    }
+
+    @Test("Hostile packets (random headers, extensions, VP8 descriptors, RTX) never trap and are accounted for")
+    func hostileInput() throws {
+        var loop = MediaLoop()
+        var random = SplitMix(seed: 2026)
+        var parsed = 0
+        for _ in 0..<20_000 {
+            var bytes = [UInt8](repeating: 0, count: Int(random.next() % 80) + 12)
+            for index in bytes.indices { bytes[index] = UInt8(truncatingIfNeeded: random.next()) }
+            // Mostly plausible: version 2, one of the negotiated SSRCs and payload types.
+            bytes[0] = 0x80 | (bytes[0] & 0x1F)
+            let ssrcs = [MediaLoop.audioSSRC, MediaLoop.videoSSRC, MediaLoop.rtxSSRC, 0xDEAD]
+            let ssrc = ssrcs[Int(random.next() % 4)]
+            bytes[8] = UInt8(ssrc >> 24)
+            bytes[9] = UInt8((ssrc >> 16) & 0xFF)
+            bytes[10] = UInt8((ssrc >> 8) & 0xFF)
+            bytes[11] = UInt8(ssrc & 0xFF)
+            bytes[1] = (bytes[1] & 0x80) | [111, 96, 97, 100][Int(random.next() % 4)]
+            guard let packet = try? RTPPacket(ByteBuffer(bytes: bytes)) else { continue }
+            parsed += 1
+            loop.media.received(rtp: packet, now: loop.now, wallClock: loop.wallClock) { _ in }
+            loop.advance(.milliseconds(Int64(random.next() % 5)))
+            if random.next() % 10 == 0 { loop.tick() }
+        }
+        #expect(parsed > 1000)
+        let stats = loop.statistics
+        let received = (stats.audio.first?.packetsReceived ?? 0) + (stats.video.first?.packetsReceived ?? 0)
+        #expect(received > 0)
+        #expect(stats.unknownSSRCPackets > 0)
+    }
+
+    @Test("Audio decoding: gaps are filled by FEC and PLC, late packets are skipped")
+    func audioPlayout() throws {
+        let media = try PreEncodedMedia.synthetic(audioSeconds: 1, videoFrames: 0)
+        var loop = MediaLoop(decodeAudio: true)
+        let dropped: Set<Int> = [10, 20, 21, 22]
+        var held: ByteBuffer?
+        for (index, payload) in media.audioPackets.enumerated() {
+            let packet = loop.sendAudio(payload, deliver: !dropped.contains(index) && index != 5)
+            if index == 5 { held = packet }
+            if index == 7, let late = held { loop.deliver(late) }  // two packets too late to play
+            loop.advance(.milliseconds(20))
+        }
+        let audio = try #require(loop.statistics.audio.first)
+        #expect(audio.packetsReceived == 50 - 4)
+        #expect(audio.framesDecoded == 50 - 4 - 1)
+        // Packet 5 was played as a gap before it came: concealed or FEC-recovered, as were the four lost.
+        let filled = (audio.framesConcealedByDecoder ?? 0) + (audio.framesRecoveredByFEC ?? 0)
+        #expect(filled == 5)
+        // The encoder runs with in-band FEC: the frame right before each arriving packet comes back from
+        // its LBRR data (before packets 6, 11 and 23); 20 and 21 are concealed.
+        #expect(audio.framesRecoveredByFEC == 3 && audio.framesConcealedByDecoder == 2)
+        #expect(audio.framesConcealed == 4)
+        #expect(MediaLoop().statistics.audio.first?.framesDecoded == nil)
+    }
+}
