@@ -28,6 +28,7 @@ from cdp import Browser, CDPError
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PUBLISH_ROOM = "chromium-sim"
+DEMO_ROOM = "demo"
 AIORTC_ROOM = "aiortc"
 SAMPLE_SECONDS = 10
 CAP_BPS = 150_000
@@ -495,12 +496,44 @@ class Suite:
                     await process.wait()
 
 
+    # (f) -------------------------------------------------------------------------------------------------
+    async def chromium_demo_page(self):
+        """The node's own demo page, as a newcomer opens it: it publishes the fake camera and microphone by
+        WHIP and plays the room by WHEP (its own tracks come back through the node)."""
+        url = f"{self.node.base}/demo/{DEMO_ROOM}"
+        browser = Browser("demo", os.path.join(self.work_dir, "demo-profile"),
+                          os.path.join(self.work_dir, "demo.log"))
+        self.browsers.append(browser)
+        await browser.start(url)
+
+        async def stats():
+            return await browser.evaluate("window.braid ? window.braid.stats() : null")
+
+        async def playing():
+            s = await stats()
+            return s if s and s.get("framesDecoded", 0) > 0 and s.get("audioSamplesReceived", 0) > 0 else None
+        if await wait_for(playing, 25) is None:
+            raise ScenarioFailure(f"demo page {url}: no media played back within 25 s: stats {await stats()}")
+        frames, samples = [], []
+        for second in range(SAMPLE_SECONDS + 1):
+            s = await stats()
+            frames.append(s["framesDecoded"])
+            samples.append(s["audioSamplesReceived"])
+            if second < SAMPLE_SECONDS:
+                await asyncio.sleep(1)
+        check_rising("demo page framesDecoded", frames, "sampling")
+        check_rising("demo page audioSamplesReceived", samples, "sampling")
+        return (f"{url}: framesDecoded {frames}; audioSamplesReceived {samples}; "
+                f"{s.get('frameWidth')}x{s.get('frameHeight')}")
+
+
 SCENARIOS = [
     ("chromium-whip-simulcast", Suite.chromium_whip_simulcast, 60),
     ("chromium-whep", Suite.chromium_whep, 50),
     ("chromium-layer-cap", Suite.chromium_layer_cap, 55),
     ("aiortc-publish", Suite.aiortc_publish, 40),
     ("aiortc-subscribe", Suite.aiortc_subscribe, 50),
+    ("chromium-demo-page", Suite.chromium_demo_page, 50),
 ]
 
 
