@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
-# Installs what Braid's build and tests need, only when something is missing: the Debian packages, then the
-# Python virtual environment of the interop suite (.build/interop-venv with aiortc and websockets).
-# Usage: Tools/install-deps.sh [extra-package ...]
+# Installs what Braid's build needs, only when something is missing: the Debian packages of the native
+# libraries; with --interop also what the WebRTC interop suite needs (chromium, python3-venv, iproute2 and the
+# Python virtual environment .build/interop-venv with aiortc and websockets).
+# Usage: Tools/install-deps.sh [--interop] [extra-package ...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# chromium, python3-venv and iproute2 serve the WebRTC interop suite (Tools/Interop).
-packages=(libsrtp2-dev libopus-dev libvpx-dev libssl-dev pkg-config chromium python3-venv iproute2 "$@")
+interop=0
+if [ "${1:-}" = "--interop" ]; then
+    interop=1
+    shift
+fi
+packages=(libsrtp2-dev libopus-dev libvpx-dev libssl-dev pkg-config "$@")
+[ "$interop" = 1 ] && packages+=(chromium python3-venv iproute2)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -23,6 +29,7 @@ fi
 # The interop suite's virtual environment. find_spec looks the packages up without importing them (importing
 # aiortc takes seconds); the venv is built with Debian's interpreter, the one python3-venv belongs to (a
 # python3 earlier on PATH may be another build).
+[ "$interop" = 1 ] || exit 0
 venv=.build/interop-venv
 has_packages='import importlib.util as u, sys; sys.exit(not (u.find_spec("aiortc") and u.find_spec("websockets")))'
 if ! "$venv/bin/python" -c "$has_packages" 2>/dev/null; then

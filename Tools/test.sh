@@ -8,7 +8,11 @@ cd "$(dirname "$0")/.."
 
 fuzz_seconds="${1:-${BRAID_FUZZ_SECONDS:-5}}"
 
-Tools/install-deps.sh
+if [ "${BRAID_SKIP_INTEROP:-0}" = "1" ]; then
+    Tools/install-deps.sh
+else
+    Tools/install-deps.sh --interop
+fi
 
 echo "== build" >&2
 swift build --build-tests

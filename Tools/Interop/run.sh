@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the WebRTC interop suite: headless Chromium and aiortc peers against a real braid-node on loopback.
-# Prints one PASS/FAIL line per scenario and exits non-zero when any fails. Needs Tools/install-deps.sh
+# Prints one PASS/FAIL line per scenario and exits non-zero when any fails. Needs Tools/install-deps.sh --interop
 # (chromium, .build/interop-venv). Usage: Tools/Interop/run.sh [path-to-braid-node] [--only scenario ...]
 # BRAID_INTEROP_SCENARIOS="name ..." runs only those scenarios when no --only is given (e.g. from Tools/test.sh).
 set -euo pipefail
@@ -15,7 +15,7 @@ if [ ! -x "$node" ]; then
     exit 2
 fi
 if [ ! -x "$python" ] || [ ! -x /usr/lib/chromium/chromium ]; then
-    echo "interop: missing chromium or $python: run Tools/install-deps.sh" >&2
+    echo "interop: missing chromium or $python: run Tools/install-deps.sh --interop" >&2
     exit 2
 fi
 # Run everything (node, page server, browsers, aiortc) in a private network namespace of its own: loopback
