@@ -11,6 +11,7 @@ let fuzzTargets: [(name: String, product: String)] = [
     ("FuzzSTUN", "BraidWire"),
     ("FuzzVP8", "BraidWire"),
     ("FuzzSDP", "BraidSDP"),
+    ("FuzzSFU", "BraidSFU"),
 ]
 
 let package = Package(

@@ -1,0 +1,86 @@
+// libFuzzer target for the forwarding core: what a hostile or broken peer can send into a room.
+//
+// The input is a script of records `[op][length: 2 bytes, big endian][bytes]`. The op's low two bits choose
+// where the bytes go: 0 publisher RTP, 1 publisher RTCP, 2 subscriber RTCP, 3 a tick after `length`
+// milliseconds (no bytes). Every packet the router sends must be valid RTP or RTCP that our own parsers
+// accept; anything else is a bug and calls fatalError. Crashes, traps and hangs are what libFuzzer finds.
+import BraidSFU
+import BraidWire
+import NIOCore
+
+/// Checks every outgoing packet; the core reuses its buffers, so the check runs inside the call.
+final class CheckingTransport: MediaTransport {
+    func sendRTP(_ packet: ByteBuffer) {
+        guard (try? RTPPacket(packet)) != nil else { fatalError("the router sent invalid RTP: \(packet)") }
+    }
+
+    func sendRTCP(_ packet: ByteBuffer) {
+        guard let compound = try? RTCPCompoundPacket(packet) else {
+            fatalError("the router sent an invalid RTCP compound: \(packet)")
+        }
+        for _ in compound {}
+    }
+}
+
+private let publisherIDs = RTPExtensionIDs(
+    mid: 1, rid: 2, repairedRID: 3, absSendTime: 4, transportWideSequence: 5, audioLevel: 6, absCaptureTime: 7)
+private let subscriberIDs = RTPExtensionIDs(
+    mid: 9, rid: 8, repairedRID: 14, absSendTime: 10, transportWideSequence: 11, audioLevel: 12, absCaptureTime: 13)
+private let feedback = RTCPFeedbackSupport(nack: true, pli: true, fir: true, transportCC: true, remb: true)
+
+private let publisher = PublisherDescription(
+    extensions: publisherIDs,
+    tracks: [
+        PublishedTrackDescription(
+            mid: "0", kind: .video, trackID: "cam", streamID: "s", codecName: "VP8", payloadType: 96,
+            clockRate: 90000, rtxPayloadType: 97, redPayloadType: nil, rids: ["q", "h", "f"], feedback: feedback),
+        PublishedTrackDescription(
+            mid: "1", kind: .audio, trackID: "mic", streamID: "s", codecName: "opus", payloadType: 111,
+            clockRate: 48000, redPayloadType: 63, ssrcs: [0x1111], feedback: feedback),
+    ]
+)
+private let subscriber = SubscriberDescription(
+    extensions: subscriberIDs,
+    slots: [
+        SubscriberSlotDescription(
+            mid: "v0", kind: .video, payloadType: 100, clockRate: 90000, rtxPayloadType: 101,
+            ssrc: 0xAAAA_0001, rtxSSRC: 0xAAAA_0002, feedback: feedback),
+        SubscriberSlotDescription(
+            mid: "a0", kind: .audio, payloadType: 109, clockRate: 48000, ssrc: 0xBBBB_0001, feedback: feedback),
+    ]
+)
+
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzzOneInput(_ start: UnsafeRawPointer?, _ count: Int) -> CInt {
+    guard let start else { return 0 }
+    let input = UnsafeRawBufferPointer(start: start, count: count)
+    var now = NIODeadline.uptimeNanoseconds(1_000_000_000)
+    let router = SFURouter(wallClock: WallClock(referenceDeadline: now, referenceUnixNanoseconds: 1_700_000_000_000_000_000))
+    let transport = CheckingTransport()
+    let up = router.addPublisher(room: "r", peerID: "p", description: publisher, transport: transport, now: now)
+    let down = router.addSubscriber(room: "r", peerID: "s", description: subscriber, transport: transport, now: now)
+    var offset = 0
+    while offset + 3 <= input.count {
+        let op = input[offset] & 3
+        let length = Int(input[offset + 1]) << 8 | Int(input[offset + 2])
+        offset += 3
+        if op == 3 {
+            now = now + .milliseconds(Int64(length % 2000))
+            router.tick(now: now)
+            continue
+        }
+        let end = min(input.count, offset + length)
+        let bytes = ByteBuffer(bytes: UnsafeRawBufferPointer(rebasing: input[offset..<end]))
+        offset = end
+        switch op {
+        case 0: up.receiveRTP(bytes, now: now)
+        case 1: up.receiveRTCP(bytes, now: now)
+        default: down.receiveRTCP(bytes, now: now)
+        }
+    }
+    router.tick(now: now + .seconds(1))
+    _ = router.roomStatuses(now: now)
+    router.removePeer("p", now: now)
+    router.removePeer("s", now: now)
+    return 0
+}
