@@ -52,6 +52,20 @@ enum Garbage {
         return bytes
     }
 
+    /// One whole DTLS 1.2 record (RFC 6347 §4.1) with a random body: content type 20–23, epoch 0 or 1, a random
+    /// sequence number and a length that matches, so it passes the framing check and reaches OpenSSL.
+    ///
+    ///     | type | version fefd | epoch (2) | sequence number (6) | length (2) | body ... |
+    static func dtlsRecord(_ random: inout SprayRandom) -> [UInt8] {
+        let length = Int.random(in: 1...200, using: &random)
+        var bytes: [UInt8] = [UInt8.random(in: 20...23, using: &random), 0xFE, 0xFD, 0x00]
+        bytes.append(UInt8.random(in: 0...1, using: &random))
+        bytes += (0..<6).map { _ in UInt8.random(in: 0...255, using: &random) }
+        bytes += [UInt8(length >> 8), UInt8(length & 0xFF)]
+        bytes += (0..<length).map { _ in UInt8.random(in: 0...255, using: &random) }
+        return bytes
+    }
+
     /// RTP- or RTCP-looking: first byte 128–191 (version 2), random rest; RTCP when the second byte is
     /// 192–223 (RFC 5761 §4).
     static func rtp(_ random: inout SprayRandom, rtcp: Bool) -> [UInt8] {
@@ -102,7 +116,6 @@ struct NodeForwardingHostileTests {
             let statusBefore = try await dashboard.status()
             let subscriberBefore = try #require(statusBefore.sessions.list.first { $0.id == subscriberID })
             let publisherBefore = try #require(statusBefore.sessions.list.first { $0.id == publisherID })
-            let sentBefore = await publisher.statistics()
 
             // 1. From an address no session knows: every class, including empty and oversize datagrams.
             var random = SprayRandom(state: 0x4252_4149_4400_0001)
@@ -111,7 +124,7 @@ struct NodeForwardingHostileTests {
             var expected: [String: Int] = ["empty": 0, "unknown_protocol": 0, "zrtp_unsupported": 0]
             expected["turn_channel_unsupported"] = 0
             for round in 0..<120 {
-                stranger.append(Garbage.stun(&random))
+                stranger.append(round % 2 == 0 ? Garbage.dtlsRecord(&random) : Garbage.stun(&random))
                 stranger.append(Garbage.dtls(&random))
                 stranger.append(Garbage.rtp(&random, rtcp: false))
                 stranger.append(Garbage.rtp(&random, rtcp: true))
@@ -144,6 +157,7 @@ struct NodeForwardingHostileTests {
             for _ in 0..<30 {
                 peerControl.append(Garbage.stun(&random))
                 peerControl.append(Garbage.dtls(&random))
+                peerControl.append(Garbage.dtlsRecord(&random))
             }
 
             // Sample the subscriber while the spray runs: what it receives must keep rising.
@@ -234,13 +248,20 @@ struct NodeForwardingHostileTests {
                     == UInt64(fromPeer.count))
             for session in [subscriberAfter, publisherAfter] {
                 #expect(session.iceState == "connected" && session.srtpProfile != nil)
+                // RFC 6347 §4.1.2.7: invalid records SHOULD be silently discarded, preserving the association.
+                // Today a whole record with a random body from the peer's (spoofed) address makes SSL_read fail
+                // and DTLSEndpoint marks itself failed. Media is unaffected (SRTP keys are already exported, as
+                // the checks above show), but the endpoint could no longer answer a retransmitted final flight.
+                withKnownIssue("DTLSEndpoint fails on a forged record after the handshake") {
+                    #expect(session.dtlsState == "connected")
+                }
             }
-            // Every RTP packet the publisher sent before the node's snapshot, and none it did not send.
-            let received = publisherAfter.counters.rtpReceived.packets &- publisherBefore.counters.rtpReceived.packets
-            let sentDuring = UInt64(sentLater.transport.rtpPacketsSent - sentBefore.transport.rtpPacketsSent)
-            #expect(received <= sentDuring)
-            let sentBeforeSnapshot = sentAfterCall.transport.rtpPacketsSent - sentBefore.transport.rtpPacketsSent
-            #expect(received + 20 >= UInt64(sentBeforeSnapshot))
+            // Every RTP packet the publisher sent before the node's snapshot, and none it did not send (totals
+            // since the session began: the node and the client count the same packets).
+            let received = publisherAfter.counters.rtpReceived.packets
+            #expect(received <= UInt64(sentLater.transport.rtpPacketsSent))
+            #expect(received + 20 >= UInt64(sentAfterCall.transport.rtpPacketsSent))
+            #expect(subscriberAfter.counters.rtpReceived.packets == 0)  // a subscriber sends no media
 
             // The node's drop counters rose by what the stranger sent, reason by reason.
             func delta(_ reason: String) -> UInt64 {
@@ -250,7 +271,10 @@ struct NodeForwardingHostileTests {
                 #expect(delta(reason) == UInt64(count), "drops \(reason)")
             }
             #expect(delta("no_session") >= UInt64(expectedNoSession))
-            print("hostile: drops \(statusAfter.media.drops), video packets sampled \(counts)")
+            print(
+                "hostile: drops \(statusAfter.media.drops), video packets sampled \(counts), "
+                    + "subscriber session \(subscriberAfter.counters) \(subscriberAfter.dtlsState), "
+                    + "publisher session \(publisherAfter.counters) \(publisherAfter.dtlsState)")
         }
     }
 
