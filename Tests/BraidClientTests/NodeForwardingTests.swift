@@ -48,12 +48,15 @@ struct NodeForwardingTests {
                 #expect(audio.packetsReceived >= 50)
                 #expect(stats.unknownSSRCPackets == 0)
                 #expect(stats.transport.unprotectFailures == 0)
-                // Sender and receivers share this host's clock: capture-to-receive latency is end to end.
+                // Sender and receivers share this host's clock: capture-to-receive latency is end to end. Alone
+                // on the machine p95 is a few tens of ms; 250 ms leaves room for parallel suites on two busy
+                // cores while still catching a stall (a missed keyframe or a NACK round trip gone wrong).
                 #expect(video.latency.count >= 30 && video.latency.negativeCount == 0)
                 let p95 = try #require(video.latency.p95)
-                #expect(p95 < .milliseconds(100), "video latency p95 \(p95)")
+                #expect(p95 < .milliseconds(250), "video latency p95 \(p95)")
                 let audioP95 = try #require(audio.latency.p95)
-                #expect(audioP95 < .milliseconds(100), "audio latency p95 \(audioP95)")
+                #expect(audioP95 < .milliseconds(250), "audio latency p95 \(audioP95)")
+                print("forwarded latency p50/p95: video \(video.latency.p50 as Any)/\(p95), audio \(audioP95)")
             }
 
             // The dashboard: one room, both directions, the tracks and their layers.
