@@ -52,9 +52,13 @@ public struct SFUPeerStatus: Sendable, Hashable, Codable {
     public var keyframeRequests: Int
     /// Input dropped: malformed packets, unknown SSRCs, malformed RTCP.
     public var packetsDropped: Int
+    /// The peer's selected transport address (`ip:port`). The core never knows it: the node that owns the
+    /// peer's socket fills it in; nil until then.
+    public var remoteAddress: String? = nil
 
     enum CodingKeys: String, CodingKey {
         case id, direction, codecs, layers, retransmissions
+        case remoteAddress = "remote_address"
         case bitrateInBps = "bitrate_in_bps"
         case bitrateOutBps = "bitrate_out_bps"
         case packetsLost = "packets_lost"

@@ -48,7 +48,10 @@ struct DashboardTests {
             let root = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
             #expect(
                 Set(root.keys)
-                    == ["node_id", "version", "started_at", "uptime_seconds", "process", "http", "media", "sessions"]
+                    == [
+                        "node_id", "version", "started_at", "uptime_seconds", "process", "http", "media", "sessions",
+                        "forwarding", "rooms",
+                    ]
             )
             let sessions = try #require(root["sessions"] as? [String: Any])
             #expect(Set(sessions.keys) == ["count", "list"])

@@ -3,7 +3,8 @@ import HTTPTypes
 import Hummingbird
 import NIOCore
 
-/// The ops dashboard's HTTP routes: `GET /`, `GET /api/v1/node`, `GET /metrics`, `GET /healthz`.
+/// The ops dashboard's HTTP routes: `GET /`, `GET /api/v1/node`, `GET /api/v1/rooms`,
+/// `GET /api/v1/rooms/{name}` (404 for a room with no peer), `GET /metrics`, `GET /healthz`.
 ///
 /// Every route also answers `HEAD`. A known path with another method gets `405 Method Not Allowed` with an
 /// `Allow` header (Hummingbird's router alone would answer 404); unknown paths get 404. These routes read
@@ -16,6 +17,7 @@ public enum DashboardRoutes {
     public static let allowedMethods: [String: [HTTPRequest.Method]] = [
         "/": [.get, .head],
         "/api/v1/node": [.get, .head],
+        "/api/v1/rooms": [.get, .head],
         "/metrics": [.get, .head],
         "/healthz": [.get, .head],
     ]
@@ -42,14 +44,17 @@ public enum DashboardRoutes {
         }
         router.get("/api/v1/node") { _, _ in
             let (status, _) = await monitor.status()
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-            let data = try encoder.encode(status)
-            return Response(
-                status: .ok,
-                headers: [.contentType: "application/json"],
-                body: ResponseBody(byteBuffer: ByteBuffer(bytes: data))
-            )
+            return try Self.json(status)
+        }
+        router.get("/api/v1/rooms") { _, _ in
+            try await Self.json(monitor.media.sessions.rooms())
+        }
+        router.get("/api/v1/rooms/:name") { _, context in
+            let name = context.parameters.get("name") ?? ""
+            guard let room = await monitor.media.sessions.room(named: name) else {
+                throw HTTPError(.notFound, message: "no room \(name)")
+            }
+            return try Self.json(room)
         }
         router.get("/metrics") { _, _ in
             let bytes = await monitor.metricsExposition()
@@ -64,6 +69,18 @@ public enum DashboardRoutes {
         }
         WHIPRoutes.register(on: router, sessions: monitor.media.sessions, authorize: whipAuthorizer)
         return router
+    }
+
+    /// `value` as pretty-printed JSON with sorted keys (stable for people and diffs).
+    private static func json(_ value: some Encodable) throws -> Response {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        let data = try encoder.encode(value)
+        return Response(
+            status: .ok,
+            headers: [.contentType: "application/json"],
+            body: ResponseBody(byteBuffer: ByteBuffer(bytes: data))
+        )
     }
 
     private static func response(_ text: String, contentType: String) -> Response {

@@ -33,10 +33,19 @@ public final class NodeMetrics: Sendable {
     private let residentMemory: CoreMetrics.Gauge
     private let uptime: CoreMetrics.Gauge
     private let info: CoreMetrics.Gauge
+    private let rooms: CoreMetrics.Gauge
+    private let publishers: CoreMetrics.Gauge
+    private let subscribers: CoreMetrics.Gauge
+    private let sessions: CoreMetrics.Gauge
+    /// What the node sent to its peers (`kind` = `rtp` or `rtcp`), SRTP-protected sizes.
+    private let forwardedPackets: [String: CoreMetrics.Counter]
+    private let forwardedBytes: [String: CoreMetrics.Counter]
+    private let forwardingDrops: CoreMetrics.Counter
 
     private struct Published {
         var traffic = MediaTrafficSnapshot()
         var cpuSeconds = 0.0
+        var sent = WebRTCSendCounters()
     }
 
     private let published = NIOLockedValueBox(Published())
@@ -90,6 +99,27 @@ public final class NodeMetrics: Sendable {
             factory: factory
         )
         self.info.record(1)
+        self.rooms = CoreMetrics.Gauge(label: "braid_rooms", factory: factory)
+        self.publishers = CoreMetrics.Gauge(label: "braid_publishers", factory: factory)
+        self.subscribers = CoreMetrics.Gauge(label: "braid_subscribers", factory: factory)
+        self.sessions = CoreMetrics.Gauge(label: "braid_sessions", factory: factory)
+        var forwardedPackets: [String: CoreMetrics.Counter] = [:]
+        var forwardedBytes: [String: CoreMetrics.Counter] = [:]
+        for kind in ["rtp", "rtcp"] {
+            forwardedPackets[kind] = CoreMetrics.Counter(
+                label: "braid_forwarded_packets_total",
+                dimensions: [("kind", kind)],
+                factory: factory
+            )
+            forwardedBytes[kind] = CoreMetrics.Counter(
+                label: "braid_forwarded_bytes_total",
+                dimensions: [("kind", kind)],
+                factory: factory
+            )
+        }
+        self.forwardedPackets = forwardedPackets
+        self.forwardedBytes = forwardedBytes
+        self.forwardingDrops = CoreMetrics.Counter(label: "braid_forwarding_drops_total", factory: factory)
     }
 
     /// Makes this node's registry the backend of the process-wide `MetricsSystem`, so metrics that other
@@ -132,6 +162,19 @@ public final class NodeMetrics: Sendable {
             }
             self.residentMemory.record(Double(status.process.residentMemoryBytes))
             self.uptime.record(status.uptimeSeconds)
+
+            self.rooms.record(status.forwarding.rooms)
+            self.publishers.record(status.forwarding.publishers)
+            self.subscribers.record(status.forwarding.subscribers)
+            self.sessions.record(status.sessions.count)
+            let sent = status.forwarding.sent
+            let sentBefore = published.sent
+            Self.add(sent.rtpSent.packets, sentBefore.rtpSent.packets, to: self.forwardedPackets["rtp"])
+            Self.add(sent.rtpSent.bytes, sentBefore.rtpSent.bytes, to: self.forwardedBytes["rtp"])
+            Self.add(sent.rtcpSent.packets, sentBefore.rtcpSent.packets, to: self.forwardedPackets["rtcp"])
+            Self.add(sent.rtcpSent.bytes, sentBefore.rtcpSent.bytes, to: self.forwardedBytes["rtcp"])
+            Self.add(sent.dropped, sentBefore.dropped, to: self.forwardingDrops)
+            published.sent = sent
         }
     }
 

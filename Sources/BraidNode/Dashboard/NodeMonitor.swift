@@ -64,7 +64,7 @@ public final class NodeMonitor: Sendable {
             address: self.configuration.media.address,
             port: self.configuration.media.port
         )
-        let sessions = await self.media.sessions.statuses()
+        let webRTC = await self.media.sessions.snapshot()
         var status = NodeStatus(
             nodeID: self.configuration.nodeID,
             version: BraidNodeVersion.string,
@@ -84,7 +84,9 @@ public final class NodeMonitor: Sendable {
                 traffic: traffic
             )
         )
-        status.sessions = NodeStatus.SessionsSection(list: sessions)
+        status.sessions = NodeStatus.SessionsSection(list: webRTC.sessions)
+        status.forwarding = NodeStatus.ForwardingSection(rooms: webRTC.rooms, sent: webRTC.sent)
+        status.rooms = webRTC.rooms
         return (status, traffic)
     }
 

@@ -1,3 +1,4 @@
+import BraidSFU
 import BraidWire
 
 /// The node's version, as shown on the dashboard and in `braid_node_info`.
@@ -26,6 +27,10 @@ public struct NodeStatus: Codable, Sendable, Equatable {
     public var media: MediaSection
     /// The WebRTC sessions (WHIP publishers and WHEP players) on this node.
     public var sessions: SessionsSection = SessionsSection()
+    /// The forwarding core's totals: rooms, peers, tracks, and what the node sent to its peers.
+    public var forwarding: ForwardingSection = ForwardingSection()
+    /// Every room, by name: publishers and subscribers, tracks with their layers, active speakers.
+    public var rooms: [SFURoomStatus] = []
 
     enum CodingKeys: String, CodingKey {
         case nodeID = "node_id"
@@ -36,6 +41,30 @@ public struct NodeStatus: Codable, Sendable, Equatable {
         case http
         case media
         case sessions
+        case forwarding
+        case rooms
+    }
+
+    /// The forwarding section: counts over every room, and the send totals.
+    public struct ForwardingSection: Codable, Sendable, Equatable {
+        /// Rooms with at least one peer.
+        public var rooms: Int
+        /// Publishing peers (WHIP sessions with keys) over all rooms.
+        public var publishers: Int
+        /// Subscribing peers (WHEP sessions with keys) over all rooms.
+        public var subscribers: Int
+        /// Published tracks over all rooms.
+        public var tracks: Int
+        /// What the node has sent to all peers since the media socket opened, ended sessions included.
+        public var sent: WebRTCSendCounters
+
+        public init(rooms: [SFURoomStatus] = [], sent: WebRTCSendCounters = WebRTCSendCounters()) {
+            self.rooms = rooms.count
+            self.publishers = rooms.reduce(0) { $0 + $1.publishers.count }
+            self.subscribers = rooms.reduce(0) { $0 + $1.subscribers.count }
+            self.tracks = rooms.reduce(0) { $0 + $1.tracks.count }
+            self.sent = sent
+        }
     }
 
     /// The sessions section: how many, and each one.
@@ -218,14 +247,18 @@ extension NodeStatus {
         row("sessions", "\(self.sessions.count)")
         if !self.sessions.list.isEmpty {
             var table: [[String]] = [
-                ["session", "room", "dir", "remote", "ice", "dtls", "srtp", "cap bps", "rtp in", "rtcp in"]
+                [
+                    "session", "room", "dir", "remote", "ice", "dtls", "srtp", "cap bps", "rtp in", "rtcp in",
+                    "rtp out", "rtcp out",
+                ]
             ]
             for session in self.sessions.list {
                 table.append([
                     session.id, session.room, session.direction.rawValue, session.remoteAddress ?? "-",
                     session.iceState, session.dtlsState, session.srtpProfile ?? "-",
                     session.maximumBitrate.map { "\($0)" } ?? "-", "\(session.counters.rtpReceived.packets)",
-                    "\(session.counters.rtcpReceived.packets)",
+                    "\(session.counters.rtcpReceived.packets)", session.sent.map { "\($0.rtpSent.packets)" } ?? "-",
+                    session.sent.map { "\($0.rtcpSent.packets)" } ?? "-",
                 ])
             }
             lines.append(contentsOf: Self.alignedTable(table))
@@ -235,7 +268,77 @@ extension NodeStatus {
                 lines.append("  \(session.id)  \(sections.isEmpty ? "no accepted sections" : sections)")
             }
         }
+        lines.append("")
+        lines.append(contentsOf: self.renderRooms())
         return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// The rooms section: a summary line, then per room a header, one line per peer, one per track and one
+    /// per layer (peer ids shortened here):
+    ///
+    ///     rooms           1   publishers 1   subscribers 1   tracks 2   sent rtp 5120 packets 2516480 B   ...
+    ///     room lobby      1 publishers, 1 subscribers, 2 tracks   speakers audio0
+    ///       publish   6c1f…  127.0.0.1:50312  opus,VP8  in 412.0 kbps  lost 0 (0.0 %)  layers 0:0 1:0  ...
+    ///       subscribe 0a9b…  127.0.0.1:50314  opus,VP8  out 410.0 kbps  lost 0 (0.0 %)  rtt 0.4 ms  ...
+    ///       track video0 mid 1 video from 6c1f…
+    ///         layer -  ssrc 305419896  380.0 kbps  2620 packets  320x180
+    func renderRooms() -> [String] {
+        var lines: [String] = []
+        let sent = self.forwarding.sent
+        lines.append(
+            Self.pad("rooms", 16) + "\(self.forwarding.rooms)   publishers \(self.forwarding.publishers)   "
+                + "subscribers \(self.forwarding.subscribers)   tracks \(self.forwarding.tracks)   "
+                + "sent rtp \(sent.rtpSent.packets) packets \(sent.rtpSent.bytes) B   "
+                + "rtcp \(sent.rtcpSent.packets) packets \(sent.rtcpSent.bytes) B   dropped \(sent.dropped)"
+        )
+        for room in self.rooms {
+            var header = Self.pad("room \(room.name)", 16)
+            header += "\(room.publishers.count) publishers, \(room.subscribers.count) subscribers, "
+            header += "\(room.tracks.count) tracks"
+            if !room.activeSpeakers.isEmpty { header += "   speakers " + room.activeSpeakers.joined(separator: ",") }
+            lines.append(header)
+            for peer in room.publishers + room.subscribers { lines.append("  " + Self.formatPeer(peer)) }
+            for track in room.tracks {
+                var line = "  track \(track.trackID) mid \(track.mid) \(track.kind.rawValue) from \(track.publisher)"
+                if let level = track.audioLevel { line += "  level -\(Self.fixed(level, 1)) dBov" }
+                lines.append(line)
+                for layer in track.layers {
+                    var text = "    layer \(layer.rid ?? "-")  ssrc \(layer.ssrc.map { "\($0)" } ?? "-")  "
+                    text += "\(Self.formatBitrate(layer.bitrateBps))  \(layer.packets) packets"
+                    if let width = layer.width, let height = layer.height { text += "  \(width)x\(height)" }
+                    lines.append(text)
+                }
+            }
+        }
+        return lines
+    }
+
+    /// One peer on one line: direction, id, address, codecs, rate, loss, then what only one side has.
+    static func formatPeer(_ peer: SFUPeerStatus) -> String {
+        let publishes = peer.direction == "publish"
+        var line = Self.pad(peer.direction, 10) + peer.id + "  " + (peer.remoteAddress ?? "-")
+        line += "  " + (peer.codecs.isEmpty ? "-" : peer.codecs.joined(separator: ","))
+        line += publishes
+            ? "  in \(Self.formatBitrate(peer.bitrateInBps))" : "  out \(Self.formatBitrate(peer.bitrateOutBps))"
+        line += "  lost \(peer.packetsLost) (\(Self.fixed(peer.lossFraction * 100, 1)) %)"
+        if let rtt = peer.rttMs { line += "  rtt \(Self.fixed(rtt, 1)) ms" }
+        if let estimate = peer.estimateBps { line += "  est \(Self.formatBitrate(estimate))" }
+        let layers = peer.layers.keys.sorted().map { "\($0):\(peer.layers[$0] ?? "")" }.joined(separator: " ")
+        line += "  layers " + (layers.isEmpty ? "-" : layers)
+        if publishes {
+            line += "  nacks out \(peer.nacksSent)  rtx in \(peer.retransmissions)  plis out \(peer.keyframeRequests)"
+        } else {
+            line += "  nacks in \(peer.nacksReceived)  rtx \(peer.retransmissions)  plis in \(peer.keyframeRequests)"
+        }
+        line += "  dropped \(peer.packetsDropped)"
+        return line
+    }
+
+    /// `412.0 kbps`, `2.5 Mbps`, `800 bps`.
+    static func formatBitrate(_ bps: Int) -> String {
+        if bps >= 1_000_000 { return "\(Self.fixed(Double(bps) / 1e6, 1)) Mbps" }
+        if bps >= 1000 { return "\(Self.fixed(Double(bps) / 1e3, 1)) kbps" }
+        return "\(bps) bps"
     }
 
     /// `mid 1 video VP8/90000 pt 96 rtx 97 rids q,h,f ssrc 1234/5678`.

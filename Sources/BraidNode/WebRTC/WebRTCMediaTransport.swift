@@ -25,6 +25,9 @@ public struct WebRTCSendCounters: Sendable, Equatable, Codable {
 final class WebRTCOutputBatch {
     private let channel: any Channel
     private var hasPendingWrites = false
+    /// What every transport of this batch has sent since the socket opened: it outlives the sessions,
+    /// so the Prometheus counters built from it only grow.
+    var totals = WebRTCSendCounters()
 
     init(channel: any Channel) {
         self.channel = channel
@@ -75,6 +78,7 @@ final class WebRTCMediaTransport: MediaTransport {
     private func protectAndWrite(_ packet: ByteBuffer, isRTCP: Bool) {
         guard let srtp = self.srtp, let destination = self.destination else {
             self.counters.dropped &+= 1
+            self.batch.totals.dropped &+= 1
             return
         }
         var output = self.batch.allocator.buffer(capacity: packet.readableBytes &+ Self.trailerRoom)
@@ -91,12 +95,15 @@ final class WebRTCMediaTransport: MediaTransport {
         }
         guard written > 0 else {
             self.counters.dropped &+= 1
+            self.batch.totals.dropped &+= 1
             return
         }
         if isRTCP {
             self.counters.rtcpSent.add(bytes: written)
+            self.batch.totals.rtcpSent.add(bytes: written)
         } else {
             self.counters.rtpSent.add(bytes: written)
+            self.batch.totals.rtpSent.add(bytes: written)
         }
         self.batch.write(output, to: destination)
     }

@@ -63,6 +63,9 @@ public struct WebRTCSessionStatus: Sendable, Equatable, Codable {
     public var srtpProfile: String?
     /// Receive counters.
     public var counters: WebRTCSessionCounters
+    /// What the node sent to this peer (forwarded media, retransmissions, its own RTCP); nil until the
+    /// session has SRTP keys and joined its room.
+    public var sent: WebRTCSendCounters?
 
     public init(
         id: String,
@@ -76,7 +79,8 @@ public struct WebRTCSessionStatus: Sendable, Equatable, Codable {
         iceState: String,
         dtlsState: String,
         srtpProfile: String?,
-        counters: WebRTCSessionCounters
+        counters: WebRTCSessionCounters,
+        sent: WebRTCSendCounters? = nil
     ) {
         self.id = id
         self.room = room
@@ -90,6 +94,7 @@ public struct WebRTCSessionStatus: Sendable, Equatable, Codable {
         self.dtlsState = dtlsState
         self.srtpProfile = srtpProfile
         self.counters = counters
+        self.sent = sent
     }
 
     enum CodingKeys: String, CodingKey {
@@ -105,6 +110,7 @@ public struct WebRTCSessionStatus: Sendable, Equatable, Codable {
         case dtlsState = "dtls_state"
         case srtpProfile = "srtp_profile"
         case counters
+        case sent
     }
 }
 

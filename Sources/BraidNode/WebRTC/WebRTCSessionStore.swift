@@ -142,10 +142,35 @@ final class WebRTCSessionStore {
                 iceState: WebRTCSession.label(agent.state(now: now)),
                 dtlsState: WebRTCSession.label(session.dtls.state),
                 srtpProfile: session.srtp.map { $0.profile.dtlsProfileName },
-                counters: session.counters
+                counters: session.counters,
+                sent: session.transport?.counters
             )
         }.sorted { $0.id < $1.id }
     }
+
+    /// The dashboard view of every room (or of the one named `name`), each peer with its session's
+    /// selected remote address: the forwarding core knows peers by id only, and a peer's id is its
+    /// session's id.
+    func roomStatuses(named name: String? = nil) -> [SFURoomStatus] {
+        var rooms = self.forwarding.roomStatuses(now: .now())
+        if let name { rooms.removeAll { $0.name != name } }
+        func address(_ peerID: String) -> String? {
+            guard let tableID = self.byID[peerID], let agent = self.table.agent(tableID) else { return nil }
+            return agent.selectedAddress.map { "\($0)" }
+        }
+        for room in rooms.indices {
+            for index in rooms[room].publishers.indices {
+                rooms[room].publishers[index].remoteAddress = address(rooms[room].publishers[index].id)
+            }
+            for index in rooms[room].subscribers.indices {
+                rooms[room].subscribers[index].remoteAddress = address(rooms[room].subscribers[index].id)
+            }
+        }
+        return rooms
+    }
+
+    /// What the node has sent to all peers since the socket opened (sessions that ended included).
+    var sendTotals: WebRTCSendCounters { self.output.totals }
 
     /// The session `id` (of `room`, when given) with its agent, or nil.
     func session(id: String, room: String? = nil) -> (agent: ICELiteAgent, session: WebRTCSession)? {

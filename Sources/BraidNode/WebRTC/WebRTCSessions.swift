@@ -1,5 +1,6 @@
 import BraidICE
 import BraidSDP
+import BraidSFU
 import BraidSecurity
 import Foundation
 import NIOConcurrencyHelpers
@@ -414,6 +415,35 @@ public final class WebRTCSessions: Sendable {
         return (try? await attached.eventLoop.submit { store.value.statuses() }.get()) ?? []
     }
 
+    /// Every room of the forwarding core, by name: its publishers and subscribers (each with the selected
+    /// remote address of its session), tracks with their layers, and active speakers. Empty when the media
+    /// socket is not running.
+    public func rooms() async -> [SFURoomStatus] {
+        await self.snapshot().rooms
+    }
+
+    /// The room `name`, or nil when no peer is in it (rooms exist while they have a peer).
+    public func room(named name: String) async -> SFURoomStatus? {
+        guard let attached = self.attached.withLockedValue({ $0 }) else { return nil }
+        let store = attached.store
+        return (try? await attached.eventLoop.submit { store.value.roomStatuses(named: name) }.get())?.first
+    }
+
+    /// Sessions, rooms and send totals read in one hop onto the media event loop, so that they describe
+    /// the same moment (the dashboard's view).
+    public func snapshot() async -> WebRTCSessionsSnapshot {
+        guard let attached = self.attached.withLockedValue({ $0 }) else { return WebRTCSessionsSnapshot() }
+        let store = attached.store
+        let snapshot = try? await attached.eventLoop.submit {
+            WebRTCSessionsSnapshot(
+                sessions: store.value.statuses(),
+                rooms: store.value.roomStatuses(),
+                sent: store.value.sendTotals
+            )
+        }.get()
+        return snapshot ?? WebRTCSessionsSnapshot()
+    }
+
     /// One host candidate per advertised address, all on the media port.
     private func candidates(port: UInt16) -> [SDPCandidate] {
         self.advertisedAddresses.enumerated().map { index, address in
@@ -466,6 +496,26 @@ public final class WebRTCSessions: Sendable {
             return String(repeating: "0", count: 16 - digits.count) + digits
         }
         return hex(high) + hex(low)
+    }
+}
+
+/// The sessions and rooms of a node at one moment; see ``WebRTCSessions/snapshot()``.
+public struct WebRTCSessionsSnapshot: Sendable, Equatable {
+    /// Every session, by id.
+    public var sessions: [WebRTCSessionStatus]
+    /// Every room, by name.
+    public var rooms: [SFURoomStatus]
+    /// What the node has sent to all peers since the media socket opened, ended sessions included.
+    public var sent: WebRTCSendCounters
+
+    public init(
+        sessions: [WebRTCSessionStatus] = [],
+        rooms: [SFURoomStatus] = [],
+        sent: WebRTCSendCounters = WebRTCSendCounters()
+    ) {
+        self.sessions = sessions
+        self.rooms = rooms
+        self.sent = sent
     }
 }
 
