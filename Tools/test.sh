@@ -17,7 +17,9 @@ fi
 echo "== build" >&2
 swift build --build-tests
 echo "== tests" >&2
-swift test --skip-build
+# Suites run one after another: several measure timing on loopback, and in parallel they starve each
+# other on a 2-core machine (about 60 s either way).
+swift test --skip-build --no-parallel
 echo "== fuzz (${fuzz_seconds}s per target)" >&2
 Tools/Fuzz/run.sh "$fuzz_seconds"
 if [ "${BRAID_SKIP_INTEROP:-0}" = "1" ]; then

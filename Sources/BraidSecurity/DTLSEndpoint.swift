@@ -86,6 +86,9 @@ public final class DTLSEndpoint {
     public private(set) var negotiatedProfile: SRTPProfile?
     /// Bytes of application data received and discarded (no data channels yet).
     public private(set) var discardedApplicationBytes: Int = 0
+    /// Records received after the handshake that OpenSSL could not process (forged, corrupted or out of
+    /// place); they are dropped without ending the association.
+    public private(set) var rejectedRecords: Int = 0
 
     /// `SSL_CTX *`, owned.
     private let context: OpaquePointer
@@ -445,7 +448,12 @@ public final class DTLSEndpoint {
                 self.state = .closed
                 return
             default:
-                self.fail(DTLSError(.handshakeFailed, "SSL_read error \(error): \(openSSLErrors())"))
+                // RFC 6347 §4.1.2.7: invalid records SHOULD be silently discarded, preserving the
+                // association. Anyone who knows a peer's address can send a well-framed record with a random
+                // body; failing here would let them end a call whose SRTP keys are already exported. So the
+                // record is counted and the association kept.
+                ERR_clear_error()
+                self.rejectedRecords += 1
                 return
             }
         }

@@ -8,7 +8,8 @@ import Testing
 struct HTTPClientTests {
     @Test("A server that accepts but never answers gives a timeout, not a hang")
     func timeout() async throws {
-        let group = MultiThreadedEventLoopGroup.singleton
+        // A loop of its own: the timer under test must not wait behind other suites' work on shared loops.
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         // Accepts connections and reads nothing back: the request is never answered.
         let server = try await ServerBootstrap(group: group).bind(host: "127.0.0.1", port: 0).get()
         let port = try #require(server.localAddress?.port)
@@ -22,12 +23,14 @@ struct HTTPClientTests {
             guard case .timeout = error else {
                 Issue.record("expected timeout, got \(error)")
                 try await server.close()
+                try await group.shutdownGracefully()
                 return
             }
         }
         let elapsed = ContinuousClock.now - started
         #expect(elapsed >= .milliseconds(300) && elapsed < .seconds(3))
         try await server.close()
+        try await group.shutdownGracefully()
     }
 
     @Test("A refused connection is connectionFailed")

@@ -248,13 +248,9 @@ struct NodeForwardingHostileTests {
                     == UInt64(fromPeer.count))
             for session in [subscriberAfter, publisherAfter] {
                 #expect(session.iceState == "connected" && session.srtpProfile != nil)
-                // RFC 6347 §4.1.2.7: invalid records SHOULD be silently discarded, preserving the association.
-                // Today a whole record with a random body from the peer's (spoofed) address makes SSL_read fail
-                // and DTLSEndpoint marks itself failed. Media is unaffected (SRTP keys are already exported, as
-                // the checks above show), but the endpoint could no longer answer a retransmitted final flight.
-                withKnownIssue("DTLSEndpoint fails on a forged record after the handshake") {
-                    #expect(session.dtlsState == "connected")
-                }
+                // RFC 6347 §4.1.2.7: invalid records are silently discarded, preserving the association, even
+                // whole records with a random body from the peer's (spoofed) address.
+                #expect(session.dtlsState == "connected")
             }
             // Every RTP packet the publisher sent before the node's snapshot, and none it did not send (totals
             // since the session began: the node and the client count the same packets).

@@ -308,6 +308,18 @@ struct DTLSEndpointTests {
             _ = try server.receive(record)
         }
         #expect(server.state == .connected)
+
+        // So are plaintext-epoch handshake and alert records with random bodies after the handshake, which
+        // OpenSSL reports as errors: the association (and its exported SRTP keys) stays up.
+        for contentType: UInt8 in [0x14, 0x15, 0x16] {
+            for _ in 0..<20 {
+                let body = (0..<40).map { _ in UInt8.random(in: 0...255, using: &generator) }
+                let record: [UInt8] = [contentType, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 0x70, 0x00, 40] + body
+                _ = try server.receive(record)
+            }
+        }
+        #expect(server.state == .connected)
+        #expect(server.negotiatedProfile == .aeadAES128GCM)
     }
 
     @Test("a random handshake record during the handshake fails cleanly or is ignored")
