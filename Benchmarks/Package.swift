@@ -16,6 +16,14 @@ let benchmarkTargets: [(name: String, dependencies: [Target.Dependency])] = [
             .product(name: "NIOCore", package: "swift-nio"),
         ]
     ),
+    (
+        "SFUBenchmarks",
+        [
+            .product(name: "BraidSFU", package: "braid"),
+            .product(name: "BraidWire", package: "braid"),
+            .product(name: "NIOCore", package: "swift-nio"),
+        ]
+    ),
 ]
 
 let package = Package(
