@@ -461,3 +461,46 @@ import Testing
             sent.allSatisfy { $0.extension(id: 3) == nil && $0.extension(id: 14) == nil && $0.extension(id: 8) == nil })
     }
 }
+
+@Suite struct SignalledStreamTests {
+    @Test func signalledSimulcastSSRCsBindWithoutExtensionsAndSubscriberFIRIsForwarded() throws {
+        let router = SFURouter(wallClock: testWallClock)
+        let publisherTransport = RecordingTransport()
+        var track = videoTrack()
+        track.ssrcs = [1000, 1001, 1002]
+        track.rtxSSRCs = [2000: 1000, 2001: 1001, 2002: 1002]
+        let publisher = router.addPublisher(
+            room: "r", peerID: "pub", description: PublisherDescription(extensions: RTPExtensionIDs(), tracks: [track]),
+            transport: publisherTransport, now: at(0))
+        #expect(publisher.producers[0].layers.map(\.ssrc) == [1000, 1001, 1002])
+        #expect(publisher.producers[0].layers.map(\.rtxSSRC) == [2000, 2001, 2002])
+        let subscriberTransport = RecordingTransport()
+        let subscriber = router.addSubscriber(
+            room: "r", peerID: "sub",
+            description: SubscriberDescription(extensions: RTPExtensionIDs(), slots: [videoSlot()]),
+            transport: subscriberTransport, now: at(0))
+        // Join: a keyframe request for the first layer at once.
+        #expect(publisherTransport.plis.map(\.mediaSSRC) == [1000])
+        var source = SimulcastSource()
+        for layer in 0..<3 {
+            // No extensions at all: the SSRCs alone say which layer each packet belongs to.
+            var packet = try RTPPacket(source.frame(layer: layer, keyframe: true))
+            packet = try RTPPacket(
+                rtpPacket(
+                    payloadType: 96, sequenceNumber: packet.sequenceNumber, timestamp: packet.timestamp,
+                    ssrc: packet.ssrc, payload: bytes(packet.payload)))
+            publisher.receiveRTP(packet.buffer, now: at(10))
+        }
+        let sent = subscriberTransport.rtpPackets
+        #expect(sent.count == 1)
+        // Without negotiated extensions nothing is added.
+        #expect(sent.first?.headerExtension == nil)
+
+        var fir = ByteBufferAllocator().buffer(capacity: 64)
+        try RTCPFullIntraRequest.write(
+            senderSSRC: 5, entries: [RTCPFullIntraRequest.Entry(ssrc: 0xAAAA_0001, sequenceNumber: 1)], into: &fir)
+        subscriber.receiveRTCP(fir, now: at(20))
+        // The publisher negotiated PLI: the subscriber's FIR goes up as a PLI on the layer it watches.
+        #expect(publisherTransport.plis.map(\.mediaSSRC) == [1000, 1000])
+    }
+}
