@@ -330,7 +330,7 @@ struct SubscriberMedia {
                         framesConcealed: max(0, lost), framesDecoded: track.audioDecoder?.framesDecoded,
                         framesConcealedByDecoder: track.audioDecoder?.framesConcealed,
                         framesRecoveredByFEC: track.audioDecoder?.framesRecoveredByFEC,
-                        latency: LatencySummary(track.latency)))
+                        latency: LatencySummary(track.latency), latencyHistogram: track.latency))
             case .video:
                 video.append(
                     VideoTrackStatistics(
@@ -341,7 +341,7 @@ struct SubscriberMedia {
                         framesDecodable: track.assembler.framesDecodable, keyframes: track.assembler.keyframes,
                         framesLost: track.assembler.framesLost, freezeCount: track.freezes.freezeCount,
                         totalFreezesDuration: .nanoseconds(track.freezes.totalFreezesDuration.nanoseconds),
-                        latency: LatencySummary(track.latency)))
+                        latency: LatencySummary(track.latency), latencyHistogram: track.latency))
             }
         }
         return SubscriberStatistics(

@@ -47,6 +47,8 @@ public struct AudioTrackStatistics: Hashable, Sendable {
     public var framesRecoveredByFEC: Int?
     /// Capture-to-receive latency of every packet carrying abs-capture-time.
     public var latency: LatencySummary
+    /// The distribution behind ``latency``, to merge across tracks and peers.
+    public var latencyHistogram: LatencyHistogram
 }
 
 /// One received video track.
@@ -81,6 +83,8 @@ public struct VideoTrackStatistics: Hashable, Sendable {
     public var totalFreezesDuration: Duration
     /// Capture-to-receive latency of every packet carrying abs-capture-time.
     public var latency: LatencySummary
+    /// The distribution behind ``latency``, to merge across tracks and peers.
+    public var latencyHistogram: LatencyHistogram
 }
 
 /// A snapshot of what a subscriber received.
