@@ -37,6 +37,12 @@ public struct SLO: Hashable, Sendable {
     /// The largest acceptable value (ms, fraction or count).
     public var limit: Double
 
+    /// An objective: `metric` must be at most `limit`.
+    public init(metric: Metric, limit: Double) {
+        self.metric = metric
+        self.limit = limit
+    }
+
     /// Parses a comma-separated list of `name=limit`.
     public static func parseList(_ text: String) throws(LoadArgumentError) -> [SLO] {
         var result: [SLO] = []
@@ -53,7 +59,7 @@ public struct SLO: Hashable, Sendable {
             switch metric.unit {
             case .milliseconds:
                 let duration = try Quantities.duration(value)
-                limit = Double(duration.components.seconds) * 1000 + Double(duration.components.attoseconds) * 1e-15
+                limit = Double(duration.components.seconds) * 1000 + Double(duration.components.attoseconds) / 1e15
             case .fraction:
                 limit = try Quantities.fraction(value)
             case .count:
@@ -104,4 +110,12 @@ public struct SLOVerdict: Codable, Hashable, Sendable {
     public var measured: Double?
     /// `measured <= limit`.
     public var passed: Bool
+
+    /// A verdict.
+    public init(name: String, limit: Double, measured: Double?, passed: Bool) {
+        self.name = name
+        self.limit = limit
+        self.measured = measured
+        self.passed = passed
+    }
 }

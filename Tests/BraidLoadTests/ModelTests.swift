@@ -1,8 +1,7 @@
 import ArgumentParser
 import BraidClient
+import BraidLoad
 import Testing
-
-@testable import BraidLoad
 
 @Suite("Impairment models (pure)")
 struct ImpairmentModelTests {
