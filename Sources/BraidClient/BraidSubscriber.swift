@@ -337,6 +337,7 @@ struct SubscriberMedia {
                         mid: track.mid, ssrc: track.ssrc, packetsReceived: received, packetsLost: lost,
                         retransmissionsReceived: track.retransmissionsReceived,
                         packetsRecovered: track.nack.packetsRecovered, packetsUnrecovered: track.nack.packetsGivenUp,
+                        packetsAwaitingRepair: track.nack.missingCount,
                         jitter: track.statistics?.jitter ?? 0, framesComplete: track.assembler.framesComplete,
                         framesDecodable: track.assembler.framesDecodable, keyframes: track.assembler.keyframes,
                         framesLost: track.assembler.framesLost, freezeCount: track.freezes.freezeCount,

@@ -67,6 +67,8 @@ public struct VideoTrackStatistics: Hashable, Sendable {
     public var packetsRecovered: Int
     /// Packets given up on by the NACK generator.
     public var packetsUnrecovered: Int
+    /// Missing packets still being repaired (NACKed, not yet given up) when the snapshot was taken.
+    public var packetsAwaitingRepair: Int
     /// Interarrival jitter in RTP timestamp units (90 kHz).
     public var jitter: UInt32
     /// Frames complete.

@@ -56,11 +56,14 @@ public struct VideoFigures: Codable, Hashable, Sendable {
     public var packetsLostBeforeRecovery: Int64 = 0
     /// Missing packets repaired later (retransmission or late arrival).
     public var packetsRecovered: Int64 = 0
-    /// Lost before recovery minus recovered: never repaired.
+    /// Missing packets still under repair (NACKed, not given up) when the statistics were taken: lost in the
+    /// last round trip of the run, so neither repaired nor unrepaired yet.
+    public var packetsAwaitingRepair: Int64 = 0
+    /// Lost before recovery minus recovered minus still awaiting repair: never repaired.
     public var packetsNeverRepaired: Int64 = 0
     /// `packetsLostBeforeRecovery / packetsExpected`.
     public var lossBeforeRecovery: Double = 0
-    /// `packetsNeverRepaired / packetsExpected`.
+    /// `packetsNeverRepaired / packetsExpected` (after repair).
     public var residualLoss: Double = 0
     /// RTX retransmissions received (NACKs answered).
     public var retransmissionsReceived: Int64 = 0

@@ -375,6 +375,7 @@ public enum LoadRunner {
                     video.packetsReceived += track.packetsReceived
                     video.packetsLostBeforeRecovery += max(0, track.packetsLost)
                     video.packetsRecovered += Int64(track.packetsRecovered)
+                    video.packetsAwaitingRepair += Int64(track.packetsAwaitingRepair)
                     video.retransmissionsReceived += Int64(track.retransmissionsReceived)
                     video.framesComplete += Int64(track.framesComplete)
                     video.framesDecodable += Int64(track.framesDecodable)
@@ -407,7 +408,8 @@ public enum LoadRunner {
             }
             peers.append(figures)
         }
-        video.packetsNeverRepaired = max(0, video.packetsLostBeforeRecovery - video.packetsRecovered)
+        video.packetsNeverRepaired = max(
+            0, video.packetsLostBeforeRecovery - video.packetsRecovered - video.packetsAwaitingRepair)
         if video.packetsExpected > 0 {
             video.lossBeforeRecovery = Double(video.packetsLostBeforeRecovery) / Double(video.packetsExpected)
             video.residualLoss = Double(video.packetsNeverRepaired) / Double(video.packetsExpected)
