@@ -24,6 +24,8 @@ let package = Package(
         .library(name: "BraidSFU", targets: ["BraidSFU"]),
         .library(name: "BraidNode", targets: ["BraidNode"]),
         .library(name: "BraidClient", targets: ["BraidClient"]),
+        .library(name: "BraidLoad", targets: ["BraidLoad"]),
+        .executable(name: "braid-load", targets: ["braid-load"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -113,6 +115,26 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // MARK: The load generator: scenarios, impairments, reports and SLOs over BraidClient.
+        .target(
+            name: "BraidLoad",
+            dependencies: [
+                "BraidClient",
+                "BraidSecurity",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "braid-load",
+            dependencies: [
+                "BraidLoad",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "braid-node",
             dependencies: [
@@ -134,6 +156,19 @@ let package = Package(
         .testTarget(
             name: "BraidClientTests",
             dependencies: ["BraidClient", "BraidNode"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "BraidLoadTests",
+            dependencies: [
+                "BraidLoad",
+                "BraidClient",
+                "BraidNode",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -330,18 +330,19 @@ struct SubscriberMedia {
                         framesConcealed: max(0, lost), framesDecoded: track.audioDecoder?.framesDecoded,
                         framesConcealedByDecoder: track.audioDecoder?.framesConcealed,
                         framesRecoveredByFEC: track.audioDecoder?.framesRecoveredByFEC,
-                        latency: LatencySummary(track.latency)))
+                        latency: LatencySummary(track.latency), latencyHistogram: track.latency))
             case .video:
                 video.append(
                     VideoTrackStatistics(
                         mid: track.mid, ssrc: track.ssrc, packetsReceived: received, packetsLost: lost,
                         retransmissionsReceived: track.retransmissionsReceived,
                         packetsRecovered: track.nack.packetsRecovered, packetsUnrecovered: track.nack.packetsGivenUp,
+                        packetsAwaitingRepair: track.nack.missingCount,
                         jitter: track.statistics?.jitter ?? 0, framesComplete: track.assembler.framesComplete,
                         framesDecodable: track.assembler.framesDecodable, keyframes: track.assembler.keyframes,
                         framesLost: track.assembler.framesLost, freezeCount: track.freezes.freezeCount,
                         totalFreezesDuration: .nanoseconds(track.freezes.totalFreezesDuration.nanoseconds),
-                        latency: LatencySummary(track.latency)))
+                        latency: LatencySummary(track.latency), latencyHistogram: track.latency))
             }
         }
         return SubscriberStatistics(

@@ -77,6 +77,17 @@ public struct LatencyHistogram: Sendable, Hashable {
         self.buckets[index] &+= 1
     }
 
+    /// Adds every sample of `other`.
+    public mutating func merge(_ other: LatencyHistogram) {
+        guard other.count > 0 || other.negativeCount > 0 else { return }
+        for index in self.buckets.indices { self.buckets[index] &+= other.buckets[index] }
+        self.count += other.count
+        self.negativeCount += other.negativeCount
+        self.sum &+= other.sum
+        self.minimum = min(self.minimum, other.minimum)
+        self.maximum = max(self.maximum, other.maximum)
+    }
+
     /// Mean in microseconds, nil when empty.
     public var mean: Int64? { self.count == 0 ? nil : self.sum / Int64(self.count) }
 

@@ -15,16 +15,26 @@ public struct ConnectionOptions: Sendable {
     /// This side's DTLS certificate; share one across many peers to save key generation (each peer
     /// still has its own DTLS association and SRTP keys).
     public var certificate: DTLSCertificate?
+    /// What the simulated network does to this peer's outgoing SRTP/SRTCP (see ``NetworkImpairment``).
+    public var uplink: NetworkImpairment
+    /// What the simulated network does to this peer's incoming SRTP/SRTCP.
+    public var downlink: NetworkImpairment
+    /// Seed of the impairment generators (uplink and downlink get derived streams); random when nil.
+    public var impairmentSeed: UInt64?
 
     /// Creates options.
     public init(
         bearerToken: String? = nil, localHost: String = "127.0.0.1", timeout: Duration = .seconds(10),
-        certificate: DTLSCertificate? = nil
+        certificate: DTLSCertificate? = nil, uplink: NetworkImpairment = NetworkImpairment(),
+        downlink: NetworkImpairment = NetworkImpairment(), impairmentSeed: UInt64? = nil
     ) {
         self.bearerToken = bearerToken
         self.localHost = localHost
         self.timeout = timeout
         self.certificate = certificate
+        self.uplink = uplink
+        self.downlink = downlink
+        self.impairmentSeed = impairmentSeed
     }
 }
 
@@ -85,6 +95,7 @@ struct PeerJoin {
             }
             let transport = try PeerTransport(
                 channel: channel, local: credentials, certificate: certificate, answer: answer)
+            transport.installImpairments(options)
             return PeerJoin(transport: transport, answer: answer, resource: resource, requestedAt: requestedAt)
         } catch {
             try? await channel.close()

@@ -38,6 +38,10 @@ public struct TransportStatistics: Hashable, Sendable {
     public var stunResponsesReceived = 0
     /// The negotiated SRTP profile, once connected.
     public var srtpProfile: String?
+    /// Uplink impairment counters (zero when the uplink is not impaired).
+    public var uplinkImpairment = ImpairmentStatistics()
+    /// Downlink impairment counters (zero when the downlink is not impaired).
+    public var downlinkImpairment = ImpairmentStatistics()
     /// The selected remote address, once ICE has nominated a pair.
     public var remoteAddress: String?
     /// `checking`, `connected` (SRTP keyed), `failed: <reason>` (ICE, consent or DTLS) or `closed`.
@@ -72,6 +76,11 @@ final class PeerTransport: @unchecked Sendable {
     /// Incoming decrypted RTP/RTCP, reused per packet; handlers must not keep views of it.
     var received: ByteBuffer
     var closed = false
+    /// Simulated network, per direction; nil when that direction is not impaired.
+    var uplink: ImpairedLink?
+    var downlink: ImpairedLink?
+    var uplinkQueue = DelayLine()
+    var downlinkQueue = DelayLine()
 
     /// Binds a UDP socket on `eventLoop` at `host` (port 0).
     static func bind(host: String, on eventLoop: any EventLoop) async throws(BraidClientError) -> any Channel {
@@ -122,9 +131,96 @@ final class PeerTransport: @unchecked Sendable {
         return self.connected.futureResult
     }
 
+    /// Sets up the simulated network from `options` (before ``start()``).
+    func installImpairments(_ options: ConnectionOptions) {
+        let seed = options.impairmentSeed ?? UInt64.random(in: 0...UInt64.max)
+        if !options.uplink.isNone { self.uplink = ImpairedLink(options.uplink, seed: SplitMix64.derive(seed, 1)) }
+        if !options.downlink.isNone {
+            self.downlink = ImpairedLink(options.downlink, seed: SplitMix64.derive(seed, 2))
+        }
+    }
+
+    // MARK: Simulated network
+
+    /// Passes `datagram` through the uplink or downlink simulation: dropped, handed to `deliver` now, or
+    /// queued for later. Each property is accessed in its own statement (class properties are checked for
+    /// exclusive access at run time).
+    private func impair(
+        _ datagram: ByteBuffer, address: SocketAddress, isUplink: Bool, deliver: (ByteBuffer, SocketAddress) -> Void
+    ) {
+        let now = NIODeadline.now()
+        let nanoseconds = Int64(truncatingIfNeeded: now.uptimeNanoseconds)
+        let verdict: ImpairedLink.Verdict
+        if isUplink {
+            guard self.uplink != nil else { return deliver(datagram, address) }
+            verdict = self.uplink!.decide(bytes: datagram.readableBytes, now: nanoseconds)
+            self.statistics.uplinkImpairment = self.uplink!.statistics
+        } else {
+            guard self.downlink != nil else { return deliver(datagram, address) }
+            verdict = self.downlink!.decide(bytes: datagram.readableBytes, now: nanoseconds)
+            self.statistics.downlinkImpairment = self.downlink!.statistics
+        }
+        guard case .deliver(let after) = verdict else { return }
+        let queueEmpty = isUplink ? self.uplinkQueue.isEmpty : self.downlinkQueue.isEmpty
+        if after <= 0, queueEmpty {
+            deliver(datagram, address)
+            return
+        }
+        // The entry keeps the datagram's storage: the uplink scratch buffer is then copied on its next reuse
+        // (one copy per delayed packet, only when a delay or cap is configured).
+        let entry = DelayLine.Entry(deadline: now + .nanoseconds(after), datagram: datagram, address: address)
+        let armed: Bool
+        if isUplink {
+            self.uplinkQueue.append(entry)
+            armed = self.uplinkQueue.timer != nil
+        } else {
+            self.downlinkQueue.append(entry)
+            armed = self.downlinkQueue.timer != nil
+        }
+        if !armed { self.armDelayTimer(isUplink: isUplink) }
+    }
+
+    private func armDelayTimer(isUplink: Bool) {
+        let deadline = isUplink ? self.uplinkQueue.nextDeadline : self.downlinkQueue.nextDeadline
+        guard let deadline, !self.closed else {
+            if isUplink { self.uplinkQueue.timer = nil } else { self.downlinkQueue.timer = nil }
+            return
+        }
+        let timer = self.eventLoop.scheduleTask(deadline: deadline) {
+            guard !self.closed else { return }
+            let now = NIODeadline.now()
+            if isUplink {
+                self.uplinkQueue.timer = nil
+                self.uplinkQueue.drain(now: now) { datagram, address in
+                    self.channel.write(AddressedEnvelope(remoteAddress: address, data: datagram), promise: nil)
+                }
+                self.channel.flush()
+            } else {
+                self.downlinkQueue.timer = nil
+                self.downlinkQueue.drain(now: now) { datagram, address in self.process(datagram, from: address) }
+            }
+            self.armDelayTimer(isUplink: isUplink)
+        }
+        if isUplink { self.uplinkQueue.timer = timer } else { self.downlinkQueue.timer = timer }
+    }
+
     // MARK: Receive path
 
     func receive(_ datagram: ByteBuffer, from source: SocketAddress) {
+        guard !self.closed else { return }
+        if self.downlink != nil, let first = datagram.getInteger(at: datagram.readerIndex, as: UInt8.self),
+            (128...191).contains(first)
+        {
+            // RTP/RTCP range of RFC 7983: the simulated downlink decides when this arrives.
+            self.impair(datagram, address: source, isUplink: false) { datagram, address in
+                self.process(datagram, from: address)
+            }
+            return
+        }
+        self.process(datagram, from: source)
+    }
+
+    func process(_ datagram: ByteBuffer, from source: SocketAddress) {
         guard !self.closed else { return }
         let now = NIODeadline.now()
         let first = datagram.getInteger(at: datagram.readerIndex, as: UInt8.self)
@@ -250,6 +346,12 @@ final class PeerTransport: @unchecked Sendable {
             self.statistics.rtpPacketsSent += 1
             self.statistics.rtpBytesSent += written
         }
+        if self.uplink != nil {
+            self.impair(self.scratch, address: remote, isUplink: true) { datagram, address in
+                self.channel.writeAndFlush(AddressedEnvelope(remoteAddress: address, data: datagram), promise: nil)
+            }
+            return
+        }
         self.channel.writeAndFlush(AddressedEnvelope(remoteAddress: remote, data: self.scratch), promise: nil)
     }
 
@@ -351,6 +453,8 @@ final class PeerTransport: @unchecked Sendable {
         self.statistics.state = "closed"
         self.iceTimer?.cancel()
         self.dtlsTimer?.cancel()
+        self.uplinkQueue.cancel()
+        self.downlinkQueue.cancel()
         self.connected.fail(BraidClientError.closed)
         return self.channel.close().recover { _ in }
     }

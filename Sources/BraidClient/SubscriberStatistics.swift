@@ -47,6 +47,8 @@ public struct AudioTrackStatistics: Hashable, Sendable {
     public var framesRecoveredByFEC: Int?
     /// Capture-to-receive latency of every packet carrying abs-capture-time.
     public var latency: LatencySummary
+    /// The distribution behind ``latency``, to merge across tracks and peers.
+    public var latencyHistogram: LatencyHistogram
 }
 
 /// One received video track.
@@ -65,6 +67,8 @@ public struct VideoTrackStatistics: Hashable, Sendable {
     public var packetsRecovered: Int
     /// Packets given up on by the NACK generator.
     public var packetsUnrecovered: Int
+    /// Missing packets still being repaired (NACKed, not yet given up) when the snapshot was taken.
+    public var packetsAwaitingRepair: Int
     /// Interarrival jitter in RTP timestamp units (90 kHz).
     public var jitter: UInt32
     /// Frames complete.
@@ -81,6 +85,8 @@ public struct VideoTrackStatistics: Hashable, Sendable {
     public var totalFreezesDuration: Duration
     /// Capture-to-receive latency of every packet carrying abs-capture-time.
     public var latency: LatencySummary
+    /// The distribution behind ``latency``, to merge across tracks and peers.
+    public var latencyHistogram: LatencyHistogram
 }
 
 /// A snapshot of what a subscriber received.

@@ -1,0 +1,228 @@
+import ArgumentParser
+import BraidClient
+import Foundation
+import NIOCore
+import NIOPosix
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Exit codes of `braid-load` (documented in the module documentation).
+public enum LoadExitCode {
+    /// The run completed and every SLO was met.
+    public static let success: Int32 = 0
+    /// The run could not start (media preparation, certificate, report file).
+    public static let runFailed: Int32 = 1
+    /// At least one SLO was violated. Without `--slo`, `failures=0` applies.
+    public static let sloViolated: Int32 = 2
+    /// No peer could join at all (node unreachable or refusing every session).
+    public static let nothingJoined: Int32 = 3
+}
+
+/// Options every scenario shares.
+public struct CommonLoadOptions: ParsableArguments {
+    @Option(name: .customLong("node"), help: "Node base URL (repeatable; peers are spread round-robin).")
+    public var nodes: [String] = []
+    @Option(help: "Measurement time after the last peer joined (e.g. 10s).")
+    public var duration: String = "10s"
+    @Option(name: .customLong("ramp-up"), help: "Peers started per second.")
+    public var rampUp: Double = 50
+    @Option(help: "Seed of the simulated network (reproducible loss and jitter).")
+    public var seed: UInt64 = 1
+    @Option(help: "Per-peer deadline for signalling and, separately, for ICE + DTLS.")
+    public var timeout: String = "5s"
+    @Option(name: .customLong("room-prefix"), help: "Rooms are named <prefix>-<n>.")
+    public var roomPrefix: String = "load"
+    @Option(name: .customLong("local-host"), help: "Local address the peers bind to.")
+    public var localHost: String = "127.0.0.1"
+    @Option(name: .customLong("threads"), help: "Event loop threads shared by every peer (1-2 suits a 2-core host).")
+    public var threads: Int = 1
+
+    @Option(name: .customLong("uplink-loss"), help: "Random uplink loss (e.g. 5%).")
+    public var uplinkLoss: String?
+    @Option(name: .customLong("downlink-loss"), help: "Random downlink loss (e.g. 10%).")
+    public var downlinkLoss: String?
+    @Option(name: .customLong("uplink-burst"), help: "Gilbert-Elliott uplink loss 'p,r'.")
+    public var uplinkBurst: String?
+    @Option(name: .customLong("downlink-burst"), help: "Gilbert-Elliott downlink loss 'p,r'.")
+    public var downlinkBurst: String?
+    @Option(name: .customLong("uplink-delay"), help: "Fixed uplink one-way delay (e.g. 50ms).")
+    public var uplinkDelay: String?
+    @Option(name: .customLong("downlink-delay"), help: "Fixed downlink one-way delay.")
+    public var downlinkDelay: String?
+    @Option(help: "Jitter added to each direction: uniform 0...value.")
+    public var jitter: String?
+    @Option(name: .customLong("uplink-rate"), help: "Uplink bandwidth cap (e.g. 1mbps).")
+    public var uplinkRate: String?
+    @Option(name: .customLong("downlink-rate"), help: "Downlink bandwidth cap (e.g. 500kbps).")
+    public var downlinkRate: String?
+
+    @Option(help: "Write the full report as JSON to this file.")
+    public var json: String?
+    @Option(help: "Objectives, e.g. p95-latency=200ms,residual-loss=1%,freezes=0,join-p95=500ms,failures=0")
+    public var slo: String?
+
+    public init() {}
+
+    /// The impairments of both directions.
+    func impairments() throws(LoadArgumentError) -> (NetworkImpairment, NetworkImpairment) {
+        let jitter = try self.jitter.map { (text) throws(LoadArgumentError) in try Quantities.duration(text) } ?? .zero
+        func make(
+            loss: String?, burst: String?, delay: String?, rate: String?
+        ) throws(LoadArgumentError) -> NetworkImpairment {
+            NetworkImpairment(
+                lossRate: try loss.map { (text) throws(LoadArgumentError) in try Quantities.fraction(text) } ?? 0,
+                burstLoss: try burst.map { (text) throws(LoadArgumentError) in try Quantities.burst(text) },
+                delay: try delay.map { (text) throws(LoadArgumentError) in try Quantities.duration(text) } ?? .zero,
+                jitter: jitter,
+                rateBitsPerSecond: try rate.map { (text) throws(LoadArgumentError) in try Quantities.bitRate(text) })
+        }
+        return (
+            try make(loss: self.uplinkLoss, burst: self.uplinkBurst, delay: self.uplinkDelay, rate: self.uplinkRate),
+            try make(
+                loss: self.downlinkLoss, burst: self.downlinkBurst, delay: self.downlinkDelay, rate: self.downlinkRate)
+        )
+    }
+
+    /// The configuration of `scenario` from these options.
+    public func configuration(_ scenario: LoadScenario) throws(LoadArgumentError) -> LoadConfiguration {
+        let (uplink, downlink) = try self.impairments()
+        let slo = try self.slo.map { (text) throws(LoadArgumentError) in try SLO.parseList(text) }
+            ?? [SLO(metric: .failures, limit: 0)]
+        guard self.rampUp.isFinite, self.rampUp > 0 else { throw LoadArgumentError("--ramp-up must be above 0") }
+        for node in self.nodes {
+            do { _ = try HTTPEndpoint(url: node) } catch { throw LoadArgumentError("--node '\(node)': \(error)") }
+        }
+        return LoadConfiguration(
+            scenario: scenario, nodes: self.nodes.isEmpty ? ["http://127.0.0.1:8080"] : self.nodes,
+            duration: try Quantities.duration(self.duration), rampUp: self.rampUp, seed: self.seed, uplink: uplink,
+            downlink: downlink, timeout: try Quantities.duration(self.timeout), roomPrefix: self.roomPrefix,
+            localHost: self.localHost, slo: slo)
+    }
+
+    /// Runs `scenario`, prints the progress line (on a terminal only) and the table, writes the JSON report,
+    /// and returns the exit code together with the report (nil when the run could not start).
+    public func execute(_ scenario: LoadScenario) async -> (code: Int32, report: LoadReport?) {
+        let configuration: LoadConfiguration
+        do {
+            configuration = try self.configuration(scenario)
+        } catch {
+            Self.printError("braid-load: \(error)")
+            return (ExitCode.validationFailure.rawValue, nil)
+        }
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, min(self.threads, 64)))
+        let interactive = isatty(STDERR_FILENO) == 1
+        let progress: (@Sendable (LoadProgress) -> Void)?
+        if interactive {
+            progress = { Self.printError("\r\u{1B}[K" + $0.line, newline: false) }
+        } else {
+            progress = nil
+        }
+        let report: LoadReport
+        do {
+            report = try await LoadRunner.run(configuration, group: group, progress: progress)
+            try? await group.shutdownGracefully()
+        } catch {
+            try? await group.shutdownGracefully()
+            Self.printError("braid-load: \(error)")
+            return (LoadExitCode.runFailed, nil)
+        }
+        if interactive { Self.printError("\r\u{1B}[K", newline: false) }
+        print(report.table())
+        if let path = self.json {
+            do {
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+                try encoder.encode(report).write(to: URL(fileURLWithPath: path))
+            } catch {
+                Self.printError("braid-load: writing \(path): \(error)")
+                return (LoadExitCode.runFailed, report)
+            }
+        }
+        if report.peersJoined == 0, report.peersPlanned > 0 {
+            let causes = report.failures.sorted { $0.key < $1.key }.map { "\($0.key) ×\($0.value)" }
+            let sample = report.failureMessages.values.first?.first ?? ""
+            Self.printError("braid-load: no peer joined (\(causes.joined(separator: ", "))): \(sample)")
+            return (LoadExitCode.nothingJoined, report)
+        }
+        if !report.sloPassed {
+            let violated = report.slo.filter { !$0.passed }.map(\.name)
+            Self.printError("braid-load: SLO violated: \(violated.joined(separator: ", "))")
+            return (LoadExitCode.sloViolated, report)
+        }
+        return (LoadExitCode.success, report)
+    }
+
+    static func printError(_ text: String, newline: Bool = true) {
+        FileHandle.standardError.write(Data((text + (newline ? "\n" : "")).utf8))
+    }
+}
+
+/// `braid-load`: load-tests Braid nodes with simulated WebRTC peers.
+public struct BraidLoadCommand: AsyncParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "braid-load",
+        abstract: "Load-test Braid nodes with real WHIP/WHEP peers, simulated network impairments and SLOs.",
+        discussion: """
+            Exit codes: 0 all SLOs met; 1 the run could not start or the report could not be written; \
+            2 an SLO was violated (without --slo, failures=0 applies); 3 no peer could join; 64 bad arguments.
+            """,
+        subcommands: [Conference.self, Webinar.self, AudioRoom.self])
+
+    public init() {}
+
+    /// R rooms × P participants, everyone publishes audio+video and subscribes to the others.
+    public struct Conference: AsyncParsableCommand {
+        public static let configuration = CommandConfiguration(
+            abstract: "R rooms × P participants; all publish audio+video, all subscribe to (P-1) of each.")
+        @Option(help: "Rooms.") public var rooms: Int = 1
+        @Option(help: "Participants per room (2-33).") public var participants: Int = 4
+        @OptionGroup public var common: CommonLoadOptions
+        public init() {}
+        public func validate() throws {
+            guard (1...10_000).contains(self.rooms), (2...33).contains(self.participants) else {
+                throw ValidationError("--rooms 1-10000 and --participants 2-33")
+            }
+        }
+        public func run() async throws {
+            let (code, _) = await self.common.execute(.conference(rooms: self.rooms, participants: self.participants))
+            if code != 0 { throw ExitCode(code) }
+        }
+    }
+
+    /// One publisher, S subscribers.
+    public struct Webinar: AsyncParsableCommand {
+        public static let configuration = CommandConfiguration(abstract: "1 publisher (audio+video), S subscribers.")
+        @Option(help: "Subscribers.") public var subscribers: Int = 10
+        @OptionGroup public var common: CommonLoadOptions
+        public init() {}
+        public func validate() throws {
+            guard (1...100_000).contains(self.subscribers) else { throw ValidationError("--subscribers 1-100000") }
+        }
+        public func run() async throws {
+            let (code, _) = await self.common.execute(.webinar(subscribers: self.subscribers))
+            if code != 0 { throw ExitCode(code) }
+        }
+    }
+
+    /// Many audio-only publishers, subscribers receive audio.
+    public struct AudioRoom: AsyncParsableCommand {
+        public static let configuration = CommandConfiguration(
+            commandName: "audio-room", abstract: "N audio-only publishers in one room; S subscribers get audio.")
+        @Option(help: "Audio publishers.") public var publishers: Int = 10
+        @Option(help: "Subscribers (each receives min(publishers, 64) audio tracks).") public var subscribers: Int = 10
+        @OptionGroup public var common: CommonLoadOptions
+        public init() {}
+        public func validate() throws {
+            guard (1...100_000).contains(self.publishers), (0...100_000).contains(self.subscribers) else {
+                throw ValidationError("--publishers 1-100000 and --subscribers 0-100000")
+            }
+        }
+        public func run() async throws {
+            let (code, _) = await self.common.execute(
+                .audioRoom(publishers: self.publishers, subscribers: self.subscribers))
+            if code != 0 { throw ExitCode(code) }
+        }
+    }
+}

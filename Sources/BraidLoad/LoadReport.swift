@@ -1,0 +1,173 @@
+import BraidClient
+
+/// Percentiles of a latency distribution in milliseconds (1 ms resolution); nil fields when empty.
+public struct LatencyFigures: Codable, Hashable, Sendable {
+    /// Samples.
+    public var samples: Int
+    /// Samples below zero (sender and receiver clocks disagree); not in the percentiles.
+    public var negativeSamples: Int
+    public var meanMs: Double?
+    public var p50Ms: Double?
+    public var p95Ms: Double?
+    public var p99Ms: Double?
+    public var maxMs: Double?
+
+    /// Summarises a merged histogram.
+    public init(_ histogram: LatencyHistogram) {
+        func ms(_ microseconds: Int64?) -> Double? { microseconds.map { Double($0) / 1000 } }
+        self.samples = histogram.count
+        self.negativeSamples = histogram.negativeCount
+        self.meanMs = ms(histogram.mean)
+        self.p50Ms = ms(histogram.percentile(0.5))
+        self.p95Ms = ms(histogram.percentile(0.95))
+        self.p99Ms = ms(histogram.percentile(0.99))
+        self.maxMs = histogram.count > 0 ? ms(histogram.maximum) : nil
+    }
+}
+
+/// Join time percentiles (request to first media packet for subscribers, to SRTP keys for publishers).
+public struct JoinFigures: Codable, Hashable, Sendable {
+    public var samples: Int
+    public var p50Ms: Double?
+    public var p95Ms: Double?
+    public var maxMs: Double?
+
+    init(_ milliseconds: [Double]) {
+        let sorted = milliseconds.sorted()
+        func rank(_ q: Double) -> Double? {
+            guard !sorted.isEmpty else { return nil }
+            let index = max(0, min(sorted.count - 1, Int((Double(sorted.count) * q).rounded(.up)) - 1))
+            return sorted[index]
+        }
+        self.samples = sorted.count
+        self.p50Ms = rank(0.5)
+        self.p95Ms = rank(0.95)
+        self.maxMs = sorted.last
+    }
+}
+
+/// Video received by every subscriber, summed over tracks.
+public struct VideoFigures: Codable, Hashable, Sendable {
+    /// Packets expected on the media SSRCs (received + lost at first sight).
+    public var packetsExpected: Int64 = 0
+    /// Packets received on the media SSRCs (retransmissions not included).
+    public var packetsReceived: Int64 = 0
+    /// Packets missing when first expected (RFC 3550 cumulative loss, before any repair).
+    public var packetsLostBeforeRecovery: Int64 = 0
+    /// Missing packets repaired later (retransmission or late arrival).
+    public var packetsRecovered: Int64 = 0
+    /// Missing packets still under repair (NACKed, not given up) when the statistics were taken: lost in the
+    /// last round trip of the run, so neither repaired nor unrepaired yet.
+    public var packetsAwaitingRepair: Int64 = 0
+    /// Lost before recovery minus recovered minus still awaiting repair: never repaired.
+    public var packetsNeverRepaired: Int64 = 0
+    /// `packetsLostBeforeRecovery / packetsExpected`.
+    public var lossBeforeRecovery: Double = 0
+    /// `packetsNeverRepaired / packetsExpected` (after repair).
+    public var residualLoss: Double = 0
+    /// RTX retransmissions received (NACKs answered).
+    public var retransmissionsReceived: Int64 = 0
+    public var framesComplete: Int64 = 0
+    public var framesDecodable: Int64 = 0
+    public var framesLost: Int64 = 0
+    public var keyframes: Int64 = 0
+    /// W3C freezeCount, summed.
+    public var freezeCount: Int64 = 0
+    /// W3C totalFreezesDuration, summed, seconds.
+    public var totalFreezesSeconds: Double = 0
+    public var latency: LatencyFigures
+}
+
+/// Audio received by every subscriber, summed over tracks. Audio is not retransmitted (as in browsers):
+/// every lost packet is a concealed frame.
+public struct AudioFigures: Codable, Hashable, Sendable {
+    public var packetsExpected: Int64 = 0
+    public var packetsReceived: Int64 = 0
+    public var packetsLost: Int64 = 0
+    /// `packetsLost / packetsExpected`.
+    public var loss: Double = 0
+    /// 20 ms frames a player would conceal.
+    public var framesConcealed: Int64 = 0
+    public var latency: LatencyFigures
+}
+
+/// One received track of one subscriber.
+public struct TrackFigures: Codable, Hashable, Sendable {
+    public var kind: String
+    public var mid: String?
+    public var ssrc: UInt32?
+    public var packetsReceived: Int64
+    public var packetsLost: Int64
+    public var packetsRecovered: Int64
+    public var freezeCount: Int
+    public var latencyP50Ms: Double?
+    public var latencyP95Ms: Double?
+}
+
+/// One peer's outcome.
+public struct PeerFigures: Codable, Hashable, Sendable {
+    /// `publisher` or `subscriber`.
+    public var role: String
+    public var room: String
+    public var node: String
+    /// Join time in ms, nil if it failed or never got media.
+    public var joinMs: Double?
+    /// The failure cause (see ``LoadReport/failures``), nil when it joined.
+    public var failure: String?
+    /// Subscribers: every track received.
+    public var tracks: [TrackFigures]
+}
+
+/// The full result of a run: what the `--json` file holds. Rates are fractions (0.01 = 1 %), times in
+/// milliseconds unless the name says otherwise. See the module documentation for the schema.
+public struct LoadReport: Codable, Hashable, Sendable {
+    /// Version of this schema.
+    public var schemaVersion = 1
+    /// `conference`, `webinar` or `audio-room`.
+    public var scenario: String
+    /// The options the run used, as text.
+    public var parameters: [String: String]
+    /// Seconds from the first join to the end of the measurement.
+    public var wallSeconds: Double
+    /// Peers planned, joined and failed.
+    public var peersPlanned: Int
+    public var peersJoined: Int
+    public var peersFailed: Int
+    /// Failed joins by cause: `connection-refused`, `connection`, `timeout`, `http-<status>`,
+    /// `malformed-answer`, `ice`, `dtls`, `bad-argument`, `closed`.
+    public var failures: [String: Int]
+    /// Up to 5 failure messages per cause, verbatim.
+    public var failureMessages: [String: [String]]
+    /// Subscriber join time: WHEP request to first media packet.
+    public var subscriberJoin: JoinFigures
+    /// Publisher join time: WHIP request to SRTP keys.
+    public var publisherJoin: JoinFigures
+    public var video: VideoFigures
+    public var audio: AudioFigures
+    /// Capture-to-receive latency of every media packet (audio and video).
+    public var latency: LatencyFigures
+    /// RTCP NACK packets subscribers sent.
+    public var nacksSent: Int64
+    /// NACKs publishers received and retransmissions they sent.
+    public var publisherNacksReceived: Int64
+    public var publisherRetransmissionsSent: Int64
+    /// SRTP packets and bytes sent by all peers / received by all peers.
+    public var packetsSent: Int64
+    public var packetsReceived: Int64
+    public var bytesSent: Int64
+    public var bytesReceived: Int64
+    /// Simulated network counters, summed over peers.
+    public var uplinkDroppedByLoss: Int64
+    public var uplinkDroppedByQueue: Int64
+    public var downlinkDroppedByLoss: Int64
+    public var downlinkDroppedByQueue: Int64
+    /// Load generator process: CPU seconds (user + system) during the run and peak resident memory.
+    public var processCPUSeconds: Double
+    public var processMaxResidentMB: Double
+    /// Every peer.
+    public var peers: [PeerFigures]
+    /// SLO verdicts, empty without `--slo`.
+    public var slo: [SLOVerdict]
+    /// True when every SLO was met.
+    public var sloPassed: Bool
+}

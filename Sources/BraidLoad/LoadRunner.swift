@@ -1,0 +1,489 @@
+import BraidClient
+import BraidSecurity
+import NIOCore
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The shape of a load run.
+public enum LoadScenario: Hashable, Sendable {
+    /// `rooms` rooms of `participants` participants; everyone publishes audio and video and subscribes with
+    /// (participants − 1) audio and (participants − 1) video transceivers.
+    ///
+    /// A participant's WHIP and WHEP sessions are separate peers to the node, which fills subscriber slots
+    /// with the room's tracks in publication order: with P − 1 slots a subscriber receives the first P − 1
+    /// publishers' tracks, which may include its own (the node cannot tell). The
+    /// report gives per-track figures for that reason; latency and loss are the same either way.
+    case conference(rooms: Int, participants: Int)
+    /// One publisher (audio and video) and `subscribers` subscribers with one audio and one video track.
+    case webinar(subscribers: Int)
+    /// `publishers` audio-only publishers in one room and `subscribers` subscribers receiving
+    /// min(publishers, 64) audio tracks each.
+    case audioRoom(publishers: Int, subscribers: Int)
+
+    /// The command-line name.
+    public var name: String {
+        switch self {
+        case .conference: "conference"
+        case .webinar: "webinar"
+        case .audioRoom: "audio-room"
+        }
+    }
+}
+
+/// Everything a run needs.
+public struct LoadConfiguration: Sendable {
+    public var scenario: LoadScenario
+    /// Base URLs of the nodes (`http://host:port`); peers are spread over them round-robin.
+    public var nodes: [String]
+    /// Measurement time after the last peer has joined.
+    public var duration: Duration
+    /// Peers started per second (joins run concurrently).
+    public var rampUp: Double
+    /// Seed of every impairment generator (peer n uses sub-stream n).
+    public var seed: UInt64
+    public var uplink: NetworkImpairment
+    public var downlink: NetworkImpairment
+    /// Per-peer deadline for HTTP, and separately for ICE + DTLS; closing waits at most this too.
+    public var timeout: Duration
+    /// Room names are `<roomPrefix>-<n>`.
+    public var roomPrefix: String
+    /// Local address the peers' UDP sockets bind to.
+    public var localHost: String
+    public var slo: [SLO]
+
+    /// Creates a configuration; defaults suit a short run against one local node.
+    public init(
+        scenario: LoadScenario, nodes: [String] = ["http://127.0.0.1:8080"], duration: Duration = .seconds(10),
+        rampUp: Double = 50, seed: UInt64 = 1, uplink: NetworkImpairment = NetworkImpairment(),
+        downlink: NetworkImpairment = NetworkImpairment(), timeout: Duration = .seconds(5), roomPrefix: String = "load",
+        localHost: String = "127.0.0.1", slo: [SLO] = []
+    ) {
+        self.scenario = scenario
+        self.nodes = nodes
+        self.duration = duration
+        self.rampUp = rampUp
+        self.seed = seed
+        self.uplink = uplink
+        self.downlink = downlink
+        self.timeout = timeout
+        self.roomPrefix = roomPrefix
+        self.localHost = localHost
+        self.slo = slo
+    }
+}
+
+/// One peer to start.
+struct PeerPlan: Sendable {
+    enum Role: String, Sendable { case publisher, subscriber }
+    var role: Role
+    var room: String
+    var node: String
+    var audio: Bool
+    var video: Bool
+    var audioTracks: Int
+    var videoTracks: Int
+}
+
+/// A live peer.
+enum LivePeer: Sendable {
+    case publisher(BraidPublisher)
+    case subscriber(BraidSubscriber)
+}
+
+/// What happened to one planned peer.
+struct PeerOutcome: Sendable {
+    var plan: PeerPlan
+    var peer: LivePeer?
+    var failure: BraidClientError?
+}
+
+/// Progress figures, for the live line.
+public struct LoadProgress: Sendable {
+    public var peersUp: Int
+    public var peersFailed: Int
+    public var packetsInPerSecond: Double
+    public var packetsOutPerSecond: Double
+    public var lossBeforeRecovery: Double
+    public var latencyP95Ms: Double?
+}
+
+/// Runs a scenario: plans peers, joins them at the ramp-up rate, measures for the duration, collects the
+/// statistics, closes every peer and builds the ``LoadReport``.
+public enum LoadRunner {
+    /// The failure cause of a client error, as the report names it.
+    public static func cause(of error: BraidClientError) -> String {
+        switch error {
+        case .connectionFailed(let reason):
+            reason.lowercased().contains("refused") ? "connection-refused" : "connection"
+        case .timeout: "timeout"
+        case .httpStatus(let code, _): "http-\(code)"
+        case .malformedAnswer: "malformed-answer"
+        case .badArgument: "bad-argument"
+        case .iceFailed: "ice"
+        case .dtlsFailed: "dtls"
+        case .closed: "closed"
+        }
+    }
+
+    static func plan(_ configuration: LoadConfiguration) -> [PeerPlan] {
+        var plans: [PeerPlan] = []
+        let nodes = configuration.nodes.isEmpty ? ["http://127.0.0.1:8080"] : configuration.nodes
+        func node() -> String { nodes[plans.count % nodes.count] }
+        let prefix = configuration.roomPrefix
+        switch configuration.scenario {
+        case .conference(let rooms, let participants):
+            let others = max(1, min(participants - 1, 32))
+            for room in 0..<rooms {
+                for _ in 0..<participants {
+                    plans.append(
+                        PeerPlan(
+                            role: .publisher, room: "\(prefix)-\(room)", node: node(), audio: true, video: true,
+                            audioTracks: 0, videoTracks: 0))
+                    plans.append(
+                        PeerPlan(
+                            role: .subscriber, room: "\(prefix)-\(room)", node: node(), audio: true, video: true,
+                            audioTracks: others, videoTracks: others))
+                }
+            }
+        case .webinar(let subscribers):
+            plans.append(
+                PeerPlan(
+                    role: .publisher, room: "\(prefix)-0", node: node(), audio: true, video: true, audioTracks: 0,
+                    videoTracks: 0))
+            for _ in 0..<subscribers {
+                plans.append(
+                    PeerPlan(
+                        role: .subscriber, room: "\(prefix)-0", node: node(), audio: true, video: true, audioTracks: 1,
+                        videoTracks: 1))
+            }
+        case .audioRoom(let publishers, let subscribers):
+            for _ in 0..<publishers {
+                plans.append(
+                    PeerPlan(
+                        role: .publisher, room: "\(prefix)-0", node: node(), audio: true, video: false,
+                        audioTracks: 0, videoTracks: 0))
+            }
+            for _ in 0..<subscribers {
+                plans.append(
+                    PeerPlan(
+                        role: .subscriber, room: "\(prefix)-0", node: node(), audio: true, video: false,
+                        audioTracks: max(1, min(publishers, 64)), videoTracks: 0))
+            }
+        }
+        return plans
+    }
+
+    /// Runs `configuration` on `group` (every peer shares its loops).
+    ///
+    /// - Parameter progress: called about once a second while peers join and media flows.
+    /// - Throws: ``BraidClientError`` only if the media cannot be prepared or the certificate created;
+    ///   peer failures are counted in the report.
+    public static func run(
+        _ configuration: LoadConfiguration, group: any EventLoopGroup,
+        progress: (@Sendable (LoadProgress) -> Void)? = nil
+    ) async throws -> LoadReport {
+        let hasVideo: Bool = if case .audioRoom = configuration.scenario { false } else { true }
+        // Encoded once; every publisher replays it with its own RTP timestamps and sequence numbers.
+        let media = try PreEncodedMedia.synthetic(audioSeconds: 2, videoFrames: hasVideo ? 60 : 0)
+        let certificate = try DTLSCertificate(commonName: "braid-load")
+        let plans = self.plan(configuration)
+        let cpuStart = Self.cpuSeconds()
+        let started = ContinuousClock.now
+        let rate = configuration.rampUp.isFinite && configuration.rampUp > 0 ? configuration.rampUp : 1_000_000
+        let outcomes = Outcomes(count: plans.count)
+
+        let progressTask: Task<Void, Never>? = progress.map { report in
+            Task { await Self.reportProgress(outcomes: outcomes, every: .seconds(1), report) }
+        }
+        await withTaskGroup(of: Void.self) { tasks in
+            for (index, plan) in plans.enumerated() {
+                let offset = Double(index) / rate
+                tasks.addTask {
+                    try? await Task.sleep(until: started + .microseconds(Int64(offset * 1e6)), clock: .continuous)
+                    let options = ConnectionOptions(
+                        localHost: configuration.localHost, timeout: configuration.timeout, certificate: certificate,
+                        uplink: configuration.uplink, downlink: configuration.downlink,
+                        impairmentSeed: SplitMix64.derive(configuration.seed, UInt64(index)))
+                    let outcome = await Self.join(plan, media: media, options: options, group: group)
+                    await outcomes.set(index, outcome)
+                }
+            }
+        }
+        try? await Task.sleep(for: configuration.duration)
+        progressTask?.cancel()
+        let all = await outcomes.all()
+        let wall = ContinuousClock.now - started
+        var report = await Self.collect(all, configuration: configuration, wall: wall)
+        report.processCPUSeconds = Self.cpuSeconds() - cpuStart
+        await Self.closeAll(all.compactMap(\.peer))
+        report.slo = configuration.slo.map { $0.evaluate(report) }
+        report.sloPassed = report.slo.allSatisfy(\.passed)
+        return report
+    }
+
+    static func join(
+        _ plan: PeerPlan, media: PreEncodedMedia, options: ConnectionOptions, group: any EventLoopGroup
+    ) async -> PeerOutcome {
+        let base = plan.node.hasSuffix("/") ? String(plan.node.dropLast()) : plan.node
+        do {
+            switch plan.role {
+            case .publisher:
+                let publisher = try await BraidPublisher.publish(
+                    to: "\(base)/whip/\(plan.room)", audio: plan.audio ? .preEncoded(media) : nil,
+                    video: plan.video ? .preEncoded(media) : nil, options: options, group: group)
+                return PeerOutcome(plan: plan, peer: .publisher(publisher))
+            case .subscriber:
+                let subscriber = try await BraidSubscriber.subscribe(
+                    to: "\(base)/whep/\(plan.room)", audioTracks: plan.audioTracks, videoTracks: plan.videoTracks,
+                    options: options, group: group)
+                return PeerOutcome(plan: plan, peer: .subscriber(subscriber))
+            }
+        } catch {
+            return PeerOutcome(plan: plan, failure: error)
+        }
+    }
+
+    static func closeAll(_ peers: [LivePeer]) async {
+        await withTaskGroup(of: Void.self) { tasks in
+            for peer in peers {
+                tasks.addTask {
+                    switch peer {
+                    case .publisher(let publisher): try? await publisher.close()
+                    case .subscriber(let subscriber): try? await subscriber.close()
+                    }
+                }
+            }
+        }
+    }
+
+    static func reportProgress(
+        outcomes: Outcomes, every interval: Duration, _ report: @Sendable (LoadProgress) -> Void
+    ) async {
+        var lastIn: Int64 = 0
+        var lastOut: Int64 = 0
+        var last = ContinuousClock.now
+        while !Task.isCancelled {
+            try? await Task.sleep(for: interval)
+            if Task.isCancelled { return }
+            let all = await outcomes.all()
+            var packetsIn: Int64 = 0
+            var packetsOut: Int64 = 0
+            var expected: Int64 = 0
+            var lost: Int64 = 0
+            var histogram = LatencyHistogram()
+            for outcome in all {
+                switch outcome.peer {
+                case .publisher(let publisher):
+                    let stats = await publisher.statistics()
+                    packetsOut += Int64(stats.transport.rtpPacketsSent)
+                case .subscriber(let subscriber):
+                    guard let stats = await subscriber.statistics() else { continue }
+                    packetsIn += Int64(stats.transport.rtpPacketsReceived)
+                    for track in stats.video {
+                        expected += track.packetsReceived + track.packetsLost
+                        lost += track.packetsLost
+                        histogram.merge(track.latencyHistogram)
+                    }
+                    for track in stats.audio {
+                        expected += track.packetsReceived + track.packetsLost
+                        lost += track.packetsLost
+                        histogram.merge(track.latencyHistogram)
+                    }
+                case nil:
+                    continue
+                }
+            }
+            let now = ContinuousClock.now
+            let seconds = max(0.001, Self.seconds(now - last))
+            report(
+                LoadProgress(
+                    peersUp: all.filter { $0.peer != nil }.count, peersFailed: all.filter { $0.failure != nil }.count,
+                    packetsInPerSecond: Double(packetsIn - lastIn) / seconds,
+                    packetsOutPerSecond: Double(packetsOut - lastOut) / seconds,
+                    lossBeforeRecovery: expected > 0 ? Double(lost) / Double(expected) : 0,
+                    latencyP95Ms: histogram.percentile(0.95).map { Double($0) / 1000 }))
+            lastIn = packetsIn
+            lastOut = packetsOut
+            last = now
+        }
+    }
+
+    static func collect(_ outcomes: [PeerOutcome], configuration: LoadConfiguration, wall: Duration) async
+        -> LoadReport
+    {
+        var failures: [String: Int] = [:]
+        var messages: [String: [String]] = [:]
+        var subscriberJoins: [Double] = []
+        var publisherJoins: [Double] = []
+        var videoHistogram = LatencyHistogram()
+        var audioHistogram = LatencyHistogram()
+        var video = VideoFigures(latency: LatencyFigures(LatencyHistogram()))
+        var audio = AudioFigures(latency: LatencyFigures(LatencyHistogram()))
+        var peers: [PeerFigures] = []
+        var nacksSent: Int64 = 0
+        var nacksReceived: Int64 = 0
+        var retransmissionsSent: Int64 = 0
+        var packetsSent: Int64 = 0
+        var packetsReceived: Int64 = 0
+        var bytesSent: Int64 = 0
+        var bytesReceived: Int64 = 0
+        var impairment = (upLoss: Int64(0), upQueue: Int64(0), downLoss: Int64(0), downQueue: Int64(0))
+        var joined = 0
+
+        func addTransport(_ transport: TransportStatistics) {
+            packetsSent += Int64(transport.rtpPacketsSent)
+            packetsReceived += Int64(transport.rtpPacketsReceived)
+            bytesSent += Int64(transport.rtpBytesSent)
+            bytesReceived += Int64(transport.rtpBytesReceived)
+            impairment.upLoss += Int64(transport.uplinkImpairment.droppedByLoss)
+            impairment.upQueue += Int64(transport.uplinkImpairment.droppedByQueue)
+            impairment.downLoss += Int64(transport.downlinkImpairment.droppedByLoss)
+            impairment.downQueue += Int64(transport.downlinkImpairment.droppedByQueue)
+        }
+        func ms(_ duration: Duration?) -> Double? { duration.map { Self.seconds($0) * 1000 } }
+
+        for outcome in outcomes {
+            var figures = PeerFigures(
+                role: outcome.plan.role.rawValue, room: outcome.plan.room, node: outcome.plan.node, tracks: [])
+            if let error = outcome.failure {
+                let cause = Self.cause(of: error)
+                failures[cause, default: 0] += 1
+                if messages[cause, default: []].count < 5 { messages[cause, default: []].append("\(error)") }
+                figures.failure = cause
+            }
+            switch outcome.peer {
+            case .publisher(let publisher):
+                joined += 1
+                let stats = await publisher.statistics()
+                figures.joinMs = ms(stats.connectTime)
+                if let join = figures.joinMs { publisherJoins.append(join) }
+                nacksReceived += Int64(stats.nacksReceived)
+                retransmissionsSent += Int64(stats.retransmissionsSent)
+                addTransport(stats.transport)
+            case .subscriber(let subscriber):
+                joined += 1
+                guard let stats = await subscriber.statistics() else { break }
+                figures.joinMs = ms(stats.joinTime)
+                if let join = figures.joinMs { subscriberJoins.append(join) }
+                nacksSent += Int64(stats.nacksSent)
+                addTransport(stats.transport)
+                for track in stats.video {
+                    let expected = track.packetsReceived + max(0, track.packetsLost)
+                    video.packetsExpected += expected
+                    video.packetsReceived += track.packetsReceived
+                    video.packetsLostBeforeRecovery += max(0, track.packetsLost)
+                    video.packetsRecovered += Int64(track.packetsRecovered)
+                    video.packetsAwaitingRepair += Int64(track.packetsAwaitingRepair)
+                    video.retransmissionsReceived += Int64(track.retransmissionsReceived)
+                    video.framesComplete += Int64(track.framesComplete)
+                    video.framesDecodable += Int64(track.framesDecodable)
+                    video.framesLost += Int64(track.framesLost)
+                    video.keyframes += Int64(track.keyframes)
+                    video.freezeCount += Int64(track.freezeCount)
+                    video.totalFreezesSeconds += Self.seconds(track.totalFreezesDuration)
+                    videoHistogram.merge(track.latencyHistogram)
+                    figures.tracks.append(
+                        TrackFigures(
+                            kind: "video", mid: track.mid, ssrc: track.ssrc, packetsReceived: track.packetsReceived,
+                            packetsLost: track.packetsLost, packetsRecovered: Int64(track.packetsRecovered),
+                            freezeCount: track.freezeCount, latencyP50Ms: ms(track.latency.p50),
+                            latencyP95Ms: ms(track.latency.p95)))
+                }
+                for track in stats.audio {
+                    audio.packetsExpected += track.packetsReceived + max(0, track.packetsLost)
+                    audio.packetsReceived += track.packetsReceived
+                    audio.packetsLost += max(0, track.packetsLost)
+                    audio.framesConcealed += track.framesConcealed
+                    audioHistogram.merge(track.latencyHistogram)
+                    figures.tracks.append(
+                        TrackFigures(
+                            kind: "audio", mid: track.mid, ssrc: track.ssrc, packetsReceived: track.packetsReceived,
+                            packetsLost: track.packetsLost, packetsRecovered: 0, freezeCount: 0,
+                            latencyP50Ms: ms(track.latency.p50), latencyP95Ms: ms(track.latency.p95)))
+                }
+            case nil:
+                break
+            }
+            peers.append(figures)
+        }
+        video.packetsNeverRepaired = max(
+            0, video.packetsLostBeforeRecovery - video.packetsRecovered - video.packetsAwaitingRepair)
+        if video.packetsExpected > 0 {
+            video.lossBeforeRecovery = Double(video.packetsLostBeforeRecovery) / Double(video.packetsExpected)
+            video.residualLoss = Double(video.packetsNeverRepaired) / Double(video.packetsExpected)
+        }
+        if audio.packetsExpected > 0 { audio.loss = Double(audio.packetsLost) / Double(audio.packetsExpected) }
+        video.latency = LatencyFigures(videoHistogram)
+        audio.latency = LatencyFigures(audioHistogram)
+        var all = videoHistogram
+        all.merge(audioHistogram)
+
+        var parameters: [String: String] = [
+            "scenario": configuration.scenario.name, "nodes": configuration.nodes.joined(separator: " "),
+            "duration": "\(configuration.duration)", "rampUp": "\(configuration.rampUp)",
+            "seed": "\(configuration.seed)", "timeout": "\(configuration.timeout)",
+        ]
+        switch configuration.scenario {
+        case .conference(let rooms, let participants):
+            parameters["rooms"] = "\(rooms)"
+            parameters["participants"] = "\(participants)"
+        case .webinar(let subscribers):
+            parameters["subscribers"] = "\(subscribers)"
+        case .audioRoom(let publishers, let subscribers):
+            parameters["publishers"] = "\(publishers)"
+            parameters["subscribers"] = "\(subscribers)"
+        }
+        if !configuration.uplink.isNone { parameters["uplink"] = "\(configuration.uplink)" }
+        if !configuration.downlink.isNone { parameters["downlink"] = "\(configuration.downlink)" }
+
+        return LoadReport(
+            scenario: configuration.scenario.name, parameters: parameters, wallSeconds: Self.seconds(wall),
+            peersPlanned: outcomes.count, peersJoined: joined, peersFailed: outcomes.count - joined,
+            failures: failures, failureMessages: messages, subscriberJoin: JoinFigures(subscriberJoins),
+            publisherJoin: JoinFigures(publisherJoins), video: video, audio: audio, latency: LatencyFigures(all),
+            nacksSent: nacksSent, publisherNacksReceived: nacksReceived,
+            publisherRetransmissionsSent: retransmissionsSent, packetsSent: packetsSent,
+            packetsReceived: packetsReceived, bytesSent: bytesSent, bytesReceived: bytesReceived,
+            uplinkDroppedByLoss: impairment.upLoss, uplinkDroppedByQueue: impairment.upQueue,
+            downlinkDroppedByLoss: impairment.downLoss, downlinkDroppedByQueue: impairment.downQueue,
+            processCPUSeconds: 0, processMaxResidentMB: Self.maxResidentMB(), peers: peers, slo: [], sloPassed: true)
+    }
+
+    static func seconds(_ duration: Duration) -> Double {
+        Double(duration.components.seconds) + Double(duration.components.attoseconds) * 1e-18
+    }
+
+    /// User + system CPU time of this process.
+    static func cpuSeconds() -> Double {
+        var usage = rusage()
+        guard getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage) == 0 else { return 0 }
+        func value(_ time: timeval) -> Double { Double(time.tv_sec) + Double(time.tv_usec) * 1e-6 }
+        return value(usage.ru_utime) + value(usage.ru_stime)
+    }
+
+    /// Peak resident set size of this process in MiB (Linux reports `ru_maxrss` in KiB).
+    static func maxResidentMB() -> Double {
+        var usage = rusage()
+        guard getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage) == 0 else { return 0 }
+        return Double(usage.ru_maxrss) / 1024
+    }
+}
+
+/// The outcomes so far, filled in as joins finish.
+actor Outcomes {
+    var slots: [PeerOutcome?]
+
+    init(count: Int) {
+        self.slots = Array(repeating: nil, count: count)
+    }
+
+    func set(_ index: Int, _ outcome: PeerOutcome) {
+        self.slots[index] = outcome
+    }
+
+    func all() -> [PeerOutcome] {
+        self.slots.compactMap { $0 }
+    }
+}

@@ -1,0 +1,61 @@
+import Foundation
+
+extension LoadReport {
+    /// The human-readable summary printed at the end of a run.
+    public func table() -> String {
+        func ms(_ value: Double?) -> String { value.map { String(format: "%.0f ms", $0) } ?? "-" }
+        func percent(_ value: Double) -> String { String(format: "%.2f %%", value * 100) }
+        var lines: [String] = []
+        func row(_ name: String, _ value: String) {
+            lines.append(name.padding(toLength: 34, withPad: " ", startingAt: 0) + value)
+        }
+        lines.append("braid-load \(self.scenario): \(String(format: "%.1f", self.wallSeconds)) s")
+        row("peers joined / planned", "\(self.peersJoined) / \(self.peersPlanned)")
+        for (cause, count) in self.failures.sorted(by: { $0.key < $1.key }) {
+            row("  failed: \(cause)", "\(count)  (\(self.failureMessages[cause]?.first ?? ""))")
+        }
+        row("join p50 / p95 (subscribers)", "\(ms(self.subscriberJoin.p50Ms)) / \(ms(self.subscriberJoin.p95Ms))")
+        row("latency p50 / p95 / p99", "\(ms(self.latency.p50Ms)) / \(ms(self.latency.p95Ms)) / \(ms(self.latency.p99Ms))")
+        if self.video.packetsExpected > 0 {
+            row("video latency p50 / p95", "\(ms(self.video.latency.p50Ms)) / \(ms(self.video.latency.p95Ms))")
+            row("video loss before / after repair",
+                "\(percent(self.video.lossBeforeRecovery)) / \(percent(self.video.residualLoss))")
+            row("NACKs sent / retransmissions recv", "\(self.nacksSent) / \(self.video.retransmissionsReceived)")
+            row("video frames complete / lost", "\(self.video.framesComplete) / \(self.video.framesLost)")
+            row("freezes (count, total)",
+                "\(self.video.freezeCount), \(String(format: "%.2f s", self.video.totalFreezesSeconds))")
+        }
+        if self.audio.packetsExpected > 0 {
+            row("audio latency p50 / p95", "\(ms(self.audio.latency.p50Ms)) / \(ms(self.audio.latency.p95Ms))")
+            row("audio loss (frames concealed)", "\(percent(self.audio.loss)) (\(self.audio.framesConcealed))")
+        }
+        row("packets sent / received", "\(self.packetsSent) / \(self.packetsReceived)")
+        if self.downlinkDroppedByLoss + self.downlinkDroppedByQueue + self.uplinkDroppedByLoss
+            + self.uplinkDroppedByQueue > 0
+        {
+            row("simulated drops up / down",
+                "\(self.uplinkDroppedByLoss + self.uplinkDroppedByQueue) / "
+                    + "\(self.downlinkDroppedByLoss + self.downlinkDroppedByQueue)")
+        }
+        let perPeer = self.peersJoined > 0 ? self.processCPUSeconds / Double(self.peersJoined) : 0
+        row("generator CPU (total, per peer)",
+            String(format: "%.1f s, %.3f s", self.processCPUSeconds, perPeer))
+        row("generator peak RSS", String(format: "%.0f MiB", self.processMaxResidentMB))
+        for verdict in self.slo {
+            let measured = verdict.measured.map { String(format: "%.4g", $0) } ?? "not measured"
+            row("SLO \(verdict.name) <= \(String(format: "%.4g", verdict.limit))",
+                "\(measured)  \(verdict.passed ? "ok" : "VIOLATED")")
+        }
+        return lines.joined(separator: "\n")
+    }
+}
+
+extension LoadProgress {
+    /// One status line: peers up, packets per second in and out, loss, p95 latency.
+    public var line: String {
+        String(
+            format: "peers %d up %d failed | in %.0f pkt/s out %.0f pkt/s | loss %.2f %% | p95 ",
+            self.peersUp, self.peersFailed, self.packetsInPerSecond, self.packetsOutPerSecond,
+            self.lossBeforeRecovery * 100) + (self.latencyP95Ms.map { String(format: "%.0f ms", $0) } ?? "-")
+    }
+}
