@@ -11,7 +11,8 @@ if [ "${1:-}" = "--interop" ]; then
     interop=1
     shift
 fi
-packages=(libsrtp2-dev libopus-dev libvpx-dev libssl-dev pkg-config "$@")
+# python3 serves the test scripts (free ports, health checks).
+packages=(libsrtp2-dev libopus-dev libvpx-dev libssl-dev pkg-config python3 "$@")
 [ "$interop" = 1 ] && packages+=(chromium python3-venv iproute2)
 missing=()
 for p in "${packages[@]}"; do

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs Braid's whole test suite: unit and loopback integration tests, then every libFuzzer target for a
 # few seconds, then the WebRTC interop suite (Tools/Interop: Chromium and aiortc against a real braid-node; set
-# BRAID_SKIP_INTEROP=1 to skip it locally). Installs missing packages first.
+# BRAID_SKIP_INTEROP=1 to skip it locally), then release-build load runs (Tools/load-smoke.sh; BRAID_SKIP_LOAD=1
+# skips them). Installs missing packages first.
 # Usage: Tools/test.sh [fuzz-seconds-per-target]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,5 +29,10 @@ else
     echo "== interop" >&2
     # `swift build --build-tests` above built every product, braid-node included.
     Tools/Interop/run.sh .build/debug/braid-node
+fi
+if [ "${BRAID_SKIP_LOAD:-0}" = "1" ]; then
+    echo "== load smoke skipped (BRAID_SKIP_LOAD=1)" >&2
+else
+    Tools/load-smoke.sh
 fi
 echo "== all tests passed" >&2

@@ -267,7 +267,7 @@ struct SubscriberMediaTests {
     @Test("Hostile packets (random headers, extensions, VP8 descriptors, RTX) never trap and are accounted for")
     func hostileInput() throws {
         var loop = MediaLoop()
-        var random = SplitMix(seed: 2026)
+        var random = SplitMix64(seed: 2026)
         var parsed = 0
         for _ in 0..<20_000 {
             var bytes = [UInt8](repeating: 0, count: Int(random.next() % 80) + 12)

@@ -182,7 +182,7 @@ struct VP8PacketizationTests {
 
     @Test("Random loss with late repair: frames are released in order, never twice, and losses are counted")
     func randomLossAccounting() {
-        var generator = SplitMix(seed: 99)
+        var generator = SplitMix64(seed: 99)
         var frames: [[UInt8]] = []
         for index in 0..<120 {
             frames.append(frame(size: index % 30 == 0 ? 6000 : 1300, key: index % 30 == 0, seed: UInt8(index & 0xFF)))
@@ -213,18 +213,5 @@ struct VP8PacketizationTests {
         #expect(assembler.framesLost > 0)
         #expect(assembler.framesDecodable < assembler.framesComplete)
         #expect(assembler.keyframes >= 1)
-    }
-}
-
-/// A small deterministic generator for reproducible loss patterns.
-struct SplitMix: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { self.state = seed }
-    mutating func next() -> UInt64 {
-        self.state &+= 0x9E37_79B9_7F4A_7C15
-        var z = self.state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
