@@ -94,7 +94,7 @@ public final class PreEncodedMedia: Sendable {
                 let picture = try I420Buffer(width: width, height: height)
                 for index in 0..<videoFrames {
                     try pattern.render(frameIndex: index, into: picture)
-                    try picture.withImage { (image: I420Image) throws(CodecError) in
+                    _ = try picture.withImage { (image: I420Image) throws(CodecError) in
                         try encoder.encode(image, forceKeyframe: index == 0) { frame in
                             video.append(
                                 EncodedVideoFrame(
