@@ -52,7 +52,7 @@ let package = Package(
         ),
         .target(
             name: "BraidSecurity",
-            dependencies: ["CSRTP", "COpenSSL", "CBraidShims"],
+            dependencies: ["CSRTP", "COpenSSL", "CBraidShims", .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: swiftSettings
         ),
         .target(name: "BraidSDP", swiftSettings: swiftSettings),

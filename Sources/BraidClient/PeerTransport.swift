@@ -269,23 +269,10 @@ final class PeerTransport: @unchecked Sendable {
             // Decrypt into the reused receive buffer: mutating the datagram in place would copy it, since
             // NIO's envelope still references its storage.
             self.received.clear()
-            self.received.reserveCapacity(minimumWritableBytes: protectedLength)
-            let length: Int
-            do {
-                length = try datagram.withUnsafeReadableBytes { source in
-                    try self.received.withUnsafeMutableWritableBytes { destination in
-                        try Result { () throws(SRTPError) in
-                            isRTCP
-                                ? try srtp.inbound.unprotectRTCP(source, into: destination)
-                                : try srtp.inbound.unprotectRTP(source, into: destination)
-                        }.get()
-                    }
-                }
-            } catch {
+            guard (try? srtp.inbound.unprotect(datagram, isRTCP: isRTCP, appendingTo: &self.received)) != nil else {
                 self.statistics.unprotectFailures += 1
                 return
             }
-            self.received.moveWriterIndex(forwardBy: length)
             let plain = self.received
             if isRTCP {
                 guard let compound = try? RTCPCompoundPacket(plain) else {
@@ -322,24 +309,10 @@ final class PeerTransport: @unchecked Sendable {
 
     private func protectAndSend(_ packet: ByteBuffer, isRTCP: Bool) {
         guard let srtp = self.srtp, let remote = self.selected, !self.closed else { return }
-        let needed = packet.readableBytes + srtp.profile.rtcpTrailerLength
         self.scratch.clear()
-        self.scratch.reserveCapacity(minimumWritableBytes: needed)
-        let written: Int
-        do {
-            written = try packet.withUnsafeReadableBytes { source in
-                try self.scratch.withUnsafeMutableWritableBytes { destination in
-                    try Result { () throws(SRTPError) in
-                        isRTCP
-                            ? try srtp.outbound.protectRTCP(source, into: destination)
-                            : try srtp.outbound.protectRTP(source, into: destination)
-                    }.get()
-                }
-            }
-        } catch {
+        guard let written = try? srtp.outbound.protect(packet, isRTCP: isRTCP, appendingTo: &self.scratch) else {
             return
         }
-        self.scratch.moveWriterIndex(forwardBy: written)
         if isRTCP {
             self.statistics.rtcpPacketsSent += 1
         } else {

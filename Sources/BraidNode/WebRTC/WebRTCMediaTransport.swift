@@ -82,18 +82,7 @@ final class WebRTCMediaTransport: MediaTransport {
             return
         }
         var output = self.batch.allocator.buffer(capacity: packet.readableBytes &+ Self.trailerRoom)
-        let written: Int = packet.withUnsafeReadableBytes { plain in
-            output.writeWithUnsafeMutableBytes(minimumWritableBytes: plain.count &+ Self.trailerRoom) { destination in
-                do throws(SRTPError) {
-                    return isRTCP
-                        ? try srtp.protectRTCP(plain, into: destination)
-                        : try srtp.protectRTP(plain, into: destination)
-                } catch {
-                    return 0
-                }
-            }
-        }
-        guard written > 0 else {
+        guard let written = try? srtp.outbound.protect(packet, isRTCP: isRTCP, appendingTo: &output) else {
             self.counters.dropped &+= 1
             self.batch.totals.dropped &+= 1
             return

@@ -381,18 +381,7 @@ final class WebRTCSessionStore {
             return .delivered
         }
         self.scratch.clear()
-        let plainLength: Int = datagram.withUnsafeReadableBytes { bytes in
-            self.scratch.writeWithUnsafeMutableBytes(minimumWritableBytes: length) { destination in
-                do throws(SRTPError) {
-                    return isRTCP
-                        ? try srtp.unprotectRTCP(bytes, into: destination)
-                        : try srtp.unprotectRTP(bytes, into: destination)
-                } catch {
-                    return 0
-                }
-            }
-        }
-        guard plainLength > 0 else {
+        guard (try? srtp.inbound.unprotect(datagram, isRTCP: isRTCP, appendingTo: &self.scratch)) != nil else {
             session.counters.unprotectFailures &+= 1
             return .delivered
         }
