@@ -84,6 +84,7 @@ let package = Package(
         .target(
             name: "BraidNode",
             dependencies: [
+                "CBraidShims",
                 "BraidWire",
                 "BraidSecurity",
                 "BraidSDP",

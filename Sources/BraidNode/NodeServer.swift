@@ -1,3 +1,4 @@
+import BraidSFU
 import Hummingbird
 import Logging
 import NIOCore
@@ -51,7 +52,8 @@ public final class NodeServer: Sendable {
         let media = MediaService(
             configuration: configuration.media,
             eventLoopGroup: self.eventLoopGroup,
-            logger: logger
+            logger: logger,
+            node: NodeID(name: configuration.nodeID)
         )
         let metrics = NodeMetrics(nodeID: configuration.nodeID)
         let monitor = NodeMonitor(configuration: configuration, media: media, metrics: metrics, logger: logger)

@@ -1,7 +1,7 @@
+import BraidWire
 public import NIOCore
 
-/// Where the core sends packets for one peer: a WebRTC session (protect + send) now; a mesh link or an
-/// edge function later.
+/// Where a WebRTC peer's packets leave the core: its session (SRTP protect and send).
 ///
 /// Called on the event loop that owns the ``SFURouter``. `packet` is plain RTP/RTCP and valid only
 /// during the call: the router reuses the buffer's storage for the next packet, so the transport copies
@@ -11,6 +11,13 @@ public protocol MediaTransport: AnyObject {
     func sendRTP(_ packet: ByteBuffer)
     /// Sends one plain RTCP compound packet (the transport protects it).
     func sendRTCP(_ packet: ByteBuffer)
+    /// Whether the transport takes packets now; when false, consumers drop and count (back-pressure).
+    var isWritable: Bool { get }
+}
+
+extension MediaTransport {
+    /// Transports without a queue of their own are always writable.
+    public var isWritable: Bool { true }
 }
 
 /// The media kind of an m-section.
@@ -192,5 +199,19 @@ public struct SubscriberDescription: Sendable, Hashable {
     public init(extensions: RTPExtensionIDs, slots: [SubscriberSlotDescription]) {
         self.extensions = extensions
         self.slots = slots
+    }
+}
+
+extension RTPHeaderExtensionMap {
+    /// The map of a peer's negotiated extension ids.
+    init(ids: RTPExtensionIDs) {
+        self.init()
+        self.mid = ids.mid
+        self.rid = ids.rid
+        self.repairedRID = ids.repairedRID
+        self.absSendTime = ids.absSendTime
+        self.transportSequenceNumber = ids.transportWideSequence
+        self.audioLevel = ids.audioLevel
+        self.absCaptureTime = ids.absCaptureTime
     }
 }

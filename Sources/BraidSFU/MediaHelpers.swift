@@ -1,4 +1,4 @@
-import NIOCore
+public import NIOCore
 
 /// The primary block of a RED payload
 /// ([RFC 2198 §3](https://www.rfc-editor.org/rfc/rfc2198#section-3)).
@@ -15,16 +15,16 @@ import NIOCore
 /// ```
 ///
 /// The primary data is what is left after the headers and the redundant blocks.
-struct REDPrimaryBlock {
+public struct REDPrimaryBlock: Sendable, Hashable {
     /// Payload type of the primary encoding.
-    var payloadType: UInt8
+    public var payloadType: UInt8
     /// Offset of the primary data from the start of the RED payload.
-    var offset: Int
+    public var offset: Int
     /// Length of the primary data.
-    var length: Int
+    public var length: Int
 
     /// Parses the readable bytes of `payload`; nil when the headers overrun it.
-    init?(_ payload: ByteBuffer) {
+    public init?(_ payload: ByteBuffer) {
         var cursor = payload.readerIndex
         let end = payload.writerIndex
         var redundantBytes = 0

@@ -55,9 +55,13 @@ public struct SFUPeerStatus: Sendable, Hashable, Codable {
     /// The peer's selected transport address (`ip:port`). The core never knows it: the node that owns the
     /// peer's socket fills it in; nil until then.
     public var remoteAddress: String? = nil
+    /// The participant the peer belongs to (its own id unless its WHEP session was linked to a WHIP one).
+    public var participant: String? = nil
+    /// Subscribers: the network-wide id (``TrackID``) of the track each slot (by mid) shows.
+    public var tracks: [String: String]? = nil
 
     enum CodingKeys: String, CodingKey {
-        case id, direction, codecs, layers, retransmissions
+        case id, direction, codecs, layers, retransmissions, participant, tracks
         case remoteAddress = "remote_address"
         case bitrateInBps = "bitrate_in_bps"
         case bitrateOutBps = "bitrate_out_bps"
@@ -86,9 +90,16 @@ public struct SFUTrackStatus: Sendable, Hashable, Codable {
     public var layers: [SFULayerStatus]
     /// Smoothed audio level (RFC 6464, −dBov, 127 = silence), audio tracks with the extension only.
     public var audioLevel: Double?
+    /// The network-wide id.
+    public var id: TrackID? = nil
+    /// Consumers attached (subscriber slots, relay links, functions).
+    public var consumers: Int = 0
+    /// Bytes of the track's packet store (one copy of recent packets, shared by every consumer).
+    public var storedBytes: Int = 0
 
     enum CodingKeys: String, CodingKey {
-        case mid, kind, publisher, layers
+        case mid, kind, publisher, layers, id, consumers
+        case storedBytes = "stored_bytes"
         case trackID = "track_id"
         case audioLevel = "audio_level"
     }
@@ -117,7 +128,7 @@ public struct SFULayerStatus: Sendable, Hashable, Codable {
 
 extension Room {
     /// Audio tracks with voice, loudest (lowest −dBov) first.
-    func activeSpeakers(now: NIODeadline, configuration: SFUConfiguration) -> [Producer] {
+    func activeSpeakers(now: NIODeadline, configuration: SFUConfiguration) -> [TrackProducer] {
         self.producers.filter { producer in
             guard producer.kind == .audio, let level = producer.smoothedAudioLevel,
                 let at = producer.lastAudioLevelAt, now - at <= configuration.speakerTimeout
@@ -131,9 +142,9 @@ extension Room {
             var lost = 0
             var fraction = 0.0
             var layers: [String: String] = [:]
-            for producer in publisher.producers {
-                for layer in producer.layers {
-                    if let statistics = layer.statistics {
+            for (index, producer) in publisher.producers.enumerated() {
+                for stream in publisher.streams[index] {
+                    if let statistics = stream.statistics {
                         lost += Int(clamping: max(0, statistics.cumulativeLost))
                         let expected = statistics.packetsExpected
                         if expected > 0 {
@@ -156,41 +167,47 @@ extension Room {
                 },
                 keyframeRequests: c.keyframeRequestsSent,
                 packetsDropped: c.malformedRTP + c.unknownSSRC + c.malformedRTCP
-                    + publisher.producers.reduce(0) { $0 + $1.malformedPayloads })
+                    + publisher.producers.reduce(0) { $0 + $1.malformedPayloads },
+                participant: publisher.participant)
         }
         let subscribers = self.subscribers.map { subscriber -> SFUPeerStatus in
             var lost = 0
             var fraction = 0.0
             var layers: [String: String] = [:]
-            for consumer in subscriber.consumers {
-                lost += Int(max(0, consumer.cumulativeLost))
-                fraction = max(fraction, Double(consumer.fractionLost) / 256)
-                if let producer = consumer.producer, let layer = consumer.currentLayer {
-                    layers[consumer.slot.mid] = producer.layers[layer].rid ?? String(layer)
+            var tracks: [String: String] = [:]
+            for slot in subscriber.slots {
+                if let producer = slot.producer { tracks[slot.slot.mid] = producer.id.description }
+                lost += Int(max(0, slot.cumulativeLost))
+                fraction = max(fraction, Double(slot.fractionLost) / 256)
+                if let producer = slot.producer, let layer = slot.currentLayer {
+                    layers[slot.slot.mid] = producer.layers[layer].rid ?? String(layer)
                 }
             }
             let c = subscriber.counters
             let available = subscriber.availableBitrate
             return SFUPeerStatus(
                 id: subscriber.peerID, direction: "subscribe",
-                codecs: subscriber.consumers.compactMap { $0.producer?.track.codecName },
+                codecs: subscriber.slots.compactMap { $0.producer?.track.codecName },
                 bitrateInBps: 0, bitrateOutBps: subscriber.outbound.bitsPerSecond, packetsLost: lost,
                 lossFraction: fraction,
                 rttMs: subscriber.roundTripTime.map { Double($0.nanoseconds) / 1e6 },
                 estimateBps: available == Int.max ? nil : available, layers: layers,
                 nacksReceived: c.nacksReceived, nacksSent: 0, retransmissions: c.retransmissions,
-                keyframeRequests: c.keyframeRequestsReceived, packetsDropped: c.malformedRTCP)
+                keyframeRequests: c.keyframeRequestsReceived,
+                packetsDropped: c.malformedRTCP + subscriber.slots.reduce(0) { $0 + $1.backPressureDrops },
+                participant: subscriber.participant, tracks: tracks)
         }
         let tracks = self.producers.map { producer in
             SFUTrackStatus(
                 trackID: producer.track.trackID, mid: producer.track.mid, kind: producer.kind,
-                publisher: producer.publisher.peerID,
+                publisher: producer.peerID,
                 layers: producer.layers.map { layer in
                     SFULayerStatus(
                         rid: layer.rid, ssrc: layer.ssrc, bitrateBps: layer.meter.bitsPerSecond,
                         packets: layer.meter.packets, width: layer.width, height: layer.height)
                 },
-                audioLevel: producer.smoothedAudioLevel)
+                audioLevel: producer.smoothedAudioLevel, id: producer.id, consumers: producer.consumers.count,
+                storedBytes: producer.storedBytes)
         }
         return SFURoomStatus(
             name: self.name, publishers: publishers, subscribers: subscribers, tracks: tracks,

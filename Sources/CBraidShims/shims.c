@@ -106,3 +106,12 @@ void braid_hmac_sha1(const void *key, size_t key_length, const void *data, size_
     SHA1_Update(&ctx, inner, SHA_DIGEST_LENGTH);
     SHA1_Final((unsigned char *)out, &ctx);
 }
+
+// MARK: Memory
+
+#if defined(__GLIBC__)
+#include <malloc.h>
+int braid_malloc_trim(size_t pad) { return malloc_trim(pad); }
+#else
+int braid_malloc_trim(size_t pad) { (void)pad; return 0; }
+#endif

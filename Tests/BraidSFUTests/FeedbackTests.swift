@@ -269,7 +269,7 @@ struct SingleStream {
             room: "r", peerID: "sub",
             description: SubscriberDescription(extensions: subscriberIDs, slots: [videoSlot()]),
             transport: RecordingTransport(), now: at(0))
-        let consumer = subscriber.consumers[0]
+        let consumer = subscriber.slots[0]
         var source = SimulcastSource()
         var time: Int64 = 0
         /// 30 fps on every layer, a keyframe on each layer every 500 ms, a tick every frame.
@@ -362,7 +362,7 @@ struct SingleStream {
             room: "r", peerID: "sub",
             description: SubscriberDescription(extensions: subscriberIDs, slots: [videoSlot()]),
             transport: subscriberTransport, now: at(0))
-        let consumer = subscriber.consumers[0]
+        let consumer = subscriber.slots[0]
         var source = SimulcastSource()
         var time: Int64 = 0
         func run(until end: Int64, layers: Range<Int>) {
@@ -398,7 +398,7 @@ struct SingleStream {
             room: "r", peerID: "sub",
             description: SubscriberDescription(extensions: subscriberIDs, slots: [videoSlot()]),
             transport: subscriberTransport, now: at(0))
-        let consumer = subscriber.consumers[0]
+        let consumer = subscriber.slots[0]
         var source = SimulcastSource()
         var time: Int64 = 0
         var map = RTPHeaderExtensionMap()

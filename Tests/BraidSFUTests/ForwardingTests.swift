@@ -25,7 +25,7 @@ import Testing
                 transport: subscriberTransport, now: at(0))
         }
 
-        var consumer: Consumer { self.subscriber.consumers[0] }
+        var consumer: SubscriberSlot { self.subscriber.slots[0] }
 
         /// Sends one frame on every layer (keyframes or not) at `ms`.
         mutating func sendAllLayers(keyframe: Bool, at ms: Int64, withRID: Bool = true) {
@@ -193,7 +193,7 @@ import Testing
                 extensions: subscriberIDs,
                 slots: [audioSlot(mid: "a0", ssrc: 11), videoSlot(mid: "v0", ssrc: 21, rtxSSRC: nil)]),
             transport: subscriberTransport, now: at(0))
-        #expect(subscriber.consumers.allSatisfy { $0.producer == nil })
+        #expect(subscriber.slots.allSatisfy { $0.producer == nil })
         // The room exists while someone is in it.
         #expect(router.roomNames == ["r"])
 
@@ -203,7 +203,7 @@ import Testing
                 extensions: publisherIDs,
                 tracks: [audioTrack(mid: "0", trackID: "alice-mic"), videoTrack(mid: "1", rids: [])]),
             transport: RecordingTransport(), now: at(10))
-        #expect(subscriber.consumers.map { $0.producer?.track.trackID } == ["alice-mic", "cam"])
+        #expect(subscriber.slots.map { $0.producer?.track.trackID } == ["alice-mic", "cam"])
 
         // Bob's audio arrives when the audio slot is taken: it waits.
         router.addPublisher(
@@ -211,12 +211,12 @@ import Testing
             description: PublisherDescription(
                 extensions: publisherIDs, tracks: [audioTrack(mid: "0", trackID: "bob-mic")]),
             transport: RecordingTransport(), now: at(20))
-        #expect(subscriber.consumers[0].producer?.track.trackID == "alice-mic")
+        #expect(subscriber.slots[0].producer?.track.trackID == "alice-mic")
 
         // Alice leaves: her slots are freed; bob's audio takes the audio slot, the video slot stays free.
         router.removePeer("alice", now: at(30))
-        #expect(subscriber.consumers[0].producer?.track.trackID == "bob-mic")
-        #expect(subscriber.consumers[1].producer == nil)
+        #expect(subscriber.slots[0].producer?.track.trackID == "bob-mic")
+        #expect(subscriber.slots[1].producer == nil)
         #expect(alice.producers.allSatisfy { $0.consumers.isEmpty })
 
         // A video publisher arriving later fills the free video slot.
@@ -225,7 +225,7 @@ import Testing
             description: PublisherDescription(
                 extensions: publisherIDs, tracks: [videoTrack(mid: "0", trackID: "carol-cam", rids: [])]),
             transport: RecordingTransport(), now: at(40))
-        #expect(subscriber.consumers[1].producer?.track.trackID == "carol-cam")
+        #expect(subscriber.slots[1].producer?.track.trackID == "carol-cam")
 
         router.removePeer("bob", now: at(50))
         router.removePeer("carol", now: at(50))
@@ -446,7 +446,7 @@ import Testing
                 payloadType: 97, sequenceNumber: 1, timestamp: lostPacket.timestamp, ssrc: 2001,
                 extensions: [(1, ascii("0")), (3, ascii("l"))], payload: payload),
             now: at(60))
-        #expect(publisher.producers[0].layers[0].rtxSSRC == 2001)
+        #expect(publisher.streams[0][0].rtxSSRC == 2001)
         #expect(publisher.producers[0].layers[0].retransmissionsReceived == 1)
 
         let sent = subscriberTransport.rtpPackets
@@ -473,7 +473,7 @@ import Testing
             room: "r", peerID: "pub", description: PublisherDescription(extensions: RTPExtensionIDs(), tracks: [track]),
             transport: publisherTransport, now: at(0))
         #expect(publisher.producers[0].layers.map(\.ssrc) == [1000, 1001, 1002])
-        #expect(publisher.producers[0].layers.map(\.rtxSSRC) == [2000, 2001, 2002])
+        #expect(publisher.streams[0].map(\.rtxSSRC) == [2000, 2001, 2002])
         let subscriberTransport = RecordingTransport()
         let subscriber = router.addSubscriber(
             room: "r", peerID: "sub",

@@ -1,3 +1,4 @@
+import BraidSFU
 import BraidSecurity
 import Logging
 import NIOConcurrencyHelpers
@@ -66,11 +67,15 @@ public final class MediaService: Service, Sendable {
     ///   - configuration: bind address, port, batch size and offload switch.
     ///   - eventLoopGroup: the group the socket's event loop comes from.
     ///   - logger: lifecycle logging (bind, close); nothing is logged per datagram.
-    public init(configuration: NodeConfiguration.Media, eventLoopGroup: any EventLoopGroup, logger: Logger) {
+    ///   - node: the node's id in the network: the origin of every track published here.
+    public init(
+        configuration: NodeConfiguration.Media, eventLoopGroup: any EventLoopGroup, logger: Logger,
+        node: NodeID = .local
+    ) {
         self.configuration = configuration
         self.eventLoopGroup = eventLoopGroup
         self.logger = logger
-        self.sessions = WebRTCSessions(advertisedAddresses: configuration.advertisedAddresses)
+        self.sessions = WebRTCSessions(advertisedAddresses: configuration.advertisedAddresses, node: node)
         self.offload = MediaOffloadStatus(
             receiveOffload: configuration.offload && System.supportsUDPReceiveOffload,
             segmentationOffload: configuration.offload && System.supportsUDPSegmentationOffload

@@ -45,6 +45,10 @@ final class WebRTCOutputBatch {
     }
 
     var allocator: ByteBufferAllocator { self.channel.allocator }
+
+    /// Whether the socket takes more writes (false while the kernel's send queue and NIO's pending
+    /// writes are above the channel's high-water mark).
+    var isWritable: Bool { self.channel.isWritable }
 }
 
 /// The forwarding core's way out to one WebRTC peer: SRTP-protects each packet into a fresh buffer and
@@ -74,6 +78,8 @@ final class WebRTCMediaTransport: MediaTransport {
     func sendRTCP(_ packet: ByteBuffer) {
         self.protectAndWrite(packet, isRTCP: true)
     }
+
+    var isWritable: Bool { self.batch.isWritable }
 
     private func protectAndWrite(_ packet: ByteBuffer, isRTCP: Bool) {
         guard let srtp = self.srtp, let destination = self.destination else {

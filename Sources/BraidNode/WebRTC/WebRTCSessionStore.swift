@@ -1,4 +1,5 @@
 import BraidICE
+import CBraidShims
 import BraidSDP
 import BraidSFU
 import BraidSecurity
@@ -46,13 +47,16 @@ final class WebRTCSessionStore {
     private var sweepTask: Scheduled<Void>?
     private var tickTask: Scheduled<Void>?
     private var closed = false
+    /// A session ended since the last sweep: its buffers went back to malloc, which is asked to return
+    /// free memory to the system at the next sweep (glibc keeps freed arenas otherwise).
+    private var releasedMemory = false
 
-    init(channel: any Channel, certificate: DTLSCertificate, capacity: Int) {
+    init(channel: any Channel, certificate: DTLSCertificate, capacity: Int, node: NodeID) {
         self.channel = channel
         self.certificate = certificate
         self.table = Table(capacity: capacity)
         self.scratch = channel.allocator.buffer(capacity: Self.scratchSize)
-        self.forwarding = SFURouter(wallClock: .system(now: .now()))
+        self.forwarding = SFURouter(wallClock: .system(now: .now()), node: node)
         self.output = WebRTCOutputBatch(channel: channel)
     }
 
@@ -330,6 +334,7 @@ final class WebRTCSessionStore {
             self.forwarding.removePeer(session.id, now: .now())
         }
         session.close()
+        self.releasedMemory = true
     }
 
     /// Follows the ICE agent's selected address, where the core's packets go.
@@ -422,6 +427,11 @@ final class WebRTCSessionStore {
         for session in self.table.removeFailedSessions(now: .now) {
             self.byID.removeValue(forKey: session.id)
             self.detach(session)
+        }
+        if self.releasedMemory {
+            self.releasedMemory = false
+            // At most once a second, and only after sessions ended: trimming walks the heap.
+            _ = braid_malloc_trim(0)
         }
         self.scheduleSweep()
     }

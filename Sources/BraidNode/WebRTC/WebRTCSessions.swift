@@ -81,6 +81,8 @@ public final class WebRTCSessions: Sendable {
     public let advertisedAddresses: [String]
     /// Most sessions held at once.
     public let capacity: Int
+    /// The node's id in the network.
+    public let node: NodeID
 
     private struct Attached {
         let store: NIOLoopBound<WebRTCSessionStore>
@@ -103,9 +105,11 @@ public final class WebRTCSessions: Sendable {
     /// - Parameters:
     ///   - advertisedAddresses: ``NodeConfiguration/Media/advertisedAddresses`` (never empty once resolved).
     ///   - capacity: most sessions at once.
-    public init(advertisedAddresses: [String], capacity: Int = WebRTCSessions.defaultCapacity) {
+    ///   - node: the node's id in the network, the origin of the tracks published here.
+    public init(advertisedAddresses: [String], capacity: Int = WebRTCSessions.defaultCapacity, node: NodeID = .local) {
         self.advertisedAddresses = advertisedAddresses
         self.capacity = capacity
+        self.node = node
     }
 
     /// The fingerprint of the node's certificate, once the media socket runs.
@@ -115,7 +119,8 @@ public final class WebRTCSessions: Sendable {
 
     /// Creates the store for a newly bound media channel. Called on the channel's event loop.
     func attach(channel: any Channel, certificate: DTLSCertificate) -> WebRTCSessionStore {
-        let store = WebRTCSessionStore(channel: channel, certificate: certificate, capacity: self.capacity)
+        let store = WebRTCSessionStore(
+            channel: channel, certificate: certificate, capacity: self.capacity, node: self.node)
         store.start()
         let bound = NIOLoopBound(store, eventLoop: channel.eventLoop)
         self.attached.withLockedValue {

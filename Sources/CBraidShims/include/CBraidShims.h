@@ -57,4 +57,10 @@ void *braid_evp_pkey_ec_p256_generate(void);
 /// HMAC-SHA1 of `data` under `key`, written to `out` (20 bytes). Uses stack state only.
 void braid_hmac_sha1(const void *key, size_t key_length, const void *data, size_t data_length, void *out);
 
+// MARK: Memory
+
+/// glibc's `malloc_trim(pad)` (declared in <malloc.h>, which the Glibc module does not export): gives
+/// free heap memory back to the system. Returns 1 when memory was released; 0 elsewhere or on other libcs.
+int braid_malloc_trim(size_t pad);
+
 #endif

@@ -1,0 +1,261 @@
+import BraidCongestion
+import BraidRTPStreams
+import BraidWire
+public import NIOCore
+
+/// A subscribing peer (a WHEP session): the WebRTC egress. Its slots (``SubscriberSlot``) consume the
+/// room's tracks; this class holds what the slots share — the transport, the transport-wide sequence,
+/// the bandwidth estimate that picks their layers (`LayerAllocation.swift`), the RTCP the peer sends
+/// (`SubscriberFeedback.swift`) — and builds each outgoing packet.
+///
+/// Created by ``SFURouter/addSubscriber(room:peerID:participant:description:transport:now:)``; confined to
+/// the router's event loop.
+public final class SFUSubscriber {
+    /// The peer's id, unique in the router.
+    public let peerID: String
+    /// The participant it belongs to: slots are never filled with tracks of the same participant.
+    public let participant: String
+    /// The room it watches.
+    public let room: String
+
+    /// An operator cap on this subscriber's bandwidth estimate (bits/s); nil lifts it. A lower cap moves
+    /// the video layers down at once (on the next keyframe); a higher one after the normal up-dwell.
+    public var maximumBitrate: Int? {
+        didSet {
+            if let now = self.lastActivity { self.decideLayers(now: now) }
+        }
+    }
+
+    let description: SubscriberDescription
+    let transport: any MediaTransport
+    let configuration: SFUConfiguration
+    let wallClock: WallClock
+    let rtcpSSRC: UInt32
+    private(set) var slots: [SubscriberSlot] = []
+    var slotsBySSRC: [UInt32: SubscriberSlot] = [:]
+
+    /// The packet being built; taken while in use so that its storage stays uniquely referenced.
+    private var scratch: ByteBuffer?
+    /// RTX encapsulation of a retransmission is written here.
+    private var rtxScratch: ByteBuffer
+    var rtcpScratch: ByteBuffer
+    private var extensions: RTPHeaderExtensionBuilder
+    var sequencer: TransportSequencer
+    var estimator: BandwidthEstimator
+    var packetResults: ContiguousArray<PacketResult>
+    var rembBitrate: Int?
+    /// Packet results the last transport-wide feedback produced (sent packets it reported on).
+    var lastFeedbackResultCount = 0
+    var roundTripTime: TimeAmount?
+    var lastActivity: NIODeadline?
+    var lastLayerDecisionAt: NIODeadline?
+
+    struct Counters {
+        var malformedRTCP = 0
+        var nacksReceived = 0
+        var retransmissions = 0
+        var keyframeRequestsReceived = 0
+        var transportFeedbackReceived = 0
+        var sendFailures = 0
+    }
+    var counters = Counters()
+    var outbound = RateMeter()
+
+    init(
+        room: String, peerID: String, participant: String, description: SubscriberDescription,
+        transport: any MediaTransport, configuration: SFUConfiguration, wallClock: WallClock, rtcpSSRC: UInt32
+    ) {
+        self.room = room
+        self.peerID = peerID
+        self.participant = participant
+        self.description = description
+        self.transport = transport
+        self.configuration = configuration
+        self.wallClock = wallClock
+        self.rtcpSSRC = rtcpSSRC
+        let allocator = ByteBufferAllocator()
+        self.scratch = allocator.buffer(capacity: configuration.maximumPacketSize + 64)
+        self.rtxScratch = allocator.buffer(capacity: configuration.maximumPacketSize + 64)
+        self.rtcpScratch = allocator.buffer(capacity: 1500)
+        self.extensions = RTPHeaderExtensionBuilder(storage: allocator.buffer(capacity: 96))
+        self.sequencer = TransportSequencer()
+        var estimatorConfiguration = BandwidthEstimator.Configuration()
+        estimatorConfiguration.startBitrate = configuration.startBitrate
+        self.estimator = BandwidthEstimator(configuration: estimatorConfiguration)
+        self.packetResults = ContiguousArray()
+        self.packetResults.reserveCapacity(TransportSequencer.capacity)
+        self.slots = description.slots.map { SubscriberSlot(subscriber: self, slot: $0, configuration: configuration) }
+        for slot in self.slots {
+            self.slotsBySSRC[slot.slot.ssrc] = slot
+            if let rtx = slot.slot.rtxSSRC { self.slotsBySSRC[rtx] = slot }
+        }
+    }
+
+    /// The reusable packet buffer (tests check that its storage is stable).
+    var scratchForTesting: ByteBuffer? { self.scratch }
+
+    /// The next transport-wide sequence number.
+    var nextTransportSequence: UInt16 { self.sequencer.next }
+
+    /// Whether the subscriber gives any bandwidth signal (transport-cc feedback or REMB).
+    var hasBandwidthFeedback: Bool {
+        let transportWide = self.description.extensions.transportWideSequence != nil
+        return self.slots.contains { ($0.slot.feedback.transportCC && transportWide) || $0.slot.feedback.remb }
+    }
+
+    /// Bytes this subscriber holds for its slots' histories and its send buffers.
+    var footprint: Int {
+        self.slots.reduce(0) { $0 + $1.history.footprint } + TransportSequencer.capacity * 16
+            + 3 * (self.configuration.maximumPacketSize + 64)
+    }
+
+    // MARK: - Sending media
+
+    /// Builds the subscriber's copy of `packet` in the reusable scratch buffer and sends it:
+    /// payload type, header extensions (the subscriber's IDs), then SSRC, sequence number, timestamp and
+    /// VP8 picture ids through the slot's rewriter; records where it came from for retransmissions.
+    func send(_ packet: MediaPacket, slot: SubscriberSlot, now: NIODeadline) {
+        self.lastActivity = now
+        guard var out = self.build(packet, slot: slot, now: now) else { return }
+        let decision: RTPRewriter.Decision
+        do {
+            decision = try slot.rewriter.rewrite(packet: &out, now: now)
+        } catch {
+            slot.rewriteFailures += 1
+            self.scratch = out.buffer
+            return
+        }
+        if decision == .forward {
+            self.record(out, from: packet, slot: slot, now: now)
+            if self.description.extensions.transportWideSequence != nil {
+                self.sequencer.sent(size: out.length, sendTime: now)
+            }
+            slot.packetsSent += 1
+            slot.payloadOctetsSent += out.payloadLength
+            self.outbound.add(bytes: out.length, now: now, window: self.configuration.bitrateWindow)
+            self.transport.sendRTP(out.buffer)
+        }
+        self.scratch = out.buffer
+    }
+
+    /// Writes `packet` for this subscriber into the scratch buffer, still under the origin's SSRC,
+    /// sequence number and timestamp: the subscriber's payload type (RFC 2198: RED goes out whole only to
+    /// an audio slot that negotiated RED; otherwise its primary block alone — video RED is always
+    /// unwrapped so the VP8 descriptor can be rewritten) and header extensions under the subscriber's ids
+    /// (mid, abs-send-time and transport-wide sequence fresh; audio level and abs-capture-time copied).
+    /// Returns nil, with the scratch buffer put back, when the packet cannot be written.
+    private func build(_ packet: MediaPacket, slot: SubscriberSlot, now: NIODeadline) -> RTPPacket? {
+        guard let producer = slot.producer, var buffer = self.scratch.take() else { return nil }
+        buffer.clear()
+        let ids = self.description.extensions
+        let map = packet.extensions
+        let description = slot.slot
+
+        var payload = packet.payload
+        var payloadType = description.payloadType
+        var keepsRED = false
+        if let block = packet.redPrimary {
+            if let red = description.redPayloadType, description.kind == .audio {
+                payloadType = red
+                keepsRED = true
+            } else {
+                payload = payload.getSlice(at: payload.readerIndex + block.offset, length: block.length) ?? payload
+            }
+        }
+
+        self.extensions.removeAll()
+        do {
+            if let id = ids.mid, let mid = slot.midValue { try self.extensions.append(mid, id: id) }
+            if let id = ids.absSendTime {
+                try self.extensions.append(AbsSendTime(ntpTimestamp: self.wallClock.ntpTimestamp(at: now)), id: id)
+            }
+            if let id = ids.transportWideSequence {
+                try self.extensions.append(TransportSequenceNumber(self.sequencer.next), id: id)
+            }
+            if let id = ids.audioLevel, let element = map.audioLevel.flatMap({ packet.rtp.extension(id: $0) }) {
+                try self.extensions.append(id: id, value: element.value)
+            }
+            if let id = ids.absCaptureTime, let element = map.absCaptureTime.flatMap({ packet.rtp.extension(id: $0) }) {
+                try self.extensions.append(id: id, value: element.value)
+            }
+            let header = RTPHeader(
+                marker: packet.marker, payloadType: payloadType, sequenceNumber: packet.sequenceNumber,
+                timestamp: packet.timestamp, ssrc: packet.sourceSSRC)
+            try buffer.writeRTPPacket(header, csrcs: packet.rtp.csrcs, extensions: self.extensions, payload: payload)
+        } catch {
+            self.counters.sendFailures += 1
+            self.scratch = buffer
+            return nil
+        }
+        if keepsRED {
+            // The block headers name the publisher's media PT; the subscriber knows it by its own.
+            REDPrimaryBlock.rewriteBlockPayloadTypes(
+                in: &buffer, payloadAt: buffer.writerIndex - payload.readableBytes,
+                from: producer.track.payloadType, to: description.payloadType)
+        }
+        do {
+            return try RTPPacket(consume buffer)
+        } catch {
+            self.counters.sendFailures += 1
+            self.scratch = ByteBufferAllocator().buffer(capacity: self.configuration.maximumPacketSize + 64)
+            return nil
+        }
+    }
+
+    /// Keeps where a sent packet came from and how it was rewritten.
+    private func record(_ out: RTPPacket, from packet: MediaPacket, slot: SubscriberSlot, now: NIODeadline) {
+        var entry = SentPacketHistory.Entry(
+            sequenceNumber: out.sequenceNumber, originSequenceNumber: packet.sequenceNumber, timestamp: out.timestamp,
+            layer: UInt8(truncatingIfNeeded: packet.layer), generation: slot.generation,
+            sentAt: now.uptimeNanoseconds)
+        if slot.rewriter.rewritesVP8, let descriptor = try? VP8PayloadDescriptor(out.payload) {
+            entry.pictureID = descriptor.pictureID.map { Int32($0.value) } ?? -1
+            entry.tl0PicIndex = descriptor.tl0PicIndex.map { Int16($0) } ?? -1
+        }
+        slot.history.record(entry)
+    }
+
+    /// Resends output packet `sequenceNumber` of `slot`: the producer's stored copy, rewritten as it was
+    /// the first time, RTX-encapsulated when the slot has RTX (RFC 4588 §4), with fresh abs-send-time and
+    /// transport-wide sequence number.
+    func retransmit(_ sequenceNumber: UInt16, slot: SubscriberSlot, now: NIODeadline) -> Bool {
+        guard let consumer = slot.consumer,
+            let entry = slot.history.lookup(
+                sequenceNumber, generation: slot.generation, now: now, maxAge: slot.maxResendAge,
+                minimumResendInterval: slot.minimumResendInterval)
+        else { return false }
+        var sent = false
+        consumer.withStoredPacket(layer: Int(entry.layer), sequenceNumber: entry.originSequenceNumber, now: now) {
+            packet in
+            guard var out = self.build(packet, slot: slot, now: now) else { return }
+            out.setSSRC(slot.slot.ssrc)
+            out.setSequenceNumber(sequenceNumber)
+            out.setTimestamp(entry.timestamp)
+            if entry.pictureID >= 0 { try? out.rewriteVP8Descriptor(pictureID: UInt16(entry.pictureID)) }
+            if entry.tl0PicIndex >= 0 { try? out.rewriteVP8Descriptor(tl0PicIndex: UInt8(entry.tl0PicIndex)) }
+            var wire = out.buffer
+            if let rtxSSRC = slot.slot.rtxSSRC, let rtxPayloadType = slot.slot.rtxPayloadType {
+                self.rtxScratch.clear()
+                out.writeRTX(
+                    ssrc: rtxSSRC, payloadType: rtxPayloadType, sequenceNumber: slot.nextRTXSequenceNumber,
+                    into: &self.rtxScratch)
+                slot.nextRTXSequenceNumber &+= 1
+                wire = self.rtxScratch
+            }
+            if self.description.extensions.transportWideSequence != nil {
+                self.sequencer.sent(size: wire.readableBytes, sendTime: now)
+            }
+            self.outbound.add(bytes: wire.readableBytes, now: now, window: self.configuration.bitrateWindow)
+            self.transport.sendRTP(wire)
+            self.scratch = out.buffer
+            sent = true
+        }
+        if sent { slot.history.markResent(sequenceNumber, now: now) }
+        return sent
+    }
+
+    /// Detaches every slot (the peer leaves).
+    func close(now: NIODeadline) {
+        for slot in self.slots { slot.detach(now: now) }
+    }
+}

@@ -1,0 +1,38 @@
+import BraidRTPStreams
+import NIOCore
+
+/// The receive side of one RTP stream of a WebRTC publisher (a simulcast layer, or the only stream) on
+/// this hop: its SSRCs, reception statistics for receiver reports, the NACK generator and the keyframe
+/// request throttle. What the track itself knows (rate, size, stored packets) is in ``ProducerLayer``.
+///
+/// Owned by its ``SFUPublisher``. Allocated by this: the NACK generator's missing list (once).
+final class InboundStream {
+    /// Position in the track's layers.
+    let index: Int
+    /// The RID, nil without simulcast.
+    let rid: String?
+    /// The media SSRC, once signalled or learnt from the first packets.
+    private(set) var ssrc: UInt32?
+    /// The RTX SSRC, once known.
+    var rtxSSRC: UInt32?
+    var statistics: ReceiveStatistics?
+    var nack: NACKGenerator
+    var throttle: KeyframeRequestThrottle?
+    /// A keyframe was wanted before the SSRC was known: ask as soon as it is.
+    var keyframeWanted = false
+    /// NACK scratch list, reused by every tick.
+    var pendingNACKs = ContiguousArray<UInt16>()
+
+    init(index: Int, rid: String?) {
+        self.index = index
+        self.rid = rid
+        self.nack = NACKGenerator()
+    }
+
+    func bind(ssrc: UInt32, clockRate: UInt32, keyframeInterval: TimeAmount) {
+        self.ssrc = ssrc
+        self.statistics = ReceiveStatistics(ssrc: ssrc, clockRate: clockRate)
+        self.nack.reset()
+        self.throttle = KeyframeRequestThrottle(mediaSSRC: ssrc, interval: keyframeInterval)
+    }
+}

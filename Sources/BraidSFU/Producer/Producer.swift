@@ -1,0 +1,290 @@
+import BraidRTPStreams
+public import BraidWire
+public import NIOCore
+
+/// One layer of a track as the producer sees it: its origin SSRC, measured rate, picture size.
+public final class ProducerLayer {
+    /// Position in the track's `rids` (0 without simulcast).
+    public let index: Int
+    /// The RID, nil without simulcast.
+    public let rid: String?
+    /// The origin media SSRC, once the ingress has bound it.
+    public internal(set) var ssrc: UInt32?
+    var meter = RateMeter()
+    public internal(set) var width: Int?
+    public internal(set) var height: Int?
+    /// Retransmissions that reached the producer (RTX from upstream).
+    public internal(set) var retransmissionsReceived = 0
+    /// When the last live (not retransmitted) packet arrived.
+    var lastPacketAt: NIODeadline?
+    /// The one stored copy of the layer's recent packets.
+    var store: PacketStore
+
+    init(index: Int, rid: String?, store: PacketStore) {
+        self.index = index
+        self.rid = rid
+        self.store = store
+    }
+
+    /// Bits per second over the last measurement window.
+    public var bitsPerSecond: Int { self.meter.bitsPerSecond }
+}
+
+/// What the producer made of an ingress packet.
+public enum IngestOutcome: Sendable, Hashable {
+    /// Parsed, stored and fanned out; `keyframe` when it starts a keyframe (live packets only).
+    case forwarded(keyframe: Bool)
+    /// Nothing to forward (an empty payload, a FEC-only RED packet): consumers renumbered around it.
+    case skipped
+    /// The payload does not parse as its codec says; counted and dropped.
+    case malformed
+}
+
+/// A track in the router: the one entry point for its packets, whatever their source, and the fan-out
+/// to its consumers.
+///
+/// Every ingress — a WebRTC publisher (``SFUPublisher``), a mesh link, an edge function — does its
+/// hop-level work and then calls ``ingest(_:now:)``: the payload is parsed once (RED, VP8), the packet
+/// stored once for retransmissions, the layer measured, and a ``MediaPacket`` handed to every consumer
+/// whose ``LayerSet`` includes its layer. Consumers talk back through ``TrackConsumer``; what only the
+/// source can do goes to its ``TrackSource``.
+///
+/// Confined to its router's event loop.
+public final class TrackProducer {
+    /// The network-wide id.
+    public let id: TrackID
+    /// The room it is published in.
+    public let room: String
+    /// The publishing peer (a session id, a link id, a function id).
+    public let peerID: String
+    /// The participant the publisher belongs to: consumers of the same participant are not given it by
+    /// room policies.
+    public let participant: String
+    /// What was negotiated for it.
+    public let track: PublishedTrackDescription
+    /// Its layers, in the order of `track.rids`.
+    public let layers: [ProducerLayer]
+    /// Who feeds it.
+    public private(set) weak var source: (any TrackSource)?
+    /// The header extension ids of the packets the source ingests (stored packets keep their headers).
+    public let ingressExtensions: RTPHeaderExtensionMap
+    /// Consumers attached, in attachment order.
+    public private(set) var consumers: [TrackConsumer] = []
+    /// The union of the consumers' layers, as last told to the source.
+    public private(set) var wantedLayers = LayerSet.none
+
+    let configuration: SFUConfiguration
+    let isVP8: Bool
+    /// Smoothed RFC 6464 level (−dBov, 127 = silence) and when it was last updated.
+    var smoothedAudioLevel: Double?
+    var lastAudioLevelAt: NIODeadline?
+    public private(set) var malformedPayloads = 0
+    /// Packets read back from the store land here (reused).
+    private var storeScratch: ByteBuffer
+
+    init(
+        id: TrackID, room: String, peerID: String, participant: String, track: PublishedTrackDescription,
+        extensions: RTPHeaderExtensionMap, source: any TrackSource, configuration: SFUConfiguration
+    ) {
+        self.ingressExtensions = extensions
+        self.id = id
+        self.room = room
+        self.peerID = peerID
+        self.participant = participant
+        self.track = track
+        self.source = source
+        self.configuration = configuration
+        self.isVP8 = track.codecName.lowercased() == "vp8"
+        let isVideo = track.kind == .video
+        let store = PacketStore(
+            initialCapacity: isVideo ? 128 : 64,
+            maximumCapacity: isVideo ? configuration.videoRetransmissionCapacity : configuration.audioRetransmissionCapacity,
+            slotSize: configuration.maximumPacketSize,
+            maxAge: isVideo
+                ? configuration.retransmissionMaxAge : .nanoseconds(configuration.retransmissionMaxAge.nanoseconds / 2))
+        let rids: [String?] = track.rids.isEmpty ? [nil] : track.rids
+        self.layers = rids.enumerated().map { ProducerLayer(index: $0.offset, rid: $0.element, store: store) }
+        self.storeScratch = ByteBufferAllocator().buffer(capacity: configuration.maximumPacketSize)
+    }
+
+    /// Audio or video.
+    public var kind: MediaKind { self.track.kind }
+
+    /// Bytes held in the packet stores of every layer.
+    public var storedBytes: Int { self.layers.reduce(0) { $0 + $1.store.footprint } }
+
+    // MARK: - Ingress
+
+    /// Names the origin SSRC of `layer` (a WebRTC publisher learns it from signalling or the first
+    /// packets; a relay link from the track's announcement). Packets of a layer without one are refused.
+    public func bind(layer: Int, ssrc: UInt32) {
+        guard self.layers.indices.contains(layer) else { return }
+        self.layers[layer].ssrc = ssrc
+    }
+
+    /// The one entry point for a packet of this track: parses its payload, stores it, measures its
+    /// layer and hands it to every consumer of that layer.
+    @discardableResult
+    public func ingest(_ packet: IngressPacket, now: NIODeadline) -> IngestOutcome {
+        guard self.layers.indices.contains(packet.layer), let ssrc = self.layers[packet.layer].ssrc else {
+            return .malformed
+        }
+        let layer = self.layers[packet.layer]
+        if packet.isRetransmission {
+            layer.retransmissionsReceived += 1
+        } else {
+            layer.meter.add(bytes: packet.rtp.length, now: now, window: self.configuration.bitrateWindow)
+            layer.lastPacketAt = now
+        }
+        guard var media = self.parse(packet, ssrc: ssrc, isRetransmission: packet.isRetransmission) else {
+            self.malformedPayloads += 1
+            return .malformed
+        }
+        if media.isKeyframe, let size = vp8KeyframeDimensions(Self.vp8Data(media.mediaPayload)) {
+            layer.width = size.width
+            layer.height = size.height
+        }
+        if self.track.kind == .audio, let id = packet.extensions.audioLevel,
+            let level = try? packet.rtp.headerExtension(AudioLevel.self, id: id)
+        {
+            let sample = Double(level.level)
+            let weight = self.configuration.speakerSmoothing
+            self.smoothedAudioLevel = self.smoothedAudioLevel.map { $0 + weight * (sample - $0) } ?? sample
+            self.lastAudioLevelAt = now
+        }
+        if media.isForwardable {
+            let payloadType = packet.isRetransmission ? self.originalPayloadType(media) : packet.rtp.payloadType
+            layer.store.store(
+                packet.rtp, sequenceNumber: packet.sequenceNumber, ssrc: ssrc, payloadType: payloadType,
+                payload: packet.payload, now: now)
+        }
+        media.layer = packet.layer
+        self.fanOut(media, now: now)
+        return media.isForwardable ? .forwarded(keyframe: media.isKeyframe) : .skipped
+    }
+
+    /// The payload type a repaired packet had at the origin: RED when its payload parses as RED with a
+    /// primary block of the media type, else the media type.
+    private func originalPayloadType(_ media: MediaPacket) -> UInt8 {
+        if let red = self.track.redPayloadType, media.redPrimary != nil { return red }
+        return self.track.payloadType
+    }
+
+    /// RED and VP8 parsing: what every consumer needs to know of the payload, done once.
+    private func parse(_ packet: IngressPacket, ssrc: UInt32, isRetransmission: Bool) -> MediaPacket? {
+        let payload = packet.payload
+        var redPrimary: REDPrimaryBlock?
+        var isForwardable = payload.readableBytes > 0
+        var media = payload
+        if isForwardable, let red = self.track.redPayloadType, packet.rtp.payloadType == red {
+            guard let block = REDPrimaryBlock(payload) else { return nil }
+            redPrimary = block
+            isForwardable = block.payloadType == self.track.payloadType && block.length > 0
+            media = payload.getSlice(at: payload.readerIndex + block.offset, length: block.length) ?? ByteBuffer()
+        }
+        var isKeyframe = false
+        if self.track.kind == .video, isForwardable {
+            if self.isVP8 {
+                guard let vp8 = try? VP8Payload(media) else { return nil }
+                // A repaired old keyframe must not start a layer switch behind the live stream.
+                isKeyframe = vp8.isKeyFrame && !isRetransmission
+            } else {
+                isKeyframe = !isRetransmission  // other codecs: no keyframe detection, switch on any packet.
+            }
+        }
+        return MediaPacket(
+            track: self.id, layer: packet.layer, rtp: packet.rtp, extensions: packet.extensions, sourceSSRC: ssrc,
+            sequenceNumber: packet.sequenceNumber, payload: payload, redPrimary: redPrimary, isKeyframe: isKeyframe,
+            isForwardable: isForwardable, isRetransmission: isRetransmission)
+    }
+
+    private static func vp8Data(_ payload: ByteBuffer) -> ByteBuffer {
+        (try? VP8Payload(payload))?.data ?? ByteBuffer()
+    }
+
+    private func fanOut(_ packet: MediaPacket, now: NIODeadline) {
+        for consumer in self.consumers where consumer.layers.contains(layer: packet.layer) {
+            consumer.deliver(packet, now: now)
+        }
+    }
+
+    // MARK: - Stored packets
+
+    /// Reads the stored packet `sequenceNumber` of `layer` back as a ``MediaPacket`` (a retransmission)
+    /// and passes it to `body`; false when it is not stored any more.
+    func withStoredPacket(
+        layer index: Int, sequenceNumber: UInt16, now: NIODeadline, _ body: (MediaPacket) -> Void
+    ) -> Bool {
+        guard self.layers.indices.contains(index), let ssrc = self.layers[index].ssrc else { return false }
+        self.storeScratch.clear()
+        guard self.layers[index].store.read(sequenceNumber, now: now, into: &self.storeScratch),
+            let rtp = try? RTPPacket(self.storeScratch)
+        else { return false }
+        let ingress = IngressPacket(
+            rtp: rtp, extensions: .init(), layer: index, sequenceNumber: sequenceNumber, payload: rtp.payload,
+            isRetransmission: true)
+        guard var media = self.parse(ingress, ssrc: ssrc, isRetransmission: true) else { return false }
+        media.extensions = self.ingressExtensions
+        body(media)
+        return true
+    }
+
+    // MARK: - Upstream
+
+    /// Asks the source for a keyframe on `layer`.
+    func requestKeyframe(layer: Int, now: NIODeadline) {
+        guard self.track.kind == .video, self.layers.indices.contains(layer) else { return }
+        self.source?.requestKeyframe(self, layer: layer, now: now)
+    }
+
+    /// Layer indexes from the lowest bitrate to the highest. Layers not yet measured rank by their
+    /// signalled position (the first rid counts as the lowest), below every measured layer.
+    public func qualityOrder() -> [Int] {
+        self.layers.indices.sorted { a, b in
+            let rateA = self.layers[a].meter.bitsPerSecond
+            let rateB = self.layers[b].meter.bitsPerSecond
+            if (rateA == 0) != (rateB == 0) { return rateA == 0 }
+            return rateA == rateB ? a < b : rateA < rateB
+        }
+    }
+
+    /// Whether `layer` has a measured bitrate and sent media within the last measurement window.
+    public func isFlowing(_ index: Int, now: NIODeadline) -> Bool {
+        let layer = self.layers[index]
+        guard layer.meter.bitsPerSecond > 0, let last = layer.lastPacketAt else { return false }
+        return now - last < self.configuration.bitrateWindow
+    }
+
+    /// Closes measurement windows (from the router's tick).
+    func tick(now: NIODeadline) {
+        for layer in self.layers { layer.meter.roll(now: now, window: self.configuration.bitrateWindow) }
+    }
+
+    // MARK: - Consumers
+
+    func attach(_ consumer: TrackConsumer, now: NIODeadline) {
+        self.consumers.append(consumer)
+        self.consumerLayersChanged(now: now)
+    }
+
+    func detach(_ consumer: TrackConsumer, now: NIODeadline) {
+        self.consumers.removeAll { $0 === consumer }
+        self.consumerLayersChanged(now: now)
+    }
+
+    /// Recomputes the union of wanted layers and tells the source when it changed.
+    func consumerLayersChanged(now: NIODeadline) {
+        var union = LayerSet.none
+        for consumer in self.consumers { union.formUnion(consumer.layers) }
+        guard union != self.wantedLayers else { return }
+        self.wantedLayers = union
+        self.source?.wantedLayersChanged(self, layers: union, now: now)
+    }
+
+    /// The track ends: every consumer is told and detached.
+    func end(now: NIODeadline) {
+        let consumers = self.consumers
+        self.consumers.removeAll()
+        for consumer in consumers { consumer.producerEnded(now: now) }
+    }
+}

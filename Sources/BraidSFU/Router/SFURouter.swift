@@ -1,0 +1,260 @@
+import BraidRTPStreams
+import BraidWire
+public import NIOCore
+
+/// Why the router refused a request.
+public enum SFURouterError: Error, Sendable, Hashable {
+    /// No track with this id is published on this router.
+    case unknownTrack(TrackID)
+}
+
+/// The forwarding core of one event loop: the directory of tracks (by ``TrackID``), the rooms that
+/// group them, and the consumers that forward them.
+///
+/// ```
+///  ingress (any kind)                    router                          consumers (any kind)
+///  SFUPublisher (WebRTC) ─┐                                          ┌─ SubscriberSlot (WebRTC, via room policy)
+///  mesh link in ──────────┼─▶ TrackProducer.ingest ─ parsed once ─ ──┼─ mesh relay link
+///  function output ───────┘   (all layers, origin identity,          └─ edge function input
+///                              one stored copy)                         consume(track, into: sink, layers:)
+///  upstream, typed (TrackConsumer → TrackProducer → TrackSource): keyframe · layers · repair · estimate
+/// ```
+///
+/// - ``publish(_:room:peerID:participant:extensions:source:now:)`` registers a track from any source;
+///   ``addPublisher(room:peerID:participant:description:transport:now:)`` does it for a WebRTC peer.
+/// - ``consume(_:into:layers:now:)`` is the one way to attach a consumer. The WHEP slot filling of
+///   ``addSubscriber(room:peerID:participant:description:transport:now:)`` is a room policy above it.
+///
+/// Not thread-safe: create, use and drop it on one event loop. Every entry point takes the loop's current
+/// time, so the router is driven by an injected clock (and tested without sockets or sleeps).
+public final class SFURouter {
+    /// CNAME of the node's own RTCP (RFC 3550 §6.5.1).
+    static let cname = "braid-sfu"
+
+    /// The node whose tracks this router mints ids for.
+    public let node: NodeID
+    /// The configuration every peer uses.
+    public let configuration: SFUConfiguration
+    /// The NTP mapping for sender reports and abs-send-time.
+    public let wallClock: WallClock
+    private var rooms: [String: Room] = [:]
+    private var tracks: [TrackID: TrackProducer] = [:]
+    private var nextTrackNumber: UInt32 = 1
+    /// SSRCs the node uses as the sender of its own RTCP, one per peer.
+    private var nextRTCPSSRC: UInt32 = 0x4252_0001
+
+    /// A router with no rooms.
+    public init(configuration: SFUConfiguration = .init(), wallClock: WallClock, node: NodeID = .local) {
+        self.configuration = configuration
+        self.wallClock = wallClock
+        self.node = node
+    }
+
+    // MARK: - Tracks
+
+    /// Registers a track fed by `source` (a mesh link, an edge function, a test): it gets a new id on this
+    /// node, joins `room` (created on first use) and fills free subscriber slots there. The source feeds
+    /// it with ``TrackProducer/ingest(_:now:)`` after binding each layer's origin SSRC with
+    /// ``TrackProducer/bind(layer:ssrc:)``.
+    @discardableResult
+    public func publish(
+        _ track: PublishedTrackDescription, room: String, peerID: String, participant: String? = nil,
+        extensions: RTPHeaderExtensionMap, source: any TrackSource, now: NIODeadline
+    ) -> TrackProducer {
+        let producer = self.makeProducer(
+            track, room: room, peerID: peerID, participant: participant ?? peerID, extensions: extensions,
+            source: source)
+        let target = self.room(named: room)
+        target.producers.append(producer)
+        target.assignSlots(router: self, now: now)
+        return producer
+    }
+
+    /// Ends a track published with ``publish(_:room:peerID:participant:extensions:source:now:)``: its
+    /// consumers are told, and freed slots take other tracks.
+    public func unpublish(_ id: TrackID, now: NIODeadline) {
+        guard let producer = self.tracks.removeValue(forKey: id) else { return }
+        producer.end(now: now)
+        guard let room = self.rooms[producer.room] else { return }
+        room.producers.removeAll { $0 === producer }
+        self.roomChanged(room, now: now)
+    }
+
+    /// The track `id`, if it is published here.
+    public func track(_ id: TrackID) -> TrackProducer? { self.tracks[id] }
+
+    /// The tracks of `room` in publication order (empty for an unknown room).
+    public func tracks(inRoom room: String) -> [TrackProducer] { self.rooms[room]?.producers ?? [] }
+
+    /// Attaches `sink` to track `id`: from now on it receives every packet of `layers`, under the origin's
+    /// identity, until either side closes. The returned consumer is the sink's upstream.
+    public func consume(
+        _ id: TrackID, into sink: any TrackSink, layers: LayerSet = .all, now: NIODeadline
+    ) throws(SFURouterError) -> TrackConsumer {
+        guard let producer = self.tracks[id] else { throw .unknownTrack(id) }
+        let consumer = TrackConsumer(producer: producer, sink: sink, layers: layers)
+        producer.attach(consumer, now: now)
+        return consumer
+    }
+
+    private func makeProducer(
+        _ track: PublishedTrackDescription, room: String, peerID: String, participant: String,
+        extensions: RTPHeaderExtensionMap, source: any TrackSource
+    ) -> TrackProducer {
+        let id = TrackID(origin: self.node, number: self.nextTrackNumber)
+        self.nextTrackNumber &+= 1
+        let producer = TrackProducer(
+            id: id, room: room, peerID: peerID, participant: participant, track: track, extensions: extensions,
+            source: source, configuration: self.configuration)
+        self.tracks[id] = producer
+        return producer
+    }
+
+    // MARK: - WebRTC peers
+
+    /// Adds a WebRTC publisher to `room` (created on first use): one track per published m-section, each
+    /// filling free subscriber slots of its kind at once.
+    ///
+    /// - Parameter participant: the participant the peer belongs to (nil: itself). Room policies never
+    ///   give a participant's subscriber slots its own tracks.
+    @discardableResult
+    public func addPublisher(
+        room: String, peerID: String, participant: String? = nil, description: PublisherDescription,
+        transport: any MediaTransport, now: NIODeadline
+    ) -> SFUPublisher {
+        let publisher = SFUPublisher(
+            room: room, peerID: peerID, participant: participant ?? peerID, description: description,
+            transport: transport, configuration: self.configuration, rtcpSSRC: self.makeRTCPSSRC())
+        let producers = description.tracks.map {
+            self.makeProducer(
+                $0, room: room, peerID: peerID, participant: publisher.participant,
+                extensions: publisher.extensionMap, source: publisher)
+        }
+        publisher.adopt(producers)
+        let target = self.room(named: room)
+        target.publishers.append(publisher)
+        target.producers.append(contentsOf: producers)
+        target.assignSlots(router: self, now: now)
+        return publisher
+    }
+
+    /// Adds a WebRTC subscriber to `room` (created on first use); its slots take the room's tracks at once
+    /// (never those of its own participant).
+    @discardableResult
+    public func addSubscriber(
+        room: String, peerID: String, participant: String? = nil, description: SubscriberDescription,
+        transport: any MediaTransport, now: NIODeadline
+    ) -> SFUSubscriber {
+        let subscriber = SFUSubscriber(
+            room: room, peerID: peerID, participant: participant ?? peerID, description: description,
+            transport: transport, configuration: self.configuration, wallClock: self.wallClock,
+            rtcpSSRC: self.makeRTCPSSRC())
+        let target = self.room(named: room)
+        target.subscribers.append(subscriber)
+        target.assignSlots(router: self, now: now)
+        return subscriber
+    }
+
+    /// Removes every publisher and subscriber with `peerID`. Their tracks end; freed slots take a track no
+    /// slot of their subscriber shows yet. Empty rooms disappear.
+    public func removePeer(_ peerID: String, now: NIODeadline) {
+        for room in Array(self.rooms.values) {
+            let publishers = room.publishers.filter { $0.peerID == peerID }
+            let subscribers = room.subscribers.filter { $0.peerID == peerID }
+            guard !publishers.isEmpty || !subscribers.isEmpty else { continue }
+            room.publishers.removeAll { $0.peerID == peerID }
+            room.subscribers.removeAll { $0.peerID == peerID }
+            for subscriber in subscribers { subscriber.close(now: now) }
+            for publisher in publishers {
+                for producer in publisher.producers {
+                    self.tracks[producer.id] = nil
+                    room.producers.removeAll { $0 === producer }
+                    producer.end(now: now)
+                }
+            }
+            self.roomChanged(room, now: now)
+        }
+    }
+
+    /// Refills slots after a change, or drops the room when nothing is left in it.
+    private func roomChanged(_ room: Room, now: NIODeadline) {
+        if room.publishers.isEmpty && room.subscribers.isEmpty && room.producers.isEmpty {
+            self.rooms[room.name] = nil
+        } else {
+            room.assignSlots(router: self, now: now)
+        }
+    }
+
+    // MARK: - Periodic work
+
+    /// Periodic work; call it every 10–20 ms. Each part decides itself whether it is due: NACKs and
+    /// keyframe-request retries upstream, receiver reports (1 s) and transport-wide feedback (100 ms) to
+    /// publishers, sender reports (1 s video, 2 s audio) to subscribers, layer decisions (100 ms).
+    public func tick(now: NIODeadline) {
+        for producer in self.tracks.values { producer.tick(now: now) }
+        for room in self.rooms.values {
+            for publisher in room.publishers { publisher.tick(now: now) }
+            for subscriber in room.subscribers { subscriber.tick(now: now) }
+        }
+    }
+
+    // MARK: - Rooms
+
+    /// Track ids (`a=msid`) of `room`'s audio tracks with voice, loudest first (empty for an unknown room).
+    public func activeSpeakers(room: String, now: NIODeadline) -> [String] {
+        self.rooms[room]?.activeSpeakers(now: now, configuration: self.configuration).map(\.track.trackID) ?? []
+    }
+
+    /// Names of the rooms that exist.
+    public var roomNames: [String] { self.rooms.keys.sorted() }
+
+    /// A snapshot of every room, for the dashboard.
+    public func roomStatuses(now: NIODeadline) -> [SFURoomStatus] {
+        self.rooms.keys.sorted().compactMap { self.rooms[$0]?.status(now: now, configuration: self.configuration) }
+    }
+
+    /// Bytes the router holds for packet stores and subscriber histories (what grows with peers).
+    public var mediaMemoryFootprint: Int {
+        var total = self.tracks.values.reduce(0) { $0 + $1.storedBytes }
+        for room in self.rooms.values { total += room.subscribers.reduce(0) { $0 + $1.footprint } }
+        return total
+    }
+
+    private func room(named name: String) -> Room {
+        if let room = self.rooms[name] { return room }
+        let room = Room(name: name)
+        self.rooms[name] = room
+        return room
+    }
+
+    private func makeRTCPSSRC() -> UInt32 {
+        defer { self.nextRTCPSSRC &+= 1 }
+        return self.nextRTCPSSRC
+    }
+}
+
+/// One room: its tracks (in publication order, whatever their source), WebRTC publishers and subscribers.
+final class Room {
+    let name: String
+    var publishers: [SFUPublisher] = []
+    var subscribers: [SFUSubscriber] = []
+    var producers: [TrackProducer] = []
+
+    init(name: String) {
+        self.name = name
+    }
+
+    /// The WHEP slot policy: fills every free slot with the first track of its kind, in publication order,
+    /// that the subscriber does not already receive and that is not its own participant's.
+    func assignSlots(router: SFURouter, now: NIODeadline) {
+        for subscriber in self.subscribers {
+            for slot in subscriber.slots where slot.consumer == nil {
+                let candidate = self.producers.first { producer in
+                    producer.kind == slot.kind && producer.participant != subscriber.participant
+                        && !subscriber.slots.contains { $0.producer === producer }
+                }
+                if let candidate { slot.attach(candidate, router: router, now: now) }
+            }
+        }
+    }
+}
