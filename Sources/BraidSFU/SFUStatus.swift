@@ -130,7 +130,7 @@ extension Room {
     /// Audio tracks with voice, loudest (lowest −dBov) first.
     func activeSpeakers(now: NIODeadline, configuration: SFUConfiguration) -> [TrackProducer] {
         self.producers.filter { producer in
-            guard producer.kind == .audio, let level = producer.smoothedAudioLevel,
+            guard !producer.isMirror, producer.kind == .audio, let level = producer.smoothedAudioLevel,
                 let at = producer.lastAudioLevelAt, now - at <= configuration.speakerTimeout
             else { return false }
             return level < configuration.speakerSilenceLevel
@@ -197,7 +197,7 @@ extension Room {
                 packetsDropped: c.malformedRTCP + subscriber.slots.reduce(0) { $0 + $1.backPressureDrops },
                 participant: subscriber.participant, tracks: tracks)
         }
-        let tracks = self.producers.map { producer in
+        let tracks = self.producers.filter { !$0.isMirror }.map { producer in
             SFUTrackStatus(
                 trackID: producer.track.trackID, mid: producer.track.mid, kind: producer.kind,
                 publisher: producer.peerID,

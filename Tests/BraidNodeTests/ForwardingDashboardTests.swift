@@ -22,7 +22,8 @@ struct ForwardingDashboardTests {
               "id": "6c1f0e2a9b3d4c5e8f7a6b5c4d3e2f10", "direction": "publish", "remote_address": "127.0.0.1:50312",
               "codecs": ["opus", "VP8"], "bitrate_in_bps": 412000, "bitrate_out_bps": 0,
               "packets_lost": 0, "loss_fraction": 0, "layers": { "0": "0", "1": "0" },
-              "nacks_received": 0, "nacks_sent": 0, "retransmissions": 0, "keyframe_requests": 1, "packets_dropped": 0
+              "nacks_received": 0, "nacks_sent": 0, "retransmissions": 0, "keyframe_requests": 1, "packets_dropped": 0,
+              "participant": "6c1f0e2a9b3d4c5e8f7a6b5c4d3e2f10"
             }
           ],
           "subscribers": [
@@ -31,17 +32,19 @@ struct ForwardingDashboardTests {
               "codecs": ["opus", "VP8"], "bitrate_in_bps": 0, "bitrate_out_bps": 410000,
               "packets_lost": 0, "loss_fraction": 0, "rtt_ms": 0.4, "estimate_bps": 2500000,
               "layers": { "0": "0", "1": "0" },
-              "nacks_received": 0, "nacks_sent": 0, "retransmissions": 0, "keyframe_requests": 1, "packets_dropped": 0
+              "nacks_received": 0, "nacks_sent": 0, "retransmissions": 0, "keyframe_requests": 1, "packets_dropped": 0,
+              "participant": "0a9b8c7d6e5f40312a3b4c5d6e7f8091", "tracks": { "0": "3fa2c1d9e8b7a6f5/1", "1": "3fa2c1d9e8b7a6f5/2" }
             }
           ],
           "tracks": [
             {
               "track_id": "audio0", "mid": "0", "kind": "audio", "publisher": "6c1f0e2a9b3d4c5e8f7a6b5c4d3e2f10",
-              "audio_level": 38.5,
+              "id": "3fa2c1d9e8b7a6f5/1", "consumers": 1, "stored_bytes": 99328, "audio_level": 38.5,
               "layers": [ { "ssrc": 2864434397, "bitrate_bps": 33000, "packets": 2500 } ]
             },
             {
               "track_id": "video0", "mid": "1", "kind": "video", "publisher": "6c1f0e2a9b3d4c5e8f7a6b5c4d3e2f10",
+              "id": "3fa2c1d9e8b7a6f5/2", "consumers": 1, "stored_bytes": 198656,
               "layers": [ { "ssrc": 305419896, "bitrate_bps": 380000, "packets": 2620, "width": 320, "height": 180 } ]
             }
           ]

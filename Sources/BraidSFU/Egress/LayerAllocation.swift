@@ -32,7 +32,7 @@ extension SFUSubscriber {
         for slot in self.slots {
             guard let producer = slot.producer else { continue }
             if slot.kind == .audio {
-                let rate = producer.layers.first?.meter.bitsPerSecond ?? 0
+                let rate = producer.layers.isEmpty ? 0 : producer.rate(of: 0)
                 budget = budget == Int.max ? budget : max(0, budget - rate)
             } else {
                 videoSlots += 1
@@ -52,7 +52,7 @@ extension SFUSubscriber {
             var rates: [Int] = []
             rates.reserveCapacity(order.count)
             for index in order {
-                rates.append(max(producer.layers[index].meter.bitsPerSecond, (rates.last ?? 0) + 1))
+                rates.append(max(producer.rate(of: index), (rates.last ?? 0) + 1))
             }
             // A target that stopped flowing: start from the best flowing layer, the selector goes down
             // from there at once if the estimate does not cover it.

@@ -4,7 +4,7 @@ import NIOCore
 /// The one stored copy of a layer's recent packets, shared by every consumer of the track for
 /// retransmissions (a consumer keeps positions into it, see `SentPacketHistory`).
 ///
-/// Packets are stored in their origin form: a packet that arrived as RTX is stored as the media packet
+/// Packets are stored in their ``OriginForm``: a packet that arrived as RTX is stored as the media packet
 /// it repairs (media SSRC, payload type and sequence number, OSN removed), padding stripped. A slot is
 /// the sequence number modulo the capacity, so storing and finding are O(1).
 ///
@@ -37,25 +37,26 @@ struct PacketStore {
         self.maximumCapacity = max(capacity, maximumCapacity)
         self.slotSize = slotSize
         self.maxAge = maxAge
-        self.slots = ContiguousArray(repeating: Slot(), count: capacity)
-        self.bytes = ContiguousArray(repeating: 0, count: capacity * slotSize)
+        // Allocated with the first packet: a track nobody sends or nobody pulls costs nothing.
+        self.slots = []
+        self.bytes = []
     }
 
     /// Bytes held (for the memory figures of the dashboard and benchmarks).
     var footprint: Int { self.bytes.count + self.slots.count * MemoryLayout<Slot>.stride }
 
-    /// Stores a packet in origin form: the header of `rtp` with `sequenceNumber`, `ssrc` and
-    /// `payloadType` written over it and P cleared, then `payload`.
-    mutating func store(
-        _ rtp: RTPPacket, sequenceNumber: UInt16, ssrc: UInt32, payloadType: UInt8, payload: ByteBuffer,
-        now: NIODeadline
-    ) {
-        let headerLength = rtp.headerLength
-        let length = headerLength + payload.readableBytes
+    /// Stores a packet in origin form (see ``OriginForm``).
+    mutating func store(_ packet: OriginForm, now: NIODeadline) {
+        let length = packet.length
         guard length <= self.slotSize else {
             self.oversizedPackets += 1
             return
         }
+        if self.slots.isEmpty {
+            self.slots = ContiguousArray(repeating: Slot(), count: self.capacity)
+            self.bytes = ContiguousArray(repeating: 0, count: self.capacity * self.slotSize)
+        }
+        let sequenceNumber = packet.sequenceNumber
         var index = Int(sequenceNumber) & (self.capacity - 1)
         let occupant = self.slots[index]
         if occupant.storedAt != 0, occupant.sequenceNumber != sequenceNumber,
@@ -66,25 +67,8 @@ struct PacketStore {
             index = Int(sequenceNumber) & (self.capacity - 1)
         }
         let offset = index * self.slotSize
-        let header = rtp.bytes
         self.bytes.withUnsafeMutableBytes { destination in
-            header.withUnsafeReadableBytes { source in
-                UnsafeMutableRawBufferPointer(rebasing: destination[offset..<(offset + headerLength)])
-                    .copyMemory(from: UnsafeRawBufferPointer(rebasing: source[0..<headerLength]))
-            }
-            payload.withUnsafeReadableBytes { source in
-                UnsafeMutableRawBufferPointer(rebasing: destination[(offset + headerLength)..<(offset + length)])
-                    .copyMemory(from: source)
-            }
-            // RFC 3550 §5.1: byte 0 V P X CC (padding stripped), byte 1 M PT, then sequence and SSRC.
-            destination[offset] &= ~0x20
-            destination[offset + 1] = destination[offset + 1] & 0x80 | payloadType & 0x7F
-            destination[offset + 2] = UInt8(truncatingIfNeeded: sequenceNumber >> 8)
-            destination[offset + 3] = UInt8(truncatingIfNeeded: sequenceNumber)
-            destination[offset + 8] = UInt8(truncatingIfNeeded: ssrc >> 24)
-            destination[offset + 9] = UInt8(truncatingIfNeeded: ssrc >> 16)
-            destination[offset + 10] = UInt8(truncatingIfNeeded: ssrc >> 8)
-            destination[offset + 11] = UInt8(truncatingIfNeeded: ssrc)
+            packet.write(to: UnsafeMutableRawBufferPointer(rebasing: destination[offset..<(offset + length)]))
         }
         self.slots[index] = Slot(sequenceNumber: sequenceNumber, length: Int32(length), storedAt: now.uptimeNanoseconds)
     }
@@ -92,6 +76,7 @@ struct PacketStore {
     /// Appends the stored packet `sequenceNumber` to `buffer`; false when it was never stored, was
     /// overwritten, or is older than ``maxAge``.
     func read(_ sequenceNumber: UInt16, now: NIODeadline, into buffer: inout ByteBuffer) -> Bool {
+        guard !self.slots.isEmpty else { return false }
         let index = Int(sequenceNumber) & (self.capacity - 1)
         let slot = self.slots[index]
         guard slot.storedAt != 0, slot.sequenceNumber == sequenceNumber,

@@ -70,6 +70,9 @@ public final class TrackProducer {
     public let ingressExtensions: RTPHeaderExtensionMap
     /// Consumers attached, in attachment order.
     public private(set) var consumers: [TrackConsumer] = []
+    /// A mirror of a track of another router, fed over a ``RouterLink`` (the dashboard lists the track
+    /// where it originates).
+    public let isMirror: Bool
     /// The union of the consumers' layers, as last told to the source.
     public private(set) var wantedLayers = LayerSet.none
 
@@ -84,9 +87,11 @@ public final class TrackProducer {
 
     init(
         id: TrackID, room: String, peerID: String, participant: String, track: PublishedTrackDescription,
-        extensions: RTPHeaderExtensionMap, source: any TrackSource, configuration: SFUConfiguration
+        extensions: RTPHeaderExtensionMap, source: any TrackSource, isMirror: Bool = false,
+        configuration: SFUConfiguration
     ) {
         self.ingressExtensions = extensions
+        self.isMirror = isMirror
         self.id = id
         self.room = room
         self.peerID = peerID
@@ -153,22 +158,13 @@ public final class TrackProducer {
             self.lastAudioLevelAt = now
         }
         if media.isForwardable {
-            let payloadType = packet.isRetransmission ? self.originalPayloadType(media) : packet.rtp.payloadType
-            layer.store.store(
-                packet.rtp, sequenceNumber: packet.sequenceNumber, ssrc: ssrc, payloadType: payloadType,
-                payload: packet.payload, now: now)
+            layer.store.store(media.originForm, now: now)
         }
         media.layer = packet.layer
         self.fanOut(media, now: now)
         return media.isForwardable ? .forwarded(keyframe: media.isKeyframe) : .skipped
     }
 
-    /// The payload type a repaired packet had at the origin: RED when its payload parses as RED with a
-    /// primary block of the media type, else the media type.
-    private func originalPayloadType(_ media: MediaPacket) -> UInt8 {
-        if let red = self.track.redPayloadType, media.redPrimary != nil { return red }
-        return self.track.payloadType
-    }
 
     /// RED and VP8 parsing: what every consumer needs to know of the payload, done once.
     private func parse(_ packet: IngressPacket, ssrc: UInt32, isRetransmission: Bool) -> MediaPacket? {
@@ -192,10 +188,15 @@ public final class TrackProducer {
                 isKeyframe = !isRetransmission  // other codecs: no keyframe detection, switch on any packet.
             }
         }
+        // An RTX header carries the RTX payload type: the origin's was the media (or RED) type.
+        var payloadType = packet.rtp.payloadType
+        if let rtx = self.track.rtxPayloadType, payloadType == rtx {
+            payloadType = self.track.payloadType
+        }
         return MediaPacket(
             track: self.id, layer: packet.layer, rtp: packet.rtp, extensions: packet.extensions, sourceSSRC: ssrc,
-            sequenceNumber: packet.sequenceNumber, payload: payload, redPrimary: redPrimary, isKeyframe: isKeyframe,
-            isForwardable: isForwardable, isRetransmission: isRetransmission)
+            sequenceNumber: packet.sequenceNumber, payloadType: payloadType, payload: payload, redPrimary: redPrimary,
+            isKeyframe: isKeyframe, isForwardable: isForwardable, isRetransmission: isRetransmission)
     }
 
     private static func vp8Data(_ payload: ByteBuffer) -> ByteBuffer {
@@ -237,12 +238,21 @@ public final class TrackProducer {
         self.source?.requestKeyframe(self, layer: layer, now: now)
     }
 
+    /// A mirror's layer rates as its origin measured them (a mirror receives only the layers pulled).
+    var reportedRates: [Int]?
+
+    /// The bitrate of layer `index`: measured here, or for a mirror as its origin reports it.
+    public func rate(of index: Int) -> Int {
+        if self.isMirror, let rates = self.reportedRates, rates.indices.contains(index) { return rates[index] }
+        return self.layers[index].meter.bitsPerSecond
+    }
+
     /// Layer indexes from the lowest bitrate to the highest. Layers not yet measured rank by their
     /// signalled position (the first rid counts as the lowest), below every measured layer.
     public func qualityOrder() -> [Int] {
         self.layers.indices.sorted { a, b in
-            let rateA = self.layers[a].meter.bitsPerSecond
-            let rateB = self.layers[b].meter.bitsPerSecond
+            let rateA = self.rate(of: a)
+            let rateB = self.rate(of: b)
             if (rateA == 0) != (rateB == 0) { return rateA == 0 }
             return rateA == rateB ? a < b : rateA < rateB
         }
@@ -250,6 +260,7 @@ public final class TrackProducer {
 
     /// Whether `layer` has a measured bitrate and sent media within the last measurement window.
     public func isFlowing(_ index: Int, now: NIODeadline) -> Bool {
+        if self.isMirror, let rates = self.reportedRates, rates.indices.contains(index) { return rates[index] > 0 }
         let layer = self.layers[index]
         guard layer.meter.bitsPerSecond > 0, let last = layer.lastPacketAt else { return false }
         return now - last < self.configuration.bitrateWindow

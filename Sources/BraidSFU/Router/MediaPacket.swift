@@ -23,6 +23,8 @@ public struct MediaPacket {
     public var sourceSSRC: UInt32
     /// The origin media sequence number (RTX: the original sequence number).
     public var sequenceNumber: UInt16
+    /// The origin payload type (the media or RED type, also for a packet that arrived as RTX).
+    public var payloadType: UInt8
     /// The media payload (RTX: without the OSN); RED (RFC 2198) still wrapped.
     public var payload: ByteBuffer
     /// The primary block when the payload is RED.
@@ -34,6 +36,13 @@ public struct MediaPacket {
     public var isForwardable: Bool
     /// A repair of an earlier packet (RTX from upstream, or a resend from the producer's store).
     public var isRetransmission: Bool
+
+    /// The packet as the origin sent it (see ``OriginForm``).
+    var originForm: OriginForm {
+        OriginForm(
+            rtp: self.rtp, sequenceNumber: self.sequenceNumber, ssrc: self.sourceSSRC, payloadType: self.payloadType,
+            payload: self.payload)
+    }
 
     /// The origin RTP timestamp.
     public var timestamp: UInt32 { self.rtp.timestamp }
@@ -49,9 +58,10 @@ public struct MediaPacket {
     /// A packet; sources other than the producer's own parser (tests, relays) fill every field.
     public init(
         track: TrackID, layer: Int, rtp: RTPPacket, extensions: RTPHeaderExtensionMap, sourceSSRC: UInt32,
-        sequenceNumber: UInt16, payload: ByteBuffer, redPrimary: REDPrimaryBlock?, isKeyframe: Bool,
-        isForwardable: Bool, isRetransmission: Bool
+        sequenceNumber: UInt16, payloadType: UInt8, payload: ByteBuffer, redPrimary: REDPrimaryBlock?,
+        isKeyframe: Bool, isForwardable: Bool, isRetransmission: Bool
     ) {
+        self.payloadType = payloadType
         self.track = track
         self.layer = layer
         self.rtp = rtp

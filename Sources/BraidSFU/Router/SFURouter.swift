@@ -39,15 +39,65 @@ public final class SFURouter {
     public let wallClock: WallClock
     private var rooms: [String: Room] = [:]
     private var tracks: [TrackID: TrackProducer] = [:]
-    private var nextTrackNumber: UInt32 = 1
+    private var nextTrackNumber: UInt32
+    private let trackNumberStride: UInt32
+    /// Links to other routers (the node's other event loops).
+    public private(set) var links: [RouterLink] = []
     /// SSRCs the node uses as the sender of its own RTCP, one per peer.
     private var nextRTCPSSRC: UInt32 = 0x4252_0001
 
     /// A router with no rooms.
-    public init(configuration: SFUConfiguration = .init(), wallClock: WallClock, node: NodeID = .local) {
+    ///
+    /// - Parameters:
+    ///   - node: the node whose tracks this router mints ids for.
+    ///   - shard: this router's index among the `shards` routers of the node (one per event loop); track
+    ///     numbers are interleaved between them so that ids stay unique on the node.
+    public init(
+        configuration: SFUConfiguration = .init(), wallClock: WallClock, node: NodeID = .local, shard: Int = 0,
+        shards: Int = 1
+    ) {
         self.configuration = configuration
         self.wallClock = wallClock
         self.node = node
+        self.nextTrackNumber = UInt32(clamping: shard + 1)
+        self.trackNumberStride = UInt32(clamping: max(1, shards))
+    }
+
+    // MARK: - Links
+
+    /// Links this router to another one: `send` must deliver each message to the other side's
+    /// ``RouterLink/receive(_:now:)`` in order. Every local track is announced at once, and later ones
+    /// as they are published.
+    public func link(name: String, send: @escaping (RouterLinkMessage) -> Void) -> RouterLink {
+        let link = RouterLink(name: name, router: self, send: send)
+        self.links.append(link)
+        for producer in self.tracks.values.sorted(by: { $0.id < $1.id }) where !producer.isMirror {
+            link.announce(producer)
+        }
+        return link
+    }
+
+    /// Sends what every link batched (call it once per read batch and per tick).
+    public func flushLinks() {
+        for link in self.links { link.flush() }
+    }
+
+    /// Publishes the mirror of a track announced over a link, under its own id.
+    func publishMirror(_ announcement: TrackAnnouncement, source: MirrorSource, now: NIODeadline) {
+        let producer = TrackProducer(
+            id: announcement.id, room: announcement.room, peerID: announcement.peerID,
+            participant: announcement.participant, track: announcement.track, extensions: announcement.extensions,
+            source: source, isMirror: true, configuration: self.configuration)
+        self.tracks[producer.id] = producer
+        let target = self.room(named: announcement.room)
+        target.producers.append(producer)
+        target.assignSlots(router: self, now: now)
+    }
+
+    /// A local track ended: the links tell the other side.
+    private func announceEnded(_ producer: TrackProducer, now: NIODeadline) {
+        guard !producer.isMirror else { return }
+        for link in self.links { link.ended(producer.id, now: now) }
     }
 
     // MARK: - Tracks
@@ -66,6 +116,7 @@ public final class SFURouter {
             source: source)
         let target = self.room(named: room)
         target.producers.append(producer)
+        for link in self.links { link.announce(producer) }
         target.assignSlots(router: self, now: now)
         return producer
     }
@@ -74,6 +125,7 @@ public final class SFURouter {
     /// consumers are told, and freed slots take other tracks.
     public func unpublish(_ id: TrackID, now: NIODeadline) {
         guard let producer = self.tracks.removeValue(forKey: id) else { return }
+        self.announceEnded(producer, now: now)
         producer.end(now: now)
         guard let room = self.rooms[producer.room] else { return }
         room.producers.removeAll { $0 === producer }
@@ -102,7 +154,7 @@ public final class SFURouter {
         extensions: RTPHeaderExtensionMap, source: any TrackSource
     ) -> TrackProducer {
         let id = TrackID(origin: self.node, number: self.nextTrackNumber)
-        self.nextTrackNumber &+= 1
+        self.nextTrackNumber &+= self.trackNumberStride
         let producer = TrackProducer(
             id: id, room: room, peerID: peerID, participant: participant, track: track, extensions: extensions,
             source: source, configuration: self.configuration)
@@ -134,6 +186,9 @@ public final class SFURouter {
         let target = self.room(named: room)
         target.publishers.append(publisher)
         target.producers.append(contentsOf: producers)
+        for link in self.links {
+            for producer in producers { link.announce(producer) }
+        }
         target.assignSlots(router: self, now: now)
         return publisher
     }
@@ -169,6 +224,7 @@ public final class SFURouter {
                 for producer in publisher.producers {
                     self.tracks[producer.id] = nil
                     room.producers.removeAll { $0 === producer }
+                    self.announceEnded(producer, now: now)
                     producer.end(now: now)
                 }
             }
@@ -192,6 +248,7 @@ public final class SFURouter {
     /// publishers, sender reports (1 s video, 2 s audio) to subscribers, layer decisions (100 ms).
     public func tick(now: NIODeadline) {
         for producer in self.tracks.values { producer.tick(now: now) }
+        for link in self.links { link.tick(now: now) }
         for room in self.rooms.values {
             for publisher in room.publishers { publisher.tick(now: now) }
             for subscriber in room.subscribers { subscriber.tick(now: now) }
@@ -210,7 +267,10 @@ public final class SFURouter {
 
     /// A snapshot of every room, for the dashboard.
     public func roomStatuses(now: NIODeadline) -> [SFURoomStatus] {
-        self.rooms.keys.sorted().compactMap { self.rooms[$0]?.status(now: now, configuration: self.configuration) }
+        self.rooms.keys.sorted().compactMap { name in
+            guard let room = self.rooms[name], room.hasLocalContent else { return nil }
+            return room.status(now: now, configuration: self.configuration)
+        }
     }
 
     /// Bytes the router holds for packet stores and subscriber histories (what grows with peers).
@@ -242,6 +302,11 @@ final class Room {
 
     init(name: String) {
         self.name = name
+    }
+
+    /// Whether anything of the room lives on this router (not only mirrors of other routers' tracks).
+    var hasLocalContent: Bool {
+        !self.publishers.isEmpty || !self.subscribers.isEmpty || self.producers.contains { !$0.isMirror }
     }
 
     /// The WHEP slot policy: fills every free slot with the first track of its kind, in publication order,
