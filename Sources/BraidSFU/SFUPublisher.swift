@@ -5,11 +5,14 @@ public import NIOCore
 /// A publishing peer (a WHIP session): receives its RTP and RTCP and sends it NACKs, keyframe requests,
 /// receiver reports and transport-wide feedback.
 ///
-/// Created by ``SFURouter/addPublisher(room:peerID:description:transport:now:)``; confined to the router's
+/// Created by ``SFURouter/addPublisher(room:peerID:participant:description:transport:now:)``; confined to the router's
 /// event loop.
 public final class SFUPublisher {
     /// The peer's id, unique in the router.
     public let peerID: String
+    /// The participant the peer belongs to (its own `peerID` unless it was added with one): the router
+    /// never forwards a participant's tracks to that participant's subscribers.
+    public let participant: String
     /// The room it publishes to.
     public let room: String
 
@@ -51,11 +54,12 @@ public final class SFUPublisher {
     var inbound = RateMeter()
 
     init(
-        room: String, peerID: String, description: PublisherDescription, transport: any MediaTransport,
-        configuration: SFUConfiguration, rtcpSSRC: UInt32
+        room: String, peerID: String, participant: String, description: PublisherDescription,
+        transport: any MediaTransport, configuration: SFUConfiguration, rtcpSSRC: UInt32
     ) {
         self.room = room
         self.peerID = peerID
+        self.participant = participant
         self.description = description
         self.transport = transport
         self.configuration = configuration

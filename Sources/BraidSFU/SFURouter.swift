@@ -27,29 +27,38 @@ public final class SFURouter {
     }
 
     /// Adds a publisher to `room` (created on first use); its tracks fill free subscriber slots of the
-    /// same kind at once.
+    /// same kind at once, except the slots of subscribers of the same participant.
+    ///
+    /// - Parameter participant: the person or program the peer belongs to; a publisher's tracks never go
+    ///   to a subscriber of the same participant. Nil makes the peer its own participant (`peerID`).
     @discardableResult
     public func addPublisher(
-        room: String, peerID: String, description: PublisherDescription, transport: any MediaTransport,
-        now: NIODeadline
+        room: String, peerID: String, participant: String? = nil, description: PublisherDescription,
+        transport: any MediaTransport, now: NIODeadline
     ) -> SFUPublisher {
         let publisher = SFUPublisher(
-            room: room, peerID: peerID, description: description, transport: transport,
-            configuration: self.configuration, rtcpSSRC: self.makeRTCPSSRC())
+            room: room, peerID: peerID, participant: participant ?? peerID, description: description,
+            transport: transport, configuration: self.configuration, rtcpSSRC: self.makeRTCPSSRC())
         let target = self.room(named: room)
         target.publishers.append(publisher)
         target.assignSlots(now: now)
         return publisher
     }
 
-    /// Adds a subscriber to `room` (created on first use); its slots take the room's tracks at once.
+    /// Adds a subscriber to `room` (created on first use); its slots take the room's tracks at once, except
+    /// the tracks of its own participant.
+    ///
+    /// - Parameter participant: the person or program the peer belongs to, e.g. the id of the WHIP session
+    ///   the same client publishes with: tracks of publishers with the same participant never fill this
+    ///   subscriber's slots. Nil makes the peer its own participant (`peerID`).
     @discardableResult
     public func addSubscriber(
-        room: String, peerID: String, description: SubscriberDescription, transport: any MediaTransport,
-        now: NIODeadline
+        room: String, peerID: String, participant: String? = nil, description: SubscriberDescription,
+        transport: any MediaTransport, now: NIODeadline
     ) -> SFUSubscriber {
         let subscriber = SFUSubscriber(
-            room: room, peerID: peerID, description: description, transport: transport,
+            room: room, peerID: peerID, participant: participant ?? peerID, description: description,
+            transport: transport,
             configuration: self.configuration, wallClock: self.wallClock, rtcpSSRC: self.makeRTCPSSRC())
         let target = self.room(named: room)
         target.subscribers.append(subscriber)
@@ -126,7 +135,8 @@ final class Room {
     var producers: [Producer] { self.publishers.flatMap(\.producers) }
 
     /// Fills every free slot with the first track of its kind, in publication order, that the subscriber
-    /// does not already receive and that is not its own.
+    /// does not already receive and that is not its own: neither published by the same peer nor by a peer
+    /// of the same participant (a client's WHIP session, when its WHEP session names it).
     func assignSlots(now: NIODeadline) {
         let producers = self.producers
         for subscriber in self.subscribers {
@@ -134,6 +144,7 @@ final class Room {
                 let shown = subscriber.consumers.compactMap(\.producer)
                 let candidate = producers.first { producer in
                     producer.kind == consumer.kind && producer.publisher.peerID != subscriber.peerID
+                        && producer.publisher.participant != subscriber.participant
                         && !shown.contains { $0 === producer }
                 }
                 if let candidate { consumer.attach(candidate, now: now) }

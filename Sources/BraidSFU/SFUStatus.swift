@@ -24,6 +24,9 @@ public struct SFURoomStatus: Sendable, Hashable, Codable {
 public struct SFUPeerStatus: Sendable, Hashable, Codable {
     /// The peer id.
     public var id: String
+    /// The participant the peer belongs to (its own id unless it was added with one); a subscriber never
+    /// receives the tracks of publishers with the same participant.
+    public var participant: String
     /// `"publish"` or `"subscribe"`.
     public var direction: String
     /// Codec names of its tracks or slots.
@@ -42,6 +45,8 @@ public struct SFUPeerStatus: Sendable, Hashable, Codable {
     public var estimateBps: Int?
     /// Per mid: the forwarded layer (its rid, or its index without rids).
     public var layers: [String: String]
+    /// Subscribers, per slot mid: the track the slot forwards (free slots are absent). Empty for publishers.
+    public var sources: [String: SFUSlotSource] = [:]
     /// NACKs received from the peer.
     public var nacksReceived: Int
     /// NACKs sent to the peer.
@@ -57,7 +62,7 @@ public struct SFUPeerStatus: Sendable, Hashable, Codable {
     public var remoteAddress: String? = nil
 
     enum CodingKeys: String, CodingKey {
-        case id, direction, codecs, layers, retransmissions
+        case id, participant, direction, codecs, layers, sources, retransmissions
         case remoteAddress = "remote_address"
         case bitrateInBps = "bitrate_in_bps"
         case bitrateOutBps = "bitrate_out_bps"
@@ -70,6 +75,14 @@ public struct SFUPeerStatus: Sendable, Hashable, Codable {
         case keyframeRequests = "keyframe_requests"
         case packetsDropped = "packets_dropped"
     }
+}
+
+/// The track a subscriber's slot forwards: which publisher, and which of its tracks.
+public struct SFUSlotSource: Sendable, Hashable, Codable {
+    /// The publisher's peer id (``SFUTrackStatus/publisher``).
+    public var publisher: String
+    /// The track's mid in the publisher's session (``SFUTrackStatus/mid``).
+    public var mid: String
 }
 
 /// A snapshot of one published track.
@@ -146,7 +159,7 @@ extension Room {
             }
             let c = publisher.counters
             return SFUPeerStatus(
-                id: publisher.peerID, direction: "publish",
+                id: publisher.peerID, participant: publisher.participant, direction: "publish",
                 codecs: publisher.producers.map(\.track.codecName),
                 bitrateInBps: publisher.inbound.bitsPerSecond, bitrateOutBps: 0, packetsLost: lost,
                 lossFraction: fraction, rttMs: nil, estimateBps: nil, layers: layers, nacksReceived: 0,
@@ -162,22 +175,27 @@ extension Room {
             var lost = 0
             var fraction = 0.0
             var layers: [String: String] = [:]
+            var sources: [String: SFUSlotSource] = [:]
             for consumer in subscriber.consumers {
                 lost += Int(max(0, consumer.cumulativeLost))
                 fraction = max(fraction, Double(consumer.fractionLost) / 256)
-                if let producer = consumer.producer, let layer = consumer.currentLayer {
-                    layers[consumer.slot.mid] = producer.layers[layer].rid ?? String(layer)
+                if let producer = consumer.producer {
+                    sources[consumer.slot.mid] = SFUSlotSource(
+                        publisher: producer.publisher.peerID, mid: producer.track.mid)
+                    if let layer = consumer.currentLayer {
+                        layers[consumer.slot.mid] = producer.layers[layer].rid ?? String(layer)
+                    }
                 }
             }
             let c = subscriber.counters
             let available = subscriber.availableBitrate
             return SFUPeerStatus(
-                id: subscriber.peerID, direction: "subscribe",
+                id: subscriber.peerID, participant: subscriber.participant, direction: "subscribe",
                 codecs: subscriber.consumers.compactMap { $0.producer?.track.codecName },
                 bitrateInBps: 0, bitrateOutBps: subscriber.outbound.bitsPerSecond, packetsLost: lost,
                 lossFraction: fraction,
                 rttMs: subscriber.roundTripTime.map { Double($0.nanoseconds) / 1e6 },
-                estimateBps: available == Int.max ? nil : available, layers: layers,
+                estimateBps: available == Int.max ? nil : available, layers: layers, sources: sources,
                 nacksReceived: c.nacksReceived, nacksSent: 0, retransmissions: c.retransmissions,
                 keyframeRequests: c.keyframeRequestsReceived, packetsDropped: c.malformedRTCP)
         }

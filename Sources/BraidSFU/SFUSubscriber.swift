@@ -6,11 +6,14 @@ public import NIOCore
 /// A subscribing peer (a WHEP session): its slots forward the room's tracks; its RTCP drives
 /// retransmissions, keyframe requests and the bandwidth estimate that picks simulcast layers.
 ///
-/// Created by ``SFURouter/addSubscriber(room:peerID:description:transport:now:)``; confined to the
+/// Created by ``SFURouter/addSubscriber(room:peerID:participant:description:transport:now:)``; confined to the
 /// router's event loop.
 public final class SFUSubscriber {
     /// The peer's id, unique in the router.
     public let peerID: String
+    /// The participant the peer belongs to (its own `peerID` unless it was added with one): the router
+    /// never forwards a participant's tracks to that participant's subscribers.
+    public let participant: String
     /// The room it watches.
     public let room: String
 
@@ -58,11 +61,12 @@ public final class SFUSubscriber {
     var outbound = RateMeter()
 
     init(
-        room: String, peerID: String, description: SubscriberDescription, transport: any MediaTransport,
-        configuration: SFUConfiguration, wallClock: WallClock, rtcpSSRC: UInt32
+        room: String, peerID: String, participant: String, description: SubscriberDescription,
+        transport: any MediaTransport, configuration: SFUConfiguration, wallClock: WallClock, rtcpSSRC: UInt32
     ) {
         self.room = room
         self.peerID = peerID
+        self.participant = participant
         self.description = description
         self.transport = transport
         self.configuration = configuration
