@@ -101,7 +101,8 @@ struct ParticipantConferenceTests {
                     shown.append((source.publisher, track.kind))
                 }
                 let others = Set(publisherIDs.filter { $0 != participant.publisherID })
-                #expect(!shown.contains { $0.publisher == participant.publisherID }, "participant \(index) hears itself")
+                #expect(
+                    !shown.contains { $0.publisher == participant.publisherID }, "participant \(index) sees itself")
                 #expect(Set(shown.filter { $0.kind == .audio }.map(\.publisher)) == others)
                 #expect(Set(shown.filter { $0.kind == .video }.map(\.publisher)) == others)
                 #expect(shown.filter { $0.kind == .audio }.count == 3 && shown.filter { $0.kind == .video }.count == 3)
@@ -109,7 +110,8 @@ struct ParticipantConferenceTests {
                 // And from the client: media arrived on each of those six slots (the node's SSRC of the slot),
                 // nothing on an SSRC it did not announce.
                 let stats = received[index]
-                let ssrcs = Dictionary(uniqueKeysWithValues: section.compactMap { slot in slot.ssrc.map { (slot.mid, $0) } })
+                let ssrcs = Dictionary(
+                    uniqueKeysWithValues: section.compactMap { slot in slot.ssrc.map { (slot.mid, $0) } })
                 for video in stats.video {
                     let mid = try #require(video.mid)
                     #expect(video.ssrc == ssrcs[mid])

@@ -146,7 +146,8 @@ struct WHEPTests {
             func whip(_ room: String, ufrag: String) async throws -> String {
                 let ice = try ICECredentials(ufrag: ufrag, password: "PublisherPassword0123456789")
                 let offer = WHIPOffer.chromiumLike(ice: ice, fingerprint: certificate.fingerprint)
-                let response = try await running.whip(.post, "/whip/\(room)", contentType: "application/sdp", body: offer)
+                let response = try await running.whip(
+                    .post, "/whip/\(room)", contentType: "application/sdp", body: offer)
                 #expect(response.status == .created)
                 let location = try #require(response.headers[.location])
                 return String(location.dropFirst("/whip/\(room)/".count))
@@ -165,7 +166,10 @@ struct WHEPTests {
             let unknown = String(repeating: "0123456789abcdef", count: 2)
 
             // Malformed: not a resource id (a URL, upper case, empty), or named twice.
-            for bad in ["?participant=/whip/lobby/\(publisher)", "?participant=\(publisher.uppercased())", "?participant="] {
+            let malformed = [
+                "?participant=/whip/lobby/\(publisher)", "?participant=\(publisher.uppercased())", "?participant=",
+            ]
+            for bad in malformed {
                 let (status, reason) = try await whep(bad)
                 #expect(status == .badRequest, "\(bad)")
                 #expect(reason.contains("32 hex digits"), "\(bad): \(reason)")

@@ -107,7 +107,8 @@ struct ParticipantTests {
         #expect(status.publishers.allSatisfy { $0.sources.isEmpty })
         let json = try JSONSerialization.jsonObject(with: JSONEncoder().encode(status)) as? [String: Any]
         let subscribers = try #require(json?["subscribers"] as? [[String: Any]])
-        #expect(subscribers.contains { $0["id"] as? String == "alice-whep" && $0["participant"] as? String == "alice-whip" })
+        #expect(
+            subscribers.contains { $0["id"] as? String == "alice-whep" && $0["participant"] as? String == "alice-whip" })
     }
 
     @Test func aSubscriberThatJoinsBeforeItsPublisherNeverGetsItsTracks() {

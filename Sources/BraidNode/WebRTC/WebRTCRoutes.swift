@@ -41,8 +41,9 @@ public typealias WHIPRoutes = WebRTCRoutes
 /// Errors carry a one-line reason in a `text/plain` body: 400 malformed or unanswerable offer or fragment,
 /// or a `participant` that is no live WHIP session of the room, 401 refused by the authorizer, 404 unknown
 /// session, 406 no common codec, 412 `If-Match` does not match the ETag, 413 body too large, 415 wrong
-/// content type, 428 `PATCH` without `If-Match`, 503 node full or media socket down. Every response carries `Access-Control-Allow-Origin: *` and exposes `Location` and
-/// `ETag`, so a page from another origin can publish and play.
+/// content type, 428 `PATCH` without `If-Match`, 503 node full or media socket down. Every response
+/// carries `Access-Control-Allow-Origin: *` and exposes `Location` and `ETag`, so a page from another
+/// origin can publish and play.
 public enum WebRTCRoutes {
     /// The authorizer of a node on loopback: every request may publish and play. A node reachable by others
     /// should pass its own (``NodeServer/init(configuration:logger:whipAuthorizer:)``).

@@ -306,8 +306,8 @@ final class WebRTCSessionStore {
 
     /// Joins a session whose keys are ready to the forwarding core: a WHIP session publishes its tracks,
     /// a WHEP session subscribes with its slots. Both join as their ``WebRTCSession/participant``: a WHEP
-    /// session linked to a WHIP session is never given that session's tracks. Joining only now means a new subscriber's first keyframe
-    /// (requested on join) arrives when it can be decrypted.
+    /// session linked to a WHIP session is never given that session's tracks. Joining only now means a new
+    /// subscriber's first keyframe (requested on join) arrives when it can be decrypted.
     private func attach(_ session: WebRTCSession) {
         guard session.transport == nil else { return }
         let transport = WebRTCMediaTransport(batch: self.output)

@@ -154,8 +154,9 @@ public final class WebRTCSessions: Sendable {
     ///   ``SDPNegotiatedSection/localSender``.
     ///
     /// A client that both publishes and plays links the two: its WHEP request names its WHIP session in
-    /// `participant`, and the node never fills the WHEP session's slots with that WHIP session's tracks (both
-    /// join the forwarding core as the same participant, ``SFURouter/addSubscriber(room:peerID:participant:description:transport:now:)``).
+    /// `participant`, and the node never fills the WHEP session's slots with that WHIP session's tracks
+    /// (both join the forwarding core as the same participant, see
+    /// ``SFURouter/addSubscriber(room:peerID:participant:description:transport:now:)``).
     /// The WHIP resource id is 128 random bits that only the node and the publishing client know, so naming
     /// it proves the client owns it. The WHIP session must exist first: publish, then play.
     ///
@@ -178,9 +179,9 @@ public final class WebRTCSessions: Sendable {
                     .badParticipant, "participant links a WHEP session to a WHIP session; a WHIP session is its own")
             }
             guard Self.isResourceID(participant) else {
-                throw WebRTCSessionError(
-                    .badParticipant,
-                    "participant must be a WHIP resource id (the last path component of its Location: 32 hex digits)")
+                let reason =
+                    "participant must be a WHIP resource id (the last path component of its Location: 32 hex digits)"
+                throw WebRTCSessionError(.badParticipant, reason)
             }
         }
         let session: SessionDescription
