@@ -104,6 +104,19 @@ public final class BraidPublisher: PeerMediaHandler, @unchecked Sendable {
     /// The session resource (from `Location`), if the server gave one.
     public var resourceEndpoint: HTTPEndpoint? { self.resource }
 
+    /// The WHIP resource id: the last path component of `Location` (query excluded), nil without one.
+    ///
+    /// A subscriber of the same client passes it to
+    /// ``BraidSubscriber/subscribe(to:audioTracks:videoTracks:decodeAudio:participant:options:group:)`` as
+    /// `participant`, so that a Braid node never sends it this publisher's own tracks. The id is the
+    /// session's capability (it can end the session): keep it as private as the `Location` URL.
+    public var resourceID: String? {
+        guard let path = self.resource?.path.split(separator: "?", maxSplits: 1).first,
+            let last = path.split(separator: "/").last
+        else { return nil }
+        return String(last)
+    }
+
     /// Publishes to the WHIP endpoint at `url`, waits until media can flow, and starts sending.
     ///
     /// - Parameters:

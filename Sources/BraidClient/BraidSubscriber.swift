@@ -391,18 +391,30 @@ public final class BraidSubscriber: PeerMediaHandler, @unchecked Sendable {
 
     /// Subscribes with a receive-only offer of `audioTracks` Opus and `videoTracks` VP8 sections and waits
     /// until media can flow. `decodeAudio` decodes the audio tracks too (see the type's notes).
+    ///
+    /// - Parameter participant: the WHIP resource id of this client's own publisher
+    ///   (``BraidPublisher/resourceID``), sent as the `participant` query parameter: a Braid node then never
+    ///   fills this subscriber's slots with that publisher's tracks. Publish first; the node rejects an id
+    ///   that is not a live WHIP session of the same room (`400`). Nil subscribes to every track.
+    /// - Throws: ``BraidClientError/badArgument(_:)`` for a track count out of range or an empty
+    ///   `participant`, and what the HTTP exchange, ICE or DTLS throw.
     public static func subscribe(
         to url: String,
         audioTracks: Int = 1,
         videoTracks: Int = 1,
         decodeAudio: Bool = false,
+        participant: String? = nil,
         options: ConnectionOptions = ConnectionOptions(),
         group: any EventLoopGroup
     ) async throws(BraidClientError) -> BraidSubscriber {
         guard audioTracks >= 0, videoTracks >= 0, audioTracks + videoTracks > 0, audioTracks + videoTracks <= 64 else {
             throw .badArgument("between 1 and 64 tracks, got \(audioTracks) audio and \(videoTracks) video")
         }
-        let endpoint = try HTTPEndpoint(url: url)
+        var endpoint = try HTTPEndpoint(url: url)
+        if let participant {
+            guard !participant.isEmpty else { throw .badArgument("participant is empty") }
+            endpoint = endpoint.appendingQuery(name: "participant", value: participant)
+        }
         let tracks =
             (0..<audioTracks).map { OfferedTrack(kind: .audio, trackID: "audio\($0)") }
             + (0..<videoTracks).map { OfferedTrack(kind: .video, trackID: "video\($0)") }

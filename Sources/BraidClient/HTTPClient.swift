@@ -61,6 +61,27 @@ public struct HTTPEndpoint: Hashable, Sendable, CustomStringConvertible {
         return HTTPEndpoint(host: self.host, port: self.port, path: location)
     }
 
+    /// This endpoint with `name=value` added to its query (`?` or `&`), the value percent-encoded
+    /// (RFC 3986 §2.1: everything but unreserved characters).
+    public func appendingQuery(name: String, value: String) -> HTTPEndpoint {
+        func encode(_ text: String) -> String {
+            var encoded = ""
+            for byte in text.utf8 {
+                switch byte {
+                case 0x30...0x39, 0x41...0x5A, 0x61...0x7A, 0x2D, 0x2E, 0x5F, 0x7E:
+                    encoded.unicodeScalars.append(Unicode.Scalar(byte))
+                default:
+                    let hex = String(byte, radix: 16, uppercase: true)
+                    encoded += "%" + (hex.count == 1 ? "0" + hex : hex)
+                }
+            }
+            return encoded
+        }
+        let separator = self.path.contains("?") ? "&" : "?"
+        let path = self.path + separator + encode(name) + "=" + encode(value)
+        return HTTPEndpoint(host: self.host, port: self.port, path: path)
+    }
+
     public var description: String { "http://\(self.host):\(self.port)\(self.path)" }
 }
 

@@ -110,12 +110,19 @@ public struct PeerFigures: Codable, Hashable, Sendable {
     public var role: String
     public var room: String
     public var node: String
+    /// Conferences: the participant (`<room>/<n>`) whose publisher or subscriber this is; nil otherwise.
+    public var participant: String? = nil
     /// Join time in ms, nil if it failed or never got media.
     public var joinMs: Double?
     /// The failure cause (see ``LoadReport/failures``), nil when it joined.
     public var failure: String?
     /// Subscribers: every track received.
     public var tracks: [TrackFigures]
+    /// Subscribers that joined: remote tracks received, counted as slots with at least one packet (the node
+    /// never shows one track in two slots of a subscriber, so they are distinct unless a slot was refilled
+    /// after its publisher left). In a conference of P participants that is 2 (P − 1) when every other
+    /// participant's audio and video arrived.
+    public var remoteTracks: Int? = nil
 }
 
 /// The full result of a run: what the `--json` file holds. Rates are fractions (0.01 = 1 %), times in

@@ -11,10 +11,10 @@ public enum LoadScenario: Hashable, Sendable {
     /// `rooms` rooms of `participants` participants; everyone publishes audio and video and subscribes with
     /// (participants − 1) audio and (participants − 1) video transceivers.
     ///
-    /// A participant's WHIP and WHEP sessions are separate peers to the node, which fills subscriber slots
-    /// with the room's tracks in publication order: with P − 1 slots a subscriber receives the first P − 1
-    /// publishers' tracks, which may include its own (the node cannot tell). The
-    /// report gives per-track figures for that reason; latency and loss are the same either way.
+    /// A participant publishes first, then subscribes naming its WHIP session (`participant`, see
+    /// ``BraidClient/BraidSubscriber/subscribe(to:audioTracks:videoTracks:decodeAudio:participant:options:group:)``),
+    /// so the node fills its P − 1 slots of each kind with the other participants' tracks, never its own.
+    /// A participant whose publisher failed subscribes unlinked (it has no tracks of its own in the room).
     case conference(rooms: Int, participants: Int)
     /// One publisher (audio and video) and `subscribers` subscribers with one audio and one video track.
     case webinar(subscribers: Int)
@@ -84,6 +84,11 @@ struct PeerPlan: Sendable {
     var video: Bool
     var audioTracks: Int
     var videoTracks: Int
+    /// The participant the peer belongs to (`<room>/<n>`), for conferences; nil otherwise.
+    var participant: String? = nil
+    /// For a subscriber: the index of its participant's publisher plan, whose WHIP session it names, so
+    /// it joins after that publisher has.
+    var linkedPublisher: Int? = nil
 }
 
 /// A live peer.
@@ -136,15 +141,20 @@ public enum LoadRunner {
         case .conference(let rooms, let participants):
             let others = max(1, min(participants - 1, 32))
             for room in 0..<rooms {
-                for _ in 0..<participants {
+                for index in 0..<participants {
+                    // Both sessions of a participant go to the same node (the link is checked there);
+                    // participants are spread round-robin.
+                    let node = nodes[(plans.count / 2) % nodes.count]
+                    let participant = "\(prefix)-\(room)/\(index)"
                     plans.append(
                         PeerPlan(
-                            role: .publisher, room: "\(prefix)-\(room)", node: node(), audio: true, video: true,
-                            audioTracks: 0, videoTracks: 0))
+                            role: .publisher, room: "\(prefix)-\(room)", node: node, audio: true, video: true,
+                            audioTracks: 0, videoTracks: 0, participant: participant))
                     plans.append(
                         PeerPlan(
-                            role: .subscriber, room: "\(prefix)-\(room)", node: node(), audio: true, video: true,
-                            audioTracks: others, videoTracks: others))
+                            role: .subscriber, room: "\(prefix)-\(room)", node: node, audio: true, video: true,
+                            audioTracks: others, videoTracks: others, participant: participant,
+                            linkedPublisher: plans.count - 1))
                 }
             }
         case .webinar(let subscribers):
@@ -206,7 +216,15 @@ public enum LoadRunner {
                         localHost: configuration.localHost, timeout: configuration.timeout, certificate: certificate,
                         uplink: configuration.uplink, downlink: configuration.downlink,
                         impairmentSeed: SplitMix64.derive(configuration.seed, UInt64(index)))
-                    let outcome = await Self.join(plan, media: media, options: options, group: group)
+                    // A linked subscriber names its publisher's WHIP session, so it waits for that join.
+                    var participant: String?
+                    if let publisher = plan.linkedPublisher,
+                        case .publisher(let peer) = await outcomes.wait(for: publisher).peer
+                    {
+                        participant = peer.resourceID
+                    }
+                    let outcome = await Self.join(
+                        plan, participant: participant, media: media, options: options, group: group)
                     await outcomes.set(index, outcome)
                 }
             }
@@ -223,8 +241,10 @@ public enum LoadRunner {
         return report
     }
 
+    /// Joins one peer; a subscriber with `participant` (its publisher's WHIP resource id) is linked to it.
     static func join(
-        _ plan: PeerPlan, media: PreEncodedMedia, options: ConnectionOptions, group: any EventLoopGroup
+        _ plan: PeerPlan, participant: String? = nil, media: PreEncodedMedia, options: ConnectionOptions,
+        group: any EventLoopGroup
     ) async -> PeerOutcome {
         let base = plan.node.hasSuffix("/") ? String(plan.node.dropLast()) : plan.node
         do {
@@ -237,7 +257,7 @@ public enum LoadRunner {
             case .subscriber:
                 let subscriber = try await BraidSubscriber.subscribe(
                     to: "\(base)/whep/\(plan.room)", audioTracks: plan.audioTracks, videoTracks: plan.videoTracks,
-                    options: options, group: group)
+                    participant: participant, options: options, group: group)
                 return PeerOutcome(plan: plan, peer: .subscriber(subscriber))
             }
         } catch {
@@ -346,7 +366,8 @@ public enum LoadRunner {
 
         for outcome in outcomes {
             var figures = PeerFigures(
-                role: outcome.plan.role.rawValue, room: outcome.plan.room, node: outcome.plan.node, tracks: [])
+                role: outcome.plan.role.rawValue, room: outcome.plan.room, node: outcome.plan.node,
+                participant: outcome.plan.participant, tracks: [])
             if let error = outcome.failure {
                 let cause = Self.cause(of: error)
                 failures[cause, default: 0] += 1
@@ -403,6 +424,9 @@ public enum LoadRunner {
                             packetsLost: track.packetsLost, packetsRecovered: 0, freezeCount: 0,
                             latencyP50Ms: ms(track.latency.p50), latencyP95Ms: ms(track.latency.p95)))
                 }
+                // The node never shows one track in two slots of a subscriber, so slots with media are
+                // distinct remote tracks.
+                figures.remoteTracks = figures.tracks.filter { $0.packetsReceived > 0 }.count
             case nil:
                 break
             }
@@ -474,6 +498,8 @@ public enum LoadRunner {
 /// The outcomes so far, filled in as joins finish.
 actor Outcomes {
     var slots: [PeerOutcome?]
+    /// Tasks waiting for an outcome, by index.
+    private var waiters: [Int: [CheckedContinuation<PeerOutcome, Never>]] = [:]
 
     init(count: Int) {
         self.slots = Array(repeating: nil, count: count)
@@ -481,6 +507,14 @@ actor Outcomes {
 
     func set(_ index: Int, _ outcome: PeerOutcome) {
         self.slots[index] = outcome
+        for waiter in self.waiters.removeValue(forKey: index) ?? [] { waiter.resume(returning: outcome) }
+    }
+
+    /// The outcome of peer `index`, once its join has finished (every planned join finishes: each is bounded
+    /// by the timeout).
+    func wait(for index: Int) async -> PeerOutcome {
+        if let outcome = self.slots[index] { return outcome }
+        return await withCheckedContinuation { self.waiters[index, default: []].append($0) }
     }
 
     func all() -> [PeerOutcome] {

@@ -14,6 +14,10 @@ extension LoadReport {
         for (cause, count) in self.failures.sorted(by: { $0.key < $1.key }) {
             row("  failed: \(cause)", "\(count)  (\(self.failureMessages[cause]?.first ?? ""))")
         }
+        let remoteTracks = self.peers.filter { $0.participant != nil }.compactMap(\.remoteTracks)
+        if let fewest = remoteTracks.min(), let most = remoteTracks.max() {
+            row("remote tracks per participant", "\(fewest) to \(most)")
+        }
         row("join p50 / p95 (subscribers)", "\(ms(self.subscriberJoin.p50Ms)) / \(ms(self.subscriberJoin.p95Ms))")
         row("latency p50 / p95 / p99", "\(ms(self.latency.p50Ms)) / \(ms(self.latency.p95Ms)) / \(ms(self.latency.p99Ms))")
         if self.video.packetsExpected > 0 {

@@ -55,13 +55,14 @@ public struct SFUPeerStatus: Sendable, Hashable, Codable {
     /// The peer's selected transport address (`ip:port`). The core never knows it: the node that owns the
     /// peer's socket fills it in; nil until then.
     public var remoteAddress: String? = nil
-    /// The participant the peer belongs to (its own id unless its WHEP session was linked to a WHIP one).
-    public var participant: String? = nil
-    /// Subscribers: the network-wide id (``TrackID``) of the track each slot (by mid) shows.
-    public var tracks: [String: String]? = nil
+    /// The participant the peer belongs to (its own id unless it was added with one); a subscriber never
+    /// receives the tracks of publishers with the same participant.
+    public var participant: String
+    /// Subscribers, per slot mid: the track the slot forwards (free slots are absent). Empty for publishers.
+    public var sources: [String: SFUSlotSource] = [:]
 
     enum CodingKeys: String, CodingKey {
-        case id, direction, codecs, layers, retransmissions, participant, tracks
+        case id, direction, codecs, layers, retransmissions, participant, sources
         case remoteAddress = "remote_address"
         case bitrateInBps = "bitrate_in_bps"
         case bitrateOutBps = "bitrate_out_bps"
@@ -73,6 +74,22 @@ public struct SFUPeerStatus: Sendable, Hashable, Codable {
         case nacksSent = "nacks_sent"
         case keyframeRequests = "keyframe_requests"
         case packetsDropped = "packets_dropped"
+    }
+}
+
+/// The track a subscriber's slot forwards: which publisher, and which of its tracks.
+public struct SFUSlotSource: Sendable, Hashable, Codable {
+    /// The publisher's peer id (``SFUTrackStatus/publisher``).
+    public var publisher: String
+    /// The track's mid in the publisher's session (``SFUTrackStatus/mid``).
+    public var mid: String
+    /// The network-wide track id (``SFUTrackStatus/id``).
+    public var track: TrackID?
+
+    public init(publisher: String, mid: String, track: TrackID? = nil) {
+        self.publisher = publisher
+        self.mid = mid
+        self.track = track
     }
 }
 
@@ -174,9 +191,12 @@ extension Room {
             var lost = 0
             var fraction = 0.0
             var layers: [String: String] = [:]
-            var tracks: [String: String] = [:]
+            var sources: [String: SFUSlotSource] = [:]
             for slot in subscriber.slots {
-                if let producer = slot.producer { tracks[slot.slot.mid] = producer.id.description }
+                if let producer = slot.producer {
+                    sources[slot.slot.mid] = SFUSlotSource(
+                        publisher: producer.peerID, mid: producer.track.mid, track: producer.id)
+                }
                 lost += Int(max(0, slot.cumulativeLost))
                 fraction = max(fraction, Double(slot.fractionLost) / 256)
                 if let producer = slot.producer, let layer = slot.currentLayer {
@@ -195,7 +215,7 @@ extension Room {
                 nacksReceived: c.nacksReceived, nacksSent: 0, retransmissions: c.retransmissions,
                 keyframeRequests: c.keyframeRequestsReceived,
                 packetsDropped: c.malformedRTCP + subscriber.slots.reduce(0) { $0 + $1.backPressureDrops },
-                participant: subscriber.participant, tracks: tracks)
+                participant: subscriber.participant, sources: sources)
         }
         let tracks = self.producers.filter { !$0.isMirror }.map { producer in
             SFUTrackStatus(

@@ -167,4 +167,12 @@ struct OfferAndAnswerTests {
         #expect(throws: BraidClientError.self) { try HTTPEndpoint(url: "http://x:99999/") }
         #expect(throws: BraidClientError.self) { try HTTPEndpoint(url: "http:///path") }
     }
+
+    @Test("A query parameter is appended with ? or &, its value percent-encoded")
+    func queryParameters() throws {
+        let endpoint = try HTTPEndpoint(url: "http://127.0.0.1:8080/whep/lobby")
+        let linked = endpoint.appendingQuery(name: "participant", value: "6c1f0e2a9b3d4c5e8f7a6b5c4d3e2f10")
+        #expect(linked.path == "/whep/lobby?participant=6c1f0e2a9b3d4c5e8f7a6b5c4d3e2f10")
+        #expect(linked.appendingQuery(name: "x", value: "a b/ü&").path.hasSuffix("f10&x=a%20b%2F%C3%BC%26"))
+    }
 }

@@ -51,7 +51,7 @@ func runCommand(_ scenario: LoadScenario, _ arguments: [String]) async throws ->
 
 @Suite("Load runs against an in-process node on loopback", .serialized)
 struct LoadRunTests {
-    @Test("A 4-participant conference meets its SLOs; every subscriber gets 3 audio and 3 video tracks")
+    @Test("A 4-participant conference meets its SLOs; every subscriber gets the other 3 participants' audio and video")
     func conference() async throws {
         let name = "braid-load-\(UInt32.random(in: 0...UInt32.max)).json"
         let path = FileManager.default.temporaryDirectory.appendingPathComponent(name).path
@@ -77,7 +77,14 @@ struct LoadRunTests {
             #expect(subscriber.tracks.filter { $0.kind == "audio" }.count == 3)
             // Every slot was filled: each track received media.
             #expect(subscriber.tracks.allSatisfy { $0.packetsReceived > 20 }, "\(subscriber.tracks)")
+            #expect(subscriber.remoteTracks == 6)
         }
+        // One publisher and one subscriber per participant (the subscriber linked to the publisher: the
+        // node-level mapping is checked in BraidClientTests' ParticipantConferenceTests).
+        let participants = Dictionary(grouping: result.peers, by: { $0.participant ?? "" })
+        #expect(participants.count == 4 && participants.keys.allSatisfy { $0.hasPrefix("load-0/") })
+        #expect(participants.values.allSatisfy { Set($0.map(\.role)) == ["publisher", "subscriber"] })
+        #expect(result.table().contains("remote tracks per participant"))
         #expect(result.video.framesComplete > 4 * 3 * 60)
         #expect(result.latency.samples > 1000)
         #expect(result.sloPassed && result.slo.count == 5)

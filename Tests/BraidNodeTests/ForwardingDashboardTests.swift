@@ -19,21 +19,25 @@ struct ForwardingDashboardTests {
           "active_speakers": ["audio0"],
           "publishers": [
             {
-              "id": "6c1f0e2a9b3d4c5e8f7a6b5c4d3e2f10", "direction": "publish", "remote_address": "127.0.0.1:50312",
+              "id": "6c1f0e2a9b3d4c5e8f7a6b5c4d3e2f10", "participant": "6c1f0e2a9b3d4c5e8f7a6b5c4d3e2f10",
+              "direction": "publish", "remote_address": "127.0.0.1:50312",
               "codecs": ["opus", "VP8"], "bitrate_in_bps": 412000, "bitrate_out_bps": 0,
-              "packets_lost": 0, "loss_fraction": 0, "layers": { "0": "0", "1": "0" },
-              "nacks_received": 0, "nacks_sent": 0, "retransmissions": 0, "keyframe_requests": 1, "packets_dropped": 0,
-              "participant": "6c1f0e2a9b3d4c5e8f7a6b5c4d3e2f10"
+              "packets_lost": 0, "loss_fraction": 0, "layers": { "0": "0", "1": "0" }, "sources": {},
+              "nacks_received": 0, "nacks_sent": 0, "retransmissions": 0, "keyframe_requests": 1, "packets_dropped": 0
             }
           ],
           "subscribers": [
             {
-              "id": "0a9b8c7d6e5f40312a3b4c5d6e7f8091", "direction": "subscribe", "remote_address": "127.0.0.1:50314",
+              "id": "0a9b8c7d6e5f40312a3b4c5d6e7f8091", "participant": "5d2e1f0a9b8c47d6a5b4c3d2e1f0a9b8",
+              "direction": "subscribe", "remote_address": "127.0.0.1:50314",
               "codecs": ["opus", "VP8"], "bitrate_in_bps": 0, "bitrate_out_bps": 410000,
               "packets_lost": 0, "loss_fraction": 0, "rtt_ms": 0.4, "estimate_bps": 2500000,
               "layers": { "0": "0", "1": "0" },
-              "nacks_received": 0, "nacks_sent": 0, "retransmissions": 0, "keyframe_requests": 1, "packets_dropped": 0,
-              "participant": "0a9b8c7d6e5f40312a3b4c5d6e7f8091", "tracks": { "0": "3fa2c1d9e8b7a6f5/1", "1": "3fa2c1d9e8b7a6f5/2" }
+              "sources": {
+                "0": { "publisher": "6c1f0e2a9b3d4c5e8f7a6b5c4d3e2f10", "mid": "0", "track": "3fa2c1d9e8b7a6f5/1" },
+                "1": { "publisher": "6c1f0e2a9b3d4c5e8f7a6b5c4d3e2f10", "mid": "1", "track": "3fa2c1d9e8b7a6f5/2" }
+              },
+              "nacks_received": 0, "nacks_sent": 0, "retransmissions": 0, "keyframe_requests": 1, "packets_dropped": 0
             }
           ],
           "tracks": [
@@ -76,6 +80,8 @@ struct ForwardingDashboardTests {
         let room = try #require(status.rooms.first)
         #expect(room.publishers.first?.remoteAddress == "127.0.0.1:50312")
         #expect(room.subscribers.first?.estimateBps == 2_500_000)
+        #expect(room.subscribers.first?.participant == "5d2e1f0a9b8c47d6a5b4c3d2e1f0a9b8")
+        #expect(room.subscribers.first?.sources["1"]?.publisher == "6c1f0e2a9b3d4c5e8f7a6b5c4d3e2f10")
         #expect(room.tracks.map(\.kind) == [.audio, .video])
         #expect(room.tracks.last?.layers.first?.width == 320)
         #expect(status.forwarding.rooms == 1 && status.forwarding.publishers == 1)
@@ -108,6 +114,8 @@ struct ForwardingDashboardTests {
         #expect(subscriber.contains("out 410.0 kbps") && subscriber.contains("rtt 0.4 ms"))
         #expect(subscriber.contains("est 2.5 Mbps"))
         #expect(subscriber.contains("layers 0:0 1:0"))
+        #expect(subscriber.contains("participant 5d2e1f0a9b8c47d6a5b4c3d2e1f0a9b8"))
+        #expect(!publisher.contains("participant"))
         #expect(lines.contains { $0.contains("track video0 mid 1 video from 6c1f0e2a9b3d4c5e8f7a6b5c4d3e2f10") })
         #expect(lines.contains { $0.contains("track audio0") && $0.contains("level -38.5 dBov") })
         #expect(lines.contains { $0.contains("layer -  ssrc 305419896  380.0 kbps  2620 packets  320x180") })

@@ -139,6 +139,79 @@ struct WHEPTests {
         }
     }
 
+    @Test("?participant= must name a live WHIP session of the same room: 400 otherwise, 201 when it does")
+    func participantLink() async throws {
+        try await withRunningNode(try testConfiguration()) { running in
+            let certificate = try DTLSCertificate(commonName: "c")
+            func whip(_ room: String, ufrag: String) async throws -> String {
+                let ice = try ICECredentials(ufrag: ufrag, password: "PublisherPassword0123456789")
+                let offer = WHIPOffer.chromiumLike(ice: ice, fingerprint: certificate.fingerprint)
+                let response = try await running.whip(
+                    .post, "/whip/\(room)", contentType: "application/sdp", body: offer)
+                #expect(response.status == .created)
+                let location = try #require(response.headers[.location])
+                return String(location.dropFirst("/whip/\(room)/".count))
+            }
+            let ice = try ICECredentials(ufrag: "pla5", password: "PlayerPassword0123456789abc")
+            let play = WHEPOffer.recvonly(ice: ice, fingerprint: certificate.fingerprint, videos: 1)
+            func whep(_ query: String, room: String = "lobby") async throws -> (HTTPResponse.Status, String) {
+                let response = try await running.whip(
+                    .post, "/whep/\(room)\(query)", contentType: "application/sdp", body: play)
+                return (response.status, response.body.map { String(buffer: $0) } ?? "")
+            }
+
+            let publisher = try await whip("lobby", ufrag: "pub1")
+            let elsewhere = try await whip("other", ufrag: "pub2")
+            #expect(publisher.count == 32 && elsewhere.count == 32)
+            let unknown = String(repeating: "0123456789abcdef", count: 2)
+
+            // Malformed: not a resource id (a URL, upper case, empty), or named twice.
+            let malformed = [
+                "?participant=/whip/lobby/\(publisher)", "?participant=\(publisher.uppercased())", "?participant=",
+            ]
+            for bad in malformed {
+                let (status, reason) = try await whep(bad)
+                #expect(status == .badRequest, "\(bad)")
+                #expect(reason.contains("32 hex digits"), "\(bad): \(reason)")
+            }
+            let (twice, twiceReason) = try await whep("?participant=\(publisher)&participant=\(publisher)")
+            #expect(twice == .badRequest && twiceReason.contains("at most one participant"))
+
+            // Well-formed but not a live WHIP session of this room: unknown, of another room, a WHEP session.
+            let (player, _) = try await whep("")
+            #expect(player == .created)
+            let players = try await running.status().sessions.list.filter { $0.direction == .subscribe }
+            let playerID = try #require(players.first?.id)
+            for id in [unknown, elsewhere, playerID] {
+                let (status, reason) = try await whep("?participant=\(id)")
+                #expect(status == .badRequest)
+                #expect(reason.contains("participant \(id) is not a live WHIP session in room lobby"), "\(reason)")
+            }
+            // Right id, wrong room in the URL.
+            let (otherRoom, _) = try await whep("?participant=\(publisher)", room: "other")
+            #expect(otherRoom == .badRequest)
+            // A WHIP session is its own participant.
+            let ownIce = try ICECredentials(ufrag: "pub3", password: "PublisherPassword0123456789")
+            let linkedWHIP = try await running.whip(
+                .post, "/whip/lobby?participant=\(publisher)", contentType: "application/sdp",
+                body: WHIPOffer.chromiumLike(ice: ownIce, fingerprint: certificate.fingerprint))
+            #expect(linkedWHIP.status == .badRequest)
+            #expect(String(buffer: try #require(linkedWHIP.body)).contains("a WHIP session is its own"))
+            // None of the refused requests left a session behind: 2 WHIP + 1 WHEP.
+            #expect(try await running.status().sessions.count == 3)
+
+            // The publisher's own id, in its room: accepted.
+            let (linked, _) = try await whep("?participant=\(publisher)")
+            #expect(linked == .created)
+            #expect(try await running.status().sessions.count == 4)
+
+            // Once the WHIP session has ended its id no longer links.
+            #expect(try await running.whip(.delete, "/whip/lobby/\(publisher)").status == .ok)
+            let (ended, endedReason) = try await whep("?participant=\(publisher)")
+            #expect(ended == .badRequest && endedReason.contains("not a live WHIP session"))
+        }
+    }
+
     @Test("the bearer hook guards WHEP (401) and a node without a media socket answers 503")
     func authorizerAndUnavailable() async throws {
         var logger = Logger(label: "braid.node.test")

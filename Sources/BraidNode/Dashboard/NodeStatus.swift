@@ -313,7 +313,8 @@ extension NodeStatus {
         return lines
     }
 
-    /// One peer on one line: direction, id, address, codecs, rate, loss, then what only one side has.
+    /// One peer on one line: direction, id, address, codecs, rate, loss, then what only one side has, and
+    /// the participant when it is not the peer itself.
     static func formatPeer(_ peer: SFUPeerStatus) -> String {
         let publishes = peer.direction == "publish"
         var line = Self.pad(peer.direction, 10) + peer.id + "  " + (peer.remoteAddress ?? "-")
@@ -331,6 +332,7 @@ extension NodeStatus {
             line += "  nacks in \(peer.nacksReceived)  rtx \(peer.retransmissions)  plis in \(peer.keyframeRequests)"
         }
         line += "  dropped \(peer.packetsDropped)"
+        if peer.participant != peer.id { line += "  participant \(peer.participant)" }
         return line
     }
 

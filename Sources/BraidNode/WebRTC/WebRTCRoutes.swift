@@ -25,6 +25,7 @@ public typealias WHIPRoutes = WebRTCRoutes
 /// | --- | --- |
 /// | `POST /whip/{room}` | publish: SDP offer in, `201` + answer, `Location: /whip/{room}/{id}`, `ETag` |
 /// | `POST /whep/{room}` | play: recvonly offer in, `201` + sendonly answer, `Location: /whep/{room}/{id}` |
+/// | `POST /whep/{room}?participant={whip-id}` | play, never receiving the tracks of WHIP session `whip-id` |
 /// | `PATCH /whip/{room}/{id}`, `/whep/...` | `application/trickle-ice-sdpfrag`: `204` trickle, `200` restart |
 /// | `DELETE /whip/{room}/{id}`, `/whep/...` | `200`, the session ends |
 /// | `OPTIONS` on all of them | CORS preflight, `204` |
@@ -33,13 +34,16 @@ public typealias WHIPRoutes = WebRTCRoutes
 ///
 /// Subscriptions use pre-allocated transceivers: a WHEP subscriber offers as many recvonly audio and video
 /// transceivers as tracks it wants to receive; the node fills them with the room's tracks, including tracks
-/// published later, without renegotiation.
+/// published later, without renegotiation. A client that also publishes names its WHIP session (the last
+/// path component of the WHIP `Location`) in the WHEP request's `participant` query parameter, so that its
+/// own tracks never fill its slots; it must publish first.
 ///
 /// Errors carry a one-line reason in a `text/plain` body: 400 malformed or unanswerable offer or fragment,
-/// 401 refused by the authorizer, 404 unknown session, 406 no common codec, 412 `If-Match` does not match
-/// the ETag, 413 body too large, 415 wrong content type, 428 `PATCH` without `If-Match`, 503 node full or
-/// media socket down. Every response carries `Access-Control-Allow-Origin: *` and exposes `Location` and
-/// `ETag`, so a page from another origin can publish and play.
+/// or a `participant` that is no live WHIP session of the room, 401 refused by the authorizer, 404 unknown
+/// session, 406 no common codec, 412 `If-Match` does not match the ETag, 413 body too large, 415 wrong
+/// content type, 428 `PATCH` without `If-Match`, 503 node full or media socket down. Every response
+/// carries `Access-Control-Allow-Origin: *` and exposes `Location` and `ETag`, so a page from another
+/// origin can publish and play.
 public enum WebRTCRoutes {
     /// The authorizer of a node on loopback: every request may publish and play. A node reachable by others
     /// should pass its own (``NodeServer/init(configuration:logger:whipAuthorizer:)``).
@@ -102,8 +106,14 @@ public enum WebRTCRoutes {
             let body = try await request.body.collect(upTo: DashboardRoutes.maximumRequestBodyBytes)
             guard body.readableBytes > 0 else { return Self.plain(.badRequest, "the request has no SDP offer") }
             let offer = String(buffer: body)
+            // `?participant={whip-id}`: the WHIP session this WHEP session belongs to (validated by createSession).
+            let participants = request.uri.queryParameters[values: "participant"]
+            guard participants.count <= 1 else {
+                return Self.plain(.badRequest, "at most one participant parameter, got \(participants.count)")
+            }
             do throws(WebRTCSessionError) {
-                let created = try await sessions.createSession(direction: direction, room: room, offer: offer)
+                let created = try await sessions.createSession(
+                    direction: direction, room: room, offer: offer, participant: participants.first.map(String.init))
                 var headers = Self.corsHeaders()
                 headers[.contentType] = "application/sdp"
                 headers[.location] = "/\(prefix)/\(room)/\(created.id)"
@@ -217,7 +227,7 @@ public enum WebRTCRoutes {
 
     static func response(for error: WebRTCSessionError) -> Response {
         switch error.kind {
-        case .badOffer, .badFragment: Self.plain(.badRequest, error.reason)
+        case .badOffer, .badFragment, .badParticipant: Self.plain(.badRequest, error.reason)
         case .noCommonCodec: Self.plain(.notAcceptable, error.reason)
         case .unavailable: Self.plain(.serviceUnavailable, error.reason)
         case .unknownSession: Self.plain(.notFound, error.reason)

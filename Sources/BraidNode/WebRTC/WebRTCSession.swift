@@ -193,6 +193,9 @@ final class WebRTCSession {
     let room: String
     /// WHIP (`publish`) or WHEP (`subscribe`).
     let direction: Direction
+    /// The participant the session joins the forwarding core as: the id of the WHIP session a WHEP request
+    /// named (`?participant=`), so that the client never receives its own tracks; otherwise its own id.
+    let participant: String
     /// The answer and what it negotiated per m-section (codecs, extension IDs, simulcast RIDs, and for
     /// WHEP the node's SSRCs in ``SDPNegotiatedSection/localSender``).
     let negotiated: SDPAnswer
@@ -222,10 +225,14 @@ final class WebRTCSession {
     var publisher: SFUPublisher?
     var subscriber: SFUSubscriber?
 
-    init(id: String, room: String, direction: Direction, negotiated: SDPAnswer, dtls: DTLSEndpoint) {
+    init(
+        id: String, room: String, direction: Direction, participant: String? = nil, negotiated: SDPAnswer,
+        dtls: DTLSEndpoint
+    ) {
         self.id = id
         self.room = room
         self.direction = direction
+        self.participant = participant ?? id
         self.negotiated = negotiated
         self.dtls = dtls
     }

@@ -101,10 +101,15 @@ final class WebRTCSessionStore {
     }
 
     /// Adds a session that answers checks for `local` and runs DTLS as server against `remoteFingerprint`.
+    ///
+    /// - Parameter participant: the participant the session joins the forwarding core as (see
+    ///   ``WebRTCSession/participant``); nil for its own id. The caller has checked it
+    ///   (``isPublishing(id:room:)``) in the same turn of the loop.
     func add(
         id: String,
         room: String,
         direction: WebRTCSession.Direction,
+        participant: String? = nil,
         negotiated: SDPAnswer,
         local: ICECredentials,
         remote: ICECredentials,
@@ -113,9 +118,17 @@ final class WebRTCSessionStore {
     ) throws -> Void {
         let dtls = try DTLSEndpoint(role: .server, certificate: self.certificate, remoteFingerprint: remoteFingerprint)
         let agent = try ICELiteAgent(local: local, remote: remote, timeouts: timeouts, now: .now)
-        let session = WebRTCSession(id: id, room: room, direction: direction, negotiated: negotiated, dtls: dtls)
+        let session = WebRTCSession(
+            id: id, room: room, direction: direction, participant: participant, negotiated: negotiated, dtls: dtls)
         let tableID = try self.table.insert(agent, context: session)
         self.byID[id] = tableID
+    }
+
+    /// Whether `id` is a WHIP session of `room` that is still in the table (consent not yet expired, not
+    /// deleted); its keys need not be ready, so a client may post its WHEP offer right after the WHIP one.
+    func isPublishing(id: String, room: String) -> Bool {
+        guard let (_, session) = self.session(id: id, room: room) else { return false }
+        return session.direction == .publish
     }
 
     /// Removes a session and frees its state; returns whether it existed (in `room`, when given).
@@ -296,8 +309,9 @@ final class WebRTCSessionStore {
     // MARK: Forwarding
 
     /// Joins a session whose keys are ready to the forwarding core: a WHIP session publishes its tracks,
-    /// a WHEP session subscribes with its slots. Joining only now means a new subscriber's first keyframe
-    /// (requested on join) arrives when it can be decrypted.
+    /// a WHEP session subscribes with its slots. Both join as their ``WebRTCSession/participant``: a WHEP
+    /// session linked to a WHIP session is never given that session's tracks. Joining only now means a new
+    /// subscriber's first keyframe (requested on join) arrives when it can be decrypted.
     private func attach(_ session: WebRTCSession) {
         guard session.transport == nil else { return }
         let transport = WebRTCMediaTransport(batch: self.output)
@@ -310,6 +324,7 @@ final class WebRTCSessionStore {
             session.publisher = self.forwarding.addPublisher(
                 room: session.room,
                 peerID: session.id,
+                participant: session.participant,
                 description: PublisherDescription(negotiated: session.negotiated),
                 transport: transport,
                 now: now
@@ -318,6 +333,7 @@ final class WebRTCSessionStore {
             let subscriber = self.forwarding.addSubscriber(
                 room: session.room,
                 peerID: session.id,
+                participant: session.participant,
                 description: SubscriberDescription(negotiated: session.negotiated),
                 transport: transport,
                 now: now

@@ -24,6 +24,9 @@ public struct WebRTCSessionError: Error, Sendable, Equatable, CustomStringConver
         case preconditionRequired
         /// A `PATCH` whose `If-Match` does not match the session's entity tag (412, RFC 9110 §13.1.1).
         case preconditionFailed
+        /// A WHEP request's `participant` is malformed or not a live WHIP session of the same room, or a
+        /// WHIP request has one (400).
+        case badParticipant
     }
 
     public let kind: Kind
@@ -41,7 +44,7 @@ public struct WebRTCSessionError: Error, Sendable, Equatable, CustomStringConver
 /// The former name of ``WebRTCSessionError``.
 public typealias WHIPError = WebRTCSessionError
 
-/// A session created by ``WebRTCSessions/createSession(direction:room:offer:)``.
+/// A session created by ``WebRTCSessions/createSession(direction:room:offer:participant:)``.
 public struct WebRTCSessionCreated: Sendable, Equatable {
     /// The session's resource id: `Location: /whip/{room}/{id}` or `/whep/{room}/{id}`.
     public var id: String
@@ -139,7 +142,7 @@ public final class WebRTCSessions: Sendable {
         self.attached.withLockedValue { $0?.port = port }
     }
 
-    /// Creates an ingest (WHIP) session; see ``createSession(direction:room:offer:)``.
+    /// Creates an ingest (WHIP) session; see ``createSession(direction:room:offer:participant:)``.
     public func createIngestSession(room: String, offer: String) async throws(WebRTCSessionError)
         -> WebRTCSessionCreated
     {
@@ -155,14 +158,37 @@ public final class WebRTCSessions: Sendable {
     ///   so the player keeps them in sync. The SSRCs are in the stored answer's
     ///   ``SDPNegotiatedSection/localSender``.
     ///
+    /// A client that both publishes and plays links the two: its WHEP request names its WHIP session in
+    /// `participant`, and the node never fills the WHEP session's slots with that WHIP session's tracks
+    /// (both join the forwarding core as the same participant, see
+    /// ``SFURouter/addSubscriber(room:peerID:participant:description:transport:now:)``).
+    /// The WHIP resource id is 128 random bits that only the node and the publishing client know, so naming
+    /// it proves the client owns it. The WHIP session must exist first: publish, then play.
+    ///
+    /// - Parameter participant: for `.subscribe` only, the resource id of a live WHIP session of `room`
+    ///   (the last path component of its `Location`); nil for a session that is its own participant.
     /// - Throws: ``WebRTCSessionError`` with `.badOffer` for SDP that does not parse, that the node cannot
     ///   answer, or that has no section in the needed direction; `.noCommonCodec` when no offered codec is
-    ///   supported; `.unavailable` when the media socket is not running or the node is full.
+    ///   supported; `.badParticipant` when `participant` is not a resource id, names no WHIP session of
+    ///   `room` (unknown, ended, of another room, or a WHEP session), or is given for `.publish`;
+    ///   `.unavailable` when the media socket is not running or the node is full.
     public func createSession(
         direction: WebRTCDirection,
         room: String,
-        offer: String
+        offer: String,
+        participant: String? = nil
     ) async throws(WebRTCSessionError) -> WebRTCSessionCreated {
+        if let participant {
+            guard direction == .subscribe else {
+                throw WebRTCSessionError(
+                    .badParticipant, "participant links a WHEP session to a WHIP session; a WHIP session is its own")
+            }
+            guard Self.isResourceID(participant) else {
+                let reason =
+                    "participant must be a WHIP resource id (the last path component of its Location: 32 hex digits)"
+                throw WebRTCSessionError(.badParticipant, reason)
+            }
+        }
         let session: SessionDescription
         do throws(SDPError) {
             session = try SessionDescription(parsing: offer)
@@ -243,10 +269,16 @@ public final class WebRTCSessions: Sendable {
         let negotiated = answer
         do {
             try await attached.eventLoop.submit {
+                // Checked and added in one turn of the loop: the WHIP session cannot end in between.
+                if let participant, !store.value.isPublishing(id: participant, room: room) {
+                    throw WebRTCSessionError(
+                        .badParticipant, "participant \(participant) is not a live WHIP session in room \(room)")
+                }
                 try store.value.add(
                     id: id,
                     room: room,
                     direction: direction,
+                    participant: participant,
                     negotiated: negotiated,
                     local: local,
                     remote: remote,
@@ -254,6 +286,8 @@ public final class WebRTCSessions: Sendable {
                     timeouts: timeouts
                 )
             }.get()
+        } catch let error as WebRTCSessionError {
+            throw error
         } catch let error as ICEError where error.code == .tableFull {
             throw WebRTCSessionError(.unavailable, "the node holds its maximum of \(self.capacity) sessions")
         } catch {
@@ -490,6 +524,11 @@ public final class WebRTCSessions: Sendable {
 
     /// The entity tag of an ICE session: the node's current ufrag, quoted (RFC 9110 §8.8.3).
     static func etag(_ local: ICECredentials) -> String { "\"\(local.ufrag)\"" }
+
+    /// Whether `text` looks like a resource id of ``randomID()``: 32 lowercase hex digits.
+    static func isResourceID(_ text: String) -> Bool {
+        text.utf8.count == 32 && text.utf8.allSatisfy { (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }
+    }
 
     /// 128 random bits in hex: unguessable, so a resource URL is its own capability.
     private static func randomID() -> String {
