@@ -212,7 +212,7 @@ public struct ICESessionTable<Context> {
     }
 
     /// The key of USERNAME's part before the first ':', read in place.
-    static func localUfragKey(of message: STUNMessage) -> ICEUfragKey? {
+    public static func localUfragKey(of message: STUNMessage) -> ICEUfragKey? {
         guard let attribute = message.attribute(.username) else { return nil }
         return attribute.withUnsafeValueBytes { bytes in
             guard let colon = bytes.firstIndex(of: UInt8(ascii: ":")) else { return nil }

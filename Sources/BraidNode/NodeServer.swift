@@ -53,7 +53,8 @@ public final class NodeServer: Sendable {
             configuration: configuration.media,
             eventLoopGroup: self.eventLoopGroup,
             logger: logger,
-            node: NodeID(name: configuration.nodeID)
+            node: NodeID(name: configuration.nodeID),
+            shards: configuration.eventLoopThreads
         )
         let metrics = NodeMetrics(nodeID: configuration.nodeID)
         let monitor = NodeMonitor(configuration: configuration, media: media, metrics: metrics, logger: logger)

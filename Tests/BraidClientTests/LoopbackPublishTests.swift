@@ -9,10 +9,12 @@ import Testing
 
 /// Runs a node in-process on ephemeral loopback ports for the duration of `body`.
 func withLoopbackNode<Value: Sendable>(
+    eventLoops: Int = 1,
     _ body: @escaping @Sendable (NodeServer, Int) async throws -> Value
 ) async throws -> Value {
     let configuration = try NodeConfiguration.resolve(
-        flags: NodeConfigurationLayer(nodeID: "client-test", httpPort: 0, mediaPort: 0, eventLoopThreads: 1),
+        flags: NodeConfigurationLayer(
+            nodeID: "client-test", httpPort: 0, mediaPort: 0, eventLoopThreads: eventLoops),
         environment: [:])
     var logger = Logger(label: "braid.client.test")
     logger.logLevel = .warning

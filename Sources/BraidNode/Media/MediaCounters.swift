@@ -130,3 +130,48 @@ public struct MediaTrafficSnapshot: Sendable, Equatable {
 
     public init() {}
 }
+
+// Sums: a node with several media sockets (one per event loop) reports their totals.
+extension PacketCount {
+    static func + (lhs: PacketCount, rhs: PacketCount) -> PacketCount {
+        PacketCount(packets: lhs.packets &+ rhs.packets, bytes: lhs.bytes &+ rhs.bytes)
+    }
+}
+
+extension PacketCountsByKind {
+    static func + (lhs: PacketCountsByKind, rhs: PacketCountsByKind) -> PacketCountsByKind {
+        var sum = lhs
+        for kind in DatagramKind.allCases { sum[kind] = lhs[kind] + rhs[kind] }
+        return sum
+    }
+}
+
+extension DropCounts {
+    static func + (lhs: DropCounts, rhs: DropCounts) -> DropCounts {
+        var sum = lhs
+        for reason in MediaDropReason.allCases { sum[reason] = lhs[reason] &+ rhs[reason] }
+        return sum
+    }
+}
+
+extension MediaTrafficSnapshot {
+    static func + (lhs: MediaTrafficSnapshot, rhs: MediaTrafficSnapshot) -> MediaTrafficSnapshot {
+        var sum = MediaTrafficSnapshot()
+        sum.received = lhs.received + rhs.received
+        sum.sent = lhs.sent + rhs.sent
+        sum.drops = lhs.drops + rhs.drops
+        sum.receiveErrors = lhs.receiveErrors &+ rhs.receiveErrors
+        sum.coalescedReads = lhs.coalescedReads &+ rhs.coalescedReads
+        return sum
+    }
+}
+
+extension WebRTCSendCounters {
+    static func + (lhs: WebRTCSendCounters, rhs: WebRTCSendCounters) -> WebRTCSendCounters {
+        var sum = WebRTCSendCounters()
+        sum.rtpSent = lhs.rtpSent + rhs.rtpSent
+        sum.rtcpSent = lhs.rtcpSent + rhs.rtcpSent
+        sum.dropped = lhs.dropped &+ rhs.dropped
+        return sum
+    }
+}

@@ -6,6 +6,10 @@ import NIOCore
 import NIOPosix
 import ServiceLifecycle
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// Which UDP offloads the media socket uses.
 public struct MediaOffloadStatus: Sendable, Equatable {
     /// GRO is on for the receive path: configured on and supported by the kernel.
@@ -46,6 +50,8 @@ public final class MediaService: Service, Sendable {
     public let offload: MediaOffloadStatus
     /// The WebRTC sessions behind this socket (its ``WebRTCRouter`` routes into them).
     public let sessions: WebRTCSessions
+    /// Sockets bound on the media port, one per event loop.
+    public let shards: Int
 
     private let eventLoopGroup: any EventLoopGroup
     private let logger: Logger
@@ -54,7 +60,8 @@ public final class MediaService: Service, Sendable {
     private struct State {
         enum Phase {
             case idle
-            case bound(any Channel, SocketAddress)
+            /// One channel per shard (event loop), all on the same address and port.
+            case bound([any Channel], SocketAddress)
             case stopped
         }
         var phase = Phase.idle
@@ -68,14 +75,18 @@ public final class MediaService: Service, Sendable {
     ///   - eventLoopGroup: the group the socket's event loop comes from.
     ///   - logger: lifecycle logging (bind, close); nothing is logged per datagram.
     ///   - node: the node's id in the network: the origin of every track published here.
+    ///   - shards: how many sockets to bind on the same port (SO_REUSEPORT), each on its own event loop of
+    ///     the group with its own sessions and forwarding state: every core forwards. 1 binds one socket.
     public init(
         configuration: NodeConfiguration.Media, eventLoopGroup: any EventLoopGroup, logger: Logger,
-        node: NodeID = .local
+        node: NodeID = .local, shards: Int = 1
     ) {
         self.configuration = configuration
         self.eventLoopGroup = eventLoopGroup
         self.logger = logger
-        self.sessions = WebRTCSessions(advertisedAddresses: configuration.advertisedAddresses, node: node)
+        self.shards = max(1, shards)
+        self.sessions = WebRTCSessions(
+            advertisedAddresses: configuration.advertisedAddresses, node: node, shards: max(1, shards))
         self.offload = MediaOffloadStatus(
             receiveOffload: configuration.offload && System.supportsUDPReceiveOffload,
             segmentationOffload: configuration.offload && System.supportsUDPSegmentationOffload
@@ -110,32 +121,24 @@ public final class MediaService: Service, Sendable {
     /// The counters as of now: read on the socket's event loop, so they are exact and consistent.
     /// Before binding they are zero; after closing they are the counts at close.
     public func snapshot() async -> MediaTrafficSnapshot {
-        let (channel, final): ((any Channel)?, MediaTrafficSnapshot) = self.state.withLockedValue { state in
-            if case .bound(let channel, _) = state.phase { return (channel, state.finalSnapshot) }
-            return (nil, state.finalSnapshot)
+        let channels: [any Channel] = self.state.withLockedValue { state in
+            if case .bound(let channels, _) = state.phase { return channels }
+            return []
         }
-        guard let channel else { return final }
-        let live = try? await channel.eventLoop.submit {
-            try channel.pipeline.syncOperations.handler(type: MediaChannelHandler<WebRTCRouter>.self).snapshot
-        }.get()
-        // The channel closed between the two reads: its handler published the final counters.
-        return live ?? self.state.withLockedValue { $0.finalSnapshot }
+        guard !channels.isEmpty else { return self.state.withLockedValue { $0.finalSnapshot } }
+        var total = MediaTrafficSnapshot()
+        for channel in channels {
+            let live = try? await channel.eventLoop.submit {
+                try channel.pipeline.syncOperations.handler(type: MediaChannelHandler<WebRTCRouter>.self).snapshot
+            }.get()
+            // A channel that closed between the two reads published its final counters.
+            guard let live else { return self.state.withLockedValue { $0.finalSnapshot } }
+            total = total + live
+        }
+        return total
     }
 
     public func run() async throws {
-        let slot = self.offload.receiveOffload ? Self.groSlotSize : Self.slotSize
-        let batch = self.configuration.receiveBatchSize
-        var bootstrap = DatagramBootstrap(group: self.eventLoopGroup)
-            .channelOption(.datagramVectorReadMessageCount, value: batch)
-            // A deep kernel queue absorbs bursts while the loop is busy; Linux caps it at net.core.rmem_max.
-            .channelOption(.socketOption(.so_rcvbuf), value: Self.receiveBufferBytes)
-            // NIO splits one receive buffer across the batch; the default allocator would truncate.
-            .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: batch * slot))
-        if self.offload.receiveOffload {
-            bootstrap = bootstrap
-                .channelOption(.datagramReceiveOffload, value: true)
-                .channelOption(.datagramReceiveSegmentSize, value: true)
-        }
         // The node's one DTLS certificate (RFC 8827 §6.5: a fresh key per start is fine, its fingerprint
         // travels in every answer).
         let certificate: DTLSCertificate
@@ -145,25 +148,24 @@ public final class MediaService: Service, Sendable {
             self.finish(error: error)
             throw error
         }
-        let state = self.state
-        let sessions = self.sessions
-        bootstrap = bootstrap.channelInitializer { channel in
-            channel.eventLoop.makeCompletedFuture {
-                let store = sessions.attach(channel: channel, certificate: certificate)
-                let handler = MediaChannelHandler(router: WebRTCRouter(store: store)) { final in
-                    state.withLockedValue { $0.finalSnapshot = final }
-                }
-                try channel.pipeline.syncOperations.addHandler(handler)
-            }
-        }
-
-        let channel: any Channel
-        let address: SocketAddress
+        // One socket per shard, each on its own event loop; all but the first bind the port the first got.
+        let loops = Array(self.eventLoopGroup.makeIterator())
+        var channels: [any Channel] = []
+        var address: SocketAddress?
         do {
-            channel = try await bootstrap.bind(host: self.configuration.address, port: self.configuration.port).get()
-            guard let local = channel.localAddress else { throw ChannelError.inappropriateOperationForState }
-            address = local
+            for index in 0..<self.shards {
+                let loop = loops.isEmpty ? self.eventLoopGroup.next() : loops[index % loops.count]
+                let port = address?.port ?? self.configuration.port
+                let channel = try await self.bootstrap(shard: index, on: loop, certificate: certificate)
+                    .bind(host: self.configuration.address, port: port).get()
+                channels.append(channel)
+                if address == nil {
+                    guard let local = channel.localAddress else { throw ChannelError.inappropriateOperationForState }
+                    address = local
+                }
+            }
         } catch {
+            for channel in channels { channel.close(promise: nil) }
             self.finish(error: error)
             self.logger.error(
                 "media socket failed to bind",
@@ -174,8 +176,9 @@ public final class MediaService: Service, Sendable {
             )
             throw error
         }
+        guard let address else { throw MediaServiceError.notRunning }
         let waiters = self.state.withLockedValue { state in
-            state.phase = .bound(channel, address)
+            state.phase = .bound(channels, address)
             defer { state.waiters.removeAll() }
             return state.waiters
         }
@@ -184,18 +187,54 @@ public final class MediaService: Service, Sendable {
         self.logger.info(
             "media socket listening",
             metadata: [
-                "address": "\(address)", "receive_batch_size": "\(batch)",
+                "address": "\(address)", "receive_batch_size": "\(self.configuration.receiveBatchSize)",
                 "gro": "\(self.offload.receiveOffload)", "gso": "\(self.offload.segmentationOffload)",
+                "event_loops": "\(self.shards)",
             ]
         )
 
+        let bound = channels
         try await withTaskCancellationOrGracefulShutdownHandler {
-            try await channel.closeFuture.get()
+            for channel in bound { try await channel.closeFuture.get() }
         } onCancelOrGracefulShutdown: {
-            channel.close(promise: nil)
+            for channel in bound { channel.close(promise: nil) }
         }
         self.finish(error: nil)
         self.logger.info("media socket closed", metadata: ["address": "\(address)"])
+    }
+
+    /// The bootstrap of shard `index`'s socket: batched reads (GRO when on), a deep receive buffer and,
+    /// with several shards, SO_REUSEPORT so that every shard binds the same port and the kernel spreads
+    /// the clients' flows over them.
+    private func bootstrap(shard index: Int, on loop: any EventLoop, certificate: DTLSCertificate) -> DatagramBootstrap {
+        let slot = self.offload.receiveOffload ? Self.groSlotSize : Self.slotSize
+        let batch = self.configuration.receiveBatchSize
+        var bootstrap = DatagramBootstrap(group: loop)
+            .channelOption(.datagramVectorReadMessageCount, value: batch)
+            // A deep kernel queue absorbs bursts while the loop is busy; Linux caps it at net.core.rmem_max.
+            .channelOption(.socketOption(.so_rcvbuf), value: Self.receiveBufferBytes)
+            // NIO splits one receive buffer across the batch; the default allocator would truncate.
+            .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: batch * slot))
+        if self.shards > 1 {
+            bootstrap = bootstrap.channelOption(
+                .socketOption(NIOBSDSocket.Option(rawValue: SO_REUSEPORT)), value: 1)
+        }
+        if self.offload.receiveOffload {
+            bootstrap = bootstrap
+                .channelOption(.datagramReceiveOffload, value: true)
+                .channelOption(.datagramReceiveSegmentSize, value: true)
+        }
+        let state = self.state
+        let sessions = self.sessions
+        return bootstrap.channelInitializer { channel in
+            channel.eventLoop.makeCompletedFuture {
+                let store = sessions.attach(channel: channel, certificate: certificate, shard: index)
+                let handler = MediaChannelHandler(router: WebRTCRouter(store: store)) { final in
+                    state.withLockedValue { $0.finalSnapshot = $0.finalSnapshot + final }
+                }
+                try channel.pipeline.syncOperations.addHandler(handler)
+            }
+        }
     }
 
     private func finish(error: (any Error)?) {

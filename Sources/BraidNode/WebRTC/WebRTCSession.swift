@@ -66,6 +66,8 @@ public struct WebRTCSessionStatus: Sendable, Equatable, Codable {
     /// What the node sent to this peer (forwarded media, retransmissions, its own RTCP); nil until the
     /// session has SRTP keys and joined its room.
     public var sent: WebRTCSendCounters?
+    /// The media event loop (shard) that holds the session; absent in documents of older nodes.
+    public var eventLoop: Int?
 
     public init(
         id: String,
@@ -80,8 +82,10 @@ public struct WebRTCSessionStatus: Sendable, Equatable, Codable {
         dtlsState: String,
         srtpProfile: String?,
         counters: WebRTCSessionCounters,
-        sent: WebRTCSendCounters? = nil
+        sent: WebRTCSendCounters? = nil,
+        eventLoop: Int? = nil
     ) {
+        self.eventLoop = eventLoop
         self.id = id
         self.room = room
         self.direction = direction
@@ -111,6 +115,7 @@ public struct WebRTCSessionStatus: Sendable, Equatable, Codable {
         case srtpProfile = "srtp_profile"
         case counters
         case sent
+        case eventLoop = "event_loop"
     }
 }
 

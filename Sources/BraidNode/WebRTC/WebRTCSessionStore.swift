@@ -51,12 +51,28 @@ final class WebRTCSessionStore {
     /// free memory to the system at the next sweep (glibc keeps freed arenas otherwise).
     private var releasedMemory = false
 
-    init(channel: any Channel, certificate: DTLSCertificate, capacity: Int, node: NodeID) {
+    // Shards (see WebRTCSessionStore+Shards.swift): set by `join` once every shard is bound.
+    var shardIndex = 0
+    var shards: [WebRTCShard] = []
+    var directory: WebRTCShardDirectory?
+    var links: [Int: RouterLink] = [:]
+    /// Remote addresses whose session another shard holds.
+    var remoteOwners: [STUNAddress: RemoteOwner] = [:]
+    /// Datagrams waiting to be handed to their owner shard at the end of the read batch.
+    var handOffs: [Int: [ForwardedDatagram]] = [:]
+    /// Datagrams other shards handed to this one.
+    var handedOffIn = 0
+
+    init(
+        channel: any Channel, certificate: DTLSCertificate, capacity: Int, node: NodeID, shard: Int = 0,
+        shards: Int = 1
+    ) {
         self.channel = channel
         self.certificate = certificate
         self.table = Table(capacity: capacity)
         self.scratch = channel.allocator.buffer(capacity: Self.scratchSize)
-        self.forwarding = SFURouter(wallClock: .system(now: .now()), node: node)
+        self.shardIndex = shard
+        self.forwarding = SFURouter(wallClock: .system(now: .now()), node: node, shard: shard, shards: shards)
         self.output = WebRTCOutputBatch(channel: channel)
     }
 
@@ -81,14 +97,19 @@ final class WebRTCSessionStore {
     /// Runs the forwarding core's due work and sends what it produced.
     private func tick() {
         self.forwarding.tick(now: .now())
+        self.flushShards()
         self.output.flush()
         self.scheduleTick()
     }
 
     /// Sends what the datagrams of one read batch produced (forwarded media, retransmissions, feedback).
     func flush() {
+        self.flushShards()
         self.output.flush()
     }
+
+    /// Whether the channel closed.
+    var isClosed: Bool { self.closed }
 
     /// Frees every session and stops timers (the channel closed).
     func close() {
@@ -160,7 +181,8 @@ final class WebRTCSessionStore {
                 dtlsState: WebRTCSession.label(session.dtls.state),
                 srtpProfile: session.srtp.map { $0.profile.dtlsProfileName },
                 counters: session.counters,
-                sent: session.transport?.counters
+                sent: session.transport?.counters,
+                eventLoop: self.shardIndex
             )
         }.sorted { $0.id < $1.id }
     }
@@ -210,6 +232,7 @@ final class WebRTCSessionStore {
             return false
         }
         try self.table.restart(tableID, newLocal: local, newRemote: remote)
+        if let ufrag = local.ufragKey { self.directory?.addUfrag(ufrag, id: id) }
         session.iceRestarts &+= 1
         return true
     }
@@ -224,17 +247,30 @@ final class WebRTCSessionStore {
     // MARK: Packet path
 
     /// Routes one datagram; see the type's documentation.
-    func route(_ datagram: ByteBuffer, kind: DatagramKind, from source: SocketAddress) -> DatagramVerdict {
+    ///
+    /// A datagram of a session another shard holds is handed to that shard (`handedOff` marks one that
+    /// arrived that way: it is never passed on again).
+    func route(
+        _ datagram: ByteBuffer, kind: DatagramKind, from source: SocketAddress, handedOff: Bool = false
+    ) -> DatagramVerdict {
+        let verdict: DatagramVerdict
         switch kind {
         case .stun:
-            return self.routeSTUN(datagram, from: source)
+            verdict = self.routeSTUN(datagram, from: source)
         case .dtls:
-            return self.routeDTLS(datagram, from: source)
+            verdict = self.routeDTLS(datagram, from: source)
         case .rtp, .rtcp:
-            return self.routeSRTP(datagram, isRTCP: kind == .rtcp, from: source)
+            verdict = self.routeSRTP(datagram, isRTCP: kind == .rtcp, from: source)
         case .zrtp, .turnChannel, .unknown:
             return .dropped(.noSession)
         }
+        if verdict == .dropped(.noSession), !handedOff,
+            let owner = self.ownerShard(of: datagram, kind: kind, from: source)
+        {
+            self.handOff(datagram, kind: kind, from: source, to: owner)
+            return .delivered
+        }
+        return verdict
     }
 
     private func routeSTUN(_ datagram: ByteBuffer, from source: SocketAddress) -> DatagramVerdict {
@@ -350,6 +386,7 @@ final class WebRTCSessionStore {
             self.forwarding.removePeer(session.id, now: .now())
         }
         session.close()
+        self.directory?.remove(id: session.id)
         self.releasedMemory = true
     }
 
@@ -444,6 +481,7 @@ final class WebRTCSessionStore {
             self.byID.removeValue(forKey: session.id)
             self.detach(session)
         }
+        self.sweepRemoteOwners()
         if self.releasedMemory {
             self.releasedMemory = false
             // At most once a second, and only after sessions ended: trimming walks the heap.

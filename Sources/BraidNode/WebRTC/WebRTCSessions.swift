@@ -88,14 +88,20 @@ public final class WebRTCSessions: Sendable {
     public let node: NodeID
 
     private struct Attached {
-        let store: NIOLoopBound<WebRTCSessionStore>
-        let eventLoop: any EventLoop
+        /// One per media socket (event loop), by index; the first is where single-shard work goes.
+        var shards: [WebRTCShard]
         let certificate: DTLSCertificate
-        /// The bound media port, known once the socket is bound (after the channel initializer ran).
+        /// The bound media port, known once every socket is bound (after the channel initializers ran).
         var port: Int?
+
+        func shard(_ index: Int) -> WebRTCShard? { self.shards.first { $0.index == index } }
     }
 
     private let attached = NIOLockedValueBox<Attached?>(nil)
+    /// Which shard holds each session.
+    private let directory: WebRTCShardDirectory
+    /// Media sockets the service binds (one per event loop).
+    public let shardCount: Int
     private let timeouts = NIOLockedValueBox(ICELiteAgent.Timeouts.default)
 
     /// The consent timeouts given to sessions created from now on (RFC 7675: 30 s to failure by default).
@@ -109,10 +115,16 @@ public final class WebRTCSessions: Sendable {
     ///   - advertisedAddresses: ``NodeConfiguration/Media/advertisedAddresses`` (never empty once resolved).
     ///   - capacity: most sessions at once.
     ///   - node: the node's id in the network, the origin of the tracks published here.
-    public init(advertisedAddresses: [String], capacity: Int = WebRTCSessions.defaultCapacity, node: NodeID = .local) {
+    ///   - shards: how many media sockets (event loops) share the sessions.
+    public init(
+        advertisedAddresses: [String], capacity: Int = WebRTCSessions.defaultCapacity, node: NodeID = .local,
+        shards: Int = 1
+    ) {
         self.advertisedAddresses = advertisedAddresses
         self.capacity = capacity
         self.node = node
+        self.shardCount = max(1, shards)
+        self.directory = WebRTCShardDirectory(shards: max(1, shards))
     }
 
     /// The fingerprint of the node's certificate, once the media socket runs.
@@ -120,27 +132,55 @@ public final class WebRTCSessions: Sendable {
         self.attached.withLockedValue { $0?.certificate.fingerprint }
     }
 
-    /// Creates the store for a newly bound media channel. Called on the channel's event loop.
-    func attach(channel: any Channel, certificate: DTLSCertificate) -> WebRTCSessionStore {
+    /// Creates the store of media socket `shard` once it is bound. Called on the channel's event loop.
+    func attach(channel: any Channel, certificate: DTLSCertificate, shard: Int) -> WebRTCSessionStore {
         let store = WebRTCSessionStore(
-            channel: channel, certificate: certificate, capacity: self.capacity, node: self.node)
+            channel: channel, certificate: certificate, capacity: self.capacity, node: self.node, shard: shard,
+            shards: self.shardCount)
         store.start()
-        let bound = NIOLoopBound(store, eventLoop: channel.eventLoop)
-        self.attached.withLockedValue {
-            $0 = Attached(store: bound, eventLoop: channel.eventLoop, certificate: certificate, port: nil)
+        let bound = WebRTCShard(
+            index: shard, eventLoop: channel.eventLoop, store: NIOLoopBound(store, eventLoop: channel.eventLoop))
+        self.attached.withLockedValue { attached in
+            if attached == nil {
+                attached = Attached(shards: [bound], certificate: certificate, port: nil)
+            } else {
+                attached?.shards.append(bound)
+            }
         }
         // When the socket closes, every session's DTLS and SRTP state is freed with the store.
         channel.closeFuture.whenComplete { [attached = self.attached] _ in
-            bound.value.close()
-            attached.withLockedValue { $0 = nil }
+            bound.store.value.close()
+            attached.withLockedValue { value in
+                value?.shards.removeAll { $0.index == shard }
+                if value?.shards.isEmpty ?? false { value = nil }
+            }
         }
         return store
     }
 
-    /// Records the bound media port, which every host candidate carries.
+    /// Records the bound media port, which every host candidate carries, and joins the shards: each
+    /// learns the others (hand-offs, router links) and the directory.
     func mediaBound(port: Int?) {
-        self.attached.withLockedValue { $0?.port = port }
+        let shards = self.attached.withLockedValue { attached -> [WebRTCShard] in
+            attached?.port = port
+            return attached?.shards ?? []
+        }
+        let directory = self.directory
+        for shard in shards {
+            shard.eventLoop.execute {
+                shard.store.value.join(shards: shards, index: shard.index, directory: directory)
+            }
+        }
     }
+
+    /// The shard holding session `id`.
+    private func shard(holding id: String) -> WebRTCShard? {
+        guard let index = self.directory.placement(id: id)?.shard else { return nil }
+        return self.attached.withLockedValue { $0?.shard(index) }
+    }
+
+    /// Every shard.
+    private var allShards: [WebRTCShard] { self.attached.withLockedValue { $0?.shards ?? [] } }
 
     /// Creates an ingest (WHIP) session; see ``createSession(direction:room:offer:participant:)``.
     public func createIngestSession(room: String, offer: String) async throws(WebRTCSessionError)
@@ -264,16 +304,24 @@ public final class WebRTCSessions: Sendable {
             throw WebRTCSessionError(.badOffer, "bad a=fingerprint in the offer: \(error)")
         }
 
-        let store = attached.store
+        // The session lives on the shard holding the fewest; it is in the directory before its first
+        // check can arrive, on whichever socket the kernel picks.
+        if let participant, !self.directory.isPublishing(id: participant, room: room) {
+            throw WebRTCSessionError(
+                .badParticipant, "participant \(participant) is not a live WHIP session in room \(room)")
+        }
+        guard self.directory.count < self.capacity else {
+            throw WebRTCSessionError(.unavailable, "the node holds its maximum of \(self.capacity) sessions")
+        }
+        guard let home = attached.shard(self.directory.leastLoadedShard()) ?? attached.shards.first else {
+            throw WebRTCSessionError(.unavailable, "the media socket is not running")
+        }
+        self.directory.place(id: id, room: room, direction: direction, ufrag: local.ufragKey, shard: home.index)
+        let store = home.store
         let timeouts = self.iceTimeouts
         let negotiated = answer
         do {
-            try await attached.eventLoop.submit {
-                // Checked and added in one turn of the loop: the WHIP session cannot end in between.
-                if let participant, !store.value.isPublishing(id: participant, room: room) {
-                    throw WebRTCSessionError(
-                        .badParticipant, "participant \(participant) is not a live WHIP session in room \(room)")
-                }
+            try await home.eventLoop.submit {
                 try store.value.add(
                     id: id,
                     room: room,
@@ -286,11 +334,11 @@ public final class WebRTCSessions: Sendable {
                     timeouts: timeouts
                 )
             }.get()
-        } catch let error as WebRTCSessionError {
-            throw error
         } catch let error as ICEError where error.code == .tableFull {
+            self.directory.remove(id: id)
             throw WebRTCSessionError(.unavailable, "the node holds its maximum of \(self.capacity) sessions")
         } catch {
+            self.directory.remove(id: id)
             throw WebRTCSessionError(.unavailable, "cannot create the session: \(error)")
         }
         return WebRTCSessionCreated(id: id, room: room, answer: answer.text, etag: Self.etag(local))
@@ -325,15 +373,15 @@ public final class WebRTCSessions: Sendable {
             throw WebRTCSessionError(.badFragment, "malformed trickle-ice-sdpfrag: \(error)")
         }
         guard let attached = self.attached.withLockedValue({ $0 }), let bound = attached.port,
-            let port = UInt16(exactly: bound)
+            let port = UInt16(exactly: bound), let shard = self.shard(holding: id)
         else {
             throw WebRTCSessionError(.unknownSession, "no session \(id) in room \(room)")
         }
-        let store = attached.store
+        let store = shard.store
         let candidates = self.candidates(port: port)
         let result: Result<WebRTCPatchOutcome, WebRTCSessionError>
         do {
-            result = try await attached.eventLoop.submit {
+            result = try await shard.eventLoop.submit {
                 Self.applyPatch(
                     store.value,
                     direction: direction,
@@ -429,17 +477,17 @@ public final class WebRTCSessions: Sendable {
 
     /// Sets (a number) or lifts (nil) the operator bitrate cap of session `id`; false for an unknown id.
     public func setMaximumBitrate(id: String, bps: Int?) async -> Bool {
-        guard let attached = self.attached.withLockedValue({ $0 }) else { return false }
-        let store = attached.store
-        return (try? await attached.eventLoop.submit { store.value.setMaximumBitrate(id: id, bps: bps) }.get()) ?? false
+        guard let shard = self.shard(holding: id) else { return false }
+        let store = shard.store
+        return (try? await shard.eventLoop.submit { store.value.setMaximumBitrate(id: id, bps: bps) }.get()) ?? false
     }
 
     /// Ends the session `id` of `room` and frees its state; false when there is no such session (or it
     /// has the other `direction`, when one is given: a WHEP URL cannot end a WHIP session).
     public func endSession(direction: WebRTCDirection? = nil, room: String, id: String) async -> Bool {
-        guard let attached = self.attached.withLockedValue({ $0 }) else { return false }
-        let store = attached.store
-        let ended = try? await attached.eventLoop.submit { () -> Bool in
+        guard let shard = self.shard(holding: id) else { return false }
+        let store = shard.store
+        let ended = try? await shard.eventLoop.submit { () -> Bool in
             guard let (_, session) = store.value.session(id: id, room: room) else { return false }
             if let direction, session.direction != direction { return false }
             return store.value.remove(id: id, room: room)
@@ -447,40 +495,78 @@ public final class WebRTCSessions: Sendable {
         return ended ?? false
     }
 
-    /// Every session's status, read on the media event loop.
+    /// Every session's status, read on the media event loops.
     public func statuses() async -> [WebRTCSessionStatus] {
-        guard let attached = self.attached.withLockedValue({ $0 }) else { return [] }
-        let store = attached.store
-        return (try? await attached.eventLoop.submit { store.value.statuses() }.get()) ?? []
+        await self.snapshot().sessions
     }
 
     /// Every room of the forwarding core, by name: its publishers and subscribers (each with the selected
     /// remote address of its session), tracks with their layers, and active speakers. Empty when the media
-    /// socket is not running.
+    /// socket is not running. A room spread over several event loops is shown once.
     public func rooms() async -> [SFURoomStatus] {
         await self.snapshot().rooms
     }
 
     /// The room `name`, or nil when no peer is in it (rooms exist while they have a peer).
     public func room(named name: String) async -> SFURoomStatus? {
-        guard let attached = self.attached.withLockedValue({ $0 }) else { return nil }
-        let store = attached.store
-        return (try? await attached.eventLoop.submit { store.value.roomStatuses(named: name) }.get())?.first
+        var parts: [SFURoomStatus] = []
+        for shard in self.allShards {
+            let store = shard.store
+            if let rooms = try? await shard.eventLoop.submit({ store.value.roomStatuses(named: name) }).get() {
+                parts += rooms
+            }
+        }
+        return Self.merge(parts).first
     }
 
-    /// Sessions, rooms and send totals read in one hop onto the media event loop, so that they describe
-    /// the same moment (the dashboard's view).
+    /// Sessions, rooms and send totals read with one hop onto each media event loop, so that each shard's
+    /// part describes one moment (the dashboard's view).
     public func snapshot() async -> WebRTCSessionsSnapshot {
-        guard let attached = self.attached.withLockedValue({ $0 }) else { return WebRTCSessionsSnapshot() }
-        let store = attached.store
-        let snapshot = try? await attached.eventLoop.submit {
-            WebRTCSessionsSnapshot(
-                sessions: store.value.statuses(),
-                rooms: store.value.roomStatuses(),
-                sent: store.value.sendTotals
-            )
-        }.get()
-        return snapshot ?? WebRTCSessionsSnapshot()
+        var total = WebRTCSessionsSnapshot()
+        var rooms: [SFURoomStatus] = []
+        for shard in self.allShards {
+            let store = shard.store
+            guard
+                let part = try? await shard.eventLoop.submit({
+                    WebRTCSessionsSnapshot(
+                        sessions: store.value.statuses(),
+                        rooms: store.value.roomStatuses(),
+                        sent: store.value.sendTotals
+                    )
+                }).get()
+            else { continue }
+            total.sessions += part.sessions
+            rooms += part.rooms
+            total.sent = total.sent + part.sent
+        }
+        total.sessions.sort { $0.id < $1.id }
+        total.rooms = Self.merge(rooms)
+        return total
+    }
+
+    /// Joins the parts of rooms that several shards hold: peers and tracks together, active speakers
+    /// loudest first by their tracks' levels.
+    static func merge(_ parts: [SFURoomStatus]) -> [SFURoomStatus] {
+        var byName: [String: SFURoomStatus] = [:]
+        for part in parts {
+            guard var room = byName[part.name] else {
+                byName[part.name] = part
+                continue
+            }
+            room.publishers += part.publishers
+            room.subscribers += part.subscribers
+            room.tracks += part.tracks
+            room.activeSpeakers += part.activeSpeakers
+            byName[part.name] = room
+        }
+        return byName.keys.sorted().compactMap { name in
+            guard var room = byName[name] else { return nil }
+            let levels = Dictionary(
+                room.tracks.compactMap { track in track.audioLevel.map { (track.trackID, $0) } },
+                uniquingKeysWith: { a, _ in a })
+            room.activeSpeakers.sort { (levels[$0] ?? 127) < (levels[$1] ?? 127) }
+            return room
+        }
     }
 
     /// One host candidate per advertised address, all on the media port.
