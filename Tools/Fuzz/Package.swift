@@ -12,6 +12,7 @@ let fuzzTargets: [(name: String, product: String)] = [
     ("FuzzVP8", "BraidWire"),
     ("FuzzSDP", "BraidSDP"),
     ("FuzzSFU", "BraidSFU"),
+    ("FuzzRouterLink", "BraidSFU"),
 ]
 
 let package = Package(

@@ -38,29 +38,37 @@ private func publisherPacket(sequence: UInt16, keyframe: Bool) throws -> ByteBuf
     return buffer
 }
 
+/// The published VP8 track.
+private let benchmarkTrack = PublishedTrackDescription(
+    mid: "0", kind: .video, trackID: "cam", streamID: "s", codecName: "VP8", payloadType: 96, clockRate: 90_000,
+    ssrcs: [0xA1B2_C3D4], feedback: RTCPFeedbackSupport(nack: true, pli: true, transportCC: true))
+
+/// `count` WebRTC subscribers with one video slot each (RTX, NACK, PLI, transport-cc).
+private func addSubscribers(_ count: Int, to router: SFURouter, now: NIODeadline) -> [CountingTransport] {
+    let transports = (0..<count).map { _ in CountingTransport() }
+    for (index, transport) in transports.enumerated() {
+        let slot = SubscriberSlotDescription(
+            mid: "v", kind: .video, payloadType: 100, clockRate: 90_000, rtxPayloadType: 101,
+            ssrc: 0x1000 + UInt32(index), rtxSSRC: 0x2000 + UInt32(index),
+            feedback: RTCPFeedbackSupport(nack: true, pli: true, transportCC: true))
+        router.addSubscriber(
+            room: "bench", peerID: "sub\(index)",
+            description: SubscriberDescription(extensions: subscriberExtensions, slots: [slot]),
+            transport: transport, now: now)
+    }
+    return transports
+}
+
 private func forwardBenchmark(subscribers: Int) -> (Benchmark) throws -> Void {
     { benchmark in
         let start = NIODeadline.uptimeNanoseconds(1_000_000_000)
         let router = SFURouter(
             wallClock: WallClock(referenceDeadline: start, referenceUnixNanoseconds: 1_700_000_000_000_000_000))
-        let track = PublishedTrackDescription(
-            mid: "0", kind: .video, trackID: "cam", streamID: "s", codecName: "VP8", payloadType: 96, clockRate: 90_000,
-            ssrcs: [0xA1B2_C3D4], feedback: RTCPFeedbackSupport(nack: true, pli: true, transportCC: true))
         let publisher = router.addPublisher(
             room: "bench", peerID: "pub",
-            description: PublisherDescription(extensions: publisherExtensions, tracks: [track]),
+            description: PublisherDescription(extensions: publisherExtensions, tracks: [benchmarkTrack]),
             transport: CountingTransport(), now: start)
-        let transports = (0..<subscribers).map { _ in CountingTransport() }
-        for (index, transport) in transports.enumerated() {
-            let slot = SubscriberSlotDescription(
-                mid: "v", kind: .video, payloadType: 100, clockRate: 90_000, rtxPayloadType: 101,
-                ssrc: 0x1000 + UInt32(index), rtxSSRC: 0x2000 + UInt32(index),
-                feedback: RTCPFeedbackSupport(nack: true, pli: true, transportCC: true))
-            router.addSubscriber(
-                room: "bench", peerID: "sub\(index)",
-                description: SubscriberDescription(extensions: subscriberExtensions, slots: [slot]),
-                transport: transport, now: start)
-        }
+        let transports = addSubscribers(subscribers, to: router, now: start)
         var now = start
         var sequence: UInt16 = 1000
         // Warm-up: a keyframe starts every consumer, then enough packets to size every reused buffer.
@@ -84,6 +92,63 @@ private func forwardBenchmark(subscribers: Int) -> (Benchmark) throws -> Void {
     }
 }
 
+/// A publisher on one router, N subscribers on another, joined by a RouterLink whose messages are
+/// delivered synchronously (the node hands them to the other event loop): per publisher packet, one
+/// origin-form copy appended to the batch, the batch handed over, ingested by the mirror (parsed, stored)
+/// and fanned out there.
+private func crossLoopBenchmark(subscribers: Int) -> (Benchmark) throws -> Void {
+    { benchmark in
+        let start = NIODeadline.uptimeNanoseconds(1_000_000_000)
+        let clock = WallClock(referenceDeadline: start, referenceUnixNanoseconds: 1_700_000_000_000_000_000)
+        let origin = SFURouter(wallClock: clock, shard: 0, shards: 2)
+        let other = SFURouter(wallClock: clock, shard: 1, shards: 2)
+        nonisolated(unsafe) var toOther: RouterLinkMessage?
+        nonisolated(unsafe) var toOrigin: [RouterLinkMessage] = []
+        let originLink = origin.link(name: "loop-1") { toOther = $0 }
+        let otherLink = other.link(name: "loop-0") { toOrigin.append($0) }
+        func pump(now: NIODeadline) {
+            origin.flushLinks()
+            if let message = toOther.take() { otherLink.receive(message, now: now) }
+            while !toOrigin.isEmpty {
+                let messages = toOrigin
+                toOrigin.removeAll(keepingCapacity: true)
+                for message in messages { originLink.receive(message, now: now) }
+                origin.flushLinks()
+                if let message = toOther.take() { otherLink.receive(message, now: now) }
+            }
+        }
+        let publisher = origin.addPublisher(
+            room: "bench", peerID: "pub",
+            description: PublisherDescription(extensions: publisherExtensions, tracks: [benchmarkTrack]),
+            transport: CountingTransport(), now: start)
+        pump(now: start)
+        let transports = addSubscribers(subscribers, to: other, now: start)
+        pump(now: start)
+        var now = start
+        var sequence: UInt16 = 1000
+        publisher.receiveRTP(try publisherPacket(sequence: sequence, keyframe: true), now: now)
+        pump(now: now)
+        var packet = try RTPPacket(publisherPacket(sequence: sequence, keyframe: false))
+        for _ in 0..<2000 {
+            sequence &+= 1
+            now = now + .microseconds(700)
+            packet.setSequenceNumber(sequence)
+            publisher.receiveRTP(packet.buffer, now: now)
+            pump(now: now)
+        }
+        benchmark.startMeasurement()
+        for _ in benchmark.scaledIterations {
+            sequence &+= 1
+            now = now + .microseconds(700)
+            packet.setSequenceNumber(sequence)
+            publisher.receiveRTP(packet.buffer, now: now)
+            pump(now: now)
+        }
+        benchmark.stopMeasurement()
+        blackHole(transports.reduce(0) { $0 + $1.packets })
+    }
+}
+
 let benchmarks: @Sendable () -> Void = {
     Benchmark.defaultConfiguration = .init(
         metrics: [.wallClock, .mallocCountTotal, .throughput],
@@ -94,4 +159,7 @@ let benchmarks: @Sendable () -> Void = {
     )
     Benchmark("SFU forward step, 1 publisher packet to 1 subscriber", closure: forwardBenchmark(subscribers: 1))
     Benchmark("SFU forward step, 1 publisher packet to 10 subscribers", closure: forwardBenchmark(subscribers: 10))
+    Benchmark(
+        "SFU forward across event loops (RouterLink), 1 packet to 1 subscriber on the other loop",
+        closure: crossLoopBenchmark(subscribers: 1))
 }

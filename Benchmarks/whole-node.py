@@ -1,0 +1,147 @@
+#!/usr/bin/env python3
+"""Whole-node figures from one braid-load run against a release braid-node on loopback.
+
+Starts `braid-node` (release) with the given number of event loops, records its idle resident memory,
+runs a `braid-load webinar` against it, and over a window of steady state reads the node's CPU time
+(utime + stime in /proc/PID/stat) and the RTP packets it sent (`forwarding.sent.rtp_sent` in
+/api/v1/node). After the run's sessions have closed it reads the resident memory again.
+
+Prints, and with --json writes: packets out per second, node CPU per packet out (µs), resident memory
+idle / peak / after close, KB per subscriber ((peak - idle) / subscribers) and the load report's latency
+percentiles. One run gives ratios on a busy shared machine; compare figures from the same run.
+
+Usage:
+  swift build -c release --product braid-node --product braid-load
+  Benchmarks/whole-node.py --subscribers 100 --event-loops 1 [--duration 25] [--window 10] [--json out.json]
+"""
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    # Fields after the command: state is [0], utime [11], stime [12] (proc(5) numbers 14 and 15).
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def rss_kb(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def node_status(url: str) -> dict:
+    with urllib.request.urlopen(f"{url}/api/v1/node", timeout=5) as response:
+        return json.load(response)
+
+
+def rtp_sent(status: dict) -> int:
+    return status["forwarding"]["sent"]["rtp_sent"]["packets"]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--subscribers", type=int, default=100)
+    parser.add_argument("--event-loops", type=int, default=1)
+    parser.add_argument("--duration", type=int, default=25, help="braid-load --duration, seconds")
+    parser.add_argument("--window", type=int, default=10, help="steady-state measurement window, seconds")
+    parser.add_argument("--bin", default=None, help="folder of the release binaries")
+    parser.add_argument("--json", default=None, help="write the figures here")
+    args = parser.parse_args()
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    bin_dir = args.bin or subprocess.check_output(
+        ["swift", "build", "-c", "release", "--show-bin-path"], cwd=root, text=True).strip()
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    node = subprocess.Popen(
+        [f"{bin_dir}/braid-node", "--http-port", str(port), "--media-port", "0",
+         "--event-loop-threads", str(args.event_loops), "--log-level", "warning"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(100):
+            try:
+                node_status(url)
+                break
+            except OSError:
+                time.sleep(0.1)
+        time.sleep(1)
+        idle_kb = rss_kb(node.pid)
+        report_path = tempfile.mktemp(suffix=".json")
+        load = subprocess.Popen(
+            [f"{bin_dir}/braid-load", "webinar", "--subscribers", str(args.subscribers),
+             "--duration", f"{args.duration}s", "--ramp-up", "100", "--timeout", "20s",
+             "--node", url, "--json", report_path],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        # Steady state: every subscriber joined, then two more seconds.
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            status = node_status(url)
+            if status["forwarding"]["subscribers"] >= args.subscribers:
+                break
+            time.sleep(0.2)
+        time.sleep(2)
+        cpu0, sent0, t0 = cpu_seconds(node.pid), rtp_sent(node_status(url)), time.time()
+        peak_kb = rss_kb(node.pid)
+        while time.time() - t0 < args.window:
+            time.sleep(0.5)
+            peak_kb = max(peak_kb, rss_kb(node.pid))
+        cpu1, sent1, t1 = cpu_seconds(node.pid), rtp_sent(node_status(url)), time.time()
+        load.wait(timeout=args.duration + 120)
+        # Closed sessions are freed at once; the consent sweep (1 s) trims malloc afterwards.
+        time.sleep(3)
+        after_kb = rss_kb(node.pid)
+        with open(report_path) as f:
+            report = json.load(f)
+    finally:
+        node.terminate()
+        node.wait(timeout=10)
+
+    packets = sent1 - sent0
+    seconds = t1 - t0
+    cpu = cpu1 - cpu0
+    figures = {
+        "event_loops": args.event_loops,
+        "subscribers": args.subscribers,
+        "subscribers_joined": report["peersJoined"] - 1,
+        "packets_out_per_second": round(packets / seconds),
+        "node_cpu_cores": round(cpu / seconds, 3),
+        "node_cpu_us_per_packet_out": round(cpu * 1e6 / packets, 2) if packets else None,
+        "rss_idle_mb": round(idle_kb / 1024, 1),
+        "rss_peak_mb": round(peak_kb / 1024, 1),
+        "rss_after_close_mb": round(after_kb / 1024, 1),
+        "kb_per_subscriber": round((peak_kb - idle_kb) / args.subscribers, 1),
+        "rss_after_close_over_idle": round(after_kb / idle_kb, 2),
+        "latency_p50_ms": report["latency"].get("p50Ms"),
+        "latency_p95_ms": report["latency"].get("p95Ms"),
+        "latency_p99_ms": report["latency"].get("p99Ms"),
+        "video_loss_after_repair": report["video"].get("residualLoss", report["video"].get("loss")),
+        "load_generator_cpu_seconds": report.get("processCPUSeconds"),
+    }
+    print(json.dumps(figures, indent=2))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(figures, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
