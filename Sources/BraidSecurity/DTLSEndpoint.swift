@@ -198,6 +198,9 @@ public final class DTLSEndpoint {
         // Memory BIOs cannot answer MTU queries; without this OpenSSL falls back to tiny fragments.
         // No session tickets: WebRTC never resumes, and the ticket only lengthens the final flight.
         SSL_CTX_set_options(context, braid_ssl_op_no_query_mtu() | braid_ssl_op_no_ticket())
+        // After the handshake a WebRTC association sees only the odd alert: give the record buffers back
+        // while idle (tens of KB per session on a node with thousands of sessions).
+        SSL_CTX_ctrl(context, SSL_CTRL_MODE, Int(SSL_MODE_RELEASE_BUFFERS), nil)
         guard braid_ssl_ctx_set1_groups_list(UnsafeMutableRawPointer(context), "X25519:P-256") == 1 else {
             throw DTLSError(.library, "cannot set the ECDHE groups: \(openSSLErrors())")
         }

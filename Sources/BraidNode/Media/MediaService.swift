@@ -43,6 +43,8 @@ public final class MediaService: Service, Sendable {
 
     /// The socket receive buffer requested (SO_RCVBUF); the kernel grants at most `net.core.rmem_max`.
     public static let receiveBufferBytes = 4 << 20
+    /// Pending outbound bytes above which the socket counts as not writable (and below which it is again).
+    public static let writeBufferWaterMark = ChannelOptions.Types.WriteBufferWaterMark(low: 2 << 20, high: 8 << 20)
 
     /// The settings the socket was created with.
     public let configuration: NodeConfiguration.Media
@@ -215,6 +217,10 @@ public final class MediaService: Service, Sendable {
             .channelOption(.socketOption(.so_rcvbuf), value: Self.receiveBufferBytes)
             // NIO splits one receive buffer across the batch; the default allocator would truncate.
             .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: batch * slot))
+            // Writability is the forwarding core's back-pressure signal (a subscriber drops and counts
+            // while the socket is not writable). NIO's default high mark (64 KiB) would trip on one
+            // keyframe fanned out to fifty subscribers; this one trips only when the kernel stops taking.
+            .channelOption(.writeBufferWaterMark, value: Self.writeBufferWaterMark)
         if self.shards > 1 {
             bootstrap = bootstrap.channelOption(
                 .socketOption(NIOBSDSocket.Option(rawValue: SO_REUSEPORT)), value: 1)

@@ -23,8 +23,14 @@ public struct WebRTCSendCounters: Sendable, Equatable, Codable {
 /// Writes to the media socket that wait for one flush: the store flushes once per batch of received
 /// datagrams and once per forwarding tick, so NIO hands the kernel many datagrams per `sendmmsg` call.
 final class WebRTCOutputBatch {
+    /// Writes queued before a flush is forced even inside a read batch: one keyframe fanned out to a
+    /// thousand subscribers is thousands of datagrams, and NIO hands the kernel at most 1024 per
+    /// `sendmmsg` anyway. Keeps the pending bytes (and the channel's writability) bounded.
+    static let maximumPendingWrites = 512
+
     private let channel: any Channel
-    private var hasPendingWrites = false
+    private var pendingWrites = 0
+    private var hasPendingWrites: Bool { self.pendingWrites > 0 }
     /// What every transport of this batch has sent since the socket opened: it outlives the sessions,
     /// so the Prometheus counters built from it only grow.
     var totals = WebRTCSendCounters()
@@ -35,12 +41,13 @@ final class WebRTCOutputBatch {
 
     func write(_ datagram: ByteBuffer, to address: SocketAddress) {
         self.channel.write(AddressedEnvelope(remoteAddress: address, data: datagram), promise: nil)
-        self.hasPendingWrites = true
+        self.pendingWrites &+= 1
+        if self.pendingWrites >= Self.maximumPendingWrites { self.flush() }
     }
 
     func flush() {
         guard self.hasPendingWrites else { return }
-        self.hasPendingWrites = false
+        self.pendingWrites = 0
         self.channel.flush()
     }
 

@@ -42,7 +42,8 @@ public final class SFUSubscriber {
     private var extensions: RTPHeaderExtensionBuilder
     var sequencer: TransportSequencer
     var estimator: BandwidthEstimator
-    var packetResults: ContiguousArray<PacketResult>
+    /// The router's scratch for packet results (shared by its subscribers).
+    let feedbackScratch: FeedbackScratch
     var rembBitrate: Int?
     /// Packet results the last transport-wide feedback produced (sent packets it reported on).
     var lastFeedbackResultCount = 0
@@ -63,8 +64,10 @@ public final class SFUSubscriber {
 
     init(
         room: String, peerID: String, participant: String, description: SubscriberDescription,
-        transport: any MediaTransport, configuration: SFUConfiguration, wallClock: WallClock, rtcpSSRC: UInt32
+        transport: any MediaTransport, configuration: SFUConfiguration, wallClock: WallClock, rtcpSSRC: UInt32,
+        feedbackScratch: FeedbackScratch
     ) {
+        self.feedbackScratch = feedbackScratch
         self.room = room
         self.peerID = peerID
         self.participant = participant
@@ -82,8 +85,6 @@ public final class SFUSubscriber {
         var estimatorConfiguration = BandwidthEstimator.Configuration()
         estimatorConfiguration.startBitrate = configuration.startBitrate
         self.estimator = BandwidthEstimator(configuration: estimatorConfiguration)
-        self.packetResults = ContiguousArray()
-        self.packetResults.reserveCapacity(TransportSequencer.capacity)
         self.slots = description.slots.map { SubscriberSlot(subscriber: self, slot: $0, configuration: configuration) }
         for slot in self.slots {
             self.slotsBySSRC[slot.slot.ssrc] = slot
@@ -105,7 +106,7 @@ public final class SFUSubscriber {
 
     /// Bytes this subscriber holds for its slots' histories and its send buffers.
     var footprint: Int {
-        self.slots.reduce(0) { $0 + $1.history.footprint } + TransportSequencer.capacity * 16
+        self.slots.reduce(0) { $0 + $1.history.footprint } + self.sequencer.footprint
             + 3 * (self.configuration.maximumPacketSize + 64)
     }
 

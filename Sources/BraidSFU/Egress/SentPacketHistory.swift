@@ -5,7 +5,8 @@ import NIOCore
 /// (timestamp, VP8 picture ids). A NACK is answered by reading the one stored copy back and rewriting it
 /// the same way, so a slot keeps 24 bytes per packet instead of the packet.
 ///
-/// A fixed ring, allocated once per slot.
+/// A ring that follows the slot's packet rate: it starts at 128 entries and doubles, up to its
+/// capacity, whenever an entry younger than the resend age would be overwritten.
 struct SentPacketHistory {
     struct Entry {
         /// Output sequence number; with ``generation`` tells a live entry from a stale one.
@@ -23,20 +24,36 @@ struct SentPacketHistory {
         var lastResentAt: UInt64 = 0
     }
 
+    /// The most entries it grows to.
     let capacity: Int
+    /// Entries younger than this are not overwritten while the ring can grow.
+    let retention: TimeAmount
     private var entries: ContiguousArray<Entry>
 
-    init(capacity: Int) {
+    init(capacity: Int, retention: TimeAmount) {
         var rounded = 16
         while rounded < capacity { rounded <<= 1 }
         self.capacity = rounded
-        self.entries = ContiguousArray(repeating: Entry(), count: rounded)
+        self.retention = retention
+        self.entries = ContiguousArray(repeating: Entry(), count: min(128, rounded))
     }
 
-    var footprint: Int { self.capacity * MemoryLayout<Entry>.stride }
+    var footprint: Int { self.entries.count * MemoryLayout<Entry>.stride }
 
     mutating func record(_ entry: Entry) {
-        self.entries[Int(entry.sequenceNumber) & (self.capacity - 1)] = entry
+        var index = Int(entry.sequenceNumber) & (self.entries.count - 1)
+        let occupant = self.entries[index]
+        if occupant.sentAt != 0, occupant.sequenceNumber != entry.sequenceNumber,
+            entry.sentAt &- occupant.sentAt < UInt64(self.retention.nanoseconds), self.entries.count < self.capacity
+        {
+            let old = self.entries
+            self.entries = ContiguousArray(repeating: Entry(), count: old.count * 2)
+            for kept in old where kept.sentAt != 0 {
+                self.entries[Int(kept.sequenceNumber) & (self.entries.count - 1)] = kept
+            }
+            index = Int(entry.sequenceNumber) & (self.entries.count - 1)
+        }
+        self.entries[index] = entry
     }
 
     /// The entry of output packet `sequenceNumber` if it was sent by attachment `generation` within
@@ -45,7 +62,7 @@ struct SentPacketHistory {
         _ sequenceNumber: UInt16, generation: UInt8, now: NIODeadline, maxAge: TimeAmount,
         minimumResendInterval: TimeAmount
     ) -> Entry? {
-        let entry = self.entries[Int(sequenceNumber) & (self.capacity - 1)]
+        let entry = self.entries[Int(sequenceNumber) & (self.entries.count - 1)]
         let now = now.uptimeNanoseconds
         guard entry.sentAt != 0, entry.sequenceNumber == sequenceNumber, entry.generation == generation,
             now &- entry.sentAt <= UInt64(maxAge.nanoseconds)
@@ -57,6 +74,6 @@ struct SentPacketHistory {
     }
 
     mutating func markResent(_ sequenceNumber: UInt16, now: NIODeadline) {
-        self.entries[Int(sequenceNumber) & (self.capacity - 1)].lastResentAt = now.uptimeNanoseconds
+        self.entries[Int(sequenceNumber) & (self.entries.count - 1)].lastResentAt = now.uptimeNanoseconds
     }
 }

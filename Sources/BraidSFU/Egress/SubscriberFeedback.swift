@@ -79,10 +79,11 @@ extension SFUSubscriber {
     /// Turns transport-wide feedback into packet results for the bandwidth estimator.
     private func transportFeedbackReceived(_ feedback: RTCPTransportWideFeedback, now: NIODeadline) {
         self.counters.transportFeedbackReceived += 1
-        self.sequencer.results(for: feedback, into: &self.packetResults)
-        self.lastFeedbackResultCount = self.packetResults.count
-        guard !self.packetResults.isEmpty else { return }
-        self.estimator.onFeedback(results: self.packetResults, now: now.microseconds)
+        let scratch = self.feedbackScratch
+        self.sequencer.results(for: feedback, into: &scratch.results)
+        self.lastFeedbackResultCount = scratch.results.count
+        guard !scratch.results.isEmpty else { return }
+        self.estimator.onFeedback(results: scratch.results, now: now.microseconds)
     }
 
 }

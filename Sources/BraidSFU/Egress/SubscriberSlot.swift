@@ -49,10 +49,12 @@ final class SubscriberSlot: TrackSink {
         // VP8 is the only video codec the node forwards; its descriptor is kept continuous.
         self.rewriter = RTPRewriter(outputSSRC: slot.ssrc, clockRate: slot.clockRate, rewritesVP8: slot.kind == .video)
         let isVideo = slot.kind == .video
-        self.history = SentPacketHistory(
-            capacity: isVideo ? configuration.videoRetransmissionCapacity : configuration.audioRetransmissionCapacity)
-        self.maxResendAge =
+        let maxResendAge =
             isVideo ? configuration.retransmissionMaxAge : .nanoseconds(configuration.retransmissionMaxAge.nanoseconds / 2)
+        self.maxResendAge = maxResendAge
+        self.history = SentPacketHistory(
+            capacity: isVideo ? configuration.videoRetransmissionCapacity : configuration.audioRetransmissionCapacity,
+            retention: maxResendAge)
         self.nextRTXSequenceNumber = UInt16(truncatingIfNeeded: slot.ssrc &* 2_654_435_761)
     }
 

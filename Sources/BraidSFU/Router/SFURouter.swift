@@ -43,6 +43,8 @@ public final class SFURouter {
     private let trackNumberStride: UInt32
     /// Links to other routers (the node's other event loops).
     public private(set) var links: [RouterLink] = []
+    /// Packet results of one feedback message, shared by every subscriber of this loop.
+    private let feedbackScratch = FeedbackScratch()
     /// SSRCs the node uses as the sender of its own RTCP, one per peer.
     private var nextRTCPSSRC: UInt32 = 0x4252_0001
 
@@ -203,7 +205,7 @@ public final class SFURouter {
         let subscriber = SFUSubscriber(
             room: room, peerID: peerID, participant: participant ?? peerID, description: description,
             transport: transport, configuration: self.configuration, wallClock: self.wallClock,
-            rtcpSSRC: self.makeRTCPSSRC())
+            rtcpSSRC: self.makeRTCPSSRC(), feedbackScratch: self.feedbackScratch)
         let target = self.room(named: room)
         target.subscribers.append(subscriber)
         target.assignSlots(router: self, now: now)
