@@ -40,6 +40,21 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
+def thread_cpu_seconds(pid: int) -> dict:
+    """CPU seconds per thread name (NIO names its event loop threads NIO-ELT-<group>-#<n>)."""
+    threads = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/comm") as f:
+                name = f.read().strip()
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        threads[f"{name}/{tid}"] = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    return threads
+
+
 def rss_kb(pid: int) -> int:
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -100,11 +115,13 @@ def main() -> int:
             time.sleep(0.2)
         time.sleep(2)
         cpu0, sent0, t0 = cpu_seconds(node.pid), rtp_sent(node_status(url)), time.time()
+        threads0 = thread_cpu_seconds(node.pid)
         peak_kb = rss_kb(node.pid)
         while time.time() - t0 < args.window:
             time.sleep(0.5)
             peak_kb = max(peak_kb, rss_kb(node.pid))
         cpu1, sent1, t1 = cpu_seconds(node.pid), rtp_sent(node_status(url)), time.time()
+        threads1 = thread_cpu_seconds(node.pid)
         load.wait(timeout=args.duration + 120)
         # Closed sessions are freed at once; the consent sweep (1 s) trims malloc afterwards.
         time.sleep(3)
@@ -125,6 +142,10 @@ def main() -> int:
         "packets_out_per_second": round(packets / seconds),
         "node_cpu_cores": round(cpu / seconds, 3),
         "node_cpu_us_per_packet_out": round(cpu * 1e6 / packets, 2) if packets else None,
+        # The busiest threads' share of a core over the window: with several event loops, each forwards.
+        "busiest_threads_cores": dict(sorted(
+            ((name, round((threads1[name] - threads0.get(name, 0)) / seconds, 3)) for name in threads1),
+            key=lambda item: -item[1])[:4]),
         "rss_idle_mb": round(idle_kb / 1024, 1),
         "rss_peak_mb": round(peak_kb / 1024, 1),
         "rss_after_close_mb": round(after_kb / 1024, 1),

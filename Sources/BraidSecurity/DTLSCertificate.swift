@@ -1,3 +1,4 @@
+import Synchronization
 internal import CBraidShims
 internal import COpenSSL
 
@@ -121,6 +122,11 @@ public final class DTLSCertificate: @unchecked Sendable {
     /// The SHA-256 fingerprint to put in SDP (`a=fingerprint:sha-256 ...`).
     public let fingerprint: DTLSFingerprint
 
+    /// One configured `SSL_CTX` per SRTP profile list, shared by every ``DTLSEndpoint`` of this identity
+    /// (each holds a reference): a context costs tens of KB and a node has thousands of endpoints.
+    /// OpenSSL allows `SSL_new` on one context from several threads once it is configured.
+    let sharedContexts = Mutex<[String: OpaquePointer]>([:])
+
     /// Generates a fresh key and a self-signed certificate.
     /// - Parameters:
     ///   - commonName: the subject and issuer CN.
@@ -237,6 +243,7 @@ public final class DTLSCertificate: @unchecked Sendable {
     }
 
     deinit {
+        for context in self.sharedContexts.withLock({ $0.values }) { SSL_CTX_free(context) }
         X509_free(self.certificate)
         EVP_PKEY_free(self.privateKey)
     }

@@ -1,3 +1,4 @@
+import Synchronization
 internal import CBraidShims
 internal import COpenSSL
 
@@ -141,12 +142,9 @@ public final class DTLSEndpoint {
         self.maximumTimeoutMicroseconds = maximum
 
         ERR_clear_error()
-        guard let context = SSL_CTX_new(DTLS_method()) else {
-            throw DTLSError(.library, "SSL_CTX_new failed: \(openSSLErrors())")
-        }
+        let context = try Self.sharedContext(certificate: certificate, configuration: configuration)
         var ssl: OpaquePointer?
         do throws(DTLSError) {
-            try Self.configure(context: context, certificate: certificate, configuration: configuration)
             ssl = SSL_new(context)
             guard let ssl else { throw DTLSError(.library, "SSL_new failed: \(openSSLErrors())") }
             guard let readBIO = BIO_new(BIO_s_mem()) else { throw DTLSError(.library, "BIO_new failed") }
@@ -184,6 +182,33 @@ public final class DTLSEndpoint {
         let (seconds, attoseconds) = duration.components
         guard seconds >= 0, seconds < 3600 else { return nil }
         return UInt32(seconds) * 1_000_000 + UInt32(attoseconds / 1_000_000_000_000)
+    }
+
+    /// The certificate's context for this SRTP profile list, made on first use; returned with a reference
+    /// of its own for the caller (released in `deinit`).
+    private static func sharedContext(
+        certificate: DTLSCertificate, configuration: Configuration
+    ) throws(DTLSError) -> OpaquePointer {
+        let key = configuration.srtpProfiles.map(\.dtlsProfileName).joined(separator: ":")
+        let result: Result<OpaquePointer, DTLSError> = certificate.sharedContexts.withLock { contexts in
+            if let context = contexts[key] {
+                SSL_CTX_up_ref(context)
+                return .success(context)
+            }
+            guard let context = SSL_CTX_new(DTLS_method()) else {
+                return .failure(DTLSError(.library, "SSL_CTX_new failed: \(openSSLErrors())"))
+            }
+            do throws(DTLSError) {
+                try Self.configure(context: context, certificate: certificate, configuration: configuration)
+            } catch {
+                SSL_CTX_free(context)
+                return .failure(error)
+            }
+            contexts[key] = context
+            SSL_CTX_up_ref(context)
+            return .success(context)
+        }
+        return try result.get()
     }
 
     private static func configure(
