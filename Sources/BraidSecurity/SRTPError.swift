@@ -34,14 +34,17 @@ public struct SRTPError: Error, Hashable, Sendable, CustomStringConvertible {
         /// A master key or salt does not have the length the profile requires.
         public static let badKeyLength = Code(.badKeyLength)
         /// A parameter or the packet itself is unacceptable (`srtp_err_status_bad_param`, e.g. a
-        /// packet shorter than an RTP/RTCP header, or a replay window out of range).
+        /// packet shorter than an RTP/RTCP header, CSRCs or a header extension running past the end, a
+        /// packet too short for its tag or SRTCP trailer, or a replay window out of range).
         public static let badParameter = Code(.badParameter)
         /// The destination buffer cannot hold the result.
         public static let bufferTooSmall = Code(.bufferTooSmall)
         /// The operation does not exist on this session's direction (unprotect on an outbound
         /// session or the reverse).
         public static let wrongDirection = Code(.wrongDirection)
-        /// Any other libsrtp failure; ``SRTPError/libraryStatus`` holds the `srtp_err_status_t` value.
+        /// Any other failure of the SRTP implementation (an OpenSSL cipher failure, an exhausted SRTCP
+        /// index, an AES-CM SRTCP packet without the E flag); ``SRTPError/libraryStatus`` holds the
+        /// `srtp_err_status_t` value.
         public static let library = Code(.library)
 
         public var description: String { "\(self.backing)" }
@@ -49,7 +52,10 @@ public struct SRTPError: Error, Hashable, Sendable, CustomStringConvertible {
 
     /// What went wrong.
     public let code: Code
-    /// The raw `srtp_err_status_t` libsrtp returned, or 0 when the error was detected before calling it.
+    /// The `srtp_err_status_t` number of the failure: what libsrtp returned, or, for the OpenSSL
+    /// implementation, the number libsrtp uses for the same failure (2 bad parameter, 7 authentication,
+    /// 8 cipher, 9 replayed, 10 too old, 14 cannot check, 15 key expired), so errors from both compare
+    /// equal. 0 when the error was detected before any SRTP processing (lengths, buffers, keys).
     public let libraryStatus: Int32
     /// A short human-readable explanation.
     public let reason: StaticString

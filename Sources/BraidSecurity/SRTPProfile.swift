@@ -1,4 +1,4 @@
-/// An SRTP protection profile this module can negotiate over DTLS and run through libsrtp.
+/// An SRTP protection profile this module can negotiate over DTLS and run (on OpenSSL, see `SRTPTransform`).
 ///
 /// The DTLS-SRTP identifiers come from the IANA "DTLS-SRTP Protection Profiles" registry
 /// ([RFC 5764 §4.1.2](https://www.rfc-editor.org/rfc/rfc5764#section-4.1.2) and

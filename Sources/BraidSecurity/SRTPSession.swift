@@ -1,188 +1,124 @@
-internal import CSRTP
-
-/// libsrtp2 must be initialised once per process before any session exists, and `srtp_init` itself is not
-/// safe to call concurrently.
+/// Which implementation runs a session's packets.
 ///
-/// A global `let` is initialised exactly once, under the runtime's `swift_once`, whichever thread gets
-/// there first, so it is both the "once" and the lock. The library is never shut down: sessions come and
-/// go with calls, and re-initialising per call (a reference count that reaches zero) would only add churn.
-private enum SRTPLibrary {
-    static let initStatus: UInt32 = srtp_init().rawValue
-
-    static func ensureInitialized() throws(SRTPError) {
-        let status = Self.initStatus
-        guard status == srtp_err_status_ok.rawValue else {
-            throw SRTPError(.library, "srtp_init failed", libraryStatus: Int32(bitPattern: status))
-        }
-    }
+/// Not part of the public API: sessions run ``openSSL``; tests and benchmarks reach the libsrtp2 reference
+/// through `@_spi(SRTPReference) import BraidSecurity` to compare the two packet by packet.
+@_spi(SRTPReference)
+public enum SRTPImplementation: Hashable, Sendable, CaseIterable {
+    /// OpenSSL's EVP API, with cipher contexts made once per session and no heap allocation per packet
+    /// (the default).
+    case openSSL
+    /// Debian's libsrtp2 (built on NSS), the reference the OpenSSL implementation is checked against.
+    case libsrtp
 }
 
-/// Maps a libsrtp status to our error. Cold: only reached on failure.
-@inline(never)
-private func srtpError(_ status: srtp_err_status_t, file: StaticString = #fileID, line: UInt = #line) -> SRTPError {
-    let raw = Int32(bitPattern: status.rawValue)
-    switch status {
-    case srtp_err_status_auth_fail:
-        return SRTPError(.authenticationFailed, "authentication tag mismatch", libraryStatus: raw,
-                         file: file, line: line)
-    case srtp_err_status_replay_fail:
-        return SRTPError(.replayed, "packet index already received", libraryStatus: raw, file: file, line: line)
-    case srtp_err_status_replay_old:
-        return SRTPError(.replayTooOld, "packet index older than the replay window", libraryStatus: raw,
-                         file: file, line: line)
-    case srtp_err_status_bad_param:
-        return SRTPError(.badParameter, "libsrtp rejected a parameter or the packet", libraryStatus: raw,
-                         file: file, line: line)
-    default:
-        return SRTPError(.library, "libsrtp failure", libraryStatus: raw, file: file, line: line)
-    }
-}
-
-/// Which libsrtp entry point an operation uses.
-private enum SRTPOperation {
-    case protectRTP, protectRTCP, unprotectRTP, unprotectRTCP
-
-    /// Smallest packet libsrtp accepts: the fixed RTP header (RFC 3550 §5.1) or the RTCP header + sender
-    /// SSRC (RFC 3550 §6.4.1). Checked here so that an empty buffer never reaches C.
-    var minimumInput: Int {
-        switch self {
-        case .protectRTP, .unprotectRTP: 12
-        case .protectRTCP, .unprotectRTCP: 8
-        }
-    }
-}
-
-/// The one owner of a libsrtp `srtp_t`; freed in `deinit`.
-///
-/// libsrtp allows one wildcard SSRC policy per session, and a wildcard matches either inbound or outbound
-/// traffic, never both, so each direction gets its own `srtp_t`.
-private final class SRTPHandle {
-    let session: OpaquePointer
-    let profile: SRTPProfile
+/// One direction's implementation.
+enum SRTPBackend {
+    case openSSL(SRTPTransform)
+    case libsrtp(LibSRTPBackend)
 
     init(
+        _ implementation: SRTPImplementation,
         profile: SRTPProfile,
         masterKey: SRTPMasterKey,
-        inbound: Bool,
+        sending: Bool,
         replayWindowSize: Int,
         allowRepeatTransmission: Bool
     ) throws(SRTPError) {
-        try SRTPLibrary.ensureInitialized()
-        guard masterKey.key.count == profile.masterKeyLength, masterKey.salt.count == profile.masterSaltLength
-        else {
-            throw SRTPError(.badKeyLength, "master key or salt length does not match the profile")
+        switch implementation {
+        case .openSSL:
+            self = .openSSL(
+                try SRTPTransform(
+                    profile: profile,
+                    masterKey: masterKey,
+                    sending: sending,
+                    replayWindowSize: replayWindowSize,
+                    allowRepeatTransmission: allowRepeatTransmission
+                )
+            )
+        case .libsrtp:
+            self = .libsrtp(
+                try LibSRTPBackend(
+                    profile: profile,
+                    masterKey: masterKey,
+                    inbound: !sending,
+                    replayWindowSize: replayWindowSize,
+                    allowRepeatTransmission: allowRepeatTransmission
+                )
+            )
         }
-        // libsrtp accepts 64 ..< 0x8000 (srtp_stream_init); 0 would mean its default of 128.
-        guard replayWindowSize >= 64, replayWindowSize < 0x8000 else {
-            throw SRTPError(.badParameter, "replay window size must be in 64..<32768")
-        }
-
-        var policy = srtp_policy_t()
-        switch profile {
-        case .aesCM128HMACSHA1_80:
-            // srtp_crypto_policy_set_aes_cm_128_hmac_sha1_80 is a macro over the rtp default.
-            srtp_crypto_policy_set_rtp_default(&policy.rtp)
-            srtp_crypto_policy_set_rtcp_default(&policy.rtcp)
-        case .aeadAES128GCM:
-            srtp_crypto_policy_set_aes_gcm_128_16_auth(&policy.rtp)
-            srtp_crypto_policy_set_aes_gcm_128_16_auth(&policy.rtcp)
-        }
-        policy.ssrc.type = inbound ? ssrc_any_inbound : ssrc_any_outbound
-        policy.ssrc.value = 0
-        policy.window_size = UInt(replayWindowSize)
-        policy.allow_repeat_tx = allowRepeatTransmission ? 1 : 0
-        policy.next = nil
-
-        // libsrtp wants key || salt in one buffer; it derives session keys in srtp_create and keeps no
-        // pointer to this one, which is wiped right after.
-        var keyAndSalt = masterKey.key + masterKey.salt
-        var created: OpaquePointer? = nil
-        let status = keyAndSalt.withUnsafeMutableBufferPointer { buffer in
-            policy.key = buffer.baseAddress
-            return srtp_create(&created, &policy)
-        }
-        for index in keyAndSalt.indices { keyAndSalt[index] = 0 }
-        guard status == srtp_err_status_ok, let created else {
-            throw srtpError(status)
-        }
-        self.session = created
-        self.profile = profile
     }
 
-    deinit {
-        srtp_dealloc(self.session)
+    var profile: SRTPProfile {
+        switch self {
+        case .openSSL(let transform): transform.profile
+        case .libsrtp(let handle): handle.profile
+        }
     }
 
-    /// Copies `packet` into `destination`, then runs libsrtp there, in place.
-    @inline(__always)
-    func transform(
-        _ operation: SRTPOperation,
-        _ packet: UnsafeRawBufferPointer,
-        into destination: UnsafeMutableRawBufferPointer
-    ) throws(SRTPError) -> Int {
-        let growth: Int
-        switch operation {
-        case .protectRTP: growth = self.profile.rtpTrailerLength
-        case .protectRTCP: growth = self.profile.rtcpTrailerLength
-        case .unprotectRTP, .unprotectRTCP: growth = 0
+    var implementation: SRTPImplementation {
+        switch self {
+        case .openSSL: .openSSL
+        case .libsrtp: .libsrtp
         }
-        guard packet.count >= operation.minimumInput, let source = packet.baseAddress else {
-            throw SRTPError(.badParameter, "packet shorter than its fixed header")
-        }
-        // libsrtp takes the length as a C int; refuse anything whose result would not fit.
-        guard packet.count <= Int(Int32.max) - growth, let inputLength = Int32(exactly: packet.count) else {
-            throw SRTPError(.badParameter, "packet too large")
-        }
-        guard destination.count >= packet.count + growth, let target = destination.baseAddress else {
-            throw SRTPError(.bufferTooSmall, "destination cannot hold the packet and its trailer")
-        }
-        if target != UnsafeMutableRawPointer(mutating: source) {
-            // memmove semantics: correct even if the caller hands overlapping buffers.
-            target.copyMemory(from: source, byteCount: packet.count)
-        }
-        return try self.run(operation, target, length: inputLength)
-    }
-
-    @inline(__always)
-    func run(_ operation: SRTPOperation, _ target: UnsafeMutableRawPointer, length: Int32) throws(SRTPError) -> Int {
-        var length = length
-        let status: srtp_err_status_t
-        switch operation {
-        case .protectRTP: status = srtp_protect(self.session, target, &length)
-        case .protectRTCP: status = srtp_protect_rtcp(self.session, target, &length)
-        case .unprotectRTP: status = srtp_unprotect(self.session, target, &length)
-        case .unprotectRTCP: status = srtp_unprotect_rtcp(self.session, target, &length)
-        }
-        guard status == srtp_err_status_ok else { throw srtpError(status) }
-        return Int(length)
     }
 }
 
-/// Protects the RTP and RTCP this side sends (libsrtp `ssrc_any_outbound`: every SSRC we send).
+/// Protects the RTP and RTCP this side sends, from every SSRC it sends (libsrtp's `ssrc_any_outbound`).
 ///
-/// Not thread-safe: libsrtp keeps per-SSRC rollover counters in the session, so use one instance from
-/// one event loop. Protection never touches the caller's source buffer: the packet is copied into the
-/// caller's destination and encrypted there, so one plaintext packet can be fanned out to many sessions.
+/// Runs on OpenSSL (see `SRTPTransform` for the packet formats and the RFC sections): the cipher contexts
+/// are made when the session is, and protecting a packet allocates nothing. Each SSRC gets its own
+/// rollover counter, estimated from the sequence numbers it is handed (RFC 3711 §3.3.1), and its own
+/// SRTCP index, starting at 1.
+///
+/// Not thread-safe: the per-SSRC counters live in the session, so use one instance from one event loop.
+/// Protection never touches the caller's source buffer: the packet is written, encrypted, into the
+/// caller's destination, so one plaintext packet can be fanned out to many sessions.
 public final class SRTPOutboundSession {
-    private let handle: SRTPHandle
+    private let backend: SRTPBackend
 
     /// The profile this session runs.
-    public var profile: SRTPProfile { self.handle.profile }
+    public var profile: SRTPProfile { self.backend.profile }
+
+    /// The implementation this session runs.
+    @_spi(SRTPReference)
+    public var implementation: SRTPImplementation { self.backend.implementation }
 
     /// Creates an outbound session.
     /// - Parameters:
     ///   - profile: the negotiated profile.
     ///   - masterKey: this side's master key and salt.
     ///   - allowRepeatTransmission: let the same sequence number be protected twice, as a NACK answered
-    ///     without RTX does (libsrtp `allow_repeat_tx`). The payload must then be identical.
-    /// - Throws: ``SRTPError`` (``SRTPError/Code/badKeyLength`` or a libsrtp failure).
+    ///     without RTX does (libsrtp `allow_repeat_tx`). The payload must then be identical. Without it a
+    ///     second protection of an index throws ``SRTPError/Code/replayed``; either way an index older than
+    ///     the last 128 of its SSRC throws ``SRTPError/Code/replayTooOld``.
+    /// - Throws: ``SRTPError`` (``SRTPError/Code/badKeyLength``, or ``SRTPError/Code/library`` when OpenSSL
+    ///   cannot create a cipher context).
     public init(profile: SRTPProfile, masterKey: SRTPMasterKey, allowRepeatTransmission: Bool = true)
         throws(SRTPError)
     {
-        self.handle = try SRTPHandle(
+        self.backend = try SRTPBackend(
+            .openSSL,
             profile: profile,
             masterKey: masterKey,
-            inbound: false,
+            sending: true,
+            replayWindowSize: 128,
+            allowRepeatTransmission: allowRepeatTransmission
+        )
+    }
+
+    /// Creates an outbound session on a chosen implementation (tests and benchmarks).
+    @_spi(SRTPReference)
+    public init(
+        profile: SRTPProfile,
+        masterKey: SRTPMasterKey,
+        allowRepeatTransmission: Bool = true,
+        implementation: SRTPImplementation
+    ) throws(SRTPError) {
+        self.backend = try SRTPBackend(
+            implementation,
+            profile: profile,
+            masterKey: masterKey,
+            sending: true,
             replayWindowSize: 128,
             allowRepeatTransmission: allowRepeatTransmission
         )
@@ -190,9 +126,11 @@ public final class SRTPOutboundSession {
 
     /// Protects one RTP packet into `destination` and returns the SRTP packet's length.
     ///
-    /// `destination` needs `packet.count + profile.rtpTrailerLength` bytes. No heap allocation.
+    /// `destination` needs `packet.count + profile.rtpTrailerLength` bytes; it may be the packet's own
+    /// memory. No heap allocation (except the first time an SSRC is seen).
     /// - Throws: ``SRTPError/Code/bufferTooSmall``, ``SRTPError/Code/badParameter`` (shorter than an RTP
-    ///   header, or malformed), or a libsrtp failure.
+    ///   header, or CSRCs or header extension running past the end), ``SRTPError/Code/replayed`` /
+    ///   ``SRTPError/Code/replayTooOld`` (see ``init(profile:masterKey:allowRepeatTransmission:)``).
     @inlinable
     public func protectRTP(
         _ packet: UnsafeRawBufferPointer,
@@ -203,7 +141,10 @@ public final class SRTPOutboundSession {
 
     /// Protects one RTCP compound packet into `destination` and returns the SRTCP packet's length.
     ///
-    /// `destination` needs `packet.count + profile.rtcpTrailerLength` bytes. No heap allocation.
+    /// `destination` needs `packet.count + profile.rtcpTrailerLength` bytes. No heap allocation (except
+    /// the first time an SSRC is seen). Every SRTCP packet is encrypted (E flag set).
+    /// - Throws: ``SRTPError/Code/bufferTooSmall``, ``SRTPError/Code/badParameter`` (shorter than the
+    ///   8-byte RTCP header), ``SRTPError/Code/library`` once an SSRC has sent 2^31 − 1 SRTCP packets.
     @inlinable
     public func protectRTCP(
         _ packet: UnsafeRawBufferPointer,
@@ -219,42 +160,80 @@ public final class SRTPOutboundSession {
         _ packet: UnsafeRawBufferPointer,
         _ destination: UnsafeMutableRawBufferPointer
     ) throws(SRTPError) -> Int {
-        try self.handle.transform(kind == 0 ? .protectRTP : .protectRTCP, packet, into: destination)
+        switch self.backend {
+        case .openSSL(let transform):
+            kind == 0
+                ? try transform.protectRTP(packet, into: destination)
+                : try transform.protectRTCP(packet, into: destination)
+        case .libsrtp(let handle):
+            try handle.transform(kind == 0 ? .protectRTP : .protectRTCP, packet, into: destination)
+        }
     }
 }
 
-/// Verifies and decrypts the SRTP and SRTCP the peer sends (libsrtp `ssrc_any_inbound`), with replay
-/// protection.
+/// Verifies and decrypts the SRTP and SRTCP the peer sends, from any SSRC (libsrtp's `ssrc_any_inbound`),
+/// with replay protection.
+///
+/// Runs on OpenSSL (see `SRTPTransform`), allocation-free per packet. A packet from an SSRC not seen
+/// before is accepted with a rollover counter of 0 and, once it authenticates, starts that SSRC's state:
+/// its rollover counter, estimated from each sequence number against the highest index accepted
+/// (RFC 3711 §3.3.1), its SRTP replay window of `replayWindowSize` packets (§3.3.2) and its SRTCP replay
+/// window of 128 indices. Nothing is remembered of a packet that fails.
 ///
 /// Not thread-safe; use one instance from one event loop.
 public final class SRTPInboundSession {
-    private let handle: SRTPHandle
+    private let backend: SRTPBackend
 
     /// The profile this session runs.
-    public var profile: SRTPProfile { self.handle.profile }
+    public var profile: SRTPProfile { self.backend.profile }
+
+    /// The implementation this session runs.
+    @_spi(SRTPReference)
+    public var implementation: SRTPImplementation { self.backend.implementation }
 
     /// Creates an inbound session.
     /// - Parameters:
     ///   - profile: the negotiated profile.
     ///   - masterKey: the peer's master key and salt.
-    ///   - replayWindowSize: SRTP replay window in packets, 64..<32768 (libsrtp's default is 128). SRTCP
-    ///     uses libsrtp's fixed window.
+    ///   - replayWindowSize: SRTP replay window in packets, 64..<32768 (libsrtp's default is 128), rounded
+    ///     up to a multiple of 32 as libsrtp does. SRTCP uses libsrtp's fixed window of 128 indices.
     /// - Throws: ``SRTPError`` (``SRTPError/Code/badKeyLength``, ``SRTPError/Code/badParameter`` for the
-    ///   window, or a libsrtp failure).
+    ///   window, or ``SRTPError/Code/library`` when OpenSSL cannot create a cipher context).
     public init(profile: SRTPProfile, masterKey: SRTPMasterKey, replayWindowSize: Int = 128) throws(SRTPError) {
-        self.handle = try SRTPHandle(
+        self.backend = try SRTPBackend(
+            .openSSL,
             profile: profile,
             masterKey: masterKey,
-            inbound: true,
+            sending: false,
             replayWindowSize: replayWindowSize,
             allowRepeatTransmission: false
         )
     }
 
-    /// Copies one SRTP packet into `destination`, verifies and decrypts it there, and returns the RTP
-    /// packet's length. `destination` needs `packet.count` bytes. No heap allocation.
+    /// Creates an inbound session on a chosen implementation (tests and benchmarks).
+    @_spi(SRTPReference)
+    public init(
+        profile: SRTPProfile,
+        masterKey: SRTPMasterKey,
+        replayWindowSize: Int = 128,
+        implementation: SRTPImplementation
+    ) throws(SRTPError) {
+        self.backend = try SRTPBackend(
+            implementation,
+            profile: profile,
+            masterKey: masterKey,
+            sending: false,
+            replayWindowSize: replayWindowSize,
+            allowRepeatTransmission: false
+        )
+    }
+
+    /// Verifies one SRTP packet and decrypts it into `destination`, and returns the RTP packet's length.
+    /// `destination` needs `packet.count` bytes. No heap allocation (except the first time an SSRC
+    /// authenticates). On error `destination`'s content is unspecified and the session is unchanged.
     /// - Throws: ``SRTPError/Code/authenticationFailed``, ``SRTPError/Code/replayed``,
-    ///   ``SRTPError/Code/replayTooOld``, ``SRTPError/Code/badParameter``, ``SRTPError/Code/bufferTooSmall``.
+    ///   ``SRTPError/Code/replayTooOld``, ``SRTPError/Code/badParameter`` (shorter than its header,
+    ///   CSRCs, header extension and tag), ``SRTPError/Code/bufferTooSmall``.
     @inlinable
     public func unprotectRTP(
         _ packet: UnsafeRawBufferPointer,
@@ -263,8 +242,12 @@ public final class SRTPInboundSession {
         try self._transform(0, packet, destination)
     }
 
-    /// Copies one SRTCP packet into `destination`, verifies and decrypts it there, and returns the RTCP
-    /// packet's length. No heap allocation.
+    /// Verifies one SRTCP packet and decrypts it into `destination`, and returns the RTCP packet's length.
+    /// No heap allocation (except the first time an SSRC authenticates). An AEAD_AES_128_GCM packet with
+    /// the E flag clear (tagged, not encrypted; RFC 7714 §9.3) is accepted; an AES-CM one is refused with
+    /// ``SRTPError/Code/library``, as libsrtp does.
+    /// - Throws: as ``unprotectRTP(_:into:)``, with ``SRTPError/Code/badParameter`` for a packet shorter
+    ///   than its header and trailer.
     @inlinable
     public func unprotectRTCP(
         _ packet: UnsafeRawBufferPointer,
@@ -288,6 +271,11 @@ public final class SRTPInboundSession {
         try self._transform(1, UnsafeRawBufferPointer(packet), packet)
     }
 
+    /// How many SSRCs have state (OpenSSL implementation only; tests).
+    var streamCount: Int? {
+        if case .openSSL(let transform) = self.backend { transform.streamCount } else { nil }
+    }
+
     /// Implementation entry point shared by the inlinable wrappers (0 = RTP, 1 = RTCP).
     @usableFromInline
     internal func _transform(
@@ -295,11 +283,21 @@ public final class SRTPInboundSession {
         _ packet: UnsafeRawBufferPointer,
         _ destination: UnsafeMutableRawBufferPointer
     ) throws(SRTPError) -> Int {
-        try self.handle.transform(kind == 0 ? .unprotectRTP : .unprotectRTCP, packet, into: destination)
+        switch self.backend {
+        case .openSSL(let transform):
+            kind == 0
+                ? try transform.unprotectRTP(packet, into: destination)
+                : try transform.unprotectRTCP(packet, into: destination)
+        case .libsrtp(let handle):
+            try handle.transform(kind == 0 ? .unprotectRTP : .unprotectRTCP, packet, into: destination)
+        }
     }
 }
 
 /// Both directions of one SRTP association: what we send and what the peer sends.
+///
+/// About 5 KB per session on OpenSSL (four cipher contexts of about 1.1 KB: SRTP and SRTCP, each way),
+/// plus a few dozen bytes per SSRC; libsrtp2 on NSS took about 38 KB.
 ///
 /// Not thread-safe; use one instance from one event loop.
 public final class SRTPSession {
@@ -322,6 +320,28 @@ public final class SRTPSession {
             profile: keys.profile,
             masterKey: keys.remote,
             replayWindowSize: replayWindowSize
+        )
+    }
+
+    /// Creates both directions on a chosen implementation (tests and benchmarks).
+    @_spi(SRTPReference)
+    public init(
+        keys: SRTPKeys,
+        replayWindowSize: Int = 128,
+        allowRepeatTransmission: Bool = true,
+        implementation: SRTPImplementation
+    ) throws(SRTPError) {
+        self.outbound = try SRTPOutboundSession(
+            profile: keys.profile,
+            masterKey: keys.local,
+            allowRepeatTransmission: allowRepeatTransmission,
+            implementation: implementation
+        )
+        self.inbound = try SRTPInboundSession(
+            profile: keys.profile,
+            masterKey: keys.remote,
+            replayWindowSize: replayWindowSize,
+            implementation: implementation
         )
     }
 

@@ -107,6 +107,45 @@ void braid_hmac_sha1(const void *key, size_t key_length, const void *data, size_
     SHA1_Final((unsigned char *)out, &ctx);
 }
 
+// MARK: HMAC-SHA1 for SRTP
+
+_Static_assert(2 * sizeof(SHA_CTX) <= BRAID_HMAC_SHA1_KEY_BYTES, "BRAID_HMAC_SHA1_KEY_BYTES too small");
+
+void braid_hmac_sha1_key_init(void *state, const void *key, size_t key_length) {
+    unsigned char block[SHA_CBLOCK];
+    unsigned char pad[SHA_CBLOCK];
+    SHA_CTX *contexts = (SHA_CTX *)state;
+    memset(block, 0, sizeof block);
+    if (key_length > SHA_CBLOCK) {
+        SHA1((const unsigned char *)key, key_length, block);
+    } else if (key_length > 0) {
+        memcpy(block, key, key_length);
+    }
+    for (size_t i = 0; i < SHA_CBLOCK; i++) pad[i] = block[i] ^ 0x36;
+    SHA1_Init(&contexts[0]);
+    SHA1_Update(&contexts[0], pad, SHA_CBLOCK);
+    for (size_t i = 0; i < SHA_CBLOCK; i++) pad[i] = block[i] ^ 0x5c;
+    SHA1_Init(&contexts[1]);
+    SHA1_Update(&contexts[1], pad, SHA_CBLOCK);
+    OPENSSL_cleanse(block, sizeof block);
+    OPENSSL_cleanse(pad, sizeof pad);
+}
+
+void braid_hmac_sha1_tag(const void *state, const void *data, size_t data_length, const void *suffix,
+                         size_t suffix_length, void *out) {
+    const SHA_CTX *contexts = (const SHA_CTX *)state;
+    unsigned char inner[SHA_DIGEST_LENGTH];
+    SHA_CTX ctx = contexts[0];
+    SHA1_Update(&ctx, data, data_length);
+    if (suffix_length > 0) SHA1_Update(&ctx, suffix, suffix_length);
+    SHA1_Final(inner, &ctx);
+    ctx = contexts[1];
+    SHA1_Update(&ctx, inner, SHA_DIGEST_LENGTH);
+    SHA1_Final((unsigned char *)out, &ctx);
+}
+
+void braid_cleanse(void *pointer, size_t length) { OPENSSL_cleanse(pointer, length); }
+
 // MARK: Memory
 
 #if defined(__GLIBC__)

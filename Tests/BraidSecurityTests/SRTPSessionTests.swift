@@ -1,4 +1,4 @@
-import BraidSecurity
+@_spi(SRTPReference) import BraidSecurity
 import Testing
 
 /// Byte arrays from hex strings (whitespace ignored), for vectors copied from published sources.
@@ -77,23 +77,46 @@ func rtpPacket(sequence: UInt16, payloadLength: Int = 160, fill: UInt8 = 0x5a) -
 /// An RTCP receiver report with no report blocks (RFC 3550 §6.4.2).
 let rtcpReceiverReport: [UInt8] = [0x80, 201, 0x00, 0x01, 0x11, 0x22, 0x33, 0x44]
 
-func sessionPair(_ profile: SRTPProfile) throws -> (SRTPOutboundSession, SRTPInboundSession) {
-    let key = try SRTPMasterKey(
+/// The master key the session tests share.
+func testMasterKey(_ profile: SRTPProfile) throws -> SRTPMasterKey {
+    try SRTPMasterKey(
         key: (0..<profile.masterKeyLength).map { UInt8($0 &* 7 &+ 1) },
         salt: (0..<profile.masterSaltLength).map { UInt8($0 &* 13 &+ 5) },
         profile: profile
     )
+}
+
+func sessionPair(_ profile: SRTPProfile, _ implementation: SRTPImplementation = .openSSL) throws
+    -> (SRTPOutboundSession, SRTPInboundSession)
+{
+    let key = try testMasterKey(profile)
     return (
-        try SRTPOutboundSession(profile: profile, masterKey: key),
-        try SRTPInboundSession(profile: profile, masterKey: key)
+        try SRTPOutboundSession(profile: profile, masterKey: key, implementation: implementation),
+        try SRTPInboundSession(profile: profile, masterKey: key, implementation: implementation)
     )
 }
 
-@Suite("SRTP sessions (libsrtp2)")
+/// Every profile on every implementation: the session tests hold for the OpenSSL implementation and for
+/// the libsrtp2 reference alike.
+let profilesAndImplementations: [(SRTPProfile, SRTPImplementation)] = SRTPProfile.allCases.flatMap { profile in
+    SRTPImplementation.allCases.map { (profile, $0) }
+}
+
+@Suite("SRTP sessions (OpenSSL, and the libsrtp2 reference)")
 struct SRTPSessionTests {
-    @Test("RTP and RTCP round trip", arguments: SRTPProfile.allCases)
-    func roundTrip(profile: SRTPProfile) throws {
-        let (sender, receiver) = try sessionPair(profile)
+    @Test("the public initialisers run OpenSSL")
+    func defaultImplementation() throws {
+        let key = try testMasterKey(.aeadAES128GCM)
+        #expect(try SRTPOutboundSession(profile: .aeadAES128GCM, masterKey: key).implementation == .openSSL)
+        #expect(try SRTPInboundSession(profile: .aeadAES128GCM, masterKey: key).implementation == .openSSL)
+        let keys = SRTPKeys(profile: .aeadAES128GCM, local: key, remote: key)
+        let session = try SRTPSession(keys: keys)
+        #expect(session.outbound.implementation == .openSSL && session.inbound.implementation == .openSSL)
+    }
+
+    @Test("RTP and RTCP round trip", arguments: profilesAndImplementations)
+    func roundTrip(profile: SRTPProfile, implementation: SRTPImplementation) throws {
+        let (sender, receiver) = try sessionPair(profile, implementation)
         for sequence in UInt16(1000)..<1010 {
             let plain = rtpPacket(sequence: sequence)
             let protected = try sender.protectRTP(plain)
@@ -107,18 +130,18 @@ struct SRTPSessionTests {
         #expect(try receiver.unprotectRTCP(protectedRTCP) == rtcpReceiverReport)
     }
 
-    @Test("protection leaves the source buffer untouched", arguments: SRTPProfile.allCases)
-    func sourceUntouched(profile: SRTPProfile) throws {
-        let (sender, _) = try sessionPair(profile)
+    @Test("protection leaves the source buffer untouched", arguments: profilesAndImplementations)
+    func sourceUntouched(profile: SRTPProfile, implementation: SRTPImplementation) throws {
+        let (sender, _) = try sessionPair(profile, implementation)
         let plain = rtpPacket(sequence: 7)
         let copy = plain
         _ = try sender.protectRTP(plain)
         #expect(plain == copy)
     }
 
-    @Test("in-place unprotect of an owned buffer", arguments: SRTPProfile.allCases)
-    func inPlace(profile: SRTPProfile) throws {
-        let (sender, receiver) = try sessionPair(profile)
+    @Test("in-place unprotect of an owned buffer", arguments: profilesAndImplementations)
+    func inPlace(profile: SRTPProfile, implementation: SRTPImplementation) throws {
+        let (sender, receiver) = try sessionPair(profile, implementation)
         let plain = rtpPacket(sequence: 42, payloadLength: 1200)
         var packet = try sender.protectRTP(plain)
         let n = try packet.withUnsafeMutableBytes { (buffer) throws(SRTPError) -> Int in
@@ -132,9 +155,9 @@ struct SRTPSessionTests {
         #expect(Array(rtcp[..<m]) == rtcpReceiverReport)
     }
 
-    @Test("a tampered packet fails authentication", arguments: SRTPProfile.allCases)
-    func tampered(profile: SRTPProfile) throws {
-        let (sender, receiver) = try sessionPair(profile)
+    @Test("a tampered packet fails authentication", arguments: profilesAndImplementations)
+    func tampered(profile: SRTPProfile, implementation: SRTPImplementation) throws {
+        let (sender, receiver) = try sessionPair(profile, implementation)
         for index in [3, 20, 100] {  // header, payload and near the tag
             var protected = try sender.protectRTP(rtpPacket(sequence: UInt16(index)))
             protected[index] ^= 0x01
@@ -152,24 +175,25 @@ struct SRTPSessionTests {
         }
     }
 
-    @Test("a packet keyed differently fails authentication", arguments: SRTPProfile.allCases)
-    func wrongKey(profile: SRTPProfile) throws {
-        let (sender, _) = try sessionPair(profile)
+    @Test("a packet keyed differently fails authentication", arguments: profilesAndImplementations)
+    func wrongKey(profile: SRTPProfile, implementation: SRTPImplementation) throws {
+        let (sender, _) = try sessionPair(profile, implementation)
         let other = try SRTPInboundSession(
             profile: profile,
             masterKey: SRTPMasterKey(
                 key: [UInt8](repeating: 9, count: profile.masterKeyLength),
                 salt: [UInt8](repeating: 9, count: profile.masterSaltLength),
                 profile: profile
-            )
+            ),
+            implementation: implementation
         )
         let protected = try sender.protectRTP(rtpPacket(sequence: 1))
         expectSRTPError(.authenticationFailed) { try other.unprotectRTP(protected) }
     }
 
-    @Test("replayed and too-old packets are rejected", arguments: SRTPProfile.allCases)
-    func replay(profile: SRTPProfile) throws {
-        let (sender, receiver) = try sessionPair(profile)
+    @Test("replayed and too-old packets are rejected", arguments: profilesAndImplementations)
+    func replay(profile: SRTPProfile, implementation: SRTPImplementation) throws {
+        let (sender, receiver) = try sessionPair(profile, implementation)
         let first = try sender.protectRTP(rtpPacket(sequence: 100))
         _ = try receiver.unprotectRTP(first)
         expectSRTPError(.replayed) { try receiver.unprotectRTP(first) }
@@ -185,21 +209,24 @@ struct SRTPSessionTests {
         expectSRTPError(.replayed) { try receiver.unprotectRTCP(rtcp) }
     }
 
-    @Test("a larger replay window accepts what the default rejects")
-    func replayWindowSize() throws {
+    @Test("a larger replay window accepts what the default rejects", arguments: SRTPImplementation.allCases)
+    func replayWindowSize(implementation: SRTPImplementation) throws {
         let profile = SRTPProfile.aeadAES128GCM
         let key = try SRTPMasterKey(key: [UInt8](repeating: 1, count: 16), salt: [UInt8](repeating: 2, count: 12),
                                     profile: profile)
-        let sender = try SRTPOutboundSession(profile: profile, masterKey: key)
-        let wide = try SRTPInboundSession(profile: profile, masterKey: key, replayWindowSize: 1024)
+        let sender = try SRTPOutboundSession(profile: profile, masterKey: key, implementation: implementation)
+        let wide = try SRTPInboundSession(profile: profile, masterKey: key, replayWindowSize: 1024,
+                                          implementation: implementation)
         let old = try sender.protectRTP(rtpPacket(sequence: 10))
         _ = try wide.unprotectRTP(sender.protectRTP(rtpPacket(sequence: 500)))
         #expect(try wide.unprotectRTP(old) == rtpPacket(sequence: 10))
         expectSRTPError(.badParameter) {
-            try SRTPInboundSession(profile: profile, masterKey: key, replayWindowSize: 10)
+            try SRTPInboundSession(profile: profile, masterKey: key, replayWindowSize: 10,
+                                   implementation: implementation)
         }
         expectSRTPError(.badParameter) {
-            try SRTPInboundSession(profile: profile, masterKey: key, replayWindowSize: 0x8000)
+            try SRTPInboundSession(profile: profile, masterKey: key, replayWindowSize: 0x8000,
+                                   implementation: implementation)
         }
     }
 
@@ -219,9 +246,9 @@ struct SRTPSessionTests {
         }
     }
 
-    @Test("a destination without room for the trailer is rejected", arguments: SRTPProfile.allCases)
-    func destinationTooSmall(profile: SRTPProfile) throws {
-        let (sender, receiver) = try sessionPair(profile)
+    @Test("a destination without room for the trailer is rejected", arguments: profilesAndImplementations)
+    func destinationTooSmall(profile: SRTPProfile, implementation: SRTPImplementation) throws {
+        let (sender, receiver) = try sessionPair(profile, implementation)
         let plain = rtpPacket(sequence: 1)
         var small = [UInt8](repeating: 0xee, count: plain.count + profile.rtpTrailerLength - 1)
         plain.withUnsafeBytes { source in
@@ -245,9 +272,9 @@ struct SRTPSessionTests {
         }
     }
 
-    @Test("garbage and truncated input give typed errors", arguments: SRTPProfile.allCases)
-    func garbage(profile: SRTPProfile) throws {
-        let (sender, receiver) = try sessionPair(profile)
+    @Test("garbage and truncated input give typed errors", arguments: profilesAndImplementations)
+    func garbage(profile: SRTPProfile, implementation: SRTPImplementation) throws {
+        let (sender, receiver) = try sessionPair(profile, implementation)
         expectSRTPError(.badParameter) { try sender.protectRTP([]) }
         expectSRTPError(.badParameter) { try sender.protectRTP([0x80, 0, 0]) }
         expectSRTPError(.badParameter) { try receiver.unprotectRTP([]) }
@@ -270,14 +297,15 @@ struct SRTPSessionTests {
     // MARK: Known-answer vectors
 
     // RFC 3711 Appendix B gives AES-CM keystream and key-derivation vectors, and RFC 7714 §16-17 gives
-    // packets under already-derived *session* keys. libsrtp's public API takes only *master* keys and runs
-    // the key derivation itself, so neither is reachable through it. The packet-level answers below are
-    // libsrtp's own reference packets (cisco/libsrtp test/srtp_driver.c, srtp_validate() and
-    // srtp_validate_gcm()): master key || salt, plaintext and expected SRTP/SRTCP output for SSRC
-    // 0xcafebabe. They pin the key derivation, the cipher, the tag and the trailer layout together.
+    // packets under already-derived *session* keys; SRTPKnownAnswerTests checks the OpenSSL implementation
+    // against those through its internals (libsrtp's public API takes only master keys). The packet-level
+    // answers below are libsrtp's own reference packets (cisco/libsrtp test/srtp_driver.c, srtp_validate()
+    // and srtp_validate_gcm()): master key || salt, plaintext and expected SRTP/SRTCP output for SSRC
+    // 0xcafebabe. They pin the key derivation, the cipher, the tag and the trailer layout together, for both
+    // implementations.
 
-    @Test("libsrtp reference packets: AES_CM_128_HMAC_SHA1_80")
-    func knownAnswerAESCM() throws {
+    @Test("libsrtp reference packets: AES_CM_128_HMAC_SHA1_80", arguments: SRTPImplementation.allCases)
+    func knownAnswerAESCM(implementation: SRTPImplementation) throws {
         let keyAndSalt = bytes("e1f97a0d3e018be0d64fa32c06de4139 0ec675ad498afeebb6960b3aabe6")
         let key = try SRTPMasterKey(key: Array(keyAndSalt[..<16]), salt: Array(keyAndSalt[16...]),
                                     profile: .aesCM128HMACSHA1_80)
@@ -286,16 +314,18 @@ struct SRTPSessionTests {
         let rtcp = bytes("81c8000bcafebabe abababababababababababababababab")
         let srtcp = bytes("81c8000bcafebabe 7128035be487b9bdbef89041f977a5a8 80000001 993e08cd54d6c1230798")
 
-        let sender = try SRTPOutboundSession(profile: .aesCM128HMACSHA1_80, masterKey: key)
+        let sender = try SRTPOutboundSession(profile: .aesCM128HMACSHA1_80, masterKey: key,
+                                             implementation: implementation)
         #expect(try sender.protectRTP(rtp) == srtp)
         #expect(try sender.protectRTCP(rtcp) == srtcp)
-        let receiver = try SRTPInboundSession(profile: .aesCM128HMACSHA1_80, masterKey: key)
+        let receiver = try SRTPInboundSession(profile: .aesCM128HMACSHA1_80, masterKey: key,
+                                              implementation: implementation)
         #expect(try receiver.unprotectRTP(srtp) == rtp)
         #expect(try receiver.unprotectRTCP(srtcp) == rtcp)
     }
 
-    @Test("libsrtp reference packets: AEAD_AES_128_GCM")
-    func knownAnswerGCM() throws {
+    @Test("libsrtp reference packets: AEAD_AES_128_GCM", arguments: SRTPImplementation.allCases)
+    func knownAnswerGCM(implementation: SRTPImplementation) throws {
         let keyAndSalt = bytes("000102030405060708090a0b0c0d0e0f a0a1a2a3a4a5a6a7a8a9aaab")
         let key = try SRTPMasterKey(key: Array(keyAndSalt[..<16]), salt: Array(keyAndSalt[16...]),
                                     profile: .aeadAES128GCM)
@@ -308,10 +338,12 @@ struct SRTPSessionTests {
             "81c8000bcafebabe c98b8b5df0392a55852b6c21ac8e7025 c52c6fbea2b3b446ea31123ba88ce61e 80000001"
         )
 
-        let sender = try SRTPOutboundSession(profile: .aeadAES128GCM, masterKey: key)
+        let sender = try SRTPOutboundSession(profile: .aeadAES128GCM, masterKey: key,
+                                             implementation: implementation)
         #expect(try sender.protectRTP(rtp) == srtp)
         #expect(try sender.protectRTCP(rtcp) == srtcp)
-        let receiver = try SRTPInboundSession(profile: .aeadAES128GCM, masterKey: key)
+        let receiver = try SRTPInboundSession(profile: .aeadAES128GCM, masterKey: key,
+                                              implementation: implementation)
         #expect(try receiver.unprotectRTP(srtp) == rtp)
         #expect(try receiver.unprotectRTCP(srtcp) == rtcp)
     }

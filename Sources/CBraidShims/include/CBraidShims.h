@@ -57,6 +57,22 @@ void *braid_evp_pkey_ec_p256_generate(void);
 /// HMAC-SHA1 of `data` under `key`, written to `out` (20 bytes). Uses stack state only.
 void braid_hmac_sha1(const void *key, size_t key_length, const void *data, size_t data_length, void *out);
 
+// MARK: HMAC-SHA1 for SRTP (RFC 3711 §4.2.1) with the key absorbed once per session
+
+/// Bytes of the state `braid_hmac_sha1_key_init` fills: the two SHA-1 states after the inner and outer
+/// padded key blocks (RFC 2104 §2). Allocate it 16-byte aligned.
+#define BRAID_HMAC_SHA1_KEY_BYTES 256
+/// Absorbs `key ^ ipad` and `key ^ opad` into `state` (BRAID_HMAC_SHA1_KEY_BYTES bytes), so that each tag
+/// afterwards costs two SHA-1 blocks less. OpenSSL 3.0's EVP_MAC / HMAC_CTX / EVP_MD_CTX all allocate a
+/// provider context on every (re)initialisation; the low-level SHA-1 used here keeps its state in place.
+void braid_hmac_sha1_key_init(void *state, const void *key, size_t key_length);
+/// HMAC-SHA1(key, `data` || `suffix`) under a key prepared by `braid_hmac_sha1_key_init`, written to
+/// `out` (20 bytes). Copies the prepared states to the stack: no heap allocation, `state` is not changed.
+void braid_hmac_sha1_tag(const void *state, const void *data, size_t data_length, const void *suffix,
+                         size_t suffix_length, void *out);
+/// Overwrites `length` bytes at `pointer` with zeros in a way the compiler keeps (`OPENSSL_cleanse`).
+void braid_cleanse(void *pointer, size_t length);
+
 // MARK: Memory
 
 /// glibc's `malloc_trim(pad)` (declared in <malloc.h>, which the Glibc module does not export): gives
