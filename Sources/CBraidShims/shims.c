@@ -151,6 +151,8 @@ void braid_cleanse(void *pointer, size_t length) { OPENSSL_cleanse(pointer, leng
 #if defined(__GLIBC__)
 #include <malloc.h>
 int braid_malloc_trim(size_t pad) { return malloc_trim(pad); }
+size_t braid_heap_bytes_in_use(void) { return mallinfo2().uordblks; }
 #else
+size_t braid_heap_bytes_in_use(void) { return 0; }
 int braid_malloc_trim(size_t pad) { (void)pad; return 0; }
 #endif

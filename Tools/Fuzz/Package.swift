@@ -1,5 +1,5 @@
 // swift-tools-version: 6.2
-// libFuzzer targets for Braid's parsers. Build and run with `Tools/Fuzz/run.sh` (see README.md): it builds
+// libFuzzer targets for Braid's parsers and SRTP. Build and run with `Tools/Fuzz/run.sh` (see README.md): it builds
 // with `swift build --sanitize fuzzer --sanitize address -Xswiftc -parse-as-library`, which instruments
 // every module (BraidWire and NIOCore included) and links libFuzzer's main.
 import PackageDescription
@@ -13,6 +13,7 @@ let fuzzTargets: [(name: String, product: String)] = [
     ("FuzzSDP", "BraidSDP"),
     ("FuzzSFU", "BraidSFU"),
     ("FuzzRouterLink", "BraidSFU"),
+    ("FuzzSRTP", "BraidSecurity"),
 ]
 
 let package = Package(

@@ -1,8 +1,9 @@
-// SRTP protect/unprotect of 1200-byte payloads for both DTLS-SRTP profiles, and a full DTLS 1.2
-// handshake between two in-process endpoints. Malloc counts are part of every result: the SRTP figures
-// show what the Debian libsrtp2 build (NSS backend) allocates per packet.
+// SRTP protect/unprotect of 1200-byte payloads for both DTLS-SRTP profiles, on the default OpenSSL
+// implementation and on the libsrtp2 reference, and a full DTLS 1.2 handshake between two in-process
+// endpoints. Malloc counts are part of every result: the reference rows show what the Debian libsrtp2
+// build (NSS backend) allocates per packet, the default rows that the OpenSSL path allocates nothing.
 import Benchmark
-import BraidSecurity
+@_spi(SRTPReference) import BraidSecurity
 
 /// A 12-byte RTP header followed by `payloadLength` bytes, with room left for the SRTP trailer.
 private struct RTPFixture {
@@ -29,11 +30,14 @@ private struct RTPFixture {
     }
 }
 
-private func sessionPair(_ profile: SRTPProfile) throws -> (SRTPOutboundSession, SRTPInboundSession) {
+private func sessionPair(_ profile: SRTPProfile, _ implementation: SRTPImplementation) throws
+    -> (SRTPOutboundSession, SRTPInboundSession)
+{
     let key = SRTPMasterKey.forBenchmark(profile)
     return (
-        try SRTPOutboundSession(profile: profile, masterKey: key),
-        try SRTPInboundSession(profile: profile, masterKey: key, replayWindowSize: 1024)
+        try SRTPOutboundSession(profile: profile, masterKey: key, implementation: implementation),
+        try SRTPInboundSession(profile: profile, masterKey: key, replayWindowSize: 1024,
+                               implementation: implementation)
     )
 }
 
@@ -52,6 +56,12 @@ private let profiles: [(name: String, profile: SRTPProfile)] = [
     ("AEAD_AES_128_GCM", .aeadAES128GCM),
 ]
 
+/// The default implementation, then the libsrtp2 reference (suffix " libsrtp").
+private let implementations: [(suffix: String, implementation: SRTPImplementation)] = [
+    ("", .openSSL),
+    (" libsrtp", .libsrtp),
+]
+
 let benchmarks: @Sendable () -> Void = {
     Benchmark.defaultConfiguration = .init(
         metrics: [.wallClock, .mallocCountTotal, .throughput],
@@ -63,38 +73,40 @@ let benchmarks: @Sendable () -> Void = {
     )
 
     for (name, profile) in profiles {
-        Benchmark("SRTP protect 1200 B \(name)") { benchmark in
-            let (outbound, _) = try sessionPair(profile)
-            var fixture = RTPFixture(payloadLength: 1200)
-            var sequence: UInt32 = 0
-            benchmark.startMeasurement()
-            for _ in benchmark.scaledIterations {
-                sequence &+= 1
-                fixture.advance(to: sequence)
-                let length = try fixture.packet.withUnsafeBytes { source in
-                    try fixture.protected.withUnsafeMutableBytes { try outbound.protectRTP(source, into: $0) }
-                }
-                blackHole(length)
-            }
-        }
-
-        Benchmark("SRTP protect+unprotect 1200 B \(name)") { benchmark in
-            let (outbound, inbound) = try sessionPair(profile)
-            var fixture = RTPFixture(payloadLength: 1200)
-            var sequence: UInt32 = 0
-            benchmark.startMeasurement()
-            for _ in benchmark.scaledIterations {
-                sequence &+= 1
-                fixture.advance(to: sequence)
-                let protectedLength = try fixture.packet.withUnsafeBytes { source in
-                    try fixture.protected.withUnsafeMutableBytes { try outbound.protectRTP(source, into: $0) }
-                }
-                let length = try fixture.protected.withUnsafeBytes { protected in
-                    try fixture.unprotected.withUnsafeMutableBytes { destination in
-                        try inbound.unprotectRTP(UnsafeRawBufferPointer(rebasing: protected[..<protectedLength]), into: destination)
+        for (suffix, implementation) in implementations {
+            Benchmark("SRTP protect 1200 B \(name)\(suffix)") { benchmark in
+                let (outbound, _) = try sessionPair(profile, implementation)
+                var fixture = RTPFixture(payloadLength: 1200)
+                var sequence: UInt32 = 0
+                benchmark.startMeasurement()
+                for _ in benchmark.scaledIterations {
+                    sequence &+= 1
+                    fixture.advance(to: sequence)
+                    let length = try fixture.packet.withUnsafeBytes { source in
+                        try fixture.protected.withUnsafeMutableBytes { try outbound.protectRTP(source, into: $0) }
                     }
+                    blackHole(length)
                 }
-                blackHole(length)
+            }
+
+            Benchmark("SRTP protect+unprotect 1200 B \(name)\(suffix)") { benchmark in
+                let (outbound, inbound) = try sessionPair(profile, implementation)
+                var fixture = RTPFixture(payloadLength: 1200)
+                var sequence: UInt32 = 0
+                benchmark.startMeasurement()
+                for _ in benchmark.scaledIterations {
+                    sequence &+= 1
+                    fixture.advance(to: sequence)
+                    let protectedLength = try fixture.packet.withUnsafeBytes { source in
+                        try fixture.protected.withUnsafeMutableBytes { try outbound.protectRTP(source, into: $0) }
+                    }
+                    let length = try fixture.protected.withUnsafeBytes { protected in
+                        try fixture.unprotected.withUnsafeMutableBytes { destination in
+                            try inbound.unprotectRTP(UnsafeRawBufferPointer(rebasing: protected[..<protectedLength]), into: destination)
+                        }
+                    }
+                    blackHole(length)
+                }
             }
         }
     }

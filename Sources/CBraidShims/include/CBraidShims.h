@@ -75,6 +75,8 @@ void braid_cleanse(void *pointer, size_t length);
 
 // MARK: Memory
 
+/// Bytes of heap in use (glibc `mallinfo2().uordblks`); 0 on other libcs. For memory measurements in tests.
+size_t braid_heap_bytes_in_use(void);
 /// glibc's `malloc_trim(pad)` (declared in <malloc.h>, which the Glibc module does not export): gives
 /// free heap memory back to the system. Returns 1 when memory was released; 0 elsewhere or on other libcs.
 int braid_malloc_trim(size_t pad);
