@@ -41,6 +41,22 @@ private func sessionPair(_ profile: SRTPProfile, _ implementation: SRTPImplement
     )
 }
 
+/// `count` consecutive 1200-byte SRTP packets (sequence numbers 1...count): the unprotect benchmark's input,
+/// made before each sample's measurement starts.
+private func protectedPackets(_ profile: SRTPProfile, _ implementation: SRTPImplementation, count: Int) throws
+    -> [[UInt8]]
+{
+    let (outbound, _) = try sessionPair(profile, implementation)
+    var fixture = RTPFixture(payloadLength: 1200)
+    return try (1...count).map { sequence in
+        fixture.advance(to: UInt32(sequence))
+        let length = try fixture.packet.withUnsafeBytes { source in
+            try fixture.protected.withUnsafeMutableBytes { try outbound.protectRTP(source, into: $0) }
+        }
+        return Array(fixture.protected[..<length])
+    }
+}
+
 extension SRTPMasterKey {
     fileprivate static func forBenchmark(_ profile: SRTPProfile) -> SRTPMasterKey {
         try! SRTPMasterKey(
@@ -84,6 +100,21 @@ let benchmarks: @Sendable () -> Void = {
                     fixture.advance(to: sequence)
                     let length = try fixture.packet.withUnsafeBytes { source in
                         try fixture.protected.withUnsafeMutableBytes { try outbound.protectRTP(source, into: $0) }
+                    }
+                    blackHole(length)
+                }
+            }
+
+            Benchmark("SRTP unprotect 1200 B \(name)\(suffix)") { benchmark in
+                // The packets are protected before the measurement starts, by a sender of their own, and
+                // unprotected by a fresh receiver, so every packet is new to its replay window.
+                let packets = try protectedPackets(profile, implementation, count: benchmark.scaledIterations.count)
+                let (_, inbound) = try sessionPair(profile, implementation)
+                var destination = [UInt8](repeating: 0, count: 1300)
+                benchmark.startMeasurement()
+                for index in benchmark.scaledIterations {
+                    let length = try packets[index - benchmark.scaledIterations.lowerBound].withUnsafeBytes { packet in
+                        try destination.withUnsafeMutableBytes { try inbound.unprotectRTP(packet, into: $0) }
                     }
                     blackHole(length)
                 }
