@@ -247,7 +247,8 @@ struct SRTPCrossCheckTests {
         #expect(receiver.unprotect(longExtension) == .error(.badParameter))
     }
 
-    @Test("the same SRTCP verdicts: reordered, replayed, too old, tampered, E flag", arguments: SRTPProfile.allCases)
+    @Test("the same SRTCP verdicts: reordered, replayed, too old, tampered, E flag, wrong key",
+          arguments: SRTPProfile.allCases)
     func rtcpVerdicts(profile: SRTPProfile) throws {
         let key = try testMasterKey(profile)
         let sender = try Both(profile, key: key)
@@ -276,6 +277,18 @@ struct SRTPCrossCheckTests {
         #expect(receiver.unprotect(clear, rtcp: true)
             == .error(profile == .aeadAES128GCM ? .authenticationFailed : .library))
         #expect(receiver.unprotect(packets[250], rtcp: true).bytes != nil)
+        // Keyed differently: from the known SSRC and from a new one.
+        var otherKeyBytes = key.key
+        otherKeyBytes[15] ^= 0x80
+        let other = try Both(profile, key: SRTPMasterKey(key: otherKeyBytes, salt: key.salt, profile: profile))
+        let early = other.protect(makeRTCP(ssrc: 42, fill: 9), rtcp: true).bytes!
+        #expect(receiver.unprotect(early, rtcp: true) == .error(.replayTooOld), "index 1: the replay check comes first")
+        var forged = early
+        for _ in 0..<260 { forged = other.protect(makeRTCP(ssrc: 42, fill: 9), rtcp: true).bytes! }
+        #expect(receiver.unprotect(forged, rtcp: true) == .error(.authenticationFailed), "index 261")
+        let forgedNew = other.protect(makeRTCP(ssrc: 43, fill: 9), rtcp: true).bytes!
+        #expect(receiver.unprotect(forgedNew, rtcp: true) == .error(.authenticationFailed))
+        #expect(receiver.openSSL.streamCount == 1)
         #expect(receiver.unprotect(Array(packets[3][..<11]), rtcp: true) == .error(.badParameter))
         #expect(receiver.unprotect(Array(packets[3][..<(8 + profile.rtcpTrailerLength - 1)]), rtcp: true)
             == .error(.badParameter))
