@@ -133,7 +133,8 @@ let benchmarks: @Sendable () -> Void = {
                     }
                     let length = try fixture.protected.withUnsafeBytes { protected in
                         try fixture.unprotected.withUnsafeMutableBytes { destination in
-                            try inbound.unprotectRTP(UnsafeRawBufferPointer(rebasing: protected[..<protectedLength]), into: destination)
+                            try inbound.unprotectRTP(
+                                UnsafeRawBufferPointer(rebasing: protected[..<protectedLength]), into: destination)
                         }
                     }
                     blackHole(length)
