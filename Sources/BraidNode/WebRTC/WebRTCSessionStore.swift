@@ -64,6 +64,8 @@ final class WebRTCSessionStore {
     var handOffs: [Int: [ForwardedDatagram]] = [:]
     /// Datagrams other shards handed to this one.
     var handedOffIn = 0
+    /// Link messages that arrived before `join` told this shard its peers.
+    var earlyLinkMessages: [(RouterLinkMessage, Int)] = []
 
     init(
         channel: any Channel, certificate: DTLSCertificate, capacity: Int, node: NodeID, shard: Int = 0,
