@@ -106,6 +106,17 @@ extension WebRTCSessionStore {
         self.flush()
     }
 
+    /// What this loop holds and passes on, for the dashboard.
+    var eventLoopStatus: WebRTCEventLoopStatus {
+        var status = WebRTCEventLoopStatus(index: self.shardIndex, sessions: self.count, handedOffIn: self.handedOffIn)
+        for link in self.links.values {
+            status.relayedOut &+= UInt64(link.counters.packetsSent)
+            status.relayedIn &+= UInt64(link.counters.packetsReceived)
+            status.mirroredTracks += link.mirroredTracks.count
+        }
+        return status
+    }
+
     /// Forgets remote addresses whose session has ended (from the consent sweep).
     func sweepRemoteOwners() {
         guard let directory = self.directory, !self.remoteOwners.isEmpty else { return }

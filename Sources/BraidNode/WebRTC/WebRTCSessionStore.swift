@@ -63,7 +63,7 @@ final class WebRTCSessionStore {
     /// Datagrams waiting to be handed to their owner shard at the end of the read batch.
     var handOffs: [Int: [ForwardedDatagram]] = [:]
     /// Datagrams other shards handed to this one.
-    var handedOffIn = 0
+    var handedOffIn: UInt64 = 0
     /// Link messages that arrived before `join` told this shard its peers.
     var earlyLinkMessages: [(RouterLinkMessage, Int)] = []
 
