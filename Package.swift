@@ -21,6 +21,7 @@ let package = Package(
         .library(name: "BraidICE", targets: ["BraidICE"]),
         .library(name: "BraidRTPStreams", targets: ["BraidRTPStreams"]),
         .library(name: "BraidCongestion", targets: ["BraidCongestion"]),
+        .library(name: "BraidTransport", targets: ["BraidTransport"]),
         .library(name: "BraidSFU", targets: ["BraidSFU"]),
         .library(name: "BraidNode", targets: ["BraidNode"]),
         .library(name: "BraidClient", targets: ["BraidClient"]),
@@ -67,6 +68,12 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(name: "BraidCongestion", swiftSettings: swiftSettings),
+        // One peer's ICE, DTLS and SRTP, I/O-free: the node's sessions, the client and mesh links share it.
+        .target(
+            name: "BraidTransport",
+            dependencies: ["BraidWire", "BraidSecurity", "BraidICE", .product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "BraidSFU",
             dependencies: [
@@ -89,6 +96,7 @@ let package = Package(
                 "BraidSecurity",
                 "BraidSDP",
                 "BraidICE",
+                "BraidTransport",
                 "BraidSFU",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -107,6 +115,7 @@ let package = Package(
                 "BraidWire",
                 "BraidSecurity",
                 "BraidICE",
+                "BraidTransport",
                 "BraidSDP",
                 "BraidCodecs",
                 "BraidRTPStreams",
@@ -152,11 +161,19 @@ let package = Package(
         .testTarget(name: "BraidICETests", dependencies: ["BraidICE"], swiftSettings: swiftSettings),
         .testTarget(name: "BraidRTPStreamsTests", dependencies: ["BraidRTPStreams"], swiftSettings: swiftSettings),
         .testTarget(name: "BraidCongestionTests", dependencies: ["BraidCongestion"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "BraidTransportTests",
+            dependencies: [
+                "BraidTransport", "BraidICE", "BraidSecurity", "BraidWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(name: "BraidSFUTests", dependencies: ["BraidSFU"], swiftSettings: swiftSettings),
         .testTarget(name: "BraidCodecsTests", dependencies: ["BraidCodecs"], swiftSettings: swiftSettings),
         .testTarget(
             name: "BraidClientTests",
-            dependencies: ["BraidClient", "BraidNode"],
+            dependencies: ["BraidClient", "BraidNode", "BraidRTPStreams"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -85,6 +85,9 @@ public final class BraidPublisher: PeerMediaHandler, @unchecked Sendable {
     let requestedAt: NIODeadline
     var startedAt: NIODeadline?
     let cname: String
+    /// NTP time for abs-send-time, abs-capture-time and sender reports: the event loop's clock mapped to
+    /// the wall clock read once at creation, as the node maps it.
+    let wallClock: WallClock
 
     // Media generation state, touched on the event loop only.
     var audioIndex = 0
@@ -167,6 +170,7 @@ public final class BraidPublisher: PeerMediaHandler, @unchecked Sendable {
         self.videoSource = video
         self.requestedAt = join.requestedAt
         self.cname = "braid-publisher"
+        self.wallClock = WallClock.system(now: .now())
         for (index, track) in tracks.enumerated() {
             let section = join.answer.sections[index]
             guard section.accepted, let payloadType = section.payloadType, let ssrc = track.ssrc else { continue }
@@ -366,9 +370,9 @@ public final class BraidPublisher: PeerMediaHandler, @unchecked Sendable {
     }
 
     private func sendAudioOnLoop(_ payload: ByteBuffer, captureTime: UInt64?) {
-        guard let stream = self.audio, self.transport.srtp != nil else { return }
+        guard let stream = self.audio, self.transport.isKeyed else { return }
         let now = NIODeadline.now()
-        let nowNTP = NTPTime.now()
+        let nowNTP = self.wallClock.ntpTimestamp(at: now)
         // 20 ms per packet on the 48 kHz clock, whatever the scheduling jitter.
         let timestamp = stream.timestampBase &+ UInt32(truncatingIfNeeded: stream.packetsSent) &* 960
         stream.build(
@@ -380,9 +384,9 @@ public final class BraidPublisher: PeerMediaHandler, @unchecked Sendable {
     }
 
     private func sendVideoOnLoop(_ frame: EncodedVideoFrame, captureTime: UInt64?) {
-        guard let stream = self.video, self.transport.srtp != nil else { return }
+        guard let stream = self.video, self.transport.isKeyed else { return }
         let now = NIODeadline.now()
-        let nowNTP = NTPTime.now()
+        let nowNTP = self.wallClock.ntpTimestamp(at: now)
         let capture = captureTime ?? nowNTP
         let timestamp = self.mediaTimestamp(base: stream.timestampBase, clockRate: 90_000, now: now)
         var packets = 0
@@ -410,9 +414,9 @@ public final class BraidPublisher: PeerMediaHandler, @unchecked Sendable {
     }
 
     private func sendSenderReports() {
-        guard self.transport.srtp != nil else { return }
+        guard self.transport.isKeyed else { return }
         let now = NIODeadline.now()
-        let ntp = NTPTime.now()
+        let ntp = self.wallClock.ntpTimestamp(at: now)
         self.rtcpScratch.clear()
         var builder = RTCPCompoundBuilder(buffer: self.rtcpScratch)
         var first: UInt32?

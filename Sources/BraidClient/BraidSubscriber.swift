@@ -110,7 +110,7 @@ struct SubscriberMedia {
     let midIDs: [UInt8?]
     let captureIDs: [UInt8?]
     var tracks: [IncomingTrack]
-    var feedback = TransportFeedbackRecorder()
+    var feedback = TransportFeedbackRecorder(capacity: 1024, maximumPacketSize: 1000)
     var joinTime: Duration?
     var nacksSent = 0
     var keyframeRequestsSent = 0
@@ -146,14 +146,14 @@ struct SubscriberMedia {
             return
         }
         if let id = self.twccIDs[index], let value = try? packet.headerExtension(TransportSequenceNumber.self, id: id) {
-            self.feedback.record(value.value, arrivalMicroseconds: Int64(now.uptimeNanoseconds / 1000))
+            self.feedback.record(value.value, arrival: now)
         }
         if let id = self.captureIDs[index], let element = packet.extension(id: id),
             let capture = try? AbsCaptureTime(extensionValue: element.value)
         {
             let offset = capture.estimatedCaptureClockOffset ?? 0
-            let latency = NTPTime.microseconds(
-                from: capture.captureTimestamp &+ UInt64(bitPattern: offset), to: wallClock)
+            let latency = WallClock.microseconds(
+                fromNTP: capture.captureTimestamp &+ UInt64(bitPattern: offset), to: wallClock)
             self.tracks[index].latency.record(microseconds: latency)
         }
         let track = self.tracks[index]
@@ -388,6 +388,9 @@ public final class BraidSubscriber: PeerMediaHandler, @unchecked Sendable {
     var media: SubscriberMedia
     var tasks: [RepeatedTask] = []
     var connectTime: Duration?
+    /// NTP receive time for capture-to-receive latency: the event loop's clock mapped to the wall clock
+    /// read once at creation (a publisher maps its capture times the same way).
+    let wallClock = WallClock.system(now: .now())
 
     /// Subscribes with a receive-only offer of `audioTracks` Opus and `videoTracks` VP8 sections and waits
     /// until media can flow. `decodeAudio` decodes the audio tracks too (see the type's notes).
@@ -451,13 +454,14 @@ public final class BraidSubscriber: PeerMediaHandler, @unchecked Sendable {
         self.tasks.append(
             self.transport.eventLoop.scheduleRepeatedTask(initialDelay: .milliseconds(20), delay: .milliseconds(20)) {
                 _ in
-                guard self.transport.srtp != nil else { return }
+                guard self.transport.isKeyed else { return }
                 self.media.onTick(now: .now()) { self.transport.sendRTCP($0) }
             })
     }
 
     func received(rtp packet: RTPPacket, now: NIODeadline) {
-        self.media.received(rtp: packet, now: now, wallClock: NTPTime.now()) { self.transport.sendRTCP($0) }
+        let received = self.wallClock.ntpTimestamp(at: now)
+        self.media.received(rtp: packet, now: now, wallClock: received) { self.transport.sendRTCP($0) }
     }
 
     func received(rtcp compound: RTCPCompoundPacket, now: NIODeadline) {

@@ -1,42 +1,32 @@
+import BraidWire
 import NIOCore
-
-#if canImport(Glibc)
-    import Glibc
-#elseif canImport(Darwin)
-    import Darwin
-#endif
 
 /// Wall-clock time as a 64-bit NTP timestamp (UQ32.32 seconds since 1900,
 /// [RFC 5905 §6](https://www.rfc-editor.org/rfc/rfc5905#section-6)), the format of abs-capture-time and
-/// RTCP sender reports.
+/// RTCP sender reports: conveniences over `WallClock` (BraidWire), which holds the arithmetic for the node and the
+/// client (publishers and subscribers keep a `WallClock` mapping of their event loop's clock).
 public enum NTPTime {
     /// Seconds from 1900-01-01 to 1970-01-01.
-    public static let unixEpochOffset: UInt64 = 2_208_988_800
+    public static let unixEpochOffset = UInt64(WallClock.ntpUnixOffsetSeconds)
 
-    /// The host's wall clock now.
+    /// The host's wall clock now (one reading of the real-time clock).
     public static func now() -> UInt64 {
-        var spec = timespec()
-        clock_gettime(CLOCK_REALTIME, &spec)
-        return self.timestamp(unixSeconds: Int64(spec.tv_sec), nanoseconds: Int64(spec.tv_nsec))
+        let now = NIODeadline.now()
+        return WallClock.system(now: now).ntpTimestamp(at: now)
     }
 
-    /// Converts Unix time to NTP.
+    /// Converts Unix time to NTP (`WallClock.ntpTimestamp(unixNanoseconds:)`; saturating).
     public static func timestamp(unixSeconds: Int64, nanoseconds: Int64) -> UInt64 {
-        let seconds = UInt64(truncatingIfNeeded: unixSeconds) &+ self.unixEpochOffset
-        // fraction = ns × 2^32 / 10^9, rounded; fits 64 bits since ns < 10^9 < 2^30.
-        let fraction = min(
-            ((UInt64(max(0, min(nanoseconds, 999_999_999))) << 32) + 500_000_000) / 1_000_000_000, 0xFFFF_FFFF)
-        return seconds << 32 | fraction
+        let (whole, overflow) = unixSeconds.multipliedReportingOverflow(by: 1_000_000_000)
+        let fraction = max(0, min(nanoseconds, 999_999_999))
+        let (sum, overflowSum) = whole.addingReportingOverflow(fraction)
+        let unix = overflow || overflowSum ? (unixSeconds > 0 ? Int64.max : 0) : sum
+        return WallClock.ntpTimestamp(unixNanoseconds: unix)
     }
 
-    /// `later − earlier` in microseconds; negative when `later` is before `earlier`. Wrapping arithmetic
-    /// on the 64-bit values keeps this right across the NTP era boundary for differences under 68 years.
+    /// `later − earlier` in microseconds (`WallClock.microseconds(fromNTP:to:)`).
     public static func microseconds(from earlier: UInt64, to later: UInt64) -> Int64 {
-        let difference = Int64(bitPattern: later &- earlier)
-        // Q32.32 → µs: split to avoid overflow: whole seconds and the fraction.
-        let seconds = difference >> 32
-        let fraction = difference & 0xFFFF_FFFF
-        return seconds * 1_000_000 + (fraction * 1_000_000 + (1 << 31)) >> 32
+        WallClock.microseconds(fromNTP: earlier, to: later)
     }
 }
 

@@ -1,5 +1,6 @@
 import BraidICE
 import BraidSecurity
+import BraidTransport
 import BraidWire
 import NIOCore
 import NIOPosix
@@ -48,7 +49,8 @@ public struct TransportStatistics: Hashable, Sendable {
     public var state = "checking"
 }
 
-/// The UDP transport of one peer: ICE (controlling, host candidates), DTLS, SRTP, RFC 7983 demux.
+/// The UDP transport of one peer: the socket, RFC 7983 demux, timers and the simulated network around a
+/// ``SecureTransport`` in the controlling role (ICE with host candidates, DTLS client, SRTP).
 ///
 /// Confined to one event loop: every stored property is read and written only there (``eventLoop``), which
 /// is what makes the `@unchecked Sendable` conformance sound. One UDP socket per peer: the node answers
@@ -62,13 +64,13 @@ final class PeerTransport: @unchecked Sendable {
     let channel: any Channel
     let certificate: DTLSCertificate
     let answer: RemoteAnswer
-    var ice: ICEConnectivityChecker
-    var dtls: DTLSEndpoint?
-    var srtp: SRTPSession?
-    var selected: SocketAddress?
+    /// ICE, DTLS, SRTP and their counters.
+    let secure: SecureTransport
     var iceTimer: Scheduled<Void>?
     var dtlsTimer: Scheduled<Void>?
-    var statistics = TransportStatistics()
+    /// What this type counts itself (parsing, impairments, state); ``statistics`` adds the secure
+    /// transport's counters.
+    private var ownStatistics = TransportStatistics()
     weak var handler: (any PeerMediaHandler)?
     let connected: EventLoopPromise<Void>
     /// Outgoing SRTP/SRTCP, reused per packet.
@@ -100,19 +102,40 @@ final class PeerTransport: @unchecked Sendable {
         self.channel = channel
         self.certificate = certificate
         self.answer = answer
-        self.ice = ICEConnectivityChecker(
+        let checker = ICEConnectivityChecker(
             local: local, remoteUfrag: answer.iceUfrag, remotePassword: answer.icePassword,
             candidates: answer.candidates)
+        let dtls: DTLSEndpoint
         do {
-            self.dtls = try DTLSEndpoint(
+            dtls = try DTLSEndpoint(
                 role: answer.dtlsRole, certificate: certificate, remoteFingerprint: answer.fingerprint)
         } catch {
             throw .dtlsFailed("\(error)")
         }
+        self.secure = SecureTransport(ice: .controlling(checker), dtls: dtls, allocator: channel.allocator)
         self.connected = channel.eventLoop.makePromise()
         self.scratch = channel.allocator.buffer(capacity: 1500)
         self.received = channel.allocator.buffer(capacity: 2048)
     }
+
+    /// The counters: this transport's own and its secure transport's.
+    var statistics: TransportStatistics {
+        var statistics = self.ownStatistics
+        let counters = self.secure.counters
+        statistics.rtpPacketsSent = Int(truncatingIfNeeded: counters.rtpPacketsSent)
+        statistics.rtpBytesSent = Int(truncatingIfNeeded: counters.rtpBytesSent)
+        statistics.rtcpPacketsSent = Int(truncatingIfNeeded: counters.rtcpPacketsSent)
+        statistics.unprotectFailures = Int(truncatingIfNeeded: counters.unprotectFailures)
+        // Malformed STUN, DTLS from elsewhere than the selected pair and rejected DTLS are dropped datagrams.
+        statistics.datagramsDropped &+= Int(
+            truncatingIfNeeded: counters.stunRejected &+ counters.strayDTLS &+ counters.dtlsErrors)
+        statistics.stunRequestsSent = self.secure.checker?.requestsSent ?? 0
+        statistics.stunResponsesReceived = self.secure.checker?.responsesReceived ?? 0
+        return statistics
+    }
+
+    /// Whether SRTP keys exist (DTLS connected, consent not lost): media may be sent.
+    var isKeyed: Bool { self.secure.isKeyed }
 
     /// Installs the receive handler and starts ICE. Call on any thread.
     func start() -> EventLoopFuture<Void> {
@@ -123,9 +146,7 @@ final class PeerTransport: @unchecked Sendable {
                 self.fail(.connectionFailed("installing the receive handler: \(error)"))
                 return
             }
-            let now = NIODeadline.now()
-            self.ice.start(now: now, send: self.sendDatagram)
-            self.syncStatistics()
+            self.secure.startICE(now: .now(), send: self.sendDatagram)
             self.armICETimer()
         }
         return self.connected.futureResult
@@ -154,11 +175,11 @@ final class PeerTransport: @unchecked Sendable {
         if isUplink {
             guard self.uplink != nil else { return deliver(datagram, address) }
             verdict = self.uplink!.decide(bytes: datagram.readableBytes, now: nanoseconds)
-            self.statistics.uplinkImpairment = self.uplink!.statistics
+            self.ownStatistics.uplinkImpairment = self.uplink!.statistics
         } else {
             guard self.downlink != nil else { return deliver(datagram, address) }
             verdict = self.downlink!.decide(bytes: datagram.readableBytes, now: nanoseconds)
-            self.statistics.downlinkImpairment = self.downlink!.statistics
+            self.ownStatistics.downlinkImpairment = self.downlink!.statistics
         }
         guard case .deliver(let after) = verdict else { return }
         let queueEmpty = isUplink ? self.uplinkQueue.isEmpty : self.downlinkQueue.isEmpty
@@ -226,72 +247,54 @@ final class PeerTransport: @unchecked Sendable {
         let first = datagram.getInteger(at: datagram.readerIndex, as: UInt8.self)
         let second = datagram.getInteger(at: datagram.readerIndex + 1, as: UInt8.self)
         guard let first else {
-            self.statistics.datagramsDropped += 1
+            self.ownStatistics.datagramsDropped += 1
             return
         }
         switch DatagramKind(firstByte: first, secondByte: second) {
         case .stun:
-            guard let message = try? STUNMessage(parsing: datagram) else {
-                self.statistics.datagramsDropped += 1
-                return
-            }
-            self.ice.handle(message, from: source, now: now, send: self.sendDatagram)
-            self.syncStatistics()
-            if case .connected(let address) = self.ice.state, self.selected == nil {
-                self.selected = address
-                self.statistics.remoteAddress = "\(address)"
-                self.startDTLS()
+            switch self.secure.receiveSTUN(datagram, from: source, now: now, send: self.sendDatagram) {
+            case .rejected:
+                return  // counted by the secure transport
+            case .handled:
+                break
+            case .selected(let address, let progress):
+                self.ownStatistics.remoteAddress = "\(address)"
+                self.afterDTLS(progress, now: now)
             }
             self.armICETimer()
         case .dtls:
-            guard source == self.selected, let dtls = self.dtls else {
-                self.statistics.datagramsDropped += 1
-                return
-            }
-            let output: [[UInt8]]
-            do {
-                output = try datagram.withUnsafeReadableBytes { bytes in
-                    try Result { () throws(DTLSError) in try dtls.receive(bytes) }.get()
-                }
-            } catch {
-                self.statistics.datagramsDropped += 1
-                return
-            }
-            self.send(dtlsOutput: output)
-            self.afterDTLS(now: now)
+            // Only from the selected pair; stray and rejected datagrams are counted by the secure transport.
+            guard case .accepted(let progress) = self.secure.receiveDTLS(
+                datagram, from: source, now: .now, send: self.sendDatagram)
+            else { return }
+            self.afterDTLS(progress, now: now)
         case .rtp, .rtcp:
             let isRTCP = DatagramKind(firstByte: first, secondByte: second) == .rtcp
-            guard let srtp = self.srtp, source == self.selected else {
-                self.statistics.unprotectFailures += 1
-                return
-            }
             let protectedLength = datagram.readableBytes
             // Decrypt into the reused receive buffer: mutating the datagram in place would copy it, since
-            // NIO's envelope still references its storage.
-            self.received.clear()
-            guard (try? srtp.inbound.unprotect(datagram, isRTCP: isRTCP, appendingTo: &self.received)) != nil else {
-                self.statistics.unprotectFailures += 1
-                return
-            }
+            // NIO's envelope still references its storage. Media before the keys or from another address
+            // than the selected pair counts as an unprotect failure.
+            let result = self.secure.unprotect(datagram, isRTCP: isRTCP, from: source, now: .now, into: &self.received)
+            guard result == .unprotected else { return }
             let plain = self.received
             if isRTCP {
                 guard let compound = try? RTCPCompoundPacket(plain) else {
-                    self.statistics.datagramsDropped += 1
+                    self.ownStatistics.datagramsDropped += 1
                     return
                 }
-                self.statistics.rtcpPacketsReceived += 1
+                self.ownStatistics.rtcpPacketsReceived += 1
                 self.handler?.received(rtcp: compound, now: now)
             } else {
                 guard let packet = try? RTPPacket(plain) else {
-                    self.statistics.datagramsDropped += 1
+                    self.ownStatistics.datagramsDropped += 1
                     return
                 }
-                self.statistics.rtpPacketsReceived += 1
-                self.statistics.rtpBytesReceived += protectedLength
+                self.ownStatistics.rtpPacketsReceived += 1
+                self.ownStatistics.rtpBytesReceived += protectedLength
                 self.handler?.received(rtp: packet, now: now)
             }
         case .zrtp, .turnChannel, .unknown:
-            self.statistics.datagramsDropped += 1
+            self.ownStatistics.datagramsDropped += 1
         }
     }
 
@@ -308,17 +311,10 @@ final class PeerTransport: @unchecked Sendable {
     }
 
     private func protectAndSend(_ packet: ByteBuffer, isRTCP: Bool) {
-        guard let srtp = self.srtp, let remote = self.selected, !self.closed else { return }
+        guard !self.closed else { return }
         self.scratch.clear()
-        guard let written = try? srtp.outbound.protect(packet, isRTCP: isRTCP, appendingTo: &self.scratch) else {
-            return
-        }
-        if isRTCP {
-            self.statistics.rtcpPacketsSent += 1
-        } else {
-            self.statistics.rtpPacketsSent += 1
-            self.statistics.rtpBytesSent += written
-        }
+        // Nil without keys or selected pair (or when protection fails): nothing is sent.
+        guard let remote = self.secure.protect(packet, isRTCP: isRTCP, appendingTo: &self.scratch) else { return }
         if self.uplink != nil {
             self.impair(self.scratch, address: remote, isUplink: true) { datagram, address in
                 self.channel.writeAndFlush(AddressedEnvelope(remoteAddress: address, data: datagram), promise: nil)
@@ -332,40 +328,33 @@ final class PeerTransport: @unchecked Sendable {
         self.channel.writeAndFlush(AddressedEnvelope(remoteAddress: address, data: buffer), promise: nil)
     }
 
-    private func send(dtlsOutput: [[UInt8]]) {
-        guard let remote = self.selected else { return }
-        for datagram in dtlsOutput {
-            self.sendDatagram(self.channel.allocator.buffer(bytes: datagram), to: remote)
-        }
-    }
-
     // MARK: DTLS
 
-    private func startDTLS() {
-        guard let dtls = self.dtls else { return }
-        self.send(dtlsOutput: dtls.start())
-        self.afterDTLS(now: .now())
-    }
-
-    private func afterDTLS(now: NIODeadline) {
-        guard let dtls = self.dtls else { return }
-        switch dtls.state {
+    /// Acts on a DTLS event: connected (keys ready), failed, closed, or still handshaking (re-arm).
+    private func afterDTLS(_ progress: SecureTransport.HandshakeProgress, now: NIODeadline) {
+        switch progress {
+        case .keyed:
+            self.dtlsTimer?.cancel()
+            self.dtlsTimer = nil
+            self.ownStatistics.srtpProfile = self.secure.srtpProfile?.dtlsProfileName
+            self.ownStatistics.state = "connected"
+            self.handler?.transportConnected(now: now)
+            self.connected.succeed(())
+            return
+        case .keyingFailed(let error):
+            self.dtlsTimer?.cancel()
+            self.dtlsTimer = nil
+            self.fail(.dtlsFailed("deriving SRTP keys: \(error)"))
+            return
+        case .unchanged:
+            break
+        }
+        switch self.secure.dtlsState {
         case .handshaking:
             self.armDTLSTimer()
         case .connected:
             self.dtlsTimer?.cancel()
             self.dtlsTimer = nil
-            guard self.srtp == nil else { return }
-            do {
-                self.srtp = try dtls.makeSRTPSession()
-            } catch {
-                self.fail(.dtlsFailed("deriving SRTP keys: \(error)"))
-                return
-            }
-            self.statistics.srtpProfile = dtls.negotiatedProfile?.dtlsProfileName
-            self.statistics.state = "connected"
-            self.handler?.transportConnected(now: now)
-            self.connected.succeed(())
         case .failed(let error):
             self.fail(.dtlsFailed("\(error)"))
         case .closed:
@@ -375,15 +364,12 @@ final class PeerTransport: @unchecked Sendable {
 
     private func armDTLSTimer() {
         self.dtlsTimer?.cancel()
-        guard let remaining = self.dtls?.timeoutRemaining else { return }
-        self.dtlsTimer = self.eventLoop.scheduleTask(
-            in: .nanoseconds(
-                Int64(remaining.components.seconds) * 1_000_000_000
-                    + remaining.components.attoseconds / 1_000_000_000 + 1_000_000)
-        ) {
-            guard let dtls = self.dtls, !self.closed else { return }
-            self.send(dtlsOutput: dtls.handleTimeout())
-            self.afterDTLS(now: .now())
+        guard let delay = self.secure.retransmitDelay else { return }
+        // A millisecond late, so that OpenSSL's own timer has expired when it is asked.
+        self.dtlsTimer = self.eventLoop.scheduleTask(in: delay + .milliseconds(1)) {
+            guard !self.closed else { return }
+            let progress = self.secure.handleRetransmitTimeout(send: self.sendDatagram)
+            self.afterDTLS(progress, now: .now())
         }
     }
 
@@ -392,38 +378,29 @@ final class PeerTransport: @unchecked Sendable {
     private func armICETimer() {
         self.iceTimer?.cancel()
         self.iceTimer = nil
-        if case .failed(let reason) = self.ice.state {
+        if case .failed(let reason) = self.secure.checker?.state {
+            // The secure transport has discarded its keys: no more media is sent (RFC 7675 §5.1).
             self.fail(.iceFailed(reason))
             return
         }
-        guard let deadline = self.ice.nextDeadline, !self.closed else { return }
+        guard let deadline = self.secure.iceDeadline, !self.closed else { return }
         self.iceTimer = self.eventLoop.scheduleTask(deadline: deadline) {
-            self.ice.handleTimer(now: .now(), send: self.sendDatagram)
-            self.syncStatistics()
+            self.secure.handleICETimer(now: .now(), send: self.sendDatagram)
             self.armICETimer()
         }
     }
 
-    private func syncStatistics() {
-        self.statistics.stunRequestsSent = self.ice.requestsSent
-        self.statistics.stunResponsesReceived = self.ice.responsesReceived
-    }
-
     private func fail(_ error: BraidClientError) {
-        if !self.closed { self.statistics.state = "failed: \(error)" }
+        if !self.closed { self.ownStatistics.state = "failed: \(error)" }
         self.connected.fail(error)
-        if self.srtp != nil, case .iceFailed = error {
-            // Consent lost after media flowed: stop sending (RFC 7675 §5.1).
-            self.srtp = nil
-        }
     }
 
     /// Stops timers, sends a DTLS close_notify and closes the socket. Call on the event loop.
     func close() -> EventLoopFuture<Void> {
         guard !self.closed else { return self.eventLoop.makeSucceededVoidFuture() }
-        if let dtls = self.dtls, case .connected = dtls.state { self.send(dtlsOutput: dtls.close()) }
+        self.secure.closeDTLS(send: self.sendDatagram)
         self.closed = true
-        self.statistics.state = "closed"
+        self.ownStatistics.state = "closed"
         self.iceTimer?.cancel()
         self.dtlsTimer?.cancel()
         self.uplinkQueue.cancel()

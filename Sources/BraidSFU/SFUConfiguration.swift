@@ -1,10 +1,5 @@
+public import BraidWire
 public import NIOCore
-
-#if canImport(Glibc)
-    import Glibc
-#elseif canImport(Darwin)
-    import Darwin
-#endif
 
 /// Intervals, buffer sizes and thresholds of the forwarding core; the defaults are production values.
 public struct SFUConfiguration: Sendable {
@@ -49,49 +44,6 @@ public struct SFUConfiguration: Sendable {
     public init() {}
 }
 
-/// Maps the monotonic event-loop clock to wall-clock time, for the NTP timestamps of sender reports and
-/// abs-send-time.
-///
-/// Tests inject a fixed mapping; production takes one reading of the system clock (``system(now:)``) and
-/// then follows the monotonic clock, so a wall-clock step never makes the NTP timestamps jump.
-public struct WallClock: Sendable {
-    /// The monotonic instant that corresponds to ``referenceUnixNanoseconds``.
-    public let referenceDeadline: NIODeadline
-    /// Nanoseconds since the Unix epoch at ``referenceDeadline``.
-    public let referenceUnixNanoseconds: Int64
-
-    /// Seconds from 1900-01-01 (NTP era 0) to 1970-01-01 (RFC 5905 §6).
-    static let ntpUnixOffsetSeconds: Int64 = 2_208_988_800
-
-    /// A mapping that says `referenceDeadline` happened `referenceUnixNanoseconds` after the Unix epoch.
-    public init(referenceDeadline: NIODeadline, referenceUnixNanoseconds: Int64) {
-        self.referenceDeadline = referenceDeadline
-        self.referenceUnixNanoseconds = referenceUnixNanoseconds
-    }
-
-    /// Reads the system's real-time clock once and pairs it with `now`.
-    public static func system(now: NIODeadline) -> WallClock {
-        var spec = timespec()
-        clock_gettime(CLOCK_REALTIME, &spec)
-        let nanoseconds = Int64(spec.tv_sec) * 1_000_000_000 + Int64(spec.tv_nsec)
-        return WallClock(referenceDeadline: now, referenceUnixNanoseconds: nanoseconds)
-    }
-
-    /// Nanoseconds since the Unix epoch at `deadline` (saturating).
-    public func unixNanoseconds(at deadline: NIODeadline) -> Int64 {
-        let elapsed =
-            Int64(clamping: deadline.uptimeNanoseconds) &- Int64(clamping: self.referenceDeadline.uptimeNanoseconds)
-        let (sum, overflow) = self.referenceUnixNanoseconds.addingReportingOverflow(elapsed)
-        return overflow ? (elapsed > 0 ? .max : 0) : sum
-    }
-
-    /// The 64-bit NTP timestamp (RFC 3550 §4: seconds since 1900 in the high 32 bits, fraction in the low
-    /// 32 bits) at `deadline`.
-    public func ntpTimestamp(at deadline: NIODeadline) -> UInt64 {
-        let unix = max(0, self.unixNanoseconds(at: deadline))
-        let seconds = unix / 1_000_000_000 + Self.ntpUnixOffsetSeconds
-        let remainder = unix % 1_000_000_000
-        let fraction = (UInt64(remainder) << 32) / 1_000_000_000
-        return UInt64(truncatingIfNeeded: seconds) << 32 | fraction
-    }
-}
+/// The NTP mapping of sender reports and abs-send-time: `BraidWire.WallClock`, shared with BraidClient;
+/// the name stays here so that code importing only BraidSFU keeps compiling.
+public typealias WallClock = BraidWire.WallClock

@@ -60,6 +60,15 @@ struct EventLoopShardTests {
                 }
             }
             #expect(crossLoop > 0)
+            // What crossed between the loops, as the dashboard and /metrics show it.
+            let loops = await node.media.sessions.snapshot().eventLoops
+            #expect(loops.map(\.index) == [0, 1])
+            #expect(loops.map(\.sessions).reduce(0, +) == 6)
+            #expect(loops.allSatisfy { $0.mirroredTracks >= 1 }, "\(loops)")
+            #expect(loops.map(\.relayedOut).reduce(0, +) > 0 && loops.map(\.relayedIn).reduce(0, +) > 0)
+            let metrics = String(decoding: await node.monitor.metricsExposition(), as: UTF8.self)
+            #expect(metrics.contains("braid_event_loop_sessions{loop=\"1\"}"))
+            #expect(metrics.contains("braid_event_loop_relayed_packets_out_total{loop=\"0\"}"))
 
             for subscriber in subscribers { try await subscriber.close() }
             for publisher in publishers { try await publisher.close() }

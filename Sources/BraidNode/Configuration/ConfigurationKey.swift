@@ -44,7 +44,7 @@ public enum ConfigurationKey: String, Sendable, CaseIterable, CustomStringConver
             "Datagrams read per system call, 1-\(NodeConfiguration.maximumReceiveBatchSize) "
                 + "(default: \(NodeConfiguration.defaultReceiveBatchSize))."
         case .mediaOffload: "Use UDP GRO/GSO where the kernel supports them (default: on)."
-        case .eventLoopThreads: "Event loop threads, 1-256 (default: number of CPU cores)."
+        case .eventLoopThreads: "Event loop threads, 1-256 (default: number of CPU cores); each forwards media on its own socket."
         case .logLevel:
             "Log level: \(NodeConfiguration.LogLevel.allCases.map(\.rawValue).joined(separator: ", ")) (default: info)."
         case .logFormat: "Log format: text or json (default: text)."

@@ -46,6 +46,16 @@ public final class NodeMetrics: Sendable {
         var traffic = MediaTrafficSnapshot()
         var cpuSeconds = 0.0
         var sent = WebRTCSendCounters()
+        /// Per media event loop: its metrics (made when the loop first appears) and last published values.
+        var eventLoops: [Int: (metrics: EventLoopMetrics, last: WebRTCEventLoopStatus)] = [:]
+    }
+
+    /// `loop`-labelled metrics of one media event loop.
+    private struct EventLoopMetrics {
+        var sessions: CoreMetrics.Gauge
+        var handedOffIn: CoreMetrics.Counter
+        var relayedOut: CoreMetrics.Counter
+        var relayedIn: CoreMetrics.Counter
     }
 
     private let published = NIOLockedValueBox(Published())
@@ -175,7 +185,30 @@ public final class NodeMetrics: Sendable {
             Self.add(sent.rtcpSent.bytes, sentBefore.rtcpSent.bytes, to: self.forwardedBytes["rtcp"])
             Self.add(sent.dropped, sentBefore.dropped, to: self.forwardingDrops)
             published.sent = sent
+
+            for loop in status.forwarding.eventLoops ?? [] {
+                let entry =
+                    published.eventLoops[loop.index]
+                    ?? (self.makeEventLoopMetrics(loop.index), WebRTCEventLoopStatus(index: loop.index))
+                entry.metrics.sessions.record(loop.sessions)
+                Self.add(loop.handedOffIn, entry.last.handedOffIn, to: entry.metrics.handedOffIn)
+                Self.add(loop.relayedOut, entry.last.relayedOut, to: entry.metrics.relayedOut)
+                Self.add(loop.relayedIn, entry.last.relayedIn, to: entry.metrics.relayedIn)
+                published.eventLoops[loop.index] = (entry.metrics, loop)
+            }
         }
+    }
+
+    private func makeEventLoopMetrics(_ index: Int) -> EventLoopMetrics {
+        let labels = [("loop", String(index))]
+        return EventLoopMetrics(
+            sessions: CoreMetrics.Gauge(label: "braid_event_loop_sessions", dimensions: labels, factory: self.factory),
+            handedOffIn: CoreMetrics.Counter(
+                label: "braid_event_loop_handed_off_datagrams_total", dimensions: labels, factory: self.factory),
+            relayedOut: CoreMetrics.Counter(
+                label: "braid_event_loop_relayed_packets_out_total", dimensions: labels, factory: self.factory),
+            relayedIn: CoreMetrics.Counter(
+                label: "braid_event_loop_relayed_packets_in_total", dimensions: labels, factory: self.factory))
     }
 
     /// The registry in Prometheus text exposition format 0.0.4.

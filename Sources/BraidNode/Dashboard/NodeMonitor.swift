@@ -85,7 +85,8 @@ public final class NodeMonitor: Sendable {
             )
         )
         status.sessions = NodeStatus.SessionsSection(list: webRTC.sessions)
-        status.forwarding = NodeStatus.ForwardingSection(rooms: webRTC.rooms, sent: webRTC.sent)
+        status.forwarding = NodeStatus.ForwardingSection(
+            rooms: webRTC.rooms, sent: webRTC.sent, eventLoops: webRTC.eventLoops)
         status.rooms = webRTC.rooms
         return (status, traffic)
     }

@@ -57,13 +57,24 @@ public struct NodeStatus: Codable, Sendable, Equatable {
         public var tracks: Int
         /// What the node has sent to all peers since the media socket opened, ended sessions included.
         public var sent: WebRTCSendCounters
+        /// Each media event loop: its sessions and what crosses between loops (absent from older nodes).
+        public var eventLoops: [WebRTCEventLoopStatus]?
 
-        public init(rooms: [SFURoomStatus] = [], sent: WebRTCSendCounters = WebRTCSendCounters()) {
+        public init(
+            rooms: [SFURoomStatus] = [], sent: WebRTCSendCounters = WebRTCSendCounters(),
+            eventLoops: [WebRTCEventLoopStatus]? = nil
+        ) {
             self.rooms = rooms.count
             self.publishers = rooms.reduce(0) { $0 + $1.publishers.count }
             self.subscribers = rooms.reduce(0) { $0 + $1.subscribers.count }
             self.tracks = rooms.reduce(0) { $0 + $1.tracks.count }
             self.sent = sent
+            self.eventLoops = eventLoops
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case rooms, publishers, subscribers, tracks, sent
+            case eventLoops = "event_loops"
         }
     }
 
@@ -291,6 +302,12 @@ extension NodeStatus {
                 + "sent rtp \(sent.rtpSent.packets) packets \(sent.rtpSent.bytes) B   "
                 + "rtcp \(sent.rtcpSent.packets) packets \(sent.rtcpSent.bytes) B   dropped \(sent.dropped)"
         )
+        for loop in self.forwarding.eventLoops ?? [] where (self.forwarding.eventLoops?.count ?? 0) > 1 {
+            lines.append(
+                Self.pad("event loop \(loop.index)", 16) + "sessions \(loop.sessions)   handed off in \(loop.handedOffIn)   "
+                    + "relayed out \(loop.relayedOut)   relayed in \(loop.relayedIn)   mirrored tracks \(loop.mirroredTracks)"
+            )
+        }
         for room in self.rooms {
             var header = Self.pad("room \(room.name)", 16)
             header += "\(room.publishers.count) publishers, \(room.subscribers.count) subscribers, "

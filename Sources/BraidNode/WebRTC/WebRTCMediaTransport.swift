@@ -1,5 +1,5 @@
 import BraidSFU
-import BraidSecurity
+import BraidTransport
 import NIOCore
 
 /// What the node sent to one peer on behalf of the forwarding core. Wrapping arithmetic.
@@ -12,6 +12,13 @@ public struct WebRTCSendCounters: Sendable, Equatable, Codable {
     public var dropped: UInt64 = 0
 
     public init() {}
+
+    /// The send side of a session's transport counters.
+    init(_ counters: SecureTransportCounters) {
+        self.rtpSent = PacketCount(packets: counters.rtpPacketsSent, bytes: counters.rtpBytesSent)
+        self.rtcpSent = PacketCount(packets: counters.rtcpPacketsSent, bytes: counters.rtcpBytesSent)
+        self.dropped = counters.sendDrops
+    }
 
     enum CodingKeys: String, CodingKey {
         case rtpSent = "rtp_sent"
@@ -51,32 +58,28 @@ final class WebRTCOutputBatch {
         self.channel.flush()
     }
 
-    var allocator: ByteBufferAllocator { self.channel.allocator }
-
     /// Whether the socket takes more writes (false while the kernel's send queue and NIO's pending
     /// writes are above the channel's high-water mark).
     var isWritable: Bool { self.channel.isWritable }
 }
 
-/// The forwarding core's way out to one WebRTC peer: SRTP-protects each packet into a fresh buffer and
-/// queues it for the peer's selected address in the store's ``WebRTCOutputBatch``.
+/// The forwarding core's way out to one WebRTC peer: its ``SecureTransport`` protects each packet into a
+/// fresh buffer for the peer's selected address, queued here in the store's ``WebRTCOutputBatch``.
 /// The plain packet from the core is never encrypted in place:
 /// the core reuses its scratch buffer, and the write completes later (DESIGN.md, "never encrypt a shared
 /// buffer in place"). Confined to the media channel's event loop.
 final class WebRTCMediaTransport: MediaTransport {
-    /// Room for the SRTP/SRTCP trailer of any profile (tag + SRTCP index), so one capacity fits all.
-    private static let trailerRoom = 32
-
     private let batch: WebRTCOutputBatch
-    /// Set once DTLS has exported keys; nil until then (packets are counted as dropped).
-    var srtp: SRTPSession?
-    /// The peer's selected address (ICE nomination or the address authenticated media came from).
-    var destination: SocketAddress?
-    private(set) var counters = WebRTCSendCounters()
+    /// The session's transport: keys (packets without them are counted as dropped) and destination.
+    private let secure: SecureTransport
 
-    init(batch: WebRTCOutputBatch) {
+    init(batch: WebRTCOutputBatch, secure: SecureTransport) {
         self.batch = batch
+        self.secure = secure
     }
+
+    /// What was sent to this peer.
+    var counters: WebRTCSendCounters { WebRTCSendCounters(self.secure.counters) }
 
     func sendRTP(_ packet: ByteBuffer) {
         self.protectAndWrite(packet, isRTCP: false)
@@ -89,24 +92,15 @@ final class WebRTCMediaTransport: MediaTransport {
     var isWritable: Bool { self.batch.isWritable }
 
     private func protectAndWrite(_ packet: ByteBuffer, isRTCP: Bool) {
-        guard let srtp = self.srtp, let destination = self.destination else {
-            self.counters.dropped &+= 1
-            self.batch.totals.dropped &+= 1
-            return
-        }
-        var output = self.batch.allocator.buffer(capacity: packet.readableBytes &+ Self.trailerRoom)
-        guard let written = try? srtp.outbound.protect(packet, isRTCP: isRTCP, appendingTo: &output) else {
-            self.counters.dropped &+= 1
+        guard let (datagram, destination) = self.secure.protect(packet, isRTCP: isRTCP) else {
             self.batch.totals.dropped &+= 1
             return
         }
         if isRTCP {
-            self.counters.rtcpSent.add(bytes: written)
-            self.batch.totals.rtcpSent.add(bytes: written)
+            self.batch.totals.rtcpSent.add(bytes: datagram.readableBytes)
         } else {
-            self.counters.rtpSent.add(bytes: written)
-            self.batch.totals.rtpSent.add(bytes: written)
+            self.batch.totals.rtpSent.add(bytes: datagram.readableBytes)
         }
-        self.batch.write(output, to: destination)
+        self.batch.write(datagram, to: destination)
     }
 }

@@ -2,6 +2,7 @@ import BraidICE
 import BraidSDP
 import BraidSFU
 import BraidSecurity
+import BraidTransport
 import NIOCore
 
 /// Which way media flows in a session, seen from the client.
@@ -26,6 +27,15 @@ public struct WebRTCSessionCounters: Sendable, Equatable, Codable {
     public var stunRejected: UInt64 = 0
 
     public init() {}
+
+    /// The receive side of a session's transport counters.
+    init(_ counters: SecureTransportCounters) {
+        self.rtpReceived = PacketCount(packets: counters.rtpPacketsReceived, bytes: counters.rtpBytesReceived)
+        self.rtcpReceived = PacketCount(packets: counters.rtcpPacketsReceived, bytes: counters.rtcpBytesReceived)
+        self.unprotectFailures = counters.unprotectFailures
+        self.dtlsErrors = counters.dtlsErrors
+        self.stunRejected = counters.stunRejected
+    }
 
     enum CodingKeys: String, CodingKey {
         case rtpReceived = "rtp_received"
@@ -185,9 +195,11 @@ public struct WebRTCSectionStatus: Sendable, Equatable, Codable {
 
 /// The per-session state of a WHIP or WHEP session. Confined to the media channel's event loop.
 ///
-/// Ownership: the ICE agent lives in the ``WebRTCSessionStore``'s table next to this object; the DTLS
-/// endpoint and SRTP session are allocated here and freed with it (their own `deinit`s free the C
-/// handles), so removing the session from the table releases everything.
+/// Ownership: the ICE agent lives in the ``WebRTCSessionStore``'s table next to this object and is shared
+/// with its ``SecureTransport`` (consent, DTLS, SRTP), which is allocated here and freed with it (the DTLS
+/// endpoint's and SRTP sessions' own `deinit`s free the C handles), so removing the session from the table
+/// releases everything; ``close()`` drops the SRTP keys at once in case the forwarding core still holds
+/// the media transport.
 final class WebRTCSession {
     typealias Direction = WebRTCDirection
 
@@ -217,13 +229,12 @@ final class WebRTCSession {
     var trickledCandidateCount = 0
     /// ICE restarts accepted for this session.
     var iceRestarts = 0
-    let dtls: DTLSEndpoint
-    var srtp: SRTPSession?
-    /// Where DTLS came from; its records are answered there (the peer's selected pair).
-    var dtlsPeer: SocketAddress?
+    /// ICE consent, the DTLS handshake (server), SRTP and the receive and send counters.
+    let secure: SecureTransport
     /// The armed DTLS retransmission timer.
     var retransmitTimer: Scheduled<Void>?
-    var counters = WebRTCSessionCounters()
+    /// What the session received.
+    var counters: WebRTCSessionCounters { WebRTCSessionCounters(self.secure.counters) }
     /// The way out for forwarded media and feedback; created when SRTP keys are ready.
     var transport: WebRTCMediaTransport?
     /// The session's part in the forwarding core: a WHIP session publishes, a WHEP session subscribes.
@@ -232,14 +243,14 @@ final class WebRTCSession {
 
     init(
         id: String, room: String, direction: Direction, participant: String? = nil, negotiated: SDPAnswer,
-        dtls: DTLSEndpoint
+        secure: SecureTransport
     ) {
         self.id = id
         self.room = room
         self.direction = direction
         self.participant = participant ?? id
         self.negotiated = negotiated
-        self.dtls = dtls
+        self.secure = secure
     }
 
     /// Records candidates from a trickle fragment (bounded; see ``trickledCandidates``).
@@ -253,8 +264,7 @@ final class WebRTCSession {
     func close() {
         self.retransmitTimer?.cancel()
         self.retransmitTimer = nil
-        self.srtp = nil
-        self.transport?.srtp = nil
+        self.secure.discardKeys()
         self.transport = nil
         self.publisher = nil
         self.subscriber = nil

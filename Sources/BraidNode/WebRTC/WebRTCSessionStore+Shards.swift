@@ -16,12 +16,19 @@ struct ForwardedDatagram: Sendable {
 /// - the forwarding routers of every two shards are joined by a ``RouterLink``, so a room spans the
 ///   shards: each shard mirrors the others' tracks and pulls them only while its own subscribers watch.
 extension WebRTCSessionStore {
+    /// Most remote addresses remembered as another shard's.
+    static let maximumRemoteOwners = 16_384
+
     /// Joins this shard to the others (called on this store's loop once every shard is bound).
     func join(shards: [WebRTCShard], index: Int, directory: WebRTCShardDirectory) {
         self.shardIndex = index
         self.shards = shards
         self.directory = directory
         for shard in shards where shard.index != index { _ = self.link(to: shard.index) }
+        // Messages another shard sent before this one knew its peers.
+        let early = self.earlyLinkMessages
+        self.earlyLinkMessages.removeAll()
+        for (message, from) in early { self.receive(message, fromShard: from) }
         self.output.flush()
     }
 
@@ -41,7 +48,11 @@ extension WebRTCSessionStore {
 
     /// A message from another shard's router.
     func receive(_ message: RouterLinkMessage, fromShard index: Int) {
-        guard !self.isClosed, let link = self.link(to: index) else { return }
+        guard !self.isClosed else { return }
+        guard let link = self.link(to: index) else {
+            if self.shards.isEmpty { self.earlyLinkMessages.append((message, index)) }
+            return
+        }
         link.receive(message, now: .now())
         self.forwarding.flushLinks()
         self.output.flush()
@@ -56,6 +67,9 @@ extension WebRTCSessionStore {
             let ufrag = Table.localUfragKey(of: message), let shard = directory.shard(ufrag: ufrag),
             shard != self.shardIndex
         else { return nil }
+        // Bounded: a peer that knows a ufrag could otherwise grow it from endless source ports. Forgotten
+        // entries are learnt again from the next STUN check.
+        if self.remoteOwners.count >= Self.maximumRemoteOwners { self.remoteOwners.removeAll(keepingCapacity: true) }
         self.remoteOwners[address] = RemoteOwner(shard: shard, ufrag: ufrag)
         return shard
     }
@@ -90,6 +104,17 @@ extension WebRTCSessionStore {
             _ = self.route(datagram.data, kind: datagram.kind, from: datagram.source, handedOff: true)
         }
         self.flush()
+    }
+
+    /// What this loop holds and passes on, for the dashboard.
+    var eventLoopStatus: WebRTCEventLoopStatus {
+        var status = WebRTCEventLoopStatus(index: self.shardIndex, sessions: self.count, handedOffIn: self.handedOffIn)
+        for link in self.links.values {
+            status.relayedOut &+= UInt64(link.counters.packetsSent)
+            status.relayedIn &+= UInt64(link.counters.packetsReceived)
+            status.mirroredTracks += link.mirroredTracks.count
+        }
+        return status
     }
 
     /// Forgets remote addresses whose session has ended (from the consent sweep).

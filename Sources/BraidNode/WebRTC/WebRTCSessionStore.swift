@@ -3,6 +3,7 @@ import CBraidShims
 import BraidSDP
 import BraidSFU
 import BraidSecurity
+import BraidTransport
 import BraidWire
 import NIOCore
 
@@ -12,9 +13,10 @@ import NIOCore
 /// ``WebRTCSessions`` (the thread-safe front used by the HTTP handlers) hops onto the loop to add, remove
 /// or list sessions. No locks; timers run on the same loop.
 ///
-/// The path of each datagram kind (RFC 7983 demultiplexing has already happened):
+/// The path of each datagram kind (RFC 7983 demultiplexing has already happened); the per-session part is
+/// each session's ``SecureTransport`` in the lite role:
 /// - STUN: the ICE-lite session table answers Binding requests (RFC 8445 §7.3); the reply goes back to
-///   the source on the same socket.
+///   the source on the same socket, and the session's transport learns the outcome.
 /// - DTLS: only from an address that passed a check with consent (RFC 8445 §12, RFC 7675); fed to that
 ///   session's DTLS server (RFC 5763 §5, the node is always `a=setup:passive`), whose records go back.
 /// - SRTP/SRTCP: only from a consented address of a session whose DTLS has connected; unprotected into
@@ -61,7 +63,9 @@ final class WebRTCSessionStore {
     /// Datagrams waiting to be handed to their owner shard at the end of the read batch.
     var handOffs: [Int: [ForwardedDatagram]] = [:]
     /// Datagrams other shards handed to this one.
-    var handedOffIn = 0
+    var handedOffIn: UInt64 = 0
+    /// Link messages that arrived before `join` told this shard its peers.
+    var earlyLinkMessages: [(RouterLinkMessage, Int)] = []
 
     init(
         channel: any Channel, certificate: DTLSCertificate, capacity: Int, node: NodeID, shard: Int = 0,
@@ -139,8 +143,10 @@ final class WebRTCSessionStore {
     ) throws -> Void {
         let dtls = try DTLSEndpoint(role: .server, certificate: self.certificate, remoteFingerprint: remoteFingerprint)
         let agent = try ICELiteAgent(local: local, remote: remote, timeouts: timeouts, now: .now)
+        let secure = SecureTransport(ice: .lite(agent), dtls: dtls, allocator: self.channel.allocator)
         let session = WebRTCSession(
-            id: id, room: room, direction: direction, participant: participant, negotiated: negotiated, dtls: dtls)
+            id: id, room: room, direction: direction, participant: participant, negotiated: negotiated,
+            secure: secure)
         let tableID = try self.table.insert(agent, context: session)
         self.byID[id] = tableID
     }
@@ -178,8 +184,8 @@ final class WebRTCSessionStore {
                 trickledCandidates: session.trickledCandidateCount,
                 remoteAddress: agent.selectedAddress.map { "\($0)" },
                 iceState: WebRTCSession.label(agent.state(now: now)),
-                dtlsState: WebRTCSession.label(session.dtls.state),
-                srtpProfile: session.srtp.map { $0.profile.dtlsProfileName },
+                dtlsState: WebRTCSession.label(session.secure.dtlsState),
+                srtpProfile: session.secure.srtpProfile?.dtlsProfileName,
                 counters: session.counters,
                 sent: session.transport?.counters,
                 eventLoop: self.shardIndex
@@ -284,61 +290,34 @@ final class WebRTCSessionStore {
             responseInto: &response
         )
         guard let tableID, let session = self.table.context(tableID) else { return .dropped(.noSession) }
-        switch outcome {
-        case .respond(let answer):
-            if case .error = answer {
-                session.counters.stunRejected &+= 1
-            } else if let agent = self.table.agent(tableID), let address = STUNAddress(transport: source) {
-                // A nomination may have moved the selected pair.
-                self.updateDestination(session, agent: agent, source: source, address: address)
-            }
-            self.send(response, to: source)
-        case .drop:
-            session.counters.stunRejected &+= 1
-        }
+        // Counts a rejected check; a nomination may have moved the selected pair.
+        session.secure.checkAnswered(outcome, from: source)
+        if case .respond = outcome { self.send(response, to: source) }
         return .delivered
     }
 
-    /// The session of a consented remote address, or nil (then the datagram counts as `no_session`).
-    private func consentedSession(_ source: SocketAddress) -> (ICELiteAgent, WebRTCSession, STUNAddress)? {
-        guard let address = STUNAddress(transport: source), let tableID = self.table.session(for: address),
-            let agent = self.table.agent(tableID), let session = self.table.context(tableID),
-            agent.hasConsent(address, now: .now)
-        else { return nil }
-        return (agent, session, address)
+    /// The session of a remote address that passed a check, or nil (then the datagram counts as
+    /// `no_session`); its transport still checks consent.
+    private func session(at source: SocketAddress) -> WebRTCSession? {
+        guard let tableID = self.table.session(for: source) else { return nil }
+        return self.table.context(tableID)
     }
 
     private func routeDTLS(_ datagram: ByteBuffer, from source: SocketAddress) -> DatagramVerdict {
-        guard let (agent, session, address) = self.consentedSession(source) else { return .dropped(.noSession) }
-        session.dtlsPeer = source
-        self.updateDestination(session, agent: agent, source: source, address: address)
-        let result: Result<[[UInt8]], DTLSError> = datagram.withUnsafeReadableBytes { bytes in
-            do throws(DTLSError) {
-                return .success(try session.dtls.receive(bytes))
-            } catch {
-                return .failure(error)
-            }
+        guard let session = self.session(at: source) else { return .dropped(.noSession) }
+        let receipt = session.secure.receiveDTLS(datagram, from: source, now: .now) { self.send($0, to: $1) }
+        switch receipt {
+        case .notAdmitted:
+            return .dropped(.noSession)
+        case .accepted(let progress), .rejected(let progress):
+            self.afterDTLS(session, progress)
+            return .delivered
         }
-        switch result {
-        case .success(let records):
-            for record in records { self.send(self.channel.allocator.buffer(bytes: record), to: source) }
-            if session.dtls.state == .connected, agent.followMedia(from: address, now: .now) {
-                self.updateDestination(session, agent: agent, source: source, address: address)
-            }
-        case .failure:
-            session.counters.dtlsErrors &+= 1
-        }
-        self.afterDTLS(session)
-        return .delivered
     }
 
-    /// Creates the SRTP session once the handshake completes and joins the session to its room, and
-    /// re-arms the retransmission timer.
-    private func afterDTLS(_ session: WebRTCSession) {
-        if session.srtp == nil, session.dtls.state == .connected {
-            session.srtp = try? session.dtls.makeSRTPSession()
-            if session.srtp != nil { self.attach(session) }
-        }
+    /// Joins the session to its room once its SRTP keys are ready, and re-arms the retransmission timer.
+    private func afterDTLS(_ session: WebRTCSession, _ progress: SecureTransport.HandshakeProgress) {
+        if progress == .keyed { self.attach(session) }
         self.armRetransmitTimer(session)
     }
 
@@ -350,9 +329,7 @@ final class WebRTCSessionStore {
     /// subscriber's first keyframe (requested on join) arrives when it can be decrypted.
     private func attach(_ session: WebRTCSession) {
         guard session.transport == nil else { return }
-        let transport = WebRTCMediaTransport(batch: self.output)
-        transport.srtp = session.srtp
-        transport.destination = session.dtlsPeer
+        let transport = WebRTCMediaTransport(batch: self.output, secure: session.secure)
         session.transport = transport
         let now = NIODeadline.now()
         switch session.direction {
@@ -390,28 +367,14 @@ final class WebRTCSessionStore {
         self.releasedMemory = true
     }
 
-    /// Follows the ICE agent's selected address, where the core's packets go.
-    private func updateDestination(
-        _ session: WebRTCSession,
-        agent: ICELiteAgent,
-        source: SocketAddress,
-        address: STUNAddress
-    ) {
-        guard agent.selectedAddress == address else { return }
-        session.transport?.destination = source
-    }
-
-    /// DTLS retransmits its last flight when no answer arrives (RFC 6347 §4.2.4): the endpoint says when.
+    /// DTLS retransmits its last flight when no answer arrives (RFC 6347 §4.2.4): the transport says when.
     private func armRetransmitTimer(_ session: WebRTCSession) {
         session.retransmitTimer?.cancel()
         session.retransmitTimer = nil
-        guard session.dtls.state == .handshaking, let remaining = session.dtls.timeoutRemaining else { return }
-        let (seconds, attoseconds) = remaining.components
-        let nanoseconds = max(0, seconds) &* 1_000_000_000 &+ max(0, attoseconds) / 1_000_000_000
+        guard let delay = session.secure.retransmitDelay else { return }
         let id = session.id
-        session.retransmitTimer = self.channel.eventLoop.assumeIsolated().scheduleTask(
-            in: .nanoseconds(nanoseconds)
-        ) { [weak self] in
+        session.retransmitTimer = self.channel.eventLoop.assumeIsolated().scheduleTask(in: delay) {
+            [weak self] in
             self?.retransmit(sessionID: id)
         }
     }
@@ -419,38 +382,20 @@ final class WebRTCSessionStore {
     private func retransmit(sessionID: String) {
         guard let tableID = self.byID[sessionID], let session = self.table.context(tableID) else { return }
         session.retransmitTimer = nil
-        let records = session.dtls.handleTimeout()
-        if let peer = session.dtlsPeer {
-            for record in records { self.send(self.channel.allocator.buffer(bytes: record), to: peer) }
-        }
-        self.afterDTLS(session)
+        let progress = session.secure.handleRetransmitTimeout { self.send($0, to: $1) }
+        self.afterDTLS(session, progress)
     }
 
     private func routeSRTP(_ datagram: ByteBuffer, isRTCP: Bool, from source: SocketAddress) -> DatagramVerdict {
-        guard let (agent, session, address) = self.consentedSession(source) else { return .dropped(.noSession) }
-        guard let srtp = session.srtp else {
-            // Media before the handshake finished: it cannot be authenticated, so it is not media yet.
-            session.counters.unprotectFailures &+= 1
+        guard let session = self.session(at: source) else { return .dropped(.noSession) }
+        // The scratch buffer's capacity (scratchSize) bounds what is decrypted: larger counts as a failure.
+        switch session.secure.unprotect(datagram, isRTCP: isRTCP, from: source, now: .now, into: &self.scratch) {
+        case .notAdmitted:
+            return .dropped(.noSession)
+        case .failed:
             return .delivered
-        }
-        let length = datagram.readableBytes
-        guard length <= Self.scratchSize else {
-            session.counters.unprotectFailures &+= 1
-            return .delivered
-        }
-        self.scratch.clear()
-        guard (try? srtp.inbound.unprotect(datagram, isRTCP: isRTCP, appendingTo: &self.scratch)) != nil else {
-            session.counters.unprotectFailures &+= 1
-            return .delivered
-        }
-        if isRTCP {
-            session.counters.rtcpReceived.add(bytes: length)
-        } else {
-            session.counters.rtpReceived.add(bytes: length)
-        }
-        // Authenticated media may move the selected pair (see ICELiteAgent.followMedia).
-        if agent.followMedia(from: address, now: .now) {
-            self.updateDestination(session, agent: agent, source: source, address: address)
+        case .unprotected:
+            break
         }
         let now = NIODeadline.now()
         if let publisher = session.publisher {

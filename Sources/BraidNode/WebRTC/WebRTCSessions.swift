@@ -531,14 +531,17 @@ public final class WebRTCSessions: Sendable {
                     WebRTCSessionsSnapshot(
                         sessions: store.value.statuses(),
                         rooms: store.value.roomStatuses(),
-                        sent: store.value.sendTotals
+                        sent: store.value.sendTotals,
+                        eventLoops: [store.value.eventLoopStatus]
                     )
                 }).get()
             else { continue }
             total.sessions += part.sessions
             rooms += part.rooms
             total.sent = total.sent + part.sent
+            total.eventLoops += part.eventLoops
         }
+        total.eventLoops.sort { $0.index < $1.index }
         total.sessions.sort { $0.id < $1.id }
         total.rooms = Self.merge(rooms)
         return total
@@ -637,15 +640,19 @@ public struct WebRTCSessionsSnapshot: Sendable, Equatable {
     public var rooms: [SFURoomStatus]
     /// What the node has sent to all peers since the media socket opened, ended sessions included.
     public var sent: WebRTCSendCounters
+    /// Each media event loop, by index.
+    public var eventLoops: [WebRTCEventLoopStatus]
 
     public init(
         sessions: [WebRTCSessionStatus] = [],
         rooms: [SFURoomStatus] = [],
-        sent: WebRTCSendCounters = WebRTCSendCounters()
+        sent: WebRTCSendCounters = WebRTCSendCounters(),
+        eventLoops: [WebRTCEventLoopStatus] = []
     ) {
         self.sessions = sessions
         self.rooms = rooms
         self.sent = sent
+        self.eventLoops = eventLoops
     }
 }
 

@@ -4,6 +4,42 @@ import BraidWire
 import NIOConcurrencyHelpers
 import NIOCore
 
+/// What one media event loop holds and passes on (the dashboard's `forwarding.event_loops`).
+public struct WebRTCEventLoopStatus: Sendable, Equatable, Codable {
+    /// The loop's index (``WebRTCSessionStatus/eventLoop``).
+    public var index: Int
+    /// Sessions it holds.
+    public var sessions: Int
+    /// Datagrams other loops received for its sessions and handed over.
+    public var handedOffIn: UInt64
+    /// Packets of its tracks it relayed to the other loops (one copy per packet per loop that pulls it).
+    public var relayedOut: UInt64
+    /// Packets of other loops' tracks it received to forward to its own subscribers.
+    public var relayedIn: UInt64
+    /// Tracks of other loops mirrored here.
+    public var mirroredTracks: Int
+
+    public init(
+        index: Int, sessions: Int = 0, handedOffIn: UInt64 = 0, relayedOut: UInt64 = 0, relayedIn: UInt64 = 0,
+        mirroredTracks: Int = 0
+    ) {
+        self.index = index
+        self.sessions = sessions
+        self.handedOffIn = handedOffIn
+        self.relayedOut = relayedOut
+        self.relayedIn = relayedIn
+        self.mirroredTracks = mirroredTracks
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case index, sessions
+        case handedOffIn = "handed_off_in"
+        case relayedOut = "relayed_out"
+        case relayedIn = "relayed_in"
+        case mirroredTracks = "mirrored_tracks"
+    }
+}
+
 /// One event loop's share of the media path: its socket (all bound to the same port with SO_REUSEPORT),
 /// its ``WebRTCSessionStore`` and forwarding router.
 struct WebRTCShard: Sendable {

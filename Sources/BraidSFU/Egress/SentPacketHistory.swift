@@ -3,7 +3,7 @@ import NIOCore
 /// What a WebRTC subscriber slot sent, by output sequence number: for each packet, where it came from
 /// (layer and origin sequence number in the producer's ``PacketStore``) and how it was rewritten
 /// (timestamp, VP8 picture ids). A NACK is answered by reading the one stored copy back and rewriting it
-/// the same way, so a slot keeps 24 bytes per packet instead of the packet.
+/// the same way, so a slot keeps 32 bytes per packet instead of the packet.
 ///
 /// A ring that follows the slot's packet rate: it starts at 128 entries and doubles, up to its
 /// capacity, whenever an entry younger than the resend age would be overwritten.

@@ -74,7 +74,7 @@ public final class TrackProducer {
     /// where it originates).
     public let isMirror: Bool
     /// The union of the consumers' layers, as last told to the source.
-    public private(set) var wantedLayers = LayerSet.none
+    public private(set) var wantedLayers: LayerSet = []
 
     let configuration: SFUConfiguration
     let isVP8: Bool
@@ -285,7 +285,7 @@ public final class TrackProducer {
 
     /// Recomputes the union of wanted layers and tells the source when it changed.
     func consumerLayersChanged(now: NIODeadline) {
-        var union = LayerSet.none
+        var union: LayerSet = []
         for consumer in self.consumers { union.formUnion(consumer.layers) }
         guard union != self.wantedLayers else { return }
         self.wantedLayers = union

@@ -107,7 +107,7 @@ public struct IngressPacket {
     }
 }
 
-/// A set of simulcast layers (indexes 0–31), as a bit mask: what a consumer receives.
+/// A set of simulcast layers (indexes 0–31), as a bit mask: what a consumer receives (`[]`: paused).
 public struct LayerSet: OptionSet, Hashable, Sendable {
     public var rawValue: UInt32
 
@@ -117,12 +117,9 @@ public struct LayerSet: OptionSet, Hashable, Sendable {
 
     /// Every layer the track has or will have.
     public static let all = LayerSet(rawValue: .max)
-    /// No layer (a paused consumer).
-    public static let none = LayerSet(rawValue: 0)
-
     /// Just `layer`.
     public static func layer(_ layer: Int) -> LayerSet {
-        guard (0..<32).contains(layer) else { return .none }
+        guard (0..<32).contains(layer) else { return [] }
         return LayerSet(rawValue: 1 << UInt32(layer))
     }
 

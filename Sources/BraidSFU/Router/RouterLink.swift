@@ -21,7 +21,7 @@ public enum RouterLinkMessage: Sendable {
     case ended(TrackID)
     /// A batch of packets of tracks the receiver pulls (see ``RouterLink`` for the record format).
     case media(ByteBuffer)
-    /// The receiver wants these layers of a track of the sender (`.none`: stop sending it).
+    /// The receiver wants these layers of a track of the sender (`[]`: stop sending it).
     case wantLayers(TrackID, LayerSet)
     /// The receiver needs a keyframe on a layer of a track of the sender.
     case keyframe(TrackID, layer: Int)
@@ -158,7 +158,7 @@ public final class RouterLink {
 
     private func relay(_ id: TrackID, layers: LayerSet, now: NIODeadline) {
         if let relay = self.relays[id] {
-            if layers == .none {
+            if layers.isEmpty {
                 relay.consumer?.close(now: now)
                 self.relays[id] = nil
             } else {
@@ -166,7 +166,7 @@ public final class RouterLink {
             }
             return
         }
-        guard layers != .none else { return }
+        guard !layers.isEmpty else { return }
         let relay = RelaySink(link: self)
         relay.consumer = try? self.router.consume(id, into: relay, layers: layers, now: now)
         if relay.consumer != nil { self.relays[id] = relay }

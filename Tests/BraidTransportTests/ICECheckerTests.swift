@@ -3,7 +3,7 @@ import BraidWire
 import NIOCore
 import Testing
 
-@testable import BraidClient
+@testable import BraidTransport
 
 @Suite("Controlling ICE checks against the node's ICE-lite agent")
 struct ICECheckerTests {

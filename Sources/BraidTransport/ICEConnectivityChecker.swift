@@ -1,6 +1,6 @@
-import BraidICE
+public import BraidICE
 import BraidWire
-import NIOCore
+public import NIOCore
 
 /// The controlling side of ICE for host candidates: connectivity checks, nomination and consent
 /// ([RFC 8445](https://www.rfc-editor.org/rfc/rfc8445), [RFC 7675](https://www.rfc-editor.org/rfc/rfc7675)).
@@ -20,10 +20,17 @@ import NIOCore
 ///
 /// A response counts only if its transaction ID is outstanding, it comes from the address the request
 /// went to (§7.2.5.2.1) and its MESSAGE-INTEGRITY verifies under the remote password.
-struct ICEConnectivityChecker {
-    enum State: Equatable {
+///
+/// BraidClient runs it through a ``SecureTransport`` (``SecureTransport/ICERole/controlling(_:)``); a mesh
+/// link that dials another node will too.
+public struct ICEConnectivityChecker {
+    /// Where connectivity stands.
+    public enum State: Equatable, Sendable {
+        /// Checks are in flight; nothing is nominated yet.
         case checking
+        /// A nominated pair succeeded: send everything to this address.
         case connected(SocketAddress)
+        /// No check was answered in time, or consent expired; the reason, for people.
         case failed(String)
     }
 
@@ -36,13 +43,17 @@ struct ICEConnectivityChecker {
         var attempts: Int
     }
 
-    let local: ICECredentials
-    let remoteUfrag: String
+    /// Our credentials (the ones in our offer).
+    public let local: ICECredentials
+    /// The peer's `a=ice-ufrag`.
+    public let remoteUfrag: String
     let remoteKey: STUNIntegrityKey
-    let candidates: [SocketAddress]
-    let tieBreaker: UInt64
+    /// The peer's host candidates, checked in this order.
+    public let candidates: [SocketAddress]
+    /// ICE-CONTROLLING tie-breaker (RFC 8445 §7.1.1), random per checker.
+    public let tieBreaker: UInt64
     /// PRIORITY of our checks: a peer-reflexive candidate's priority (type preference 110, §5.1.2.2).
-    let priority: UInt32 = ICECandidate.priority(typePreference: 110, localPreference: 65_535, component: 1)
+    public let priority: UInt32 = ICECandidate.priority(typePreference: 110, localPreference: 65_535, component: 1)
     let initialTimeout: TimeAmount
     let maximumTimeout: TimeAmount
     /// Give up on connectivity after this long without a nominated pair.
@@ -50,20 +61,22 @@ struct ICEConnectivityChecker {
     let consentInterval: TimeAmount
     let consentExpiry: TimeAmount
 
-    private(set) var state: State = .checking
+    /// The current state.
+    public private(set) var state: State = .checking
     private(set) var transactions: [Transaction] = []
     private var startedAt: NIODeadline?
     private var lastConsent: NIODeadline?
     private var nextConsentAt: NIODeadline?
     private var random = SystemRandomNumberGenerator()
     /// Binding requests sent, retransmissions and consent checks included.
-    private(set) var requestsSent = 0
+    public private(set) var requestsSent = 0
     /// Authenticated success responses received.
-    private(set) var responsesReceived = 0
+    public private(set) var responsesReceived = 0
     /// Responses dropped: unknown transaction, wrong source, bad integrity or fingerprint.
-    private(set) var responsesRejected = 0
+    public private(set) var responsesRejected = 0
 
-    init(
+    /// A checker for `candidates`, with RFC 8489 retransmission timing and RFC 7675 consent timing.
+    public init(
         local: ICECredentials,
         remoteUfrag: String,
         remotePassword: String,
@@ -88,7 +101,7 @@ struct ICEConnectivityChecker {
     }
 
     /// Sends the first check to every candidate.
-    mutating func start(now: NIODeadline, send: (ByteBuffer, SocketAddress) -> Void) {
+    public mutating func start(now: NIODeadline, send: (ByteBuffer, SocketAddress) -> Void) {
         guard self.startedAt == nil else { return }
         self.startedAt = now
         for candidate in self.candidates {
@@ -97,7 +110,7 @@ struct ICEConnectivityChecker {
     }
 
     /// When ``handleTimer(now:send:)`` should run next.
-    var nextDeadline: NIODeadline? {
+    public var nextDeadline: NIODeadline? {
         var deadline = self.transactions.map { $0.sentAt + $0.timeout }.min()
         if let consent = self.nextConsentAt { deadline = min(deadline ?? consent, consent) }
         if case .checking = self.state, let startedAt {
@@ -110,7 +123,7 @@ struct ICEConnectivityChecker {
     }
 
     /// Retransmits due requests, sends due consent checks and detects failure.
-    mutating func handleTimer(now: NIODeadline, send: (ByteBuffer, SocketAddress) -> Void) {
+    public mutating func handleTimer(now: NIODeadline, send: (ByteBuffer, SocketAddress) -> Void) {
         if case .failed = self.state { return }
         if case .checking = self.state, let startedAt, now - startedAt >= self.checkingTimeout {
             self.state = .failed("no connectivity check answered within \(self.checkingTimeout)")
@@ -147,7 +160,7 @@ struct ICEConnectivityChecker {
     }
 
     /// Handles a STUN message from `source`: answers a peer's check, or matches a response.
-    mutating func handle(
+    public mutating func handle(
         _ message: STUNMessage, from source: SocketAddress, now: NIODeadline, send: (ByteBuffer, SocketAddress) -> Void
     ) {
         switch message.messageClass {
