@@ -302,7 +302,7 @@ public final class SecureTransport {
     }
 
     /// Drops the SRTP keys for good: nothing more is protected or unprotected, and a later DTLS event does
-    /// not derive them again. For consent loss and for the end of the session (the libsrtp state is freed
+    /// not derive them again. For consent loss and for the end of the session (the SRTP session state is freed
     /// now, whoever still holds the transport).
     public func discardKeys() {
         self.srtp = nil

@@ -1,7 +1,7 @@
 import BraidCongestion
 import BraidRTPStreams
 import BraidWire
-public import NIOCore
+import NIOCore
 
 /// A subscribing peer (a WHEP session): the WebRTC egress. Its slots (``SubscriberSlot``) consume the
 /// room's tracks; this class holds what the slots share — the transport, the transport-wide sequence,
