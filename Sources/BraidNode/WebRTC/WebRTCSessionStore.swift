@@ -7,7 +7,9 @@ import BraidTransport
 import BraidWire
 import NIOCore
 
-/// Every WebRTC session behind the shared media port, and the packet path into them.
+/// The WebRTC sessions of one media event loop (shard), and the packet path into them. A node has one
+/// store per event loop, each behind its own socket on the shared media port; see
+/// `WebRTCSessionStore+Shards.swift` for what passes between them.
 ///
 /// Confined to the media channel's event loop: the ``WebRTCRouter`` calls it from `channelRead`, and
 /// ``WebRTCSessions`` (the thread-safe front used by the HTTP handlers) hops onto the loop to add, remove
@@ -40,7 +42,7 @@ final class WebRTCSessionStore {
     private var table: Table
     private var byID: [String: Table.SessionID] = [:]
     /// Decrypted RTP/RTCP lands here: allocated once and reused, so the steady state does not allocate
-    /// (the core copies what it keeps, e.g. into retransmission buffers).
+    /// (the core copies what it keeps, e.g. into the producers' packet stores).
     private var scratch: ByteBuffer
     /// The forwarding core: rooms, producers, consumers of every session on this loop.
     let forwarding: SFURouter
