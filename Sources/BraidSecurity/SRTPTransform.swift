@@ -625,6 +625,32 @@ private func ctrXOR(
     return EVP_EncryptUpdate(context, mutableBytes(output), &written, bytes(input), Int32(length)) == 1
 }
 
+/// The part of an AES-GCM operation both directions share: a new IV, AAD `aad` then `aad2`, then `length`
+/// octets from `input` to `output` (`encrypt` chooses the direction).
+@inline(__always)
+private func gcmUpdate(
+    _ context: OpaquePointer,
+    encrypt: Bool,
+    iv: UnsafeRawPointer,
+    aad: UnsafeRawPointer,
+    aadLength: Int,
+    aad2: UnsafeRawPointer?,
+    aad2Length: Int,
+    input: UnsafeRawPointer,
+    output: UnsafeMutableRawPointer,
+    length: Int
+) -> Bool {
+    var written: Int32 = 0
+    guard EVP_CipherInit_ex(context, nil, nil, nil, bytes(iv), encrypt ? 1 : 0) == 1,
+        EVP_CipherUpdate(context, nil, &written, bytes(aad), Int32(aadLength)) == 1
+    else { return false }
+    if let aad2, aad2Length > 0 {
+        guard EVP_CipherUpdate(context, nil, &written, bytes(aad2), Int32(aad2Length)) == 1 else { return false }
+    }
+    guard length > 0 else { return true }
+    return EVP_CipherUpdate(context, mutableBytes(output), &written, bytes(input), Int32(length)) == 1
+}
+
 /// One AES-GCM encryption: AAD `aad` then `aad2`, `length` octets from `input` to `output`, the 16-octet
 /// tag written at `tag`.
 @inline(__always)
@@ -641,18 +667,12 @@ private func gcmSeal(
     tag: UnsafeMutableRawPointer
 ) -> Bool {
     var written: Int32 = 0
-    guard EVP_CipherInit_ex(context, nil, nil, nil, bytes(iv), 1) == 1,
-        EVP_CipherUpdate(context, nil, &written, bytes(aad), Int32(aadLength)) == 1
+    guard
+        gcmUpdate(
+            context, encrypt: true, iv: iv, aad: aad, aadLength: aadLength, aad2: aad2, aad2Length: aad2Length,
+            input: input, output: output, length: length),
+        EVP_CipherFinal_ex(context, mutableBytes(output + length), &written) == 1
     else { return false }
-    if let aad2, aad2Length > 0 {
-        guard EVP_CipherUpdate(context, nil, &written, bytes(aad2), Int32(aad2Length)) == 1 else { return false }
-    }
-    if length > 0 {
-        guard EVP_CipherUpdate(context, mutableBytes(output), &written, bytes(input), Int32(length)) == 1 else {
-            return false
-        }
-    }
-    guard EVP_CipherFinal_ex(context, mutableBytes(output + length), &written) == 1 else { return false }
     return EVP_CIPHER_CTX_ctrl(context, EVP_CTRL_AEAD_GET_TAG, 16, tag) == 1
 }
 
@@ -671,20 +691,14 @@ private func gcmOpen(
     length: Int,
     tag: UnsafeRawPointer
 ) -> Bool {
-    var written: Int32 = 0
-    guard EVP_CipherInit_ex(context, nil, nil, nil, bytes(iv), 0) == 1,
-        EVP_CipherUpdate(context, nil, &written, bytes(aad), Int32(aadLength)) == 1
+    guard
+        gcmUpdate(
+            context, encrypt: false, iv: iv, aad: aad, aadLength: aadLength, aad2: aad2, aad2Length: aad2Length,
+            input: input, output: output, length: length)
     else { return false }
-    if let aad2, aad2Length > 0 {
-        guard EVP_CipherUpdate(context, nil, &written, bytes(aad2), Int32(aad2Length)) == 1 else { return false }
-    }
-    if length > 0 {
-        guard EVP_CipherUpdate(context, mutableBytes(output), &written, bytes(input), Int32(length)) == 1 else {
-            return false
-        }
-    }
     // OpenSSL copies the expected tag into the context; the pointer is not written through.
     guard EVP_CIPHER_CTX_ctrl(context, EVP_CTRL_AEAD_SET_TAG, 16, UnsafeMutableRawPointer(mutating: tag)) == 1
     else { return false }
+    var written: Int32 = 0
     return EVP_CipherFinal_ex(context, mutableBytes(output + length), &written) == 1
 }
