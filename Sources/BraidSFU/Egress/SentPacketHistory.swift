@@ -24,36 +24,20 @@ struct SentPacketHistory {
         var lastResentAt: UInt64 = 0
     }
 
-    /// The most entries it grows to.
-    let capacity: Int
-    /// Entries younger than this are not overwritten while the ring can grow.
-    let retention: TimeAmount
-    private var entries: ContiguousArray<Entry>
 
+    private var ring: SequenceRing<Entry>
+
+    /// - Parameters:
+    ///   - capacity: the most entries it grows to.
+    ///   - retention: entries younger than this are not overwritten while the ring can grow.
     init(capacity: Int, retention: TimeAmount) {
-        var rounded = 16
-        while rounded < capacity { rounded <<= 1 }
-        self.capacity = rounded
-        self.retention = retention
-        self.entries = ContiguousArray(repeating: Entry(), count: min(128, rounded))
+        self.ring = SequenceRing(initialCapacity: 128, maximumCapacity: capacity, retentionNanoseconds: retention.nanoseconds)
     }
 
-    var footprint: Int { self.entries.count * MemoryLayout<Entry>.stride }
+    var footprint: Int { self.ring.footprint }
 
     mutating func record(_ entry: Entry) {
-        var index = Int(entry.sequenceNumber) & (self.entries.count - 1)
-        let occupant = self.entries[index]
-        if occupant.sentAt != 0, occupant.sequenceNumber != entry.sequenceNumber,
-            entry.sentAt &- occupant.sentAt < UInt64(self.retention.nanoseconds), self.entries.count < self.capacity
-        {
-            let old = self.entries
-            self.entries = ContiguousArray(repeating: Entry(), count: old.count * 2)
-            for kept in old where kept.sentAt != 0 {
-                self.entries[Int(kept.sequenceNumber) & (self.entries.count - 1)] = kept
-            }
-            index = Int(entry.sequenceNumber) & (self.entries.count - 1)
-        }
-        self.entries[index] = entry
+        self.ring.insert(entry)
     }
 
     /// The entry of output packet `sequenceNumber` if it was sent by attachment `generation` within
@@ -62,9 +46,8 @@ struct SentPacketHistory {
         _ sequenceNumber: UInt16, generation: UInt8, now: NIODeadline, maxAge: TimeAmount,
         minimumResendInterval: TimeAmount
     ) -> Entry? {
-        let entry = self.entries[Int(sequenceNumber) & (self.entries.count - 1)]
         let now = now.uptimeNanoseconds
-        guard entry.sentAt != 0, entry.sequenceNumber == sequenceNumber, entry.generation == generation,
+        guard let entry = self.ring[sequenceNumber], entry.generation == generation,
             now &- entry.sentAt <= UInt64(maxAge.nanoseconds)
         else { return nil }
         if entry.lastResentAt != 0, now &- entry.lastResentAt < UInt64(max(0, minimumResendInterval.nanoseconds)) {
@@ -74,6 +57,11 @@ struct SentPacketHistory {
     }
 
     mutating func markResent(_ sequenceNumber: UInt16, now: NIODeadline) {
-        self.entries[Int(sequenceNumber) & (self.entries.count - 1)].lastResentAt = now.uptimeNanoseconds
+        self.ring.update(sequenceNumber) { $0.lastResentAt = now.uptimeNanoseconds }
     }
+}
+
+extension SentPacketHistory.Entry: SequencedRecord {
+    var sequence: UInt16 { self.sequenceNumber }
+    var recordedAt: UInt64? { self.sentAt == 0 ? nil : self.sentAt }
 }

@@ -15,50 +15,32 @@ struct TransportSequencer {
     /// How long a send record must survive: feedback comes every 100 ms, late ones within a second.
     static let retention = TimeAmount.seconds(2)
 
-    struct Entry {
-        var sequence: Int32 = -1
+    struct Entry: SequencedRecord {
+        var sequence: UInt16 = 0
         var size: Int32 = 0
+        /// Send time in uptime microseconds; 0 for an empty slot.
         var sendTimeUs: Int64 = 0
+
+        var recordedAt: UInt64? { self.sendTimeUs == 0 ? nil : UInt64(self.sendTimeUs) * 1000 }
     }
 
     /// The number the next packet gets.
     private(set) var next: UInt16 = 1
-    private var entries: ContiguousArray<Entry>
+    private var ring = SequenceRing<Entry>(
+        initialCapacity: TransportSequencer.initialCapacity, maximumCapacity: TransportSequencer.maximumCapacity,
+        retentionNanoseconds: TransportSequencer.retention.nanoseconds)
 
-    init() {
-        self.entries = ContiguousArray(repeating: Entry(), count: Self.initialCapacity)
-    }
-
-    var footprint: Int { self.entries.count * MemoryLayout<Entry>.stride }
+    var footprint: Int { self.ring.footprint }
 
     /// Records that the packet numbered ``next`` left at `sendTime` with `size` bytes, and moves on.
     mutating func sent(size: Int, sendTime: NIODeadline) {
-        let sequence = self.next
-        let now = sendTime.microseconds
-        var slot = Int(sequence) & (self.entries.count - 1)
-        let occupant = self.entries[slot]
-        if occupant.sequence >= 0, now - occupant.sendTimeUs < Self.retention.nanoseconds / 1000,
-            self.entries.count < Self.maximumCapacity
-        {
-            self.grow()
-            slot = Int(sequence) & (self.entries.count - 1)
-        }
-        self.entries[slot] = Entry(sequence: Int32(sequence), size: Int32(clamping: size), sendTimeUs: now)
+        self.ring.insert(
+            Entry(sequence: self.next, size: Int32(clamping: size), sendTimeUs: max(1, sendTime.microseconds)))
         self.next &+= 1
     }
 
     func lookup(_ sequence: UInt16) -> (sendTimeUs: Int64, size: Int)? {
-        let entry = self.entries[Int(sequence) & (self.entries.count - 1)]
-        guard entry.sequence == Int32(sequence) else { return nil }
-        return (entry.sendTimeUs, Int(entry.size))
-    }
-
-    private mutating func grow() {
-        let old = self.entries
-        self.entries = ContiguousArray(repeating: Entry(), count: old.count * 2)
-        for entry in old where entry.sequence >= 0 {
-            self.entries[Int(entry.sequence) & (self.entries.count - 1)] = entry
-        }
+        self.ring[sequence].map { ($0.sendTimeUs, Int($0.size)) }
     }
 
     /// Turns one feedback message into packet results (appended to `results`, cleared first).

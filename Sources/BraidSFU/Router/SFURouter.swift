@@ -90,16 +90,29 @@ public final class SFURouter {
             id: announcement.id, room: announcement.room, peerID: announcement.peerID,
             participant: announcement.participant, track: announcement.track, extensions: announcement.extensions,
             source: source, isMirror: true, configuration: self.configuration)
-        self.tracks[producer.id] = producer
         let target = self.room(named: announcement.room)
-        target.producers.append(producer)
+        self.register([producer], in: target)
         target.assignSlots(router: self, now: now)
     }
 
-    /// A local track ended: the links tell the other side.
-    private func announceEnded(_ producer: TrackProducer, now: NIODeadline) {
-        guard !producer.isMirror else { return }
-        for link in self.links { link.ended(producer.id, now: now) }
+    /// Enters tracks in the directory and their room; the links announce the local ones.
+    private func register(_ producers: [TrackProducer], in room: Room) {
+        for producer in producers { self.tracks[producer.id] = producer }
+        room.producers.append(contentsOf: producers)
+        for link in self.links {
+            for producer in producers where !producer.isMirror { link.announce(producer) }
+        }
+    }
+
+    /// Takes a track out of the directory and its room and ends it: the links tell the other side (of a
+    /// local track), its consumers are told.
+    private func end(_ producer: TrackProducer, in room: Room?, now: NIODeadline) {
+        self.tracks[producer.id] = nil
+        room?.producers.removeAll { $0 === producer }
+        if !producer.isMirror {
+            for link in self.links { link.ended(producer.id, now: now) }
+        }
+        producer.end(now: now)
     }
 
     // MARK: - Tracks
@@ -117,8 +130,7 @@ public final class SFURouter {
             track, room: room, peerID: peerID, participant: participant ?? peerID, extensions: extensions,
             source: source)
         let target = self.room(named: room)
-        target.producers.append(producer)
-        for link in self.links { link.announce(producer) }
+        self.register([producer], in: target)
         target.assignSlots(router: self, now: now)
         return producer
     }
@@ -126,12 +138,10 @@ public final class SFURouter {
     /// Ends a track published with ``publish(_:room:peerID:participant:extensions:source:now:)``: its
     /// consumers are told, and freed slots take other tracks.
     public func unpublish(_ id: TrackID, now: NIODeadline) {
-        guard let producer = self.tracks.removeValue(forKey: id) else { return }
-        self.announceEnded(producer, now: now)
-        producer.end(now: now)
-        guard let room = self.rooms[producer.room] else { return }
-        room.producers.removeAll { $0 === producer }
-        self.roomChanged(room, now: now)
+        guard let producer = self.tracks[id] else { return }
+        let room = self.rooms[producer.room]
+        self.end(producer, in: room, now: now)
+        if let room { self.roomChanged(room, now: now) }
     }
 
     /// The track `id`, if it is published here.
@@ -160,7 +170,6 @@ public final class SFURouter {
         let producer = TrackProducer(
             id: id, room: room, peerID: peerID, participant: participant, track: track, extensions: extensions,
             source: source, configuration: self.configuration)
-        self.tracks[id] = producer
         return producer
     }
 
@@ -187,10 +196,7 @@ public final class SFURouter {
         publisher.adopt(producers)
         let target = self.room(named: room)
         target.publishers.append(publisher)
-        target.producers.append(contentsOf: producers)
-        for link in self.links {
-            for producer in producers { link.announce(producer) }
-        }
+        self.register(producers, in: target)
         target.assignSlots(router: self, now: now)
         return publisher
     }
@@ -223,12 +229,7 @@ public final class SFURouter {
             room.subscribers.removeAll { $0.peerID == peerID }
             for subscriber in subscribers { subscriber.close(now: now) }
             for publisher in publishers {
-                for producer in publisher.producers {
-                    self.tracks[producer.id] = nil
-                    room.producers.removeAll { $0 === producer }
-                    self.announceEnded(producer, now: now)
-                    producer.end(now: now)
-                }
+                for producer in publisher.producers { self.end(producer, in: room, now: now) }
             }
             self.roomChanged(room, now: now)
         }
