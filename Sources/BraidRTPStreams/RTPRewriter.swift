@@ -77,6 +77,10 @@ public struct RTPRewriter: Sendable {
     /// When the newest packet was forwarded.
     public var lastSentTime: NIODeadline? { self.lastOutputTime }
 
+    /// The VP8 PictureID and TL0PICIDX written into the last packet ``rewrite(packet:now:)`` forwarded (nil
+    /// where its descriptor has none), so a caller that records them needs no second parse.
+    public private(set) var lastVP8Output: (pictureID: UInt16?, tl0PicIndex: UInt8?) = (nil, nil)
+
     /// Packets dropped through ``drop(sequenceNumber:)``.
     public private(set) var packetsDropped = 0
     /// Source switches seen (the first source included).
@@ -217,6 +221,7 @@ public struct RTPRewriter: Sendable {
             self.lastInputTL0 = tl0.input
             self.lastOutputTL0 = tl0.output
         }
+        self.lastVP8Output = (pictureID?.output, tl0?.output)
         packet.setSSRC(self.outputSSRC)
         packet.setSequenceNumber(UInt16(truncatingIfNeeded: outputSequence))
         packet.setTimestamp(outputTimestamp)

@@ -209,9 +209,10 @@ public final class SFUSubscriber {
             sequenceNumber: out.sequenceNumber, originSequenceNumber: packet.sequenceNumber, timestamp: out.timestamp,
             layer: UInt8(truncatingIfNeeded: packet.layer), generation: slot.generation,
             sentAt: now.uptimeNanoseconds)
-        if slot.rewriter.rewritesVP8, let descriptor = try? VP8PayloadDescriptor(out.payload) {
-            entry.pictureID = descriptor.pictureID.map { Int32($0.value) } ?? -1
-            entry.tl0PicIndex = descriptor.tl0PicIndex.map { Int16($0) } ?? -1
+        if slot.rewriter.rewritesVP8 {
+            let written = slot.rewriter.lastVP8Output
+            entry.pictureID = written.pictureID.map { Int32($0) } ?? -1
+            entry.tl0PicIndex = written.tl0PicIndex.map { Int16($0) } ?? -1
         }
         slot.history.record(entry)
     }
