@@ -23,6 +23,7 @@ let package = Package(
         .library(name: "BraidCongestion", targets: ["BraidCongestion"]),
         .library(name: "BraidTransport", targets: ["BraidTransport"]),
         .library(name: "BraidSFU", targets: ["BraidSFU"]),
+        .library(name: "BraidMesh", targets: ["BraidMesh"]),
         .library(name: "BraidNode", targets: ["BraidNode"]),
         .library(name: "BraidClient", targets: ["BraidClient"]),
         .library(name: "BraidLoad", targets: ["BraidLoad"]),
@@ -81,6 +82,14 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Relay links between nodes: RouterLink messages in encrypted datagrams, hop repair, link probes.
+        .target(
+            name: "BraidMesh",
+            dependencies: [
+                "BraidWire", "BraidSecurity", "BraidSFU", .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "BraidCodecs",
             dependencies: ["COpus", "CVPX", "CBraidShims"],
@@ -98,6 +107,7 @@ let package = Package(
                 "BraidICE",
                 "BraidTransport",
                 "BraidSFU",
+                "BraidMesh",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -170,6 +180,11 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "BraidSFUTests", dependencies: ["BraidSFU"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "BraidMeshTests",
+            dependencies: ["BraidMesh", "BraidSFU", "BraidSecurity", .product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(name: "BraidCodecsTests", dependencies: ["BraidCodecs"], swiftSettings: swiftSettings),
         .testTarget(
             name: "BraidClientTests",

@@ -59,7 +59,7 @@ public struct RTPExtensionIDs: Sendable, Hashable {
 }
 
 /// RTCP feedback negotiated for one m-section (`a=rtcp-fb`).
-public struct RTCPFeedbackSupport: Sendable, Hashable {
+public struct RTCPFeedbackSupport: Sendable, Hashable, Codable {
     /// `nack` (RFC 4585 §6.2.1 generic NACK).
     public var nack: Bool
     /// `nack pli` (RFC 4585 §6.3.1).
@@ -83,7 +83,7 @@ public struct RTCPFeedbackSupport: Sendable, Hashable {
 }
 
 /// One published m-section (a WHIP offer; the receive side of the node).
-public struct PublishedTrackDescription: Sendable, Hashable {
+public struct PublishedTrackDescription: Sendable, Hashable, Codable {
     /// The m-section's `a=mid`.
     public var mid: String
     /// Audio or video.

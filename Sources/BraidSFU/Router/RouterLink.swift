@@ -1,8 +1,9 @@
 public import BraidWire
 public import NIOCore
 
-/// A track as one router announces it to another: enough to publish a mirror of it there.
-public struct TrackAnnouncement: Sendable, Hashable {
+/// A track as one router announces it to another: enough to publish a mirror of it there. Codable: a
+/// mesh node publishes it in the cluster's track directory.
+public struct TrackAnnouncement: Sendable, Hashable, Codable {
     public var id: TrackID
     public var room: String
     public var peerID: String
@@ -10,6 +11,25 @@ public struct TrackAnnouncement: Sendable, Hashable {
     public var track: PublishedTrackDescription
     /// The ids of the header extensions its packets carry.
     public var extensions: RTPHeaderExtensionMap
+
+    public init(
+        id: TrackID, room: String, peerID: String, participant: String, track: PublishedTrackDescription,
+        extensions: RTPHeaderExtensionMap
+    ) {
+        self.id = id
+        self.room = room
+        self.peerID = peerID
+        self.participant = participant
+        self.track = track
+        self.extensions = extensions
+    }
+
+    /// The announcement of `producer`.
+    public init(_ producer: TrackProducer) {
+        self.init(
+            id: producer.id, room: producer.room, peerID: producer.peerID, participant: producer.participant,
+            track: producer.track, extensions: producer.ingressExtensions)
+    }
 }
 
 /// What one side of a ``RouterLink`` sends the other. `Sendable`: the node carries it across event loops
@@ -35,8 +55,15 @@ public enum RouterLinkMessage: Sendable {
 /// mirror pulls only while it has consumers, and only the layers they want; packets cross in batches,
 /// one copy per track per link whatever the number of consumers behind it; keyframe requests go back.
 ///
-/// This is how a node spreads its rooms over every event loop (a link between the routers of two loops,
-/// messages handed over with `EventLoop.execute`), and the shape a relay link between nodes takes.
+/// Two kinds, told apart by ``Kind``:
+/// - ``Kind/eventLoop``: how a node spreads its rooms over every event loop (a link between the routers
+///   of two loops, messages handed over with `EventLoop.execute`). Each side announces its own tracks
+///   and the mesh mirrors it holds, so every loop sees every track the node has.
+/// - ``Kind/mesh``: a relay link to another node. Nothing is announced over it: the cluster's track
+///   directory says which tracks exist, and the node's mesh service mirrors each remote track on the link
+///   to the next hop toward its origin (``receive(_:now:)`` with `.published`, ``SFURouter/moveMirror(_:to:now:)``
+///   when the route changes). Pulls, media, keyframe requests and layer rates cross it as they cross a
+///   loop link, so a relay node forwards one copy per link per track whatever the consumers behind it.
 ///
 /// Media batches are records, packets in ``OriginForm``:
 ///
@@ -60,8 +87,16 @@ public enum RouterLinkMessage: Sendable {
 public final class RouterLink {
     static let recordHeaderLength = 16
 
+    /// Whether the other side is another event loop of this node or another node.
+    public enum Kind: Sendable, Hashable {
+        case eventLoop
+        case mesh
+    }
+
     /// A name for logs and the mirrors' dashboard entries.
     public let name: String
+    /// What the other side is.
+    public let kind: Kind
     private unowned let router: SFURouter
     private let send: (RouterLinkMessage) -> Void
     private var outbox: ByteBuffer?
@@ -77,31 +112,43 @@ public final class RouterLink {
         public var packetsReceived = 0
         public var batchesSent = 0
         public var malformedRecords = 0
+        /// Records of a track this router does not mirror (it ended, or moved to another link).
+        public var unknownTrackRecords = 0
     }
     public private(set) var counters = Counters()
 
-    init(name: String, router: SFURouter, send: @escaping (RouterLinkMessage) -> Void) {
+    init(name: String, kind: Kind, router: SFURouter, send: @escaping (RouterLinkMessage) -> Void) {
         self.name = name
+        self.kind = kind
         self.router = router
         self.send = send
     }
 
-    /// Tracks of the other side mirrored here.
+    /// Tracks of the other side mirrored here (pulled over this link).
     public var mirroredTracks: [TrackID] { self.mirrors.keys.sorted() }
+
+    /// Local tracks the other side pulls over this link, with the layers it wants.
+    public var relayedTracks: [(id: TrackID, layers: LayerSet)] {
+        self.relays.compactMap { id, relay in relay.consumer.map { (id, $0.layers) } }.sorted { $0.id < $1.id }
+    }
 
     // MARK: - Outgoing
 
-    func announce(_ producer: TrackProducer) {
-        self.send(
-            .published(
-                TrackAnnouncement(
-                    id: producer.id, room: producer.room, peerID: producer.peerID, participant: producer.participant,
-                    track: producer.track, extensions: producer.ingressExtensions)))
+    /// Whether this link tells the other side about `producer`: a loop link announces the router's own
+    /// tracks and its mesh mirrors (so every loop sees remote tracks); a mesh link announces nothing.
+    func announces(_ producer: TrackProducer) -> Bool {
+        guard self.kind == .eventLoop else { return false }
+        guard producer.isMirror else { return true }
+        return (producer.source as? MirrorSource)?.link?.kind == .mesh
     }
 
-    func ended(_ id: TrackID, now: NIODeadline) {
+    func announce(_ producer: TrackProducer) {
+        self.send(.published(TrackAnnouncement(producer)))
+    }
+
+    func ended(_ id: TrackID, announced: Bool, now: NIODeadline) {
         if let relay = self.relays.removeValue(forKey: id) { relay.consumer?.close(now: now) }
-        self.send(.ended(id))
+        if announced { self.send(.ended(id)) }
     }
 
     /// Sends the packets batched since the last flush (call it once per read batch and per tick).
@@ -127,7 +174,7 @@ public final class RouterLink {
         self.counters.packetsSent += 1
     }
 
-    fileprivate func sendUpstream(_ message: RouterLinkMessage) {
+    func sendUpstream(_ message: RouterLinkMessage) {
         self.send(message)
     }
 
@@ -137,7 +184,9 @@ public final class RouterLink {
     public func receive(_ message: RouterLinkMessage, now: NIODeadline) {
         switch message {
         case .published(let announcement):
-            guard self.mirrors[announcement.id] == nil, self.router.track(announcement.id) == nil else { return }
+            guard self.mirrors[announcement.id] == nil, self.router.track(announcement.id) == nil,
+                announcement.id.origin != self.router.node || self.kind == .eventLoop
+            else { return }
             let source = MirrorSource(link: self, id: announcement.id)
             self.mirrors[announcement.id] = source
             self.router.publishMirror(announcement, source: source, now: now)
@@ -182,9 +231,12 @@ public final class RouterLink {
                 return
             }
             let id = TrackID(origin: NodeID(rawValue: origin), number: number)
-            guard self.mirrors[id] != nil, let producer = self.router.track(id), let rtp = try? RTPPacket(bytes),
-                producer.layers.indices.contains(Int(layer))
-            else {
+            // A mirror that just moved to another link still takes what was in flight on this one.
+            guard let producer = self.router.track(id), producer.isMirror else {
+                self.counters.unknownTrackRecords += 1
+                continue
+            }
+            guard let rtp = try? RTPPacket(bytes), producer.layers.indices.contains(Int(layer)) else {
                 self.counters.malformedRecords += 1
                 continue
             }
@@ -209,10 +261,23 @@ public final class RouterLink {
         }
     }
 
+    /// Moves the mirror `source` here from the link it was on.
+    func adopt(_ source: MirrorSource) {
+        self.mirrors[source.id] = source
+    }
+
+    /// Lets go of the mirror `id` (it moves to another link); the other side stops sending it.
+    func release(_ id: TrackID) -> MirrorSource? {
+        guard let source = self.mirrors.removeValue(forKey: id) else { return nil }
+        self.send(.wantLayers(id, []))
+        return source
+    }
+
     /// Unpublishes every mirror and stops every relay (the link goes down).
     func close(now: NIODeadline) {
-        for (id, _) in self.mirrors { self.router.unpublish(id, now: now) }
+        let mirrored = self.mirrors.keys
         self.mirrors.removeAll()
+        for id in mirrored { self.router.unpublish(id, now: now) }
         for relay in self.relays.values { relay.consumer?.close(now: now) }
         self.relays.removeAll()
     }
@@ -238,9 +303,10 @@ private final class RelaySink: TrackSink {
     }
 }
 
-/// The source of a mirrored track: what its consumers ask goes back over the link.
+/// The source of a mirrored track: what its consumers ask goes back over the link it is pulled on (a
+/// mesh mirror moves between links as routes change).
 final class MirrorSource: TrackSource {
-    unowned let link: RouterLink
+    weak var link: RouterLink?
     let id: TrackID
 
     init(link: RouterLink, id: TrackID) {
@@ -249,10 +315,10 @@ final class MirrorSource: TrackSource {
     }
 
     func requestKeyframe(_ producer: TrackProducer, layer: Int, now: NIODeadline) {
-        self.link.sendUpstream(.keyframe(self.id, layer: layer))
+        self.link?.sendUpstream(.keyframe(self.id, layer: layer))
     }
 
     func wantedLayersChanged(_ producer: TrackProducer, layers: LayerSet, now: NIODeadline) {
-        self.link.sendUpstream(.wantLayers(self.id, layers))
+        self.link?.sendUpstream(.wantLayers(self.id, layers))
     }
 }

@@ -68,15 +68,49 @@ public final class SFURouter {
     // MARK: - Links
 
     /// Links this router to another one: `send` must deliver each message to the other side's
-    /// ``RouterLink/receive(_:now:)`` in order. Every local track is announced at once, and later ones
-    /// as they are published.
-    public func link(name: String, send: @escaping (RouterLinkMessage) -> Void) -> RouterLink {
-        let link = RouterLink(name: name, router: self, send: send)
+    /// ``RouterLink/receive(_:now:)`` in order. A loop link announces every local track (and mesh
+    /// mirror) at once, and later ones as they are published; a mesh link announces nothing.
+    public func link(
+        name: String, kind: RouterLink.Kind = .eventLoop, send: @escaping (RouterLinkMessage) -> Void
+    ) -> RouterLink {
+        let link = RouterLink(name: name, kind: kind, router: self, send: send)
         self.links.append(link)
-        for producer in self.tracks.values.sorted(by: { $0.id < $1.id }) where !producer.isMirror {
+        for producer in self.tracks.values.sorted(by: { $0.id < $1.id }) where link.announces(producer) {
             link.announce(producer)
         }
         return link
+    }
+
+    /// Takes `link` down: its mirrors are unpublished (their consumers are told), its relays stop.
+    public func unlink(_ link: RouterLink, now: NIODeadline) {
+        guard let index = self.links.firstIndex(where: { $0 === link }) else { return }
+        self.links.remove(at: index)
+        link.close(now: now)
+    }
+
+    /// Pulls the mirror `id` over `link` from now on (the mesh route to its origin changed): the old link
+    /// stops sending it, the new one is asked for the layers its consumers want and for keyframes, so they
+    /// see at most a short gap. Nothing happens for a track that is not a mirror.
+    public func moveMirror(_ id: TrackID, to link: RouterLink, now: NIODeadline) {
+        guard let producer = self.tracks[id], producer.isMirror,
+            let source = producer.source as? MirrorSource, source.link !== link
+        else { return }
+        _ = source.link?.release(id)
+        source.link = link
+        link.adopt(source)
+        let wanted = producer.wantedLayers
+        guard !wanted.isEmpty else { return }
+        link.sendUpstream(.wantLayers(id, wanted))
+        if producer.kind == .video {
+            for layer in producer.layers.indices where wanted.contains(layer: layer) {
+                link.sendUpstream(.keyframe(id, layer: layer))
+            }
+        }
+    }
+
+    /// The link a mirror is pulled over (nil for a local track, or a mirror whose link went down).
+    public func upstreamLink(of id: TrackID) -> RouterLink? {
+        (self.tracks[id]?.source as? MirrorSource)?.link
     }
 
     /// Sends what every link batched (call it once per read batch and per tick).
@@ -100,18 +134,18 @@ public final class SFURouter {
         for producer in producers { self.tracks[producer.id] = producer }
         room.producers.append(contentsOf: producers)
         for link in self.links {
-            for producer in producers where !producer.isMirror { link.announce(producer) }
+            for producer in producers where link.announces(producer) { link.announce(producer) }
         }
     }
 
     /// Takes a track out of the directory and its room and ends it: the links tell the other side (of a
     /// local track), its consumers are told.
     private func end(_ producer: TrackProducer, in room: Room?, now: NIODeadline) {
+        for link in self.links { link.ended(producer.id, announced: link.announces(producer), now: now) }
+        // A mirror that ends here (its last room left, the route went away) stops its upstream pull.
+        if producer.isMirror, let source = producer.source as? MirrorSource { _ = source.link?.release(producer.id) }
         self.tracks[producer.id] = nil
         room?.producers.removeAll { $0 === producer }
-        if !producer.isMirror {
-            for link in self.links { link.ended(producer.id, now: now) }
-        }
         producer.end(now: now)
     }
 
@@ -146,6 +180,9 @@ public final class SFURouter {
 
     /// The track `id`, if it is published here.
     public func track(_ id: TrackID) -> TrackProducer? { self.tracks[id] }
+
+    /// Every track in the directory, local and mirrored, by id.
+    public var allTracks: [TrackProducer] { self.tracks.values.sorted { $0.id < $1.id } }
 
     /// The tracks of `room` in publication order (empty for an unknown room).
     public func tracks(inRoom room: String) -> [TrackProducer] { self.rooms[room]?.producers ?? [] }

@@ -6,7 +6,7 @@ import NIOCore
 /// ([RFC 8285 §5](https://www.rfc-editor.org/rfc/rfc8285#section-5)); browsers change them between
 /// offers, so they are never hard-coded. Build one with ``register(id:uri:)`` or
 /// ``init(_:)`` from the negotiated list, then pass it to the typed accessors of ``RTPPacket``.
-public struct RTPHeaderExtensionMap: Hashable, Sendable {
+public struct RTPHeaderExtensionMap: Hashable, Sendable, Codable {
     /// `urn:ietf:params:rtp-hdrext:sdes:mid` (RFC 9143 §15).
     public static let midURI = "urn:ietf:params:rtp-hdrext:sdes:mid"
     /// `urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id` (RFC 8852 §3.1).

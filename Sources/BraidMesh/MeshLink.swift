@@ -1,0 +1,507 @@
+public import BraidSFU
+public import BraidSecurity
+public import NIOCore
+
+/// One node's end of a relay link to another node: the ``RouterLink`` messages between their routers,
+/// packed into encrypted UDP datagrams, with hop-by-hop retransmission, probes and link measurements.
+///
+/// Each datagram is one SRTP packet (AEAD_AES_128_GCM, [RFC 7714](https://www.rfc-editor.org/rfc/rfc7714))
+/// whose payload is a run of ``MeshFrame``s, after a clear prefix naming the sender:
+///
+/// ```
+///  0                   1                   2                   3
+///  0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1
+/// +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+/// |                    sender node id (64 bits)                   |
+/// |                                                               |
+/// +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+/// |                    sender epoch (64 bits)                     |
+/// |                                                               |
+/// +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+/// |V=2|0|0|   0   |0|   PT=127    |   hop sequence number (low 16) |  SRTP: the RTP header is
+/// |                    send time (ms, low 32 bits)                 |  the AEAD's associated data
+/// |                    low 32 bits of the sender node id           |
+/// +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+/// |                    frames (encrypted) ...                     |
+/// |                    GCM tag (128 bits)                         |
+/// +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+/// ```
+///
+/// - **Keys.** Each direction has its own SRTP master key and salt, derived with HKDF-SHA256 from the
+///   cluster secret, the two node ids and the sender's epoch (its start time). A node without the
+///   secret cannot make a datagram that authenticates: it is dropped and counted (``Counters/rejected``).
+///   A restarted node has a new, later epoch and so new keys; a datagram of an older epoch is refused,
+///   so nothing from a previous run can be replayed.
+/// - **Hop sequence.** SRTP's packet index (sequence number plus rollover counter) numbers the
+///   datagrams; its replay window drops duplicates. A gap is NACKed at once and again after an RTT,
+///   until the repair could no longer be useful (``Configuration/repairDeadline``); the sender keeps
+///   the sealed datagrams of the last moments and sends the same bytes again.
+/// - **Probes** every ``Configuration/probeInterval`` measure RTT and jitter; the reply carries the
+///   receiver's counters, which give the loss of this direction before repair. Nothing heard for
+///   ``Configuration/deadAfter`` takes the link down; the next datagram that authenticates brings it up.
+///
+/// Confined to one event loop, clock injected: ``receive(_:now:)``, ``flush(now:)`` and
+/// ``tick(now:)`` take the time; `transmit` sends one datagram to the peer.
+public final class MeshLink {
+    /// Tunables; the defaults suit links of up to a few hundred milliseconds RTT.
+    public struct Configuration: Sendable {
+        /// Largest datagram (prefix, SRTP header, frames and tag); a single larger record goes alone.
+        public var maximumDatagramSize = 1_400
+        /// How often a probe goes out.
+        public var probeInterval: TimeAmount = .milliseconds(200)
+        /// Silence after which the link counts as down.
+        public var deadAfter: TimeAmount = .milliseconds(1_000)
+        /// Sealed datagrams kept for retransmission.
+        public var historyCapacity = 1_024
+        /// A missing datagram is asked for again until this long after the gap was seen.
+        public var repairDeadline: TimeAmount = .milliseconds(400)
+        /// NACKs per missing datagram (the repair deadline usually ends the attempts first).
+        public var maximumNACKs = 6
+        /// SRTP replay window (datagrams): must cover what can arrive late by retransmission.
+        public var replayWindow = 8_192
+
+        public init() {}
+    }
+
+    /// What the link has seen, for the dashboard and tests.
+    public struct Counters: Sendable, Hashable {
+        public var datagramsSent = 0
+        public var bytesSent = 0
+        public var datagramsReceived = 0
+        public var bytesReceived = 0
+        /// Datagrams that did not authenticate (wrong credential, corrupted) or came from an old epoch.
+        public var rejected = 0
+        /// Duplicates and datagrams older than the replay window.
+        public var replayed = 0
+        /// Frames that could not be read.
+        public var malformedFrames = 0
+        public var nacksSent = 0
+        public var retransmissionsSent = 0
+        /// Retransmissions asked for that were no longer kept.
+        public var retransmissionsUnavailable = 0
+        /// Missing datagrams that arrived after being NACKed.
+        public var repaired = 0
+        /// Missing datagrams given up on (deadline or NACK budget spent).
+        public var unrepaired = 0
+        public var probesSent = 0
+        public var probeRepliesReceived = 0
+        /// Times the link went down.
+        public var downs = 0
+    }
+
+    /// Measurements of the direction local → peer (what the scheduler routes on).
+    public struct Measurements: Sendable, Hashable {
+        /// Smoothed round-trip time (nil until the first probe reply).
+        public var rtt: TimeAmount?
+        /// Smoothed RTT variation, RFC 6298 style.
+        public var jitter: TimeAmount = .zero
+        /// Datagrams lost before repair in the peer's last reported window, 0...1.
+        public var loss: Double = 0
+        /// What the link sent over the last second, kbit/s.
+        public var sendRateKbps: Double = 0
+        /// When an authenticated datagram last arrived.
+        public var lastHeard: NIODeadline?
+    }
+
+    public let local: NodeID
+    public let peer: NodeID
+    /// This side's epoch (its process start, ms since 1970): newer than any earlier run's.
+    public let epoch: UInt64
+    public let configuration: Configuration
+    public private(set) var counters = Counters()
+    public private(set) var measurements = Measurements()
+    /// Whether the peer has been heard within ``Configuration/deadAfter``.
+    public private(set) var isUp = false
+
+    /// Called with every message from the peer's router (media in batches, one per datagram).
+    public var onMessage: (RouterLinkMessage) -> Void = { _ in }
+    /// Called when the link goes up or down.
+    public var onStateChange: (Bool) -> Void = { _ in }
+
+    private let secret: [UInt8]
+    private let transmit: (ByteBuffer) -> Void
+    private let outbound: SRTPOutboundSession
+    private var inbound: SRTPInboundSession?
+    private var peerEpoch: UInt64 = 0
+
+    // Sending.
+    private var nextIndex: UInt64 = 1
+    private var pending: ByteBuffer
+    private var sealScratch: ByteBuffer
+    private var history: [SentDatagram?]
+    private var bytesThisSecond = 0
+    private var rateWindowStart: NIODeadline?
+
+    // Receiving.
+    private var highestIndex: UInt64 = 0
+    private var firstIndex: UInt64 = 0
+    private var gapsSeen: UInt64 = 0
+    private var missing: [UInt64: MissingDatagram] = [:]
+    private var plainScratch: ByteBuffer
+    private var mediaBatch: ByteBuffer
+
+    // Probing.
+    private var nextProbeID: UInt32 = 1
+    private var lastProbeAt: NIODeadline?
+    private var lossBaseline: (expected: UInt64, gaps: UInt64)?
+    private var lossBaselineAt: NIODeadline?
+    private var lastRTTSample: TimeAmount?
+
+    /// Datagram header lengths: the clear prefix, then the SRTP (RTP) header.
+    static let prefixLength = 16
+    static let rtpHeaderLength = 12
+    static let tagLength = 16
+    static let payloadType: UInt8 = 127
+
+    /// A link from `local` to `peer`, keyed from the cluster `secret`.
+    ///
+    /// - Parameter transmit: sends one datagram to the peer (the bytes are the link's; keep or send them).
+    /// - Throws: ``SRTPError`` when OpenSSL cannot make a cipher context.
+    public init(
+        local: NodeID, peer: NodeID, secret: [UInt8], epoch: UInt64, configuration: Configuration = .init(),
+        transmit: @escaping (ByteBuffer) -> Void
+    ) throws(SRTPError) {
+        self.local = local
+        self.peer = peer
+        self.secret = secret
+        self.epoch = epoch
+        self.configuration = configuration
+        self.transmit = transmit
+        self.outbound = try SRTPOutboundSession(
+            profile: .aeadAES128GCM, masterKey: Self.masterKey(secret: secret, from: local, to: peer, epoch: epoch),
+            allowRepeatTransmission: false)
+        let allocator = ByteBufferAllocator()
+        self.pending = allocator.buffer(capacity: configuration.maximumDatagramSize)
+        self.sealScratch = allocator.buffer(capacity: configuration.maximumDatagramSize)
+        self.plainScratch = allocator.buffer(capacity: configuration.maximumDatagramSize)
+        self.mediaBatch = allocator.buffer(capacity: configuration.maximumDatagramSize)
+        self.history = Array(repeating: nil, count: max(16, configuration.historyCapacity))
+    }
+
+    /// The SRTP master key and salt of the direction `from` → `to` in `epoch`.
+    static func masterKey(secret: [UInt8], from: NodeID, to: NodeID, epoch: UInt64) -> SRTPMasterKey {
+        var info = Array("braid mesh link v1".utf8)
+        for value in [from.rawValue, to.rawValue, epoch] {
+            withUnsafeBytes(of: value.bigEndian) { info.append(contentsOf: $0) }
+        }
+        let material = HKDF.sha256(secret: secret, info: info, length: 28)
+        // The lengths are AEAD_AES_128_GCM's, so this cannot fail.
+        return try! SRTPMasterKey(key: Array(material[0..<16]), salt: Array(material[16..<28]), profile: .aeadAES128GCM)
+    }
+
+    /// The sender named by a datagram's clear prefix (nil when it is too short to be one), so the
+    /// receiving node can find the link before anything is decrypted.
+    public static func sender(of datagram: ByteBuffer) -> NodeID? {
+        datagram.getInteger(at: datagram.readerIndex, as: UInt64.self).map(NodeID.init(rawValue:))
+    }
+
+    // MARK: - Sending
+
+    /// Queues a message from the local router for the peer. Media batches are split into their records,
+    /// packed several to a datagram; ``flush(now:)`` sends what is packed.
+    public func send(_ message: RouterLinkMessage, now: NIODeadline) {
+        switch message {
+        case .media(var batch):
+            while batch.readableBytes >= MeshFrame.recordHeaderLength,
+                let length = batch.getInteger(at: batch.readerIndex + 14, as: UInt16.self),
+                let record = batch.readSlice(length: MeshFrame.recordHeaderLength + Int(length))
+            {
+                self.append(.record(record), now: now)
+            }
+        default:
+            if let frame = MeshFrame(message) { self.append(frame, now: now) }
+        }
+    }
+
+    /// Seals and sends the datagram being packed, if any.
+    public func flush(now: NIODeadline) {
+        guard self.pending.readableBytes > 0 else { return }
+        self.seal(now: now)
+    }
+
+    private func append(_ frame: MeshFrame, now: NIODeadline) {
+        let room = self.configuration.maximumDatagramSize - Self.prefixLength - Self.rtpHeaderLength - Self.tagLength
+        if self.pending.readableBytes > 0 && self.pending.readableBytes + frame.encodedLength > room {
+            self.seal(now: now)
+        }
+        frame.write(into: &self.pending)
+    }
+
+    private func seal(now: NIODeadline) {
+        let index = self.nextIndex
+        self.nextIndex += 1
+        self.sealScratch.clear()
+        let milliseconds = UInt32(truncatingIfNeeded: now.uptimeNanoseconds / 1_000_000)
+        self.sealScratch.writeMultipleIntegers(
+            UInt8(0x80), Self.payloadType, UInt16(truncatingIfNeeded: index), milliseconds,
+            UInt32(truncatingIfNeeded: self.local.rawValue))
+        self.sealScratch.writeBuffer(&self.pending)
+        self.pending.clear()
+        var datagram = ByteBufferAllocator().buffer(
+            capacity: Self.prefixLength + self.sealScratch.readableBytes + Self.tagLength)
+        datagram.writeMultipleIntegers(self.local.rawValue, self.epoch)
+        do {
+            _ = try self.outbound.protect(self.sealScratch, isRTCP: false, appendingTo: &datagram)
+        } catch {
+            // Only a broken cipher context gets here; nothing sensible can be sent.
+            return
+        }
+        self.history[Int(index % UInt64(self.history.count))] = SentDatagram(index: index, sentAt: now, bytes: datagram)
+        self.emit(datagram, now: now)
+    }
+
+    private func emit(_ datagram: ByteBuffer, now: NIODeadline) {
+        self.counters.datagramsSent += 1
+        self.counters.bytesSent += datagram.readableBytes
+        self.bytesThisSecond += datagram.readableBytes
+        self.transmit(datagram)
+    }
+
+    // MARK: - Receiving
+
+    /// Handles one datagram from the peer: authenticates it, notes gaps, answers probes and hands the
+    /// router's messages to ``onMessage``. Returns false when it was refused (counted).
+    @discardableResult
+    public func receive(_ datagram: ByteBuffer, now: NIODeadline) -> Bool {
+        var datagram = datagram
+        guard let (sender, epoch) = datagram.readMultipleIntegers(as: (UInt64, UInt64).self),
+            sender == self.peer.rawValue
+        else {
+            self.counters.rejected += 1
+            return false
+        }
+        self.plainScratch.clear()
+        if epoch == self.peerEpoch, let inbound = self.inbound {
+            do {
+                _ = try inbound.unprotect(datagram, isRTCP: false, appendingTo: &self.plainScratch)
+            } catch let error where error.code == .replayed || error.code == .replayTooOld {
+                self.counters.replayed += 1
+                return false
+            } catch {
+                self.counters.rejected += 1
+                return false
+            }
+        } else if epoch > self.peerEpoch {
+            // A new run of the peer (or the first datagram): new keys, a fresh sequence.
+            let key = Self.masterKey(secret: self.secret, from: self.peer, to: self.local, epoch: epoch)
+            guard
+                let inbound = try? SRTPInboundSession(
+                    profile: .aeadAES128GCM, masterKey: key, replayWindowSize: self.configuration.replayWindow),
+                (try? inbound.unprotect(datagram, isRTCP: false, appendingTo: &self.plainScratch)) != nil
+            else {
+                self.counters.rejected += 1
+                return false
+            }
+            self.inbound = inbound
+            self.peerEpoch = epoch
+            self.highestIndex = 0
+            self.firstIndex = 0
+            self.missing.removeAll()
+        } else {
+            self.counters.rejected += 1
+            return false
+        }
+        self.counters.datagramsReceived += 1
+        self.counters.bytesReceived += datagram.readableBytes + Self.prefixLength
+        self.heard(now: now)
+        guard let sequence = self.plainScratch.getInteger(at: self.plainScratch.readerIndex + 2, as: UInt16.self)
+        else { return true }
+        self.noteArrival(self.estimateIndex(sequence), now: now)
+        self.plainScratch.moveReaderIndex(forwardBy: Self.rtpHeaderLength)
+        self.readFrames(now: now)
+        return true
+    }
+
+    private func heard(now: NIODeadline) {
+        self.measurements.lastHeard = now
+        if !self.isUp {
+            self.isUp = true
+            self.onStateChange(true)
+        }
+    }
+
+    /// The 64-bit hop index of a 16-bit sequence number: the one closest to the highest seen.
+    private func estimateIndex(_ sequence: UInt16) -> UInt64 {
+        guard self.highestIndex > 0 else { return UInt64(sequence) }
+        let base = self.highestIndex & ~0xFFFF
+        var best = base | UInt64(sequence)
+        for candidate in [best &+ 0x10000, best >= 0x10000 ? best - 0x10000 : best] {
+            let distance = { (value: UInt64) in value > self.highestIndex ? value - self.highestIndex : self.highestIndex - value }
+            if distance(candidate) < distance(best) { best = candidate }
+        }
+        return best
+    }
+
+    private func noteArrival(_ index: UInt64, now: NIODeadline) {
+        if self.highestIndex == 0 {
+            self.highestIndex = index
+            self.firstIndex = index
+            return
+        }
+        if index > self.highestIndex {
+            let gap = index - self.highestIndex - 1
+            if gap > 0 {
+                self.gapsSeen += gap
+                // A long silence (the link was down) is not worth repairing datagram by datagram.
+                if gap <= 256 {
+                    for missingIndex in (self.highestIndex + 1)..<index {
+                        self.missing[missingIndex] = MissingDatagram(seenAt: now)
+                    }
+                }
+            }
+            self.highestIndex = index
+        } else if self.missing.removeValue(forKey: index) != nil {
+            self.counters.repaired += 1
+        }
+    }
+
+    private func readFrames(now: NIODeadline) {
+        self.mediaBatch.clear()
+        while self.plainScratch.readableBytes > 0 {
+            let frame: MeshFrame?
+            do {
+                frame = try MeshFrame.read(from: &self.plainScratch)
+            } catch {
+                self.counters.malformedFrames += 1
+                break
+            }
+            guard let frame else { continue }
+            switch frame {
+            case .record(var record):
+                self.mediaBatch.writeBuffer(&record)
+            case .wantLayers(let id, let layers):
+                self.onMessage(.wantLayers(id, layers))
+            case .keyframe(let id, let layer):
+                self.onMessage(.keyframe(id, layer: layer))
+            case .layerRates(let id, let rates):
+                self.onMessage(.layerRates(id, rates))
+            case .probe(let id, let sentAt):
+                let expected = self.highestIndex >= self.firstIndex ? self.highestIndex - self.firstIndex + 1 : 0
+                self.append(.probeReply(id: id, echoedSentAt: sentAt, expected: expected, gaps: self.gapsSeen), now: now)
+                self.flush(now: now)
+            case .probeReply(_, let echoed, let expected, let gaps):
+                self.probeReplied(echoed: echoed, expected: expected, gaps: gaps, now: now)
+            case .nack(let indices):
+                self.retransmit(indices, now: now)
+            }
+        }
+        if self.mediaBatch.readableBytes > 0 {
+            // The router keeps slices of what it is handed: give it its own copy, not the scratch.
+            self.onMessage(.media(ByteBuffer(buffer: self.mediaBatch)))
+        }
+    }
+
+    private func retransmit(_ indices: [UInt64], now: NIODeadline) {
+        for index in indices {
+            guard let sent = self.history[Int(index % UInt64(self.history.count))], sent.index == index,
+                now - sent.sentAt < .seconds(1)
+            else {
+                self.counters.retransmissionsUnavailable += 1
+                continue
+            }
+            self.counters.retransmissionsSent += 1
+            self.emit(sent.bytes, now: now)
+        }
+    }
+
+    // MARK: - Probes and measurements
+
+    private func probeReplied(echoed: UInt64, expected: UInt64, gaps: UInt64, now: NIODeadline) {
+        self.counters.probeRepliesReceived += 1
+        let nowNanoseconds = now.uptimeNanoseconds
+        guard echoed <= nowNanoseconds else { return }
+        let sample = TimeAmount.nanoseconds(Int64(nowNanoseconds - echoed))
+        if let rtt = self.measurements.rtt {
+            // RFC 6298 §2.3: RTTVAR ← 3/4 RTTVAR + 1/4 |SRTT − R|; SRTT ← 7/8 SRTT + 1/8 R.
+            let deviation = abs(rtt.nanoseconds - sample.nanoseconds)
+            self.measurements.jitter = .nanoseconds((3 * self.measurements.jitter.nanoseconds + deviation) / 4)
+            self.measurements.rtt = .nanoseconds((7 * rtt.nanoseconds + sample.nanoseconds) / 8)
+        } else {
+            self.measurements.rtt = sample
+            self.measurements.jitter = .nanoseconds(sample.nanoseconds / 2)
+        }
+        // Loss over about a second of the peer's counters.
+        if let baseline = self.lossBaseline, let at = self.lossBaselineAt {
+            guard now - at >= .milliseconds(900) else { return }
+            if expected >= baseline.expected, gaps >= baseline.gaps {
+                let span = expected - baseline.expected
+                self.measurements.loss = span > 0 ? min(1, Double(gaps - baseline.gaps) / Double(span)) : 0
+            }
+        }
+        self.lossBaseline = (expected, gaps)
+        self.lossBaselineAt = now
+    }
+
+    /// Periodic work (every 10–50 ms): probes, NACKs for missing datagrams, liveness, send rate.
+    public func tick(now: NIODeadline) {
+        if let start = self.rateWindowStart {
+            let elapsed = now - start
+            if elapsed >= .seconds(1) {
+                self.measurements.sendRateKbps = Double(self.bytesThisSecond) * 8 / 1_000 / (Double(elapsed.nanoseconds) / 1e9)
+                self.bytesThisSecond = 0
+                self.rateWindowStart = now
+            }
+        } else {
+            self.rateWindowStart = now
+        }
+        if self.isUp, let heard = self.measurements.lastHeard, now - heard > self.configuration.deadAfter {
+            self.isUp = false
+            self.counters.downs += 1
+            self.missing.removeAll()
+            self.measurements.loss = 1
+            self.onStateChange(false)
+        }
+        if self.lastProbeAt.map({ now - $0 >= self.configuration.probeInterval }) ?? true {
+            self.lastProbeAt = now
+            self.counters.probesSent += 1
+            self.append(.probe(id: self.nextProbeID, sentAt: now.uptimeNanoseconds), now: now)
+            self.nextProbeID &+= 1
+        }
+        self.sendNACKs(now: now)
+        self.flush(now: now)
+    }
+
+    private func sendNACKs(now: NIODeadline) {
+        guard !self.missing.isEmpty else { return }
+        // Ask again after about an RTT (at least 10 ms), so a lost retransmission is asked for once more.
+        let retry = max(TimeAmount.milliseconds(10), (self.measurements.rtt ?? .milliseconds(50)) + self.measurements.jitter)
+        var due: [UInt64] = []
+        for (index, entry) in self.missing {
+            if now - entry.seenAt > self.configuration.repairDeadline || entry.nacks >= self.configuration.maximumNACKs {
+                if entry.lastNACK.map({ now - $0 > retry }) ?? true {
+                    self.missing[index] = nil
+                    self.counters.unrepaired += 1
+                }
+                continue
+            }
+            if entry.lastNACK.map({ now - $0 >= retry }) ?? true {
+                due.append(index)
+                self.missing[index]?.lastNACK = now
+                self.missing[index]?.nacks += 1
+            }
+        }
+        guard !due.isEmpty else { return }
+        due.sort()
+        var start = 0
+        while start < due.count {
+            let chunk = Array(due[start..<min(due.count, start + 128)])
+            self.append(.nack(chunk), now: now)
+            self.counters.nacksSent += 1
+            start += 128
+        }
+    }
+}
+
+/// A sealed datagram kept for retransmission.
+private struct SentDatagram {
+    let index: UInt64
+    let sentAt: NIODeadline
+    let bytes: ByteBuffer
+}
+
+/// A hop sequence number seen missing.
+private struct MissingDatagram {
+    let seenAt: NIODeadline
+    var lastNACK: NIODeadline?
+    var nacks = 0
+}
