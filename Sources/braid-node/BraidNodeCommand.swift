@@ -63,6 +63,33 @@ struct BraidNodeCommand: AsyncParsableCommand {
     @Option(help: Self.help(.logFormat))
     var logFormat: String?
 
+    @Option(help: Self.help(.clusterEtcd))
+    var clusterEtcd: [String] = []
+
+    @Option(help: Self.help(.clusterSecret))
+    var clusterSecret: String?
+
+    @Option(help: Self.help(.clusterSecretFile))
+    var clusterSecretFile: String?
+
+    @Option(help: Self.help(.clusterRegion))
+    var clusterRegion: String?
+
+    @Option(help: Self.help(.clusterMeshAddress))
+    var clusterMeshAddress: String?
+
+    @Option(help: Self.help(.clusterMeshPort))
+    var clusterMeshPort: Int?
+
+    @Option(help: Self.help(.clusterMeshAdvertisedAddress))
+    var clusterMeshAdvertisedAddress: String?
+
+    @Option(help: Self.help(.clusterHTTPURL))
+    var clusterHttpUrl: String?
+
+    @Option(help: Self.help(.clusterLinkEmulation))
+    var clusterLinkEmulation: String?
+
     /// The help text of one option: summary, config key path and environment variable.
     static func help(_ key: ConfigurationKey) -> ArgumentHelp {
         ArgumentHelp("\(key.summary) [\(key.path)] Env: \(key.environmentVariable).")
@@ -83,7 +110,17 @@ struct BraidNodeCommand: AsyncParsableCommand {
             mediaOffload: self.mediaOffload,
             eventLoopThreads: self.eventLoopThreads,
             logLevel: self.logLevel,
-            logFormat: self.logFormat
+            logFormat: self.logFormat,
+            clusterEtcd: self.clusterEtcd.isEmpty
+                ? nil : self.clusterEtcd.flatMap { $0.split(separator: ",").map(String.init) },
+            clusterSecret: self.clusterSecret,
+            clusterSecretFile: self.clusterSecretFile,
+            clusterRegion: self.clusterRegion,
+            clusterMeshAddress: self.clusterMeshAddress,
+            clusterMeshPort: self.clusterMeshPort,
+            clusterMeshAdvertisedAddress: self.clusterMeshAdvertisedAddress,
+            clusterHTTPURL: self.clusterHttpUrl,
+            clusterLinkEmulation: self.clusterLinkEmulation
         )
     }
 

@@ -14,6 +14,15 @@ public enum ConfigurationKey: String, Sendable, CaseIterable, CustomStringConver
     case eventLoopThreads = "event_loop_threads"
     case logLevel = "log.level"
     case logFormat = "log.format"
+    case clusterEtcd = "cluster.etcd"
+    case clusterSecret = "cluster.secret"
+    case clusterSecretFile = "cluster.secret_file"
+    case clusterRegion = "cluster.region"
+    case clusterMeshAddress = "cluster.mesh_address"
+    case clusterMeshPort = "cluster.mesh_port"
+    case clusterMeshAdvertisedAddress = "cluster.mesh_advertised_address"
+    case clusterHTTPURL = "cluster.http_url"
+    case clusterLinkEmulation = "cluster.link_emulation"
 
     /// The dotted key path in the config file, e.g. `media.port`.
     public var path: String { self.rawValue }
@@ -48,6 +57,19 @@ public enum ConfigurationKey: String, Sendable, CaseIterable, CustomStringConver
         case .logLevel:
             "Log level: \(NodeConfiguration.LogLevel.allCases.map(\.rawValue).joined(separator: ", ")) (default: info)."
         case .logFormat: "Log format: text or json (default: text)."
+        case .clusterEtcd:
+            "etcd client URLs of the cluster, repeat or comma-separate; unset: a single node with in-memory state."
+        case .clusterSecret: "Shared secret every node of the cluster keys its relay links from (required with etcd)."
+        case .clusterSecretFile: "File holding the cluster secret (instead of cluster.secret)."
+        case .clusterRegion: "Region label used for client placement (default: default)."
+        case .clusterMeshAddress: "IP address the UDP relay-link socket binds to (default: the media address)."
+        case .clusterMeshPort:
+            "UDP relay-link port, 0 for an ephemeral port (default: \(NodeConfiguration.defaultMeshPort))."
+        case .clusterMeshAdvertisedAddress:
+            "Address other nodes reach the relay socket at (default: the first media advertised address)."
+        case .clusterHTTPURL: "Base URL other nodes and clients reach this node's HTTP API at (default: from http.*)."
+        case .clusterLinkEmulation:
+            "JSON file of emulated relay-link impairments per peer node name (latency_ms, jitter_ms, loss, bandwidth_kbps)."
         }
     }
 }

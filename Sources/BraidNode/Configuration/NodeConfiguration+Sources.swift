@@ -16,6 +16,15 @@ public struct NodeConfigurationLayer: Sendable, Equatable {
     public var eventLoopThreads: Int?
     public var logLevel: String?
     public var logFormat: String?
+    public var clusterEtcd: [String]?
+    public var clusterSecret: String?
+    public var clusterSecretFile: String?
+    public var clusterRegion: String?
+    public var clusterMeshAddress: String?
+    public var clusterMeshPort: Int?
+    public var clusterMeshAdvertisedAddress: String?
+    public var clusterHTTPURL: String?
+    public var clusterLinkEmulation: String?
 
     public init(
         nodeID: String? = nil,
@@ -28,7 +37,16 @@ public struct NodeConfigurationLayer: Sendable, Equatable {
         mediaOffload: Bool? = nil,
         eventLoopThreads: Int? = nil,
         logLevel: String? = nil,
-        logFormat: String? = nil
+        logFormat: String? = nil,
+        clusterEtcd: [String]? = nil,
+        clusterSecret: String? = nil,
+        clusterSecretFile: String? = nil,
+        clusterRegion: String? = nil,
+        clusterMeshAddress: String? = nil,
+        clusterMeshPort: Int? = nil,
+        clusterMeshAdvertisedAddress: String? = nil,
+        clusterHTTPURL: String? = nil,
+        clusterLinkEmulation: String? = nil
     ) {
         self.nodeID = nodeID
         self.httpAddress = httpAddress
@@ -41,6 +59,15 @@ public struct NodeConfigurationLayer: Sendable, Equatable {
         self.eventLoopThreads = eventLoopThreads
         self.logLevel = logLevel
         self.logFormat = logFormat
+        self.clusterEtcd = clusterEtcd
+        self.clusterSecret = clusterSecret
+        self.clusterSecretFile = clusterSecretFile
+        self.clusterRegion = clusterRegion
+        self.clusterMeshAddress = clusterMeshAddress
+        self.clusterMeshPort = clusterMeshPort
+        self.clusterMeshAdvertisedAddress = clusterMeshAdvertisedAddress
+        self.clusterHTTPURL = clusterHTTPURL
+        self.clusterLinkEmulation = clusterLinkEmulation
     }
 }
 
@@ -89,6 +116,17 @@ extension NodeConfigurationLayer {
         self.eventLoopThreads = try integer(.eventLoopThreads)
         self.logLevel = value(.logLevel)
         self.logFormat = value(.logFormat)
+        self.clusterEtcd = value(.clusterEtcd).map { list in
+            list.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        }
+        self.clusterSecret = value(.clusterSecret)
+        self.clusterSecretFile = value(.clusterSecretFile)
+        self.clusterRegion = value(.clusterRegion)
+        self.clusterMeshAddress = value(.clusterMeshAddress)
+        self.clusterMeshPort = try integer(.clusterMeshPort)
+        self.clusterMeshAdvertisedAddress = value(.clusterMeshAdvertisedAddress)
+        self.clusterHTTPURL = value(.clusterHTTPURL)
+        self.clusterLinkEmulation = value(.clusterLinkEmulation)
     }
 
     /// `BRAID_*` variables in `environment` that configure nothing (most likely typos).
@@ -196,7 +234,7 @@ private struct FileLayer: Decodable {
 
     init(from decoder: any Decoder) throws {
         let root = try decoder.container(keyedBy: AnyKey.self)
-        try Self.rejectUnknown(root, allowed: ["node_id", "http", "media", "event_loop_threads", "log"], prefix: "")
+        try Self.rejectUnknown(root, allowed: ["node_id", "http", "media", "event_loop_threads", "log", "cluster"], prefix: "")
         self.layer.nodeID = try Self.string(root, "node_id", path: "")
         self.layer.eventLoopThreads = try Self.integer(root, "event_loop_threads", path: "")
 
@@ -218,6 +256,25 @@ private struct FileLayer: Decodable {
             self.layer.mediaAdvertisedAddresses = try Self.strings(media, "advertised_addresses", path: "media.")
             self.layer.mediaReceiveBatchSize = try Self.integer(media, "receive_batch_size", path: "media.")
             self.layer.mediaOffload = try Self.boolean(media, "offload", path: "media.")
+        }
+        if try root.contains(AnyKey("cluster")) && !root.decodeNil(forKey: AnyKey("cluster")) {
+            let cluster = try root.nestedContainer(keyedBy: AnyKey.self, forKey: AnyKey("cluster"))
+            try Self.rejectUnknown(
+                cluster,
+                allowed: [
+                    "etcd", "secret", "secret_file", "region", "mesh_address", "mesh_port", "mesh_advertised_address",
+                    "http_url", "link_emulation",
+                ],
+                prefix: "cluster.")
+            self.layer.clusterEtcd = try Self.strings(cluster, "etcd", path: "cluster.")
+            self.layer.clusterSecret = try Self.string(cluster, "secret", path: "cluster.")
+            self.layer.clusterSecretFile = try Self.string(cluster, "secret_file", path: "cluster.")
+            self.layer.clusterRegion = try Self.string(cluster, "region", path: "cluster.")
+            self.layer.clusterMeshAddress = try Self.string(cluster, "mesh_address", path: "cluster.")
+            self.layer.clusterMeshPort = try Self.integer(cluster, "mesh_port", path: "cluster.")
+            self.layer.clusterMeshAdvertisedAddress = try Self.string(cluster, "mesh_advertised_address", path: "cluster.")
+            self.layer.clusterHTTPURL = try Self.string(cluster, "http_url", path: "cluster.")
+            self.layer.clusterLinkEmulation = try Self.string(cluster, "link_emulation", path: "cluster.")
         }
         if try root.contains(AnyKey("log")) && !root.decodeNil(forKey: AnyKey("log")) {
             let log = try root.nestedContainer(keyedBy: AnyKey.self, forKey: AnyKey("log"))
@@ -322,6 +379,19 @@ extension NodeConfiguration {
             take(layer.mediaReceiveBatchSize, .mediaReceiveBatchSize, into: &configuration.media.receiveBatchSize)
             take(layer.mediaOffload, .mediaOffload, into: &configuration.media.offload)
             take(layer.eventLoopThreads, .eventLoopThreads, into: &configuration.eventLoopThreads)
+            take(layer.clusterEtcd, .clusterEtcd, into: &configuration.cluster.etcd)
+            take(layer.clusterSecret.map(Optional.some), .clusterSecret, into: &configuration.cluster.secret)
+            take(layer.clusterSecretFile.map(Optional.some), .clusterSecretFile, into: &configuration.cluster.secretFile)
+            take(layer.clusterRegion, .clusterRegion, into: &configuration.cluster.region)
+            take(layer.clusterMeshAddress.map(Optional.some), .clusterMeshAddress, into: &configuration.cluster.meshAddress)
+            take(layer.clusterMeshPort, .clusterMeshPort, into: &configuration.cluster.meshPort)
+            take(
+                layer.clusterMeshAdvertisedAddress.map(Optional.some), .clusterMeshAdvertisedAddress,
+                into: &configuration.cluster.meshAdvertisedAddress)
+            take(layer.clusterHTTPURL.map(Optional.some), .clusterHTTPURL, into: &configuration.cluster.httpURL)
+            take(
+                layer.clusterLinkEmulation.map(Optional.some), .clusterLinkEmulation,
+                into: &configuration.cluster.linkEmulation)
             if let level = layer.logLevel {
                 guard let parsed = LogLevel(rawValue: level.lowercased()) else {
                     let levels = LogLevel.allCases.map(\.rawValue).joined(separator: ", ")

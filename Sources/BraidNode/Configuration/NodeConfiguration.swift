@@ -21,6 +21,8 @@ public struct NodeConfiguration: Codable, Sendable, Equatable {
     public var eventLoopThreads: Int
     /// Logging.
     public var log: Log
+    /// Membership of a cluster (the mesh); off unless etcd URLs are given.
+    public var cluster: Cluster
 
     /// HTTP listener settings.
     public struct HTTP: Codable, Sendable, Equatable {
@@ -79,6 +81,86 @@ public struct NodeConfiguration: Codable, Sendable, Equatable {
         }
     }
 
+    /// Cluster (mesh) settings. With no etcd URL the node is alone, as it always was.
+    public struct Cluster: Codable, Sendable, Equatable {
+        /// etcd client URLs (`http://host:2379`); empty: no cluster.
+        public var etcd: [String]
+        /// The shared secret relay links are keyed from (never printed).
+        public var secret: String?
+        /// A file holding the secret (read at start, surrounding whitespace trimmed).
+        public var secretFile: String?
+        /// Region label for placement.
+        public var region: String
+        /// IP address of the relay socket (nil: the media address).
+        public var meshAddress: String?
+        /// UDP port of the relay socket; 0: ephemeral.
+        public var meshPort: Int
+        /// Address other nodes reach the relay socket at (nil: the first media advertised address).
+        public var meshAdvertisedAddress: String?
+        /// Base URL of this node's HTTP API as others reach it (nil: from the HTTP listener).
+        public var httpURL: String?
+        /// A JSON file `{"peer-node-name": {"latency_ms": 20, "loss": 0.01}}` of emulated impairments
+        /// applied to what this node sends to each peer (tests and local meshes; no `tc netem` needed).
+        public var linkEmulation: String?
+
+        public init(
+            etcd: [String] = [], secret: String? = nil, secretFile: String? = nil, region: String = "default",
+            meshAddress: String? = nil, meshPort: Int = NodeConfiguration.defaultMeshPort,
+            meshAdvertisedAddress: String? = nil, httpURL: String? = nil, linkEmulation: String? = nil
+        ) {
+            self.etcd = etcd
+            self.secret = secret
+            self.secretFile = secretFile
+            self.region = region
+            self.meshAddress = meshAddress
+            self.meshPort = meshPort
+            self.meshAdvertisedAddress = meshAdvertisedAddress
+            self.httpURL = httpURL
+            self.linkEmulation = linkEmulation
+        }
+
+        /// Whether the node joins a cluster.
+        public var isEnabled: Bool { !self.etcd.isEmpty }
+
+        enum CodingKeys: String, CodingKey {
+            case etcd, secret, region
+            case secretFile = "secret_file"
+            case meshAddress = "mesh_address"
+            case meshPort = "mesh_port"
+            case meshAdvertisedAddress = "mesh_advertised_address"
+            case httpURL = "http_url"
+            case linkEmulation = "link_emulation"
+        }
+
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            self.init(
+                etcd: try c.decodeIfPresent([String].self, forKey: .etcd) ?? [],
+                secret: try c.decodeIfPresent(String.self, forKey: .secret),
+                secretFile: try c.decodeIfPresent(String.self, forKey: .secretFile),
+                region: try c.decodeIfPresent(String.self, forKey: .region) ?? "default",
+                meshAddress: try c.decodeIfPresent(String.self, forKey: .meshAddress),
+                meshPort: try c.decodeIfPresent(Int.self, forKey: .meshPort) ?? NodeConfiguration.defaultMeshPort,
+                meshAdvertisedAddress: try c.decodeIfPresent(String.self, forKey: .meshAdvertisedAddress),
+                httpURL: try c.decodeIfPresent(String.self, forKey: .httpURL),
+                linkEmulation: try c.decodeIfPresent(String.self, forKey: .linkEmulation))
+        }
+
+        public func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(self.etcd, forKey: .etcd)
+            // --print-config output lands in files and tickets: the secret stays out of it.
+            if self.secret != nil { try c.encode("(set)", forKey: .secret) }
+            try c.encodeIfPresent(self.secretFile, forKey: .secretFile)
+            try c.encode(self.region, forKey: .region)
+            try c.encodeIfPresent(self.meshAddress, forKey: .meshAddress)
+            try c.encode(self.meshPort, forKey: .meshPort)
+            try c.encodeIfPresent(self.meshAdvertisedAddress, forKey: .meshAdvertisedAddress)
+            try c.encodeIfPresent(self.httpURL, forKey: .httpURL)
+            try c.encodeIfPresent(self.linkEmulation, forKey: .linkEmulation)
+        }
+    }
+
     /// Log levels, as swift-log names them.
     public enum LogLevel: String, Codable, Sendable, CaseIterable {
         case trace, debug, info, notice, warning, error, critical
@@ -98,14 +180,25 @@ public struct NodeConfiguration: Codable, Sendable, Equatable {
         case media
         case eventLoopThreads = "event_loop_threads"
         case log
+        case cluster
     }
 
-    public init(nodeID: String, http: HTTP, media: Media, eventLoopThreads: Int, log: Log) {
+    public init(nodeID: String, http: HTTP, media: Media, eventLoopThreads: Int, log: Log, cluster: Cluster = .init()) {
         self.nodeID = nodeID
         self.http = http
         self.media = media
         self.eventLoopThreads = eventLoopThreads
         self.log = log
+        self.cluster = cluster
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(
+            nodeID: try c.decode(String.self, forKey: .nodeID), http: try c.decode(HTTP.self, forKey: .http),
+            media: try c.decode(Media.self, forKey: .media),
+            eventLoopThreads: try c.decode(Int.self, forKey: .eventLoopThreads), log: try c.decode(Log.self, forKey: .log),
+            cluster: try c.decodeIfPresent(Cluster.self, forKey: .cluster) ?? .init())
     }
 }
 
@@ -116,6 +209,8 @@ extension NodeConfiguration {
     /// name it; 40000 sits above the registered range and below Linux's ephemeral range (32768–60999
     /// overlaps it, but the kernel never hands out a port that is already bound).
     public static let defaultMediaPort = 40000
+    /// The documented default UDP port of relay links between nodes.
+    public static let defaultMeshPort = 40100
     /// The documented default vector read count.
     public static let defaultReceiveBatchSize = 32
     /// Upper bound on the vector read count: each slot reserves 2 KiB (64 KiB with GRO) of receive buffer.
@@ -205,6 +300,25 @@ extension NodeConfiguration {
         }
         if !(1...256).contains(self.eventLoopThreads) {
             throw ConfigurationError(key: .eventLoopThreads, "\(self.eventLoopThreads) is out of range (1-256)")
+        }
+        for url in self.cluster.etcd where !(url.hasPrefix("http://") || url.hasPrefix("https://")) {
+            throw ConfigurationError(key: .clusterEtcd, "\(Self.quoted(url)) is not an http:// or https:// URL")
+        }
+        if let address = self.cluster.meshAddress { try Self.validateAddress(address, key: .clusterMeshAddress) }
+        if let address = self.cluster.meshAdvertisedAddress {
+            try Self.validateAddress(address, key: .clusterMeshAdvertisedAddress)
+        }
+        try Self.validatePort(self.cluster.meshPort, key: .clusterMeshPort)
+        if self.cluster.region.isEmpty || self.cluster.region.count > 64 {
+            throw ConfigurationError(key: .clusterRegion, "must be 1-64 characters")
+        }
+        if self.cluster.isEnabled && self.cluster.secret == nil && self.cluster.secretFile == nil {
+            throw ConfigurationError(
+                key: .clusterSecret,
+                "required with cluster.etcd: relay links are keyed from it (set it, or cluster.secret_file)")
+        }
+        if let secret = self.cluster.secret, secret.utf8.count < 16 {
+            throw ConfigurationError(key: .clusterSecret, "too short: use at least 16 characters")
         }
     }
 
