@@ -23,6 +23,7 @@ let package = Package(
         .library(name: "BraidCongestion", targets: ["BraidCongestion"]),
         .library(name: "BraidTransport", targets: ["BraidTransport"]),
         .library(name: "BraidSFU", targets: ["BraidSFU"]),
+        .library(name: "BraidScheduler", targets: ["BraidScheduler"]),
         .library(name: "BraidNode", targets: ["BraidNode"]),
         .library(name: "BraidClient", targets: ["BraidClient"]),
         .library(name: "BraidLoad", targets: ["BraidLoad"]),
@@ -81,6 +82,8 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The mesh's link-state scheduler: routes, distribution trees, placement. Pure, no dependencies.
+        .target(name: "BraidScheduler", swiftSettings: swiftSettings),
         .target(
             name: "BraidCodecs",
             dependencies: ["COpus", "CVPX", "CBraidShims"],
@@ -170,6 +173,7 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "BraidSFUTests", dependencies: ["BraidSFU"], swiftSettings: swiftSettings),
+        .testTarget(name: "BraidSchedulerTests", dependencies: ["BraidScheduler"], swiftSettings: swiftSettings),
         .testTarget(name: "BraidCodecsTests", dependencies: ["BraidCodecs"], swiftSettings: swiftSettings),
         .testTarget(
             name: "BraidClientTests",

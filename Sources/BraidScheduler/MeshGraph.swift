@@ -82,7 +82,15 @@ struct MeshGraph: Sendable {
         let state = MeshNodeState()
         let cost = self.policy.quantise(self.policy.nodeCost(load: state.load, isDraining: state.isDraining))
         let index: Int32
-        if let free = self.freeSlots.popLast() {
+        // Removed and back in the same batch: the same slot, so the trees see its links change, not a
+        // node leave and another arrive.
+        if let released = self.releasedSlots.firstIndex(where: { self.ids[Int($0)] == id }) {
+            index = self.releasedSlots.remove(at: released)
+            let i = Int(index)
+            self.exists[i] = true
+            self.states[i] = state
+            self.nodeCost[i] = cost
+        } else if let free = self.freeSlots.popLast() {
             index = free
             let i = Int(free)
             self.ids[i] = id

@@ -202,11 +202,11 @@ final class PathEngine {
     ) {
         guard graph.exists[x], x != Int(tree.origin) else { return }
         let next = tree.parent[x]
-        changes.append(
-            RouteChange(
-                origin: tree.originID, node: graph.ids[x],
-                previous: previous >= 0 ? graph.ids[Int(previous)] : nil,
-                next: next >= 0 ? graph.ids[Int(next)] : nil))
+        let change = RouteChange(
+            origin: tree.originID, node: graph.ids[x],
+            previous: previous >= 0 ? graph.ids[Int(previous)] : nil,
+            next: next >= 0 ? graph.ids[Int(next)] : nil)
+        if change.previous != change.next { changes.append(change) }
     }
 
     // MARK: - Dijkstra
