@@ -24,6 +24,7 @@ let package = Package(
         .library(name: "BraidTransport", targets: ["BraidTransport"]),
         .library(name: "BraidSFU", targets: ["BraidSFU"]),
         .library(name: "BraidMesh", targets: ["BraidMesh"]),
+        .library(name: "BraidScheduler", targets: ["BraidScheduler"]),
         .library(name: "BraidNode", targets: ["BraidNode"]),
         .library(name: "BraidClient", targets: ["BraidClient"]),
         .library(name: "BraidLoad", targets: ["BraidLoad"]),
@@ -90,6 +91,8 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The mesh's link-state scheduler: routes, distribution trees, placement. Pure, no dependencies.
+        .target(name: "BraidScheduler", swiftSettings: swiftSettings),
         .target(
             name: "BraidCodecs",
             dependencies: ["COpus", "CVPX", "CBraidShims"],
@@ -185,6 +188,7 @@ let package = Package(
             dependencies: ["BraidMesh", "BraidSFU", "BraidSecurity", .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: swiftSettings
         ),
+        .testTarget(name: "BraidSchedulerTests", dependencies: ["BraidScheduler"], swiftSettings: swiftSettings),
         .testTarget(name: "BraidCodecsTests", dependencies: ["BraidCodecs"], swiftSettings: swiftSettings),
         .testTarget(
             name: "BraidClientTests",

@@ -24,6 +24,7 @@ let benchmarkTargets: [(name: String, dependencies: [Target.Dependency])] = [
             .product(name: "NIOCore", package: "swift-nio"),
         ]
     ),
+    ("SchedulerBenchmarks", [.product(name: "BraidScheduler", package: "braid")]),
 ]
 
 let package = Package(
