@@ -142,6 +142,12 @@ public final class EtcdClient: Sendable {
         return .exists(EtcdKeyValue(kv))
     }
 
+    /// Forgets the history before `revision` (etcd keeps every revision until compacted). Watches that
+    /// would resume from an older revision end with ``EtcdError/compacted(compactRevision:)``.
+    public func compact(revision: Int64) async throws {
+        let _: WireEmptyResponse = try await self.call("kv/compaction", WireCompactionRequest(revision: WireInt64(revision)))
+    }
+
     // MARK: - Leases
 
     /// Grants a lease of `ttl` seconds. Keys put with it are deleted when it expires or is revoked.

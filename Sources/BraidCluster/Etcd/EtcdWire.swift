@@ -134,6 +134,10 @@ struct WireLeaseKeepAliveResponse: Decodable {
 
 struct WireEmptyResponse: Decodable {}
 
+struct WireCompactionRequest: Encodable {
+    var revision: WireInt64
+}
+
 struct WireWatchCreate: Encodable {
     struct Request: Encodable {
         var key: Data
