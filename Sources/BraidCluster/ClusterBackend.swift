@@ -7,6 +7,7 @@ import Foundation
 protocol ClusterBackend: Sendable {
     func put(_ key: String, value: Data, lease: Int64?) async throws -> Int64
     func delete(_ key: String) async throws -> Int64
+    func delete(_ key: String, ifCreateRevision createRevision: Int64) async throws -> Bool
     func range(prefix: String) async throws -> EtcdRange
     func createIfAbsent(_ key: String, value: Data, lease: Int64?) async throws -> EtcdCreateResult
     func grantLease(ttl: Int64) async throws -> EtcdLease

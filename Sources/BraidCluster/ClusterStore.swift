@@ -47,6 +47,10 @@ public protocol ClusterStore: Sendable {
     /// leads at a time; leadership ends with its lease (leave, crash) and passes to another candidate.
     func campaign() async throws
 
+    /// Stops campaigning and, if this node leads, hands the leadership over (another candidate takes it),
+    /// while staying a member: e.g. for a draining node.
+    func resign() async throws
+
     /// Whether this node currently holds the leadership.
     var isLeader: Bool { get async }
 

@@ -154,6 +154,15 @@ extension InMemoryCluster: ClusterBackend {
         }
     }
 
+    func delete(_ key: String, ifCreateRevision createRevision: Int64) async throws -> Bool {
+        let current = try self.state.withLock { state in
+            try self.checkReachable(state)
+            return state.kvs[key]?.createRevision
+        }
+        guard current == createRevision else { return false }
+        return try await self.delete(key) == 1
+    }
+
     func range(prefix: String) async throws -> EtcdRange {
         try self.state.withLock { state in
             try self.checkReachable(state)

@@ -33,6 +33,7 @@ public final class InMemoryClusterStore: ClusterStore {
         self.core.events(after: snapshot)
     }
     public func campaign() async throws { try await self.core.campaign() }
+    public func resign() async throws { try await self.core.resign() }
     public var isLeader: Bool { get async { await self.core.isLeader } }
     public var health: ClusterHealth { get async { await self.core.health } }
     public var leaseID: Int64? { get async { await self.core.lease } }

@@ -25,6 +25,8 @@ actor LeasedClusterStore {
     private var needsRewrite = false
     private var campaigning = false
     private(set) var isLeader = false
+    /// The create revision of the leader key this node holds: identifies it for ``resign()``.
+    private var leaderKeyRevision: Int64?
     private(set) var health: ClusterHealth = .healthy
     private var keepAliveTask: Task<Void, Never>?
     private var campaignTask: Task<Void, Never>?
@@ -83,6 +85,7 @@ actor LeasedClusterStore {
         self.campaignTask = nil
         self.campaigning = false
         self.isLeader = false
+        self.leaderKeyRevision = nil
         let lease = self.lease
         self.node = nil
         self.lease = nil
@@ -172,6 +175,7 @@ actor LeasedClusterStore {
     private func reestablish(lost: Int64) async throws {
         if self.lease == lost {
             self.isLeader = false
+            self.leaderKeyRevision = nil
             let granted = try await self.observe { try await self.backend.grantLease(ttl: self.ttl) }.id
             guard self.lease == lost else {
                 // Another caller re-established meanwhile (or the node left): this lease is not needed.
@@ -229,10 +233,17 @@ actor LeasedClusterStore {
                 case .created(let revision):
                     holderRevision = revision
                     self.isLeader = self.lease == lease
+                    self.leaderKeyRevision = revision
                 case .exists(let kv):
                     // Our own key when an earlier attempt's answer was lost.
                     holderRevision = kv.modRevision
                     self.isLeader = kv.lease == lease && self.lease == lease
+                    self.leaderKeyRevision = self.isLeader ? kv.createRevision : nil
+                }
+                if Task.isCancelled || !self.campaigning {
+                    // resign() or leave() ran while this attempt was in flight: do not keep what it won.
+                    try? await self.giveUpLeadership()
+                    return
                 }
                 if self.isLeader {
                     self.logger.info("cluster leader: this node (\(NodeIDText.format(node.id)))")
@@ -244,6 +255,24 @@ actor LeasedClusterStore {
             }
             await self.waitForDeletion(of: self.keys.leader, after: holderRevision)
             self.isLeader = false
+            self.leaderKeyRevision = nil
+        }
+    }
+
+    func resign() async throws {
+        self.campaigning = false
+        self.campaignTask?.cancel()
+        self.campaignTask = nil
+        try await self.giveUpLeadership()
+    }
+
+    /// Deletes the leader key if this node still holds the incarnation it created.
+    private func giveUpLeadership() async throws {
+        let revision = self.leaderKeyRevision
+        self.isLeader = false
+        self.leaderKeyRevision = nil
+        if let revision {
+            _ = try await self.observe { try await self.backend.delete(self.keys.leader, ifCreateRevision: revision) }
         }
     }
 

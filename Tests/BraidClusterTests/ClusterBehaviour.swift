@@ -49,7 +49,7 @@ enum ClusterBehaviour {
         await seen.stop()
     }
 
-    /// Exactly one of two candidates leads; when it leaves, the other takes over.
+    /// Exactly one of two candidates leads; when it resigns or leaves, the other takes over.
     static func leaderElection(_ a: any ClusterStore, _ b: any ClusterStore) async throws {
         try await a.join(node: node(idA, "a"))
         try await b.join(node: node(idB, "b"))
@@ -72,10 +72,20 @@ enum ClusterBehaviour {
         #expect(try await b.snapshot().leader == leaderID)
         await seen.waitFor("leaderChanged(leader)") { $0 == .leaderChanged(leaderID) }
 
-        try await leader.leave()
+        // Resigning hands over to the other candidate; campaigning again does not take it back.
+        try await leader.resign()
+        #expect(await leader.isLeader == false)
         await eventually("the follower takes over") { await follower.isLeader }
         await seen.waitFor("leaderChanged(follower)") { $0 == .leaderChanged(followerID) }
         #expect(try await follower.snapshot().leader == followerID)
+        try await leader.campaign()
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(await leader.isLeader == false)
+
+        // Leaving ends the leadership with the lease: the first leader, campaigning again, takes over.
+        try await follower.leave()
+        await eventually("the first leader leads again") { await leader.isLeader }
+        #expect(try await leader.snapshot().leader == leaderID)
         await seen.stop()
     }
 

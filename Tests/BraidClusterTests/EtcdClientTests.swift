@@ -37,6 +37,12 @@ import Testing
             #expect(try await client.createIfAbsent("/t/c", value: Data("second".utf8))
                 == .exists(EtcdKeyValue(key: "/t/c", value: Data("first".utf8), createRevision: revision, modRevision: revision)))
 
+            // Only the incarnation created at `revision` is deleted by a conditional delete.
+            #expect(try await client.delete("/t/c", ifCreateRevision: revision + 100) == false)
+            #expect(try await client.delete("/t/c", ifCreateRevision: revision))
+            #expect(try await client.get("/t/c") == nil)
+            try await client.put("/t/c", value: Data("third".utf8))
+
             #expect(try await client.delete("/t/a") == 1)
             #expect(try await client.delete("/t/a") == 0)
             #expect(try await client.delete(prefix: "/t/") == 2)

@@ -148,6 +148,21 @@ public final class EtcdClient: Sendable {
         let _: WireEmptyResponse = try await self.call("kv/compaction", WireCompactionRequest(revision: WireInt64(revision)))
     }
 
+    /// Deletes `key` only if it is still the incarnation created at `createRevision` (a txn comparing
+    /// `create_revision`): a node giving up a key it created cannot delete a successor's.
+    ///
+    /// - Returns: whether the key was deleted.
+    @discardableResult
+    public func delete(_ key: String, ifCreateRevision createRevision: Int64) async throws -> Bool {
+        let keyData = Data(key.utf8)
+        let request = WireTxnRequest(
+            compare: [WireCompare(result: "EQUAL", target: "CREATE", key: keyData, create_revision: WireInt64(createRevision))],
+            success: [WireRequestOp(request_delete_range: WireDeleteRangeRequest(key: keyData))],
+            failure: [])
+        let response: WireTxnResponse = try await self.call("kv/txn", request)
+        return response.succeeded == true
+    }
+
     // MARK: - Leases
 
     /// Grants a lease of `ttl` seconds. Keys put with it are deleted when it expires or is revoked.

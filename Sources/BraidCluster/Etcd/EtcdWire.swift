@@ -91,6 +91,7 @@ struct WireCompare: Encodable {
 struct WireRequestOp: Encodable {
     var request_put: WirePutRequest?
     var request_range: WireRangeRequest?
+    var request_delete_range: WireDeleteRangeRequest?
 }
 
 struct WireTxnRequest: Encodable {
