@@ -28,6 +28,7 @@ let package = Package(
         .library(name: "BraidNode", targets: ["BraidNode"]),
         .library(name: "BraidClient", targets: ["BraidClient"]),
         .library(name: "BraidLoad", targets: ["BraidLoad"]),
+        .library(name: "BraidCluster", targets: ["BraidCluster"]),
         .executable(name: "braid-load", targets: ["braid-load"]),
     ],
     dependencies: [
@@ -38,6 +39,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
     ],
     targets: [
         // MARK: Debian system libraries (pkg-config) and the C shims Swift cannot import directly.
@@ -96,6 +98,18 @@ let package = Package(
         .target(
             name: "BraidCodecs",
             dependencies: ["COpus", "CVPX", "CBraidShims"],
+            swiftSettings: swiftSettings
+        ),
+
+        // MARK: Cluster state (node registry, links, track directory, leader) in etcd or in memory.
+        .target(
+            name: "BraidCluster",
+            dependencies: [
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: swiftSettings
         ),
 
@@ -190,6 +204,8 @@ let package = Package(
         ),
         .testTarget(name: "BraidSchedulerTests", dependencies: ["BraidScheduler"], swiftSettings: swiftSettings),
         .testTarget(name: "BraidCodecsTests", dependencies: ["BraidCodecs"], swiftSettings: swiftSettings),
+        // Runs a real etcd (/usr/bin/etcd, Debian's etcd-server) on loopback.
+        .testTarget(name: "BraidClusterTests", dependencies: ["BraidCluster"], swiftSettings: swiftSettings),
         .testTarget(
             name: "BraidClientTests",
             dependencies: ["BraidClient", "BraidNode", "BraidRTPStreams"],

@@ -11,8 +11,9 @@ if [ "${1:-}" = "--interop" ]; then
     interop=1
     shift
 fi
-# python3 serves the test scripts (free ports, health checks).
-packages=(libsrtp2-dev libopus-dev libvpx-dev libssl-dev pkg-config python3 "$@")
+# python3 serves the test scripts (free ports, health checks); etcd-server is the real etcd (/usr/bin/etcd)
+# that the BraidCluster tests start on loopback.
+packages=(libsrtp2-dev libopus-dev libvpx-dev libssl-dev pkg-config python3 etcd-server "$@")
 [ "$interop" = 1 ] && packages+=(chromium python3-venv iproute2)
 missing=()
 for p in "${packages[@]}"; do

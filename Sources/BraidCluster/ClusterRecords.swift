@@ -1,0 +1,259 @@
+import Foundation
+
+/// Node ids travel as 16 lower-case hex digits (`"9f2c3a1b00d4e7f2"`): JSON numbers lose precision above
+/// 2^53, and the same text names the node's keys.
+public enum NodeIDText {
+    /// `id` as 16 hex digits.
+    public static func format(_ id: UInt64) -> String {
+        let hex = String(id, radix: 16)
+        return String(repeating: "0", count: max(0, 16 - hex.count)) + hex
+    }
+
+    /// The id written by ``format(_:)``, or nil.
+    public static func parse(_ text: some StringProtocol) -> UInt64? {
+        guard text.count == 16 else { return nil }
+        return UInt64(text, radix: 16)
+    }
+}
+
+/// A node's load as the scheduler weighs it.
+public struct NodeLoad: Codable, Sendable, Hashable {
+    /// Client sessions (publishers and subscribers) on the node.
+    public var sessions: Int
+    /// CPU use, 0...1 of the node's cores.
+    public var cpu: Double
+
+    public init(sessions: Int = 0, cpu: Double = 0) {
+        self.sessions = sessions
+        self.cpu = cpu
+    }
+}
+
+/// What a node announces about itself in the registry (`nodes/<id>`), alive as long as its lease.
+public struct NodeRecord: Codable, Sendable, Hashable {
+    public var id: UInt64
+    /// Human-readable name (dashboard, logs).
+    public var name: String
+    /// Region label (`eu-west`); placement prefers the client's region.
+    public var region: String
+    /// Position, when known, for distance-based placement.
+    public var latitude: Double?
+    public var longitude: Double?
+    /// Base URL of the node's HTTP API (WHIP/WHEP redirects point there).
+    public var httpURL: String
+    /// `host:port` other nodes open mesh links to.
+    public var meshAddress: String
+    public var load: NodeLoad
+    /// A draining node takes no new sessions; its clients are moved away.
+    public var draining: Bool
+    /// When the node started (ISO 8601): tells a restart from a long-lived node.
+    public var started: String
+
+    public init(
+        id: UInt64, name: String, region: String, latitude: Double? = nil, longitude: Double? = nil,
+        httpURL: String, meshAddress: String, load: NodeLoad = .init(), draining: Bool = false,
+        started: String = Date().formatted(.iso8601)
+    ) {
+        self.id = id
+        self.name = name
+        self.region = region
+        self.latitude = latitude
+        self.longitude = longitude
+        self.httpURL = httpURL
+        self.meshAddress = meshAddress
+        self.load = load
+        self.draining = draining
+        self.started = started
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case id, name, region, latitude, longitude, httpURL, meshAddress, load, draining, started
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.id = try hexID(c, .id)
+        self.name = try c.decode(String.self, forKey: .name)
+        self.region = try c.decode(String.self, forKey: .region)
+        self.latitude = try c.decodeIfPresent(Double.self, forKey: .latitude)
+        self.longitude = try c.decodeIfPresent(Double.self, forKey: .longitude)
+        self.httpURL = try c.decode(String.self, forKey: .httpURL)
+        self.meshAddress = try c.decode(String.self, forKey: .meshAddress)
+        self.load = try c.decode(NodeLoad.self, forKey: .load)
+        self.draining = try c.decode(Bool.self, forKey: .draining)
+        self.started = try c.decode(String.self, forKey: .started)
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(NodeIDText.format(self.id), forKey: .id)
+        try c.encode(self.name, forKey: .name)
+        try c.encode(self.region, forKey: .region)
+        try c.encodeIfPresent(self.latitude, forKey: .latitude)
+        try c.encodeIfPresent(self.longitude, forKey: .longitude)
+        try c.encode(self.httpURL, forKey: .httpURL)
+        try c.encode(self.meshAddress, forKey: .meshAddress)
+        try c.encode(self.load, forKey: .load)
+        try c.encode(self.draining, forKey: .draining)
+        try c.encode(self.started, forKey: .started)
+    }
+}
+
+/// One measured outgoing link of a node, as the scheduler's link-state graph takes it.
+public struct LinkRecord: Codable, Sendable, Hashable {
+    public var from: UInt64
+    public var to: UInt64
+    /// Round-trip time, milliseconds.
+    public var rttMs: Double
+    /// Packet loss, 0...1.
+    public var loss: Double
+    public var jitterMs: Double
+    /// Capacity left on the link, kbit/s.
+    public var spareKbps: Int
+
+    public init(from: UInt64, to: UInt64, rttMs: Double, loss: Double = 0, jitterMs: Double = 0, spareKbps: Int = 0) {
+        self.from = from
+        self.to = to
+        self.rttMs = rttMs
+        self.loss = loss
+        self.jitterMs = jitterMs
+        self.spareKbps = spareKbps
+    }
+
+    enum CodingKeys: String, CodingKey { case from, to, rttMs, loss, jitterMs, spareKbps }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.from = try hexID(c, .from)
+        self.to = try hexID(c, .to)
+        self.rttMs = try c.decode(Double.self, forKey: .rttMs)
+        self.loss = try c.decode(Double.self, forKey: .loss)
+        self.jitterMs = try c.decode(Double.self, forKey: .jitterMs)
+        self.spareKbps = try c.decode(Int.self, forKey: .spareKbps)
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(NodeIDText.format(self.from), forKey: .from)
+        try c.encode(NodeIDText.format(self.to), forKey: .to)
+        try c.encode(self.rttMs, forKey: .rttMs)
+        try c.encode(self.loss, forKey: .loss)
+        try c.encode(self.jitterMs, forKey: .jitterMs)
+        try c.encode(self.spareKbps, forKey: .spareKbps)
+    }
+}
+
+/// A track in the room directory: which node it originates on, so subscribers elsewhere know where to
+/// pull it from. Lives under the origin's lease: a dead node's tracks vanish with it.
+public struct TrackRecord: Codable, Sendable, Hashable {
+    public var room: String
+    /// The track's id, unique in the cluster (`"9f2c3a1b00d4e7f2/17"`: origin node and number).
+    public var id: String
+    /// The node the track is published on.
+    public var origin: UInt64
+    /// The node's own description of the track (codecs, layers…), opaque here; base64 in the JSON.
+    public var payload: Data
+
+    public init(room: String, id: String, origin: UInt64, payload: Data = Data()) {
+        self.room = room
+        self.id = id
+        self.origin = origin
+        self.payload = payload
+    }
+
+    /// The directory key of the track.
+    public var key: TrackKey { TrackKey(room: self.room, id: self.id) }
+
+    enum CodingKeys: String, CodingKey { case room, id, origin, payload }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.room = try c.decode(String.self, forKey: .room)
+        self.id = try c.decode(String.self, forKey: .id)
+        self.origin = try hexID(c, .origin)
+        self.payload = try c.decode(Data.self, forKey: .payload)
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(self.room, forKey: .room)
+        try c.encode(self.id, forKey: .id)
+        try c.encode(NodeIDText.format(self.origin), forKey: .origin)
+        try c.encode(self.payload, forKey: .payload)
+    }
+}
+
+/// A track's place in the directory: room and track id.
+public struct TrackKey: Sendable, Hashable, Comparable {
+    public var room: String
+    public var id: String
+
+    public init(room: String, id: String) {
+        self.room = room
+        self.id = id
+    }
+
+    public static func < (a: TrackKey, b: TrackKey) -> Bool {
+        (a.room, a.id) < (b.room, b.id)
+    }
+}
+
+/// The whole cluster state at one store revision.
+public struct ClusterSnapshot: Sendable, Hashable {
+    /// The store revision it was read at: ``ClusterStore/events(after:)`` continues from the next one.
+    public var revision: Int64
+    public var nodes: [UInt64: NodeRecord]
+    /// Each node's outgoing links, by origin node.
+    public var links: [UInt64: [LinkRecord]]
+    public var tracks: [TrackKey: TrackRecord]
+    /// The elected leader (scheduler), if any.
+    public var leader: UInt64?
+
+    public init(
+        revision: Int64 = 0, nodes: [UInt64: NodeRecord] = [:], links: [UInt64: [LinkRecord]] = [:],
+        tracks: [TrackKey: TrackRecord] = [:], leader: UInt64? = nil
+    ) {
+        self.revision = revision
+        self.nodes = nodes
+        self.links = links
+        self.tracks = tracks
+        self.leader = leader
+    }
+}
+
+/// One change of the cluster state.
+public enum ClusterEvent: Sendable, Hashable {
+    /// A node registered (or came back after its lease had expired).
+    case nodeUp(NodeRecord)
+    /// A registered node changed its record (load, draining).
+    case nodeChanged(NodeRecord)
+    /// A node left or its lease expired.
+    case nodeDown(UInt64)
+    /// A node's outgoing links were replaced (empty: the node is gone).
+    case linksChanged(from: UInt64, links: [LinkRecord])
+    /// A track was published or its record replaced.
+    case trackPublished(TrackRecord)
+    /// A track was withdrawn, or vanished with its origin's lease.
+    case trackWithdrawn(room: String, id: String, origin: UInt64?)
+    /// The leader changed; nil while there is none.
+    case leaderChanged(UInt64?)
+}
+
+/// Whether the store can currently be reached.
+public enum ClusterHealth: Sendable, Hashable {
+    case healthy
+    /// The last operation or keepalive could not reach the store; the node keeps running on what it
+    /// knows and recovers when the store returns.
+    case degraded(reason: String)
+
+    public var isHealthy: Bool { self == .healthy }
+}
+
+private func hexID<K: CodingKey>(_ container: KeyedDecodingContainer<K>, _ key: K) throws -> UInt64 {
+    let text = try container.decode(String.self, forKey: key)
+    guard let id = NodeIDText.parse(text) else {
+        throw DecodingError.dataCorruptedError(
+            forKey: key, in: container, debugDescription: "not a 16-hex-digit node id: \(text)")
+    }
+    return id
+}
