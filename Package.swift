@@ -125,6 +125,8 @@ let package = Package(
                 "BraidTransport",
                 "BraidSFU",
                 "BraidMesh",
+                "BraidScheduler",
+                "BraidCluster",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -208,7 +210,10 @@ let package = Package(
         .testTarget(name: "BraidClusterTests", dependencies: ["BraidCluster"], swiftSettings: swiftSettings),
         .testTarget(
             name: "BraidClientTests",
-            dependencies: ["BraidClient", "BraidNode", "BraidRTPStreams"],
+            dependencies: [
+                "BraidClient", "BraidNode", "BraidRTPStreams", "BraidCluster", "BraidMesh",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -1,6 +1,8 @@
+import BraidCluster
 import BraidSFU
 import Hummingbird
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import ServiceLifecycle
@@ -20,6 +22,8 @@ public final class NodeServer: Sendable {
     public let monitor: NodeMonitor
     /// The Prometheus metrics.
     public let metrics: NodeMetrics
+    /// The node's membership of a cluster (nil: a single node).
+    public let mesh: MeshService?
     /// The HTTP application (dashboard routes); a `Service`.
     public let application: Application<RouterResponder<BasicRequestContext>>
 
@@ -35,11 +39,14 @@ public final class NodeServer: Sendable {
     ///   - whipAuthorizer: checks the bearer token of WHIP and WHEP requests. The default,
     ///     ``WebRTCRoutes/allowAll``, leaves publishing and playing open, which suits the zero-config loopback
     ///     node; pass a real check before binding the HTTP port to a reachable address.
+    ///   - clusterStore: the cluster state to join instead of the etcd of `configuration.cluster` (tests
+    ///     share an in-memory cluster between in-process nodes). With neither, the node is alone.
     /// - Throws: ``ConfigurationError`` if `configuration` does not validate.
     public init(
         configuration: NodeConfiguration,
         logger: Logger = Logger(label: "braid.node"),
-        whipAuthorizer: @escaping WebRTCAuthorizer = WebRTCRoutes.allowAll
+        whipAuthorizer: @escaping WebRTCAuthorizer = WebRTCRoutes.allowAll,
+        clusterStore: (any ClusterStore)? = nil
     ) throws(ConfigurationError) {
         try configuration.validate()
         var logger = logger
@@ -57,7 +64,22 @@ public final class NodeServer: Sendable {
             shards: configuration.eventLoopThreads
         )
         let metrics = NodeMetrics(nodeID: configuration.nodeID)
-        let monitor = NodeMonitor(configuration: configuration, media: media, metrics: metrics, logger: logger)
+        let store: (any ClusterStore)? =
+            clusterStore
+            ?? (configuration.cluster.isEnabled
+                ? EtcdClusterStore(endpoints: configuration.cluster.etcd, logger: logger) : nil)
+        let httpAddress = NIOLockedValueBox<SocketAddress?>(nil)
+        let mesh = store.map { store in
+            MeshService(
+                configuration: configuration, media: media, store: store, logger: logger,
+                httpURL: {
+                    let port = httpAddress.withLockedValue { $0?.port } ?? configuration.http.port
+                    let host = configuration.http.address
+                    return host.contains(":") ? "http://[\(host)]:\(port)" : "http://\(host):\(port)"
+                })
+        }
+        self.mesh = mesh
+        let monitor = NodeMonitor(configuration: configuration, media: media, metrics: metrics, logger: logger, mesh: mesh)
         self.media = media
         self.metrics = metrics
         self.monitor = monitor
@@ -73,6 +95,7 @@ public final class NodeServer: Sendable {
                 reuseAddress: false
             ),
             onServerRunning: { channel in
+                httpAddress.withLockedValue { $0 = channel.localAddress }
                 monitor.httpServerBound(channel.localAddress)
                 let address = channel.localAddress.map { "\($0)" } ?? "?"
                 serverLogger.info("dashboard listening", metadata: ["address": "\(address)"])
@@ -99,6 +122,7 @@ public final class NodeServer: Sendable {
                 services: [
                     .init(service: self.application),
                     .init(service: self.media),
+                ] + (self.mesh.map { [ServiceGroupConfiguration.ServiceConfiguration(service: $0)] } ?? []) + [
                     // Last in the list, so the first to hear of a shutdown: it logs the start.
                     .init(service: ShutdownAnnouncer(logger: self.logger)),
                 ],

@@ -18,6 +18,7 @@ public enum DashboardRoutes {
         "/": [.get, .head],
         "/api/v1/node": [.get, .head],
         "/api/v1/rooms": [.get, .head],
+        "/api/v1/mesh": [.get, .head],
         "/metrics": [.get, .head],
         "/healthz": [.get, .head],
     ]
@@ -40,7 +41,18 @@ public enum DashboardRoutes {
         )
         router.get("/") { _, _ in
             let (status, _) = await monitor.status()
-            return Self.response(status.renderText(), contentType: "text/plain; charset=utf-8")
+            var text = status.renderText()
+            if let mesh = await monitor.mesh?.status() { text += "\n" + mesh.renderText() }
+            return Self.response(text, contentType: "text/plain; charset=utf-8")
+        }
+        router.get("/api/v1/mesh") { _, _ in
+            guard let mesh = monitor.mesh else {
+                throw HTTPError(.notFound, message: "this node is not in a cluster (set cluster.etcd)")
+            }
+            guard let status = await mesh.status() else {
+                throw HTTPError(.serviceUnavailable, message: "the mesh is starting")
+            }
+            return try Self.json(status)
         }
         router.get("/api/v1/node") { _, _ in
             let (status, _) = await monitor.status()

@@ -14,6 +14,8 @@ public final class NodeMonitor: Sendable {
     public let media: MediaService
     /// The Prometheus metrics.
     public let metrics: NodeMetrics
+    /// The node's part in a cluster, if it is in one.
+    public let mesh: MeshService?
 
     private let startedAt: Date
     private let startInstant: ContinuousClock.Instant
@@ -21,7 +23,11 @@ public final class NodeMonitor: Sendable {
     private let httpAddress = NIOLockedValueBox<SocketAddress?>(nil)
     private let logger: Logger
 
-    init(configuration: NodeConfiguration, media: MediaService, metrics: NodeMetrics, logger: Logger) {
+    init(
+        configuration: NodeConfiguration, media: MediaService, metrics: NodeMetrics, logger: Logger,
+        mesh: MeshService? = nil
+    ) {
+        self.mesh = mesh
         self.configuration = configuration
         self.media = media
         self.metrics = metrics

@@ -182,6 +182,10 @@ public final class WebRTCSessions: Sendable {
     /// Every shard.
     private var allShards: [WebRTCShard] { self.attached.withLockedValue { $0?.shards ?? [] } }
 
+    /// Shard 0, once bound: the mesh's relay links attach to its router (the others see remote tracks
+    /// through their loop links to it).
+    func primaryShard() -> WebRTCShard? { self.attached.withLockedValue { $0?.shard(0) } }
+
     /// Creates an ingest (WHIP) session; see ``createSession(direction:room:offer:participant:)``.
     public func createIngestSession(room: String, offer: String) async throws(WebRTCSessionError)
         -> WebRTCSessionCreated
