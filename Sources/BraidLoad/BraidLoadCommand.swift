@@ -24,6 +24,10 @@ public enum LoadExitCode {
 public struct CommonLoadOptions: ParsableArguments {
     @Option(name: .customLong("node"), help: "Node base URL (repeatable; peers are spread round-robin).")
     public var nodes: [String] = []
+    @Option(
+        name: .customLong("publisher-node"),
+        help: "Node base URL for every publisher (webinar, audio-room); subscribers are then spread over --node.")
+    public var publisherNode: String?
     @Option(help: "Measurement time after the last peer joined (e.g. 10s).")
     public var duration: String = "10s"
     @Option(name: .customLong("ramp-up"), help: "Peers started per second.")
@@ -94,11 +98,23 @@ public struct CommonLoadOptions: ParsableArguments {
         for node in self.nodes {
             do { _ = try HTTPEndpoint(url: node) } catch { throw LoadArgumentError("--node '\(node)': \(error)") }
         }
+        if let publisherNode = self.publisherNode {
+            if case .conference = scenario {
+                throw LoadArgumentError("--publisher-node: conference participants publish and subscribe on one node")
+            }
+            do {
+                _ = try HTTPEndpoint(url: publisherNode)
+            } catch {
+                throw LoadArgumentError("--publisher-node '\(publisherNode)': \(error)")
+            }
+        }
+        // With only a publisher node, the subscribers join it too.
+        let nodes = self.nodes.isEmpty ? [self.publisherNode ?? "http://127.0.0.1:8080"] : self.nodes
         return LoadConfiguration(
-            scenario: scenario, nodes: self.nodes.isEmpty ? ["http://127.0.0.1:8080"] : self.nodes,
+            scenario: scenario, nodes: nodes,
             duration: try Quantities.duration(self.duration), rampUp: self.rampUp, seed: self.seed, uplink: uplink,
             downlink: downlink, timeout: try Quantities.duration(self.timeout), roomPrefix: self.roomPrefix,
-            localHost: self.localHost, slo: slo)
+            localHost: self.localHost, slo: slo, publisherNode: self.publisherNode)
     }
 
     /// Runs `scenario`, prints the progress line (on a terminal only) and the table, writes the JSON report,

@@ -123,13 +123,29 @@ public struct PeerFigures: Codable, Hashable, Sendable {
     /// after its publisher left). In a conference of P participants that is 2 (P − 1) when every other
     /// participant's audio and video arrived.
     public var remoteTracks: Int? = nil
+    /// Subscribers: the longest time without new media (decodable video frames; audio frames without
+    /// video) between its first media and the end of the run, sampled every 200 ms; nil without media.
+    public var longestGapMs: Double? = nil
+}
+
+/// The subscribers of one node (`--node`): how many joined, their end-to-end latency over every packet
+/// they received (audio and video), and their longest media gap.
+public struct NodeFigures: Codable, Hashable, Sendable {
+    /// The node's base URL.
+    public var node: String
+    public var subscribersPlanned: Int
+    public var subscribersJoined: Int
+    /// Capture-to-receive latency of every media packet its subscribers received.
+    public var latency: LatencyFigures
+    /// The longest media gap of any of its subscribers (see ``PeerFigures/longestGapMs``).
+    public var longestGapMs: Double?
 }
 
 /// The full result of a run: what the `--json` file holds. Rates are fractions (0.01 = 1 %), times in
 /// milliseconds unless the name says otherwise. See the module documentation for the schema.
 public struct LoadReport: Codable, Hashable, Sendable {
     /// Version of this schema.
-    public var schemaVersion = 1
+    public var schemaVersion = 2
     /// `conference`, `webinar` or `audio-room`.
     public var scenario: String
     /// The options the run used, as text.
@@ -171,6 +187,10 @@ public struct LoadReport: Codable, Hashable, Sendable {
     /// Load generator process: CPU seconds (user + system) during the run and peak resident memory.
     public var processCPUSeconds: Double
     public var processMaxResidentMB: Double
+    /// The longest media gap of any subscriber (ms); nil when no subscriber got media.
+    public var longestGapMs: Double?
+    /// Subscribers grouped by the node they joined, in `--node` order.
+    public var perNode: [NodeFigures]
     /// Every peer.
     public var peers: [PeerFigures]
     /// SLO verdicts, empty without `--slo`.

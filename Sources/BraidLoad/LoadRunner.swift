@@ -37,6 +37,9 @@ public struct LoadConfiguration: Sendable {
     public var scenario: LoadScenario
     /// Base URLs of the nodes (`http://host:port`); peers are spread over them round-robin.
     public var nodes: [String]
+    /// Where publishers go (webinar, audio room); nil: publishers are spread with the subscribers over
+    /// ``nodes``. With it, only subscribers are spread over ``nodes`` (round-robin from the first).
+    public var publisherNode: String?
     /// Measurement time after the last peer has joined.
     public var duration: Duration
     /// Peers started per second (joins run concurrently).
@@ -52,16 +55,20 @@ public struct LoadConfiguration: Sendable {
     /// Local address the peers' UDP sockets bind to.
     public var localHost: String
     public var slo: [SLO]
+    /// How often every subscriber's statistics are sampled to find its longest media gap (see
+    /// ``PeerFigures/longestGapMs``).
+    public var gapSampleInterval: Duration = .milliseconds(200)
 
     /// Creates a configuration; defaults suit a short run against one local node.
     public init(
         scenario: LoadScenario, nodes: [String] = ["http://127.0.0.1:8080"], duration: Duration = .seconds(10),
         rampUp: Double = 50, seed: UInt64 = 1, uplink: NetworkImpairment = NetworkImpairment(),
         downlink: NetworkImpairment = NetworkImpairment(), timeout: Duration = .seconds(5), roomPrefix: String = "load",
-        localHost: String = "127.0.0.1", slo: [SLO] = []
+        localHost: String = "127.0.0.1", slo: [SLO] = [], publisherNode: String? = nil
     ) {
         self.scenario = scenario
         self.nodes = nodes
+        self.publisherNode = publisherNode
         self.duration = duration
         self.rampUp = rampUp
         self.seed = seed
@@ -135,7 +142,16 @@ public enum LoadRunner {
     static func plan(_ configuration: LoadConfiguration) -> [PeerPlan] {
         var plans: [PeerPlan] = []
         let nodes = configuration.nodes.isEmpty ? ["http://127.0.0.1:8080"] : configuration.nodes
+        // Without a publisher node every peer takes the next node; with one, publishers go there and
+        // subscribers alone take turns over the list.
+        var subscribersPlanned = 0
         func node() -> String { nodes[plans.count % nodes.count] }
+        func publisherNode() -> String { configuration.publisherNode ?? node() }
+        func subscriberNode() -> String {
+            guard configuration.publisherNode != nil else { return node() }
+            defer { subscribersPlanned += 1 }
+            return nodes[subscribersPlanned % nodes.count]
+        }
         let prefix = configuration.roomPrefix
         switch configuration.scenario {
         case .conference(let rooms, let participants):
@@ -160,25 +176,26 @@ public enum LoadRunner {
         case .webinar(let subscribers):
             plans.append(
                 PeerPlan(
-                    role: .publisher, room: "\(prefix)-0", node: node(), audio: true, video: true, audioTracks: 0,
+                    role: .publisher, room: "\(prefix)-0", node: publisherNode(), audio: true, video: true,
+                    audioTracks: 0,
                     videoTracks: 0))
             for _ in 0..<subscribers {
                 plans.append(
                     PeerPlan(
-                        role: .subscriber, room: "\(prefix)-0", node: node(), audio: true, video: true, audioTracks: 1,
-                        videoTracks: 1))
+                        role: .subscriber, room: "\(prefix)-0", node: subscriberNode(), audio: true, video: true,
+                        audioTracks: 1, videoTracks: 1))
             }
         case .audioRoom(let publishers, let subscribers):
             for _ in 0..<publishers {
                 plans.append(
                     PeerPlan(
-                        role: .publisher, room: "\(prefix)-0", node: node(), audio: true, video: false,
+                        role: .publisher, room: "\(prefix)-0", node: publisherNode(), audio: true, video: false,
                         audioTracks: 0, videoTracks: 0))
             }
             for _ in 0..<subscribers {
                 plans.append(
                     PeerPlan(
-                        role: .subscriber, room: "\(prefix)-0", node: node(), audio: true, video: false,
+                        role: .subscriber, room: "\(prefix)-0", node: subscriberNode(), audio: true, video: false,
                         audioTracks: max(1, min(publishers, 64)), videoTracks: 0))
             }
         }
@@ -207,6 +224,13 @@ public enum LoadRunner {
         let progressTask: Task<Void, Never>? = progress.map { report in
             Task { await Self.reportProgress(outcomes: outcomes, every: .seconds(1), report) }
         }
+        let gaps = GapTracker()
+        let gapTask = Task {
+            while !Task.isCancelled {
+                await gaps.sample(outcomes)
+                try? await Task.sleep(for: configuration.gapSampleInterval)
+            }
+        }
         await withTaskGroup(of: Void.self) { tasks in
             for (index, plan) in plans.enumerated() {
                 let offset = Double(index) / rate
@@ -231,9 +255,14 @@ public enum LoadRunner {
         }
         try? await Task.sleep(for: configuration.duration)
         progressTask?.cancel()
+        gapTask.cancel()
+        await gapTask.value
+        // A last sample: a subscriber whose media stopped for good ends with its trailing gap.
+        await gaps.sample(outcomes)
+        let longestGaps = await gaps.longestGaps()
         let all = await outcomes.all()
         let wall = ContinuousClock.now - started
-        var report = await Self.collect(all, configuration: configuration, wall: wall)
+        var report = await Self.collect(all, configuration: configuration, wall: wall, gaps: longestGaps)
         report.processCPUSeconds = Self.cpuSeconds() - cpuStart
         await Self.closeAll(all.compactMap(\.peer))
         report.slo = configuration.slo.map { $0.evaluate(report) }
@@ -330,9 +359,9 @@ public enum LoadRunner {
         }
     }
 
-    static func collect(_ outcomes: [PeerOutcome], configuration: LoadConfiguration, wall: Duration) async
-        -> LoadReport
-    {
+    static func collect(
+        _ outcomes: [PeerOutcome], configuration: LoadConfiguration, wall: Duration, gaps: [Int: Duration] = [:]
+    ) async -> LoadReport {
         var failures: [String: Int] = [:]
         var messages: [String: [String]] = [:]
         var subscriberJoins: [Double] = []
@@ -351,6 +380,9 @@ public enum LoadRunner {
         var bytesReceived: Int64 = 0
         var impairment = (upLoss: Int64(0), upQueue: Int64(0), downLoss: Int64(0), downQueue: Int64(0))
         var joined = 0
+        // Per subscriber node, in the order the nodes were given.
+        var nodeOrder: [String] = []
+        var nodeFigures: [String: (planned: Int, joined: Int, latency: LatencyHistogram, gap: Duration?)] = [:]
 
         func addTransport(_ transport: TransportStatistics) {
             packetsSent += Int64(transport.rtpPacketsSent)
@@ -364,7 +396,14 @@ public enum LoadRunner {
         }
         func ms(_ duration: Duration?) -> Double? { duration.map { Self.seconds($0) * 1000 } }
 
-        for outcome in outcomes {
+        for (index, outcome) in outcomes.enumerated() {
+            if outcome.plan.role == .subscriber {
+                if nodeFigures[outcome.plan.node] == nil {
+                    nodeOrder.append(outcome.plan.node)
+                    nodeFigures[outcome.plan.node] = (0, 0, LatencyHistogram(), nil)
+                }
+                nodeFigures[outcome.plan.node]?.planned += 1
+            }
             var figures = PeerFigures(
                 role: outcome.plan.role.rawValue, room: outcome.plan.room, node: outcome.plan.node,
                 participant: outcome.plan.participant, tracks: [])
@@ -385,6 +424,12 @@ public enum LoadRunner {
                 addTransport(stats.transport)
             case .subscriber(let subscriber):
                 joined += 1
+                nodeFigures[outcome.plan.node]?.joined += 1
+                if let gap = gaps[index] {
+                    figures.longestGapMs = ms(gap)
+                    let worst = nodeFigures[outcome.plan.node]?.gap
+                    if worst.map({ gap > $0 }) ?? true { nodeFigures[outcome.plan.node]?.gap = gap }
+                }
                 guard let stats = await subscriber.statistics() else { break }
                 figures.joinMs = ms(stats.joinTime)
                 if let join = figures.joinMs { subscriberJoins.append(join) }
@@ -405,6 +450,7 @@ public enum LoadRunner {
                     video.freezeCount += Int64(track.freezeCount)
                     video.totalFreezesSeconds += Self.seconds(track.totalFreezesDuration)
                     videoHistogram.merge(track.latencyHistogram)
+                    nodeFigures[outcome.plan.node]?.latency.merge(track.latencyHistogram)
                     figures.tracks.append(
                         TrackFigures(
                             kind: "video", mid: track.mid, ssrc: track.ssrc, packetsReceived: track.packetsReceived,
@@ -418,6 +464,7 @@ public enum LoadRunner {
                     audio.packetsLost += max(0, track.packetsLost)
                     audio.framesConcealed += track.framesConcealed
                     audioHistogram.merge(track.latencyHistogram)
+                    nodeFigures[outcome.plan.node]?.latency.merge(track.latencyHistogram)
                     figures.tracks.append(
                         TrackFigures(
                             kind: "audio", mid: track.mid, ssrc: track.ssrc, packetsReceived: track.packetsReceived,
@@ -444,11 +491,21 @@ public enum LoadRunner {
         var all = videoHistogram
         all.merge(audioHistogram)
 
+        let perNode = nodeOrder.compactMap { node in
+            nodeFigures[node].map {
+                NodeFigures(
+                    node: node, subscribersPlanned: $0.planned, subscribersJoined: $0.joined,
+                    latency: LatencyFigures($0.latency), longestGapMs: ms($0.gap))
+            }
+        }
+        let longestGap = gaps.values.max()
+
         var parameters: [String: String] = [
             "scenario": configuration.scenario.name, "nodes": configuration.nodes.joined(separator: " "),
             "duration": "\(configuration.duration)", "rampUp": "\(configuration.rampUp)",
             "seed": "\(configuration.seed)", "timeout": "\(configuration.timeout)",
         ]
+        if let publisherNode = configuration.publisherNode { parameters["publisherNode"] = publisherNode }
         switch configuration.scenario {
         case .conference(let rooms, let participants):
             parameters["rooms"] = "\(rooms)"
@@ -472,7 +529,8 @@ public enum LoadRunner {
             packetsReceived: packetsReceived, bytesSent: bytesSent, bytesReceived: bytesReceived,
             uplinkDroppedByLoss: impairment.upLoss, uplinkDroppedByQueue: impairment.upQueue,
             downlinkDroppedByLoss: impairment.downLoss, downlinkDroppedByQueue: impairment.downQueue,
-            processCPUSeconds: 0, processMaxResidentMB: Self.maxResidentMB(), peers: peers, slo: [], sloPassed: true)
+            processCPUSeconds: 0, processMaxResidentMB: Self.maxResidentMB(), longestGapMs: ms(longestGap),
+            perNode: perNode, peers: peers, slo: [], sloPassed: true)
     }
 
     static func seconds(_ duration: Duration) -> Double {
@@ -519,5 +577,51 @@ actor Outcomes {
 
     func all() -> [PeerOutcome] {
         self.slots.compactMap { $0 }
+    }
+
+    /// The subscribers that joined, with their plan index.
+    func subscribers() -> [(index: Int, subscriber: BraidSubscriber)] {
+        self.slots.enumerated().compactMap { index, outcome in
+            guard case .subscriber(let subscriber) = outcome?.peer else { return nil }
+            return (index, subscriber)
+        }
+    }
+}
+
+/// Finds each subscriber's longest media gap by sampling its statistics: the longest time between two
+/// samples that saw new media (decodable video frames; audio frames when it receives no video), from its
+/// first media to the last sample, so a gap still open when the run ends counts too. Resolution: the
+/// sample interval.
+actor GapTracker {
+    private struct State {
+        var progress: Int64
+        var lastProgress: ContinuousClock.Instant
+        var longest: Duration
+    }
+    private var states: [Int: State] = [:]
+
+    func sample(_ outcomes: Outcomes) async {
+        for (index, subscriber) in await outcomes.subscribers() {
+            guard let stats = await subscriber.statistics() else { continue }
+            let now = ContinuousClock.now
+            let video = stats.video.reduce(Int64(0)) { $0 + Int64($1.framesDecodable) }
+            let progress = stats.video.isEmpty ? stats.audio.reduce(Int64(0)) { $0 + $1.framesReceived } : video
+            guard progress > 0 else { continue }
+            guard var state = self.states[index] else {
+                self.states[index] = State(progress: progress, lastProgress: now, longest: .zero)
+                continue
+            }
+            if progress != state.progress {
+                state.progress = progress
+                state.lastProgress = now
+            }
+            state.longest = max(state.longest, now - state.lastProgress)
+            self.states[index] = state
+        }
+    }
+
+    /// The longest gap of every subscriber that received media, by plan index.
+    func longestGaps() -> [Int: Duration] {
+        self.states.mapValues(\.longest)
     }
 }

@@ -33,6 +33,16 @@ extension LoadReport {
             row("audio latency p50 / p95", "\(ms(self.audio.latency.p50Ms)) / \(ms(self.audio.latency.p95Ms))")
             row("audio loss (frames concealed)", "\(percent(self.audio.loss)) (\(self.audio.framesConcealed))")
         }
+        if let gap = self.longestGapMs { row("longest media gap (subscriber)", String(format: "%.2f s", gap / 1000)) }
+        if let publisherNode = self.parameters["publisherNode"] { row("publisher node", publisherNode) }
+        if self.perNode.count > 1 || self.parameters["publisherNode"] != nil {
+            for node in self.perNode {
+                let gap = node.longestGapMs.map { String(format: ", gap %.2f s", $0 / 1000) } ?? ""
+                row("  \(node.node)",
+                    "p50 / p95 \(ms(node.latency.p50Ms)) / \(ms(node.latency.p95Ms)), "
+                        + "\(node.subscribersJoined)/\(node.subscribersPlanned) subscribers\(gap)")
+            }
+        }
         row("packets sent / received", "\(self.packetsSent) / \(self.packetsReceived)")
         if self.downlinkDroppedByLoss + self.downlinkDroppedByQueue + self.uplinkDroppedByLoss
             + self.uplinkDroppedByQueue > 0
