@@ -178,8 +178,9 @@ public final class MeshLink {
         self.history = Array(repeating: nil, count: max(16, configuration.historyCapacity))
     }
 
-    /// The SRTP master key and salt of the direction `from` → `to` in `epoch`.
-    static func masterKey(secret: [UInt8], from: NodeID, to: NodeID, epoch: UInt64) -> SRTPMasterKey {
+    /// The SRTP master key and salt of the direction `from` → `to` in `epoch` (HKDF-SHA256 over the secret,
+    /// info = "braid mesh link v1" | from | to | epoch, 64-bit big-endian each).
+    public static func masterKey(secret: [UInt8], from: NodeID, to: NodeID, epoch: UInt64) -> SRTPMasterKey {
         var info = Array("braid mesh link v1".utf8)
         for value in [from.rawValue, to.rawValue, epoch] {
             withUnsafeBytes(of: value.bigEndian) { info.append(contentsOf: $0) }

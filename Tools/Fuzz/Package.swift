@@ -14,6 +14,7 @@ let fuzzTargets: [(name: String, product: String)] = [
     ("FuzzSFU", "BraidSFU"),
     ("FuzzRouterLink", "BraidSFU"),
     ("FuzzSRTP", "BraidSecurity"),
+    ("FuzzMesh", "BraidMesh"),
 ]
 
 let package = Package(
@@ -27,6 +28,9 @@ let package = Package(
             name: target.name,
             dependencies: [
                 .product(name: target.product, package: "braid"),
+                .product(name: "BraidSFU", package: "braid"),
+                .product(name: "BraidSecurity", package: "braid"),
+                .product(name: "BraidWire", package: "braid"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: [.swiftLanguageMode(.v6)]
