@@ -30,10 +30,14 @@ import Dispatch
 /// same sequence of link reports (the etcd revision order) or exchange filtered costs.
 ///
 /// **Updates.** Every mutation (or a batch through ``apply(_:)``) updates only the trees it affects,
-/// incrementally (``PathEngine``): a dearer edge matters only to trees that use it, and only below it;
-/// a cheaper edge only where it shortens a path. A batch that changes more than a quarter as many edges
-/// as there are nodes is replayed as a recompute of every tree. Each returns the ``RouteChange``s: exactly
-/// the (origin, node) pairs whose parent moved, sorted by origin then node.
+/// incrementally (``PathEngine``, after Ramalingam and Reps): a dearer edge matters only to trees that
+/// use it, and only below it; a cheaper edge only where it shortens a path. Finding the subtree below a
+/// dearer edge costs one O(n) pass over the tree's parent array (no child lists to maintain); the
+/// repair itself is Dijkstra over the affected nodes only. A batch that changes more than a quarter as
+/// many edges as there are nodes is replayed as a recompute of every tree, and a tree whose cut-off part
+/// is more than half the nodes is recomputed alone. Each returns the ``RouteChange``s: exactly the
+/// (origin, node) pairs whose parent moved, sorted by origin then node. Only active origins have trees
+/// (``setActiveOrigins(_:concurrency:)``); querying another origin makes it active.
 ///
 /// Not thread-safe: use one scheduler from one task or thread. Pure: no clock, no I/O; callers pass what
 /// they measured.
