@@ -122,7 +122,7 @@ struct IncrementalEquivalenceTests {
         }
     }
 
-    @Test("single mutations and batches on random graphs", arguments: [1, 2, 3, 4, 5, 6] as [UInt64])
+    @Test("single mutations and batches on random graphs", arguments: [1, 2, 3, 4, 5] as [UInt64])
     func randomized(seed: UInt64) {
         var run = Run(seed: seed, nodes: 40)
         // About 4 out-links per node to start.
@@ -135,7 +135,7 @@ struct IncrementalEquivalenceTests {
         run.scheduler.setActiveOrigins(run.origins)
         run.check(run.referenceTrees(), "seed \(seed) initial")
 
-        for step in 0..<250 {
+        for step in 0..<200 {
             // Mostly single changes; every 10th step a batch (a probe round), sometimes a large one.
             let size = step % 10 == 9 ? (step % 30 == 29 ? 60 : 6) : 1
             var batch: [MeshChange] = []
