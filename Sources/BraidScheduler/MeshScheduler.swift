@@ -30,10 +30,14 @@ import Dispatch
 /// same sequence of link reports (the etcd revision order) or exchange filtered costs.
 ///
 /// **Updates.** Every mutation (or a batch through ``apply(_:)``) updates only the trees it affects,
-/// incrementally (``PathEngine``): a dearer edge matters only to trees that use it, and only below it;
-/// a cheaper edge only where it shortens a path. A batch that changes more than a quarter as many edges
-/// as there are nodes is replayed as a recompute of every tree. Each returns the ``RouteChange``s: exactly
-/// the (origin, node) pairs whose parent moved, sorted by origin then node.
+/// incrementally (``PathEngine``, after Ramalingam and Reps): a dearer edge matters only to trees that
+/// use it, and only below it; a cheaper edge only where it shortens a path. Finding the subtree below a
+/// dearer edge costs one O(n) pass over the tree's parent array (no child lists to maintain); the
+/// repair itself is Dijkstra over the affected nodes only. A batch that changes more than a quarter as
+/// many edges as there are nodes is replayed as a recompute of every tree, and a tree whose cut-off part
+/// is more than half the nodes is recomputed alone. Each returns the ``RouteChange``s: exactly the
+/// (origin, node) pairs whose parent moved, sorted by origin then node. Only active origins have trees
+/// (``setActiveOrigins(_:concurrency:)``); querying another origin makes it active.
 ///
 /// Not thread-safe: use one scheduler from one task or thread. Pure: no clock, no I/O; callers pass what
 /// they measured.
@@ -41,14 +45,27 @@ public final class MeshScheduler {
     /// How measurements become weights.
     public var policy: RoutePolicy { self.graph.policy }
 
+    /// Threads a recompute or a batch touching many trees may use (trees are split between them).
+    public var concurrency: Int
+
     private var graph: MeshGraph
     /// Trees of the active origins, by origin id.
     private var trees: [MeshNodeID: ShortestPathTree] = [:]
-    private let engine = PathEngine()
+    /// One engine (Dijkstra scratch) per thread, kept between runs.
+    private var engines: [PathEngine] = [PathEngine()]
+    private var engine: PathEngine { self.engines[0] }
 
-    public init(policy: RoutePolicy = .init()) {
+    /// - Parameters:
+    ///   - policy: how measurements become weights.
+    ///   - concurrency: threads for recomputes and for batches that touch at least
+    ///     ``parallelTreeThreshold`` trees; 1 keeps everything on the caller's thread.
+    public init(policy: RoutePolicy = .init(), concurrency: Int = 1) {
         self.graph = MeshGraph(policy: policy)
+        self.concurrency = max(1, concurrency)
     }
+
+    /// Below this many trees to repair, a batch is not worth handing to other threads.
+    public static let parallelTreeThreshold = 8
 
     // MARK: - Graph
 
@@ -114,15 +131,16 @@ public final class MeshScheduler {
         let deltas = self.graph.endBatch()
         for tree in self.trees.values { tree.resize(self.graph.capacity) }  // new nodes: unreachable
         guard !deltas.isEmpty else { return [] }
-        var routeChanges: [RouteChange] = []
-        if deltas.count > max(16, self.graph.capacity / 4) {
-            for tree in self.sortedTrees { self.engine.computeFull(tree, in: self.graph, changes: &routeChanges) }
-        } else {
-            for tree in self.sortedTrees {
-                self.engine.update(tree, in: self.graph, deltas: deltas, changes: &routeChanges)
-            }
+        let graph = self.graph
+        if deltas.count > max(16, graph.capacity / 4) {
+            return Self.sorted(self.compute(self.sortedTrees, concurrency: self.concurrency, reportChanges: true))
         }
-        return Self.sorted(routeChanges)
+        let affected = self.sortedTrees.filter { PathEngine.isAffected($0, by: deltas) }
+        let threads = affected.count >= Self.parallelTreeThreshold ? self.concurrency : 1
+        return Self.sorted(
+            self.forEach(affected, concurrency: threads) { engine, tree, changes in
+                engine.update(tree, in: graph, deltas: deltas, changes: &changes)
+            })
     }
 
     // MARK: - Origins
@@ -131,7 +149,7 @@ public final class MeshScheduler {
     public var activeOrigins: [MeshNodeID] { self.trees.keys.sorted() }
 
     /// Keeps trees for exactly these origins (unknown ids are ignored); new ones are computed now.
-    public func setActiveOrigins(_ origins: Set<MeshNodeID>, concurrency: Int = 1) {
+    public func setActiveOrigins(_ origins: Set<MeshNodeID>, concurrency: Int? = nil) {
         for origin in self.trees.keys where !origins.contains(origin) { self.trees[origin] = nil }
         var added: [ShortestPathTree] = []
         for origin in origins.sorted() where self.trees[origin] == nil {
@@ -140,7 +158,7 @@ public final class MeshScheduler {
             self.trees[origin] = tree
             added.append(tree)
         }
-        _ = self.compute(added, concurrency: concurrency, reportChanges: false)
+        _ = self.compute(added, concurrency: concurrency ?? self.concurrency, reportChanges: false)
     }
 
     /// Starts keeping `origin`'s tree (a no-op if it is kept already or the node is unknown).
@@ -153,44 +171,50 @@ public final class MeshScheduler {
         self.trees[origin] = nil
     }
 
-    /// Recomputes every active origin's tree from scratch, over `concurrency` threads, and returns the
+    /// Recomputes every active origin's tree from scratch, over `concurrency` threads (default
+    /// ``concurrency``), and returns the
     /// parents that moved (none, unless the incremental updates were wrong or the policy changed).
     @discardableResult
-    public func recomputeAll(concurrency: Int = 1) -> [RouteChange] {
-        Self.sorted(self.compute(self.sortedTrees, concurrency: concurrency, reportChanges: true))
+    public func recomputeAll(concurrency: Int? = nil) -> [RouteChange] {
+        Self.sorted(self.compute(self.sortedTrees, concurrency: concurrency ?? self.concurrency, reportChanges: true))
     }
 
     private var sortedTrees: [ShortestPathTree] {
         self.trees.values.sorted { $0.originID < $1.originID }
     }
 
-    /// Runs Dijkstra for `trees`, split round-robin over `concurrency` threads with one engine each. The
-    /// graph is only read; each tree is written by one thread.
+    /// Runs Dijkstra for `trees`, split over `concurrency` threads.
     private func compute(_ trees: [ShortestPathTree], concurrency: Int, reportChanges: Bool) -> [RouteChange] {
-        guard !trees.isEmpty else { return [] }
         let graph = self.graph
+        return self.forEach(trees, concurrency: concurrency) { engine, tree, changes in
+            if reportChanges {
+                engine.computeFull(tree, in: graph, changes: &changes)
+            } else {
+                engine.computeFull(tree, in: graph)
+            }
+        }
+    }
+
+    /// Runs `body` on every tree, split round-robin over up to `concurrency` threads with one engine
+    /// each, and gathers the changes. The graph is only read; each tree is written by one thread.
+    private func forEach(
+        _ trees: [ShortestPathTree], concurrency: Int,
+        _ body: @escaping @Sendable (PathEngine, ShortestPathTree, inout [RouteChange]) -> Void
+    ) -> [RouteChange] {
+        guard !trees.isEmpty else { return [] }
         let workers = max(1, min(concurrency, trees.count))
         if workers == 1 {
             var changes: [RouteChange] = []
-            for tree in trees {
-                if reportChanges {
-                    self.engine.computeFull(tree, in: graph, changes: &changes)
-                } else {
-                    self.engine.computeFull(tree, in: graph)
-                }
-            }
+            for tree in trees { body(self.engine, tree, &changes) }
             return changes
         }
-        let work = ParallelWork(trees: trees, workers: workers)
+        while self.engines.count < workers { self.engines.append(PathEngine()) }
+        let work = ParallelWork(trees: trees, engines: Array(self.engines.prefix(workers)))
         DispatchQueue.concurrentPerform(iterations: workers) { worker in
-            let engine = PathEngine()
+            let engine = work.engines[worker]
             var changes: [RouteChange] = []
             for index in stride(from: worker, to: work.trees.count, by: workers) {
-                if reportChanges {
-                    engine.computeFull(work.trees[index], in: graph, changes: &changes)
-                } else {
-                    engine.computeFull(work.trees[index], in: graph)
-                }
+                body(engine, work.trees[index], &changes)
             }
             work.store(changes, at: worker)
         }
@@ -286,16 +310,19 @@ public final class MeshScheduler {
 
 /// The trees of a parallel recompute and the changes each thread found.
 ///
-/// Unchecked: worker `w` writes only the trees at indices `w, w + workers, …` and result slot `w`, and
-/// everything is read back only after `concurrentPerform` has returned.
+/// Unchecked: worker `w` uses only engine `w`, writes only the trees at indices `w, w + workers, …` and
+/// result slot `w`, and everything is read back only after `concurrentPerform` has returned.
 private final class ParallelWork: @unchecked Sendable {
     let trees: [ShortestPathTree]
+    let engines: [PathEngine]
     /// Raw slots, so that two threads storing at once never touch a shared array header.
     private let slots: UnsafeMutablePointer<[RouteChange]>
     private let workers: Int
 
-    init(trees: [ShortestPathTree], workers: Int) {
+    init(trees: [ShortestPathTree], engines: [PathEngine]) {
         self.trees = trees
+        self.engines = engines
+        let workers = engines.count
         self.workers = workers
         self.slots = .allocate(capacity: workers)
         self.slots.initialize(repeating: [], count: workers)

@@ -13,38 +13,72 @@
 /// relaxation, including ties, so both paths produce exactly the tree a full run would.
 final class PathEngine {
     private let heap = IndexedHeap(capacity: 1)
+    /// Per-node scratch in raw memory, so that the O(n) walks below pay no exclusivity or uniqueness
+    /// check per access (they dominated a profile of link changes when these were arrays).
+    private var capacity = 0
     /// Per node: the stamp of the run that marked it, and whether it lies in a cut-off subtree.
-    private var markStamp: [UInt32] = []
-    private var inCut: [Bool] = []
+    private var markStamp: UnsafeMutablePointer<UInt32>
+    private var inCut: UnsafeMutablePointer<Bool>
     /// Per node: the stamp of the run that first changed its parent, and the parent it had before.
-    private var touchStamp: [UInt32] = []
-    private var oldParent: [Int32] = []
-    private var touched: [Int32] = []
-    private var cut: [Int32] = []
-    private var stack: [Int32] = []
+    private var touchStamp: UnsafeMutablePointer<UInt32>
+    private var oldParent: UnsafeMutablePointer<Int32>
+    /// Nodes whose parent changed in this run (`touchedCount` of them), the cut-off nodes (`cutCount`),
+    /// and a stack for walking up to an ancestor.
+    private var touched: UnsafeMutablePointer<Int32>
+    private var touchedCount = 0
+    private var cut: UnsafeMutablePointer<Int32>
+    private var cutCount = 0
+    private var stack: UnsafeMutablePointer<Int32>
     private var stamp: UInt32 = 0
 
-    init() {}
+    init() {
+        self.markStamp = .allocate(capacity: 0)
+        self.inCut = .allocate(capacity: 0)
+        self.touchStamp = .allocate(capacity: 0)
+        self.oldParent = .allocate(capacity: 0)
+        self.touched = .allocate(capacity: 0)
+        self.cut = .allocate(capacity: 0)
+        self.stack = .allocate(capacity: 0)
+    }
 
+    deinit { self.deallocate() }
+
+    private func deallocate() {
+        self.markStamp.deallocate()
+        self.inCut.deallocate()
+        self.touchStamp.deallocate()
+        self.oldParent.deallocate()
+        self.touched.deallocate()
+        self.cut.deallocate()
+        self.stack.deallocate()
+    }
+
+    /// Sizes the scratch for `capacity` nodes and starts a new run (a new stamp).
     private func prepare(_ capacity: Int) {
         self.heap.reserve(capacity)
-        let missing = capacity - self.markStamp.count
-        if missing > 0 {
-            self.markStamp.append(contentsOf: repeatElement(0, count: missing))
-            self.inCut.append(contentsOf: repeatElement(false, count: missing))
-            self.touchStamp.append(contentsOf: repeatElement(0, count: missing))
-            self.oldParent.append(contentsOf: repeatElement(-1, count: missing))
+        if capacity > self.capacity {
+            self.deallocate()
+            self.capacity = capacity
+            self.markStamp = .allocate(capacity: capacity)
+            self.markStamp.initialize(repeating: 0, count: capacity)
+            self.inCut = .allocate(capacity: capacity)
+            self.inCut.initialize(repeating: false, count: capacity)
+            self.touchStamp = .allocate(capacity: capacity)
+            self.touchStamp.initialize(repeating: 0, count: capacity)
+            self.oldParent = .allocate(capacity: capacity)
+            self.oldParent.initialize(repeating: -1, count: capacity)
+            self.touched = .allocate(capacity: capacity)
+            self.cut = .allocate(capacity: capacity)
+            self.stack = .allocate(capacity: capacity)
         }
         self.stamp &+= 1
         if self.stamp == 0 {  // wrapped: forget every old mark
-            for i in self.markStamp.indices {
-                self.markStamp[i] = 0
-                self.touchStamp[i] = 0
-            }
+            self.markStamp.update(repeating: 0, count: self.capacity)
+            self.touchStamp.update(repeating: 0, count: self.capacity)
             self.stamp = 1
         }
-        self.touched.removeAll(keepingCapacity: true)
-        self.cut.removeAll(keepingCapacity: true)
+        self.touchedCount = 0
+        self.cutCount = 0
     }
 
     // MARK: - From scratch
@@ -84,14 +118,14 @@ final class PathEngine {
         var decreases = false
         for delta in deltas {
             if delta.isIncrease, tree.parent[Int(delta.to)] == delta.from { roots = true }
-            if delta.isDecrease { decreases = true }
+            if delta.isDecrease, Self.shortens(tree, delta) { decreases = true }
         }
         guard roots || decreases else { return }
         self.prepare(capacity)
         let stamp = self.stamp
         if roots {
             self.markCut(tree, deltas: deltas, capacity: capacity)
-            if self.cut.count > capacity / 2 {
+            if self.cutCount > capacity / 2 {
                 self.computeFull(tree, in: graph, changes: &changes)
                 return
             }
@@ -120,53 +154,91 @@ final class PathEngine {
             }
         }
         self.settle(tree, in: graph, recording: true)
-        for x in self.touched where self.oldParent[Int(x)] != tree.parent[Int(x)] {
-            self.report(Int(x), previous: self.oldParent[Int(x)], tree, graph, &changes)
+        for i in 0..<self.touchedCount {
+            let x = Int(self.touched[i])
+            if self.oldParent[x] != tree.parent[x] { self.report(x, previous: self.oldParent[x], tree, graph, &changes) }
         }
+    }
+
+    /// Whether `deltas` can change `tree` at all: a dearer edge it uses, or a cheaper one that reaches a
+    /// node at least as cheaply as its current path (a tie may move the parent). O(deltas).
+    static func isAffected(_ tree: ShortestPathTree, by deltas: [EdgeDelta]) -> Bool {
+        for delta in deltas {
+            let v = Int(delta.to)
+            if v >= tree.parent.count || Int(delta.from) >= tree.parent.count { return true }
+            if delta.isIncrease, tree.parent[v] == delta.from { return true }
+            if delta.isDecrease, Self.shortens(tree, delta) { return true }
+        }
+        return false
+    }
+
+    /// A cheaper edge u → v matters when d(u) + w' ≤ d(v), judged on the distances before the batch (a
+    /// cut-off u is re-settled anyway; only an edge from a node already unreachable can be skipped).
+    @inline(__always)
+    private static func shortens(_ tree: ShortestPathTree, _ delta: EdgeDelta) -> Bool {
+        guard let weight = delta.new else { return false }
+        let du = tree.distance[Int(delta.from)]
+        return du != ShortestPathTree.unreachable && du + weight <= tree.distance[Int(delta.to)]
     }
 
     /// Marks the subtrees hanging from every dearer tree edge (into `cut`), by walking each node's
     /// ancestors until a node whose side is known: O(n) per affected tree, no child lists to maintain.
     private func markCut(_ tree: ShortestPathTree, deltas: [EdgeDelta], capacity: Int) {
         let stamp = self.stamp
-        self.markStamp[Int(tree.origin)] = stamp
-        self.inCut[Int(tree.origin)] = false
-        for delta in deltas where delta.isIncrease && tree.parent[Int(delta.to)] == delta.from {
-            let v = Int(delta.to)
-            guard self.markStamp[v] != stamp else { continue }
-            self.markStamp[v] = stamp
-            self.inCut[v] = true
-            self.cut.append(delta.to)
-        }
+        let markStamp = self.markStamp
+        let inCut = self.inCut
+        let cut = self.cut
+        let stack = self.stack
+        var cutCount = 0
+        markStamp[Int(tree.origin)] = stamp
+        inCut[Int(tree.origin)] = false
         tree.parent.withUnsafeBufferPointer { parent in
-            for x in 0..<capacity where self.markStamp[x] != stamp {
-                self.stack.append(Int32(x))
+            for delta in deltas where delta.isIncrease && parent[Int(delta.to)] == delta.from {
+                let v = Int(delta.to)
+                guard markStamp[v] != stamp else { continue }
+                markStamp[v] = stamp
+                inCut[v] = true
+                cut[cutCount] = delta.to
+                cutCount += 1
+            }
+            for x in 0..<capacity where markStamp[x] != stamp {
+                var depth = 1
+                stack[0] = Int32(x)
                 var y = Int(parent[x])
-                while y >= 0 && self.markStamp[y] != stamp {
-                    self.stack.append(Int32(y))
+                while y >= 0 && markStamp[y] != stamp {
+                    stack[depth] = Int32(y)
+                    depth += 1
                     y = Int(parent[y])
                 }
-                let value = y >= 0 && self.inCut[y]
-                for s in self.stack {
-                    self.markStamp[Int(s)] = stamp
-                    self.inCut[Int(s)] = value
-                    if value { self.cut.append(s) }
+                let value = y >= 0 && inCut[y]
+                for i in 0..<depth {
+                    let s = Int(stack[i])
+                    markStamp[s] = stamp
+                    inCut[s] = value
                 }
-                self.stack.removeAll(keepingCapacity: true)
+                if value {
+                    for i in 0..<depth {
+                        cut[cutCount] = stack[i]
+                        cutCount += 1
+                    }
+                }
             }
         }
+        self.cutCount = cutCount
     }
 
     /// Forgets the cut-off nodes' distances, then queues each at its cheapest edge from the rest of the
     /// tree (smallest id on ties).
     private func reattachCut(_ tree: ShortestPathTree, in graph: MeshGraph) {
         let stamp = self.stamp
-        for x in self.cut {
+        for i in 0..<self.cutCount {
+            let x = self.cut[i]
             self.touch(Int(x), tree.parent[Int(x)])
             tree.distance[Int(x)] = ShortestPathTree.unreachable
             tree.parent[Int(x)] = -1
         }
-        for x in self.cut {
+        for i in 0..<self.cutCount {
+            let x = self.cut[i]
             var best = ShortestPathTree.unreachable
             var bestParent: Int32 = -1
             for edge in graph.inEdges[Int(x)] {
@@ -193,7 +265,8 @@ final class PathEngine {
         if self.touchStamp[x] != self.stamp {
             self.touchStamp[x] = self.stamp
             self.oldParent[x] = parent
-            self.touched.append(Int32(x))
+            self.touched[self.touchedCount] = Int32(x)
+            self.touchedCount += 1
         }
     }
 
