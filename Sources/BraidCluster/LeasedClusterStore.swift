@@ -25,6 +25,11 @@ actor LeasedClusterStore {
     /// could be written under it yet, or a write failed while the store was unreachable. The keepalive
     /// loop writes everything again once the store answers.
     private var needsRewrite = false
+    /// Bumped whenever `needsRewrite` is set, so that a rewrite that ran concurrently with a new failure
+    /// does not clear the flag.
+    private var dirtyGeneration = 0
+    /// When the lease was last known alive (granted or renewed).
+    private var lastRenewal = ContinuousClock.now
     /// Track keys withdrawn while the store was unreachable: deleted once it answers (else they would
     /// live on as long as the lease).
     private var pendingDeletes: Set<String> = []
@@ -72,6 +77,7 @@ actor LeasedClusterStore {
         }
         self.node = node
         self.lease = lease
+        self.lastRenewal = .now
         self.keepAliveTask = Task { await self.keepAliveLoop() }
     }
 
@@ -141,7 +147,7 @@ actor LeasedClusterStore {
         } catch {
             // The caller learns of the failure; the keepalive loop still writes the new value once the
             // store answers, so the stored state converges to the node's.
-            self.needsRewrite = true
+            self.markDirty()
             throw error
         }
     }
@@ -171,6 +177,12 @@ actor LeasedClusterStore {
             guard !Task.isCancelled, let lease = self.lease else { return }
             do {
                 _ = try await self.observe { try await self.backend.keepAlive(lease) }
+                self.lastRenewal = .now
+                if self.leaderKeyRevision != nil, self.campaigning, !self.isLeader {
+                    // Stepped down below while the store was unreachable; the lease and so the leader
+                    // key survived (the campaign would have seen the key deleted otherwise).
+                    self.isLeader = true
+                }
                 if self.needsRewrite {
                     try await self.rewriteOwned()
                 }
@@ -187,6 +199,12 @@ actor LeasedClusterStore {
                 }
             } catch {
                 self.logger.debug("cluster keepalive failed: \(error)")
+                if self.isLeader, ContinuousClock.now - self.lastRenewal >= .seconds(self.ttl) {
+                    // The lease may have expired without this node hearing of it (a partition): another
+                    // node may lead by now, so stop acting as the leader until a renewal succeeds.
+                    self.logger.warning("cluster lease not renewed for a TTL: stepping down as leader")
+                    self.isLeader = false
+                }
             }
         }
     }
@@ -204,7 +222,8 @@ actor LeasedClusterStore {
                 return
             }
             self.lease = granted
-            self.needsRewrite = true
+            self.lastRenewal = .now
+            self.markDirty()
             self.pendingDeletes = []  // gone with the old lease
         }
         if self.needsRewrite {
@@ -212,8 +231,14 @@ actor LeasedClusterStore {
         }
     }
 
+    private func markDirty() {
+        self.needsRewrite = true
+        self.dirtyGeneration += 1
+    }
+
     private func rewriteOwned() async throws {
         guard let lease = self.lease, let node = self.node else { return }
+        let generation = self.dirtyGeneration
         var writes: [(String, Data)] = [(self.keys.node(node.id), try Self.encode(node))]
         if let links = self.links {
             writes.append((self.keys.links(node.id), try Self.encode(links)))
@@ -224,7 +249,7 @@ actor LeasedClusterStore {
         for (key, value) in writes {
             _ = try await self.observe { try await self.backend.put(key, value: value, lease: lease) }
         }
-        if self.lease == lease {
+        if self.lease == lease, self.dirtyGeneration == generation {
             self.needsRewrite = false
         }
     }
