@@ -12,8 +12,9 @@ import Foundation
 /// the snapshot's revision, so nothing is missed or applied twice.
 ///
 /// Failures: when the store is unreachable, operations throw (``EtcdError/unreachable(urls:reason:)``)
-/// without waiting long, ``health`` turns degraded, the node keeps running on what it knows, and
-/// everything it owns is written again once the store is back if its lease was lost meanwhile.
+/// without waiting long, ``health`` turns degraded and the node keeps running on what it knows. Once
+/// the store answers again, writes and withdrawals that failed meanwhile are applied, and everything
+/// the node owns is written again under a new lease if the old one was lost.
 public protocol ClusterStore: Sendable {
     /// Registers `node` under a new lease and keeps the lease alive in the background. If the lease is
     /// lost (expired while the node could not reach the store), a new one is granted and everything the
@@ -24,7 +25,8 @@ public protocol ClusterStore: Sendable {
     func updateNode(load: NodeLoad?, draining: Bool?) async throws
 
     /// Leaves the cluster: revokes the lease, so every key of this node disappears at once, and stops
-    /// the background tasks. The store can join again afterwards.
+    /// the background tasks. The store can join again afterwards. If the store is unreachable this
+    /// throws, and the keys vanish when the lease expires (TTL) instead.
     func leave() async throws
 
     /// Replaces this node's measured outgoing links (about once a second; one key per node).

@@ -21,8 +21,18 @@ actor LeasedClusterStore {
     private(set) var lease: Int64?
     private var links: [LinkRecord]?
     private var tracks: [TrackKey: TrackRecord] = [:]
-    /// Set when a new lease was granted and not every owned key could be written under it yet.
+    /// Set when owned keys may differ from what is stored: a new lease was granted and not every key
+    /// could be written under it yet, or a write failed while the store was unreachable. The keepalive
+    /// loop writes everything again once the store answers.
     private var needsRewrite = false
+    /// Bumped whenever `needsRewrite` is set, so that a rewrite that ran concurrently with a new failure
+    /// does not clear the flag.
+    private var dirtyGeneration = 0
+    /// When the lease was last known alive (granted or renewed).
+    private var lastRenewal = ContinuousClock.now
+    /// Track keys withdrawn while the store was unreachable: deleted once it answers (else they would
+    /// live on as long as the lease).
+    private var pendingDeletes: Set<String> = []
     private var campaigning = false
     private(set) var isLeader = false
     /// The create revision of the leader key this node holds: identifies it for ``resign()``.
@@ -67,6 +77,7 @@ actor LeasedClusterStore {
         }
         self.node = node
         self.lease = lease
+        self.lastRenewal = .now
         self.keepAliveTask = Task { await self.keepAliveLoop() }
     }
 
@@ -92,6 +103,7 @@ actor LeasedClusterStore {
         self.links = nil
         self.tracks = [:]
         self.needsRewrite = false
+        self.pendingDeletes = []
         if let lease {
             try await self.observe { try await self.backend.revoke(lease) }
         }
@@ -116,7 +128,12 @@ actor LeasedClusterStore {
         guard self.node != nil else { throw ClusterStoreError.notJoined }
         let key = TrackKey(room: room, id: id)
         guard self.tracks.removeValue(forKey: key) != nil else { return }
-        _ = try await self.observe { try await self.backend.delete(self.keys.track(key)) }
+        do {
+            _ = try await self.observe { try await self.backend.delete(self.keys.track(key)) }
+        } catch {
+            self.pendingDeletes.insert(self.keys.track(key))
+            throw error
+        }
     }
 
     /// Writes a key this node owns under its lease; if the lease turns out to be gone, re-establishes
@@ -127,6 +144,11 @@ actor LeasedClusterStore {
             _ = try await self.observe { try await self.backend.put(key, value: value, lease: lease) }
         } catch let error as EtcdError where Self.isLeaseGone(error) {
             try await self.reestablish(lost: lease)
+        } catch {
+            // The caller learns of the failure; the keepalive loop still writes the new value once the
+            // store answers, so the stored state converges to the node's.
+            self.markDirty()
+            throw error
         }
     }
 
@@ -146,16 +168,27 @@ actor LeasedClusterStore {
     }
 
     /// Renews the lease every TTL/3 (two renewals may fail before it expires); retries every 500 ms
-    /// while the store is unreachable or a rewrite is pending.
+    /// while the store is unreachable or a rewrite is pending. After a successful renewal it catches up
+    /// on writes and deletes that failed meanwhile.
     private func keepAliveLoop() async {
         while !Task.isCancelled {
-            let retrying = !self.health.isHealthy || self.needsRewrite
+            let retrying = !self.health.isHealthy || self.needsRewrite || !self.pendingDeletes.isEmpty
             try? await Task.sleep(for: retrying ? min(.milliseconds(500), self.keepAliveInterval) : self.keepAliveInterval)
             guard !Task.isCancelled, let lease = self.lease else { return }
             do {
                 _ = try await self.observe { try await self.backend.keepAlive(lease) }
+                self.lastRenewal = .now
+                if self.leaderKeyRevision != nil, self.campaigning, !self.isLeader {
+                    // Stepped down below while the store was unreachable; the lease and so the leader
+                    // key survived (the campaign would have seen the key deleted otherwise).
+                    self.isLeader = true
+                }
                 if self.needsRewrite {
                     try await self.rewriteOwned()
+                }
+                for key in self.pendingDeletes {
+                    _ = try await self.observe { try await self.backend.delete(key) }
+                    self.pendingDeletes.remove(key)
                 }
             } catch let error as EtcdError where Self.isLeaseGone(error) {
                 self.logger.warning("cluster lease \(String(lease, radix: 16)) lost; re-registering")
@@ -166,6 +199,12 @@ actor LeasedClusterStore {
                 }
             } catch {
                 self.logger.debug("cluster keepalive failed: \(error)")
+                if self.isLeader, ContinuousClock.now - self.lastRenewal >= .seconds(self.ttl) {
+                    // The lease may have expired without this node hearing of it (a partition): another
+                    // node may lead by now, so stop acting as the leader until a renewal succeeds.
+                    self.logger.warning("cluster lease not renewed for a TTL: stepping down as leader")
+                    self.isLeader = false
+                }
             }
         }
     }
@@ -183,15 +222,23 @@ actor LeasedClusterStore {
                 return
             }
             self.lease = granted
-            self.needsRewrite = true
+            self.lastRenewal = .now
+            self.markDirty()
+            self.pendingDeletes = []  // gone with the old lease
         }
         if self.needsRewrite {
             try await self.rewriteOwned()
         }
     }
 
+    private func markDirty() {
+        self.needsRewrite = true
+        self.dirtyGeneration += 1
+    }
+
     private func rewriteOwned() async throws {
         guard let lease = self.lease, let node = self.node else { return }
+        let generation = self.dirtyGeneration
         var writes: [(String, Data)] = [(self.keys.node(node.id), try Self.encode(node))]
         if let links = self.links {
             writes.append((self.keys.links(node.id), try Self.encode(links)))
@@ -202,7 +249,7 @@ actor LeasedClusterStore {
         for (key, value) in writes {
             _ = try await self.observe { try await self.backend.put(key, value: value, lease: lease) }
         }
-        if self.lease == lease {
+        if self.lease == lease, self.dirtyGeneration == generation {
             self.needsRewrite = false
         }
     }

@@ -133,7 +133,8 @@ enum ClusterBehaviour {
     }
 
     /// While the store is unreachable, operations fail at once with `EtcdError.unreachable` and health is
-    /// degraded; when it is back, health recovers, writes work and watchers catch up.
+    /// degraded; when it is back, health recovers, the writes and withdrawals that failed are applied,
+    /// new writes work and watchers catch up.
     static func outageAndRecovery(
         _ a: any ClusterStore, _ b: any ClusterStore, down: () async throws -> Void, up: () async throws -> Void
     ) async throws {
@@ -142,6 +143,8 @@ enum ClusterBehaviour {
         let (_, stream) = try await b.subscribe()
         let seen = EventRecorder(stream)
         #expect(await a.health == .healthy)
+        let early = TrackRecord(room: "r", id: "9f2c3a1b00d4e7f2/4", origin: idA)
+        try await a.publishTrack(early)
 
         try await down()
         let track = TrackRecord(room: "r", id: "9f2c3a1b00d4e7f2/5", origin: idA)
@@ -154,14 +157,22 @@ enum ClusterBehaviour {
         #expect(ContinuousClock.now - start < .seconds(2), "fails fast")
         await eventually("a degraded") { await !a.health.isHealthy }
         await #expect(throws: EtcdError.self) { try await b.snapshot() }
+        await #expect(throws: EtcdError.self) { try await a.withdrawTrack(room: early.room, id: early.id) }
+        await #expect(throws: EtcdError.self) { try await a.updateNode(load: nil, draining: true) }
 
         try await up()
         await eventually("a healthy again", timeout: .seconds(8)) { await a.health.isHealthy }
         try await a.publishTrack(track)
         await seen.waitFor("b catches up after the outage", timeout: .seconds(8)) { $0 == .trackPublished(track) }
+        await seen.waitFor("the withdrawal that failed during the outage is applied") {
+            $0 == .trackWithdrawn(room: early.room, id: early.id, origin: idA)
+        }
+        await eventually("the update that failed during the outage is applied") {
+            try await b.snapshot().nodes[idA]?.draining == true
+        }
         let state = try await b.snapshot()
         #expect(state.nodes.keys.sorted() == [idB, idA].sorted())
-        #expect(state.tracks[track.key] == track)
+        #expect(state.tracks == [track.key: track])
         await seen.stop()
     }
 }

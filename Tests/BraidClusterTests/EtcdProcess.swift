@@ -27,8 +27,8 @@ final class EtcdProcess: @unchecked Sendable {
     }
 
     let directory: URL
-    let clientPort: Int
-    let peerPort: Int
+    private(set) var clientPort: Int
+    private(set) var peerPort: Int
     var url: String { "http://127.0.0.1:\(self.clientPort)" }
     private var watchdog: Process?
 
@@ -39,11 +39,24 @@ final class EtcdProcess: @unchecked Sendable {
         try FileManager.default.createDirectory(at: self.directory, withIntermediateDirectories: true)
         let ports = try freePorts(2)
         (self.clientPort, self.peerPort) = (ports[0], ports[1])
-        do {
-            try await self.start()
-        } catch {
-            await self.stop()
-            throw error
+        // Tests run in parallel: another test may pick the same free port before etcd binds it. Then
+        // etcd cannot listen, and a new pair of ports is tried.
+        var attempt = 1
+        while true {
+            do {
+                try await self.start()
+                return
+            } catch let error as StartFailed where error.description.contains("address already in use") && attempt < 4 {
+                await self.kill()
+                let ports = try freePorts(2)
+                (self.clientPort, self.peerPort) = (ports[0], ports[1])
+                try? FileManager.default.removeItem(at: self.directory.appendingPathComponent("data"))
+                try? FileManager.default.removeItem(at: self.directory.appendingPathComponent("etcd.log"))
+                attempt += 1
+            } catch {
+                await self.stop()
+                throw error
+            }
         }
     }
 
@@ -144,12 +157,38 @@ func withEtcd<T>(_ body: (EtcdProcess) async throws -> T) async throws -> T {
 
 /// `count` TCP ports free on 127.0.0.1 right now (bound to port 0, then released).
 func freePorts(_ count: Int) throws -> [Int] {
+    let reserved = try ReservedPorts(count)
+    reserved.release()
+    return reserved.ports
+}
+
+/// TCP ports on 127.0.0.1 bound without listening: connecting to them is refused, and no other test can
+/// take them until ``release()``. URLs of an etcd that is not there.
+final class ReservedPorts: @unchecked Sendable {
+    let ports: [Int]
+    private var sockets: [Int32]
+
+    init(_ count: Int) throws {
+        (self.sockets, self.ports) = try bindPorts(count)
+    }
+
+    func release() {
+        self.sockets.forEach { close($0) }
+        self.sockets = []
+    }
+
+    deinit { self.release() }
+}
+
+private func bindPorts(_ count: Int) throws -> ([Int32], [Int]) {
     var sockets: [Int32] = []
-    defer { sockets.forEach { close($0) } }
     var ports: [Int] = []
     for _ in 0..<count {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw POSIXError(.EMFILE) }
+        guard fd >= 0 else {
+            sockets.forEach { close($0) }
+            throw POSIXError(.EMFILE)
+        }
         sockets.append(fd)
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
@@ -161,8 +200,11 @@ func freePorts(_ count: Int) throws -> [Int] {
                 bind(fd, pointer, length) == 0 && getsockname(fd, pointer, &length) == 0
             }
         }
-        guard bound else { throw POSIXError(.EADDRINUSE) }
+        guard bound else {
+            sockets.forEach { close($0) }
+            throw POSIXError(.EADDRINUSE)
+        }
         ports.append(Int(UInt16(bigEndian: address.sin_port)))
     }
-    return ports
+    return (sockets, ports)
 }

@@ -67,6 +67,26 @@ import Testing
         }
     }
 
+    /// A leader that cannot renew its lease for a whole TTL stops acting as the leader (another node may
+    /// lead by then); when renewals work again and its key survived, it leads again.
+    @Test func leaderStepsDownWhileCutOff() async throws {
+        let a = InMemoryClusterStore(cluster: self.cluster, ttl: 1)
+        do {
+            try await a.join(node: node(idA, "a"))
+            try await a.campaign()
+            await eventually("a leads") { await a.isLeader }
+            self.cluster.setReachable(false)
+            await eventually("a steps down", timeout: .seconds(3)) { await !a.isLeader }
+            self.cluster.setReachable(true)
+            await eventually("a leads again", timeout: .seconds(3)) { await a.isLeader }
+            #expect(try await a.snapshot().leader == idA)
+        } catch {
+            await a.shutdown()
+            throw error
+        }
+        await a.shutdown()
+    }
+
     @Test func misuseIsRejected() async throws {
         try await self.withStores { a, _ in
             await #expect(throws: ClusterStoreError.notJoined) { try await a.publishLinks([]) }
