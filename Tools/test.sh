@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs Braid's whole test suite: unit and loopback integration tests, then every libFuzzer target for a
 # few seconds, then the WebRTC interop suite (Tools/Interop: Chromium and aiortc against a real braid-node; set
-# BRAID_SKIP_INTEROP=1 to skip it locally), then release-build load runs (Tools/load-smoke.sh; BRAID_SKIP_LOAD=1
+# BRAID_SKIP_INTEROP=1 to skip it locally), then the mesh test (Tools/Mesh: real etcd and braid-node processes;
+# BRAID_SKIP_MESH=1 skips it), then release-build load runs (Tools/load-smoke.sh; BRAID_SKIP_LOAD=1
 # skips them). Installs missing packages first.
 # Usage: Tools/test.sh [fuzz-seconds-per-target]
 set -euo pipefail
@@ -29,6 +30,13 @@ else
     echo "== interop" >&2
     # `swift build --build-tests` above built every product, braid-node included.
     Tools/Interop/run.sh .build/debug/braid-node
+fi
+if [ "${BRAID_SKIP_MESH:-0}" = "1" ]; then
+    echo "== mesh skipped (BRAID_SKIP_MESH=1)" >&2
+else
+    echo "== mesh" >&2
+    # Real etcd and three braid-node processes on the triangle topology, braid-load across them (< 3 min).
+    Tools/Mesh/run.sh .build/debug/braid-node .build/debug/braid-load
 fi
 if [ "${BRAID_SKIP_LOAD:-0}" = "1" ]; then
     echo "== load smoke skipped (BRAID_SKIP_LOAD=1)" >&2
