@@ -140,6 +140,11 @@ struct MeshRelayTests {
             // One copy per link although three subscribers watch on C.
             #expect(statusB.links.first { $0.peerName == "c" }?.relayed.count == 2)
 
+            let metrics = String(decoding: await b.server.monitor.metricsExposition(), as: UTF8.self)
+            #expect(metrics.contains("braid_mesh_link_up{peer=\"c\"} 1"), "\(metrics)")
+            #expect(metrics.contains("braid_mesh_link_rtt_seconds{peer=\"a\"}"))
+            #expect(metrics.contains("braid_mesh_link_relayed_tracks{peer=\"c\"} 2"))
+
             // B goes away: C reroutes over the direct link and its subscribers keep playing.
             let before = try await all.asyncMap { await $0.statistics()?.video.first?.framesDecodable ?? 0 }
             let stoppedAt = ContinuousClock.now

@@ -48,6 +48,20 @@ public final class NodeMetrics: Sendable {
         var sent = WebRTCSendCounters()
         /// Per media event loop: its metrics (made when the loop first appears) and last published values.
         var eventLoops: [Int: (metrics: EventLoopMetrics, last: WebRTCEventLoopStatus)] = [:]
+        /// Per mesh peer (by name): its link metrics and last published values.
+        var meshLinks: [String: (metrics: MeshLinkMetrics, last: MeshStatus.Link)] = [:]
+    }
+
+    /// `peer`-labelled metrics of one relay link.
+    private struct MeshLinkMetrics {
+        var up: CoreMetrics.Gauge
+        var rtt: CoreMetrics.Gauge
+        var loss: CoreMetrics.Gauge
+        var sentDatagrams: CoreMetrics.Counter
+        var receivedDatagrams: CoreMetrics.Counter
+        var retransmissions: CoreMetrics.Counter
+        var rejected: CoreMetrics.Counter
+        var relayedTracks: CoreMetrics.Gauge
     }
 
     /// `loop`-labelled metrics of one media event loop.
@@ -197,6 +211,53 @@ public final class NodeMetrics: Sendable {
                 published.eventLoops[loop.index] = (entry.metrics, loop)
             }
         }
+    }
+
+    /// Brings the relay-link metrics up to date with the mesh status (a node in a cluster).
+    public func publish(mesh: MeshStatus) {
+        self.published.withLockedValue { published in
+            for link in mesh.links {
+                let entry = published.meshLinks[link.peerName] ?? (self.makeMeshLinkMetrics(link.peerName), Self.zero(link))
+                entry.metrics.up.record(link.up ? 1 : 0)
+                entry.metrics.rtt.record((link.rttMs ?? 0) / 1000)
+                entry.metrics.loss.record(link.loss)
+                entry.metrics.relayedTracks.record(link.relayed.count)
+                Self.add(UInt64(link.datagramsSent), UInt64(entry.last.datagramsSent), to: entry.metrics.sentDatagrams)
+                Self.add(
+                    UInt64(link.datagramsReceived), UInt64(entry.last.datagramsReceived), to: entry.metrics.receivedDatagrams)
+                Self.add(
+                    UInt64(link.retransmissionsSent), UInt64(entry.last.retransmissionsSent),
+                    to: entry.metrics.retransmissions)
+                Self.add(UInt64(link.rejected), UInt64(entry.last.rejected), to: entry.metrics.rejected)
+                published.meshLinks[link.peerName] = (entry.metrics, link)
+            }
+        }
+    }
+
+    private static func zero(_ link: MeshStatus.Link) -> MeshStatus.Link {
+        var zero = link
+        zero.datagramsSent = 0
+        zero.datagramsReceived = 0
+        zero.retransmissionsSent = 0
+        zero.rejected = 0
+        return zero
+    }
+
+    private func makeMeshLinkMetrics(_ peer: String) -> MeshLinkMetrics {
+        let labels = [("peer", peer)]
+        func gauge(_ label: String) -> CoreMetrics.Gauge {
+            CoreMetrics.Gauge(label: label, dimensions: labels, factory: self.factory)
+        }
+        func counter(_ label: String) -> CoreMetrics.Counter {
+            CoreMetrics.Counter(label: label, dimensions: labels, factory: self.factory)
+        }
+        return MeshLinkMetrics(
+            up: gauge("braid_mesh_link_up"), rtt: gauge("braid_mesh_link_rtt_seconds"),
+            loss: gauge("braid_mesh_link_loss_ratio"), sentDatagrams: counter("braid_mesh_link_sent_datagrams_total"),
+            receivedDatagrams: counter("braid_mesh_link_received_datagrams_total"),
+            retransmissions: counter("braid_mesh_link_retransmissions_total"),
+            rejected: counter("braid_mesh_link_rejected_datagrams_total"),
+            relayedTracks: gauge("braid_mesh_link_relayed_tracks"))
     }
 
     private func makeEventLoopMetrics(_ index: Int) -> EventLoopMetrics {

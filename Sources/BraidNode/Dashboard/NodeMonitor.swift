@@ -101,6 +101,7 @@ public final class NodeMonitor: Sendable {
     public func metricsExposition() async -> [UInt8] {
         let (status, traffic) = await self.status()
         self.metrics.publish(status: status, traffic: traffic)
+        if let mesh = await self.mesh?.status() { self.metrics.publish(mesh: mesh) }
         return self.metrics.exposition()
     }
 

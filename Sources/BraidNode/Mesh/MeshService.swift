@@ -86,6 +86,8 @@ public final class MeshService: Service, Sendable {
         do {
             try await self.runMesh()
         } catch {
+            // The store's HTTP client must be shut down before it is released, on every path.
+            await self.store.shutdown()
             let waiters = self.state.withLockedValue { state in
                 defer { state.waiters.removeAll() }
                 return state.waiters
