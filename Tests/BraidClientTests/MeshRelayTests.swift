@@ -28,7 +28,7 @@ final class InProcessMesh: Sendable {
     private let tasks: [Task<Void, any Error>]
 
     /// Starts `names` with, for each node, the one-way impairments of what it sends to each peer.
-    init(names: [String], emulation: [String: [String: LinkProfile]] = [:]) async throws {
+    init(names: [String], emulation: [String: [String: LinkProfile]] = [:], regions: [String: String] = [:]) async throws {
         var members: [Member] = []
         var tasks: [Task<Void, any Error>] = []
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("braid-mesh-\(UUID().uuidString)")
@@ -43,7 +43,7 @@ final class InProcessMesh: Sendable {
             let configuration = try NodeConfiguration.resolve(
                 flags: NodeConfigurationLayer(
                     nodeID: name, httpPort: 0, mediaPort: 0, eventLoopThreads: 1, clusterSecret: "mesh test secret 0123",
-                    clusterMeshPort: 0, clusterLinkEmulation: emulationFile),
+                    clusterRegion: regions[name], clusterMeshPort: 0, clusterLinkEmulation: emulationFile),
                 environment: [:])
             var logger = Logger(label: "braid.mesh.test.\(name)")
             logger.logLevel = .warning
@@ -94,7 +94,8 @@ struct MeshRelayTests {
 
     @Test("A track published on node A plays at node C via B, one copy per link, and keeps playing when B goes")
     func relayAlongTheFastestPathAndReroute() async throws {
-        let mesh = try await InProcessMesh(names: ["a", "b", "c"], emulation: Self.triangle)
+        let mesh = try await InProcessMesh(
+            names: ["a", "b", "c"], emulation: Self.triangle, regions: ["a": "us-east", "b": "eu-west", "c": "ap-east"])
         do {
             let a = mesh["a"], b = mesh["b"], c = mesh["c"]
             // Every node measures its links before media starts.
@@ -139,6 +140,11 @@ struct MeshRelayTests {
             #expect(statusA.links.first { $0.peerName == "c" }?.relayed.isEmpty == true)
             // One copy per link although three subscribers watch on C.
             #expect(statusB.links.first { $0.peerName == "c" }?.relayed.count == 2)
+
+            // Placement: a client that says it is in eu-west is sent to B.
+            let dashboard = NodeDashboard(port: a.httpPort)
+            let placed = try await dashboard.get("/api/v1/placement?region=eu-west")
+            #expect(placed.status == 200 && placed.body.contains("\"name\" : \"b\""), "\(placed.body)")
 
             let metrics = String(decoding: await b.server.monitor.metricsExposition(), as: UTF8.self)
             #expect(metrics.contains("braid_mesh_link_up{peer=\"c\"} 1"), "\(metrics)")

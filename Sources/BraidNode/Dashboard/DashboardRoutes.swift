@@ -19,6 +19,7 @@ public enum DashboardRoutes {
         "/api/v1/node": [.get, .head],
         "/api/v1/rooms": [.get, .head],
         "/api/v1/mesh": [.get, .head],
+        "/api/v1/placement": [.get, .head],
         "/metrics": [.get, .head],
         "/healthz": [.get, .head],
     ]
@@ -44,6 +45,17 @@ public enum DashboardRoutes {
             var text = status.renderText()
             if let mesh = await monitor.mesh?.status() { text += "\n" + mesh.renderText() }
             return Self.response(text, contentType: "text/plain; charset=utf-8")
+        }
+        router.get("/api/v1/placement") { request, _ in
+            guard let mesh = monitor.mesh else {
+                throw HTTPError(.notFound, message: "this node is not in a cluster (set cluster.etcd)")
+            }
+            let query = request.uri.queryParameters
+            let latitude = query.get("latitude").flatMap(Double.init)
+            let longitude = query.get("longitude").flatMap(Double.init)
+            guard let node = await mesh.placement(region: query.get("region"), latitude: latitude, longitude: longitude)
+            else { throw HTTPError(.serviceUnavailable, message: "no node is known yet") }
+            return try Self.json(node)
         }
         router.get("/api/v1/mesh") { _, _ in
             guard let mesh = monitor.mesh else {

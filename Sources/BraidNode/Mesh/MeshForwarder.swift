@@ -33,6 +33,8 @@ final class MeshForwarder {
     private let emulation: [String: LinkProfile]
     private let linkConfiguration: MeshLink.Configuration
     let scheduler = MeshScheduler()
+    /// The sessions a node holds at most (``WebRTCSessions/capacity``'s default): load = sessions / this.
+    static let sessionCapacity = 1_024
 
     private(set) var peers: [NodeID: MeshPeer] = [:]
     private(set) var nodes: [NodeID: NodeRecord] = [:]
@@ -113,7 +115,8 @@ final class MeshForwarder {
         _ = self.scheduler.updateNode(
             record.id,
             state: MeshNodeState(
-                load: record.load.cpu,
+                // Sessions against the node's session capacity, or its CPU when it reports one.
+                load: min(0.99, max(record.load.cpu, Double(record.load.sessions) / Double(Self.sessionCapacity))),
                 location: MeshLocation(region: record.region, latitude: record.latitude, longitude: record.longitude),
                 isAlive: true, isDraining: record.draining))
         guard id != self.node else { return }
@@ -191,6 +194,13 @@ final class MeshForwarder {
                 self.counters.reroutes += 1
             }
         }
+    }
+
+    /// The node a new client should join: by region or coordinates, penalising loaded and draining
+    /// nodes (the scheduler's placement over every node alive in the directory).
+    func placement(region: String?, latitude: Double?, longitude: Double?) -> NodeRecord? {
+        let client = ClientPlacement(location: MeshLocation(region: region, latitude: latitude, longitude: longitude))
+        return self.scheduler.placement(client: client).flatMap { self.nodes[NodeID(rawValue: $0)] }
     }
 
     // MARK: - What this node reports

@@ -233,6 +233,20 @@ public final class MeshService: Service, Sendable {
         return status
     }
 
+    /// Where a client at `region` (or at `latitude`/`longitude`) should connect: the node's name and HTTP
+    /// URL (nil before the mesh runs or when no node is known).
+    public func placement(region: String?, latitude: Double?, longitude: Double?) async -> MeshStatus.Node? {
+        guard let forwarder = self.state.withLockedValue({ $0.forwarder }) else { return nil }
+        let record = try? await forwarder.eventLoop.submit {
+            forwarder.value.placement(region: region, latitude: latitude, longitude: longitude)
+        }.get()
+        guard let record = record ?? nil else { return nil }
+        return MeshStatus.Node(
+            id: NodeID(rawValue: record.id).description, name: record.name, region: record.region,
+            meshAddress: record.meshAddress, httpURL: record.httpURL, sessions: record.load.sessions,
+            draining: record.draining)
+    }
+
     private static func reason(_ health: ClusterHealth) -> String {
         if case .degraded(let reason) = health { return reason }
         return ""
