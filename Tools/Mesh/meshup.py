@@ -220,6 +220,28 @@ def table(state):
     return "\n".join(lines) + f"\netcd: {state['etcd']}   logs: {state['work_dir']}"
 
 
+def sweep_stale():
+    """Removes the temporary directories of supervisors that were killed with -9 (their children died with
+    them, but nobody removed their files)."""
+    base = tempfile.gettempdir()
+    for name in os.listdir(base):
+        path = os.path.join(base, name)
+        if not name.startswith("braid-mesh.") or not os.path.isdir(path):
+            continue
+        try:
+            with open(os.path.join(path, "supervisor.pid")) as f:
+                pid = int(f.read())
+            os.kill(pid, 0)
+            with open(f"/proc/{pid}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] != "Z":
+                    continue
+            shutil.rmtree(path, ignore_errors=True)  # a zombie nobody reaped yet
+        except (ProcessLookupError, FileNotFoundError):
+            shutil.rmtree(path, ignore_errors=True)
+        except (OSError, ValueError):
+            pass
+
+
 def supervise(args, ready_fd=None):
     """Starts the mesh, reports readiness, waits for SIGINT/SIGTERM, stops everything and cleans up."""
     stop_requested = []
@@ -230,7 +252,10 @@ def supervise(args, ready_fd=None):
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGHUP, on_signal)
+    sweep_stale()
     work = tempfile.mkdtemp(prefix="braid-mesh.")
+    with open(os.path.join(work, "supervisor.pid"), "w") as f:
+        f.write(str(os.getpid()))
     mesh = None
     status = 0
     try:
