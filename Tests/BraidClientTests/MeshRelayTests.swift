@@ -175,6 +175,43 @@ struct MeshRelayTests {
     }
 }
 
+@Suite("A mesh without its cluster store", .serialized)
+struct MeshDegradedStoreTests {
+    @Test("When the store is lost, relayed media keeps flowing and the dashboard says degraded; it recovers")
+    func storeLostWhileRunning() async throws {
+        let mesh = try await InProcessMesh(names: ["a", "b"])
+        do {
+            let a = mesh["a"], b = mesh["b"]
+            let media = try forwardingMedia(videoFrames: 60)
+            let group = MultiThreadedEventLoopGroup.singleton
+            let publisher = try await BraidPublisher.publish(
+                to: "\(a.base)/whip/store", audio: .preEncoded(media), video: .preEncoded(media),
+                options: forwardingOptions, group: group)
+            let subscriber = try await BraidSubscriber.subscribe(
+                to: "\(b.base)/whep/store", audioTracks: 1, videoTracks: 1, options: forwardingOptions, group: group)
+            @Sendable func frames() async -> Int { await subscriber.statistics()?.video.first?.framesDecodable ?? 0 }
+            #expect(try await eventually(within: 10) { await frames() >= 10 })
+
+            mesh.cluster.setReachable(false)
+            let degraded = try await eventually(within: 5) {
+                await b.server.mesh?.status()?.store.hasPrefix("degraded") == true
+            }
+            #expect(degraded)
+            let before = await frames()
+            #expect(try await eventually(within: 3) { await frames() >= before + 20 }, "media stopped with the store")
+
+            mesh.cluster.setReachable(true)
+            #expect(try await eventually(within: 5) { await b.server.mesh?.status()?.store == "healthy" })
+            try await subscriber.close()
+            try await publisher.close()
+        } catch {
+            await mesh.stopAll()
+            throw error
+        }
+        await mesh.stopAll()
+    }
+}
+
 extension Array where Element: Sendable {
     func asyncMap<T>(_ transform: (Element) async throws -> T) async rethrows -> [T] {
         var result: [T] = []

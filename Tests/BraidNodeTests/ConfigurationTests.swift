@@ -91,6 +91,23 @@ struct ConfigurationTests {
 
     static let invalidCases: [InvalidCase] = [
         InvalidCase(
+            environment: ["BRAID_CLUSTER_ETCD": "http://127.0.0.1:2379"],
+            expected: "cluster.secret: required with cluster.etcd: relay links are keyed from it "
+                + "(set it, or cluster.secret_file)"
+        ),
+        InvalidCase(
+            flags: NodeConfigurationLayer(clusterEtcd: ["127.0.0.1:2379"], clusterSecret: "0123456789abcdef"),
+            expected: "cluster.etcd: \"127.0.0.1:2379\" is not an http:// or https:// URL (from --cluster-etcd)"
+        ),
+        InvalidCase(
+            environment: ["BRAID_CLUSTER_SECRET": "short"],
+            expected: "cluster.secret: too short: use at least 16 characters (from BRAID_CLUSTER_SECRET)"
+        ),
+        InvalidCase(
+            file: #"{"cluster": {"mesh_port": 70000}}"#,
+            expected: "cluster.mesh_port: 70000 is not a port (0-65535) (from config file FILE)"
+        ),
+        InvalidCase(
             flags: NodeConfigurationLayer(mediaPort: 70000),
             expected: "media.port: 70000 is not a port (0-65535) (from --media-port)"
         ),
@@ -172,7 +189,7 @@ struct ConfigurationTests {
         ),
         InvalidCase(
             file: #"{"loglevel": "debug"}"#,
-            expected: "loglevel: unknown key (allowed here: event_loop_threads, http, log, media, node_id) "
+            expected: "loglevel: unknown key (allowed here: cluster, event_loop_threads, http, log, media, node_id) "
                 + "(from config file FILE)"
         ),
         InvalidCase(
@@ -220,7 +237,7 @@ struct ConfigurationTests {
         let json = configuration.jsonString()
 
         let object = try #require(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])
-        #expect(Set(object.keys) == ["node_id", "http", "media", "event_loop_threads", "log"])
+        #expect(Set(object.keys) == ["node_id", "http", "media", "event_loop_threads", "log", "cluster"])
         let media = try #require(object["media"] as? [String: Any])
         #expect(
             Set(media.keys) == ["address", "port", "advertised_addresses", "receive_batch_size", "offload"]
