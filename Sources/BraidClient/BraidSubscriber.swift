@@ -2,18 +2,32 @@ import BraidCodecs
 import BraidRTPStreams
 import BraidSDP
 import BraidWire
+import Foundation
 import NIOCore
 
 /// The receiving state of one m-section. A class, so that its buffers (NACK list, frame queue,
 /// histograms) are mutated in place per packet rather than copied out of the track list and back.
 final class IncomingTrack {
+    /// What earlier connections (other nodes, before a failover) counted; the snapshot adds it.
+    struct Earlier {
+        var packetsReceived: Int64 = 0
+        var packetsLost: Int64 = 0
+        var packetsRecovered = 0
+        var packetsUnrecovered = 0
+        var framesComplete = 0
+        var framesDecodable = 0
+        var keyframes = 0
+        var framesLost = 0
+    }
+
     let kind: OfferedTrack.Kind
-    let mid: String?
+    var mid: String?
     var ssrc: UInt32?
     var rtxSSRC: UInt32?
-    let payloadType: UInt8?
-    let rtxPayloadType: UInt8?
+    var payloadType: UInt8?
+    var rtxPayloadType: UInt8?
     let clockRate: UInt32
+    var earlier = Earlier()
     var statistics: ReceiveStatistics?
     var nack = NACKGenerator()
     var assembler = VP8FrameAssembler()
@@ -39,6 +53,30 @@ final class IncomingTrack {
         self.statistics = ReceiveStatistics(ssrc: ssrc, clockRate: self.clockRate)
         self.keyframes = KeyframeRequestThrottle(mediaSSRC: ssrc)
     }
+
+    /// Starts receiving the same track from another node (`section` of its answer): sequence, SSRC and
+    /// repair state start over, counters carry over into ``earlier``; freezes and latency go on.
+    func restart(section: RemoteAnswer.Section) {
+        self.earlier.packetsReceived += self.statistics?.packetsReceived ?? 0
+        self.earlier.packetsLost += max(0, self.statistics?.cumulativeLost ?? 0)
+        self.earlier.packetsRecovered += self.nack.packetsRecovered
+        self.earlier.packetsUnrecovered += self.nack.packetsGivenUp + self.nack.missingCount
+        self.earlier.framesComplete += self.assembler.framesComplete
+        self.earlier.framesDecodable += self.assembler.framesDecodable
+        self.earlier.keyframes += self.assembler.keyframes
+        self.earlier.framesLost += self.assembler.framesLost
+        self.mid = section.mid
+        self.payloadType = section.payloadType
+        self.rtxPayloadType = section.rtxPayloadType
+        self.ssrc = nil
+        self.statistics = nil
+        self.keyframes = nil
+        self.rtxSSRC = section.rtxSSRC
+        if let ssrc = section.ssrc { self.bind(ssrc: ssrc) }
+        self.nack = NACKGenerator()
+        self.assembler = VP8FrameAssembler()
+        self.audioDecoder?.restart()
+    }
 }
 
 /// Decodes an audio track as a player would, in arrival order: a packet older than the last one played
@@ -61,6 +99,12 @@ final class AudioPlayout {
     init() throws(CodecError) {
         self.decoder = try OpusDecoder(sampleRate: .hz48000, channels: .mono)
         self.pcm = Array(repeating: 0, count: self.decoder.maximumSamplesPerChannel)
+    }
+
+    /// Another sequence space follows (the same track from another node).
+    func restart() {
+        self.sequences = SequenceNumberUnwrapper()
+        self.lastPlayed = nil
     }
 
     func play(sequenceNumber: UInt16, payload: ByteBuffer) {
@@ -106,9 +150,9 @@ final class AudioPlayout {
 struct SubscriberMedia {
     let requestedAt: NIODeadline
     let senderSSRC: UInt32
-    let twccIDs: [UInt8?]
-    let midIDs: [UInt8?]
-    let captureIDs: [UInt8?]
+    var twccIDs: [UInt8?]
+    var midIDs: [UInt8?]
+    var captureIDs: [UInt8?]
     var tracks: [IncomingTrack]
     var feedback = TransportFeedbackRecorder(capacity: 1024, maximumPacketSize: 1000)
     var joinTime: Duration?
@@ -135,6 +179,22 @@ struct SubscriberMedia {
         self.captureIDs = accepted.map(\.extensions.absCaptureTime)
         self.rtcp.reserveCapacity(1500)
         self.missing.reserveCapacity(1000)
+    }
+
+    /// Whether another node's answer accepted the same tracks, kind by kind, as the first one.
+    func accepts(_ sections: [RemoteAnswer.Section]) -> Bool {
+        sections.filter(\.accepted).map(\.kind) == self.tracks.map(\.kind)
+    }
+
+    /// Receives the same tracks from another node (see ``accepts(_:)``): per-track state starts over,
+    /// counters go on.
+    mutating func restart(sections: [RemoteAnswer.Section]) {
+        let accepted = sections.filter(\.accepted)
+        for (track, section) in zip(self.tracks, accepted) { track.restart(section: section) }
+        self.twccIDs = accepted.map(\.extensions.transportSequenceNumber)
+        self.midIDs = accepted.map(\.extensions.mid)
+        self.captureIDs = accepted.map(\.extensions.absCaptureTime)
+        self.feedback = TransportFeedbackRecorder(capacity: 1024, maximumPacketSize: 1000)
     }
 
     mutating func received(
@@ -319,8 +379,9 @@ struct SubscriberMedia {
         var audio: [AudioTrackStatistics] = []
         var video: [VideoTrackStatistics] = []
         for track in self.tracks {
-            let received = track.statistics?.packetsReceived ?? 0
-            let lost = track.statistics?.cumulativeLost ?? 0
+            let earlier = track.earlier
+            let received = (track.statistics?.packetsReceived ?? 0) + earlier.packetsReceived
+            let lost = (track.statistics?.cumulativeLost ?? 0) + earlier.packetsLost
             switch track.kind {
             case .audio:
                 audio.append(
@@ -336,11 +397,14 @@ struct SubscriberMedia {
                     VideoTrackStatistics(
                         mid: track.mid, ssrc: track.ssrc, packetsReceived: received, packetsLost: lost,
                         retransmissionsReceived: track.retransmissionsReceived,
-                        packetsRecovered: track.nack.packetsRecovered, packetsUnrecovered: track.nack.packetsGivenUp,
+                        packetsRecovered: track.nack.packetsRecovered + earlier.packetsRecovered,
+                        packetsUnrecovered: track.nack.packetsGivenUp + earlier.packetsUnrecovered,
                         packetsAwaitingRepair: track.nack.missingCount,
-                        jitter: track.statistics?.jitter ?? 0, framesComplete: track.assembler.framesComplete,
-                        framesDecodable: track.assembler.framesDecodable, keyframes: track.assembler.keyframes,
-                        framesLost: track.assembler.framesLost, freezeCount: track.freezes.freezeCount,
+                        jitter: track.statistics?.jitter ?? 0,
+                        framesComplete: track.assembler.framesComplete + earlier.framesComplete,
+                        framesDecodable: track.assembler.framesDecodable + earlier.framesDecodable,
+                        keyframes: track.assembler.keyframes + earlier.keyframes,
+                        framesLost: track.assembler.framesLost + earlier.framesLost, freezeCount: track.freezes.freezeCount,
                         totalFreezesDuration: .nanoseconds(track.freezes.totalFreezesDuration.nanoseconds),
                         latency: LatencySummary(track.latency), latencyHistogram: track.latency))
             }
@@ -380,8 +444,11 @@ struct SubscriberMedia {
 ///
 /// State lives on one event loop of `group` (`@unchecked Sendable` for that reason).
 public final class BraidSubscriber: PeerMediaHandler, @unchecked Sendable {
-    let transport: PeerTransport
-    let resource: HTTPEndpoint?
+    /// The loop all of this subscriber's state lives on; every transport it uses runs there.
+    let eventLoop: any EventLoop
+    /// The transport in use: replaced when the subscriber moves to another node.
+    var transport: PeerTransport
+    var resource: HTTPEndpoint?
     let options: ConnectionOptions
     let group: any EventLoopGroup
     let requestedAt: NIODeadline
@@ -391,16 +458,29 @@ public final class BraidSubscriber: PeerMediaHandler, @unchecked Sendable {
     /// NTP receive time for capture-to-receive latency: the event loop's clock mapped to the wall clock
     /// read once at creation (a publisher maps its capture times the same way).
     let wallClock = WallClock.system(now: .now())
+    /// The offered tracks, offered again to another node.
+    let offeredTracks: [OfferedTrack]
+    /// Nodes to move to, and what moving did.
+    var candidates: FailoverCandidates
+    var failover = FailoverRecord()
+    /// Counters of the transports used before the current one.
+    var earlierTransports = TransportStatistics()
 
     /// Subscribes with a receive-only offer of `audioTracks` Opus and `videoTracks` VP8 sections and waits
     /// until media can flow. `decodeAudio` decodes the audio tracks too (see the type's notes).
+    ///
+    /// With ``ConnectionOptions/failover`` set (fallback nodes, or discovery from the node's
+    /// `/api/v1/mesh`), a lost node is noticed within its loss timeout and the subscriber moves by itself
+    /// to another node of the list for the same room and tracks; ``statistics()`` keeps counting and reports
+    /// the moves. The `participant` filter is sent to the first node only (the WHIP resource id is a session
+    /// of that node).
     ///
     /// - Parameter participant: the WHIP resource id of this client's own publisher
     ///   (``BraidPublisher/resourceID``), sent as the `participant` query parameter: a Braid node then never
     ///   fills this subscriber's slots with that publisher's tracks. Publish first; the node rejects an id
     ///   that is not a live WHIP session of the same room (`400`). Nil subscribes to every track.
-    /// - Throws: ``BraidClientError/badArgument(_:)`` for a track count out of range or an empty
-    ///   `participant`, and what the HTTP exchange, ICE or DTLS throw.
+    /// - Throws: ``BraidClientError/badArgument(_:)`` for a track count out of range, an empty
+    ///   `participant` or a bad fallback URL, and what the HTTP exchange, ICE or DTLS throw.
     public static func subscribe(
         to url: String,
         audioTracks: Int = 1,
@@ -413,17 +493,22 @@ public final class BraidSubscriber: PeerMediaHandler, @unchecked Sendable {
         guard audioTracks >= 0, videoTracks >= 0, audioTracks + videoTracks > 0, audioTracks + videoTracks <= 64 else {
             throw .badArgument("between 1 and 64 tracks, got \(audioTracks) audio and \(videoTracks) video")
         }
-        var endpoint = try HTTPEndpoint(url: url)
+        let room = try HTTPEndpoint(url: url)
+        var endpoint = room
         if let participant {
             guard !participant.isEmpty else { throw .badArgument("participant is empty") }
             endpoint = endpoint.appendingQuery(name: "participant", value: participant)
         }
+        let candidates = try FailoverCandidates(
+            origin: endpoint, roomPath: room.path, fallbacks: options.failover.fallbacks)
         let tracks =
             (0..<audioTracks).map { OfferedTrack(kind: .audio, trackID: "audio\($0)") }
             + (0..<videoTracks).map { OfferedTrack(kind: .video, trackID: "video\($0)") }
         let join = try await PeerJoin.join(
             endpoint: endpoint, tracks: tracks, direction: .recvonly, options: options, group: group)
-        let subscriber = BraidSubscriber(join: join, decodeAudio: decodeAudio, options: options, group: group)
+        let subscriber = BraidSubscriber(
+            join: join, tracks: tracks, candidates: candidates, decodeAudio: decodeAudio, options: options,
+            group: group)
         join.transport.handler = subscriber
         do {
             try await PeerJoin.connect(join.transport, timeout: options.timeout)
@@ -432,15 +517,22 @@ public final class BraidSubscriber: PeerMediaHandler, @unchecked Sendable {
                 transport: join.transport, resource: join.resource, options: options, group: group)
             throw error
         }
+        if options.failover.discoverNodes { await subscriber.discoverNodes(from: endpoint) }
         return subscriber
     }
 
-    init(join: PeerJoin, decodeAudio: Bool, options: ConnectionOptions, group: any EventLoopGroup) {
+    init(
+        join: PeerJoin, tracks: [OfferedTrack], candidates: FailoverCandidates, decodeAudio: Bool,
+        options: ConnectionOptions, group: any EventLoopGroup
+    ) {
+        self.eventLoop = join.transport.eventLoop
         self.transport = join.transport
         self.resource = join.resource
         self.options = options
         self.group = group
         self.requestedAt = join.requestedAt
+        self.offeredTracks = tracks
+        self.candidates = candidates
         self.media = SubscriberMedia(
             sections: join.answer.sections, requestedAt: join.requestedAt,
             senderSSRC: UInt32.random(in: 1...UInt32.max),
@@ -450,9 +542,12 @@ public final class BraidSubscriber: PeerMediaHandler, @unchecked Sendable {
     // MARK: PeerMediaHandler
 
     func transportConnected(now: NIODeadline) {
-        self.connectTime = .nanoseconds((now - self.requestedAt).nanoseconds)
+        if self.connectTime == nil {
+            self.connectTime = .nanoseconds((now - self.requestedAt).nanoseconds)
+        }
+        guard self.tasks.isEmpty, !self.failover.closing else { return }
         self.tasks.append(
-            self.transport.eventLoop.scheduleRepeatedTask(initialDelay: .milliseconds(20), delay: .milliseconds(20)) {
+            self.eventLoop.scheduleRepeatedTask(initialDelay: .milliseconds(20), delay: .milliseconds(20)) {
                 _ in
                 guard self.transport.isKeyed else { return }
                 self.media.onTick(now: .now()) { self.transport.sendRTCP($0) }
@@ -460,6 +555,10 @@ public final class BraidSubscriber: PeerMediaHandler, @unchecked Sendable {
     }
 
     func received(rtp packet: RTPPacket, now: NIODeadline) {
+        if let lastHeard = self.failover.outageStartedAt, !self.failover.reconnecting {
+            self.failover.outageStartedAt = nil
+            self.failover.lastOutage = .nanoseconds((now - lastHeard).nanoseconds)
+        }
         let received = self.wallClock.ntpTimestamp(at: now)
         self.media.received(rtp: packet, now: now, wallClock: received) { self.transport.sendRTCP($0) }
     }
@@ -468,22 +567,150 @@ public final class BraidSubscriber: PeerMediaHandler, @unchecked Sendable {
         self.media.received(rtcp: compound, now: now)
     }
 
+    func transportLost(reason: String, lastHeard: NIODeadline, now: NIODeadline) {
+        guard self.options.failover.isEnabled, !self.failover.closing, !self.failover.reconnecting else { return }
+        self.failover.reconnecting = true
+        self.failover.outageStartedAt = lastHeard
+        let lost = self.transport
+        let resource = self.resource
+        _ = lost.close()
+        Task {
+            // The node may only look lost (a network cut): end its session if it still answers.
+            try? await PeerJoin.leave(
+                transport: lost, resource: resource, options: self.options, group: self.group,
+                timeout: self.options.failover.attemptTimeout)
+        }
+        Task { await self.reconnect() }
+    }
+
+    // MARK: Failover
+
+    /// Runs `body` on the subscriber's event loop.
+    private func onLoop<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T? {
+        try? await self.eventLoop.submit(body).get()
+    }
+
+    /// Tries the other nodes in order, in rounds with a growing pause, until one plays or the subscriber
+    /// is closed.
+    private func reconnect() async {
+        let failover = self.options.failover
+        var round = 0
+        while true {
+            guard let order = await self.onLoop({ self.failover.closing ? nil : self.candidates.attemptOrder }),
+                let order
+            else { return }
+            for index in order {
+                guard let endpoint = await self.onLoop({ self.failover.closing ? nil : self.candidates.endpoints[index] }),
+                    let endpoint
+                else { return }
+                if await self.attempt(endpoint: endpoint, index: index, timeout: failover.attemptTimeout) {
+                    if failover.discoverNodes { await self.discoverNodes(from: endpoint) }
+                    return
+                }
+            }
+            round += 1
+            try? await Task.sleep(for: .milliseconds(min(2000, 125 << min(round, 5))))
+        }
+    }
+
+    /// One attempt at the node of `endpoint`: WHEP, then the transport swapped in, then ICE and DTLS.
+    private func attempt(endpoint: HTTPEndpoint, index: Int, timeout: Duration) async -> Bool {
+        let join: PeerJoin
+        do {
+            join = try await PeerJoin.join(
+                endpoint: endpoint, tracks: self.offeredTracks, direction: .recvonly, options: self.options,
+                group: self.group, on: self.eventLoop, timeout: timeout)
+        } catch {
+            _ = await self.onLoop { self.failover.failedAttempts += 1 }
+            return false
+        }
+        let swapped = await self.onLoop { () -> Bool in
+            guard !self.failover.closing, self.media.accepts(join.answer.sections) else { return false }
+            // From here the new transport's packets reach the restarted media state.
+            self.earlierTransports = self.transport.statistics.adding(self.earlierTransports)
+            self.transport = join.transport
+            self.resource = join.resource
+            self.candidates.current = index
+            self.media.restart(sections: join.answer.sections)
+            join.transport.handler = self
+            return true
+        }
+        guard swapped == true else {
+            _ = await self.onLoop { self.failover.failedAttempts += 1 }
+            try? await PeerJoin.leave(
+                transport: join.transport, resource: join.resource, options: self.options, group: self.group,
+                timeout: timeout)
+            return false
+        }
+        do {
+            try await PeerJoin.connect(join.transport, timeout: timeout)
+        } catch {
+            _ = await self.onLoop { self.failover.failedAttempts += 1 }
+            Task {
+                try? await PeerJoin.leave(
+                    transport: join.transport, resource: join.resource, options: self.options, group: self.group,
+                    timeout: timeout)
+            }
+            return false
+        }
+        let done = await self.onLoop { () -> Bool in
+            guard !self.failover.closing else { return false }
+            self.failover.reconnecting = false
+            self.failover.reconnects += 1
+            self.failover.lastReconnect = Date()
+            return true
+        }
+        guard done == true else {
+            // Closed meanwhile: close() left this session's DELETE to us.
+            try? await PeerJoin.leave(
+                transport: join.transport, resource: join.resource, options: self.options, group: self.group,
+                timeout: timeout)
+            return false
+        }
+        return true
+    }
+
+    /// Adds the cluster's nodes, as the node at `endpoint` lists them, to the candidates.
+    private func discoverNodes(from endpoint: HTTPEndpoint) async {
+        let nodes = await MeshNodeList.fetch(from: endpoint, options: self.options, group: self.group)
+        guard !nodes.isEmpty else { return }
+        _ = await self.onLoop { for node in nodes { self.candidates.add(node) } }
+    }
+
     // MARK: Public state
 
     /// A snapshot of everything measured so far.
     public func statistics() async -> SubscriberStatistics? {
-        try? await self.transport.eventLoop.submit {
-            self.media.snapshot(connectTime: self.connectTime, transport: self.transport.statistics)
+        try? await self.eventLoop.submit {
+            var statistics = self.media.snapshot(
+                connectTime: self.connectTime, transport: self.transport.statistics.adding(self.earlierTransports))
+            statistics.reconnects = self.failover.reconnects
+            statistics.lastReconnect = self.failover.lastReconnect
+            statistics.lastOutage = self.failover.lastOutage
+            statistics.failedReconnectAttempts = self.failover.failedAttempts
+            statistics.reconnecting = self.failover.reconnecting
+            statistics.endpoint = self.candidates.endpoints[self.candidates.current].description
+            return statistics
         }.get()
     }
 
-    /// Stops feedback, ends the WHEP session (`DELETE`) and closes the socket.
+    /// The nodes this subscriber may move to, the one in use first (the fallbacks and discovered nodes).
+    public func failoverEndpoints() async -> [String] {
+        (try? await self.eventLoop.submit {
+            let order = [self.candidates.current] + self.candidates.attemptOrder.dropLast()
+            return order.map { self.candidates.endpoints[$0].description }
+        }.get()) ?? []
+    }
+
+    /// Stops feedback and failover, ends the WHEP session (`DELETE`) and closes the socket.
     public func close() async throws(BraidClientError) {
-        try? await self.transport.eventLoop.submit {
+        let current = try? await self.eventLoop.submit { () -> (PeerTransport, HTTPEndpoint?) in
+            self.failover.closing = true
             for task in self.tasks { task.cancel() }
             self.tasks.removeAll()
+            return (self.transport, self.failover.reconnecting ? nil : self.resource)
         }.get()
-        try await PeerJoin.leave(
-            transport: self.transport, resource: self.resource, options: self.options, group: self.group)
+        guard let (transport, resource) = current else { return }
+        try await PeerJoin.leave(transport: transport, resource: resource, options: self.options, group: self.group)
     }
 }

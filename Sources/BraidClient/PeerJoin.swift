@@ -21,13 +21,17 @@ public struct ConnectionOptions: Sendable {
     public var downlink: NetworkImpairment
     /// Seed of the impairment generators (uplink and downlink get derived streams); random when nil.
     public var impairmentSeed: UInt64?
+    /// Other nodes to move to when this peer's node is lost (see ``FailoverOptions``); off by default.
+    public var failover: FailoverOptions
 
     /// Creates options.
     public init(
         bearerToken: String? = nil, localHost: String = "127.0.0.1", timeout: Duration = .seconds(10),
         certificate: DTLSCertificate? = nil, uplink: NetworkImpairment = NetworkImpairment(),
-        downlink: NetworkImpairment = NetworkImpairment(), impairmentSeed: UInt64? = nil
+        downlink: NetworkImpairment = NetworkImpairment(), impairmentSeed: UInt64? = nil,
+        failover: FailoverOptions = FailoverOptions()
     ) {
+        self.failover = failover
         self.bearerToken = bearerToken
         self.localHost = localHost
         self.timeout = timeout
@@ -52,10 +56,13 @@ struct PeerJoin {
         tracks: [OfferedTrack],
         direction: SDPDirection,
         options: ConnectionOptions,
-        group: any EventLoopGroup
+        group: any EventLoopGroup,
+        on loop: (any EventLoop)? = nil,
+        timeout: Duration? = nil
     ) async throws(BraidClientError) -> PeerJoin {
         guard !tracks.isEmpty else { throw .badArgument("an offer needs at least one track") }
-        let eventLoop = group.next()
+        // A reconnecting peer keeps its event loop: its state is confined there.
+        let eventLoop = loop ?? group.next()
         let channel = try await PeerTransport.bind(host: options.localHost, on: eventLoop)
         do {
             let certificate: DTLSCertificate
@@ -85,7 +92,7 @@ struct PeerJoin {
             if let token = options.bearerToken { headers.append(("Authorization", "Bearer \(token)")) }
             let requestedAt = NIODeadline.now()
             let response = try await WHTTPClient(group: group).request(
-                .post, endpoint, headers: headers, body: offer.text, timeout: options.timeout)
+                .post, endpoint, headers: headers, body: offer.text, timeout: timeout ?? options.timeout)
             guard response.status == 201 else {
                 throw BraidClientError.httpStatus(code: response.status, body: response.body)
             }
@@ -94,7 +101,8 @@ struct PeerJoin {
                 try endpoint.resolving(location)
             }
             let transport = try PeerTransport(
-                channel: channel, local: credentials, certificate: certificate, answer: answer)
+                channel: channel, local: credentials, certificate: certificate, answer: answer,
+                lossTimeout: options.failover.isEnabled ? options.failover.lossTimeout : nil)
             transport.installImpairments(options)
             return PeerJoin(transport: transport, answer: answer, resource: resource, requestedAt: requestedAt)
         } catch {
@@ -124,14 +132,15 @@ struct PeerJoin {
 
     /// Ends the session: DELETE on the resource (errors ignored when `ignoreHTTPErrors`), closes the socket.
     static func leave(
-        transport: PeerTransport, resource: HTTPEndpoint?, options: ConnectionOptions, group: any EventLoopGroup
+        transport: PeerTransport, resource: HTTPEndpoint?, options: ConnectionOptions, group: any EventLoopGroup,
+        timeout: Duration? = nil
     ) async throws(BraidClientError) {
         try? await transport.eventLoop.flatSubmit { transport.close() }.get()
         guard let resource else { return }
         var headers: [(String, String)] = []
         if let token = options.bearerToken { headers.append(("Authorization", "Bearer \(token)")) }
         let response = try await WHTTPClient(group: group).request(
-            .delete, resource, headers: headers, timeout: options.timeout)
+            .delete, resource, headers: headers, timeout: timeout ?? options.timeout)
         guard (200..<300).contains(response.status) else {
             throw .httpStatus(code: response.status, body: response.body)
         }

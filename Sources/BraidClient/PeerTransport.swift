@@ -13,6 +13,14 @@ protocol PeerMediaHandler: AnyObject {
     func received(rtp packet: RTPPacket, now: NIODeadline)
     /// One decrypted RTCP compound packet (same lifetime rule).
     func received(rtcp compound: RTCPCompoundPacket, now: NIODeadline)
+    /// The node was lost after the transport connected: nothing heard from it (media, RTCP or consent
+    /// responses) for the loss timeout, consent or DTLS failed, or DTLS was closed. `lastHeard` is when the
+    /// last datagram of the node arrived. Called once per transport.
+    func transportLost(reason: String, lastHeard: NIODeadline, now: NIODeadline)
+}
+
+extension PeerMediaHandler {
+    func transportLost(reason: String, lastHeard: NIODeadline, now: NIODeadline) {}
 }
 
 /// Counters of one peer's UDP transport.
@@ -83,6 +91,16 @@ final class PeerTransport: @unchecked Sendable {
     var downlink: ImpairedLink?
     var uplinkQueue = DelayLine()
     var downlinkQueue = DelayLine()
+    /// With failover on: how long the node may stay silent (no media, RTCP or consent response) before it
+    /// counts as lost. Consent checks then go out every half of it, so a live node is always heard.
+    let lossTimeout: TimeAmount?
+    var lossTimer: RepeatedTask?
+    /// When the node was last heard from, and the counters that tell (read by the loss timer only).
+    var lastHeard = NIODeadline.now()
+    var heardCount = 0
+    /// Set once SRTP is keyed; the loss of the node is reported only after that, and only once.
+    var wasKeyed = false
+    var lossReported = false
 
     /// Binds a UDP socket on `eventLoop` at `host` (port 0).
     static func bind(host: String, on eventLoop: any EventLoop) async throws(BraidClientError) -> any Channel {
@@ -96,15 +114,26 @@ final class PeerTransport: @unchecked Sendable {
     }
 
     init(
-        channel: any Channel, local: ICECredentials, certificate: DTLSCertificate, answer: RemoteAnswer
+        channel: any Channel, local: ICECredentials, certificate: DTLSCertificate, answer: RemoteAnswer,
+        lossTimeout: Duration? = nil
     ) throws(BraidClientError) {
         self.eventLoop = channel.eventLoop
         self.channel = channel
         self.certificate = certificate
         self.answer = answer
-        let checker = ICEConnectivityChecker(
-            local: local, remoteUfrag: answer.iceUfrag, remotePassword: answer.icePassword,
-            candidates: answer.candidates)
+        let loss = lossTimeout.map { TimeAmount.nanoseconds(max(Int64(1), $0.nanoseconds)) }
+        self.lossTimeout = loss
+        let checker: ICEConnectivityChecker
+        if let loss {
+            // Consent every loss/2 × [0.8, 1.2]: an idle but live node answers well within the timeout.
+            checker = ICEConnectivityChecker(
+                local: local, remoteUfrag: answer.iceUfrag, remotePassword: answer.icePassword,
+                candidates: answer.candidates, consentInterval: .nanoseconds(loss.nanoseconds / 2))
+        } else {
+            checker = ICEConnectivityChecker(
+                local: local, remoteUfrag: answer.iceUfrag, remotePassword: answer.icePassword,
+                candidates: answer.candidates)
+        }
         let dtls: DTLSEndpoint
         do {
             dtls = try DTLSEndpoint(
@@ -338,6 +367,9 @@ final class PeerTransport: @unchecked Sendable {
             self.dtlsTimer = nil
             self.ownStatistics.srtpProfile = self.secure.srtpProfile?.dtlsProfileName
             self.ownStatistics.state = "connected"
+            self.wasKeyed = true
+            self.lastHeard = now
+            self.startLossTimer()
             self.handler?.transportConnected(now: now)
             self.connected.succeed(())
             return
@@ -393,6 +425,43 @@ final class PeerTransport: @unchecked Sendable {
     private func fail(_ error: BraidClientError) {
         if !self.closed { self.ownStatistics.state = "failed: \(error)" }
         self.connected.fail(error)
+        self.reportLoss("\(error)", now: .now())
+    }
+
+    // MARK: Loss of the node
+
+    /// Datagrams heard from the node so far: STUN responses, RTP and RTCP that authenticated.
+    private var heardSoFar: Int {
+        let statistics = self.ownStatistics
+        return statistics.rtpPacketsReceived &+ statistics.rtcpPacketsReceived
+            &+ (self.secure.checker?.responsesReceived ?? 0)
+    }
+
+    private func startLossTimer() {
+        guard let loss = self.lossTimeout, self.lossTimer == nil else { return }
+        self.heardCount = self.heardSoFar
+        let period = TimeAmount.nanoseconds(min(max(loss.nanoseconds / 10, 10_000_000), 100_000_000))
+        self.lossTimer = self.eventLoop.scheduleRepeatedTask(initialDelay: period, delay: period) { _ in
+            guard !self.closed else { return }
+            let now = NIODeadline.now()
+            let heard = self.heardSoFar
+            if heard != self.heardCount {
+                self.heardCount = heard
+                self.lastHeard = now
+            } else if now - self.lastHeard >= loss {
+                self.ownStatistics.state = "failed: nothing heard from the node for \(loss)"
+                self.reportLoss("nothing heard from the node for \(loss)", now: now)
+            }
+        }
+    }
+
+    /// Tells the handler once that the node is lost (after SRTP was keyed; never after ``close()``).
+    private func reportLoss(_ reason: String, now: NIODeadline) {
+        guard self.wasKeyed, !self.lossReported, !self.closed else { return }
+        self.lossReported = true
+        self.lossTimer?.cancel()
+        self.lossTimer = nil
+        self.handler?.transportLost(reason: reason, lastHeard: self.lastHeard, now: now)
     }
 
     /// Stops timers, sends a DTLS close_notify and closes the socket. Call on the event loop.
@@ -403,6 +472,8 @@ final class PeerTransport: @unchecked Sendable {
         self.ownStatistics.state = "closed"
         self.iceTimer?.cancel()
         self.dtlsTimer?.cancel()
+        self.lossTimer?.cancel()
+        self.lossTimer = nil
         self.uplinkQueue.cancel()
         self.downlinkQueue.cancel()
         self.connected.fail(BraidClientError.closed)

@@ -1,3 +1,5 @@
+import Foundation
+
 /// A latency distribution, summarised.
 public struct LatencySummary: Hashable, Sendable {
     /// Samples.
@@ -109,6 +111,18 @@ public struct SubscriberStatistics: Hashable, Sendable {
     public var transportFeedbackSent: Int
     /// Media packets whose SSRC matched no track.
     public var unknownSSRCPackets: Int
-    /// Transport counters.
+    /// Transport counters (summed over every transport when the subscriber moved between nodes).
     public var transport: TransportStatistics
+    /// Times the subscriber moved to another node after losing its own (see ``FailoverOptions``).
+    public var reconnects = 0
+    /// When the last move completed (SRTP keyed at the new node).
+    public var lastReconnect: Date?
+    /// The last move's gap: from the last datagram of the lost node to the first media packet of the new one.
+    public var lastOutage: Duration?
+    /// Attempts at another node that failed (HTTP, ICE or DTLS), over all moves.
+    public var failedReconnectAttempts = 0
+    /// Whether the node is lost and no other one is connected yet.
+    public var reconnecting = false
+    /// The WHEP endpoint in use.
+    public var endpoint: String?
 }
