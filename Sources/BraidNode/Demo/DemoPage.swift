@@ -8,6 +8,11 @@ import Foundation
 /// with the room's tracks, including tracks published later. It shows each remote video, a live stats line
 /// and a leave button that `DELETE`s both resources.
 ///
+/// When a peer connection fails or disconnects (its node is lost), the page moves to another node of the
+/// cluster: it remembers the nodes `GET /api/v1/mesh` lists (`nodes[].http_url`, draining ones skipped;
+/// asked at start, every 15 s and after each move), closes both connections and publishes and plays again
+/// at the next one. Counters of `stats()` carry over the move; `window.braid.node()` tells the node in use.
+///
 /// For automation the page exposes `window.braid.stats()`, resolving to
 /// `{framesDecoded, audioSamplesReceived, frameWidth, frameHeight}` summed (or maximal, for sizes) over the
 /// WHEP connection's inbound streams, and `window.braid.leave()`.
@@ -52,6 +57,12 @@ public enum DemoPage {
         (() => {
           const whipURL = "/whip/{{ROOM}}";
           const whepURL = "/whep/{{ROOM}}";
+          // The node in use (this page's own at first) and the cluster's other nodes, as last listed.
+          let node = location.origin;
+          let nodes = [];
+          let moving = false;
+          let moves = 0;
+          let carried = { framesDecoded: 0, audioSamplesReceived: 0 };
           const query = new URLSearchParams(location.search);
           const publishing = query.get("publish") !== "0";
           const subscribing = query.get("subscribe") !== "0";
@@ -82,19 +93,71 @@ public enum DemoPage {
             const body = await response.text();
             if (response.status !== 201) throw new Error(url + ": " + response.status + " " + body.trim());
             const resource = response.headers.get("Location");
-            if (resource) resources.push(new URL(resource, location.href).href);
+            if (resource) resources.push(new URL(resource, url).href);
             await pc.setRemoteDescription({ type: "answer", sdp: body });
           }
 
           function watch(pc, name) {
-            pc.addEventListener("connectionstatechange", () => status(name + " " + pc.connectionState));
+            pc.addEventListener("connectionstatechange", () => {
+              status(name + " " + pc.connectionState + (moves ? " (moved " + moves + "x, at " + node + ")" : ""));
+              if (pc.connectionState === "failed" || pc.connectionState === "disconnected") moveOn(pc);
+            });
+          }
+
+          // The cluster's nodes that take sessions, from the node in use or, when it is gone, one remembered.
+          async function listNodes() {
+            for (const from of [node, ...nodes]) {
+              try {
+                const response = await fetch(new URL("/api/v1/mesh", from), { signal: AbortSignal.timeout(1500) });
+                if (!response.ok) continue;
+                const mesh = await response.json();
+                const listed = (mesh.nodes || []).filter((n) => n.http_url && !n.draining)
+                  .map((n) => new URL(n.http_url).origin);
+                if (listed.length) nodes = listed;
+                return;
+              } catch (error) { /* lost or not in a cluster: ask the next one */ }
+            }
+          }
+
+          // Our node is lost: close both connections and join the next node of the cluster.
+          async function moveOn(pc) {
+            if (left || moving || !connections.includes(pc)) return;
+            moving = true;
+            const before = await stats().catch(() => null);
+            if (before) carried = { framesDecoded: before.framesDecoded, audioSamplesReceived: before.audioSamplesReceived };
+            for (const old of connections.splice(0)) old.close();
+            subscriber = null;
+            resources.splice(0);
+            for (const figure of document.querySelectorAll("figure.remote, audio")) figure.remove();
+            const lost = node;
+            for (let attempt = 0; !left; attempt++) {
+              await listNodes();
+              const others = nodes.filter((n) => n !== lost);
+              const candidates = others.length ? others : [lost];
+              node = candidates[attempt % candidates.length];
+              status("node lost: joining " + node);
+              try {
+                if (publishing) await publish();
+                if (subscribing) await subscribe();
+                moves++;
+                break;
+              } catch (error) {
+                for (const old of connections.splice(0)) old.close();
+                status("joining " + node + " failed: " + error.message);
+                await new Promise((resolve) => setTimeout(resolve, Math.min(2000, 250 << attempt)));
+              }
+            }
+            moving = false;
+            listNodes();
           }
 
           async function publish() {
-            localStream = await navigator.mediaDevices.getUserMedia({
-              audio: true, video: { width: 1280, height: 720 }
-            });
-            document.getElementById("local").srcObject = localStream;
+            if (!localStream) {
+              localStream = await navigator.mediaDevices.getUserMedia({
+                audio: true, video: { width: 1280, height: 720 }
+              });
+              document.getElementById("local").srcObject = localStream;
+            }
             const pc = new RTCPeerConnection({ bundlePolicy: "max-bundle" });
             connections.push(pc);
             watch(pc, "publish");
@@ -112,7 +175,7 @@ public enum DemoPage {
                 ]
               });
             }
-            await negotiate(pc, whipURL);
+            await negotiate(pc, new URL(whipURL, node).href);
           }
 
           // Pre-allocated transceivers: the node fills them with the room's tracks as they come and go,
@@ -134,6 +197,7 @@ public enum DemoPage {
                 return;
               }
               const figure = document.createElement("figure");
+              figure.className = "remote";
               const video = document.createElement("video");
               video.autoplay = true;
               video.muted = true;
@@ -148,11 +212,14 @@ public enum DemoPage {
               figure.append(video, caption);
               document.getElementById("videos").appendChild(figure);
             });
-            await negotiate(pc, whepURL);
+            await negotiate(pc, new URL(whepURL, node).href);
           }
 
           async function stats() {
-            const result = { framesDecoded: 0, audioSamplesReceived: 0, frameWidth: 0, frameHeight: 0, bytes: 0 };
+            const result = {
+              framesDecoded: carried.framesDecoded, audioSamplesReceived: carried.audioSamplesReceived,
+              frameWidth: 0, frameHeight: 0, bytes: 0
+            };
             if (!subscriber) return result;
             const report = await subscriber.getStats();
             report.forEach((entry) => {
@@ -199,17 +266,21 @@ public enum DemoPage {
               const { framesDecoded, audioSamplesReceived, frameWidth, frameHeight } = await stats();
               return { framesDecoded, audioSamplesReceived, frameWidth, frameHeight };
             },
-            leave
+            leave,
+            node: () => node,
+            moves: () => moves
           };
           document.getElementById("leave").addEventListener("click", leave);
           window.addEventListener("pagehide", leave);
           const timer = setInterval(() => { showStats().catch(() => {}); }, 1000);
+          setInterval(() => { if (!moving && !left) listNodes(); }, 15000);
 
           (async () => {
             try {
               if (publishing) await publish();
               if (subscribing) await subscribe();
               status("negotiated" + (publishing ? " publish" : "") + (subscribing ? " play" : ""));
+              listNodes();
             } catch (error) {
               status("error: " + error.message);
             }
