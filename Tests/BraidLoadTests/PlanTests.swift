@@ -1,3 +1,4 @@
+import ArgumentParser
 import Testing
 
 @testable import BraidLoad
@@ -27,5 +28,33 @@ struct PlanTests {
         // Other scenarios are not linked.
         let webinar = LoadRunner.plan(LoadConfiguration(scenario: .webinar(subscribers: 2)))
         #expect(webinar.allSatisfy { $0.linkedPublisher == nil && $0.participant == nil })
+    }
+
+    @Test("--publisher-node: publishers go there, subscribers alone take turns over --node; not for conferences")
+    func publisherNode() throws {
+        let options = try CommonLoadOptions.parse([
+            "--publisher-node", "http://p:1", "--node", "http://a:2", "--node", "http://b:3",
+        ])
+        let configuration = try options.configuration(.webinar(subscribers: 3))
+        #expect(configuration.publisherNode == "http://p:1")
+        let plans = LoadRunner.plan(configuration)
+        #expect(plans.map(\.role) == [.publisher, .subscriber, .subscriber, .subscriber])
+        #expect(plans.map(\.node) == ["http://p:1", "http://a:2", "http://b:3", "http://a:2"])
+        var audio = configuration
+        audio.scenario = .audioRoom(publishers: 2, subscribers: 2)
+        #expect(LoadRunner.plan(audio).map(\.node) == ["http://p:1", "http://p:1", "http://a:2", "http://b:3"])
+        // Without --node, the subscribers join the publisher's node; without the option, nothing changes.
+        let alone = try CommonLoadOptions.parse(["--publisher-node", "http://p:1"])
+        #expect(try alone.configuration(.webinar(subscribers: 1)).nodes == ["http://p:1"])
+        let plain = try CommonLoadOptions.parse(["--node", "http://a:2", "--node", "http://b:3"])
+        #expect(
+            LoadRunner.plan(try plain.configuration(.webinar(subscribers: 2))).map(\.node)
+                == ["http://a:2", "http://b:3", "http://a:2"])
+        #expect(throws: LoadArgumentError.self) {
+            try options.configuration(.conference(rooms: 1, participants: 2))
+        }
+        #expect(throws: LoadArgumentError.self) {
+            try CommonLoadOptions.parse(["--publisher-node", "not a url"]).configuration(.webinar(subscribers: 1))
+        }
     }
 }
