@@ -170,10 +170,11 @@ def run(state, work):
     code, report = finish_load(process, report_path, text, 60)
     if report:
         gaps = [p.get("longestGapMs") for p in report["peers"] if p["role"] == "subscriber"]
-        ok = len(gaps) == subscribers and all(g is not None and g < MAX_GAP_MS for g in gaps)
+        # A sampled gap undercounts the real one by less than two sample intervals (2 x 200 ms).
+        ok = len(gaps) == subscribers and all(g is not None and g + 400 < MAX_GAP_MS for g in gaps)
         check("c: subscribers keep playing (gap < 3 s)", ok and code == 0,
-              f"exit {code}; longest media gap per subscriber {gaps} ms (sampled every 200 ms, trailing gap "
-              f"included); freezes {report['video']['freezeCount']} totalling "
+              f"exit {code}; longest media gap per subscriber {gaps} ms (sampled every 200 ms: real gap < +400 ms; "
+              f"trailing gap included); freezes {report['video']['freezeCount']} totalling "
               f"{report['video']['totalFreezesSeconds']:.2f} s; video frames decodable "
               f"{report['video']['framesDecodable']}")
     else:
