@@ -25,6 +25,14 @@ let benchmarkTargets: [(name: String, dependencies: [Target.Dependency])] = [
         ]
     ),
     ("SchedulerBenchmarks", [.product(name: "BraidScheduler", package: "braid")]),
+    (
+        "MeshBenchmarks",
+        [
+            .product(name: "BraidMesh", package: "braid"),
+            .product(name: "BraidSFU", package: "braid"),
+            .product(name: "NIOCore", package: "swift-nio"),
+        ]
+    ),
 ]
 
 let package = Package(
