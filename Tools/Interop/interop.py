@@ -14,6 +14,7 @@ import http.server
 import json
 import os
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -30,6 +31,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 PUBLISH_ROOM = "chromium-sim"
 DEMO_ROOM = "demo"
 AIORTC_ROOM = "aiortc"
+MESH_ROOM = "aiortc-mesh"
 SAMPLE_SECONDS = 10
 CAP_BPS = 150_000
 
@@ -59,11 +61,12 @@ def http_request(method, url, body=None, content_type=None, timeout=5):
 
 
 class Node:
-    """One braid-node process on loopback."""
+    """One braid-node process on loopback; `extra_args` add flags (the cluster options of a mesh node)."""
 
-    def __init__(self, binary, log_path):
+    def __init__(self, binary, log_path, extra_args=()):
         self.binary = binary
         self.log_path = log_path
+        self.extra_args = list(extra_args)
         self.process = None
         self.base = None
 
@@ -76,7 +79,7 @@ class Node:
         environment = {key: value for key, value in os.environ.items() if not key.startswith("BRAID_")}
         self.process = subprocess.Popen(
             [self.binary, "--http-address", "127.0.0.1", "--http-port", str(port), "--media-address", "127.0.0.1",
-             "--media-port", "0", "--log-level", "debug"],
+             "--media-port", "0", "--log-level", "debug"] + self.extra_args,
             env=environment, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
         log.close()
@@ -113,6 +116,52 @@ class Node:
         if self.process is None or self.process.poll() is not None:
             return
         self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(5)
+
+
+class Etcd:
+    """A real etcd (/usr/bin/etcd, Debian etcd-server) on free loopback ports with a data directory of its own."""
+
+    def __init__(self, work_dir):
+        self.work_dir = work_dir
+        self.process = None
+        self.url = None
+
+    def start(self):
+        binary = shutil.which("etcd") or "/usr/bin/etcd"
+        if not os.path.exists(binary):
+            raise ScenarioFailure("etcd is not installed (Tools/install-deps.sh installs etcd-server)")
+        client, peer = free_tcp_port(), free_tcp_port()
+        self.url = f"http://127.0.0.1:{client}"
+        peer_url = f"http://127.0.0.1:{peer}"
+        data = os.path.join(self.work_dir, "etcd-data")
+        shutil.rmtree(data, ignore_errors=True)
+        log = open(os.path.join(self.work_dir, "etcd.log"), "ab")
+        self.process = subprocess.Popen(
+            [binary, "--name", "braid-interop", "--data-dir", data, "--listen-client-urls", self.url,
+             "--advertise-client-urls", self.url, "--listen-peer-urls", peer_url,
+             "--initial-advertise-peer-urls", peer_url, "--initial-cluster", f"braid-interop={peer_url}",
+             "--log-level", "warn"],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        log.close()
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise ScenarioFailure(f"etcd exited with status {self.process.returncode} (log {self.work_dir}/etcd.log)")
+            with contextlib.suppress(OSError):
+                if http_request("GET", f"{self.url}/health", timeout=1)[0] == 200:
+                    return
+            time.sleep(0.1)
+        raise ScenarioFailure(f"etcd not healthy within 20 s (log {self.work_dir}/etcd.log)")
+
+    def stop(self):
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
         try:
             self.process.wait(10)
         except subprocess.TimeoutExpired:
@@ -204,6 +253,9 @@ class Suite:
         self.subscriber = None       # the Chromium WHEP subscriber (b)
         self.subscriber_playing = False
         self.aiortc_publisher = None
+        self.mesh_parts = []         # the aiortc-mesh scenario's nodes, then its etcd (stopped in that order)
+        self.mesh_nodes = {}         # its nodes by name, and its aiortc publisher on mesh-a
+        self.mesh_publisher = None
 
     async def browser(self, name, page):
         browser = Browser(name, os.path.join(self.work_dir, f"{name}-profile"),
@@ -421,10 +473,11 @@ class Suite:
                 f"{time.monotonic() - start:.1f} s after lifting it")
 
     # aiortc ----------------------------------------------------------------------------------------------
-    async def aiortc_process(self, role, url, seconds):
+    async def aiortc_process(self, role, url, seconds, log_name=None):
+        log_name = log_name or f"aiortc-{role}"
         process = await asyncio.create_subprocess_exec(
             sys.executable, os.path.join(HERE, "aiortc_peer.py"), role, url, "--seconds", str(seconds),
-            stdout=asyncio.subprocess.PIPE, stderr=open(os.path.join(self.work_dir, f"aiortc-{role}.log"), "ab"),
+            stdout=asyncio.subprocess.PIPE, stderr=open(os.path.join(self.work_dir, f"{log_name}.log"), "ab"),
             start_new_session=True,
         )
         self.processes.append(process)
@@ -476,11 +529,143 @@ class Suite:
         return (f"session {session_id[:8]}; decoded audio frames {audio}; video frames {video}; "
                 f"video sizes {sizes}{publisher}")
 
+    # (g) -------------------------------------------------------------------------------------------------
+    async def aiortc_mesh(self):
+        """etcd and two more braid-nodes in a cluster (A, B: relay links over loopback); aiortc publishes on A by
+        WHIP, aiortc subscribes on B by WHEP and must decode what B relays from A. Everything started here is
+        stopped at the end (also on timeout: cleanup() stops what is left)."""
+        etcd = Etcd(self.work_dir)
+        self.mesh_parts.append(etcd)
+        await asyncio.to_thread(etcd.start)
+        secret_file = os.path.join(self.work_dir, "cluster-secret")
+        with open(os.open(secret_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
+            f.write(secrets.token_hex(24))
+        nodes = {}
+        for name in ("mesh-a", "mesh-b"):
+            node = Node(self.node.binary, os.path.join(self.work_dir, f"braid-node-{name}.log"),
+                        ["--node-id", name, "--event-loop-threads", "1", "--cluster-etcd", etcd.url,
+                         "--cluster-secret-file", secret_file, "--cluster-mesh-address", "127.0.0.1",
+                         "--cluster-mesh-port", "0"])
+            self.mesh_parts.insert(0, node)
+            await asyncio.to_thread(node.start)
+            nodes[name] = node
+        a, b = nodes["mesh-a"], nodes["mesh-b"]
+
+        async def mesh_of(node):
+            node.check_alive()
+            status, body = await asyncio.to_thread(http_request, "GET", f"{node.base}/api/v1/mesh")
+            if status != 200:
+                raise ScenarioFailure(f"GET {node.base}/api/v1/mesh: HTTP {status} {body.strip()[:200]!r}")
+            return json.loads(body)
+
+        async def linked():
+            for node, peer in ((a, "mesh-b"), (b, "mesh-a")):
+                mesh = await mesh_of(node)
+                if not any(l.get("peer_name") == peer and l.get("up") for l in mesh.get("links", [])):
+                    return None
+            return True
+        if await wait_for(linked, 15) is None:
+            raise ScenarioFailure(f"cluster: relay link A-B not up within 15 s: A sees {(await mesh_of(a)).get('links')}, "
+                                  f"B sees {(await mesh_of(b)).get('links')}")
+        publisher = await self.aiortc_process("publish", f"{a.base}/whip/{MESH_ROOM}", 60, "aiortc-mesh-publish")
+        answered = await self.next_event(publisher, "WHIP POST on node A", 20)
+        session_id = session_id_from(answered.get("location"), "WHIP Location (node A)")
+        await self.next_event(publisher, "publisher connect (node A)", 20)
+        subscriber = await self.aiortc_process("subscribe", f"{b.base}/whep/{MESH_ROOM}", SAMPLE_SECONDS,
+                                               "aiortc-mesh-subscribe")
+        answered = await self.next_event(subscriber, "WHEP POST on node B (recvonly audio + video)", 20)
+        subscriber_id = session_id_from(answered.get("location"), "WHEP Location (node B)")
+        await self.next_event(subscriber, "subscriber connect (node B)", 20)
+        audio, video, sizes = [], [], []
+        while True:
+            event = await self.next_event(subscriber, "decoding on node B", 25)
+            if event["event"] == "done":
+                break
+            audio.append(event["audio_frames"])
+            video.append(event["video_frames"])
+            sizes = event["video_sizes"]
+        check_rising("decoded audio frames (node B)", audio, "decoding on node B")
+        check_rising("decoded video frames (node B)", video, "decoding on node B")
+        # B relays the room from A: its remote tracks are pulled from A, and A relays them on its link to B.
+        remote = [t for t in (await mesh_of(b)).get("remote_tracks", []) if t.get("room") == MESH_ROOM]
+        if len(remote) < 2 or any(t.get("pulled_from") != "mesh-a" for t in remote):
+            raise ScenarioFailure(f"node B's mesh: expected the room's 2 tracks pulled from mesh-a, got {remote}")
+        relayed = [l.get("relayed") for l in (await mesh_of(a)).get("links", []) if l.get("peer_name") == "mesh-b"]
+        # The cluster and the publisher stay up for chromium-demo-failover; cleanup() stops them otherwise.
+        self.mesh_nodes = nodes
+        self.mesh_publisher = publisher
+        return (f"publisher {session_id[:8]} on A, subscriber {subscriber_id[:8]} on B; decoded on B: audio frames "
+                f"{audio}; video frames {video}; video sizes {sizes}; B pulls "
+                f"{[(t.get('id'), t.get('path')) for t in remote]}; A relays to B {relayed}")
+
+    # (h) -------------------------------------------------------------------------------------------------
+    async def chromium_demo_failover(self):
+        """The demo page of node B plays the aiortc-mesh room (publish=0); B is killed (SIGKILL); the page must
+        move to node A by itself and play again: framesDecoded rising again within 15 s of the kill."""
+        try:
+            if not self.mesh_nodes or self.mesh_publisher is None or self.mesh_publisher.returncode is not None:
+                raise ScenarioFailure("precondition: the aiortc-mesh cluster and publisher must be running "
+                                      "(see its line)")
+            a, b = self.mesh_nodes["mesh-a"], self.mesh_nodes["mesh-b"]
+            url = f"{b.base}/demo/{MESH_ROOM}?publish=0"
+            browser = Browser("demo-failover", os.path.join(self.work_dir, "demo-failover-profile"),
+                              os.path.join(self.work_dir, "demo-failover.log"))
+            self.browsers.append(browser)
+            await browser.start(url)
+
+            async def stats():
+                return await browser.evaluate("window.braid ? window.braid.stats() : null")
+
+            async def frames_above(count):
+                s = await stats()
+                return s if s and s.get("framesDecoded", 0) > count else None
+            if await wait_for(lambda: frames_above(30), 20) is None:
+                raise ScenarioFailure(f"demo page {url}: not playing within 20 s: stats {await stats()}")
+            known = await browser.evaluate("window.braid.node()")
+            before = (await stats())["framesDecoded"]
+            b.process.kill()
+            b.process.wait(5)
+            killed = time.monotonic()
+
+            async def moved():
+                node = await browser.evaluate("window.braid.node()")
+                s = await stats()
+                return (node, s) if node == a.base and s["framesDecoded"] > before + 30 else None
+            result = await wait_for(moved, 15, 0.25)
+            if result is None:
+                status = await browser.evaluate("document.getElementById('status').textContent")
+                raise ScenarioFailure(f"after killing B: the page did not play again from A within 15 s: node "
+                                      f"{await browser.evaluate('window.braid.node()')}, status {status!r}, "
+                                      f"stats {await stats()} (before {before})")
+            again = time.monotonic() - killed
+            frames = []
+            for second in range(SAMPLE_SECONDS + 1):
+                frames.append((await stats())["framesDecoded"])
+                if second < SAMPLE_SECONDS:
+                    await asyncio.sleep(1)
+            check_rising("demo page framesDecoded after the move", frames, "playing from A")
+            return (f"page on B ({known}) killed at {before} frames; playing from A again {again:.1f} s later "
+                    f"(moves {await browser.evaluate('window.braid.moves()')}); framesDecoded then {frames}")
+        finally:
+            await self.stop_mesh()
+
+    async def stop_mesh(self):
+        publisher, self.mesh_publisher, self.mesh_nodes = self.mesh_publisher, None, {}
+        if publisher is not None and publisher.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(publisher.pid, signal.SIGTERM)
+        parts, self.mesh_parts = self.mesh_parts, []
+        for part in parts:
+            await asyncio.to_thread(part.stop)
+
     async def stop_browser(self, browser):
         if browser is not None:
             await browser.stop()
 
     async def cleanup(self):
+        for part in self.mesh_parts:
+            with contextlib.suppress(Exception):
+                part.stop()
         for browser in self.browsers:
             with contextlib.suppress(Exception):
                 await browser.stop()
@@ -534,6 +719,8 @@ SCENARIOS = [
     ("aiortc-publish", Suite.aiortc_publish, 40),
     ("aiortc-subscribe", Suite.aiortc_subscribe, 50),
     ("chromium-demo-page", Suite.chromium_demo_page, 50),
+    ("aiortc-mesh", Suite.aiortc_mesh, 58),
+    ("chromium-demo-failover", Suite.chromium_demo_failover, 58),
 ]
 
 

@@ -8,7 +8,8 @@ import Foundation
 /// with the room's tracks, including tracks published later. It shows each remote video, a live stats line
 /// and a leave button that `DELETE`s both resources.
 ///
-/// When a peer connection fails or disconnects (its node is lost), the page moves to another node of the
+/// When a peer connection fails or disconnects, or media that was flowing stops for a second and the node
+/// does not answer `GET /healthz` within half a second (its node is lost), the page moves to another node of the
 /// cluster: it remembers the nodes `GET /api/v1/mesh` lists (`nodes[].http_url`, draining ones skipped;
 /// asked at start, every 15 s and after each move), closes both connections and publishes and plays again
 /// at the next one. Counters of `stats()` carry over the move; `window.braid.node()` tells the node in use.
@@ -236,13 +237,13 @@ public enum DemoPage {
             return result;
           }
 
-          let lastBytes = 0;
+          let shownBytes = 0;
           let lastTime = performance.now();
           async function showStats() {
             const now = performance.now();
             const current = await stats();
-            const kbps = Math.max(0, (current.bytes - lastBytes) * 8 / Math.max(1, now - lastTime));
-            lastBytes = current.bytes;
+            const kbps = Math.max(0, (current.bytes - shownBytes) * 8 / Math.max(1, now - lastTime));
+            shownBytes = current.bytes;
             lastTime = now;
             document.getElementById("stats").textContent = "in " + kbps.toFixed(0) + " kbit/s, "
               + current.framesDecoded + " frames decoded, " + current.frameWidth + "x" + current.frameHeight
@@ -274,6 +275,32 @@ public enum DemoPage {
           window.addEventListener("pagehide", leave);
           const timer = setInterval(() => { showStats().catch(() => {}); }, 1000);
           setInterval(() => { if (!moving && !left) listNodes(); }, 15000);
+
+          // The browser reports a lost node only after seconds: media that stops for a second while the node
+          // does not answer at all (no-cors: any answer counts) is noticed sooner.
+          let lastBytes = 0;
+          let stalledSince = null;
+          async function checkNode() {
+            if (!subscriber || moving || left) return;
+            const pc = subscriber;
+            const { bytes } = await stats();
+            if (bytes > lastBytes || bytes === 0) {
+              lastBytes = bytes;
+              stalledSince = null;
+              return;
+            }
+            stalledSince = stalledSince ?? performance.now();
+            if (performance.now() - stalledSince < 1000) return;
+            try {
+              await fetch(new URL("/healthz", node), { mode: "no-cors", signal: AbortSignal.timeout(500) });
+              stalledSince = performance.now();
+            } catch (error) {
+              lastBytes = 0;
+              stalledSince = null;
+              moveOn(pc);
+            }
+          }
+          setInterval(() => { checkNode().catch(() => {}); }, 250);
 
           (async () => {
             try {
