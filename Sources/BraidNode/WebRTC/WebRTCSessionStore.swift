@@ -71,14 +71,15 @@ final class WebRTCSessionStore {
 
     init(
         channel: any Channel, certificate: DTLSCertificate, capacity: Int, node: NodeID, shard: Int = 0,
-        shards: Int = 1
+        shards: Int = 1, firstTrackNumber: UInt32 = 0
     ) {
         self.channel = channel
         self.certificate = certificate
         self.table = Table(capacity: capacity)
         self.scratch = channel.allocator.buffer(capacity: Self.scratchSize)
         self.shardIndex = shard
-        self.forwarding = SFURouter(wallClock: .system(now: .now()), node: node, shard: shard, shards: shards)
+        self.forwarding = SFURouter(
+            wallClock: .system(now: .now()), node: node, shard: shard, shards: shards, firstTrackNumber: firstTrackNumber)
         self.output = WebRTCOutputBatch(channel: channel)
     }
 

@@ -125,7 +125,11 @@ public final class WebRTCSessions: Sendable {
         self.node = node
         self.shardCount = max(1, shards)
         self.directory = WebRTCShardDirectory(shards: max(1, shards))
+        self.firstTrackNumber = SFURouter.trackNumberBase(unixSeconds: UInt64(Date().timeIntervalSince1970))
     }
+
+    /// Where this run's track numbers start (see ``SFURouter/trackNumberBase(unixSeconds:)``).
+    let firstTrackNumber: UInt32
 
     /// The fingerprint of the node's certificate, once the media socket runs.
     public var certificateFingerprint: DTLSFingerprint? {
@@ -136,7 +140,7 @@ public final class WebRTCSessions: Sendable {
     func attach(channel: any Channel, certificate: DTLSCertificate, shard: Int) -> WebRTCSessionStore {
         let store = WebRTCSessionStore(
             channel: channel, certificate: certificate, capacity: self.capacity, node: self.node, shard: shard,
-            shards: self.shardCount)
+            shards: self.shardCount, firstTrackNumber: self.firstTrackNumber)
         store.start()
         let bound = WebRTCShard(
             index: shard, eventLoop: channel.eventLoop, store: NIOLoopBound(store, eventLoop: channel.eventLoop))

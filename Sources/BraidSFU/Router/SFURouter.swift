@@ -54,15 +54,25 @@ public final class SFURouter {
     ///   - node: the node whose tracks this router mints ids for.
     ///   - shard: this router's index among the `shards` routers of the node (one per event loop); track
     ///     numbers are interleaved between them so that ids stay unique on the node.
+    ///   - firstTrackNumber: where this run's track numbers start. A node that restarts under the same
+    ///     name must not reuse the ids of its previous run while other nodes may still mirror them; the
+    ///     node starts from its start time (see ``trackNumberBase(unixSeconds:)``).
     public init(
         configuration: SFUConfiguration = .init(), wallClock: WallClock, node: NodeID = .local, shard: Int = 0,
-        shards: Int = 1
+        shards: Int = 1, firstTrackNumber: UInt32 = 0
     ) {
         self.configuration = configuration
         self.wallClock = wallClock
         self.node = node
-        self.nextTrackNumber = UInt32(clamping: shard + 1)
+        self.nextTrackNumber = firstTrackNumber &+ UInt32(clamping: shard + 1)
         self.trackNumberStride = UInt32(clamping: max(1, shards))
+    }
+
+    /// A run's first track number from its start time: 1,024 numbers per second since 1970, modulo 2^32.
+    /// A later run starts past every number an earlier one used unless that one published more than 1,024
+    /// tracks per second of its life (the window wraps every 48 days).
+    public static func trackNumberBase(unixSeconds: UInt64) -> UInt32 {
+        UInt32(truncatingIfNeeded: unixSeconds &* 1_024)
     }
 
     // MARK: - Links
