@@ -91,8 +91,10 @@ public final class NodeServer: Sendable {
             configuration: ApplicationConfiguration(
                 address: .hostname(configuration.http.address, port: configuration.http.port),
                 serverName: "braid-node",
-                // A second node on the same port must fail to start, not share it.
-                reuseAddress: false
+                // SO_REUSEADDR: a node restarted after a crash binds its port again at once, while the
+                // old connections sit in TIME_WAIT. On Linux it never lets a second listener share the port
+                // (that would take SO_REUSEPORT), so a second node on the same port still fails to start.
+                reuseAddress: true
             ),
             onServerRunning: { channel in
                 httpAddress.withLockedValue { $0 = channel.localAddress }

@@ -180,6 +180,24 @@ def run(state, work):
     else:
         check("c: subscribers keep playing (gap < 3 s)", False, f"braid-load exit {code}, no report")
 
+    # (f): the killed relay restarts under the same name and rejoins: A and C see it and link to it again.
+    b_log = open(os.path.join(work, "node-b-restarted.log"), "w")
+    restarted = subprocess.Popen(nodes["b"]["argv"], stdout=b_log, stderr=subprocess.STDOUT,
+                                 stdin=subprocess.DEVNULL, preexec_fn=die_with_parent)
+    extra.append(restarted)
+    started = time.monotonic()
+
+    def rejoined():
+        views = [mesh(nodes[name]["url"]) for name in ("a", "c")]
+        ok = all(any(n.get("name") == "b" for n in v.get("nodes", [])) and (link(v, "b") or {}).get("up")
+                 for v in views)
+        return ok or None
+
+    back = wait_for("B to rejoin", rejoined, 20, interval=0.2)
+    check("f: a restarted node rejoins", back is not None and restarted.poll() is None,
+          f"A and C link to the restarted B again after {time.monotonic() - started:.1f} s" if back
+          else "B not back in A's and C's views within 20 s")
+
     # (d): a node with the wrong secret.
     bad_secret = os.path.join(work, "wrong-secret")
     with open(bad_secret, "w") as f:

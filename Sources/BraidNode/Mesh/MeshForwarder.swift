@@ -45,6 +45,8 @@ final class MeshForwarder {
     private var reportedLinks: [UInt64: Set<UInt64>] = [:]
     private(set) var counters = Counters()
     private var lastRouteCheck: NIODeadline?
+    /// The directory records of this node's tracks, encoded once each.
+    private var ownTrackRecords: [TrackID: TrackRecord] = [:]
 
     struct Counters: Sendable, Hashable, Codable {
         /// Datagrams from a sender that is not a known node.
@@ -143,7 +145,7 @@ final class MeshForwarder {
         _ = self.scheduler.removeNode(id.rawValue)
         guard let peer = self.peers.removeValue(forKey: id) else { return }
         // Mirrors pulled over it move first (reroute); what has no other route is unpublished with it.
-        self.reroute(now: now, force: true)
+        self.reroute(now: now)
         self.router.unlink(peer.routerLink, now: now)
     }
 
@@ -178,7 +180,7 @@ final class MeshForwarder {
 
     /// Puts every remote track's mirror on the link to the next hop toward its origin. Runs after every
     /// directory change and link state change, and a few times a second.
-    func reroute(now: NIODeadline, force: Bool = false) {
+    func reroute(now: NIODeadline) {
         for (id, announcement) in self.remoteTracks {
             guard let hop = self.scheduler.nextHop(toward: id.origin.rawValue, from: self.node.rawValue),
                 let peer = self.peers[NodeID(rawValue: hop)]
@@ -205,15 +207,22 @@ final class MeshForwarder {
 
     // MARK: - What this node reports
 
-    /// This node's tracks (every loop's: shard 0 mirrors the others) as directory records.
+    /// This node's tracks (every loop's: shard 0 mirrors the others) as directory records. A track's
+    /// record never changes, so each is encoded once.
     func ownTracks() -> [TrackRecord] {
-        let encoder = JSONEncoder()
-        return self.router.allTracks.compactMap { producer in
-            guard producer.id.origin == self.node,
-                let payload = try? encoder.encode(TrackAnnouncement(producer))
-            else { return nil }
-            return TrackRecord(room: producer.room, id: producer.id.description, origin: self.node.rawValue, payload: payload)
+        var records: [TrackRecord] = []
+        var current: [TrackID: TrackRecord] = [:]
+        for producer in self.router.allTracks where producer.id.origin == self.node {
+            let record =
+                self.ownTrackRecords[producer.id]
+                ?? TrackRecord(
+                    room: producer.room, id: producer.id.description, origin: self.node.rawValue,
+                    payload: (try? JSONEncoder().encode(TrackAnnouncement(producer))) ?? Data())
+            current[producer.id] = record
+            records.append(record)
         }
+        self.ownTrackRecords = current
+        return records
     }
 
     /// The measured outgoing links that are up, for the directory.
@@ -255,9 +264,10 @@ final class MeshForwarder {
         self.flush(now: now)
     }
 
-    func linkStateChanged(_ peer: MeshPeer, isUp: Bool, now: NIODeadline) {
+    /// A link went up or down: the scheduler hears of it at once, and mirrors move.
+    func linkStateChanged(_ peer: MeshPeer, now: NIODeadline) {
         peer.reportMeasurement(to: self.scheduler, from: self.node)
-        self.reroute(now: now, force: true)
+        self.reroute(now: now)
     }
 
     fileprivate func transmit(_ datagram: ByteBuffer, to address: SocketAddress) {
@@ -315,12 +325,11 @@ final class MeshPeer {
             self.link.send(message, now: .now())
             self.link.flush(now: .now())
         }
-        self.link.onMessage = { [unowned self, unowned forwarder] message in
+        self.link.onMessage = { [unowned self] message in
             self.routerLink.receive(message, now: .now())
-            _ = forwarder
         }
-        self.link.onStateChange = { [unowned self, unowned forwarder] up in
-            forwarder.linkStateChanged(self, isUp: up, now: .now())
+        self.link.onStateChange = { [unowned self, unowned forwarder] _ in
+            forwarder.linkStateChanged(self, now: .now())
         }
     }
 
