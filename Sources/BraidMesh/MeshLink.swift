@@ -123,6 +123,7 @@ public final class MeshLink {
     private let outbound: SRTPOutboundSession
     private var inbound: SRTPInboundSession?
     private var peerEpoch: UInt64 = 0
+    private var lastEpochAttempt: NIODeadline?
 
     // Sending.
     private var nextIndex: UInt64 = 1
@@ -283,7 +284,14 @@ public final class MeshLink {
                 return false
             }
         } else if epoch > self.peerEpoch {
-            // A new run of the peer (or the first datagram): new keys, a fresh sequence.
+            // A new run of the peer (or the first datagram): new keys, a fresh sequence. Deriving keys costs
+            // three HMACs and a cipher context, so claimed new epochs are tried at most 20 times a second:
+            // forged datagrams cannot turn the relay port into a CPU sink.
+            if let last = self.lastEpochAttempt, now - last < .milliseconds(50) {
+                self.counters.rejected += 1
+                return false
+            }
+            self.lastEpochAttempt = now
             let key = Self.masterKey(secret: self.secret, from: self.peer, to: self.local, epoch: epoch)
             guard
                 let inbound = try? SRTPInboundSession(
