@@ -146,6 +146,18 @@ struct MeshRelayTests {
             let placed = try await dashboard.get("/api/v1/placement?region=eu-west")
             #expect(placed.status == 200 && placed.body.contains("\"name\" : \"b\""), "\(placed.body)")
 
+            // A WHEP request that says where the client is goes to the better node with a 307 (RFC 9725
+            // §4.5); one already at the right node is served there.
+            let redirected = try await dashboard.post(
+                "/whep/mesh?region=eu-west", contentType: "application/sdp", body: "v=0\r\n")
+            #expect(redirected.status == 307)
+            #expect(
+                redirected.headers.first { $0.name.lowercased() == "location" }?.value
+                    == "\(b.base)/whep/mesh?region=eu-west", "\(redirected.headers)")
+            let served = try await NodeDashboard(port: b.httpPort).post(
+                "/whep/mesh?region=eu-west", contentType: "application/sdp", body: "v=0\r\n")
+            #expect(served.status == 400, "an unanswerable offer, served by B itself: \(served.status)")
+
             let metrics = String(decoding: await b.server.monitor.metricsExposition(), as: UTF8.self)
             #expect(metrics.contains("braid_mesh_link_up{peer=\"c\"} 1"), "\(metrics)")
             #expect(metrics.contains("braid_mesh_link_rtt_seconds{peer=\"a\"}"))

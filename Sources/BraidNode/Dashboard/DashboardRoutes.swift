@@ -1,3 +1,4 @@
+import BraidSFU
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -91,7 +92,17 @@ public enum DashboardRoutes {
         router.get("/healthz") { _, _ in
             Self.response("ok\n", contentType: "text/plain; charset=utf-8")
         }
-        WHIPRoutes.register(on: router, sessions: monitor.media.sessions, authorize: whipAuthorizer)
+        var redirect: WebRTCRedirector?
+        if let mesh = monitor.mesh {
+            redirect = { @Sendable (region: String?, latitude: Double?, longitude: Double?) async -> String? in
+                guard let node = await mesh.placement(region: region, latitude: latitude, longitude: longitude),
+                    node.id != mesh.node.description
+                else { return nil }
+                return node.httpURL
+            }
+        }
+        WHIPRoutes.register(
+            on: router, sessions: monitor.media.sessions, authorize: whipAuthorizer, redirect: redirect)
         return router
     }
 

@@ -12,6 +12,16 @@ import NIOCore
 /// - Returns: true to go on; false answers `401 Unauthorized`.
 public typealias WebRTCAuthorizer = @Sendable (_ bearerToken: String?, _ room: String) async -> Bool
 
+/// Picks a better node for a new WHIP or WHEP session (a node in a cluster: the scheduler's placement).
+///
+/// - Parameters:
+///   - region, latitude, longitude: where the client says it is (the `region`, `latitude` and
+///     `longitude` query parameters).
+/// - Returns: the base URL (`http://host:port`) of the node the client should use instead, or nil to serve
+///   it here.
+public typealias WebRTCRedirector =
+    @Sendable (_ region: String?, _ latitude: Double?, _ longitude: Double?) async -> String?
+
 /// The former name of ``WebRTCAuthorizer``.
 public typealias WHIPAuthorizer = WebRTCAuthorizer
 
@@ -26,6 +36,7 @@ public typealias WHIPRoutes = WebRTCRoutes
 /// | `POST /whip/{room}` | publish: SDP offer in, `201` + answer, `Location: /whip/{room}/{id}`, `ETag` |
 /// | `POST /whep/{room}` | play: recvonly offer in, `201` + sendonly answer, `Location: /whep/{room}/{id}` |
 /// | `POST /whep/{room}?participant={whip-id}` | play, never receiving the tracks of WHIP session `whip-id` |
+/// | `POST /whip/{room}?region=R` (or `latitude`, `longitude`), `/whep/...` | in a cluster: `307` to a node nearer the client, if one is better |
 /// | `PATCH /whip/{room}/{id}`, `/whep/...` | `application/trickle-ice-sdpfrag`: `204` trickle, `200` restart |
 /// | `DELETE /whip/{room}/{id}`, `/whep/...` | `200`, the session ends |
 /// | `OPTIONS` on all of them | CORS preflight, `204` |
@@ -59,15 +70,30 @@ public enum WebRTCRoutes {
     public static let maximumBitrateCap = 100_000_000_000
 
     /// Adds the WHIP, WHEP, `PATCH` and max-bitrate routes to `router`.
+    ///
+    /// - Parameter redirect: in a cluster, the placement that may send a client that declares its location
+    ///   to a better node (RFC 9725 §4.5 allows `307`; the client repeats the same `POST` there).
     public static func register(
         on router: Router<BasicRequestContext>,
         sessions: WebRTCSessions,
-        authorize: @escaping WebRTCAuthorizer = WebRTCRoutes.allowAll
+        authorize: @escaping WebRTCAuthorizer = WebRTCRoutes.allowAll,
+        redirect: WebRTCRedirector? = nil
     ) {
         for direction in [WebRTCDirection.publish, .subscribe] {
-            Self.registerSignalling(on: router, direction: direction, sessions: sessions, authorize: authorize)
+            Self.registerSignalling(
+                on: router, direction: direction, sessions: sessions, authorize: authorize, redirect: redirect)
         }
         Self.registerBitrateCap(on: router, sessions: sessions)
+    }
+
+    /// The node a client that declared its location should use instead of this one, if any.
+    private static func betterNode(_ request: Request, redirect: WebRTCRedirector) async -> String? {
+        let query = request.uri.queryParameters
+        let region = query.get("region")
+        let latitude = query.get("latitude").flatMap(Double.init)
+        let longitude = query.get("longitude").flatMap(Double.init)
+        guard region != nil || (latitude != nil && longitude != nil) else { return nil }
+        return await redirect(region, latitude, longitude)
     }
 
     /// `whip` or `whep`.
@@ -79,7 +105,8 @@ public enum WebRTCRoutes {
         on router: Router<BasicRequestContext>,
         direction: WebRTCDirection,
         sessions: WebRTCSessions,
-        authorize: @escaping WebRTCAuthorizer
+        authorize: @escaping WebRTCAuthorizer,
+        redirect: WebRTCRedirector?
     ) {
         let prefix = Self.prefix(direction)
         let name = prefix.uppercased()
@@ -96,6 +123,12 @@ public enum WebRTCRoutes {
                 )
             }
             if let refused = await Self.refuse(request, room: room, authorize: authorize) { return refused }
+            if let redirect, let target = await Self.betterNode(request, redirect: redirect) {
+                var headers = Self.corsHeaders()
+                let query = request.uri.query.map { "?" + $0 } ?? ""
+                headers[.location] = "\(target)/\(prefix)/\(room)\(query)"
+                return Response(status: .temporaryRedirect, headers: headers)
+            }
             guard Self.isSDP(request.headers[.contentType]) else {
                 return Self.plain(
                     .unsupportedMediaType,
