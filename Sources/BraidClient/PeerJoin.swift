@@ -51,6 +51,9 @@ struct PeerJoin {
     /// When the HTTP request was sent.
     var requestedAt: NIODeadline
 
+    /// Redirects a WHIP or WHEP `POST` follows before giving up.
+    static let maximumRedirects = 3
+
     static func join(
         endpoint: HTTPEndpoint,
         tracks: [OfferedTrack],
@@ -91,8 +94,20 @@ struct PeerJoin {
             var headers = [("Content-Type", "application/sdp"), ("Accept", "application/sdp")]
             if let token = options.bearerToken { headers.append(("Authorization", "Bearer \(token)")) }
             let requestedAt = NIODeadline.now()
-            let response = try await WHTTPClient(group: group).request(
+            var endpoint = endpoint
+            var response = try await WHTTPClient(group: group).request(
                 .post, endpoint, headers: headers, body: offer.text, timeout: timeout ?? options.timeout)
+            // RFC 9725 §4.5: a 307 (or 308) sends the same POST to another endpoint, e.g. a node of the
+            // cluster nearer the client. A few hops at most, so two misconfigured nodes cannot loop.
+            var redirects = 0
+            while response.status == 307 || response.status == 308, redirects < Self.maximumRedirects,
+                let location = response.header("Location")
+            {
+                redirects += 1
+                endpoint = try endpoint.resolving(location)
+                response = try await WHTTPClient(group: group).request(
+                    .post, endpoint, headers: headers, body: offer.text, timeout: timeout ?? options.timeout)
+            }
             guard response.status == 201 else {
                 throw BraidClientError.httpStatus(code: response.status, body: response.body)
             }

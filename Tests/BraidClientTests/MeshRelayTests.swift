@@ -154,6 +154,15 @@ struct MeshRelayTests {
             #expect(
                 redirected.headers.first { $0.name.lowercased() == "location" }?.value
                     == "\(b.base)/whep/mesh?region=eu-west", "\(redirected.headers)")
+            // BraidClient follows it: a subscriber that asks A from eu-west plays from B.
+            let redirectedSubscriber = try await BraidSubscriber.subscribe(
+                to: "\(a.base)/whep/mesh?region=eu-west", audioTracks: 1, videoTracks: 1, options: forwardingOptions,
+                group: group)
+            #expect(try await eventually(within: 8) {
+                (await redirectedSubscriber.statistics()?.video.first?.framesDecodable ?? 0) >= 5
+            })
+            #expect(await b.server.media.sessions.statuses().contains { $0.direction == .subscribe })
+            try await redirectedSubscriber.close()
             let served = try await NodeDashboard(port: b.httpPort).post(
                 "/whep/mesh?region=eu-west", contentType: "application/sdp", body: "v=0\r\n")
             #expect(served.status == 400, "an unanswerable offer, served by B itself: \(served.status)")
