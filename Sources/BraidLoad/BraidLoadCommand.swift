@@ -28,6 +28,10 @@ public struct CommonLoadOptions: ParsableArguments {
         name: .customLong("publisher-node"),
         help: "Node base URL for every publisher (webinar, audio-room); subscribers are then spread over --node.")
     public var publisherNode: String?
+    @Option(
+        name: .customLong("failover-node"),
+        help: "Node base URL a subscriber moves to when its node is lost (repeatable; BraidClient failover).")
+    public var failoverNodes: [String] = []
     @Option(help: "Measurement time after the last peer joined (e.g. 10s).")
     public var duration: String = "10s"
     @Option(name: .customLong("ramp-up"), help: "Peers started per second.")
@@ -108,13 +112,20 @@ public struct CommonLoadOptions: ParsableArguments {
                 throw LoadArgumentError("--publisher-node '\(publisherNode)': \(error)")
             }
         }
+        for node in self.failoverNodes {
+            do {
+                _ = try HTTPEndpoint(url: node)
+            } catch {
+                throw LoadArgumentError("--failover-node '\(node)': \(error)")
+            }
+        }
         // With only a publisher node, the subscribers join it too.
         let nodes = self.nodes.isEmpty ? [self.publisherNode ?? "http://127.0.0.1:8080"] : self.nodes
         return LoadConfiguration(
             scenario: scenario, nodes: nodes,
             duration: try Quantities.duration(self.duration), rampUp: self.rampUp, seed: self.seed, uplink: uplink,
             downlink: downlink, timeout: try Quantities.duration(self.timeout), roomPrefix: self.roomPrefix,
-            localHost: self.localHost, slo: slo, publisherNode: self.publisherNode)
+            localHost: self.localHost, slo: slo, publisherNode: self.publisherNode, failoverNodes: self.failoverNodes)
     }
 
     /// Runs `scenario`, prints the progress line (on a terminal only) and the table, writes the JSON report,

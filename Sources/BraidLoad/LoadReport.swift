@@ -126,6 +126,8 @@ public struct PeerFigures: Codable, Hashable, Sendable {
     /// Subscribers: the longest time without new media (decodable video frames; audio frames without
     /// video) between its first media and the end of the run, sampled every 200 ms; nil without media.
     public var longestGapMs: Double? = nil
+    /// Subscribers with failover (`--failover-node`): how many times it moved to another node.
+    public var reconnects: Int? = nil
 }
 
 /// The subscribers of one node (`--node`): how many joined, their end-to-end latency over every packet

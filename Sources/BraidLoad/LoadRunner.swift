@@ -40,6 +40,8 @@ public struct LoadConfiguration: Sendable {
     /// Where publishers go (webinar, audio room); nil: publishers are spread with the subscribers over
     /// ``nodes``. With it, only subscribers are spread over ``nodes`` (round-robin from the first).
     public var publisherNode: String?
+    /// Nodes a subscriber moves to, in order, when its own is lost (BraidClient failover; empty: off).
+    public var failoverNodes: [String]
     /// Measurement time after the last peer has joined.
     public var duration: Duration
     /// Peers started per second (joins run concurrently).
@@ -64,11 +66,12 @@ public struct LoadConfiguration: Sendable {
         scenario: LoadScenario, nodes: [String] = ["http://127.0.0.1:8080"], duration: Duration = .seconds(10),
         rampUp: Double = 50, seed: UInt64 = 1, uplink: NetworkImpairment = NetworkImpairment(),
         downlink: NetworkImpairment = NetworkImpairment(), timeout: Duration = .seconds(5), roomPrefix: String = "load",
-        localHost: String = "127.0.0.1", slo: [SLO] = [], publisherNode: String? = nil
+        localHost: String = "127.0.0.1", slo: [SLO] = [], publisherNode: String? = nil, failoverNodes: [String] = []
     ) {
         self.scenario = scenario
         self.nodes = nodes
         self.publisherNode = publisherNode
+        self.failoverNodes = failoverNodes
         self.duration = duration
         self.rampUp = rampUp
         self.seed = seed
@@ -236,10 +239,13 @@ public enum LoadRunner {
                 let offset = Double(index) / rate
                 tasks.addTask {
                     try? await Task.sleep(until: started + .microseconds(Int64(offset * 1e6)), clock: .continuous)
-                    let options = ConnectionOptions(
+                    var options = ConnectionOptions(
                         localHost: configuration.localHost, timeout: configuration.timeout, certificate: certificate,
                         uplink: configuration.uplink, downlink: configuration.downlink,
                         impairmentSeed: SplitMix64.derive(configuration.seed, UInt64(index)))
+                    if plan.role == .subscriber, !configuration.failoverNodes.isEmpty {
+                        options.failover = FailoverOptions(fallbacks: configuration.failoverNodes)
+                    }
                     // A linked subscriber names its publisher's WHIP session, so it waits for that join.
                     var participant: String?
                     if let publisher = plan.linkedPublisher,
@@ -432,6 +438,7 @@ public enum LoadRunner {
                 }
                 guard let stats = await subscriber.statistics() else { break }
                 figures.joinMs = ms(stats.joinTime)
+                if !configuration.failoverNodes.isEmpty { figures.reconnects = stats.reconnects }
                 if let join = figures.joinMs { subscriberJoins.append(join) }
                 nacksSent += Int64(stats.nacksSent)
                 addTransport(stats.transport)
@@ -506,6 +513,9 @@ public enum LoadRunner {
             "seed": "\(configuration.seed)", "timeout": "\(configuration.timeout)",
         ]
         if let publisherNode = configuration.publisherNode { parameters["publisherNode"] = publisherNode }
+        if !configuration.failoverNodes.isEmpty {
+            parameters["failoverNodes"] = configuration.failoverNodes.joined(separator: ",")
+        }
         switch configuration.scenario {
         case .conference(let rooms, let participants):
             parameters["rooms"] = "\(rooms)"

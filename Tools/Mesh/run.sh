@@ -3,7 +3,8 @@
 # topology (Tools/topologies/triangle.json), started by Tools/mesh-up.sh, and braid-load as publisher and
 # subscribers. Checks: a track published on A plays on C via B; one copy per link; kill -9 of the relay B keeps
 # C's subscribers playing (gap < 3 s); a wrong cluster secret is refused and counted; etcd unreachable at start
-# gives a clear error and a non-zero exit; the killed relay restarted under its name rejoins. Prints PASS/FAIL per check, exits non-zero on any failure, and
+# gives a clear error and a non-zero exit; the killed relay restarted under its name rejoins; BraidClient
+# subscribers of a killed node move to another (braid-load --failover-node). Prints PASS/FAIL per check, exits non-zero on any failure, and
 # leaves no etcd or node running. Tools/test.sh runs it after the interop suite unless BRAID_SKIP_MESH=1.
 # Usage: Tools/Mesh/run.sh [braid-node binary] [braid-load binary]   (default: .build/debug, built if missing)
 set -euo pipefail
