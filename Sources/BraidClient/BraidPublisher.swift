@@ -2,6 +2,7 @@ import BraidCodecs
 import BraidRTPStreams
 import BraidSDP
 import BraidWire
+import Foundation
 import NIOCore
 
 /// Where a publisher's audio comes from.
@@ -46,8 +47,21 @@ public struct PublisherStatistics: Hashable, Sendable {
     public var connectTime: Duration?
     /// Why a live source could not start (encoder creation failed), if it did not.
     public var sourceError: String?
-    /// Transport counters.
+    /// Transport counters (summed over every transport when the publisher moved between nodes).
     public var transport = TransportStatistics()
+    /// Times the publisher moved to another node after losing its own (see ``FailoverOptions``).
+    public var reconnects = 0
+    /// When the last move completed (SRTP keyed at the new node).
+    public var lastReconnect: Date?
+    /// The last move's gap: from the last datagram of the lost node to SRTP keyed at the new one (media
+    /// goes out again from then on, starting with a keyframe).
+    public var lastOutage: Duration?
+    /// Attempts at another node that failed (HTTP, answer, ICE or DTLS), over all moves.
+    public var failedReconnectAttempts = 0
+    /// Whether the node is lost and no other one is connected yet (media is not sent meanwhile).
+    public var reconnecting = false
+    /// The WHIP endpoint in use.
+    public var endpoint: String?
 }
 
 /// Publishes Opus audio and VP8 video to a WHIP endpoint ([RFC 9725](https://www.rfc-editor.org/rfc/rfc9725)).
@@ -68,11 +82,25 @@ public struct PublisherStatistics: Hashable, Sendable {
 /// retransmission history (RTX for video); PLI and FIR with a keyframe: the live encoder is asked for one,
 /// a replay restarts at its keyframe. A sender report goes out for each stream every second.
 ///
+/// With ``ConnectionOptions/failover`` set, a lost node is noticed within the loss timeout (consent
+/// checks, RTCP and consent responses heard) and the publisher re-runs WHIP for the same room and the
+/// same kinds of tracks at the next node of the list, swaps the transport underneath and sends on from
+/// the same source: the encoder or replay continues (with a keyframe first), the RTP streams are new
+/// (SSRCs, sequence numbers and timestamps start over, payload types and extension IDs follow the new
+/// answer). The tracks published at the lost node vanish with it; subscribers get the new ones through
+/// their nodes. ``statistics()`` keeps counting and reports the moves.
+///
 /// All state lives on one event loop of `group` (`@unchecked Sendable` for that reason); the public
 /// methods may be called from anywhere.
 public final class BraidPublisher: PeerMediaHandler, @unchecked Sendable {
-    let transport: PeerTransport
-    let resource: HTTPEndpoint?
+    /// The loop all of this publisher's state lives on; every transport it uses runs there.
+    let eventLoop: any EventLoop
+    /// The transport in use: replaced when the publisher moves to another node.
+    var transport: PeerTransport
+    /// The session resource in use; replaced (under ``sessionLock``) when the publisher moves.
+    private var resource: HTTPEndpoint?
+    /// Guards ``resource`` for ``resourceEndpoint`` and ``resourceID``, which are read from anywhere.
+    private let sessionLock = NSLock()
     let options: ConnectionOptions
     let group: any EventLoopGroup
     let audioSource: AudioSource?
@@ -104,17 +132,40 @@ public final class BraidPublisher: PeerMediaHandler, @unchecked Sendable {
     var pattern: TestPattern?
     var picture: I420Buffer?
 
-    /// The session resource (from `Location`), if the server gave one.
-    public var resourceEndpoint: HTTPEndpoint? { self.resource }
+    // Failover state, touched on the event loop only.
+    /// Nodes to move to, and what moving did.
+    var candidates: FailoverCandidates
+    var failover = FailoverRecord()
+    /// Counters of the transports used before the current one.
+    var earlierTransports = TransportStatistics()
+    /// Whether the sources were started (the first transport was keyed).
+    var sourcesStarted = false
+
+    /// The session resource (from `Location`), if the server gave one; after a move to another node, the
+    /// session there.
+    public var resourceEndpoint: HTTPEndpoint? { self.currentResource }
+
+    private var currentResource: HTTPEndpoint? {
+        self.sessionLock.lock()
+        defer { self.sessionLock.unlock() }
+        return self.resource
+    }
+
+    private func setResource(_ resource: HTTPEndpoint?) {
+        self.sessionLock.lock()
+        self.resource = resource
+        self.sessionLock.unlock()
+    }
 
     /// The WHIP resource id: the last path component of `Location` (query excluded), nil without one.
     ///
     /// A subscriber of the same client passes it to
     /// ``BraidSubscriber/subscribe(to:audioTracks:videoTracks:decodeAudio:participant:options:group:)`` as
     /// `participant`, so that a Braid node never sends it this publisher's own tracks. The id is the
-    /// session's capability (it can end the session): keep it as private as the `Location` URL.
+    /// session's capability (it can end the session): keep it as private as the `Location` URL. After a
+    /// move to another node (see ``FailoverOptions``) it is the id of the session there.
     public var resourceID: String? {
-        guard let path = self.resource?.path.split(separator: "?", maxSplits: 1).first,
+        guard let path = self.currentResource?.path.split(separator: "?", maxSplits: 1).first,
             let last = path.split(separator: "/").last
         else { return nil }
         return String(last)
@@ -122,10 +173,15 @@ public final class BraidPublisher: PeerMediaHandler, @unchecked Sendable {
 
     /// Publishes to the WHIP endpoint at `url`, waits until media can flow, and starts sending.
     ///
+    /// With ``ConnectionOptions/failover`` set (fallback nodes, or discovery from the node's
+    /// `/api/v1/mesh`), a lost node is noticed within its loss timeout and the publisher moves by itself to
+    /// another node of the list (see the type's notes).
+    ///
     /// - Parameters:
     ///   - audio: the audio source, or nil for no audio section.
     ///   - video: the video source, or nil for no video section.
-    /// - Throws: ``BraidClientError`` from the HTTP exchange, the answer, ICE or DTLS.
+    /// - Throws: ``BraidClientError`` from the HTTP exchange, the answer, ICE or DTLS;
+    ///   ``BraidClientError/badArgument(_:)`` for no source or a bad fallback URL.
     public static func publish(
         to url: String,
         audio: AudioSource?,
@@ -134,19 +190,22 @@ public final class BraidPublisher: PeerMediaHandler, @unchecked Sendable {
         group: any EventLoopGroup
     ) async throws(BraidClientError) -> BraidPublisher {
         let endpoint = try HTTPEndpoint(url: url)
-        var tracks: [OfferedTrack] = []
-        var random = SystemRandomNumberGenerator()
-        if audio != nil {
-            tracks.append(OfferedTrack(kind: .audio, ssrc: random.next(), trackID: "audio0"))
-        }
-        if video != nil {
-            tracks.append(OfferedTrack(kind: .video, ssrc: random.next(), rtxSSRC: random.next(), trackID: "video0"))
-        }
-        guard !tracks.isEmpty else { throw .badArgument("publish needs audio, video or both") }
+        guard audio != nil || video != nil else { throw .badArgument("publish needs audio, video or both") }
+        let candidates = try FailoverCandidates(
+            origin: endpoint, roomPath: endpoint.path, fallbacks: options.failover.fallbacks)
+        let tracks = Self.offeredTracks(audio: audio != nil, video: video != nil)
         let join = try await PeerJoin.join(
             endpoint: endpoint, tracks: tracks, direction: .sendonly, options: options, group: group)
-        let publisher = try BraidPublisher(
-            join: join, tracks: tracks, audio: audio, video: video, options: options, group: group)
+        let publisher: BraidPublisher
+        do {
+            publisher = try BraidPublisher(
+                join: join, tracks: tracks, candidates: candidates, audio: audio, video: video, options: options,
+                group: group)
+        } catch {
+            try? await PeerJoin.leave(
+                transport: join.transport, resource: join.resource, options: options, group: group)
+            throw error
+        }
         join.transport.handler = publisher
         do {
             try await PeerJoin.connect(join.transport, timeout: options.timeout)
@@ -155,28 +214,39 @@ public final class BraidPublisher: PeerMediaHandler, @unchecked Sendable {
                 transport: join.transport, resource: join.resource, options: options, group: group)
             throw error
         }
+        if options.failover.discoverNodes { await publisher.discoverNodes(from: endpoint) }
         return publisher
     }
 
-    init(
-        join: PeerJoin, tracks: [OfferedTrack], audio: AudioSource?, video: VideoSource?, options: ConnectionOptions,
-        group: any EventLoopGroup
-    ) throws(BraidClientError) {
-        self.transport = join.transport
-        self.resource = join.resource
-        self.options = options
-        self.group = group
-        self.audioSource = audio
-        self.videoSource = video
-        self.requestedAt = join.requestedAt
-        self.cname = "braid-publisher"
-        self.wallClock = WallClock.system(now: .now())
-        for (index, track) in tracks.enumerated() {
-            let section = join.answer.sections[index]
+    /// The tracks of one WHIP offer, each with fresh random SSRCs (a new session at another node gets new
+    /// ones, so that they cannot collide with what the lost node may still hold in the cluster).
+    static func offeredTracks(audio: Bool, video: Bool) -> [OfferedTrack] {
+        var tracks: [OfferedTrack] = []
+        var random = SystemRandomNumberGenerator()
+        if audio {
+            tracks.append(OfferedTrack(kind: .audio, ssrc: random.next(), trackID: "audio0"))
+        }
+        if video {
+            let ssrc: UInt32 = random.next()
+            var rtxSSRC: UInt32 = random.next()
+            while rtxSSRC == ssrc { rtxSSRC = random.next() }
+            tracks.append(OfferedTrack(kind: .video, ssrc: ssrc, rtxSSRC: rtxSSRC, trackID: "video0"))
+        }
+        return tracks
+    }
+
+    /// The RTP streams an answer to `tracks` accepted.
+    static func streams(
+        answer: RemoteAnswer, tracks: [OfferedTrack]
+    ) throws(BraidClientError) -> (audio: OutgoingStream?, video: OutgoingStream?) {
+        var audio: OutgoingStream?
+        var video: OutgoingStream?
+        for (index, track) in tracks.enumerated() where index < answer.sections.count {
+            let section = answer.sections[index]
             guard section.accepted, let payloadType = section.payloadType, let ssrc = track.ssrc else { continue }
             switch track.kind {
             case .audio:
-                self.audio = OutgoingStream(
+                audio = OutgoingStream(
                     ssrc: ssrc, payloadType: payloadType, clockRate: 48_000, isAudio: true,
                     extensionIDs: section.extensions, mid: section.mid, rtx: nil)
             case .video:
@@ -184,14 +254,33 @@ public final class BraidPublisher: PeerMediaHandler, @unchecked Sendable {
                 if let rtxSSRC = track.rtxSSRC, let rtxPayloadType = section.rtxPayloadType {
                     rtx = RetransmissionBuffer.RTX(ssrc: rtxSSRC, payloadType: rtxPayloadType)
                 }
-                self.video = OutgoingStream(
+                video = OutgoingStream(
                     ssrc: ssrc, payloadType: payloadType, clockRate: 90_000, isAudio: false,
                     extensionIDs: section.extensions, mid: section.mid, rtx: rtx)
             }
         }
-        guard self.audio != nil || self.video != nil else {
+        guard audio != nil || video != nil else {
             throw .malformedAnswer("the answer accepted none of the offered tracks")
         }
+        return (audio, video)
+    }
+
+    init(
+        join: PeerJoin, tracks: [OfferedTrack], candidates: FailoverCandidates, audio: AudioSource?,
+        video: VideoSource?, options: ConnectionOptions, group: any EventLoopGroup
+    ) throws(BraidClientError) {
+        self.eventLoop = join.transport.eventLoop
+        self.transport = join.transport
+        self.resource = join.resource
+        self.candidates = candidates
+        self.options = options
+        self.group = group
+        self.audioSource = audio
+        self.videoSource = video
+        self.requestedAt = join.requestedAt
+        self.cname = "braid-publisher"
+        self.wallClock = WallClock.system(now: .now())
+        (self.audio, self.video) = try Self.streams(answer: join.answer, tracks: tracks)
         self.payloadScratch.reserveCapacity(1500)
         self.rtcpScratch.reserveCapacity(1500)
     }
@@ -199,9 +288,21 @@ public final class BraidPublisher: PeerMediaHandler, @unchecked Sendable {
     // MARK: PeerMediaHandler
 
     func transportConnected(now: NIODeadline) {
+        guard !self.failover.closing else { return }
+        if self.sourcesStarted {
+            // Keyed at another node after a move: the sources run on; the new streams start with a keyframe.
+            if let lastHeard = self.failover.outageStartedAt {
+                self.failover.outageStartedAt = nil
+                self.failover.lastOutage = .nanoseconds((now - lastHeard).nanoseconds)
+            }
+            self.keyframeRequested = true
+            self.vp8Encoder?.requestKeyframe()
+            return
+        }
+        self.sourcesStarted = true
         self.startedAt = now
         self.stats.connectTime = .nanoseconds((now - self.requestedAt).nanoseconds)
-        let eventLoop = self.transport.eventLoop
+        let eventLoop = self.eventLoop
         do {
             try self.prepareSources()
         } catch {
@@ -246,6 +347,125 @@ public final class BraidPublisher: PeerMediaHandler, @unchecked Sendable {
                 break
             }
         }
+    }
+
+    func transportLost(reason: String, lastHeard: NIODeadline, now: NIODeadline) {
+        guard self.options.failover.isEnabled, !self.failover.closing, !self.failover.reconnecting else { return }
+        self.failover.reconnecting = true
+        self.failover.outageStartedAt = lastHeard
+        let lost = self.transport
+        let resource = self.currentResource
+        _ = lost.close()
+        Task {
+            // The node may only look lost (a network cut): end its session if it still answers, so that
+            // its tracks do not linger next to the new ones.
+            try? await PeerJoin.leave(
+                transport: lost, resource: resource, options: self.options, group: self.group,
+                timeout: self.options.failover.attemptTimeout)
+        }
+        Task { await self.reconnect() }
+    }
+
+    // MARK: Failover
+
+    /// Runs `body` on the publisher's event loop.
+    private func onLoop<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T? {
+        try? await self.eventLoop.submit(body).get()
+    }
+
+    /// Tries the other nodes in order, in rounds with a growing pause, until one takes the tracks or the
+    /// publisher is closed.
+    private func reconnect() async {
+        let failover = self.options.failover
+        var round = 0
+        while true {
+            guard let order = await self.onLoop({ self.failover.closing ? nil : self.candidates.attemptOrder }),
+                let order
+            else { return }
+            for index in order {
+                guard
+                    let endpoint = await self.onLoop({
+                        self.failover.closing ? nil : self.candidates.endpoints[index]
+                    }),
+                    let endpoint
+                else { return }
+                if await self.attempt(endpoint: endpoint, index: index, timeout: failover.attemptTimeout) {
+                    if failover.discoverNodes { await self.discoverNodes(from: endpoint) }
+                    return
+                }
+            }
+            round += 1
+            try? await Task.sleep(for: .milliseconds(min(2000, 125 << min(round, 5))))
+        }
+    }
+
+    /// One attempt at the node of `endpoint`: WHIP with new SSRCs for the same kinds of tracks, then the
+    /// transport and the RTP streams swapped in, then ICE and DTLS.
+    private func attempt(endpoint: HTTPEndpoint, index: Int, timeout: Duration) async -> Bool {
+        let tracks = Self.offeredTracks(audio: self.audioSource != nil, video: self.videoSource != nil)
+        let join: PeerJoin
+        do {
+            join = try await PeerJoin.join(
+                endpoint: endpoint, tracks: tracks, direction: .sendonly, options: self.options, group: self.group,
+                on: self.eventLoop, timeout: timeout)
+        } catch {
+            _ = await self.onLoop { self.failover.failedAttempts += 1 }
+            return false
+        }
+        let swapped = await self.onLoop { () -> Bool in
+            guard !self.failover.closing, let streams = try? Self.streams(answer: join.answer, tracks: tracks),
+                (streams.audio != nil) == (self.audio != nil), (streams.video != nil) == (self.video != nil)
+            else { return false }
+            // From here the sources send on the new streams, once the new transport is keyed.
+            self.earlierTransports = self.transport.statistics.adding(self.earlierTransports)
+            self.transport = join.transport
+            self.setResource(join.resource)
+            self.candidates.current = index
+            self.audio = streams.audio
+            self.video = streams.video
+            join.transport.handler = self
+            return true
+        }
+        guard swapped == true else {
+            _ = await self.onLoop { self.failover.failedAttempts += 1 }
+            try? await PeerJoin.leave(
+                transport: join.transport, resource: join.resource, options: self.options, group: self.group,
+                timeout: timeout)
+            return false
+        }
+        do {
+            try await PeerJoin.connect(join.transport, timeout: timeout)
+        } catch {
+            _ = await self.onLoop { self.failover.failedAttempts += 1 }
+            Task {
+                try? await PeerJoin.leave(
+                    transport: join.transport, resource: join.resource, options: self.options, group: self.group,
+                    timeout: timeout)
+            }
+            return false
+        }
+        let done = await self.onLoop { () -> Bool in
+            guard !self.failover.closing else { return false }
+            self.failover.reconnecting = false
+            self.failover.reconnects += 1
+            self.failover.lastReconnect = Date()
+            return true
+        }
+        guard done == true else {
+            // Closed meanwhile: close() left this session's DELETE to us.
+            try? await PeerJoin.leave(
+                transport: join.transport, resource: join.resource, options: self.options, group: self.group,
+                timeout: timeout)
+            return false
+        }
+        return true
+    }
+
+    /// Adds the cluster's nodes, as the node at `endpoint` lists them, to the candidates.
+    private func discoverNodes(from endpoint: HTTPEndpoint) async {
+        let nodes = await MeshNodeList.fetch(from: endpoint, options: self.options, group: self.group)
+        guard !nodes.isEmpty else { return }
+        _ = await self.onLoop { for node in nodes { self.candidates.add(node) } }
     }
 
     // MARK: Sources
@@ -349,13 +569,13 @@ public final class BraidPublisher: PeerMediaHandler, @unchecked Sendable {
     /// Sends one Opus packet (20 ms) supplied by the program; for ``AudioSource/external``.
     /// - Parameter captureTime: NTP capture time for abs-capture-time; now when nil.
     public func sendAudio(_ packet: ByteBuffer, captureTime: UInt64? = nil) {
-        self.transport.eventLoop.execute { self.sendAudioOnLoop(packet, captureTime: captureTime) }
+        self.eventLoop.execute { self.sendAudioOnLoop(packet, captureTime: captureTime) }
     }
 
     /// Sends one VP8 frame supplied by the program; for ``VideoSource/external``.
     /// - Parameter captureTime: NTP capture time for abs-capture-time; now when nil.
     public func sendVideo(_ frame: EncodedVideoFrame, captureTime: UInt64? = nil) {
-        self.transport.eventLoop.execute { self.sendVideoOnLoop(frame, captureTime: captureTime) }
+        self.eventLoop.execute { self.sendVideoOnLoop(frame, captureTime: captureTime) }
     }
 
     private func nextTransportSequence() -> UInt16 {
@@ -439,20 +659,37 @@ public final class BraidPublisher: PeerMediaHandler, @unchecked Sendable {
 
     /// A snapshot of the counters.
     public func statistics() async -> PublisherStatistics {
-        (try? await self.transport.eventLoop.submit {
+        (try? await self.eventLoop.submit {
             var stats = self.stats
-            stats.transport = self.transport.statistics
+            stats.transport = self.transport.statistics.adding(self.earlierTransports)
+            stats.reconnects = self.failover.reconnects
+            stats.lastReconnect = self.failover.lastReconnect
+            stats.lastOutage = self.failover.lastOutage
+            stats.failedReconnectAttempts = self.failover.failedAttempts
+            stats.reconnecting = self.failover.reconnecting
+            stats.endpoint = self.candidates.endpoints[self.candidates.current].description
             return stats
         }.get()) ?? PublisherStatistics()
     }
 
-    /// Stops sending, ends the WHIP session (`DELETE`) and closes the socket.
+    /// The nodes this publisher may move to, the one in use first (the fallbacks and discovered nodes).
+    public func failoverEndpoints() async -> [String] {
+        (try? await self.eventLoop.submit {
+            let order = [self.candidates.current] + self.candidates.attemptOrder.dropLast()
+            return order.map { self.candidates.endpoints[$0].description }
+        }.get()) ?? []
+    }
+
+    /// Stops sending and failover, ends the WHIP session (`DELETE`) and closes the socket.
     public func close() async throws(BraidClientError) {
-        try? await self.transport.eventLoop.submit {
+        let current = try? await self.eventLoop.submit { () -> (PeerTransport, HTTPEndpoint?) in
+            self.failover.closing = true
             for task in self.tasks { task.cancel() }
             self.tasks.removeAll()
+            // While a move is under way, the attempt in flight ends its own session.
+            return (self.transport, self.failover.reconnecting ? nil : self.currentResource)
         }.get()
-        try await PeerJoin.leave(
-            transport: self.transport, resource: self.resource, options: self.options, group: self.group)
+        guard let (transport, resource) = current else { return }
+        try await PeerJoin.leave(transport: transport, resource: resource, options: self.options, group: self.group)
     }
 }

@@ -85,6 +85,87 @@ struct ClientFailoverTests {
         await mesh.stopAll()
     }
 
+    @Test("A publisher whose node stops moves to a fallback node; a subscriber elsewhere plays again within 3 s")
+    func publisherMovesToFallback() async throws {
+        let mesh = try await InProcessMesh(names: ["a", "b", "c"])
+        do {
+            let a = mesh["a"], b = mesh["b"], c = mesh["c"]
+            let linked = try await eventually(within: 6) {
+                for member in [a, b, c] {
+                    guard let status = await member.server.mesh?.status(), status.links.count == 2,
+                        status.links.allSatisfy({ $0.up })
+                    else { return false }
+                }
+                return true
+            }
+            #expect(linked)
+            let group = MultiThreadedEventLoopGroup.singleton
+            let media = try forwardingMedia(videoFrames: 60)
+            var options = forwardingOptions
+            options.failover = FailoverOptions(fallbacks: [b.base])
+            let publisher = try await BraidPublisher.publish(
+                to: "\(c.base)/whip/pubfailover", audio: .preEncoded(media), video: .preEncoded(media),
+                options: options, group: group)
+            #expect(await publisher.failoverEndpoints() == ["\(c.base)/whip/pubfailover", "\(b.base)/whip/pubfailover"])
+            let firstResource = publisher.resourceID
+            let subscriber = try await BraidSubscriber.subscribe(
+                to: "\(a.base)/whep/pubfailover", audioTracks: 1, videoTracks: 1, options: forwardingOptions, group: group)
+            #expect(
+                try await eventually(within: 10) {
+                    guard let stats = await subscriber.statistics() else { return false }
+                    return (stats.video.first?.framesDecodable ?? 0) >= 15 && (stats.audio.first?.packetsReceived ?? 0) >= 25
+                })
+            let before = await publisher.statistics()
+            #expect(before.reconnects == 0)
+            #expect(before.endpoint == "\(c.base)/whip/pubfailover")
+
+            // C stops: the publisher notices, re-runs WHIP at B; A gets the new tracks from B.
+            let stoppedAt = ContinuousClock.now
+            try await mesh.stop("c")
+            let frames = try #require(await subscriber.statistics()?.video.first?.framesDecodable)
+            let playing = try await eventually(within: 6) {
+                (await subscriber.statistics()?.video.first?.framesDecodable ?? 0) >= frames + 15
+            }
+            let resumed = ContinuousClock.now - stoppedAt
+            #expect(playing)
+            #expect(resumed < .seconds(3), "subscriber on A playing again \(resumed) after C stopped")
+            let after = await publisher.statistics()
+            #expect(after.reconnects == 1)
+            #expect(after.endpoint == "\(b.base)/whip/pubfailover")
+            #expect(after.lastReconnect != nil)
+            #expect(after.reconnecting == false)
+            #expect(after.sourceError == nil)
+            #expect(publisher.resourceID != nil && publisher.resourceID != firstResource)
+            let outage = try #require(after.lastOutage)
+            #expect(outage < .seconds(3), "publisher outage \(outage)")
+            // Counters went on across the move.
+            #expect(after.videoFramesSent > before.videoFramesSent)
+            #expect(after.keyframesSent > before.keyframesSent)
+            #expect(after.transport.rtpPacketsSent > before.transport.rtpPacketsSent)
+            #expect(after.transport.state == "connected")
+            let received = try #require(await subscriber.statistics())
+            print(
+                "publisher failover: subscriber on A playing again \(resumed) after C stopped; publisher outage "
+                    + "\(outage); frames \(frames) → \(received.video[0].framesDecodable); "
+                    + "attempts failed \(after.failedReconnectAttempts)")
+
+            // And it keeps publishing from B.
+            let settled = received.video[0].framesDecodable
+            #expect(
+                try await eventually(within: 5) {
+                    (await subscriber.statistics()?.video.first?.framesDecodable ?? 0) >= settled + 30
+                })
+            #expect(await publisher.statistics().reconnects == 1)
+
+            try await subscriber.close()
+            try await publisher.close()
+        } catch {
+            await mesh.stopAll()
+            throw error
+        }
+        await mesh.stopAll()
+    }
+
     @Test("Without failover options a subscriber does not watch its node (existing behaviour)")
     func failoverOffByDefault() throws {
         let options = ConnectionOptions()
