@@ -9,7 +9,7 @@ import NIOCore
 /// The peer then re-runs WHEP (or WHIP) for the same room and the same tracks at the next node, in order:
 /// the fallbacks and discovered nodes after the current one, the lost node last; rounds repeat with a
 /// growing pause (up to 2 s) until one answers or the peer is closed. Statistics keep counting across the
-/// move (see ``SubscriberStatistics/reconnects``).
+/// move (see ``SubscriberStatistics/reconnects`` and ``PublisherStatistics/reconnects``).
 public struct FailoverOptions: Sendable {
     /// Other nodes: base URLs (`http://host:port`, the room's path is appended) or full WHIP/WHEP URLs.
     public var fallbacks: [String]
