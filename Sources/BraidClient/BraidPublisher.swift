@@ -92,7 +92,7 @@ public struct PublisherStatistics: Hashable, Sendable {
 ///
 /// All state lives on one event loop of `group` (`@unchecked Sendable` for that reason); the public
 /// methods may be called from anywhere.
-public final class BraidPublisher: PeerMediaHandler, @unchecked Sendable {
+public final class BraidPublisher: PeerMediaHandler, FailingOverPeer, @unchecked Sendable {
     /// The loop all of this publisher's state lives on; every transport it uses runs there.
     let eventLoop: any EventLoop
     /// The transport in use: replaced when the publisher moves to another node.
@@ -350,122 +350,32 @@ public final class BraidPublisher: PeerMediaHandler, @unchecked Sendable {
     }
 
     func transportLost(reason: String, lastHeard: NIODeadline, now: NIODeadline) {
-        guard self.options.failover.isEnabled, !self.failover.closing, !self.failover.reconnecting else { return }
-        self.failover.reconnecting = true
-        self.failover.outageStartedAt = lastHeard
-        let lost = self.transport
-        let resource = self.currentResource
-        _ = lost.close()
-        Task {
-            // The node may only look lost (a network cut): end its session if it still answers, so that
-            // its tracks do not linger next to the new ones.
-            try? await PeerJoin.leave(
-                transport: lost, resource: resource, options: self.options, group: self.group,
-                timeout: self.options.failover.attemptTimeout)
-        }
-        Task { await self.reconnect() }
+        self.nodeLost(lastHeard: lastHeard)
     }
 
-    // MARK: Failover
+    // MARK: Failover (FailingOverPeer)
 
-    /// Runs `body` on the publisher's event loop.
-    private func onLoop<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T? {
-        try? await self.eventLoop.submit(body).get()
+    var failoverResource: HTTPEndpoint? { self.currentResource }
+
+    /// The same kinds of tracks; WHIP with new SSRCs.
+    var failoverOffer: (tracks: [OfferedTrack], direction: SDPDirection) {
+        (Self.offeredTracks(audio: self.audioSource != nil, video: self.videoSource != nil), .sendonly)
     }
 
-    /// Tries the other nodes in order, in rounds with a growing pause, until one takes the tracks or the
-    /// publisher is closed.
-    private func reconnect() async {
-        let failover = self.options.failover
-        var round = 0
-        while true {
-            guard let order = await self.onLoop({ self.failover.closing ? nil : self.candidates.attemptOrder }),
-                let order
-            else { return }
-            for index in order {
-                guard
-                    let endpoint = await self.onLoop({
-                        self.failover.closing ? nil : self.candidates.endpoints[index]
-                    }),
-                    let endpoint
-                else { return }
-                if await self.attempt(endpoint: endpoint, index: index, timeout: failover.attemptTimeout) {
-                    if failover.discoverNodes { await self.discoverNodes(from: endpoint) }
-                    return
-                }
-            }
-            round += 1
-            try? await Task.sleep(for: .milliseconds(min(2000, 125 << min(round, 5))))
-        }
-    }
-
-    /// One attempt at the node of `endpoint`: WHIP with new SSRCs for the same kinds of tracks, then the
-    /// transport and the RTP streams swapped in, then ICE and DTLS.
-    private func attempt(endpoint: HTTPEndpoint, index: Int, timeout: Duration) async -> Bool {
-        let tracks = Self.offeredTracks(audio: self.audioSource != nil, video: self.videoSource != nil)
-        let join: PeerJoin
-        do {
-            join = try await PeerJoin.join(
-                endpoint: endpoint, tracks: tracks, direction: .sendonly, options: self.options, group: self.group,
-                on: self.eventLoop, timeout: timeout)
-        } catch {
-            _ = await self.onLoop { self.failover.failedAttempts += 1 }
-            return false
-        }
-        let swapped = await self.onLoop { () -> Bool in
-            guard !self.failover.closing, let streams = try? Self.streams(answer: join.answer, tracks: tracks),
-                (streams.audio != nil) == (self.audio != nil), (streams.video != nil) == (self.video != nil)
-            else { return false }
-            // From here the sources send on the new streams, once the new transport is keyed.
-            self.earlierTransports = self.transport.statistics.adding(self.earlierTransports)
-            self.transport = join.transport
-            self.setResource(join.resource)
-            self.candidates.current = index
-            self.audio = streams.audio
-            self.video = streams.video
-            join.transport.handler = self
-            return true
-        }
-        guard swapped == true else {
-            _ = await self.onLoop { self.failover.failedAttempts += 1 }
-            try? await PeerJoin.leave(
-                transport: join.transport, resource: join.resource, options: self.options, group: self.group,
-                timeout: timeout)
-            return false
-        }
-        do {
-            try await PeerJoin.connect(join.transport, timeout: timeout)
-        } catch {
-            _ = await self.onLoop { self.failover.failedAttempts += 1 }
-            Task {
-                try? await PeerJoin.leave(
-                    transport: join.transport, resource: join.resource, options: self.options, group: self.group,
-                    timeout: timeout)
-            }
-            return false
-        }
-        let done = await self.onLoop { () -> Bool in
-            guard !self.failover.closing else { return false }
-            self.failover.reconnecting = false
-            self.failover.reconnects += 1
-            self.failover.lastReconnect = Date()
-            return true
-        }
-        guard done == true else {
-            // Closed meanwhile: close() left this session's DELETE to us.
-            try? await PeerJoin.leave(
-                transport: join.transport, resource: join.resource, options: self.options, group: self.group,
-                timeout: timeout)
-            return false
-        }
+    /// The new transport and RTP streams replace the old ones: from here the sources send on the new
+    /// streams, once the new transport is keyed. An answer without the same audio/video set does not fit.
+    func swapIn(_ join: PeerJoin, index: Int) -> Bool {
+        guard let streams = try? Self.streams(answer: join.answer, tracks: self.failoverOffer.tracks),
+            (streams.audio != nil) == (self.audio != nil), (streams.video != nil) == (self.video != nil)
+        else { return false }
+        self.earlierTransports = self.transport.statistics.adding(self.earlierTransports)
+        self.transport = join.transport
+        self.setResource(join.resource)
+        self.candidates.current = index
+        self.audio = streams.audio
+        self.video = streams.video
+        join.transport.handler = self
         return true
-    }
-
-    /// Adds the cluster's nodes, as the node at `endpoint` lists them, to the candidates.
-    private func discoverNodes(from endpoint: HTTPEndpoint) async {
-        let nodes = await MeshNodeList.fetch(from: endpoint, options: self.options, group: self.group)
-        guard !nodes.isEmpty else { return }
-        _ = await self.onLoop { for node in nodes { self.candidates.add(node) } }
     }
 
     // MARK: Sources

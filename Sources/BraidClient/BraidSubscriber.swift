@@ -443,7 +443,7 @@ struct SubscriberMedia {
 /// is enough, as decoding costs CPU per packet).
 ///
 /// State lives on one event loop of `group` (`@unchecked Sendable` for that reason).
-public final class BraidSubscriber: PeerMediaHandler, @unchecked Sendable {
+public final class BraidSubscriber: PeerMediaHandler, FailingOverPeer, @unchecked Sendable {
     /// The loop all of this subscriber's state lives on; every transport it uses runs there.
     let eventLoop: any EventLoop
     /// The transport in use: replaced when the subscriber moves to another node.
@@ -568,113 +568,25 @@ public final class BraidSubscriber: PeerMediaHandler, @unchecked Sendable {
     }
 
     func transportLost(reason: String, lastHeard: NIODeadline, now: NIODeadline) {
-        guard self.options.failover.isEnabled, !self.failover.closing, !self.failover.reconnecting else { return }
-        self.failover.reconnecting = true
-        self.failover.outageStartedAt = lastHeard
-        let lost = self.transport
-        let resource = self.resource
-        _ = lost.close()
-        Task {
-            // The node may only look lost (a network cut): end its session if it still answers.
-            try? await PeerJoin.leave(
-                transport: lost, resource: resource, options: self.options, group: self.group,
-                timeout: self.options.failover.attemptTimeout)
-        }
-        Task { await self.reconnect() }
+        self.nodeLost(lastHeard: lastHeard)
     }
 
-    // MARK: Failover
+    // MARK: Failover (FailingOverPeer)
 
-    /// Runs `body` on the subscriber's event loop.
-    private func onLoop<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T? {
-        try? await self.eventLoop.submit(body).get()
-    }
+    var failoverResource: HTTPEndpoint? { self.resource }
 
-    /// Tries the other nodes in order, in rounds with a growing pause, until one plays or the subscriber
-    /// is closed.
-    private func reconnect() async {
-        let failover = self.options.failover
-        var round = 0
-        while true {
-            guard let order = await self.onLoop({ self.failover.closing ? nil : self.candidates.attemptOrder }),
-                let order
-            else { return }
-            for index in order {
-                guard let endpoint = await self.onLoop({ self.failover.closing ? nil : self.candidates.endpoints[index] }),
-                    let endpoint
-                else { return }
-                if await self.attempt(endpoint: endpoint, index: index, timeout: failover.attemptTimeout) {
-                    if failover.discoverNodes { await self.discoverNodes(from: endpoint) }
-                    return
-                }
-            }
-            round += 1
-            try? await Task.sleep(for: .milliseconds(min(2000, 125 << min(round, 5))))
-        }
-    }
+    var failoverOffer: (tracks: [OfferedTrack], direction: SDPDirection) { (self.offeredTracks, .recvonly) }
 
-    /// One attempt at the node of `endpoint`: WHEP, then the transport swapped in, then ICE and DTLS.
-    private func attempt(endpoint: HTTPEndpoint, index: Int, timeout: Duration) async -> Bool {
-        let join: PeerJoin
-        do {
-            join = try await PeerJoin.join(
-                endpoint: endpoint, tracks: self.offeredTracks, direction: .recvonly, options: self.options,
-                group: self.group, on: self.eventLoop, timeout: timeout)
-        } catch {
-            _ = await self.onLoop { self.failover.failedAttempts += 1 }
-            return false
-        }
-        let swapped = await self.onLoop { () -> Bool in
-            guard !self.failover.closing, self.media.accepts(join.answer.sections) else { return false }
-            // From here the new transport's packets reach the restarted media state.
-            self.earlierTransports = self.transport.statistics.adding(self.earlierTransports)
-            self.transport = join.transport
-            self.resource = join.resource
-            self.candidates.current = index
-            self.media.restart(sections: join.answer.sections)
-            join.transport.handler = self
-            return true
-        }
-        guard swapped == true else {
-            _ = await self.onLoop { self.failover.failedAttempts += 1 }
-            try? await PeerJoin.leave(
-                transport: join.transport, resource: join.resource, options: self.options, group: self.group,
-                timeout: timeout)
-            return false
-        }
-        do {
-            try await PeerJoin.connect(join.transport, timeout: timeout)
-        } catch {
-            _ = await self.onLoop { self.failover.failedAttempts += 1 }
-            Task {
-                try? await PeerJoin.leave(
-                    transport: join.transport, resource: join.resource, options: self.options, group: self.group,
-                    timeout: timeout)
-            }
-            return false
-        }
-        let done = await self.onLoop { () -> Bool in
-            guard !self.failover.closing else { return false }
-            self.failover.reconnecting = false
-            self.failover.reconnects += 1
-            self.failover.lastReconnect = Date()
-            return true
-        }
-        guard done == true else {
-            // Closed meanwhile: close() left this session's DELETE to us.
-            try? await PeerJoin.leave(
-                transport: join.transport, resource: join.resource, options: self.options, group: self.group,
-                timeout: timeout)
-            return false
-        }
+    /// The new session's transport replaces the old one; its packets reach the restarted media state.
+    func swapIn(_ join: PeerJoin, index: Int) -> Bool {
+        guard self.media.accepts(join.answer.sections) else { return false }
+        self.earlierTransports = self.transport.statistics.adding(self.earlierTransports)
+        self.transport = join.transport
+        self.resource = join.resource
+        self.candidates.current = index
+        self.media.restart(sections: join.answer.sections)
+        join.transport.handler = self
         return true
-    }
-
-    /// Adds the cluster's nodes, as the node at `endpoint` lists them, to the candidates.
-    private func discoverNodes(from endpoint: HTTPEndpoint) async {
-        let nodes = await MeshNodeList.fetch(from: endpoint, options: self.options, group: self.group)
-        guard !nodes.isEmpty else { return }
-        _ = await self.onLoop { for node in nodes { self.candidates.add(node) } }
     }
 
     // MARK: Public state

@@ -1,3 +1,4 @@
+import BraidSDP
 import Foundation
 import NIOCore
 
@@ -47,6 +48,133 @@ struct FailoverRecord {
     /// When the lost node was last heard, until the first media packet from the new node.
     var outageStartedAt: NIODeadline?
     var closing = false
+}
+
+/// A peer that moves to another node when its own is lost (``BraidPublisher``, ``BraidSubscriber``): the
+/// procedure they share — notice, close, try the other nodes in rounds, count — with what differs left to
+/// each: the offer it sends (``failoverOffer``) and how a new session replaces the old one
+/// (``swapIn(_:index:)``). State lives on ``eventLoop``; every step that touches it hops there.
+protocol FailingOverPeer: AnyObject, Sendable {
+    var eventLoop: any EventLoop { get }
+    var options: ConnectionOptions { get }
+    var group: any EventLoopGroup { get }
+    var transport: PeerTransport { get }
+    var failover: FailoverRecord { get set }
+    var candidates: FailoverCandidates { get set }
+    /// The session resource in use (for its `DELETE` when the node is lost).
+    var failoverResource: HTTPEndpoint? { get }
+    /// The tracks and direction a new session at another node offers.
+    var failoverOffer: (tracks: [OfferedTrack], direction: SDPDirection) { get }
+    /// On the loop: makes `join` the peer's session; false when its answer does not fit the peer (then
+    /// the attempt counts as failed and the session is ended).
+    func swapIn(_ join: PeerJoin, index: Int) -> Bool
+}
+
+extension FailingOverPeer {
+    /// Runs `body` on the peer's event loop.
+    func onLoop<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T? {
+        try? await self.eventLoop.submit(body).get()
+    }
+
+    /// The node counts as lost (``PeerMediaHandler/transportLost(reason:lastHeard:now:)``, on the loop):
+    /// closes its transport, ends its session if it still answers, and starts moving.
+    func nodeLost(lastHeard: NIODeadline) {
+        guard self.options.failover.isEnabled, !self.failover.closing, !self.failover.reconnecting else { return }
+        self.failover.reconnecting = true
+        self.failover.outageStartedAt = lastHeard
+        let lost = self.transport
+        let resource = self.failoverResource
+        _ = lost.close()
+        Task {
+            // The node may only look lost (a network cut): end its session if it still answers, so that
+            // nothing of this peer lingers there next to the new session.
+            try? await PeerJoin.leave(
+                transport: lost, resource: resource, options: self.options, group: self.group,
+                timeout: self.options.failover.attemptTimeout)
+        }
+        Task { await self.reconnect() }
+    }
+
+    /// Tries the other nodes in order, in rounds with a growing pause, until one takes the peer or it is
+    /// closed.
+    private func reconnect() async {
+        let failover = self.options.failover
+        var round = 0
+        while true {
+            guard let order = await self.onLoop({ self.failover.closing ? nil : self.candidates.attemptOrder }),
+                let order
+            else { return }
+            for index in order {
+                guard
+                    let endpoint = await self.onLoop({
+                        self.failover.closing ? nil : self.candidates.endpoints[index]
+                    }),
+                    let endpoint
+                else { return }
+                if await self.attempt(endpoint: endpoint, index: index, timeout: failover.attemptTimeout) {
+                    if failover.discoverNodes { await self.discoverNodes(from: endpoint) }
+                    return
+                }
+            }
+            round += 1
+            try? await Task.sleep(for: .milliseconds(min(2000, 125 << min(round, 5))))
+        }
+    }
+
+    /// One attempt at the node of `endpoint`: the offer, the session swapped in, then ICE and DTLS.
+    private func attempt(endpoint: HTTPEndpoint, index: Int, timeout: Duration) async -> Bool {
+        let offer = self.failoverOffer
+        let join: PeerJoin
+        do {
+            join = try await PeerJoin.join(
+                endpoint: endpoint, tracks: offer.tracks, direction: offer.direction, options: self.options,
+                group: self.group, on: self.eventLoop, timeout: timeout)
+        } catch {
+            _ = await self.onLoop { self.failover.failedAttempts += 1 }
+            return false
+        }
+        let swapped = await self.onLoop { !self.failover.closing && self.swapIn(join, index: index) }
+        guard swapped == true else {
+            _ = await self.onLoop { self.failover.failedAttempts += 1 }
+            try? await PeerJoin.leave(
+                transport: join.transport, resource: join.resource, options: self.options, group: self.group,
+                timeout: timeout)
+            return false
+        }
+        do {
+            try await PeerJoin.connect(join.transport, timeout: timeout)
+        } catch {
+            _ = await self.onLoop { self.failover.failedAttempts += 1 }
+            Task {
+                try? await PeerJoin.leave(
+                    transport: join.transport, resource: join.resource, options: self.options, group: self.group,
+                    timeout: timeout)
+            }
+            return false
+        }
+        let done = await self.onLoop { () -> Bool in
+            guard !self.failover.closing else { return false }
+            self.failover.reconnecting = false
+            self.failover.reconnects += 1
+            self.failover.lastReconnect = Date()
+            return true
+        }
+        guard done == true else {
+            // Closed meanwhile: close() left this session's DELETE to us.
+            try? await PeerJoin.leave(
+                transport: join.transport, resource: join.resource, options: self.options, group: self.group,
+                timeout: timeout)
+            return false
+        }
+        return true
+    }
+
+    /// Adds the cluster's nodes, as the node at `endpoint` lists them, to the candidates.
+    func discoverNodes(from endpoint: HTTPEndpoint) async {
+        let nodes = await MeshNodeList.fetch(from: endpoint, options: self.options, group: self.group)
+        guard !nodes.isEmpty else { return }
+        _ = await self.onLoop { for node in nodes { self.candidates.add(node) } }
+    }
 }
 
 /// The nodes a peer may use, in the order it tries them; the first is the one it joined.
