@@ -54,7 +54,7 @@ public enum MeshFrame: Sendable, Equatable {
     /// Frame header length (type and body length).
     public static let headerLength = 3
     /// Record header length inside a record frame (see ``RouterLink``).
-    static let recordHeaderLength = 16
+    static let recordHeaderLength = RouterLink.recordHeaderLength
 
     /// Why a frame could not be read.
     public enum DecodingError: Error, Sendable, Hashable {
@@ -140,7 +140,8 @@ public enum MeshFrame: Sendable, Equatable {
         case .record:
             // The record's own header must agree with the frame's length.
             if body.readableBytes >= Self.recordHeaderLength,
-                let packetLength = body.getInteger(at: body.readerIndex + 14, as: UInt16.self),
+                let packetLength = body.getInteger(
+                    at: body.readerIndex + Self.recordHeaderLength - 2, as: UInt16.self),
                 Int(packetLength) + Self.recordHeaderLength == body.readableBytes
             {
                 frame = .record(body)

@@ -204,12 +204,7 @@ public final class MeshLink {
     public func send(_ message: RouterLinkMessage, now: NIODeadline) {
         switch message {
         case .media(var batch):
-            while batch.readableBytes >= MeshFrame.recordHeaderLength,
-                let length = batch.getInteger(at: batch.readerIndex + 14, as: UInt16.self),
-                let record = batch.readSlice(length: MeshFrame.recordHeaderLength + Int(length))
-            {
-                self.append(.record(record), now: now)
-            }
+            while let record = RouterLink.readRecord(from: &batch) { self.append(.record(record), now: now) }
         default:
             if let frame = MeshFrame(message) { self.append(frame, now: now) }
         }

@@ -85,7 +85,17 @@ public enum RouterLinkMessage: Sendable {
 /// Confined to its router's event loop. `send` must hand the message to the other side (the node does
 /// it with `execute` on the other loop); messages arrive in order.
 public final class RouterLink {
-    static let recordHeaderLength = 16
+    /// Bytes before the packet in a media record (origin, number, layer, flags, length).
+    public static let recordHeaderLength = 16
+
+    /// Takes one whole record (header and packet) off the front of a media batch; nil at the end of the
+    /// batch or when the rest is shorter than its header says (a relay link splits batches with this).
+    public static func readRecord(from batch: inout ByteBuffer) -> ByteBuffer? {
+        guard batch.readableBytes >= Self.recordHeaderLength,
+            let length = batch.getInteger(at: batch.readerIndex + Self.recordHeaderLength - 2, as: UInt16.self)
+        else { return nil }
+        return batch.readSlice(length: Self.recordHeaderLength + Int(length))
+    }
 
     /// Whether the other side is another event loop of this node or another node.
     public enum Kind: Sendable, Hashable {
