@@ -25,6 +25,7 @@ let package = Package(
         .library(name: "BraidSFU", targets: ["BraidSFU"]),
         .library(name: "BraidMesh", targets: ["BraidMesh"]),
         .library(name: "BraidScheduler", targets: ["BraidScheduler"]),
+        .library(name: "BraidAccess", targets: ["BraidAccess"]),
         .library(name: "BraidNode", targets: ["BraidNode"]),
         .library(name: "BraidClient", targets: ["BraidClient"]),
         .library(name: "BraidLoad", targets: ["BraidLoad"]),
@@ -40,6 +41,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        // Access tokens (JWT, HS256): the only crypto Braid does not take from OpenSSL/libsrtp.
+        .package(url: "https://github.com/vapor/jwt-kit.git", from: "5.7.1"),
     ],
     targets: [
         // MARK: Debian system libraries (pkg-config) and the C shims Swift cannot import directly.
@@ -113,6 +116,13 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        // MARK: Access tokens (JWT) and the request bodies of the HTTP API: what untrusted clients send.
+        .target(
+            name: "BraidAccess",
+            dependencies: [.product(name: "JWTKit", package: "jwt-kit")],
+            swiftSettings: swiftSettings
+        ),
+
         // MARK: The node: configuration, UDP media I/O, HTTP dashboard, services.
         .target(
             name: "BraidNode",
@@ -134,6 +144,7 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                "BraidAccess",
             ],
             swiftSettings: swiftSettings
         ),
@@ -178,6 +189,7 @@ let package = Package(
             name: "braid-node",
             dependencies: [
                 "BraidNode",
+                "BraidAccess",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
@@ -233,6 +245,7 @@ let package = Package(
             name: "BraidNodeTests",
             dependencies: [
                 "BraidNode",
+                "BraidAccess",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],
             swiftSettings: swiftSettings

@@ -88,7 +88,7 @@ def main() -> int:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     node = subprocess.Popen(
-        [f"{bin_dir}/braid-node", "--http-port", str(port), "--media-port", "0",
+        [f"{bin_dir}/braid-node", "--admin-port", "0", "--http-port", str(port), "--media-port", "0",
          "--event-loop-threads", str(args.event_loops), "--log-level", "warning"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

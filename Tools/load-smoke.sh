@@ -13,7 +13,7 @@ bin="$(swift build -c release --show-bin-path)"
 
 port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 log="$(mktemp "${TMPDIR:-/tmp}/braid-load-smoke-node.XXXXXX")"
-"$bin/braid-node" --http-port "$port" --media-port 0 --log-level warning > "$log" 2>&1 &
+"$bin/braid-node" --admin-port 0 --http-port "$port" --media-port 0 --log-level warning > "$log" 2>&1 &
 node=$!
 trap 'kill "$node" 2>/dev/null || true; wait "$node" 2>/dev/null || true' EXIT
 for _ in $(seq 50); do

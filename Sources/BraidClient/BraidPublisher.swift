@@ -56,6 +56,9 @@ public struct PublisherStatistics: Hashable, Sendable {
     /// The last move's gap: from the last datagram of the lost node to SRTP keyed at the new one (media
     /// goes out again from then on, starting with a keyframe).
     public var lastOutage: Duration?
+    /// Why the last node was lost: silence, consent or DTLS failure, or the node ending the session (RTCP
+    /// BYE, DTLS close_notify: a draining node); nil before the first move.
+    public var lastLossReason: String?
     /// Attempts at another node that failed (HTTP, answer, ICE or DTLS), over all moves.
     public var failedReconnectAttempts = 0
     /// Whether the node is lost and no other one is connected yet (media is not sent meanwhile).
@@ -350,7 +353,7 @@ public final class BraidPublisher: PeerMediaHandler, FailingOverPeer, @unchecked
     }
 
     func transportLost(reason: String, lastHeard: NIODeadline, now: NIODeadline) {
-        self.nodeLost(lastHeard: lastHeard)
+        self.nodeLost(lastHeard: lastHeard, reason: reason)
     }
 
     // MARK: Failover (FailingOverPeer)
@@ -575,6 +578,7 @@ public final class BraidPublisher: PeerMediaHandler, FailingOverPeer, @unchecked
             stats.reconnects = self.failover.reconnects
             stats.lastReconnect = self.failover.lastReconnect
             stats.lastOutage = self.failover.lastOutage
+            stats.lastLossReason = self.failover.lastLossReason
             stats.failedReconnectAttempts = self.failover.failedAttempts
             stats.reconnecting = self.failover.reconnecting
             stats.endpoint = self.candidates.endpoints[self.candidates.current].description

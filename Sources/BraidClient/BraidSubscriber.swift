@@ -568,7 +568,7 @@ public final class BraidSubscriber: PeerMediaHandler, FailingOverPeer, @unchecke
     }
 
     func transportLost(reason: String, lastHeard: NIODeadline, now: NIODeadline) {
-        self.nodeLost(lastHeard: lastHeard)
+        self.nodeLost(lastHeard: lastHeard, reason: reason)
     }
 
     // MARK: Failover (FailingOverPeer)
@@ -599,6 +599,7 @@ public final class BraidSubscriber: PeerMediaHandler, FailingOverPeer, @unchecke
             statistics.reconnects = self.failover.reconnects
             statistics.lastReconnect = self.failover.lastReconnect
             statistics.lastOutage = self.failover.lastOutage
+            statistics.lastLossReason = self.failover.lastLossReason
             statistics.failedReconnectAttempts = self.failover.failedAttempts
             statistics.reconnecting = self.failover.reconnecting
             statistics.endpoint = self.candidates.endpoints[self.candidates.current].description

@@ -6,7 +6,8 @@ import NIOCore
 ///
 /// Off unless ``fallbacks`` is not empty or ``discoverNodes`` is on. When on, the peer watches its node:
 /// consent checks go out every half ``lossTimeout``, and when nothing (media, RTCP, consent responses) has
-/// been heard for ``lossTimeout`` — or consent/DTLS fail, or the node closes DTLS — the node counts as lost.
+/// been heard for ``lossTimeout`` — or consent/DTLS fail — the node counts as lost; when the node ends the
+/// session itself (an RTCP BYE or a DTLS close_notify, as a draining node does) the peer moves at once.
 /// The peer then re-runs WHEP (or WHIP) for the same room and the same tracks at the next node, in order:
 /// the fallbacks and discovered nodes after the current one, the lost node last; rounds repeat with a
 /// growing pause (up to 2 s) until one answers or the peer is closed. Statistics keep counting across the
@@ -43,6 +44,8 @@ struct FailoverRecord {
     var failedAttempts = 0
     var lastReconnect: Date?
     var lastOutage: Duration?
+    /// Why the last node was lost (silence, consent, DTLS failure, or the node's goodbye).
+    var lastLossReason: String?
     /// Set when the node is lost, until the new transport is keyed.
     var reconnecting = false
     /// When the lost node was last heard, until the first media packet from the new node.
@@ -78,8 +81,9 @@ extension FailingOverPeer {
 
     /// The node counts as lost (``PeerMediaHandler/transportLost(reason:lastHeard:now:)``, on the loop):
     /// closes its transport, ends its session if it still answers, and starts moving.
-    func nodeLost(lastHeard: NIODeadline) {
+    func nodeLost(lastHeard: NIODeadline, reason: String) {
         guard self.options.failover.isEnabled, !self.failover.closing, !self.failover.reconnecting else { return }
+        self.failover.lastLossReason = reason
         self.failover.reconnecting = true
         self.failover.outageStartedAt = lastHeard
         let lost = self.transport

@@ -53,8 +53,13 @@ public struct TransportStatistics: Hashable, Sendable {
     public var downlinkImpairment = ImpairmentStatistics()
     /// The selected remote address, once ICE has nominated a pair.
     public var remoteAddress: String?
-    /// `checking`, `connected` (SRTP keyed), `failed: <reason>` (ICE, consent or DTLS) or `closed`.
+    /// `checking`, `connected` (SRTP keyed), `failed: <reason>` (ICE, consent or DTLS), `ended: <reason>`
+    /// (the node ended the session, see ``endedByNode``) or `closed`.
     public var state = "checking"
+    /// Set when the node ended the session: it said goodbye with an RTCP BYE (RFC 3550 §6.6; a draining
+    /// node does) or closed DTLS with a close_notify alert. A peer with failover moves to its next node at
+    /// once; one without has nothing more to expect from this session and should close.
+    public var endedByNode: String?
 }
 
 /// The UDP transport of one peer: the socket, RFC 7983 demux, timers and the simulated network around a
@@ -313,6 +318,9 @@ final class PeerTransport: @unchecked Sendable {
                 }
                 self.ownStatistics.rtcpPacketsReceived += 1
                 self.handler?.received(rtcp: compound, now: now)
+                if compound.contains(where: { if case .goodbye = $0 { true } else { false } }) {
+                    self.endedByNode("the node said goodbye (RTCP BYE)", now: now)
+                }
             } else {
                 guard let packet = try? RTPPacket(plain) else {
                     self.ownStatistics.datagramsDropped += 1
@@ -390,8 +398,18 @@ final class PeerTransport: @unchecked Sendable {
         case .failed(let error):
             self.fail(.dtlsFailed("\(error)"))
         case .closed:
-            self.fail(.closed)
+            self.endedByNode("the node closed DTLS (close_notify)", now: now)
         }
+    }
+
+    /// The node ended the session (RTCP BYE or DTLS close_notify): recorded, and reported as the loss of
+    /// the node at once, not after the silence timeout.
+    private func endedByNode(_ reason: String, now: NIODeadline) {
+        guard !self.closed, self.ownStatistics.endedByNode == nil else { return }
+        self.ownStatistics.endedByNode = reason
+        self.ownStatistics.state = "ended: \(reason)"
+        self.connected.fail(BraidClientError.closed)
+        self.reportLoss(reason, now: now)
     }
 
     private func armDTLSTimer() {

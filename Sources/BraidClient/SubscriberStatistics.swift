@@ -119,6 +119,9 @@ public struct SubscriberStatistics: Hashable, Sendable {
     public var lastReconnect: Date?
     /// The last move's gap: from the last datagram of the lost node to the first media packet of the new one.
     public var lastOutage: Duration?
+    /// Why the last node was lost: silence, consent or DTLS failure, or the node ending the session (RTCP
+    /// BYE, DTLS close_notify: a draining node); nil before the first move.
+    public var lastLossReason: String?
     /// Attempts at another node that failed (HTTP, ICE or DTLS), over all moves.
     public var failedReconnectAttempts = 0
     /// Whether the node is lost and no other one is connected yet.

@@ -1,5 +1,7 @@
+import BraidAccess
 import BraidCluster
 import BraidSFU
+import BraidSecurity
 import Hummingbird
 import Logging
 import NIOConcurrencyHelpers
@@ -24,8 +26,10 @@ public final class NodeServer: Sendable {
     public let metrics: NodeMetrics
     /// The node's membership of a cluster (nil: a single node).
     public let mesh: MeshService?
-    /// The HTTP application (dashboard routes); a `Service`.
-    public let application: Application<RouterResponder<BasicRequestContext>>
+    /// The public HTTP application (WHIP, WHEP, demo page, public dashboard); a `Service`.
+    public let application: Application<RouterResponder<NodeRequestContext>>
+    /// The operator HTTP application (full dashboard, operator routes), unless `admin.port` is -1.
+    public let operatorApplication: Application<RouterResponder<NodeRequestContext>>?
 
     private let eventLoopGroup: MultiThreadedEventLoopGroup
     private let logger: Logger
@@ -36,32 +40,58 @@ public final class NodeServer: Sendable {
     ///   - configuration: the node's configuration, usually from
     ///     ``NodeConfiguration/resolve(flags:environment:configFile:hostName:)``.
     ///   - logger: the node's logger; its level is set from the configuration.
-    ///   - whipAuthorizer: checks the bearer token of WHIP and WHEP requests. The default,
-    ///     ``WebRTCRoutes/allowAll``, leaves publishing and playing open, which suits the zero-config loopback
-    ///     node; pass a real check before binding the HTTP port to a reachable address.
+    ///   - whipAuthorizer: decides who may publish, play and use operator routes on the public listener.
+    ///     nil: ``NodeAccess/policy(_:authority:)``: access tokens checked with `auth.token_key` when it is
+    ///     set, else open (which the configuration allows only on loopback or with `insecure_open`).
     ///   - clusterStore: the cluster state to join instead of the etcd of `configuration.cluster` (tests
     ///     share an in-memory cluster between in-process nodes). With neither, the node is alone.
     /// - Throws: ``ConfigurationError`` if `configuration` does not validate.
     public init(
         configuration: NodeConfiguration,
         logger: Logger = Logger(label: "braid.node"),
-        whipAuthorizer: @escaping WebRTCAuthorizer = WebRTCRoutes.allowAll,
+        whipAuthorizer: WebRTCAuthorizer? = nil,
         clusterStore: (any ClusterStore)? = nil
     ) throws(ConfigurationError) {
         try configuration.validate()
+        if let refusal = NodeAccess.startRefusal(configuration) {
+            throw ConfigurationError(key: .insecureOpen, refusal)
+        }
+        let tokenKey = try NodeAccess.tokenKey(configuration.auth)
+        let authorizer =
+            whipAuthorizer ?? NodeAccess.policy(configuration, authority: tokenKey.map { TokenAuthority(key: $0) })
         var logger = logger
         logger.logLevel = Logger.Level(configuration.log.level)
         logger[metadataKey: "node_id"] = "\(configuration.nodeID)"
         self.configuration = configuration
         self.logger = logger
         let serverLogger = logger
+        // With a state directory the DTLS certificate (and so the fingerprint in every answer) survives
+        // restarts; an unusable file there stops the node rather than being replaced.
+        var certificate: DTLSCertificate?
+        if let directory = configuration.stateDirectory {
+            do throws(NodeCertificateStore.Failure) {
+                let loaded = try NodeCertificateStore.loadOrCreate(in: directory)
+                certificate = loaded.certificate
+                logger.info(
+                    loaded.created ? "DTLS certificate created" : "DTLS certificate loaded",
+                    metadata: [
+                        "path": "\(NodeCertificateStore.path(in: directory))",
+                        "fingerprint": "\(loaded.certificate.fingerprint)",
+                    ])
+            } catch {
+                throw ConfigurationError(key: .stateDirectory, error.description)
+            }
+        }
         self.eventLoopGroup = MultiThreadedEventLoopGroup(numberOfThreads: configuration.eventLoopThreads)
         let media = MediaService(
             configuration: configuration.media,
             eventLoopGroup: self.eventLoopGroup,
             logger: logger,
             node: NodeID(name: configuration.nodeID),
-            shards: configuration.eventLoopThreads
+            shards: configuration.eventLoopThreads,
+            certificate: certificate,
+            drain: NodeDrain(timeoutSeconds: configuration.drainTimeoutSeconds),
+            limits: configuration.limits
         )
         let metrics = NodeMetrics(nodeID: configuration.nodeID)
         let store: (any ClusterStore)? =
@@ -84,8 +114,25 @@ public final class NodeServer: Sendable {
         self.metrics = metrics
         self.monitor = monitor
         // The dashboard, WHIP, WHEP and session routes, then the browser demo page.
-        let router = DashboardRoutes.makeRouter(monitor: monitor, whipAuthorizer: whipAuthorizer)
+        let router = DashboardRoutes.makeRouter(monitor: monitor, whipAuthorizer: authorizer)
         DemoRoutes.register(on: router)
+        if configuration.admin.isEnabled {
+            self.operatorApplication = Application(
+                router: DashboardRoutes.makeRouter(monitor: monitor, whipAuthorizer: authorizer, listener: .operator),
+                configuration: ApplicationConfiguration(
+                    address: .hostname(configuration.admin.address, port: configuration.admin.port),
+                    serverName: "braid-node", reuseAddress: true),
+                onServerRunning: { channel in
+                    monitor.operatorServerBound(channel.localAddress)
+                    let address = channel.localAddress.map { "\($0)" } ?? "?"
+                    serverLogger.info("operator listener", metadata: ["address": "\(address)"])
+                },
+                eventLoopGroupProvider: .shared(self.eventLoopGroup),
+                logger: logger
+            )
+        } else {
+            self.operatorApplication = nil
+        }
         self.application = Application(
             router: router,
             configuration: ApplicationConfiguration(
@@ -115,6 +162,9 @@ public final class NodeServer: Sendable {
     /// The HTTP server's bound address once it listens.
     public var httpAddress: SocketAddress? { self.monitor.boundHTTPAddress }
 
+    /// The operator listener's bound address once it listens.
+    public var operatorAddress: SocketAddress? { self.monitor.boundOperatorAddress }
+
     /// A service group of the HTTP application and the media service.
     ///
     /// - Parameter gracefulShutdownSignals: signals that start a graceful shutdown (none for tests).
@@ -124,7 +174,14 @@ public final class NodeServer: Sendable {
                 services: [
                     .init(service: self.application),
                     .init(service: self.media),
-                ] + (self.mesh.map { [ServiceGroupConfiguration.ServiceConfiguration(service: $0)] } ?? []) + [
+                ] + (self.operatorApplication.map { [ServiceGroupConfiguration.ServiceConfiguration(service: $0)] } ?? [])
+                    + (self.mesh.map { [ServiceGroupConfiguration.ServiceConfiguration(service: $0)] } ?? []) + [
+                    // After the listeners, media and mesh, so that a graceful shutdown drains first while they
+                    // still run; when a drain started by POST /api/v1/drain ends, the group shuts down.
+                    .init(
+                        service: DrainService(
+                            drain: self.media.drain, media: self.media, mesh: self.mesh, logger: self.logger),
+                        successTerminationBehavior: .gracefullyShutdownGroup),
                     // Last in the list, so the first to hear of a shutdown: it logs the start.
                     .init(service: ShutdownAnnouncer(logger: self.logger)),
                 ],

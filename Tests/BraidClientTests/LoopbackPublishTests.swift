@@ -14,7 +14,7 @@ func withLoopbackNode<Value: Sendable>(
 ) async throws -> Value {
     let configuration = try NodeConfiguration.resolve(
         flags: NodeConfigurationLayer(
-            nodeID: "client-test", httpPort: 0, mediaPort: 0, eventLoopThreads: eventLoops),
+            nodeID: "client-test", httpPort: 0, mediaPort: 0, eventLoopThreads: eventLoops, adminPort: 0),
         environment: [:])
     var logger = Logger(label: "braid.client.test")
     logger.logLevel = .warning

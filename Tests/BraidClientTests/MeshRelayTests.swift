@@ -43,7 +43,7 @@ final class InProcessMesh: Sendable {
             let configuration = try NodeConfiguration.resolve(
                 flags: NodeConfigurationLayer(
                     nodeID: name, httpPort: 0, mediaPort: 0, eventLoopThreads: 1, clusterSecret: "mesh test secret 0123",
-                    clusterRegion: regions[name], clusterMeshPort: 0, clusterLinkEmulation: emulationFile),
+                    clusterRegion: regions[name], clusterMeshPort: 0, clusterLinkEmulation: emulationFile, adminPort: 0),
                 environment: [:])
             var logger = Logger(label: "braid.mesh.test.\(name)")
             logger.logLevel = .warning

@@ -189,7 +189,8 @@ struct ConfigurationTests {
         ),
         InvalidCase(
             file: #"{"loglevel": "debug"}"#,
-            expected: "loglevel: unknown key (allowed here: cluster, event_loop_threads, http, log, media, node_id) "
+            expected: "loglevel: unknown key (allowed here: admin, auth, cluster, drain_timeout_seconds, event_loop_threads, "
+                + "http, insecure_open, limits, log, media, node_id, state_directory) "
                 + "(from config file FILE)"
         ),
         InvalidCase(
@@ -237,7 +238,11 @@ struct ConfigurationTests {
         let json = configuration.jsonString()
 
         let object = try #require(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])
-        #expect(Set(object.keys) == ["node_id", "http", "media", "event_loop_threads", "log", "cluster"])
+        #expect(
+            Set(object.keys) == [
+                "node_id", "http", "media", "event_loop_threads", "log", "cluster", "auth", "insecure_open", "admin",
+                "drain_timeout_seconds", "limits",
+            ])
         let media = try #require(object["media"] as? [String: Any])
         #expect(
             Set(media.keys) == ["address", "port", "advertised_addresses", "receive_batch_size", "offload"]

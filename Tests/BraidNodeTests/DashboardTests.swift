@@ -81,7 +81,10 @@ struct DashboardTests {
             let drops = try #require(media["drops"] as? [String: Any])
             #expect(
                 Set(drops.keys)
-                    == ["empty", "unknown_protocol", "zrtp_unsupported", "turn_channel_unsupported", "no_session"]
+                    == [
+                        "empty", "unknown_protocol", "zrtp_unsupported", "turn_channel_unsupported", "no_session",
+                        "unverified_rate_limit",
+                    ]
             )
             // started_at is RFC 3339 UTC
             let startedAt = try #require(root["started_at"] as? String)

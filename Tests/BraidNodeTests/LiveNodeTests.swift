@@ -56,7 +56,7 @@ struct LiveNodeTests {
             #expect(
                 status.media.drops == [
                     "no_session": 5, "unknown_protocol": 1, "zrtp_unsupported": 1,
-                    "turn_channel_unsupported": 1, "empty": 1,
+                    "turn_channel_unsupported": 1, "empty": 1, "unverified_rate_limit": 0,
                 ]
             )
             #expect(status.media.sent.values.allSatisfy { $0 == PacketCount() })
@@ -125,7 +125,9 @@ struct LiveNodeTests {
                 throw error
             }
             #expect(status.media.received["rtp"] == PacketCount(packets: target, bytes: UInt64(expectedBytes)))
-            #expect(status.media.drops["no_session"] == target)
+            // Beyond limits.unverified_packets_per_second from the one source, drops count as unverified_rate_limit.
+            let dropped = (status.media.drops["no_session"] ?? 0) + (status.media.drops["unverified_rate_limit"] ?? 0)
+            #expect(dropped == target)
             #expect(status.media.received["unknown"]?.packets == 0)
             if status.media.groEnabled && System.supportsUDPSegmentationOffload {
                 // Loopback delivers a GSO write to a GRO socket as one coalesced read.
@@ -187,7 +189,7 @@ struct LiveNodeTests {
             .bind(host: "127.0.0.1", port: 0).get()
         let port = try #require(blocker.localAddress?.port)
         let configuration = try NodeConfiguration.resolve(
-            flags: NodeConfigurationLayer(httpPort: 0, mediaPort: port, eventLoopThreads: 1),
+            flags: NodeConfigurationLayer(httpPort: 0, mediaPort: port, eventLoopThreads: 1, adminPort: 0),
             environment: [:]
         )
         let node = try NodeServer(configuration: configuration)

@@ -21,7 +21,8 @@ func testConfiguration(
             mediaPort: 0,
             mediaReceiveBatchSize: batch,
             mediaOffload: offload,
-            eventLoopThreads: threads
+            eventLoopThreads: threads,
+            adminPort: 0
         ),
         environment: [:]
     )

@@ -15,6 +15,7 @@ let fuzzTargets: [(name: String, product: String)] = [
     ("FuzzRouterLink", "BraidSFU"),
     ("FuzzSRTP", "BraidSecurity"),
     ("FuzzMesh", "BraidMesh"),
+    ("FuzzAccess", "BraidAccess"),
 ]
 
 let package = Package(

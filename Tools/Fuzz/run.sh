@@ -18,7 +18,7 @@ fi
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 scratch="$here/.build-fuzz"
 findings="$here/corpus-findings"  # ignored by git (/Tools/Fuzz/corpus-*/)
-read -r -a targets <<< "${FUZZ_TARGETS:-FuzzRTP FuzzRTCP FuzzSTUN FuzzVP8 FuzzSDP FuzzSFU FuzzRouterLink FuzzSRTP FuzzMesh}"
+read -r -a targets <<< "${FUZZ_TARGETS:-FuzzRTP FuzzRTCP FuzzSTUN FuzzVP8 FuzzSDP FuzzSFU FuzzRouterLink FuzzSRTP FuzzMesh FuzzAccess}"
 
 # SwiftPM's --sanitize passes -sanitize=fuzzer,address to swiftc and clang for every module (so BraidWire
 # and NIOCore are instrumented) and links libFuzzer's main. -parse-as-library keeps main.swift from

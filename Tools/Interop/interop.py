@@ -78,7 +78,7 @@ class Node:
         # BRAID_INTEROP_* variables, which the node would warn about) stay out of its environment.
         environment = {key: value for key, value in os.environ.items() if not key.startswith("BRAID_")}
         self.process = subprocess.Popen(
-            [self.binary, "--http-address", "127.0.0.1", "--http-port", str(port), "--media-address", "127.0.0.1",
+            [self.binary, "--http-address", "127.0.0.1", "--admin-port", "0", "--http-port", str(port), "--media-address", "127.0.0.1",
              "--media-port", "0", "--log-level", "debug"] + self.extra_args,
             env=environment, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )

@@ -23,6 +23,23 @@ public enum ConfigurationKey: String, Sendable, CaseIterable, CustomStringConver
     case clusterMeshAdvertisedAddress = "cluster.mesh_advertised_address"
     case clusterHTTPURL = "cluster.http_url"
     case clusterLinkEmulation = "cluster.link_emulation"
+    case authTokenKey = "auth.token_key"
+    case authTokenKeyFile = "auth.token_key_file"
+    case insecureOpen = "insecure_open"
+    case adminAddress = "admin.address"
+    case adminPort = "admin.port"
+    case stateDirectory = "state_directory"
+    case drainTimeoutSeconds = "drain_timeout_seconds"
+    case limitsSessions = "limits.sessions"
+    case limitsSessionsPerAddress = "limits.sessions_per_address"
+    case limitsSessionsPerRoom = "limits.sessions_per_room"
+    case limitsTransceiversPerOffer = "limits.transceivers_per_offer"
+    case limitsHandshakeTimeoutSeconds = "limits.handshake_timeout_seconds"
+    case limitsHTTPConnections = "limits.http_connections"
+    case limitsHTTPIdleTimeoutSeconds = "limits.http_idle_timeout_seconds"
+    case limitsHTTPReadTimeoutSeconds = "limits.http_read_timeout_seconds"
+    case limitsUnverifiedPacketsPerSecond = "limits.unverified_packets_per_second"
+    case limitsOutboundQueuePackets = "limits.outbound_queue_packets"
 
     /// The dotted key path in the config file, e.g. `media.port`.
     public var path: String { self.rawValue }
@@ -70,6 +87,39 @@ public enum ConfigurationKey: String, Sendable, CaseIterable, CustomStringConver
         case .clusterHTTPURL: "Base URL other nodes and clients reach this node's HTTP API at (default: from http.*)."
         case .clusterLinkEmulation:
             "JSON file of emulated relay-link impairments per peer node name (latency_ms, jitter_ms, loss, bandwidth_kbps)."
+        case .authTokenKey:
+            "HMAC-SHA256 key (at least 32 characters) that signs and checks JWT access tokens; unset: no tokens, "
+                + "and the node serves only on loopback unless insecure_open is set."
+        case .authTokenKeyFile: "File holding the token key (instead of auth.token_key)."
+        case .insecureOpen:
+            "Serve WHIP/WHEP without tokens on a non-loopback HTTP address (default: off; the node refuses to start so)."
+        case .adminAddress:
+            "IP address of the operator listener (dashboard with session details, operator routes; default: 127.0.0.1)."
+        case .adminPort:
+            "Port of the operator listener, 0 for an ephemeral port, -1 for none (default: \(NodeConfiguration.defaultAdminPort))."
+        case .stateDirectory:
+            "Directory the node keeps its state in (its DTLS certificate survives restarts); unset: none, a new certificate at every start."
+        case .drainTimeoutSeconds:
+            "On SIGTERM or POST /api/v1/drain, seconds to wait for sessions to leave before exiting (default: \(NodeConfiguration.defaultDrainTimeoutSeconds))."
+        case .limitsSessions: "Most sessions on the node (default: \(NodeConfiguration.Limits.defaults.sessions))."
+        case .limitsSessionsPerAddress:
+            "Most sessions from one client IP address, 0 for no limit (default: \(NodeConfiguration.Limits.defaults.sessionsPerAddress))."
+        case .limitsSessionsPerRoom:
+            "Most sessions in one room (default: \(NodeConfiguration.Limits.defaults.sessionsPerRoom))."
+        case .limitsTransceiversPerOffer:
+            "Most media sections in one SDP offer (default: \(NodeConfiguration.Limits.defaults.transceiversPerOffer))."
+        case .limitsHandshakeTimeoutSeconds:
+            "Seconds a session may take to complete ICE and DTLS before it is dropped (default: \(NodeConfiguration.Limits.defaults.handshakeTimeoutSeconds))."
+        case .limitsHTTPConnections:
+            "Most open HTTP connections per listener (default: \(NodeConfiguration.Limits.defaults.httpConnections))."
+        case .limitsHTTPIdleTimeoutSeconds:
+            "Seconds an HTTP connection may stay idle (default: \(NodeConfiguration.Limits.defaults.httpIdleTimeoutSeconds))."
+        case .limitsHTTPReadTimeoutSeconds:
+            "Seconds a client may take to send a whole request (default: \(NodeConfiguration.Limits.defaults.httpReadTimeoutSeconds))."
+        case .limitsUnverifiedPacketsPerSecond:
+            "UDP packets per second accepted from one source address before its DTLS handshake completes (default: \(NodeConfiguration.Limits.defaults.unverifiedPacketsPerSecond))."
+        case .limitsOutboundQueuePackets:
+            "Packets queued for one session while the socket is full before further ones are dropped and counted (default: \(NodeConfiguration.Limits.defaults.outboundQueuePackets))."
         }
     }
 }

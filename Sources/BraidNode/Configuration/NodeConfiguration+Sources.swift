@@ -25,6 +25,15 @@ public struct NodeConfigurationLayer: Sendable, Equatable {
     public var clusterMeshAdvertisedAddress: String?
     public var clusterHTTPURL: String?
     public var clusterLinkEmulation: String?
+    public var authTokenKey: String?
+    public var authTokenKeyFile: String?
+    public var insecureOpen: Bool?
+    public var adminAddress: String?
+    public var adminPort: Int?
+    public var stateDirectory: String?
+    public var drainTimeoutSeconds: Int?
+    /// The `limits.*` values set here, by key (all integers).
+    public var limits: [ConfigurationKey: Int] = [:]
 
     public init(
         nodeID: String? = nil,
@@ -46,8 +55,24 @@ public struct NodeConfigurationLayer: Sendable, Equatable {
         clusterMeshPort: Int? = nil,
         clusterMeshAdvertisedAddress: String? = nil,
         clusterHTTPURL: String? = nil,
-        clusterLinkEmulation: String? = nil
+        clusterLinkEmulation: String? = nil,
+        authTokenKey: String? = nil,
+        authTokenKeyFile: String? = nil,
+        insecureOpen: Bool? = nil,
+        adminAddress: String? = nil,
+        adminPort: Int? = nil,
+        stateDirectory: String? = nil,
+        drainTimeoutSeconds: Int? = nil,
+        limits: [ConfigurationKey: Int] = [:]
     ) {
+        self.authTokenKey = authTokenKey
+        self.authTokenKeyFile = authTokenKeyFile
+        self.insecureOpen = insecureOpen
+        self.adminAddress = adminAddress
+        self.adminPort = adminPort
+        self.stateDirectory = stateDirectory
+        self.drainTimeoutSeconds = drainTimeoutSeconds
+        self.limits = limits
         self.nodeID = nodeID
         self.httpAddress = httpAddress
         self.httpPort = httpPort
@@ -101,17 +126,29 @@ extension NodeConfigurationLayer {
             list.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         }
         self.mediaReceiveBatchSize = try integer(.mediaReceiveBatchSize)
-        if let text = value(.mediaOffload) {
+        func boolean(_ key: ConfigurationKey) throws(ConfigurationError) -> Bool? {
+            guard let text = value(key) else { return nil }
             switch text.trimmingCharacters(in: .whitespaces).lowercased() {
-            case "1", "true", "yes", "on": self.mediaOffload = true
-            case "0", "false", "no", "off": self.mediaOffload = false
+            case "1", "true", "yes", "on": return true
+            case "0", "false", "no", "off": return false
             default:
                 throw ConfigurationError(
-                    key: .mediaOffload,
+                    key: key,
                     "\(NodeConfiguration.quoted(text)) is not a boolean (true/false, 1/0, yes/no, on/off)",
-                    source: ConfigurationKey.mediaOffload.environmentVariable
+                    source: key.environmentVariable
                 )
             }
+        }
+        self.mediaOffload = try boolean(.mediaOffload)
+        self.authTokenKey = value(.authTokenKey)
+        self.authTokenKeyFile = value(.authTokenKeyFile)
+        self.insecureOpen = try boolean(.insecureOpen)
+        self.adminAddress = value(.adminAddress)
+        self.adminPort = try integer(.adminPort)
+        self.stateDirectory = value(.stateDirectory)
+        self.drainTimeoutSeconds = try integer(.drainTimeoutSeconds)
+        for key in NodeConfiguration.Limits.keyPaths.keys {
+            if let number = try integer(key) { self.limits[key] = number }
         }
         self.eventLoopThreads = try integer(.eventLoopThreads)
         self.logLevel = value(.logLevel)
@@ -234,9 +271,41 @@ private struct FileLayer: Decodable {
 
     init(from decoder: any Decoder) throws {
         let root = try decoder.container(keyedBy: AnyKey.self)
-        try Self.rejectUnknown(root, allowed: ["node_id", "http", "media", "event_loop_threads", "log", "cluster"], prefix: "")
+        try Self.rejectUnknown(
+            root,
+            allowed: [
+                "node_id", "http", "media", "event_loop_threads", "log", "cluster", "auth", "insecure_open", "admin",
+                "state_directory", "drain_timeout_seconds", "limits",
+            ],
+            prefix: "")
         self.layer.nodeID = try Self.string(root, "node_id", path: "")
         self.layer.eventLoopThreads = try Self.integer(root, "event_loop_threads", path: "")
+        self.layer.insecureOpen = try Self.boolean(root, "insecure_open", path: "")
+        self.layer.stateDirectory = try Self.string(root, "state_directory", path: "")
+        self.layer.drainTimeoutSeconds = try Self.integer(root, "drain_timeout_seconds", path: "")
+        if try root.contains(AnyKey("auth")) && !root.decodeNil(forKey: AnyKey("auth")) {
+            let auth = try root.nestedContainer(keyedBy: AnyKey.self, forKey: AnyKey("auth"))
+            try Self.rejectUnknown(auth, allowed: ["token_key", "token_key_file"], prefix: "auth.")
+            self.layer.authTokenKey = try Self.string(auth, "token_key", path: "auth.")
+            self.layer.authTokenKeyFile = try Self.string(auth, "token_key_file", path: "auth.")
+        }
+        if try root.contains(AnyKey("admin")) && !root.decodeNil(forKey: AnyKey("admin")) {
+            let admin = try root.nestedContainer(keyedBy: AnyKey.self, forKey: AnyKey("admin"))
+            try Self.rejectUnknown(admin, allowed: ["address", "port"], prefix: "admin.")
+            self.layer.adminAddress = try Self.string(admin, "address", path: "admin.")
+            self.layer.adminPort = try Self.integer(admin, "port", path: "admin.")
+        }
+        if try root.contains(AnyKey("limits")) && !root.decodeNil(forKey: AnyKey("limits")) {
+            let limits = try root.nestedContainer(keyedBy: AnyKey.self, forKey: AnyKey("limits"))
+            let names = Dictionary(
+                uniqueKeysWithValues: NodeConfiguration.Limits.keyPaths.keys.map {
+                    (String($0.path.dropFirst("limits.".count)), $0)
+                })
+            try Self.rejectUnknown(limits, allowed: Set(names.keys), prefix: "limits.")
+            for (name, key) in names {
+                if let number = try Self.integer(limits, name, path: "limits.") { self.layer.limits[key] = number }
+            }
+        }
 
         if try root.contains(AnyKey("http")) && !root.decodeNil(forKey: AnyKey("http")) {
             let http = try root.nestedContainer(keyedBy: AnyKey.self, forKey: AnyKey("http"))
@@ -392,6 +461,16 @@ extension NodeConfiguration {
             take(
                 layer.clusterLinkEmulation.map(Optional.some), .clusterLinkEmulation,
                 into: &configuration.cluster.linkEmulation)
+            take(layer.authTokenKey.map(Optional.some), .authTokenKey, into: &configuration.auth.tokenKey)
+            take(layer.authTokenKeyFile.map(Optional.some), .authTokenKeyFile, into: &configuration.auth.tokenKeyFile)
+            take(layer.insecureOpen, .insecureOpen, into: &configuration.insecureOpen)
+            take(layer.adminAddress, .adminAddress, into: &configuration.admin.address)
+            take(layer.adminPort, .adminPort, into: &configuration.admin.port)
+            take(layer.stateDirectory.map(Optional.some), .stateDirectory, into: &configuration.stateDirectory)
+            take(layer.drainTimeoutSeconds, .drainTimeoutSeconds, into: &configuration.drainTimeoutSeconds)
+            for (key, keyPath) in NodeConfiguration.Limits.keyPaths {
+                take(layer.limits[key], key, into: &configuration.limits[keyPath: keyPath])
+            }
             if let level = layer.logLevel {
                 guard let parsed = LogLevel(rawValue: level.lowercased()) else {
                     let levels = LogLevel.allCases.map(\.rawValue).joined(separator: ", ")

@@ -23,6 +23,130 @@ public struct NodeConfiguration: Codable, Sendable, Equatable {
     public var log: Log
     /// Membership of a cluster (the mesh); off unless etcd URLs are given.
     public var cluster: Cluster
+    /// Access tokens.
+    public var auth: Auth
+    /// Serve WHIP/WHEP without tokens on a non-loopback address (an explicit, logged choice).
+    public var insecureOpen: Bool
+    /// The operator listener.
+    public var admin: Admin
+    /// Where the node keeps state across restarts (its DTLS certificate); nil: nothing is kept.
+    public var stateDirectory: String?
+    /// How long a drain waits for sessions to leave before the node exits.
+    public var drainTimeoutSeconds: Int
+    /// Limits against exhaustion.
+    public var limits: Limits
+
+    /// Access-token settings: JWTs (RFC 7519) signed with HMAC-SHA256 (RFC 7518 §3.2).
+    public struct Auth: Codable, Sendable, Equatable {
+        /// The signing key (never printed).
+        public var tokenKey: String?
+        /// A file holding the key (read at start, surrounding whitespace trimmed).
+        public var tokenKeyFile: String?
+
+        public init(tokenKey: String? = nil, tokenKeyFile: String? = nil) {
+            self.tokenKey = tokenKey
+            self.tokenKeyFile = tokenKeyFile
+        }
+
+        /// Whether tokens are checked.
+        public var isEnabled: Bool { self.tokenKey != nil || self.tokenKeyFile != nil }
+
+        enum CodingKeys: String, CodingKey {
+            case tokenKey = "token_key"
+            case tokenKeyFile = "token_key_file"
+        }
+
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            self.init(
+                tokenKey: try c.decodeIfPresent(String.self, forKey: .tokenKey),
+                tokenKeyFile: try c.decodeIfPresent(String.self, forKey: .tokenKeyFile))
+        }
+
+        public func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            // Like the cluster secret, the key never reaches --print-config output.
+            if self.tokenKey != nil { try c.encode("(set)", forKey: .tokenKey) }
+            try c.encodeIfPresent(self.tokenKeyFile, forKey: .tokenKeyFile)
+        }
+    }
+
+    /// The operator listener: the full dashboard (session ids, client addresses) and operator routes
+    /// (max-bitrate, drain) without a token. Loopback by default, so only the host's own operator reaches it.
+    public struct Admin: Codable, Sendable, Equatable {
+        /// IP address to bind.
+        public var address: String
+        /// TCP port; 0: ephemeral; -1: no operator listener (operator routes then need an admin token).
+        public var port: Int
+
+        public init(address: String = "127.0.0.1", port: Int = NodeConfiguration.defaultAdminPort) {
+            self.address = address
+            self.port = port
+        }
+
+        /// Whether the operator listener runs.
+        public var isEnabled: Bool { self.port >= 0 }
+    }
+
+    /// Limits against exhaustion; every one is shown on the dashboard.
+    public struct Limits: Codable, Sendable, Equatable {
+        /// Most sessions on the node.
+        public var sessions: Int
+        /// Most sessions from one client IP address (0: no limit).
+        public var sessionsPerAddress: Int
+        /// Most sessions in one room.
+        public var sessionsPerRoom: Int
+        /// Most media sections in one SDP offer.
+        public var transceiversPerOffer: Int
+        /// Seconds a session may take to complete ICE and DTLS.
+        public var handshakeTimeoutSeconds: Int
+        /// Most open HTTP connections per listener.
+        public var httpConnections: Int
+        /// Seconds an HTTP connection may stay idle between requests.
+        public var httpIdleTimeoutSeconds: Int
+        /// Seconds a client may take to send one whole request.
+        public var httpReadTimeoutSeconds: Int
+        /// UDP packets per second accepted from one source before its DTLS handshake completes.
+        public var unverifiedPacketsPerSecond: Int
+        /// Packets queued for one session while the socket is not writable.
+        public var outboundQueuePackets: Int
+
+        /// Safe defaults for a public node on a small machine.
+        public static let defaults = Limits(
+            sessions: 4096, sessionsPerAddress: 256, sessionsPerRoom: 2048, transceiversPerOffer: 64,
+            handshakeTimeoutSeconds: 10, httpConnections: 1024, httpIdleTimeoutSeconds: 60,
+            httpReadTimeoutSeconds: 10, unverifiedPacketsPerSecond: 200, outboundQueuePackets: 2048)
+
+        public init(
+            sessions: Int, sessionsPerAddress: Int, sessionsPerRoom: Int, transceiversPerOffer: Int,
+            handshakeTimeoutSeconds: Int, httpConnections: Int, httpIdleTimeoutSeconds: Int,
+            httpReadTimeoutSeconds: Int, unverifiedPacketsPerSecond: Int, outboundQueuePackets: Int
+        ) {
+            self.sessions = sessions
+            self.sessionsPerAddress = sessionsPerAddress
+            self.sessionsPerRoom = sessionsPerRoom
+            self.transceiversPerOffer = transceiversPerOffer
+            self.handshakeTimeoutSeconds = handshakeTimeoutSeconds
+            self.httpConnections = httpConnections
+            self.httpIdleTimeoutSeconds = httpIdleTimeoutSeconds
+            self.httpReadTimeoutSeconds = httpReadTimeoutSeconds
+            self.unverifiedPacketsPerSecond = unverifiedPacketsPerSecond
+            self.outboundQueuePackets = outboundQueuePackets
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case sessions
+            case sessionsPerAddress = "sessions_per_address"
+            case sessionsPerRoom = "sessions_per_room"
+            case transceiversPerOffer = "transceivers_per_offer"
+            case handshakeTimeoutSeconds = "handshake_timeout_seconds"
+            case httpConnections = "http_connections"
+            case httpIdleTimeoutSeconds = "http_idle_timeout_seconds"
+            case httpReadTimeoutSeconds = "http_read_timeout_seconds"
+            case unverifiedPacketsPerSecond = "unverified_packets_per_second"
+            case outboundQueuePackets = "outbound_queue_packets"
+        }
+    }
 
     /// HTTP listener settings.
     public struct HTTP: Codable, Sendable, Equatable {
@@ -181,15 +305,31 @@ public struct NodeConfiguration: Codable, Sendable, Equatable {
         case eventLoopThreads = "event_loop_threads"
         case log
         case cluster
+        case auth
+        case insecureOpen = "insecure_open"
+        case admin
+        case stateDirectory = "state_directory"
+        case drainTimeoutSeconds = "drain_timeout_seconds"
+        case limits
     }
 
-    public init(nodeID: String, http: HTTP, media: Media, eventLoopThreads: Int, log: Log, cluster: Cluster = .init()) {
+    public init(
+        nodeID: String, http: HTTP, media: Media, eventLoopThreads: Int, log: Log, cluster: Cluster = .init(),
+        auth: Auth = .init(), insecureOpen: Bool = false, admin: Admin = .init(), stateDirectory: String? = nil,
+        drainTimeoutSeconds: Int = NodeConfiguration.defaultDrainTimeoutSeconds, limits: Limits = .defaults
+    ) {
         self.nodeID = nodeID
         self.http = http
         self.media = media
         self.eventLoopThreads = eventLoopThreads
         self.log = log
         self.cluster = cluster
+        self.auth = auth
+        self.insecureOpen = insecureOpen
+        self.admin = admin
+        self.stateDirectory = stateDirectory
+        self.drainTimeoutSeconds = drainTimeoutSeconds
+        self.limits = limits
     }
 
     public init(from decoder: any Decoder) throws {
@@ -198,7 +338,14 @@ public struct NodeConfiguration: Codable, Sendable, Equatable {
             nodeID: try c.decode(String.self, forKey: .nodeID), http: try c.decode(HTTP.self, forKey: .http),
             media: try c.decode(Media.self, forKey: .media),
             eventLoopThreads: try c.decode(Int.self, forKey: .eventLoopThreads), log: try c.decode(Log.self, forKey: .log),
-            cluster: try c.decodeIfPresent(Cluster.self, forKey: .cluster) ?? .init())
+            cluster: try c.decodeIfPresent(Cluster.self, forKey: .cluster) ?? .init(),
+            auth: try c.decodeIfPresent(Auth.self, forKey: .auth) ?? .init(),
+            insecureOpen: try c.decodeIfPresent(Bool.self, forKey: .insecureOpen) ?? false,
+            admin: try c.decodeIfPresent(Admin.self, forKey: .admin) ?? .init(),
+            stateDirectory: try c.decodeIfPresent(String.self, forKey: .stateDirectory),
+            drainTimeoutSeconds: try c.decodeIfPresent(Int.self, forKey: .drainTimeoutSeconds)
+                ?? NodeConfiguration.defaultDrainTimeoutSeconds,
+            limits: try c.decodeIfPresent(Limits.self, forKey: .limits) ?? .defaults)
     }
 }
 
@@ -211,6 +358,12 @@ extension NodeConfiguration {
     public static let defaultMediaPort = 40000
     /// The documented default UDP port of relay links between nodes.
     public static let defaultMeshPort = 40100
+    /// The documented default port of the operator listener.
+    public static let defaultAdminPort = 8081
+    /// The documented default drain time.
+    public static let defaultDrainTimeoutSeconds = 30
+    /// The shortest token key accepted: HS256 keys should have at least 256 bits (RFC 7518 §3.2).
+    public static let minimumTokenKeyLength = 32
     /// The documented default vector read count.
     public static let defaultReceiveBatchSize = 32
     /// Upper bound on the vector read count: each slot reserves 2 KiB (64 KiB with GRO) of receive buffer.
@@ -320,6 +473,28 @@ extension NodeConfiguration {
         if let secret = self.cluster.secret, secret.utf8.count < 16 {
             throw ConfigurationError(key: .clusterSecret, "too short: use at least 16 characters")
         }
+        if let key = self.auth.tokenKey, key.utf8.count < Self.minimumTokenKeyLength {
+            throw ConfigurationError(
+                key: .authTokenKey, "too short: use at least \(Self.minimumTokenKeyLength) characters")
+        }
+        try Self.validateAddress(self.admin.address, key: .adminAddress)
+        if !(-1...65535).contains(self.admin.port) {
+            throw ConfigurationError(key: .adminPort, "\(self.admin.port) is not a port (0-65535, or -1 for none)")
+        }
+        if !(0...3600).contains(self.drainTimeoutSeconds) {
+            throw ConfigurationError(key: .drainTimeoutSeconds, "\(self.drainTimeoutSeconds) is out of range (0-3600)")
+        }
+        try self.limits.validate()
+    }
+
+    /// Whether `address` is a loopback address (127.0.0.0/8 or ::1): only this host reaches it.
+    public static func isLoopback(_ address: String) -> Bool {
+        guard let parsed = try? SocketAddress(ipAddress: address, port: 0) else { return false }
+        switch parsed {
+        case .v4(let v4): return UInt32(bigEndian: v4.address.sin_addr.s_addr) >> 24 == 127
+        case .v6: return address == "::1" || address == "0:0:0:0:0:0:0:1"
+        default: return false
+        }
     }
 
     static func validatePort(_ port: Int, key: ConfigurationKey) throws(ConfigurationError) {
@@ -342,5 +517,43 @@ extension NodeConfiguration {
 
     static func quoted(_ value: String) -> String {
         "\"" + value.prefix(80) + (value.count > 80 ? "…" : "") + "\""
+    }
+}
+
+extension NodeConfiguration.Limits {
+    /// Each `limits.*` key and the value it sets.
+    public static let keyPaths: [ConfigurationKey: any WritableKeyPath<Self, Int> & Sendable] = [
+        .limitsSessions: \.sessions,
+        .limitsSessionsPerAddress: \.sessionsPerAddress,
+        .limitsSessionsPerRoom: \.sessionsPerRoom,
+        .limitsTransceiversPerOffer: \.transceiversPerOffer,
+        .limitsHandshakeTimeoutSeconds: \.handshakeTimeoutSeconds,
+        .limitsHTTPConnections: \.httpConnections,
+        .limitsHTTPIdleTimeoutSeconds: \.httpIdleTimeoutSeconds,
+        .limitsHTTPReadTimeoutSeconds: \.httpReadTimeoutSeconds,
+        .limitsUnverifiedPacketsPerSecond: \.unverifiedPacketsPerSecond,
+        .limitsOutboundQueuePackets: \.outboundQueuePackets,
+    ]
+
+    /// Checks every limit against its range.
+    func validate() throws(ConfigurationError) {
+        let ranges: [ConfigurationKey: ClosedRange<Int>] = [
+            .limitsSessions: 1...1_000_000,
+            .limitsSessionsPerAddress: 0...1_000_000,
+            .limitsSessionsPerRoom: 1...1_000_000,
+            .limitsTransceiversPerOffer: 1...1024,
+            .limitsHandshakeTimeoutSeconds: 1...600,
+            .limitsHTTPConnections: 1...1_000_000,
+            .limitsHTTPIdleTimeoutSeconds: 1...86_400,
+            .limitsHTTPReadTimeoutSeconds: 1...3600,
+            .limitsUnverifiedPacketsPerSecond: 1...1_000_000,
+            .limitsOutboundQueuePackets: 16...1_000_000,
+        ]
+        for (key, range) in ranges.sorted(by: { $0.key.rawValue < $1.key.rawValue }) {
+            let value = self[keyPath: Self.keyPaths[key]!]
+            guard range.contains(value) else {
+                throw ConfigurationError(key: key, "\(value) is out of range (\(range.lowerBound)-\(range.upperBound))")
+            }
+        }
     }
 }

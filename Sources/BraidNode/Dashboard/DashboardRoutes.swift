@@ -1,3 +1,4 @@
+import BraidAccess
 import BraidSFU
 import Foundation
 import HTTPTypes
@@ -5,7 +6,13 @@ import Hummingbird
 import NIOCore
 
 /// The ops dashboard's HTTP routes: `GET /`, `GET /api/v1/node`, `GET /api/v1/rooms`,
-/// `GET /api/v1/rooms/{name}` (404 for a room with no peer), `GET /metrics`, `GET /healthz`.
+/// `GET /api/v1/rooms/{name}` (404 for a room with no peer), `GET /api/v1/mesh`, `GET /api/v1/placement`,
+/// `GET /metrics`, `GET /healthz` (`503 draining` while the node drains, see ``NodeDrain``).
+///
+/// Two listeners serve them. The public one shows counts only: `/` and `/api/v1/node` leave out session
+/// ids, client addresses and rooms, and the room and mesh routes answer 403, unless the request carries an
+/// admin token. The operator listener (``HTTPListenerRole/operator``, loopback by default) shows everything
+/// and serves the operator routes without a token; it serves no WHIP or WHEP.
 ///
 /// Every route also answers `HEAD`. A known path with another method gets `405 Method Not Allowed` with an
 /// `Allow` header (Hummingbird's router alone would answer 404); unknown paths get 404. These routes read
@@ -23,17 +30,24 @@ public enum DashboardRoutes {
         "/api/v1/placement": [.get, .head],
         "/metrics": [.get, .head],
         "/healthz": [.get, .head],
+        "/api/v1/drain": [.post],
     ]
 
     /// `Content-Type` of the Prometheus text exposition format.
     public static let prometheusContentType = "text/plain; version=0.0.4; charset=utf-8"
 
-    /// Builds the router over `monitor`, with the WHIP endpoint (``WHIPRoutes``) of its media sessions.
+    /// Builds the router over `monitor`: on the public listener with the WHIP and WHEP endpoints
+    /// (``WebRTCRoutes``) of its media sessions, on the operator listener with the operator routes.
+    ///
+    /// - Parameters:
+    ///   - whipAuthorizer: decides publishing, playing and (on the public listener) operator access.
+    ///   - listener: which listener this router serves.
     public static func makeRouter(
         monitor: NodeMonitor,
-        whipAuthorizer: @escaping WHIPAuthorizer = WHIPRoutes.allowAll
-    ) -> Router<BasicRequestContext> {
-        let router = Router(options: .autoGenerateHeadEndpoints)
+        whipAuthorizer: @escaping WebRTCAuthorizer = WebRTCRoutes.allowAll,
+        listener: HTTPListenerRole = .public
+    ) -> Router<NodeRequestContext> {
+        let router = Router(context: NodeRequestContext.self, options: .autoGenerateHeadEndpoints)
         // Added first so it also guards the not-found responder.
         router.add(
             middleware: RequestGuardMiddleware(
@@ -41,10 +55,24 @@ public enum DashboardRoutes {
                 maximumBodyBytes: Self.maximumRequestBodyBytes
             )
         )
-        router.get("/") { _, _ in
+        /// Whether the request may see session details and use operator routes.
+        @Sendable func isOperator(_ request: Request) async -> Bool {
+            guard listener == .public else { return true }
+            return await whipAuthorizer(NodeAccess.bearerToken(request.headers), nil, .operate) == nil
+        }
+        @Sendable func requireOperator(_ request: Request) async throws {
+            guard listener == .public else { return }
+            if let denial = await whipAuthorizer(NodeAccess.bearerToken(request.headers), nil, .operate) {
+                throw HTTPError(
+                    denial.status == .unauthorized ? .unauthorized : .forbidden,
+                    message: "this route is for operators: " + denial.reason)
+            }
+        }
+        router.get("/") { request, _ in
+            let showsAll = await isOperator(request)
             let (status, _) = await monitor.status()
-            var text = status.renderText()
-            if let mesh = await monitor.mesh?.status() { text += "\n" + mesh.renderText() }
+            var text = (showsAll ? status : status.publicView()).renderText()
+            if showsAll, let mesh = await monitor.mesh?.status() { text += "\n" + mesh.renderText() }
             return Self.response(text, contentType: "text/plain; charset=utf-8")
         }
         router.get("/api/v1/placement") { request, _ in
@@ -58,7 +86,8 @@ public enum DashboardRoutes {
             else { throw HTTPError(.serviceUnavailable, message: "no node is known yet") }
             return try Self.json(node)
         }
-        router.get("/api/v1/mesh") { _, _ in
+        router.get("/api/v1/mesh") { request, _ in
+            try await requireOperator(request)
             guard let mesh = monitor.mesh else {
                 throw HTTPError(.notFound, message: "this node is not in a cluster (set cluster.etcd)")
             }
@@ -67,14 +96,16 @@ public enum DashboardRoutes {
             }
             return try Self.json(status)
         }
-        router.get("/api/v1/node") { _, _ in
+        router.get("/api/v1/node") { request, _ in
             let (status, _) = await monitor.status()
-            return try Self.json(status)
+            return try await Self.json(isOperator(request) ? status : status.publicView())
         }
-        router.get("/api/v1/rooms") { _, _ in
-            try await Self.json(monitor.media.sessions.rooms())
+        router.get("/api/v1/rooms") { request, _ in
+            try await requireOperator(request)
+            return try await Self.json(monitor.media.sessions.rooms())
         }
-        router.get("/api/v1/rooms/:name") { _, context in
+        router.get("/api/v1/rooms/:name") { request, context in
+            try await requireOperator(request)
             let name = context.parameters.get("name") ?? ""
             guard let room = await monitor.media.sessions.room(named: name) else {
                 throw HTTPError(.notFound, message: "no room \(name)")
@@ -90,7 +121,17 @@ public enum DashboardRoutes {
             )
         }
         router.get("/healthz") { _, _ in
-            Self.response("ok\n", contentType: "text/plain; charset=utf-8")
+            // Draining: load balancers and readiness probes stop sending new users here.
+            if monitor.media.drain.isDraining {
+                var response = Self.response("draining\n", contentType: "text/plain; charset=utf-8")
+                response.status = .serviceUnavailable
+                return response
+            }
+            return Self.response("ok\n", contentType: "text/plain; charset=utf-8")
+        }
+        guard listener == .public else {
+            WebRTCRoutes.registerOperatorRoutes(on: router, sessions: monitor.media.sessions, drain: monitor.media.drain)
+            return router
         }
         var redirect: WebRTCRedirector?
         if let mesh = monitor.mesh {
@@ -101,8 +142,9 @@ public enum DashboardRoutes {
                 return node.httpURL
             }
         }
-        WHIPRoutes.register(
-            on: router, sessions: monitor.media.sessions, authorize: whipAuthorizer, redirect: redirect)
+        WebRTCRoutes.register(
+            on: router, sessions: monitor.media.sessions, authorize: whipAuthorizer, redirect: redirect,
+            drain: monitor.media.drain)
         return router
     }
 

@@ -41,11 +41,18 @@ public final class NodeMetrics: Sendable {
     private let forwardedPackets: [String: CoreMetrics.Counter]
     private let forwardedBytes: [String: CoreMetrics.Counter]
     private let forwardingDrops: CoreMetrics.Counter
+    /// New sessions and offers refused by a limit (`limit` = `sessions`, `sessions_per_address`,
+    /// `sessions_per_room`, `transceivers_per_offer`).
+    private let limitRefusals: [String: CoreMetrics.Counter]
+    private let handshakeTimeouts: CoreMetrics.Counter
+    private let outboundQueueDrops: CoreMetrics.Counter
+    private let handshaking: CoreMetrics.Gauge
 
     private struct Published {
         var traffic = MediaTrafficSnapshot()
         var cpuSeconds = 0.0
         var sent = WebRTCSendCounters()
+        var limits = WebRTCLimitCounters()
         /// Per media event loop: its metrics (made when the loop first appears) and last published values.
         var eventLoops: [Int: (metrics: EventLoopMetrics, last: WebRTCEventLoopStatus)] = [:]
         /// Per mesh peer (by name): its link metrics and last published values.
@@ -144,6 +151,15 @@ public final class NodeMetrics: Sendable {
         self.forwardedPackets = forwardedPackets
         self.forwardedBytes = forwardedBytes
         self.forwardingDrops = CoreMetrics.Counter(label: "braid_forwarding_drops_total", factory: factory)
+        var limitRefusals: [String: CoreMetrics.Counter] = [:]
+        for limit in ["sessions", "sessions_per_address", "sessions_per_room", "transceivers_per_offer"] {
+            limitRefusals[limit] = CoreMetrics.Counter(
+                label: "braid_limit_refusals_total", dimensions: [("limit", limit)], factory: factory)
+        }
+        self.limitRefusals = limitRefusals
+        self.handshakeTimeouts = CoreMetrics.Counter(label: "braid_handshake_timeouts_total", factory: factory)
+        self.outboundQueueDrops = CoreMetrics.Counter(label: "braid_outbound_queue_drops_total", factory: factory)
+        self.handshaking = CoreMetrics.Gauge(label: "braid_sessions_handshaking", factory: factory)
     }
 
     /// Makes this node's registry the backend of the process-wide `MetricsSystem`, so metrics that other
@@ -199,6 +215,20 @@ public final class NodeMetrics: Sendable {
             Self.add(sent.rtcpSent.bytes, sentBefore.rtcpSent.bytes, to: self.forwardedBytes["rtcp"])
             Self.add(sent.dropped, sentBefore.dropped, to: self.forwardingDrops)
             published.sent = sent
+
+            let limits = status.limits.counters
+            let limitsBefore = published.limits
+            Self.add(limits.refusedSessions, limitsBefore.refusedSessions, to: self.limitRefusals["sessions"])
+            Self.add(
+                limits.refusedPerAddress, limitsBefore.refusedPerAddress, to: self.limitRefusals["sessions_per_address"])
+            Self.add(limits.refusedPerRoom, limitsBefore.refusedPerRoom, to: self.limitRefusals["sessions_per_room"])
+            Self.add(
+                limits.refusedTransceivers, limitsBefore.refusedTransceivers,
+                to: self.limitRefusals["transceivers_per_offer"])
+            Self.add(limits.handshakeTimeouts, limitsBefore.handshakeTimeouts, to: self.handshakeTimeouts)
+            Self.add(limits.outboundQueueDropped, limitsBefore.outboundQueueDropped, to: self.outboundQueueDrops)
+            self.handshaking.record(limits.handshaking)
+            published.limits = limits
 
             for loop in status.forwarding.eventLoops ?? [] {
                 let entry =

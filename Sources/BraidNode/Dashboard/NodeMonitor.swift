@@ -21,6 +21,7 @@ public final class NodeMonitor: Sendable {
     private let startInstant: ContinuousClock.Instant
     private let sampler = ProcessStatsSampler()
     private let httpAddress = NIOLockedValueBox<SocketAddress?>(nil)
+    private let operatorAddress = NIOLockedValueBox<SocketAddress?>(nil)
     private let logger: Logger
 
     init(
@@ -39,6 +40,16 @@ public final class NodeMonitor: Sendable {
     /// Records the HTTP server's bound address (called when the server starts listening).
     func httpServerBound(_ address: SocketAddress?) {
         self.httpAddress.withLockedValue { $0 = address }
+    }
+
+    /// Records the operator listener's bound address.
+    func operatorServerBound(_ address: SocketAddress?) {
+        self.operatorAddress.withLockedValue { $0 = address }
+    }
+
+    /// The operator listener's bound address, or `nil` when it is not listening.
+    public var boundOperatorAddress: SocketAddress? {
+        self.operatorAddress.withLockedValue { $0 }
     }
 
     /// The HTTP server's bound address, or `nil` when it is not listening.
@@ -94,6 +105,8 @@ public final class NodeMonitor: Sendable {
         status.forwarding = NodeStatus.ForwardingSection(
             rooms: webRTC.rooms, sent: webRTC.sent, eventLoops: webRTC.eventLoops)
         status.rooms = webRTC.rooms
+        status.limits = NodeStatus.LimitsSection(configured: self.configuration.limits, counters: webRTC.limits)
+        status.draining = self.media.drain.status
         return (status, traffic)
     }
 

@@ -31,6 +31,10 @@ public struct NodeStatus: Codable, Sendable, Equatable {
     public var forwarding: ForwardingSection = ForwardingSection()
     /// Every room, by name: publishers and subscribers, tracks with their layers, active speakers.
     public var rooms: [SFURoomStatus] = []
+    /// The drain, while the node drains (``NodeDrain``); absent while it serves.
+    public var draining: DrainStatus?
+    /// The limits against exhaustion: each configured value, and what they refused and dropped.
+    public var limits: LimitsSection = LimitsSection()
 
     enum CodingKeys: String, CodingKey {
         case nodeID = "node_id"
@@ -43,6 +47,24 @@ public struct NodeStatus: Codable, Sendable, Equatable {
         case sessions
         case forwarding
         case rooms
+        case draining
+        case limits
+    }
+
+    /// The limits section: the configured `limits.*` values and what the media-side limits refused and
+    /// dropped since the node started.
+    public struct LimitsSection: Codable, Sendable, Equatable {
+        /// Every `limits.*` value in force.
+        public var configured: NodeConfiguration.Limits
+        /// Refusals and drops (`refused_sessions`, `handshake_timeouts`, ...).
+        public var counters: WebRTCLimitCounters
+
+        public init(
+            configured: NodeConfiguration.Limits = .defaults, counters: WebRTCLimitCounters = WebRTCLimitCounters()
+        ) {
+            self.configured = configured
+            self.counters = counters
+        }
     }
 
     /// The forwarding section: counts over every room, and the send totals.
@@ -201,6 +223,19 @@ extension NodeStatus.MediaSection {
     }
 }
 
+// MARK: - Public view
+
+extension NodeStatus {
+    /// What anyone may see: counts and the node's own health, without session ids, client addresses or
+    /// room names (the forwarding totals stay). The operator listener and admin tokens see everything.
+    public func publicView() -> NodeStatus {
+        var view = self
+        view.sessions.list = []
+        view.rooms = []
+        return view
+    }
+}
+
 // MARK: - Text rendering
 
 extension NodeStatus {
@@ -211,6 +246,12 @@ extension NodeStatus {
 
         row("node", "\(self.nodeID)   braid-node \(self.version)")
         row("started", "\(self.startedAt)   up \(Self.formatDuration(self.uptimeSeconds))")
+        if let draining = self.draining {
+            row(
+                "state",
+                "DRAINING since \(draining.startedAt) (\(draining.trigger)), "
+                    + "\(Self.fixed(draining.remainingSeconds, 1)) s of \(draining.timeoutSeconds) s left")
+        }
         row(
             "cpu",
             "\(Self.fixed(self.process.cpuPercent, 1)) % since last sample   "
@@ -254,6 +295,8 @@ extension NodeStatus {
         drops.append(["gro reads split", "\(self.media.coalescedReads)"])
         lines.append(contentsOf: Self.alignedTable(drops))
         lines.append("")
+        lines.append(contentsOf: self.renderLimits())
+        lines.append("")
 
         row("sessions", "\(self.sessions.count)")
         if !self.sessions.list.isEmpty {
@@ -282,6 +325,30 @@ extension NodeStatus {
         lines.append("")
         lines.append(contentsOf: self.renderRooms())
         return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// The limits: each configured value, then what the media-side limits refused and dropped:
+    ///
+    ///     limits          sessions 4096   per address 256   per room 2048   transceivers 64   handshake 10 s
+    ///                     unverified 200 packets/s   outbound queue 2048 packets   http connections 1024 ...
+    ///     refused         sessions 0   per address 12   per room 0   transceivers 1
+    ///     dropped         handshake timeouts 3   unverified packets 99800   outbound queue 0   handshaking 2
+    func renderLimits() -> [String] {
+        let limits = self.limits.configured
+        let counters = self.limits.counters
+        return [
+            Self.pad("limits", 16) + "sessions \(limits.sessions)   per address \(limits.sessionsPerAddress)   "
+                + "per room \(limits.sessionsPerRoom)   transceivers \(limits.transceiversPerOffer)   "
+                + "handshake \(limits.handshakeTimeoutSeconds) s",
+            Self.pad("", 16) + "unverified \(limits.unverifiedPacketsPerSecond) packets/s   "
+                + "outbound queue \(limits.outboundQueuePackets) packets   http connections \(limits.httpConnections)   "
+                + "http idle \(limits.httpIdleTimeoutSeconds) s   http read \(limits.httpReadTimeoutSeconds) s",
+            Self.pad("refused", 16) + "sessions \(counters.refusedSessions)   per address \(counters.refusedPerAddress)   "
+                + "per room \(counters.refusedPerRoom)   transceivers \(counters.refusedTransceivers)",
+            Self.pad("dropped", 16) + "handshake timeouts \(counters.handshakeTimeouts)   "
+                + "unverified packets \(counters.unverifiedPacketsDropped)   "
+                + "outbound queue \(counters.outboundQueueDropped)   handshaking \(counters.handshaking)",
+        ]
     }
 
     /// The rooms section: a summary line, then per room a header, one line per peer, one per track and one

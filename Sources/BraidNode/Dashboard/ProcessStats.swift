@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Dispatch
 import NIOConcurrencyHelpers
 
 /// CPU and memory of this process, read from procfs (Linux).
@@ -101,8 +102,7 @@ public final class ProcessStatsSampler: Sendable {
     }
 
     private static func monotonicNanoseconds() -> UInt64 {
-        var time = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &time)
-        return UInt64(time.tv_sec) &* 1_000_000_000 &+ UInt64(time.tv_nsec)
+        // CLOCK_MONOTONIC on Linux.
+        DispatchTime.now().uptimeNanoseconds
     }
 }

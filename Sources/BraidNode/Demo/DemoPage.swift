@@ -96,12 +96,18 @@ public enum DemoPage {
             const resource = response.headers.get("Location");
             if (resource) resources.push(new URL(resource, url).href);
             await pc.setRemoteDescription({ type: "answer", sdp: body });
+            // A draining node says goodbye with a DTLS close_notify: Chromium then moves the DTLS transport
+            // to "closed" while ICE (and so connectionState) may stay "connected", so watch the transport.
+            const dtls = pc.getTransceivers()[0]?.sender.transport;
+            if (dtls) dtls.addEventListener("statechange", () => {
+              if (dtls.state === "closed" || dtls.state === "failed") moveOn(pc);
+            });
           }
 
           function watch(pc, name) {
             pc.addEventListener("connectionstatechange", () => {
               status(name + " " + pc.connectionState + (moves ? " (moved " + moves + "x, at " + node + ")" : ""));
-              if (pc.connectionState === "failed" || pc.connectionState === "disconnected") moveOn(pc);
+              if (["failed", "disconnected", "closed"].includes(pc.connectionState)) moveOn(pc);
             });
           }
 
@@ -128,7 +134,10 @@ public enum DemoPage {
             if (before) carried = { framesDecoded: before.framesDecoded, audioSamplesReceived: before.audioSamplesReceived };
             for (const old of connections.splice(0)) old.close();
             subscriber = null;
-            resources.splice(0);
+            // End the old sessions if their node still answers (a draining node waits for them to leave).
+            for (const url of resources.splice(0)) {
+              fetch(url, { method: "DELETE", headers: headers(), keepalive: true }).catch(() => {});
+            }
             for (const figure of document.querySelectorAll("figure.remote, audio")) figure.remove();
             const lost = node;
             for (let attempt = 0; !left; attempt++) {

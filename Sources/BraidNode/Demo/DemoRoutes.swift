@@ -13,7 +13,7 @@ public enum DemoRoutes {
     public static let defaultRoom = "lobby"
 
     /// Adds `GET /demo` and `GET /demo/{room}` to `router`.
-    public static func register(on router: Router<BasicRequestContext>) {
+    public static func register(on router: Router<NodeRequestContext>) {
         router.get("/demo") { _, _ in
             Response(status: .seeOther, headers: [.location: "/demo/\(Self.defaultRoom)"])
         }

@@ -13,6 +13,9 @@ public enum MediaDropReason: String, Sendable, CaseIterable, Codable {
     /// STUN, DTLS, RTP or RTCP from an address that belongs to no session. Until sessions exist
     /// (WHIP/WHEP + ICE), every such datagram ends here.
     case noSession = "no_session"
+    /// STUN, DTLS, RTP or RTCP beyond `limits.unverified_packets_per_second` from a source (IP address and
+    /// port) that has no session with completed DTLS here (``SourceRateLimiter``).
+    case unverifiedRateLimit = "unverified_rate_limit"
 }
 
 /// A packet and byte count. Wrapping arithmetic: a 64-bit counter does not overflow in practice, and a
@@ -87,6 +90,7 @@ public struct DropCounts: Sendable, Equatable {
     public var zrtpUnsupported: UInt64 = 0
     public var turnChannelUnsupported: UInt64 = 0
     public var noSession: UInt64 = 0
+    public var unverifiedRateLimit: UInt64 = 0
 
     public init() {}
 
@@ -98,6 +102,7 @@ public struct DropCounts: Sendable, Equatable {
             case .zrtpUnsupported: self.zrtpUnsupported
             case .turnChannelUnsupported: self.turnChannelUnsupported
             case .noSession: self.noSession
+            case .unverifiedRateLimit: self.unverifiedRateLimit
             }
         }
         set {
@@ -107,6 +112,7 @@ public struct DropCounts: Sendable, Equatable {
             case .zrtpUnsupported: self.zrtpUnsupported = newValue
             case .turnChannelUnsupported: self.turnChannelUnsupported = newValue
             case .noSession: self.noSession = newValue
+            case .unverifiedRateLimit: self.unverifiedRateLimit = newValue
             }
         }
     }

@@ -54,6 +54,10 @@ public final class MediaService: Service, Sendable {
     public let sessions: WebRTCSessions
     /// Sockets bound on the media port, one per event loop.
     public let shards: Int
+    /// The node's graceful drain (refuses new sessions, says goodbye to every peer; see ``NodeDrain``).
+    public let drain: NodeDrain
+    /// The certificate given at creation (from the state directory); nil: a new one at every start.
+    private let persistentCertificate: DTLSCertificate?
 
     private let eventLoopGroup: any EventLoopGroup
     private let logger: Logger
@@ -79,16 +83,25 @@ public final class MediaService: Service, Sendable {
     ///   - node: the node's id in the network: the origin of every track published here.
     ///   - shards: how many sockets to bind on the same port (SO_REUSEPORT), each on its own event loop of
     ///     the group with its own sessions and forwarding state: every core forwards. 1 binds one socket.
+    ///   - certificate: the DTLS certificate to use (``NodeCertificateStore`` loads it from the state
+    ///     directory); nil: a fresh one is generated when the service runs.
+    ///   - drain: the node's drain; by default one with the default timeout.
+    ///   - limits: the limits against exhaustion the sessions enforce (``NodeConfiguration/limits``).
     public init(
         configuration: NodeConfiguration.Media, eventLoopGroup: any EventLoopGroup, logger: Logger,
-        node: NodeID = .local, shards: Int = 1
+        node: NodeID = .local, shards: Int = 1, certificate: DTLSCertificate? = nil,
+        drain: NodeDrain = NodeDrain(timeoutSeconds: NodeConfiguration.defaultDrainTimeoutSeconds),
+        limits: NodeConfiguration.Limits = .defaults
     ) {
+        self.persistentCertificate = certificate
+        self.drain = drain
         self.configuration = configuration
         self.eventLoopGroup = eventLoopGroup
         self.logger = logger
         self.shards = max(1, shards)
         self.sessions = WebRTCSessions(
-            advertisedAddresses: configuration.advertisedAddresses, node: node, shards: max(1, shards))
+            advertisedAddresses: configuration.advertisedAddresses, node: node, shards: max(1, shards),
+            limits: limits)
         self.offload = MediaOffloadStatus(
             receiveOffload: configuration.offload && System.supportsUDPReceiveOffload,
             segmentationOffload: configuration.offload && System.supportsUDPSegmentationOffload
@@ -141,11 +154,11 @@ public final class MediaService: Service, Sendable {
     }
 
     public func run() async throws {
-        // The node's one DTLS certificate (RFC 8827 §6.5: a fresh key per start is fine, its fingerprint
-        // travels in every answer).
+        // The node's one DTLS certificate: the state directory's, or (RFC 8827 §6.5: a fresh key per start
+        // is fine, its fingerprint travels in every answer) a new one.
         let certificate: DTLSCertificate
         do {
-            certificate = try DTLSCertificate(commonName: "braid-node")
+            certificate = try self.persistentCertificate ?? DTLSCertificate(commonName: "braid-node")
         } catch {
             self.finish(error: error)
             throw error

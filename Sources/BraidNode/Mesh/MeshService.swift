@@ -220,6 +220,16 @@ public final class MeshService: Service, Sendable {
         }
     }
 
+    /// Marks this node draining in the cluster: placement stops choosing it for new clients and routes
+    /// avoid it where another path exists. It stays a member, forwarding, until it leaves.
+    public func markDraining() async {
+        do {
+            try await self.store.updateNode(load: nil, draining: true)
+        } catch {
+            self.logger.warning("could not mark the node draining in the cluster", metadata: ["error": "\(error)"])
+        }
+    }
+
     /// What the mesh looks like from here, for the dashboard (nil before the relay socket is bound).
     public func status() async -> MeshStatus? {
         guard let forwarder = self.state.withLockedValue({ $0.forwarder }) else { return nil }

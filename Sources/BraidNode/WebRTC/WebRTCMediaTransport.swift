@@ -27,6 +27,41 @@ public struct WebRTCSendCounters: Sendable, Equatable, Codable {
     }
 }
 
+/// What one session may still queue while the media socket is not writable (`limits.outbound_queue_packets`).
+///
+/// NIO queues every write it cannot hand to the kernel at once; nothing in NIO refuses a write when the
+/// queue is long. So each session counts the packets it writes while the socket is not writable, per
+/// *unwritable period* (from the moment writes find the channel not writable until it is writable again,
+/// that is until NIO's queue has drained below its low-water mark): beyond the limit its packets are dropped
+/// and counted. While the socket is writable, NIO's queue is below the high-water mark
+/// (``MediaService/writeBufferWaterMark``), so what one session can have pending is bounded by that plus
+/// the limit, and the whole queue by that plus the limit times the sessions. Plain integers, no allocation.
+struct OutboundQueueBudget {
+    /// The unwritable period the count belongs to (``WebRTCOutputBatch/unwritablePeriod``).
+    private(set) var period: UInt64 = 0
+    /// Packets written in that period.
+    private(set) var queued = 0
+    /// The most packets written in any one period.
+    private(set) var peak = 0
+    /// Packets refused since the session began.
+    private(set) var dropped: UInt64 = 0
+
+    /// Takes one packet of `limit` in `period`; false (and counted) when the session has used them all.
+    mutating func take(period: UInt64, limit: Int) -> Bool {
+        if period != self.period {
+            self.period = period
+            self.queued = 0
+        }
+        guard self.queued < limit else {
+            self.dropped &+= 1
+            return false
+        }
+        self.queued += 1
+        if self.queued > self.peak { self.peak = self.queued }
+        return true
+    }
+}
+
 /// Writes to the media socket that wait for one flush: the store flushes once per batch of received
 /// datagrams and once per forwarding tick, so NIO hands the kernel many datagrams per `sendmmsg` call.
 final class WebRTCOutputBatch {
@@ -41,15 +76,42 @@ final class WebRTCOutputBatch {
     /// What every transport of this batch has sent since the socket opened: it outlives the sessions,
     /// so the Prometheus counters built from it only grow.
     var totals = WebRTCSendCounters()
+    /// Packets one session may write while the socket is not writable (``OutboundQueueBudget``).
+    let queueLimit: Int
+    /// Counts the periods in which the socket was found not writable.
+    private(set) var unwritablePeriod: UInt64 = 0
+    private var wasWritable = true
+    /// Packets refused by a session's ``OutboundQueueBudget`` since the socket opened (ended sessions
+    /// included).
+    private(set) var queueDrops: UInt64 = 0
 
-    init(channel: any Channel) {
+    init(channel: any Channel, queueLimit: Int = NodeConfiguration.Limits.defaults.outboundQueuePackets) {
         self.channel = channel
+        self.queueLimit = max(1, queueLimit)
     }
 
     func write(_ datagram: ByteBuffer, to address: SocketAddress) {
         self.channel.write(AddressedEnvelope(remoteAddress: address, data: datagram), promise: nil)
         self.pendingWrites &+= 1
         if self.pendingWrites >= Self.maximumPendingWrites { self.flush() }
+    }
+
+    /// Whether a session with `budget` may queue one more packet now: always while the socket is
+    /// writable; otherwise while it has used fewer than ``queueLimit`` in this unwritable period.
+    func admit(_ budget: inout OutboundQueueBudget) -> Bool {
+        if self.channel.isWritable {
+            self.wasWritable = true
+            return true
+        }
+        if self.wasWritable {
+            self.wasWritable = false
+            self.unwritablePeriod &+= 1
+        }
+        guard budget.take(period: self.unwritablePeriod, limit: self.queueLimit) else {
+            self.queueDrops &+= 1
+            return false
+        }
+        return true
     }
 
     func flush() {
@@ -72,6 +134,8 @@ final class WebRTCMediaTransport: MediaTransport {
     private let batch: WebRTCOutputBatch
     /// The session's transport: keys (packets without them are counted as dropped) and destination.
     private let secure: SecureTransport
+    /// What the session may still queue while the socket is full.
+    private(set) var queue = OutboundQueueBudget()
 
     init(batch: WebRTCOutputBatch, secure: SecureTransport) {
         self.batch = batch
@@ -92,6 +156,8 @@ final class WebRTCMediaTransport: MediaTransport {
     var isWritable: Bool { self.batch.isWritable }
 
     private func protectAndWrite(_ packet: ByteBuffer, isRTCP: Bool) {
+        // Before protecting: a refused packet costs neither encryption nor a buffer.
+        guard self.batch.admit(&self.queue) else { return }
         guard let (datagram, destination) = self.secure.protect(packet, isRTCP: isRTCP) else {
             self.batch.totals.dropped &+= 1
             return

@@ -69,21 +69,36 @@ final class WebRTCSessionStore {
     /// Link messages that arrived before `join` told this shard its peers.
     var earlyLinkMessages: [(RouterLinkMessage, Int)] = []
 
+    // Limits (`limits.*`).
+    /// Datagrams from sources without a session whose DTLS completed here, per source and second.
+    private var limiter: SourceRateLimiter
+    /// How long a session may take to complete ICE and DTLS (`limits.handshake_timeout_seconds`).
+    let handshakeTimeout: TimeAmount
+    /// Sessions whose DTLS has not completed yet, with when they were added.
+    private var handshaking: [String: NIODeadline] = [:]
+    /// Sessions removed because they did not complete ICE and DTLS in time.
+    private(set) var handshakeTimeouts: UInt64 = 0
+
     init(
         channel: any Channel, certificate: DTLSCertificate, capacity: Int, node: NodeID, shard: Int = 0,
-        shards: Int = 1, firstTrackNumber: UInt32 = 0
+        shards: Int = 1, firstTrackNumber: UInt32 = 0, limits: NodeConfiguration.Limits = .defaults
     ) {
         self.channel = channel
         self.certificate = certificate
         self.table = Table(capacity: capacity)
+        self.limiter = SourceRateLimiter(rate: limits.unverifiedPacketsPerSecond)
+        self.handshakeTimeout = .seconds(Int64(limits.handshakeTimeoutSeconds))
         self.scratch = channel.allocator.buffer(capacity: Self.scratchSize)
         self.shardIndex = shard
         self.forwarding = SFURouter(
             wallClock: .system(now: .now()), node: node, shard: shard, shards: shards, firstTrackNumber: firstTrackNumber)
-        self.output = WebRTCOutputBatch(channel: channel)
+        self.output = WebRTCOutputBatch(channel: channel, queueLimit: limits.outboundQueuePackets)
     }
 
     var count: Int { self.table.count }
+
+    /// Every session of this loop, in no particular order (the drain says goodbye to each).
+    var allSessions: [WebRTCSession] { self.byID.values.compactMap { self.table.context($0) } }
 
     // MARK: Session lifecycle (called on the loop by WebRTCSessions)
 
@@ -152,6 +167,7 @@ final class WebRTCSessionStore {
             secure: secure)
         let tableID = try self.table.insert(agent, context: session)
         self.byID[id] = tableID
+        self.handshaking[id] = .now()
     }
 
     /// Whether `id` is a WHIP session of `room` that is still in the table (consent not yet expired, not
@@ -259,17 +275,41 @@ final class WebRTCSessionStore {
     ///
     /// A datagram of a session another shard holds is handed to that shard (`handedOff` marks one that
     /// arrived that way: it is never passed on again).
+    ///
+    /// A source (IP address and port) with a session whose DTLS completed here pays one lookup and nothing
+    /// else; any other source is held to `limits.unverified_packets_per_second` (``SourceRateLimiter``)
+    /// before anything else is done with its datagram, except that a source known to belong to another
+    /// shard's session goes to that shard, which applies the limit if its session is not verified yet.
     func route(
         _ datagram: ByteBuffer, kind: DatagramKind, from source: SocketAddress, handedOff: Bool = false
     ) -> DatagramVerdict {
+        guard let address = STUNAddress(transport: source) else { return .dropped(.noSession) }
+        let known = self.table.session(for: address).flatMap { self.table.context($0) }
+        if let session = known, session.transport != nil {
+            switch kind {
+            case .rtp, .rtcp: return self.routeSRTP(datagram, isRTCP: kind == .rtcp, from: source, session: session)
+            case .dtls: return self.routeDTLS(datagram, from: source, session: session)
+            case .stun: return self.routeSTUN(datagram, from: source)
+            case .zrtp, .turnChannel, .unknown: return .dropped(.noSession)
+            }
+        }
+        if !handedOff, known == nil, self.shards.count > 1, let owner = self.remoteOwners[address] {
+            self.handOff(datagram, kind: kind, from: source, to: owner.shard)
+            return .delivered
+        }
+        guard self.limiter.admit(address, now: NIODeadline.now().uptimeNanoseconds) else {
+            return .dropped(.unverifiedRateLimit)
+        }
         let verdict: DatagramVerdict
         switch kind {
         case .stun:
             verdict = self.routeSTUN(datagram, from: source)
         case .dtls:
-            verdict = self.routeDTLS(datagram, from: source)
+            verdict = known.map { self.routeDTLS(datagram, from: source, session: $0) } ?? .dropped(.noSession)
         case .rtp, .rtcp:
-            verdict = self.routeSRTP(datagram, isRTCP: kind == .rtcp, from: source)
+            verdict =
+                known.map { self.routeSRTP(datagram, isRTCP: kind == .rtcp, from: source, session: $0) }
+                ?? .dropped(.noSession)
         case .zrtp, .turnChannel, .unknown:
             return .dropped(.noSession)
         }
@@ -299,15 +339,9 @@ final class WebRTCSessionStore {
         return .delivered
     }
 
-    /// The session of a remote address that passed a check, or nil (then the datagram counts as
-    /// `no_session`); its transport still checks consent.
-    private func session(at source: SocketAddress) -> WebRTCSession? {
-        guard let tableID = self.table.session(for: source) else { return nil }
-        return self.table.context(tableID)
-    }
-
-    private func routeDTLS(_ datagram: ByteBuffer, from source: SocketAddress) -> DatagramVerdict {
-        guard let session = self.session(at: source) else { return .dropped(.noSession) }
+    private func routeDTLS(_ datagram: ByteBuffer, from source: SocketAddress, session: WebRTCSession)
+        -> DatagramVerdict
+    {
         let receipt = session.secure.receiveDTLS(datagram, from: source, now: .now) { self.send($0, to: $1) }
         switch receipt {
         case .notAdmitted:
@@ -332,6 +366,7 @@ final class WebRTCSessionStore {
     /// subscriber's first keyframe (requested on join) arrives when it can be decrypted.
     private func attach(_ session: WebRTCSession) {
         guard session.transport == nil else { return }
+        self.handshaking.removeValue(forKey: session.id)
         let transport = WebRTCMediaTransport(batch: self.output, secure: session.secure)
         session.transport = transport
         let now = NIODeadline.now()
@@ -366,6 +401,7 @@ final class WebRTCSessionStore {
             self.forwarding.removePeer(session.id, now: .now())
         }
         session.close()
+        self.handshaking.removeValue(forKey: session.id)
         self.directory?.remove(id: session.id)
         self.releasedMemory = true
     }
@@ -389,8 +425,9 @@ final class WebRTCSessionStore {
         self.afterDTLS(session, progress)
     }
 
-    private func routeSRTP(_ datagram: ByteBuffer, isRTCP: Bool, from source: SocketAddress) -> DatagramVerdict {
-        guard let session = self.session(at: source) else { return .dropped(.noSession) }
+    private func routeSRTP(
+        _ datagram: ByteBuffer, isRTCP: Bool, from source: SocketAddress, session: WebRTCSession
+    ) -> DatagramVerdict {
         // The scratch buffer's capacity (scratchSize) bounds what is decrypted: larger counts as a failure.
         switch session.secure.unprotect(datagram, isRTCP: isRTCP, from: source, now: .now, into: &self.scratch) {
         case .notAdmitted:
@@ -423,12 +460,15 @@ final class WebRTCSessionStore {
         }
     }
 
-    /// Frees sessions whose consent expired (RFC 7675 §5.1): ICE state `failed`.
+    /// Frees sessions whose consent expired (RFC 7675 §5.1): ICE state `failed`; and sessions that have not
+    /// completed ICE and DTLS within the handshake timeout (a client may keep consent alive with one check
+    /// every few seconds and never start DTLS).
     func sweep() {
         for session in self.table.removeFailedSessions(now: .now) {
             self.byID.removeValue(forKey: session.id)
             self.detach(session)
         }
+        self.expireHandshakes(now: .now())
         self.sweepRemoteOwners()
         if self.releasedMemory {
             self.releasedMemory = false
@@ -436,6 +476,35 @@ final class WebRTCSessionStore {
             _ = braid_malloc_trim(0)
         }
         self.scheduleSweep()
+    }
+
+    /// Removes the sessions that have not completed their handshake `handshakeTimeout` after they were
+    /// added; returns how many.
+    @discardableResult
+    func expireHandshakes(now: NIODeadline) -> Int {
+        guard !self.handshaking.isEmpty else { return 0 }
+        let late = self.handshaking.filter { now - $0.value >= self.handshakeTimeout }.map(\.key)
+        for id in late where self.remove(id: id) { self.handshakeTimeouts &+= 1 }
+        return late.count
+    }
+
+    /// This loop's part of the limits' counters.
+    var limitCounters: WebRTCLimitCounters {
+        var counters = WebRTCLimitCounters()
+        counters.handshakeTimeouts = self.handshakeTimeouts
+        counters.unverifiedPacketsDropped = self.limiter.refused
+        counters.outboundQueueDropped = self.output.queueDrops
+        counters.handshaking = self.handshaking.count
+        return counters
+    }
+
+    /// The most packets each keyed session queued in one period while the socket was full, by id (tests).
+    var outboundQueuePeaks: [String: Int] {
+        var peaks: [String: Int] = [:]
+        for id in self.byID.keys {
+            if let transport = self.session(id: id)?.session.transport { peaks[id] = transport.queue.peak }
+        }
+        return peaks
     }
 
     private func send(_ buffer: ByteBuffer, to address: SocketAddress) {

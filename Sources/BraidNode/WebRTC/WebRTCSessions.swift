@@ -14,8 +14,14 @@ public struct WebRTCSessionError: Error, Sendable, Equatable, CustomStringConver
         case badOffer
         /// No offered codec is one the node supports (406; the reason names what was offered).
         case noCommonCodec
-        /// The media socket is not bound, or the node holds its maximum of sessions (503).
+        /// The media socket is not bound (503).
         case unavailable
+        /// The node or the room holds its maximum of sessions (`limits.sessions`, `limits.sessions_per_room`):
+        /// 503 with `Retry-After`.
+        case full
+        /// The client's address holds its maximum of sessions (`limits.sessions_per_address`): 429 with
+        /// `Retry-After`.
+        case tooManyFromAddress
         /// No such session resource (404).
         case unknownSession
         /// A `PATCH` body that is not a usable trickle-ICE fragment (400).
@@ -46,8 +52,13 @@ public typealias WHIPError = WebRTCSessionError
 
 /// A session created by ``WebRTCSessions/createSession(direction:room:offer:participant:)``.
 public struct WebRTCSessionCreated: Sendable, Equatable {
-    /// The session's resource id: `Location: /whip/{room}/{id}` or `/whep/{room}/{id}`.
+    /// The session's id on dashboards and operator routes: derived from ``resource`` one way, so knowing it
+    /// does not give control of the session.
     public var id: String
+    /// The session's secret resource id: `Location: /whip/{room}/{resource}` or `/whep/{room}/{resource}`.
+    /// Only the client that created the session learns it; it is what `DELETE`, `PATCH` and a WHEP
+    /// request's `participant` must name.
+    public var resource: String
     /// The room from the URL.
     public var room: String
     /// The SDP answer (`application/sdp`).
@@ -77,13 +88,15 @@ public enum WebRTCPatchOutcome: Sendable, Equatable {
 /// The node has one DTLS certificate, generated when the media socket starts (``MediaService/run()``);
 /// its fingerprint goes into every answer.
 public final class WebRTCSessions: Sendable {
-    /// Most sessions one node holds by default.
-    public static let defaultCapacity = 1024
+    /// Most sessions one node holds by default (`limits.sessions`).
+    public static let defaultCapacity = NodeConfiguration.Limits.defaults.sessions
 
     /// The addresses announced as host candidates (one candidate each, with the bound media port).
     public let advertisedAddresses: [String]
     /// Most sessions held at once.
     public let capacity: Int
+    /// The limits against exhaustion (`limits.*`); ``capacity`` is `limits.sessions` unless given apart.
+    public let limits: NodeConfiguration.Limits
     /// The node's id in the network.
     public let node: NodeID
 
@@ -113,15 +126,18 @@ public final class WebRTCSessions: Sendable {
 
     /// - Parameters:
     ///   - advertisedAddresses: ``NodeConfiguration/Media/advertisedAddresses`` (never empty once resolved).
-    ///   - capacity: most sessions at once.
+    ///   - capacity: most sessions at once; nil for `limits.sessions`.
     ///   - node: the node's id in the network, the origin of the tracks published here.
     ///   - shards: how many media sockets (event loops) share the sessions.
+    ///   - limits: sessions per address and room, transceivers per offer, the handshake timeout, the rate of
+    ///     datagrams from unverified sources and each session's outbound queue.
     public init(
-        advertisedAddresses: [String], capacity: Int = WebRTCSessions.defaultCapacity, node: NodeID = .local,
-        shards: Int = 1
+        advertisedAddresses: [String], capacity: Int? = nil, node: NodeID = .local,
+        shards: Int = 1, limits: NodeConfiguration.Limits = .defaults
     ) {
         self.advertisedAddresses = advertisedAddresses
-        self.capacity = capacity
+        self.capacity = capacity ?? limits.sessions
+        self.limits = limits
         self.node = node
         self.shardCount = max(1, shards)
         self.directory = WebRTCShardDirectory(shards: max(1, shards))
@@ -140,7 +156,7 @@ public final class WebRTCSessions: Sendable {
     func attach(channel: any Channel, certificate: DTLSCertificate, shard: Int) -> WebRTCSessionStore {
         let store = WebRTCSessionStore(
             channel: channel, certificate: certificate, capacity: self.capacity, node: self.node, shard: shard,
-            shards: self.shardCount, firstTrackNumber: self.firstTrackNumber)
+            shards: self.shardCount, firstTrackNumber: self.firstTrackNumber, limits: self.limits)
         store.start()
         let bound = WebRTCShard(
             index: shard, eventLoop: channel.eventLoop, store: NIOLoopBound(store, eventLoop: channel.eventLoop))
@@ -219,14 +235,20 @@ public final class WebRTCSessions: Sendable {
     ///   answer, or that has no section in the needed direction; `.noCommonCodec` when no offered codec is
     ///   supported; `.badParticipant` when `participant` is not a resource id, names no WHIP session of
     ///   `room` (unknown, ended, of another room, or a WHEP session), or is given for `.publish`;
-    ///   `.unavailable` when the media socket is not running or the node is full.
+    ///   `.unavailable` when the media socket is not running; `.full` when the node holds `limits.sessions`
+    ///   or the room `limits.sessions_per_room`; `.tooManyFromAddress` when `clientAddress` holds
+    ///   `limits.sessions_per_address`; `.badOffer` too for more media sections than
+    ///   `limits.transceivers_per_offer`. Every refusal by a limit is counted (``limitCounters()``).
+    /// - Parameter clientAddress: the client's IP address (the HTTP peer of the request), counted against
+    ///   `limits.sessions_per_address`; nil when unknown (not counted).
     public func createSession(
         direction: WebRTCDirection,
         room: String,
         offer: String,
-        participant: String? = nil
+        participant participantResource: String? = nil,
+        clientAddress: String? = nil
     ) async throws(WebRTCSessionError) -> WebRTCSessionCreated {
-        if let participant {
+        if let participant = participantResource {
             guard direction == .subscribe else {
                 throw WebRTCSessionError(
                     .badParticipant, "participant links a WHEP session to a WHIP session; a WHIP session is its own")
@@ -237,9 +259,25 @@ public final class WebRTCSessions: Sendable {
                 throw WebRTCSessionError(.badParticipant, reason)
             }
         }
+        let participant = participantResource.map(Self.sessionID(ofResource:))
+        // Refused before any parsing when a limit is already reached (checked again when placing).
+        if let refusal = self.directory.refusal(
+            room: room, address: clientAddress,
+            limits: (sessions: self.capacity, perAddress: self.limits.sessionsPerAddress, perRoom: self.limits.sessionsPerRoom))
+        {
+            throw self.error(for: refusal, room: room, address: clientAddress)
+        }
         let session: SessionDescription
+        // The parser stops at the first media section beyond the limit: a huge offer costs no more.
+        let maximumSections = self.limits.transceiversPerOffer
+        let tooManySections =
+            "the offer has more than \(maximumSections) media sections, the most this node takes in one offer "
+            + "(limits.transceivers_per_offer)"
         do throws(SDPError) {
-            session = try SessionDescription(parsing: offer)
+            session = try SessionDescription(parsing: offer, limits: SDPLimits(maxMediaSections: maximumSections))
+        } catch where error.code == .limitExceeded && error.reason.hasSuffix("media sections") {
+            self.directory.countTransceiverRefusal()
+            throw WebRTCSessionError(.badOffer, tooManySections)
         } catch {
             throw WebRTCSessionError(.badOffer, "malformed SDP offer: \(error)")
         }
@@ -249,7 +287,8 @@ public final class WebRTCSessions: Sendable {
             throw WebRTCSessionError(.unavailable, "the media socket is not running")
         }
 
-        let id = Self.randomID()
+        let resource = Self.randomID()
+        let id = Self.sessionID(ofResource: resource)
         let local = ICECredentials.random()
         let ours = attached.certificate.fingerprint
         var parameters = SDPLocalParameters(
@@ -316,15 +355,18 @@ public final class WebRTCSessions: Sendable {
         // check can arrive, on whichever socket the kernel picks.
         if let participant, !self.directory.isPublishing(id: participant, room: room) {
             throw WebRTCSessionError(
-                .badParticipant, "participant \(participant) is not a live WHIP session in room \(room)")
-        }
-        guard self.directory.count < self.capacity else {
-            throw WebRTCSessionError(.unavailable, "the node holds its maximum of \(self.capacity) sessions")
+                .badParticipant, "participant \(participantResource ?? "") is not a live WHIP session in room \(room)")
         }
         guard let home = attached.shard(self.directory.leastLoadedShard()) ?? attached.shards.first else {
             throw WebRTCSessionError(.unavailable, "the media socket is not running")
         }
-        self.directory.place(id: id, room: room, direction: direction, ufrag: local.ufragKey, shard: home.index)
+        let limits = (sessions: self.capacity, perAddress: self.limits.sessionsPerAddress, perRoom: self.limits.sessionsPerRoom)
+        if let refusal = self.directory.place(
+            id: id, room: room, direction: direction, ufrag: local.ufragKey, shard: home.index, address: clientAddress,
+            limits: limits)
+        {
+            throw self.error(for: refusal, room: room, address: clientAddress)
+        }
         let store = home.store
         let timeouts = self.iceTimeouts
         let negotiated = answer
@@ -344,12 +386,31 @@ public final class WebRTCSessions: Sendable {
             }.get()
         } catch let error as ICEError where error.code == .tableFull {
             self.directory.remove(id: id)
-            throw WebRTCSessionError(.unavailable, "the node holds its maximum of \(self.capacity) sessions")
+            throw WebRTCSessionError(.full, "the node holds its maximum of \(self.capacity) sessions (limits.sessions)")
         } catch {
             self.directory.remove(id: id)
             throw WebRTCSessionError(.unavailable, "cannot create the session: \(error)")
         }
-        return WebRTCSessionCreated(id: id, room: room, answer: answer.text, etag: Self.etag(local))
+        return WebRTCSessionCreated(id: id, resource: resource, room: room, answer: answer.text, etag: Self.etag(local))
+    }
+
+    /// The error of a session refused by a limit, with a reason naming the limit.
+    private func error(for refusal: WebRTCShardDirectory.Refusal, room: String, address: String?)
+        -> WebRTCSessionError
+    {
+        switch refusal {
+        case .sessions:
+            return WebRTCSessionError(.full, "the node holds its maximum of \(self.capacity) sessions (limits.sessions)")
+        case .sessionsPerRoom:
+            return WebRTCSessionError(
+                .full,
+                "room \(room) holds its maximum of \(self.limits.sessionsPerRoom) sessions (limits.sessions_per_room)")
+        case .sessionsPerAddress:
+            return WebRTCSessionError(
+                .tooManyFromAddress,
+                "your address \(address ?? "?") holds its maximum of \(self.limits.sessionsPerAddress) sessions "
+                    + "(limits.sessions_per_address)")
+        }
     }
 
     /// Applies a trickle-ICE `PATCH` (RFC 9725 §4.3, RFC 8840) to session `id` of `room`.
@@ -503,6 +564,52 @@ public final class WebRTCSessions: Sendable {
         return ended ?? false
     }
 
+    /// The drain's goodbye: every peer gets an RTCP BYE and a DTLS close_notify (see
+    /// `WebRTCSessionStore.sayGoodbye()`); sessions stay until their peers leave. Returns the peers told.
+    public func sayGoodbye() async -> Int {
+        var told = 0
+        for shard in self.allShards {
+            let store = shard.store
+            told += (try? await shard.eventLoop.submit { store.value.sayGoodbye() }.get()) ?? 0
+        }
+        return told
+    }
+
+    /// How many sessions whose DTLS connected the node holds (the ones a drain waits for), read on the
+    /// media event loops.
+    public func connectedSessionCount() async -> Int {
+        var count = 0
+        for shard in self.allShards {
+            let store = shard.store
+            count += (try? await shard.eventLoop.submit { store.value.connectedSessionCount }.get()) ?? 0
+        }
+        return count
+    }
+
+    /// What the limits refused and dropped so far, read on the media event loops.
+    public func limitCounters() async -> WebRTCLimitCounters {
+        var total = self.directory.refusals
+        for shard in self.allShards {
+            let store = shard.store
+            if let part = try? await shard.eventLoop.submit({ store.value.limitCounters }).get() {
+                total = total + part
+            }
+        }
+        return total
+    }
+
+    /// The most packets each session queued in one period while the socket was full, by id (tests).
+    func outboundQueuePeaks() async -> [String: Int] {
+        var peaks: [String: Int] = [:]
+        for shard in self.allShards {
+            let store = shard.store
+            if let part = try? await shard.eventLoop.submit({ store.value.outboundQueuePeaks }).get() {
+                peaks.merge(part) { a, _ in a }
+            }
+        }
+        return peaks
+    }
+
     /// Every session's status, read on the media event loops.
     public func statuses() async -> [WebRTCSessionStatus] {
         await self.snapshot().sessions
@@ -540,7 +647,8 @@ public final class WebRTCSessions: Sendable {
                         sessions: store.value.statuses(),
                         rooms: store.value.roomStatuses(),
                         sent: store.value.sendTotals,
-                        eventLoops: [store.value.eventLoopStatus]
+                        eventLoops: [store.value.eventLoopStatus],
+                        limits: store.value.limitCounters
                     )
                 }).get()
             else { continue }
@@ -548,7 +656,9 @@ public final class WebRTCSessions: Sendable {
             rooms += part.rooms
             total.sent = total.sent + part.sent
             total.eventLoops += part.eventLoops
+            total.limits = total.limits + part.limits
         }
+        total.limits = total.limits + self.directory.refusals
         total.eventLoops.sort { $0.index < $1.index }
         total.sessions.sort { $0.id < $1.id }
         total.rooms = Self.merge(rooms)
@@ -627,6 +737,17 @@ public final class WebRTCSessions: Sendable {
         text.utf8.count == 32 && text.utf8.allSatisfy { (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }
     }
 
+    /// The public id of the session whose secret resource id is `resource`: the first 128 bits of
+    /// HMAC-SHA256 under a fixed label, in hex. One way: the id shown to operators cannot be turned back
+    /// into the resource URL that ends or restarts the session.
+    public static func sessionID(ofResource resource: String) -> String {
+        let digest = HKDF.hmac(key: Array("braid session id".utf8), data: Array(resource.utf8))
+        return digest.prefix(16).map { byte in
+            let digits = String(byte, radix: 16)
+            return digits.count == 1 ? "0" + digits : digits
+        }.joined()
+    }
+
     /// 128 random bits in hex: unguessable, so a resource URL is its own capability.
     private static func randomID() -> String {
         var generator = SystemRandomNumberGenerator()
@@ -650,17 +771,21 @@ public struct WebRTCSessionsSnapshot: Sendable, Equatable {
     public var sent: WebRTCSendCounters
     /// Each media event loop, by index.
     public var eventLoops: [WebRTCEventLoopStatus]
+    /// What the limits refused and dropped (counts of the live media sockets and of the node).
+    public var limits: WebRTCLimitCounters
 
     public init(
         sessions: [WebRTCSessionStatus] = [],
         rooms: [SFURoomStatus] = [],
         sent: WebRTCSendCounters = WebRTCSendCounters(),
-        eventLoops: [WebRTCEventLoopStatus] = []
+        eventLoops: [WebRTCEventLoopStatus] = [],
+        limits: WebRTCLimitCounters = WebRTCLimitCounters()
     ) {
         self.sessions = sessions
         self.rooms = rooms
         self.sent = sent
         self.eventLoops = eventLoops
+        self.limits = limits
     }
 }
 

@@ -30,7 +30,7 @@ public final class SFUSubscriber {
     let transport: any MediaTransport
     let configuration: SFUConfiguration
     let wallClock: WallClock
-    let rtcpSSRC: UInt32
+    public let rtcpSSRC: UInt32
     private(set) var slots: [SubscriberSlot] = []
     var slotsBySSRC: [UInt32: SubscriberSlot] = [:]
 

@@ -23,7 +23,7 @@ public final class SFUPublisher: TrackSource {
     let configuration: SFUConfiguration
     let extensionMap: RTPHeaderExtensionMap
     /// SSRC the node uses as the sender of RTCP to this peer.
-    let rtcpSSRC: UInt32
+    public let rtcpSSRC: UInt32
     /// One producer per published m-section, in SDP order; ``streams`` has the same indexes.
     public internal(set) var producers: [TrackProducer] = []
     /// This hop's receive state per producer and layer.
