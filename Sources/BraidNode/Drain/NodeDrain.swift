@@ -51,6 +51,9 @@ public final class NodeDrain: Sendable {
         var nextWaiter = 0
     }
 
+    /// The drain timeout of ``NodeConfiguration/drainTimeoutSeconds`` by default, in seconds.
+    public static let defaultTimeoutSeconds = 30
+
     /// The longest a drain waits for sessions to leave.
     public let timeout: Duration
     private let state = NIOLockedValueBox(State())

@@ -90,7 +90,7 @@ public final class MediaService: Service, Sendable {
     public init(
         configuration: NodeConfiguration.Media, eventLoopGroup: any EventLoopGroup, logger: Logger,
         node: NodeID = .local, shards: Int = 1, certificate: DTLSCertificate? = nil,
-        drain: NodeDrain = NodeDrain(timeoutSeconds: NodeConfiguration.defaultDrainTimeoutSeconds),
+        drain: NodeDrain = NodeDrain(timeoutSeconds: NodeDrain.defaultTimeoutSeconds),
         limits: NodeConfiguration.Limits = .defaults
     ) {
         self.persistentCertificate = certificate
