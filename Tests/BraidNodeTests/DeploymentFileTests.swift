@@ -56,7 +56,8 @@ struct DeploymentFileTests {
         var seen: Set<String> = []
         for file in files {
             var isDirectory: ObjCBool = false
-            _ = FileManager.default.fileExists(atPath: root.appendingPathComponent(file).path, isDirectory: &isDirectory)
+            let path = root.appendingPathComponent(file).path
+            _ = FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory)
             if isDirectory.boolValue { continue }
             let text = try Self.text(file)
             for match in text.matches(of: #/BRAID_[A-Z0-9_]+/#) {
@@ -77,8 +78,8 @@ struct DeploymentFileTests {
         let unit = try SystemdUnit(parsing: Self.text("braid-node.service"))
         for line in unit.values("Service", "ExecStart") { commands.append(("ExecStart", Self.words(line))) }
         let containerfile = try Containerfile(parsing: Self.text("Containerfile"))
-        commands.append(
-            ("ENTRYPOINT + CMD", (containerfile.last("ENTRYPOINT")?.words ?? []) + (containerfile.last("CMD")?.words ?? [])))
+        let entrypoint = (containerfile.last("ENTRYPOINT")?.words ?? []) + (containerfile.last("CMD")?.words ?? [])
+        commands.append(("ENTRYPOINT + CMD", entrypoint))
         let daemonSet = try Self.kubernetesObject(kind: "DaemonSet")
         for container in daemonSet.value("spec", "template", "spec", "containers")?.list ?? [] {
             let command = (container["command"]?.list ?? []) + (container["args"]?.list ?? [])
@@ -145,7 +146,8 @@ struct DeploymentFileTests {
         let environment = Self.assignments(unit.values("Service", "Environment"))
         let keyFile = try #require(environment[ConfigurationKey.authTokenKeyFile.environmentVariable])
         #expect(keyFile.hasPrefix("%d/"), "the key file is in the credentials directory")
-        let credentials = unit.values("Service", "LoadCredential").map { $0.split(separator: ":").first.map(String.init) }
+        let credentials = unit.values("Service", "LoadCredential")
+            .map { $0.split(separator: ":").first.map(String.init) }
         #expect(credentials.contains(String(keyFile.dropFirst(3))))
     }
 
@@ -178,7 +180,8 @@ struct DeploymentFileTests {
         let installed = try #require(Self.flagValue("config", in: execStart))
         let shipped = Self.deployDirectory.appendingPathComponent(URL(fileURLWithPath: installed).lastPathComponent)
         _ = try NodeConfigurationLayer(json: Data(contentsOf: shipped), sourceName: "Tools/deploy/node.json")
-        return try NodeConfiguration.resolve(environment: environment, configFile: shipped.path, hostName: "deploy-test")
+        return try NodeConfiguration.resolve(
+            environment: environment, configFile: shipped.path, hostName: "deploy-test")
     }
 
     // MARK: - Containerfile
@@ -283,7 +286,8 @@ struct DeploymentFileTests {
         let documents = try Self.kubernetesDocuments()
         let kinds = Set(documents.compactMap { $0.object["kind"]?.string })
         #expect(kinds.isSuperset(of: ["Namespace", "ConfigMap", "Secret", "DaemonSet", "Service"]))
-        let namespace = try #require(documents.first { $0.object["kind"]?.string == "Namespace" }?.object.value("metadata", "name")?.string)
+        let namespaceObject = documents.first { $0.object["kind"]?.string == "Namespace" }?.object
+        let namespace = try #require(namespaceObject?.value("metadata", "name")?.string)
         for (file, object) in documents {
             #expect(object["apiVersion"]?.string?.isEmpty == false, "\(file)")
             #expect(object.value("metadata", "name")?.string?.isEmpty == false, "\(file)")
@@ -307,8 +311,8 @@ struct DeploymentFileTests {
         let pod = try #require(daemonSet.value("spec", "template", "spec"))
         #expect(pod["hostNetwork"]?.string == "true")
         #expect(pod["dnsPolicy"]?.string == "ClusterFirstWithHostNet")
-        #expect(
-            daemonSet.value("spec", "selector", "matchLabels") == daemonSet.value("spec", "template", "metadata", "labels"))
+        let podLabels = daemonSet.value("spec", "template", "metadata", "labels")
+        #expect(daemonSet.value("spec", "selector", "matchLabels") == podLabels)
         let container = try #require(pod.value("containers", 0))
 
         // Ports: the node's, from the same configuration the pod resolves.
@@ -344,7 +348,9 @@ struct DeploymentFileTests {
         }
 
         let security = try #require(container["securityContext"])
-        #expect(security["runAsNonRoot"]?.string == "true" || pod.value("securityContext", "runAsNonRoot")?.string == "true")
+        #expect(
+            security["runAsNonRoot"]?.string == "true"
+                || pod.value("securityContext", "runAsNonRoot")?.string == "true")
         #expect(security["readOnlyRootFilesystem"]?.string == "true")
         #expect(security["allowPrivilegeEscalation"]?.string == "false")
         #expect(security.value("capabilities", "drop")?.list.compactMap(\.string) == ["ALL"])
@@ -441,9 +447,11 @@ struct DeploymentFileTests {
         let unit = try SystemdUnit(parsing: "[Service]\n# c\nA=1\nA=\nB = x \\\n  y\n")
         #expect(unit.values("Service", "A") == ["1", ""])
         #expect(unit.value("Service", "B") == "x y")
-        #expect(SystemdUnit.seconds("45") == 45 && SystemdUnit.seconds("1min 30s") == 90 && SystemdUnit.seconds("2m") == 120)
+        #expect(SystemdUnit.seconds("45") == 45 && SystemdUnit.seconds("1min 30s") == 90)
+        #expect(SystemdUnit.seconds("2m") == 120 && SystemdUnit.seconds("500ms") == 0.5)
         #expect(Self.assignments(["A=1 \"B=two words\"", "C=3"]) == ["A": "1", "B": "two words", "C": "3"])
-        let file = try Containerfile(parsing: "FROM x\n# c\nRUN a \\\n  # inner\n  b\nENV A=1 \\\n    B=2\nCMD [\"--x\", \"y\"]\n")
+        let file = try Containerfile(
+            parsing: "FROM x\n# c\nRUN a \\\n  # inner\n  b\nENV A=1 \\\n    B=2\nCMD [\"--x\", \"y\"]\n")
         #expect(file.instructions.map(\.keyword) == ["FROM", "RUN", "ENV", "CMD"])
         #expect(file.last("RUN")?.arguments == "a b")
         #expect(file.environment == ["A": "1", "B": "2"])
@@ -757,7 +765,8 @@ struct YAMLReader {
             self.position += 1
             let bare = Self.stripComment(value)
             if bare == "|" || bare == "|-" {
-                entries.append(YAML.Entry(key: key, value: .scalar(self.blockScalar(parentIndent: indent, chomp: bare == "|-"))))
+                let body = self.blockScalar(parentIndent: indent, chomp: bare == "|-")
+                entries.append(YAML.Entry(key: key, value: .scalar(body)))
             } else if bare.isEmpty {
                 if let next = self.skipToContent(),
                     next > indent || (next == indent && Self.isListItem(self.lines[self.position].dropFirst(indent)))
@@ -784,7 +793,8 @@ struct YAMLReader {
             self.position += 1
         }
         while collected.last?.trimmingCharacters(in: .whitespaces).isEmpty == true { collected.removeLast() }
-        let indent = collected.filter { !$0.trimmingCharacters(in: .whitespaces).isEmpty }.map(Self.indentation).min() ?? 0
+        let indent =
+            collected.filter { !$0.trimmingCharacters(in: .whitespaces).isEmpty }.map(Self.indentation).min() ?? 0
         let body = collected.map { String($0.dropFirst(min(indent, Self.indentation($0)))) }.joined(separator: "\n")
         return chomp ? body : body + "\n"
     }
