@@ -151,7 +151,7 @@ struct DrainTests {
             try await a.run.value
             print(
                 "drain: subscriber playing again at B \(resumed) after POST /api/v1/drain (\(reason)); "
-                    + "A's run ended after \(exited)")
+                    + "A's run ended after \(exited); a new WHIP on A got \(refused.status)")
 
             // And the call goes on at B.
             let settled = after.video[0].framesDecodable
