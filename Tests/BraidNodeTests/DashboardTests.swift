@@ -50,9 +50,11 @@ struct DashboardTests {
                 Set(root.keys)
                     == [
                         "node_id", "version", "started_at", "uptime_seconds", "process", "http", "media", "sessions",
-                        "forwarding", "rooms",
+                        "forwarding", "rooms", "limits",
                     ]
             )
+            let limits = try #require(root["limits"] as? [String: Any])
+            #expect(Set(limits.keys).isSuperset(of: ["configured", "counters"]))
             let sessions = try #require(root["sessions"] as? [String: Any])
             #expect(Set(sessions.keys) == ["count", "list"])
             #expect(sessions["count"] as? Int == 0)
