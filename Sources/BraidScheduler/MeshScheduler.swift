@@ -1,4 +1,5 @@
 import Dispatch
+import Synchronization
 
 /// The link-state brain of the mesh: which neighbour each node pulls each origin's tracks from, which
 /// links a track crosses, and which node a new client should join.
@@ -39,6 +40,12 @@ import Dispatch
 /// (origin, node) pairs whose parent moved, sorted by origin then node. Only active origins have trees
 /// (``setActiveOrigins(_:concurrency:)``); querying another origin makes it active.
 ///
+/// **Full runs.** New trees and recomputes (``setActiveOrigins(_:concurrency:)``, ``recomputeAll(concurrency:)``,
+/// a large batch) run Dijkstra over a ``RoutingSnapshot`` of the graph (compressed rows sorted by weight,
+/// nodes numbered in id order, built once per graph version and shared read-only by the threads) with
+/// Dial's bucket queue, reading each row only as far as an edge could still reach or tie a node (see
+/// ``PathEngine``). They give exactly the trees of plain Dijkstra with the same parent rule.
+///
 /// Not thread-safe: use one scheduler from one task or thread. Pure: no clock, no I/O; callers pass what
 /// they measured.
 public final class MeshScheduler {
@@ -54,6 +61,16 @@ public final class MeshScheduler {
     /// One engine (Dijkstra scratch) per thread, kept between runs.
     private var engines: [PathEngine] = [PathEngine()]
     private var engine: PathEngine { self.engines[0] }
+    /// The adjacency frozen for full runs; dropped by every ``apply(_:)``, rebuilt by the next full run.
+    private var snapshot: RoutingSnapshot?
+
+    /// The snapshot of the current graph, built now if there is none.
+    private var currentSnapshot: RoutingSnapshot {
+        if let snapshot = self.snapshot { return snapshot }
+        let snapshot = RoutingSnapshot(self.graph)
+        self.snapshot = snapshot
+        return snapshot
+    }
 
     /// - Parameters:
     ///   - policy: how measurements become weights.
@@ -117,6 +134,7 @@ public final class MeshScheduler {
     /// Applies a batch of changes (a probe round, a node failure) and updates the affected trees once.
     @discardableResult
     public func apply(_ changes: some Sequence<MeshChange>) -> [RouteChange] {
+        self.snapshot = nil
         for change in changes {
             switch change {
             case .node(let id, let state): self.graph.updateNode(id, state: state)
@@ -183,20 +201,19 @@ public final class MeshScheduler {
         self.trees.values.sorted { $0.originID < $1.originID }
     }
 
-    /// Runs Dijkstra for `trees`, split over `concurrency` threads.
+    /// Runs Dijkstra for `trees` over the snapshot, split over `concurrency` threads.
     private func compute(_ trees: [ShortestPathTree], concurrency: Int, reportChanges: Bool) -> [RouteChange] {
+        guard !trees.isEmpty else { return [] }
         let graph = self.graph
+        let snapshot = self.currentSnapshot
         return self.forEach(trees, concurrency: concurrency) { engine, tree, changes in
-            if reportChanges {
-                engine.computeFull(tree, in: graph, changes: &changes)
-            } else {
-                engine.computeFull(tree, in: graph)
-            }
+            engine.computeFull(tree, in: graph, snapshot: snapshot, changes: &changes, reportChanges: reportChanges)
         }
     }
 
-    /// Runs `body` on every tree, split round-robin over up to `concurrency` threads with one engine
-    /// each, and gathers the changes. The graph is only read; each tree is written by one thread.
+    /// Runs `body` on every tree over up to `concurrency` threads with one engine each, and gathers the
+    /// changes. Threads take the next tree from a shared counter, so that one slowed down (a busy
+    /// machine) leaves the rest to the others. The graph is only read; each tree is written by one thread.
     private func forEach(
         _ trees: [ShortestPathTree], concurrency: Int,
         _ body: @escaping @Sendable (PathEngine, ShortestPathTree, inout [RouteChange]) -> Void
@@ -213,7 +230,9 @@ public final class MeshScheduler {
         DispatchQueue.concurrentPerform(iterations: workers) { worker in
             let engine = work.engines[worker]
             var changes: [RouteChange] = []
-            for index in stride(from: worker, to: work.trees.count, by: workers) {
+            while true {
+                let index = work.next.wrappingAdd(1, ordering: .relaxed).oldValue
+                guard index < work.trees.count else { break }
                 body(engine, work.trees[index], &changes)
             }
             work.store(changes, at: worker)
@@ -226,7 +245,12 @@ public final class MeshScheduler {
         if let tree = self.trees[origin] { return tree }
         guard let index = self.graph.index(of: origin) else { return nil }
         let tree = ShortestPathTree(origin: index, originID: origin)
-        self.engine.computeFull(tree, in: self.graph)
+        if let snapshot = self.snapshot {
+            var none: [RouteChange] = []
+            self.engine.computeFull(tree, in: self.graph, snapshot: snapshot, changes: &none, reportChanges: false)
+        } else {
+            self.engine.computeFull(tree, in: self.graph)  // one run: not worth building a snapshot
+        }
         self.trees[origin] = tree
         return tree
     }
@@ -310,11 +334,14 @@ public final class MeshScheduler {
 
 /// The trees of a parallel recompute and the changes each thread found.
 ///
-/// Unchecked: worker `w` uses only engine `w`, writes only the trees at indices `w, w + workers, …` and
-/// result slot `w`, and everything is read back only after `concurrentPerform` has returned.
+/// Unchecked: worker `w` uses only engine `w` and result slot `w`, writes only the trees whose indices
+/// it drew from `next` (each index is drawn once), and everything is read back only after
+/// `concurrentPerform` has returned.
 private final class ParallelWork: @unchecked Sendable {
     let trees: [ShortestPathTree]
     let engines: [PathEngine]
+    /// The index of the next tree to take.
+    let next = Atomic<Int>(0)
     /// Raw slots, so that two threads storing at once never touch a shared array header.
     private let slots: UnsafeMutablePointer<[RouteChange]>
     private let workers: Int

@@ -1,6 +1,8 @@
 /// Computes and repairs shortest-path trees; one engine per thread, its scratch reused by every run.
 ///
-/// - ``computeFull(_:in:)`` is Dijkstra from the origin.
+/// - ``computeFull(_:in:)`` is Dijkstra from the origin over the graph's rows (for a single tree when no
+///   snapshot is at hand); ``computeFull(_:in:snapshot:changes:reportChanges:useHint:forceHeap:)`` is the
+///   faster one over a ``RoutingSnapshot`` that recomputes and new trees use.
 /// - ``update(_:in:deltas:changes:)`` replays a batch of edge weight changes on a tree in the manner of
 ///   Ramalingam and Reps: a dearer (or removed) edge u → v matters only if it is v's tree edge, and then
 ///   only to v's subtree, which is cut off, re-attached through its cheapest edges from the rest of the
@@ -13,6 +15,15 @@
 /// relaxation, including ties, so both paths produce exactly the tree a full run would.
 final class PathEngine {
     private let heap = IndexedHeap(capacity: 1)
+    /// The heap of full runs over a snapshot whose weights are too large for buckets.
+    let fullHeap = IndexedHeap(capacity: 1)
+    /// Scratch of full runs over a snapshot (``computeFull(_:in:snapshot:changes:reportChanges:forceHeap:)``).
+    var dial: DialStorage?
+    /// The largest distance of the last full run over a snapshot: the hint for a new tree.
+    var lastEccentricity: UInt32 = 0
+    /// How often a hinted run was exact, and how often it had to be redone (for tests and tuning).
+    var hintHits = 0
+    var hintMisses = 0
     /// Per-node scratch in raw memory, so that the O(n) walks below pay no exclusivity or uniqueness
     /// check per access (they dominated a profile of link changes when these were arrays).
     private var capacity = 0
@@ -270,11 +281,19 @@ final class PathEngine {
         }
     }
 
-    private func report(
+    func report(
         _ x: Int, previous: Int32, _ tree: ShortestPathTree, _ graph: MeshGraph, _ changes: inout [RouteChange]
     ) {
+        self.report(x, previous: previous, next: tree.parent[x], tree, graph, &changes)
+    }
+
+    /// Appends the change of x's parent from `previous` to `next` (graph indices), unless x is gone or
+    /// the origin, or the ids are the same.
+    func report(
+        _ x: Int, previous: Int32, next: Int32, _ tree: ShortestPathTree, _ graph: MeshGraph,
+        _ changes: inout [RouteChange]
+    ) {
         guard graph.exists[x], x != Int(tree.origin) else { return }
-        let next = tree.parent[x]
         let change = RouteChange(
             origin: tree.originID, node: graph.ids[x],
             previous: previous >= 0 ? graph.ids[Int(previous)] : nil,
