@@ -116,12 +116,15 @@ public final class NodeServer: Sendable {
         // The dashboard, WHIP, WHEP and session routes, then the browser demo page.
         let router = DashboardRoutes.makeRouter(monitor: monitor, whipAuthorizer: authorizer)
         DemoRoutes.register(on: router)
+        let httpGuard = monitor.httpGuard
         if configuration.admin.isEnabled {
             self.operatorApplication = Application(
                 router: DashboardRoutes.makeRouter(monitor: monitor, whipAuthorizer: authorizer, listener: .operator),
+                server: httpGuard.serverBuilder(),
                 configuration: ApplicationConfiguration(
                     address: .hostname(configuration.admin.address, port: configuration.admin.port),
-                    serverName: "braid-node", reuseAddress: true),
+                    serverName: "braid-node", reuseAddress: true,
+                    availableConnectionsDelegate: httpGuard.connectionLimit(logger: logger)),
                 onServerRunning: { channel in
                     monitor.operatorServerBound(channel.localAddress)
                     let address = channel.localAddress.map { "\($0)" } ?? "?"
@@ -135,13 +138,16 @@ public final class NodeServer: Sendable {
         }
         self.application = Application(
             router: router,
+            server: httpGuard.serverBuilder(),
             configuration: ApplicationConfiguration(
                 address: .hostname(configuration.http.address, port: configuration.http.port),
                 serverName: "braid-node",
                 // SO_REUSEADDR: a node restarted after a crash binds its port again at once, while the
                 // old connections sit in TIME_WAIT. On Linux it never lets a second listener share the port
                 // (that would take SO_REUSEPORT), so a second node on the same port still fails to start.
-                reuseAddress: true
+                reuseAddress: true,
+                // At the cap, new connections wait in the accept backlog until one closes.
+                availableConnectionsDelegate: httpGuard.connectionLimit(logger: logger)
             ),
             onServerRunning: { channel in
                 httpAddress.withLockedValue { $0 = channel.localAddress }

@@ -86,6 +86,8 @@ struct HonestCall: Sendable {
             var counts: [Int64] = []
             while !Task.isCancelled {
                 try? await Task.sleep(for: .milliseconds(250))
+                // A cancelled sleep returns at once: that sample would repeat the previous one.
+                if Task.isCancelled { break }
                 counts.append(Int64(await self.subscriber.statistics()?.video.first?.packetsReceived ?? -1))
             }
             return counts

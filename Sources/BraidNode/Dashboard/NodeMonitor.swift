@@ -22,6 +22,8 @@ public final class NodeMonitor: Sendable {
     private let sampler = ProcessStatsSampler()
     private let httpAddress = NIOLockedValueBox<SocketAddress?>(nil)
     private let operatorAddress = NIOLockedValueBox<SocketAddress?>(nil)
+    /// The HTTP listeners' connection cap, idle timeout and read deadline, with their counters.
+    public let httpGuard: HTTPGuard
     private let logger: Logger
 
     init(
@@ -29,6 +31,7 @@ public final class NodeMonitor: Sendable {
         mesh: MeshService? = nil
     ) {
         self.mesh = mesh
+        self.httpGuard = HTTPGuard(limits: configuration.limits)
         self.configuration = configuration
         self.media = media
         self.metrics = metrics
@@ -105,7 +108,8 @@ public final class NodeMonitor: Sendable {
         status.forwarding = NodeStatus.ForwardingSection(
             rooms: webRTC.rooms, sent: webRTC.sent, eventLoops: webRTC.eventLoops)
         status.rooms = webRTC.rooms
-        status.limits = NodeStatus.LimitsSection(configured: self.configuration.limits, counters: webRTC.limits)
+        status.limits = NodeStatus.LimitsSection(
+            configured: self.configuration.limits, counters: webRTC.limits, http: self.httpGuard.snapshot)
         status.draining = self.media.drain.status
         return (status, traffic)
     }

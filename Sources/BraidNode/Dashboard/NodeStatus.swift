@@ -58,12 +58,16 @@ public struct NodeStatus: Codable, Sendable, Equatable {
         public var configured: NodeConfiguration.Limits
         /// Refusals and drops (`refused_sessions`, `handshake_timeouts`, ...).
         public var counters: WebRTCLimitCounters
+        /// The HTTP listeners: open connections and read-deadline closes.
+        public var http: HTTPGuardCounters
 
         public init(
-            configured: NodeConfiguration.Limits = .defaults, counters: WebRTCLimitCounters = WebRTCLimitCounters()
+            configured: NodeConfiguration.Limits = .defaults, counters: WebRTCLimitCounters = WebRTCLimitCounters(),
+            http: HTTPGuardCounters = HTTPGuardCounters()
         ) {
             self.configured = configured
             self.counters = counters
+            self.http = http
         }
     }
 
@@ -333,6 +337,7 @@ extension NodeStatus {
     ///                     unverified 200 packets/s   outbound queue 2048 packets   http connections 1024 ...
     ///     refused         sessions 0   per address 12   per room 0   transceivers 1
     ///     dropped         handshake timeouts 3   unverified packets 99800   outbound queue 0   handshaking 2
+    ///     http            connections open 3   accepted 812   read timeouts 50
     func renderLimits() -> [String] {
         let limits = self.limits.configured
         let counters = self.limits.counters
@@ -348,6 +353,8 @@ extension NodeStatus {
             Self.pad("dropped", 16) + "handshake timeouts \(counters.handshakeTimeouts)   "
                 + "unverified packets \(counters.unverifiedPacketsDropped)   "
                 + "outbound queue \(counters.outboundQueueDropped)   handshaking \(counters.handshaking)",
+            Self.pad("http", 16) + "connections open \(self.limits.http.connectionsOpen)   "
+                + "accepted \(self.limits.http.connectionsAccepted)   read timeouts \(self.limits.http.readTimeouts)",
         ]
     }
 
