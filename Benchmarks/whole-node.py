@@ -89,7 +89,9 @@ def main() -> int:
     url = f"http://127.0.0.1:{port}"
     node = subprocess.Popen(
         [f"{bin_dir}/braid-node", "--admin-port", "0", "--http-port", str(port), "--media-port", "0",
-         "--event-loop-threads", str(args.event_loops), "--log-level", "warning"],
+         "--event-loop-threads", str(args.event_loops), "--log-level", "warning",
+         # Every simulated peer comes from 127.0.0.1: lift the per-address session limit (256 by default).
+         "--limits-sessions-per-address", "0"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         for _ in range(100):
