@@ -93,8 +93,10 @@ public enum DemoPage {
             });
             const body = await response.text();
             if (response.status !== 201) throw new Error(url + ": " + response.status + " " + body.trim());
+            // A draining node in a cluster answers 307 to another one; fetch repeats the POST there.
+            if (response.redirected) node = new URL(response.url).origin;
             const resource = response.headers.get("Location");
-            if (resource) resources.push(new URL(resource, url).href);
+            if (resource) resources.push(new URL(resource, response.url).href);
             await pc.setRemoteDescription({ type: "answer", sdp: body });
             // A draining node says goodbye with a DTLS close_notify: Chromium then moves the DTLS transport
             // to "closed" while ICE (and so connectionState) may stay "connected", so watch the transport.
