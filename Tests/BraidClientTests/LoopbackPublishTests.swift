@@ -14,7 +14,9 @@ func withLoopbackNode<Value: Sendable>(
 ) async throws -> Value {
     let configuration = try NodeConfiguration.resolve(
         flags: NodeConfigurationLayer(
-            nodeID: "client-test", httpPort: 0, mediaPort: 0, eventLoopThreads: eventLoops, adminPort: 0),
+            // A test that ends with peers still connected waits out the drain at shutdown: keep it short.
+            nodeID: "client-test", httpPort: 0, mediaPort: 0, eventLoopThreads: eventLoops, adminPort: 0,
+            drainTimeoutSeconds: 2),
         environment: [:])
     var logger = Logger(label: "braid.client.test")
     logger.logLevel = .warning

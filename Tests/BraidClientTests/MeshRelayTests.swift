@@ -43,7 +43,8 @@ final class InProcessMesh: Sendable {
             let configuration = try NodeConfiguration.resolve(
                 flags: NodeConfigurationLayer(
                     nodeID: name, httpPort: 0, mediaPort: 0, eventLoopThreads: 1, clusterSecret: "mesh test secret 0123",
-                    clusterRegion: regions[name], clusterMeshPort: 0, clusterLinkEmulation: emulationFile, adminPort: 0),
+                    clusterRegion: regions[name], clusterMeshPort: 0, clusterLinkEmulation: emulationFile, adminPort: 0,
+                    drainTimeoutSeconds: 2),
                 environment: [:])
             var logger = Logger(label: "braid.mesh.test.\(name)")
             logger.logLevel = .warning

@@ -13,7 +13,8 @@ import Testing
 /// Runs a node in-process on ephemeral loopback ports for the duration of `body`.
 func withLoopbackNode<Value: Sendable>(_ body: @escaping @Sendable (Int) async throws -> Value) async throws -> Value {
     let configuration = try NodeConfiguration.resolve(
-        flags: NodeConfigurationLayer(nodeID: "load-test", httpPort: 0, mediaPort: 0, eventLoopThreads: 1, adminPort: 0),
+        flags: NodeConfigurationLayer(
+            nodeID: "load-test", httpPort: 0, mediaPort: 0, eventLoopThreads: 1, adminPort: 0, drainTimeoutSeconds: 2),
         environment: [:])
     var logger = Logger(label: "braid.load.test")
     logger.logLevel = .warning

@@ -22,7 +22,9 @@ func testConfiguration(
             mediaReceiveBatchSize: batch,
             mediaOffload: offload,
             eventLoopThreads: threads,
-            adminPort: 0
+            adminPort: 0,
+            // Shutdown drains; a test that ends with peers still connected waits this long at most.
+            drainTimeoutSeconds: 2
         ),
         environment: [:]
     )
