@@ -236,6 +236,9 @@ struct AccessTests {
             }
             let publicStatus = try await running.status()
             #expect(publicStatus.sessions.count == 1 && publicStatus.sessions.list.isEmpty)
+            // The public view is built at most once a second: a second request gets the same document.
+            #expect(try await running.status().uptimeSeconds == publicStatus.uptimeSeconds)
+            #expect(try await running.operatorStatus().uptimeSeconds != publicStatus.uptimeSeconds)
             for path in ["/api/v1/rooms", "/api/v1/rooms/secret-room"] {
                 let response = try await running.get(path)
                 #expect(response.status == .unauthorized || response.status == .forbidden)

@@ -70,8 +70,8 @@ public enum DashboardRoutes {
         }
         router.get("/") { request, _ in
             let showsAll = await isOperator(request)
-            let (status, _) = await monitor.status()
-            var text = (showsAll ? status : status.publicView()).renderText()
+            let status = showsAll ? await monitor.status().status : await monitor.publicStatus()
+            var text = status.renderText()
             if showsAll, let mesh = await monitor.mesh?.status() { text += "\n" + mesh.renderText() }
             return Self.response(text, contentType: "text/plain; charset=utf-8")
         }
@@ -97,8 +97,8 @@ public enum DashboardRoutes {
             return try Self.json(status)
         }
         router.get("/api/v1/node") { request, _ in
-            let (status, _) = await monitor.status()
-            return try await Self.json(isOperator(request) ? status : status.publicView())
+            let status = await isOperator(request) ? await monitor.status().status : await monitor.publicStatus()
+            return try Self.json(status)
         }
         router.get("/api/v1/rooms") { request, _ in
             try await requireOperator(request)

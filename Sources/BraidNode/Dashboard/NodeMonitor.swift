@@ -60,6 +60,25 @@ public final class NodeMonitor: Sendable {
         self.httpAddress.withLockedValue { $0 }
     }
 
+    /// How long the public dashboard reuses one status: anyone may ask for it, and each build visits every
+    /// media event loop, so a flood of requests costs the loops at most one visit per interval.
+    public static let publicStatusMaximumAge: Duration = .seconds(1)
+
+    private let publicCache = NIOLockedValueBox<(built: ContinuousClock.Instant, task: Task<NodeStatus, Never>)?>(nil)
+
+    /// The public view of the status (``NodeStatus/publicView()``), built at most once per
+    /// ``publicStatusMaximumAge``; concurrent callers share one build. Operators get ``status()``, always fresh.
+    public func publicStatus() async -> NodeStatus {
+        let now = ContinuousClock.now
+        let task = self.publicCache.withLockedValue { cache -> Task<NodeStatus, Never> in
+            if let cache, now - cache.built < Self.publicStatusMaximumAge { return cache.task }
+            let task = Task { await self.status().status.publicView() }
+            cache = (now, task)
+            return task
+        }
+        return await task.value
+    }
+
     /// The status right now, with the traffic snapshot it was built from (for metrics).
     public func status() async -> (status: NodeStatus, traffic: MediaTrafficSnapshot) {
         let traffic = await self.media.snapshot()
