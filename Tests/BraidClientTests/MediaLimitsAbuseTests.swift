@@ -210,7 +210,9 @@ struct MediaLimitsAbuseTests {
     @Test("(a) 200 WHIP POSTs a second from one address for 2 s: the per-address limit refuses the excess with 429")
     func postFlood() async throws {
         let perAddress = 20
-        try await withLimitedNode([.limitsSessionsPerAddress: perAddress]) { node, port in
+        // A long handshake timeout: the abuser's 20 sessions (never connected) stay for the whole test.
+        try await withLimitedNode([.limitsSessionsPerAddress: perAddress, .limitsHandshakeTimeoutSeconds: 60]) {
+            node, port in
             let call = try await HonestCall.start(port: port, room: "call")
             let dashboard = NodeDashboard(port: node.operatorAddress?.port ?? port)
             let offer = limitsOffer(credentials: ICECredentials.random())
