@@ -545,7 +545,7 @@ class Suite:
             node = Node(self.node.binary, os.path.join(self.work_dir, f"braid-node-{name}.log"),
                         ["--node-id", name, "--event-loop-threads", "1", "--cluster-etcd", etcd.url,
                          "--cluster-secret-file", secret_file, "--cluster-mesh-address", "127.0.0.1",
-                         "--cluster-mesh-port", "0"])
+                         "--cluster-mesh-port", "0", "--drain-timeout-seconds", "5"])
             self.mesh_parts.insert(0, node)
             await asyncio.to_thread(node.start)
             nodes[name] = node
@@ -599,6 +599,70 @@ class Suite:
                 f"{[(t.get('id'), t.get('path')) for t in remote]}; A relays to B {relayed}")
 
     # (h) -------------------------------------------------------------------------------------------------
+    async def chromium_demo_drain(self):
+        """The demo page of node B plays the aiortc-mesh room (publish=0); B is drained (POST /api/v1/drain): it
+        tells the page goodbye (RTCP BYE, DTLS close_notify), the page's DTLS transport closes and it must move to
+        node A and play again; B exits 0 by itself within its drain time (5 s). B is then started again (a new
+        HTTP port) for chromium-demo-failover."""
+        if not self.mesh_nodes or self.mesh_publisher is None or self.mesh_publisher.returncode is not None:
+            raise ScenarioFailure("precondition: the aiortc-mesh cluster and publisher must be running "
+                                  "(see its line)")
+        a, b = self.mesh_nodes["mesh-a"], self.mesh_nodes["mesh-b"]
+        url = f"{b.base}/demo/{MESH_ROOM}?publish=0"
+        browser = Browser("demo-drain", os.path.join(self.work_dir, "demo-drain-profile"),
+                          os.path.join(self.work_dir, "demo-drain.log"))
+        self.browsers.append(browser)
+        try:
+            await browser.start(url)
+
+            async def stats():
+                return await browser.evaluate("window.braid ? window.braid.stats() : null")
+
+            async def frames_above(count):
+                s = await stats()
+                return s if s and s.get("framesDecoded", 0) > count else None
+            if await wait_for(lambda: frames_above(30), 20) is None:
+                raise ScenarioFailure(f"demo page {url}: not playing within 20 s: stats {await stats()}")
+            before = (await stats())["framesDecoded"]
+            status, body = await asyncio.to_thread(http_request, "POST", f"{b.base}/api/v1/drain")
+            if status != 202:
+                raise ScenarioFailure(f"POST {b.base}/api/v1/drain: HTTP {status} {body.strip()!r}")
+            drained = time.monotonic()
+
+            async def moved():
+                node = await browser.evaluate("window.braid.node()")
+                s = await stats()
+                return (node, s) if node == a.base and s["framesDecoded"] > before + 30 else None
+            if await wait_for(moved, 15, 0.25) is None:
+                status = await browser.evaluate("document.getElementById('status').textContent")
+                raise ScenarioFailure(f"after draining B: the page did not play again from A within 15 s: node "
+                                      f"{await browser.evaluate('window.braid.node()')}, status {status!r}, "
+                                      f"stats {await stats()} (before {before})")
+            again = time.monotonic() - drained
+            moves = await browser.evaluate("window.braid.moves()")
+            try:
+                code = await asyncio.to_thread(b.process.wait, 10)
+            except subprocess.TimeoutExpired:
+                raise ScenarioFailure("B still runs 10 s after POST /api/v1/drain (drain timeout 5 s)") from None
+            exited = time.monotonic() - drained
+            if code != 0:
+                raise ScenarioFailure(f"B exited with status {code} after the drain (log {b.log_path})")
+        finally:
+            await browser.stop()
+            self.browsers.remove(browser)
+        # B again, for chromium-demo-failover.
+        await asyncio.to_thread(b.start)
+
+        async def relinked():
+            status, body = await asyncio.to_thread(http_request, "GET", f"{a.base}/api/v1/mesh")
+            links = json.loads(body).get("links", []) if status == 200 else []
+            return any(l.get("peer_name") == "mesh-b" and l.get("up") for l in links) or None
+        if await wait_for(relinked, 15) is None:
+            raise ScenarioFailure("B restarted but A's relay link to it is not up within 15 s")
+        return (f"page on B drained at {before} frames: playing from A again {again:.1f} s later "
+                f"(moves {moves}); B exited 0 after "
+                f"{exited:.1f} s; B restarted")
+
     async def chromium_demo_failover(self):
         """The demo page of node B plays the aiortc-mesh room (publish=0); B is killed (SIGKILL); the page must
         move to node A by itself and play again: framesDecoded rising again within 15 s of the kill."""
@@ -720,6 +784,7 @@ SCENARIOS = [
     ("aiortc-subscribe", Suite.aiortc_subscribe, 50),
     ("chromium-demo-page", Suite.chromium_demo_page, 50),
     ("aiortc-mesh", Suite.aiortc_mesh, 58),
+    ("chromium-demo-drain", Suite.chromium_demo_drain, 58),
     ("chromium-demo-failover", Suite.chromium_demo_failover, 58),
 ]
 
