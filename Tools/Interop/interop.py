@@ -77,9 +77,11 @@ class Node:
         # Only the flags below configure this node: a developer's BRAID_* settings (and the suite's own
         # BRAID_INTEROP_* variables, which the node would warn about) stay out of its environment.
         environment = {key: value for key, value in os.environ.items() if not key.startswith("BRAID_")}
+        # SIGTERM drains: peers that left without DELETE (aiortc) count until consent expires, so keep it short.
+        drain = [] if "--drain-timeout-seconds" in self.extra_args else ["--drain-timeout-seconds", "3"]
         self.process = subprocess.Popen(
             [self.binary, "--http-address", "127.0.0.1", "--admin-port", "0", "--http-port", str(port), "--media-address", "127.0.0.1",
-             "--media-port", "0", "--log-level", "debug"] + self.extra_args,
+             "--media-port", "0", "--log-level", "debug"] + drain + self.extra_args,
             env=environment, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
         log.close()
