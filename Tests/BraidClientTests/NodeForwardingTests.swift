@@ -8,8 +8,10 @@ import Testing
 @testable import BraidClient
 
 /// The session id at the end of a resource URL (`/whep/{room}/{id}`).
+/// The dashboard's id of the session whose resource (`Location`) is `resource`: a one-way function of its
+/// last path component.
 func sessionID(_ resource: HTTPEndpoint?) -> String? {
-    resource.flatMap { $0.path.split(separator: "/").last.map(String.init) }
+    resource.flatMap { $0.path.split(separator: "/").last.map { WebRTCSessions.sessionID(ofResource: String($0)) } }
 }
 
 @Suite("Forwarding through an in-process node between BraidClient peers (real ICE, DTLS, SRTP)", .serialized)

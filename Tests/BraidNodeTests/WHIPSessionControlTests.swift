@@ -208,7 +208,8 @@ struct WHIPSessionControlTests {
         try await withRunningNode(try testConfiguration()) { running in
             let ice = try ICECredentials(ufrag: "cap1", password: "ClientPassword0123456789abc")
             let session = try await Self.create(running, path: "/whep/lobby", ice: ice)
-            let id = String(session.location.dropFirst("/whep/lobby/".count))
+            // Operator routes name the dashboard's session id, a one-way function of the secret resource.
+            let id = WebRTCSessions.sessionID(ofResource: String(session.location.dropFirst("/whep/lobby/".count)))
             let path = "/api/v1/sessions/\(id)/max-bitrate"
             let json = "application/json"
 
