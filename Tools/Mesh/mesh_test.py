@@ -207,7 +207,7 @@ def run(state, work):
     before = {name: (link(mesh(nodes[name]["url"]), "d") or {}).get("rejected", 0) for name in ("a", "c")}
     d_log = open(os.path.join(work, "node-d.log"), "w")
     d = subprocess.Popen(
-        [NODE, "--node-id", "d", "--admin-port", "0", "--http-port", str(http_port), "--media-port", str(free_port(socket.SOCK_DGRAM)),
+        [NODE, "--node-id", "d", "--admin-port", "0", "--drain-timeout-seconds", "2", "--http-port", str(http_port), "--media-port", str(free_port(socket.SOCK_DGRAM)),
          "--event-loop-threads", "1", "--log-level", "info", "--cluster-etcd", state["etcd"],
          "--cluster-secret-file", bad_secret, "--cluster-region", "region-d", "--cluster-mesh-address", "127.0.0.1",
          "--cluster-mesh-port", str(free_port(socket.SOCK_DGRAM))],
@@ -259,7 +259,7 @@ def run(state, work):
     # (e): etcd unreachable at start.
     started = time.monotonic()
     e = subprocess.Popen(
-        [NODE, "--node-id", "e", "--admin-port", "0", "--http-port", "0", "--media-port", "0", "--event-loop-threads", "1",
+        [NODE, "--node-id", "e", "--admin-port", "0", "--drain-timeout-seconds", "2", "--http-port", "0", "--media-port", "0", "--event-loop-threads", "1",
          "--cluster-etcd", "http://127.0.0.1:1", "--cluster-secret", "a-secret-of-enough-length",
          "--cluster-mesh-port", "0"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, preexec_fn=die_with_parent)

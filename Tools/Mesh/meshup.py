@@ -143,7 +143,7 @@ class Mesh:
                 json.dump(self.profiles[name], f, indent=1)
             log_path = os.path.join(self.work, f"node-{name}.log")
             log = open(log_path, "ab")
-            argv = [self.binary, "--node-id", name, "--admin-port", "0", "--http-port", str(http_port), "--media-port", str(media_port),
+            argv = [self.binary, "--node-id", name, "--admin-port", "0", "--drain-timeout-seconds", "2", "--http-port", str(http_port), "--media-port", str(media_port),
                     "--event-loop-threads", "1", "--log-level", self.log_level,
                     "--cluster-etcd", self.etcd_url, "--cluster-secret-file", secret_file,
                     "--cluster-region", node.get("region", "default"), "--cluster-mesh-address", "127.0.0.1",
