@@ -137,9 +137,17 @@ public final class MeshService: Service, Sendable {
 
         let advertised = cluster.meshAdvertisedAddress ?? self.configuration.media.advertisedAddresses.first ?? bindAddress
         let meshAddress = advertised.contains(":") ? "[\(advertised)]:\(port)" : "\(advertised):\(port)"
+        // With an ephemeral HTTP port (0: tests) the URL is known only once the HTTP server, which starts
+        // beside this service, has bound: wait for it (briefly) rather than announce port 0, which other nodes
+        // would redirect clients to.
+        var httpURL = cluster.httpURL ?? self.httpURL()
+        for _ in 0..<250 where cluster.httpURL == nil && httpURL.hasSuffix(":0") && !Task.isCancelled {
+            try? await Task.sleep(for: .milliseconds(20))
+            httpURL = self.httpURL()
+        }
         let record = NodeRecord(
             id: node.rawValue, name: self.configuration.nodeID, region: cluster.region,
-            httpURL: cluster.httpURL ?? self.httpURL(), meshAddress: meshAddress)
+            httpURL: httpURL, meshAddress: meshAddress)
         do {
             try await self.store.join(node: record)
         } catch {
