@@ -75,6 +75,29 @@ final class InProcessMesh: Sendable {
         try await self.members[index].server.shutdownEventLoops()
     }
 
+    /// Cancels one node's run (no graceful phase: no drain, no leave) and reports whether it ended within
+    /// `seconds`.
+    func cancel(_ name: String, within seconds: Double) async throws -> Bool {
+        guard let index = self.members.firstIndex(where: { $0.name == name }) else { return false }
+        let task = self.tasks[index]
+        task.cancel()
+        let ended = await withTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                _ = try? await task.value
+                return true
+            }
+            group.addTask {
+                try? await Task.sleep(for: .milliseconds(Int(seconds * 1000)))
+                return false
+            }
+            let first = await group.next() ?? false
+            group.cancelAll()
+            return first
+        }
+        if ended { try await self.members[index].server.shutdownEventLoops() }
+        return ended
+    }
+
     func stopAll() async {
         for (index, member) in self.members.enumerated() {
             await member.group.triggerGracefulShutdown()
@@ -193,6 +216,22 @@ struct MeshRelayTests {
             await mesh.stopAll()
             throw error
         }
+        await mesh.stopAll()
+    }
+}
+
+@Suite("A mesh node's run cancelled", .serialized)
+struct MeshCancellationTests {
+    @Test("Cancelling a mesh node's run (no graceful shutdown) ends it promptly; the other node carries on")
+    func cancelledRunEnds() async throws {
+        let mesh = try await InProcessMesh(names: ["a", "b"])
+        let started = ContinuousClock.now
+        let ended = try await mesh.cancel("a", within: 5)
+        #expect(ended, "node a's run did not end within 5 s of cancellation")
+        print("mesh cancel: node a's run ended \(ContinuousClock.now - started) after cancellation")
+        // b still answers.
+        let health = try await NodeDashboard(port: mesh["b"].httpPort).get("/healthz")
+        #expect(health.status == 200)
         await mesh.stopAll()
     }
 }

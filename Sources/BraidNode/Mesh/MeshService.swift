@@ -178,6 +178,9 @@ public final class MeshService: Service, Sendable {
                     try? await channel.closeFuture.get()
                 }
                 await group.next()
+                // The close waiter cannot see cancellation (an EventLoopFuture): closing the socket ends it,
+                // so a cancelled run (no graceful phase) ends too.
+                channel.close(promise: nil)
                 group.cancelAll()
             }
         } onGracefulShutdown: {
