@@ -393,7 +393,7 @@ struct MediaLimitsAbuseTests {
             let stalled = try await BraidSubscriber.subscribe(
                 to: "http://127.0.0.1:\(port)/whep/call", audioTracks: 1, videoTracks: 1, options: forwardingOptions,
                 group: MultiThreadedEventLoopGroup.singleton)
-            let stalledID = try #require(sessionID(stalled.resource).map(WebRTCSessions.sessionID(ofResource:)))
+            let stalledID = try #require(sessionID(stalled.resource))
             #expect(try await eventually(within: 5) { (await stalled.statistics()?.video.first?.framesDecodable ?? 0) >= 10 })
             try await stalled.transport.channel.setOption(.autoRead, value: false).get()
             let before = try await dashboard.status()

@@ -32,10 +32,13 @@ struct ParticipantConferenceTests {
                 let publisher = try await BraidPublisher.publish(
                     to: "\(base)/whip/meeting", audio: .preEncoded(media), video: .preEncoded(media),
                     options: forwardingOptions, group: group)
-                let publisherID = try #require(publisher.resourceID)
-                #expect(publisherID == sessionID(publisher.resourceEndpoint))
+                // The WHEP request names the WHIP resource (its capability); the dashboard shows the
+                // session id derived from it.
+                let publisherResource = try #require(publisher.resourceID)
+                let publisherID = try #require(sessionID(publisher.resourceEndpoint))
+                #expect(publisherID == WebRTCSessions.sessionID(ofResource: publisherResource))
                 let subscriber = try await BraidSubscriber.subscribe(
-                    to: "\(base)/whep/meeting", audioTracks: 3, videoTracks: 3, participant: publisherID,
+                    to: "\(base)/whep/meeting", audioTracks: 3, videoTracks: 3, participant: publisherResource,
                     options: forwardingOptions, group: group)
                 let subscriberID = try #require(sessionID(subscriber.resource))
                 joined.append(
