@@ -10,6 +10,8 @@ import argparse
 import asyncio
 import contextlib
 import functools
+import hashlib
+import hmac
 import http.server
 import json
 import os
@@ -235,10 +237,16 @@ def layer_counter(layer):
     return None, None
 
 
+def session_id_of_resource(resource):
+    """The dashboard's id of the session whose secret resource (the Location's last component) is `resource`:
+    the first 128 bits of HMAC-SHA256 under the node's fixed label (WebRTCSessions.sessionID(ofResource:))."""
+    return hmac.new(b"braid session id", resource.encode(), hashlib.sha256).digest()[:16].hex()
+
+
 def session_id_from(location, step):
     if not location or "/" not in location:
         raise ScenarioFailure(f"{step}: no usable Location header (got {location!r})")
-    return location.rstrip("/").rsplit("/", 1)[1]
+    return session_id_of_resource(location.rstrip("/").rsplit("/", 1)[1])
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -278,7 +286,7 @@ class Suite:
             seen = f"page at step {last.get('step')!r}, connection {last.get('connectionState')!r}"
             if last.get("location"):
                 # The node's side of the same session tells whether ICE or DTLS stalled.
-                entry = await self.node.session(last["location"].rstrip("/").rsplit("/", 1)[-1])
+                entry = await self.node.session(session_id_of_resource(last["location"].rstrip("/").rsplit("/", 1)[-1]))
                 seen += "; node session absent" if entry is None else \
                     f"; node session ice_state {entry.get('ice_state')!r}, dtls_state {entry.get('dtls_state')!r}"
             raise ScenarioFailure(f"{step}: not connected after {timeout} s: {seen}")
