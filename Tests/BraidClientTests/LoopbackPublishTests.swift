@@ -10,13 +10,14 @@ import Testing
 /// Runs a node in-process on ephemeral loopback ports for the duration of `body`.
 func withLoopbackNode<Value: Sendable>(
     eventLoops: Int = 1,
+    limits: [ConfigurationKey: Int] = [:],
     _ body: @escaping @Sendable (NodeServer, Int) async throws -> Value
 ) async throws -> Value {
     let configuration = try NodeConfiguration.resolve(
         flags: NodeConfigurationLayer(
             // A test that ends with peers still connected waits out the drain at shutdown: keep it short.
             nodeID: "client-test", httpPort: 0, mediaPort: 0, eventLoopThreads: eventLoops, adminPort: 0,
-            drainTimeoutSeconds: 2),
+            drainTimeoutSeconds: 2, limits: limits),
         environment: [:])
     var logger = Logger(label: "braid.client.test")
     logger.logLevel = .warning

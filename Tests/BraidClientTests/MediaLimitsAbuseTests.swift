@@ -17,36 +17,7 @@ func withLimitedNode<Value: Sendable>(
     _ limits: [ConfigurationKey: Int],
     _ body: @escaping @Sendable (NodeServer, Int) async throws -> Value
 ) async throws -> Value {
-    let configuration = try NodeConfiguration.resolve(
-        flags: NodeConfigurationLayer(
-            nodeID: "limits-test", httpPort: 0, mediaPort: 0, eventLoopThreads: 1, adminPort: 0, limits: limits),
-        environment: [:])
-    var logger = Logger(label: "braid.limits.test")
-    logger.logLevel = .warning
-    let node = try NodeServer(configuration: configuration, logger: logger)
-    let group = node.makeServiceGroup(gracefulShutdownSignals: [])
-    return try await withThrowingTaskGroup(of: Void.self) { tasks in
-        tasks.addTask { try await group.run() }
-        do {
-            _ = try await node.media.waitUntilBound()
-            var waited = 0
-            while node.httpAddress == nil, waited < 1000 {
-                try await Task.sleep(for: .milliseconds(10))
-                waited += 1
-            }
-            let port = try #require(node.httpAddress?.port)
-            let value = try await body(node, port)
-            await group.triggerGracefulShutdown()
-            try await tasks.waitForAll()
-            try await node.shutdownEventLoops()
-            return value
-        } catch {
-            await group.triggerGracefulShutdown()
-            try? await tasks.waitForAll()
-            try? await node.shutdownEventLoops()
-            throw error
-        }
-    }
+    try await withLoopbackNode(limits: limits, body)
 }
 
 /// An honest two-party call (a BraidClient publisher and a subscriber of its room on the same node) that runs
