@@ -179,6 +179,14 @@ struct ConfigurationTests {
             expected: "media.offload: expected a boolean (from config file FILE)"
         ),
         InvalidCase(
+            file: #"{"limits": {"sessions": 0}}"#,
+            expected: "limits.sessions: 0 is out of range (1-1000000) (from config file FILE)"
+        ),
+        InvalidCase(
+            file: #"{"admin": {"port": 70000}}"#,
+            expected: "admin.port: 70000 is not a port (0-65535, or -1 for none) (from config file FILE)"
+        ),
+        InvalidCase(
             file: #"{"http": 8080}"#,
             expected: "http: expected an object (from config file FILE)"
         ),
