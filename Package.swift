@@ -41,8 +41,6 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
-        // Access tokens (JWT, HS256): the only crypto Braid does not take from OpenSSL/libsrtp.
-        .package(url: "https://github.com/vapor/jwt-kit.git", from: "5.7.1"),
     ],
     targets: [
         // MARK: Debian system libraries (pkg-config) and the C shims Swift cannot import directly.
@@ -116,10 +114,11 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
-        // MARK: Access tokens (JWT) and the request bodies of the HTTP API: what untrusted clients send.
+        // MARK: Access tokens (JWT, HS256 on OpenSSL's HMAC) and the request bodies of the HTTP API: what
+        // untrusted clients send.
         .target(
             name: "BraidAccess",
-            dependencies: [.product(name: "JWTKit", package: "jwt-kit")],
+            dependencies: ["BraidSecurity"],
             swiftSettings: swiftSettings
         ),
 

@@ -1,5 +1,5 @@
+import BraidSecurity
 import Foundation
-import JWTKit
 
 /// What an access token lets its holder do.
 ///
@@ -35,22 +35,23 @@ public enum AccessAction: String, Sendable {
 /// ```json
 /// {"room": "lobby", "role": "publish", "exp": 1767225600, "sub": "alice", "iat": 1767222000}
 /// ```
-/// `room` is a room name or `*` for every room; `exp` is required.
-public struct AccessClaims: JWTPayload, Equatable {
+/// `room` is a room name or `*` for every room; `exp` is required. Times are NumericDates (RFC 7519 §2):
+/// seconds since 1970, written as integers, read as any JSON number.
+public struct AccessClaims: Codable, Sendable, Equatable {
     /// The room the token is for, or `*`.
     public var room: String
     /// What the holder may do there.
     public var role: AccessRole
     /// When the token stops working.
-    public var expiration: ExpirationClaim
+    public var expires: Date
     /// Who the token was minted for (logged, never trusted for anything else).
     public var subject: String?
     /// When it was minted.
-    public var issuedAt: IssuedAtClaim?
+    public var issuedAt: Date?
 
     enum CodingKeys: String, CodingKey {
         case room, role
-        case expiration = "exp"
+        case expires = "exp"
         case subject = "sub"
         case issuedAt = "iat"
     }
@@ -58,14 +59,37 @@ public struct AccessClaims: JWTPayload, Equatable {
     public init(room: String, role: AccessRole, expires: Date, subject: String? = nil, issuedAt: Date? = nil) {
         self.room = room
         self.role = role
-        self.expiration = ExpirationClaim(value: expires)
+        self.expires = expires
         self.subject = subject
-        self.issuedAt = issuedAt.map { IssuedAtClaim(value: $0) }
+        self.issuedAt = issuedAt
     }
 
-    /// Called by JWTKit after the signature checks out; expiry is checked by ``TokenAuthority`` against its
-    /// injected clock instead, so this accepts.
-    public func verify(using algorithm: some JWTAlgorithm) async throws {}
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        self.room = try container.decode(String.self, forKey: .room)
+        self.role = try container.decode(AccessRole.self, forKey: .role)
+        self.expires = try Self.numericDate(container.decode(Double.self, forKey: .expires))
+        self.subject = try container.decodeIfPresent(String.self, forKey: .subject)
+        self.issuedAt = try container.decodeIfPresent(Double.self, forKey: .issuedAt).map(Self.numericDate)
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(self.room, forKey: .room)
+        try container.encode(self.role, forKey: .role)
+        try container.encode(Int64(self.expires.timeIntervalSince1970.rounded(.down)), forKey: .expires)
+        try container.encodeIfPresent(self.subject, forKey: .subject)
+        try container.encodeIfPresent(
+            self.issuedAt.map { Int64($0.timeIntervalSince1970.rounded(.down)) }, forKey: .issuedAt)
+    }
+
+    /// A NumericDate as a `Date`; NaN and infinities are refused (JSON has neither, but be explicit).
+    private static func numericDate(_ seconds: Double) throws -> Date {
+        guard seconds.isFinite else {
+            throw DecodingError.dataCorrupted(.init(codingPath: [], debugDescription: "not a NumericDate"))
+        }
+        return Date(timeIntervalSince1970: seconds)
+    }
 
     /// Whether the claims cover `room` (`*` covers all).
     public func covers(room: String) -> Bool { self.room == "*" || self.room == room }
@@ -90,10 +114,19 @@ public struct AccessDenial: Error, Sendable, Equatable, CustomStringConvertible 
 
 /// Mints and checks access tokens with one HMAC-SHA256 key.
 ///
-/// Thread-safe. The clock is injected so tests check expiry without waiting.
+/// A token is a JWS in compact serialization (RFC 7515 §7.1) over the claims above:
+///
+/// ```
+/// BASE64URL(header) "." BASE64URL(claims) "." BASE64URL(HMAC-SHA256(key, BASE64URL(header) "." BASE64URL(claims)))
+/// header: {"alg":"HS256","typ":"JWT"}
+/// ```
+/// Only HS256 is accepted, whatever the header asks for (RFC 8725 §3.1: no `none`, no algorithm chosen by
+/// the token), and a header with `crit` is refused (RFC 7515 §4.1.11: Braid understands no extensions).
+/// The HMAC is OpenSSL's; the tag is compared in constant time before the claims are read.
+///
+/// Thread-safe (immutable). The clock is injected so tests check expiry without waiting.
 public final class TokenAuthority: Sendable {
-    /// JWTKit's key collection is an actor whose set-up is async; built once, in the background.
-    private let keys: Task<JWTKeyCollection, Never>
+    private let key: [UInt8]
     private let now: @Sendable () -> Date
     /// Longest token accepted, in bytes: a bound on the work an unauthenticated request causes.
     public static let maximumTokenLength = 4096
@@ -101,51 +134,70 @@ public final class TokenAuthority: Sendable {
     public static let anyRoom = "*"
 
     /// - Parameters:
-    ///   - key: the shared signing key, at least ``NodeConfiguration/minimumTokenKeyLength`` bytes.
+    ///   - key: the shared signing key (its UTF-8 bytes), at least ``NodeConfiguration/minimumTokenKeyLength``
+    ///     bytes.
     ///   - now: the clock expiry is checked against.
-    public init(key: String, now: @escaping @Sendable () -> Date = Date.init) {
-        let hmac = HMACKey(from: key)
-        self.keys = Task { await JWTKeyCollection().add(hmac: hmac, digestAlgorithm: .sha256) }
+    public convenience init(key: String, now: @escaping @Sendable () -> Date = Date.init) {
+        self.init(keyBytes: Array(key.utf8), now: now)
+    }
+
+    /// A key given as raw bytes, as RFC 7515's examples give theirs.
+    public init(keyBytes: [UInt8], now: @escaping @Sendable () -> Date = Date.init) {
+        self.key = keyBytes
         self.now = now
     }
 
     /// A signed token for `room` and `role`, valid for `lifetime` seconds from now.
-    public func mint(room: String, role: AccessRole, lifetime: TimeInterval, subject: String? = nil) async throws
-        -> String
-    {
+    public func mint(room: String, role: AccessRole, lifetime: TimeInterval, subject: String? = nil) -> String {
         // Whole seconds: NumericDate (RFC 7519 §2) allows fractions, but many verifiers expect integers.
         let issued = Date(timeIntervalSince1970: self.now().timeIntervalSince1970.rounded(.down))
-        return try await self.keys.value.sign(
-            AccessClaims(
-                room: room, role: role, expires: issued.addingTimeInterval(lifetime), subject: subject,
-                issuedAt: issued))
+        let claims = AccessClaims(
+            room: room, role: role, expires: issued.addingTimeInterval(lifetime), subject: subject, issuedAt: issued)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        // Encoding strings, an enum and integers cannot fail.
+        let payload = (try? encoder.encode(claims)) ?? Data()
+        let signingInput = Base64URL.encode(Array(#"{"alg":"HS256","typ":"JWT"}"#.utf8)) + "." + Base64URL.encode(payload)
+        return signingInput + "." + Base64URL.encode(HKDF.hmac(key: self.key, data: Array(signingInput.utf8)))
     }
 
     /// The claims of `token` if its signature, format and expiry are good.
-    public func claims(of token: String) async throws(AccessDenial) -> AccessClaims {
-        guard token.utf8.count <= Self.maximumTokenLength else {
+    public func claims(of token: String) throws(AccessDenial) -> AccessClaims {
+        let bytes = Array(token.utf8)
+        guard bytes.count <= Self.maximumTokenLength else {
             throw AccessDenial(.unauthorized, "the token is longer than \(Self.maximumTokenLength) bytes")
         }
-        let claims: AccessClaims
-        do {
-            claims = try await self.keys.value.verify(token, as: AccessClaims.self)
-        } catch let error as JWTError where error.errorType == .signatureVerificationFailed {
-            throw AccessDenial(.unauthorized, "the token's signature does not verify (wrong key or altered)")
-        } catch {
-            throw AccessDenial(.unauthorized, "the token is not a valid Braid access token (\(Self.summary(error)))")
+        let parts = bytes.split(separator: UInt8(ascii: "."), maxSplits: 3, omittingEmptySubsequences: false)
+        guard parts.count == 3 else {
+            throw Self.malformed("a JWT has three dot-separated parts, this has \(parts.count)")
         }
-        guard self.now() < claims.expiration.value else {
-            throw AccessDenial(.unauthorized, "the token expired at \(Self.iso8601(claims.expiration.value))")
+        guard let headerJSON = Base64URL.decode(parts[0]),
+            let header = try? JSONDecoder().decode(Header.self, from: Data(headerJSON))
+        else { throw Self.malformed("its header is not base64url-encoded JSON with an alg") }
+        guard header.alg == "HS256" else {
+            throw Self.malformed("it is signed with \(header.alg.prefix(16)), and only HS256 is accepted")
+        }
+        guard header.crit == nil else { throw Self.malformed("its header has critical extensions (crit)") }
+        guard let signature = Base64URL.decode(parts[2]), signature.count == HKDF.hashLength else {
+            throw Self.malformed("its signature is not a base64url-encoded HMAC-SHA256")
+        }
+        let expected = HKDF.hmac(key: self.key, data: Array(bytes[..<parts[1].endIndex]))
+        guard Self.constantTimeEqual(expected, signature) else {
+            throw AccessDenial(.unauthorized, "the token's signature does not verify (wrong key or altered)")
+        }
+        guard let claimsJSON = Base64URL.decode(parts[1]),
+            let claims = try? JSONDecoder().decode(AccessClaims.self, from: Data(claimsJSON))
+        else { throw Self.malformed("its claims lack room, role or exp, or have the wrong types") }
+        guard self.now() < claims.expires else {
+            throw AccessDenial(.unauthorized, "the token expired at \(Self.iso8601(claims.expires))")
         }
         return claims
     }
 
     /// Checks that `token` allows `action` in `room` (nil: a node-wide action such as an operator route).
-    public func authorize(token: String?, room: String?, action: AccessAction) async throws(AccessDenial)
-        -> AccessClaims
-    {
+    public func authorize(token: String?, room: String?, action: AccessAction) throws(AccessDenial) -> AccessClaims {
         guard let token else { throw AccessDenial(.unauthorized, "a bearer token is required") }
-        let claims = try await self.claims(of: token)
+        let claims = try self.claims(of: token)
         guard claims.role.permits(action) else {
             throw AccessDenial(.forbidden, "a \(claims.role.rawValue) token cannot \(Self.verb(action))")
         }
@@ -166,9 +218,21 @@ public final class TokenAuthority: Sendable {
         }
     }
 
-    private static func summary(_ error: any Error) -> String {
-        if let error = error as? JWTError { return error.errorType.description }
-        return "\(type(of: error))"
+    private static func malformed(_ why: String) -> AccessDenial {
+        AccessDenial(.unauthorized, "the token is not a valid Braid access token: \(why)")
+    }
+
+    private static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+        guard a.count == b.count else { return false }
+        var difference: UInt8 = 0
+        for index in a.indices { difference |= a[index] ^ b[index] }
+        return difference == 0
+    }
+
+    /// The JOSE header fields Braid reads (RFC 7515 §4.1).
+    private struct Header: Decodable {
+        var alg: String
+        var crit: [String]?
     }
 
     static func iso8601(_ date: Date) -> String {

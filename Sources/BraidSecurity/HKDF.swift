@@ -7,7 +7,7 @@ internal import COpenSSL
 /// link and epoch, never per packet.
 public enum HKDF {
     /// Output length of SHA-256.
-    static let hashLength = 32
+    public static let hashLength = 32
 
     /// `HKDF-Extract(salt, ikm)` then `HKDF-Expand(prk, info, length)` (RFC 5869 §2.2, §2.3).
     ///

@@ -304,7 +304,7 @@ struct TokenCommand: AsyncParsableCommand {
             throw ValidationError("--room must be a room name (letters, digits, '-', '_', '.') or *")
         }
         guard self.ttl > 0 else { throw ValidationError("--ttl must be positive") }
-        let token = try await TokenAuthority(key: key).mint(
+        let token = TokenAuthority(key: key).mint(
             room: self.room, role: role, lifetime: TimeInterval(self.ttl), subject: self.subject)
         print(token)
     }

@@ -20,62 +20,118 @@ struct AccessTests {
     func tokenChecks() async throws {
         let clock = NIOLockedValueBox(Date(timeIntervalSince1970: 1_800_000_000))
         let authority = TokenAuthority(key: Self.key, now: { clock.withLockedValue { $0 } })
-        let publish = try await authority.mint(room: "lobby", role: .publish, lifetime: 60, subject: "alice")
-        let claims = try await authority.claims(of: publish)
+        let publish = authority.mint(room: "lobby", role: .publish, lifetime: 60, subject: "alice")
+        let claims = try authority.claims(of: publish)
         #expect(claims.room == "lobby" && claims.role == .publish && claims.subject == "alice")
         // publish covers play in its room, not another room, never operator routes.
-        _ = try await authority.authorize(token: publish, room: "lobby", action: .subscribe)
-        await #expect(throws: AccessDenial(.forbidden, "the token is for room lobby, not other")) {
-            try await authority.authorize(token: publish, room: "other", action: .publish)
+        _ = try authority.authorize(token: publish, room: "lobby", action: .subscribe)
+        #expect(throws: AccessDenial(.forbidden, "the token is for room lobby, not other")) {
+            try authority.authorize(token: publish, room: "other", action: .publish)
         }
-        await #expect(throws: AccessDenial(.forbidden, "a publish token cannot use operator routes")) {
-            try await authority.authorize(token: publish, room: nil, action: .operate)
+        #expect(throws: AccessDenial(.forbidden, "a publish token cannot use operator routes")) {
+            try authority.authorize(token: publish, room: nil, action: .operate)
         }
         // A subscribe token cannot publish.
-        let play = try await authority.mint(room: "lobby", role: .subscribe, lifetime: 60)
-        _ = try await authority.authorize(token: play, room: "lobby", action: .subscribe)
-        await #expect(throws: AccessDenial(.forbidden, "a subscribe token cannot publish")) {
-            try await authority.authorize(token: play, room: "lobby", action: .publish)
+        let play = authority.mint(room: "lobby", role: .subscribe, lifetime: 60)
+        _ = try authority.authorize(token: play, room: "lobby", action: .subscribe)
+        #expect(throws: AccessDenial(.forbidden, "a subscribe token cannot publish")) {
+            try authority.authorize(token: play, room: "lobby", action: .publish)
         }
         // Admin tokens: node-wide only with room "*".
-        let admin = try await authority.mint(room: "*", role: .admin, lifetime: 60)
-        _ = try await authority.authorize(token: admin, room: nil, action: .operate)
-        _ = try await authority.authorize(token: admin, room: "any", action: .publish)
-        let roomAdmin = try await authority.mint(room: "lobby", role: .admin, lifetime: 60)
-        await #expect(throws: AccessDenial.self) {
-            try await authority.authorize(token: roomAdmin, room: nil, action: .operate)
+        let admin = authority.mint(room: "*", role: .admin, lifetime: 60)
+        _ = try authority.authorize(token: admin, room: nil, action: .operate)
+        _ = try authority.authorize(token: admin, room: "any", action: .publish)
+        let roomAdmin = authority.mint(room: "lobby", role: .admin, lifetime: 60)
+        #expect(throws: AccessDenial.self) {
+            try authority.authorize(token: roomAdmin, room: nil, action: .operate)
         }
         // Expiry against the injected clock.
         clock.withLockedValue { $0 = $0.addingTimeInterval(61) }
         do {
-            _ = try await authority.claims(of: publish)
+            _ = try authority.claims(of: publish)
             Issue.record("an expired token was accepted")
         } catch {
             #expect(error.status == .unauthorized && error.reason.contains("expired"))
         }
         // Another key, an altered payload, garbage, nothing, an oversized token.
         let stranger = TokenAuthority(key: String(Self.key.reversed()), now: { clock.withLockedValue { $0 } })
-        let foreign = try await stranger.mint(room: "lobby", role: .publish, lifetime: 60)
+        let foreign = stranger.mint(room: "lobby", role: .publish, lifetime: 60)
         do {
-            _ = try await authority.claims(of: foreign)
+            _ = try authority.claims(of: foreign)
             Issue.record("a token signed with another key was accepted")
         } catch {
             #expect(error.status == .unauthorized && error.reason.contains("signature"))
         }
-        let fresh = try await authority.mint(room: "lobby", role: .subscribe, lifetime: 60)
+        let fresh = authority.mint(room: "lobby", role: .subscribe, lifetime: 60)
         let parts = fresh.split(separator: ".").map(String.init)
         let forged = try Self.base64URL(
             JSONSerialization.data(withJSONObject: ["room": "lobby", "role": "admin", "exp": 4_000_000_000]))
-        await #expect(throws: AccessDenial.self) {
-            try await authority.claims(of: [parts[0], forged, parts[2]].joined(separator: "."))
+        #expect(throws: AccessDenial.self) {
+            try authority.claims(of: [parts[0], forged, parts[2]].joined(separator: "."))
         }
-        await #expect(throws: AccessDenial.self) { try await authority.claims(of: "not a token") }
-        await #expect(throws: AccessDenial(.unauthorized, "a bearer token is required")) {
-            try await authority.authorize(token: nil, room: "lobby", action: .subscribe)
+        #expect(throws: AccessDenial.self) { try authority.claims(of: "not a token") }
+        #expect(throws: AccessDenial(.unauthorized, "a bearer token is required")) {
+            try authority.authorize(token: nil, room: "lobby", action: .subscribe)
         }
-        await #expect(throws: AccessDenial.self) {
-            try await authority.claims(of: String(repeating: "a", count: TokenAuthority.maximumTokenLength + 1))
+        #expect(throws: AccessDenial.self) {
+            try authority.claims(of: String(repeating: "a", count: TokenAuthority.maximumTokenLength + 1))
         }
+    }
+
+    @Test("HS256 verifies RFC 7515's example JWS (A.1); alg none, other algorithms and crit are refused")
+    func rfc7515Example() throws {
+        // RFC 7515 Appendix A.1: the key is a JWK "k" (base64url), the token's claims are not Braid's, so the
+        // signature must verify and the claims must then be refused for lacking room and role.
+        let key = try #require(Data(base64Encoded:
+            "AyM1SysPpbyDfgZld3umj1qzKObwVMkoqQ+EstJQLr/T+1qS0gZH75aKtMN3Yj0iPS4hcgUuTwjAzZr1Z9CAow=="))
+        let authority = TokenAuthority(keyBytes: Array(key), now: { Date(timeIntervalSince1970: 1_300_000_000) })
+        let example =
+            "eyJ0eXAiOiJKV1QiLA0KICJhbGciOiJIUzI1NiJ9"
+            + ".eyJpc3MiOiJqb2UiLA0KICJleHAiOjEzMDA4MTkzODAsDQogImh0dHA6Ly9leGFtcGxlLmNvbS9pc19yb290Ijp0cnVlfQ"
+            + ".dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"
+        do {
+            _ = try authority.claims(of: example)
+            Issue.record("claims without room and role were accepted")
+        } catch {
+            #expect(error.reason.contains("claims lack room, role or exp"))
+        }
+        // One flipped signature character: now it is the signature that fails.
+        do {
+            _ = try authority.claims(of: String(example.dropLast()) + "Y")
+            Issue.record("an altered signature was accepted")
+        } catch {
+            #expect(error.reason.contains("signature does not verify"))
+        }
+
+        // Headers Braid refuses, each with a correct HS256 tag so only the header is at fault.
+        let braid = TokenAuthority(key: Self.key, now: { Date(timeIntervalSince1970: 1_800_000_000) })
+        let claims = try Self.base64URL(
+            JSONSerialization.data(withJSONObject: ["room": "lobby", "role": "admin", "exp": 1_900_000_000]))
+        for (header, reason) in [
+            (#"{"alg":"none","typ":"JWT"}"#, "only HS256 is accepted"),
+            (#"{"alg":"HS512","typ":"JWT"}"#, "only HS256 is accepted"),
+            (#"{"alg":"HS256","crit":["b64"]}"#, "critical extensions"),
+            (#"{"typ":"JWT"}"#, "not base64url-encoded JSON"),
+        ] {
+            let input = Self.base64URL(Data(header.utf8)) + "." + claims
+            let tag = Self.base64URL(Data(HKDF.hmac(key: Array(Self.key.utf8), data: Array(input.utf8))))
+            do {
+                _ = try braid.claims(of: input + "." + tag)
+                Issue.record("header \(header) was accepted")
+            } catch {
+                #expect(error.reason.contains(reason), "\(header): \(error.reason)")
+            }
+        }
+        // The same claims under Braid's own header verify, and fractional NumericDates are read.
+        let good = Self.base64URL(Data(#"{"alg":"HS256"}"#.utf8)) + "."
+            + (try Self.base64URL(
+                JSONSerialization.data(withJSONObject: ["room": "lobby", "role": "admin", "exp": 1_900_000_000.5])))
+        let tag = Self.base64URL(Data(HKDF.hmac(key: Array(Self.key.utf8), data: Array(good.utf8))))
+        #expect(try braid.claims(of: good + "." + tag).expires == Date(timeIntervalSince1970: 1_900_000_000.5))
+        // Padding, the standard alphabet and a fourth part are format errors, not crashes.
+        #expect(throws: AccessDenial.self) { try braid.claims(of: good + "." + tag + "=") }
+        #expect(throws: AccessDenial.self) { try braid.claims(of: good + "." + tag + ".x") }
+        #expect(throws: AccessDenial.self) { try braid.claims(of: "+" + good + "." + tag) }
     }
 
     static func base64URL(_ data: Data) -> String {
@@ -145,17 +201,17 @@ struct AccessTests {
             #expect(none.0 == .unauthorized && none.1.contains("bearer token is required"))
             let garbage = try await post("/whip/lobby", publishOffer, token: "abc.def.ghi")
             #expect(garbage.0 == .unauthorized)
-            let expired = try await TokenAuthority(key: Self.key, now: { Date().addingTimeInterval(-7200) })
+            let expired = TokenAuthority(key: Self.key, now: { Date().addingTimeInterval(-7200) })
                 .mint(room: "lobby", role: .publish, lifetime: 60)
             let late = try await post("/whip/lobby", publishOffer, token: expired)
             #expect(late.0 == .unauthorized && late.1.contains("expired"))
-            let play = try await authority.mint(room: "lobby", role: .subscribe, lifetime: 600)
+            let play = authority.mint(room: "lobby", role: .subscribe, lifetime: 600)
             let wrongRole = try await post("/whip/lobby", publishOffer, token: play)
             #expect(wrongRole.0 == .forbidden && wrongRole.1.contains("subscribe token cannot publish"))
-            let elsewhere = try await authority.mint(room: "other", role: .publish, lifetime: 600)
+            let elsewhere = authority.mint(room: "other", role: .publish, lifetime: 600)
             let wrongRoom = try await post("/whip/lobby", publishOffer, token: elsewhere)
             #expect(wrongRoom.0 == .forbidden && wrongRoom.1.contains("not lobby"))
-            let publish = try await authority.mint(room: "lobby", role: .publish, lifetime: 600)
+            let publish = authority.mint(room: "lobby", role: .publish, lifetime: 600)
             #expect(try await post("/whip/lobby", publishOffer, token: publish).0 == .created)
             #expect(try await post("/whep/lobby", playOffer, token: play).0 == .created)
             // Operator routes on the public listener: refused without an admin token.
@@ -171,7 +227,7 @@ struct AccessTests {
     func resourcesAreCapabilities() async throws {
         let authority = TokenAuthority(key: Self.key)
         try await withRunningNode(try Self.tokenConfiguration()) { running in
-            let publish = try await authority.mint(room: "lobby", role: .publish, lifetime: 600)
+            let publish = authority.mint(room: "lobby", role: .publish, lifetime: 600)
             let certificate = try DTLSCertificate(commonName: "c")
             let ice = try ICECredentials(ufrag: "cap1", password: "ClientPassword0123456789abc")
             let created = try await running.whip(
@@ -188,7 +244,7 @@ struct AccessTests {
             #expect(id == WebRTCSessions.sessionID(ofResource: resource))
 
             // The id, even with an admin token, is no capability.
-            let admin = try await authority.mint(room: "*", role: .admin, lifetime: 600)
+            let admin = authority.mint(room: "*", role: .admin, lifetime: 600)
             let byID = try await running.whip(.delete, "/whip/lobby/\(id)", headers: [.authorization: "Bearer \(admin)"])
             #expect(byID.status == .notFound)
             let restart = try await running.whip(
@@ -207,7 +263,7 @@ struct AccessTests {
     func publicDashboard() async throws {
         let authority = TokenAuthority(key: Self.key)
         try await withRunningNode(try Self.tokenConfiguration()) { running in
-            let publish = try await authority.mint(room: "secret-room", role: .publish, lifetime: 600)
+            let publish = authority.mint(room: "secret-room", role: .publish, lifetime: 600)
             let certificate = try DTLSCertificate(commonName: "c")
             let ice = try ICECredentials(ufrag: "pub9", password: "ClientPassword0123456789abc")
             let created = try await running.whip(
@@ -244,7 +300,7 @@ struct AccessTests {
                 #expect(response.status == .unauthorized || response.status == .forbidden)
             }
             // An admin token opens the full view on the public listener too.
-            let admin = try await authority.mint(room: "*", role: .admin, lifetime: 600)
+            let admin = authority.mint(room: "*", role: .admin, lifetime: 600)
             let full = try await running.whip(.get, "/api/v1/node", headers: [.authorization: "Bearer \(admin)"])
             #expect(String(buffer: try #require(full.body)).contains(session.id))
             try await peer.close()

@@ -51,7 +51,7 @@ public enum NodeAccess {
     public static func tokens(_ authority: TokenAuthority) -> WebRTCAuthorizer {
         { token, room, action in
             do throws(AccessDenial) {
-                _ = try await authority.authorize(token: token, room: room, action: action)
+                _ = try authority.authorize(token: token, room: room, action: action)
                 return nil
             } catch {
                 return error
