@@ -80,6 +80,8 @@ def main() -> int:
     parser.add_argument("--window", type=int, default=10, help="steady-state measurement window, seconds")
     parser.add_argument("--bin", default=None, help="folder of the release binaries")
     parser.add_argument("--json", default=None, help="write the figures here")
+    parser.add_argument("--perf", default=None,
+                        help="also record a call-graph profile of the node over the window (perf record -o FILE)")
     args = parser.parse_args()
 
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -118,12 +120,18 @@ def main() -> int:
         time.sleep(2)
         cpu0, sent0, t0 = cpu_seconds(node.pid), rtp_sent(node_status(url)), time.time()
         threads0 = thread_cpu_seconds(node.pid)
+        profiler = subprocess.Popen(
+            ["perf", "record", "-e", "cpu-clock", "-g", "-p", str(node.pid), "-o", args.perf,
+             "--", "sleep", str(args.window)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) if args.perf else None
         peak_kb = rss_kb(node.pid)
         while time.time() - t0 < args.window:
             time.sleep(0.5)
             peak_kb = max(peak_kb, rss_kb(node.pid))
         cpu1, sent1, t1 = cpu_seconds(node.pid), rtp_sent(node_status(url)), time.time()
         threads1 = thread_cpu_seconds(node.pid)
+        if profiler:
+            profiler.wait(timeout=30)
         load.wait(timeout=args.duration + 120)
         # Closed sessions are freed at once; the consent sweep (1 s) trims malloc afterwards.
         time.sleep(3)

@@ -408,6 +408,35 @@ public final class SecureTransport {
         return (output, destination)
     }
 
+    /// Protects one plain packet as ``protect(_:isRTCP:)`` does, writing it into `output` (a send slot of
+    /// at least the packet's size plus the profile's trailer), and returns its length and where to send
+    /// it. No allocation: this is the forwarding hot path.
+    public func protect(_ packet: ByteBuffer, isRTCP: Bool, into output: UnsafeMutableRawBufferPointer)
+        -> (length: Int, destination: SocketAddress)?
+    {
+        guard let srtp = self.srtp, let destination = self.destination else {
+            self.counters.sendDrops &+= 1
+            return nil
+        }
+        let written: Int? = packet.withUnsafeReadableBytes { plain in
+            isRTCP
+                ? try? srtp.outbound.protectRTCP(plain, into: output)
+                : try? srtp.outbound.protectRTP(plain, into: output)
+        }
+        guard let written else {
+            self.counters.sendDrops &+= 1
+            return nil
+        }
+        if isRTCP {
+            self.counters.rtcpPacketsSent &+= 1
+            self.counters.rtcpBytesSent &+= UInt64(truncatingIfNeeded: written)
+        } else {
+            self.counters.rtpPacketsSent &+= 1
+            self.counters.rtpBytesSent &+= UInt64(truncatingIfNeeded: written)
+        }
+        return (written, destination)
+    }
+
     /// Protects one plain packet as ``protect(_:isRTCP:)`` does, appending it to `buffer` (which grows if
     /// it must), and returns where to send it.
     public func protect(_ packet: ByteBuffer, isRTCP: Bool, appendingTo buffer: inout ByteBuffer) -> SocketAddress? {

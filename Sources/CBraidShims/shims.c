@@ -1,4 +1,5 @@
 // See include/CBraidShims.h for why each shim exists.
+#define _GNU_SOURCE 1 // sendmmsg, struct mmsghdr
 #define OPENSSL_SUPPRESS_DEPRECATED 1 // SHA1_Init & co.: the allocation-free SHA-1 we need for STUN.
 #include "CBraidShims.h"
 
@@ -9,7 +10,11 @@
 #include <openssl/evp.h>
 #include <openssl/sha.h>
 #include <openssl/ssl.h>
+#include <errno.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 
 int braid_opus_encoder_set_int(void *encoder, int request, int32_t value) {
     return opus_encoder_ctl((OpusEncoder *)encoder, request, (opus_int32)value);
@@ -156,3 +161,65 @@ size_t braid_heap_bytes_in_use(void) { return mallinfo2().uordblks; }
 size_t braid_heap_bytes_in_use(void) { return 0; }
 int braid_malloc_trim(size_t pad) { (void)pad; return 0; }
 #endif
+
+// MARK: Batched datagram sends
+
+struct braid_send_batch {
+    unsigned capacity;
+    unsigned slot_size;
+    unsigned char *slab;
+    struct mmsghdr *messages;
+    struct iovec *vectors;
+    struct sockaddr_storage *addresses;
+};
+
+braid_send_batch *braid_send_batch_create(unsigned capacity, unsigned slot_size) {
+    braid_send_batch *batch = calloc(1, sizeof(*batch));
+    if (batch == NULL) return NULL;
+    batch->capacity = capacity;
+    batch->slot_size = slot_size;
+    batch->slab = malloc((size_t)capacity * slot_size);
+    batch->messages = calloc(capacity, sizeof(struct mmsghdr));
+    batch->vectors = calloc(capacity, sizeof(struct iovec));
+    batch->addresses = calloc(capacity, sizeof(struct sockaddr_storage));
+    if (batch->slab == NULL || batch->messages == NULL || batch->vectors == NULL || batch->addresses == NULL) {
+        braid_send_batch_destroy(batch);
+        return NULL;
+    }
+    for (unsigned i = 0; i < capacity; i++) {
+        batch->vectors[i].iov_base = batch->slab + (size_t)i * slot_size;
+        batch->messages[i].msg_hdr.msg_iov = &batch->vectors[i];
+        batch->messages[i].msg_hdr.msg_iovlen = 1;
+        batch->messages[i].msg_hdr.msg_name = &batch->addresses[i];
+    }
+    return batch;
+}
+
+void braid_send_batch_destroy(braid_send_batch *batch) {
+    if (batch == NULL) return;
+    free(batch->slab);
+    free(batch->messages);
+    free(batch->vectors);
+    free(batch->addresses);
+    free(batch);
+}
+
+unsigned char *braid_send_batch_slot(braid_send_batch *batch, unsigned index) {
+    return batch->slab + (size_t)index * batch->slot_size;
+}
+
+void braid_send_batch_set(braid_send_batch *batch, unsigned index, unsigned length, const void *address,
+                          unsigned address_length) {
+    if (address_length > sizeof(struct sockaddr_storage)) address_length = sizeof(struct sockaddr_storage);
+    memcpy(&batch->addresses[index], address, address_length);
+    batch->messages[index].msg_hdr.msg_namelen = address_length;
+    batch->vectors[index].iov_len = length;
+}
+
+int braid_send_batch_send(braid_send_batch *batch, int fd, unsigned start, unsigned count) {
+    for (;;) {
+        int sent = sendmmsg(fd, batch->messages + start, count, MSG_DONTWAIT);
+        if (sent >= 0) return sent;
+        if (errno != EINTR) return -errno;
+    }
+}

@@ -43,6 +43,8 @@ public final class MediaService: Service, Sendable {
 
     /// The socket receive buffer requested (SO_RCVBUF); the kernel grants at most `net.core.rmem_max`.
     public static let receiveBufferBytes = 4 << 20
+    /// The socket send buffer requested (SO_SNDBUF); the kernel grants at most `net.core.wmem_max`.
+    public static let sendBufferBytes = 4 << 20
     /// Pending outbound bytes above which the socket counts as not writable (and below which it is again).
     public static let writeBufferWaterMark = ChannelOptions.Types.WriteBufferWaterMark(low: 2 << 20, high: 8 << 20)
 
@@ -171,8 +173,17 @@ public final class MediaService: Service, Sendable {
             for index in 0..<self.shards {
                 let loop = loops.isEmpty ? self.eventLoopGroup.next() : loops[index % loops.count]
                 let port = address?.port ?? self.configuration.port
-                let channel = try await self.bootstrap(shard: index, on: loop, certificate: certificate)
-                    .bind(host: self.configuration.address, port: port).get()
+                // The socket is made here, not by NIO, so that the send batch knows its descriptor.
+                let socket = try Self.bindSocket(
+                    host: self.configuration.address, port: port, reusePort: self.shards > 1)
+                let channel: any Channel
+                do {
+                    channel = try await self.bootstrap(shard: index, on: loop, socket: socket, certificate: certificate)
+                        .withBoundSocket(socket).get()
+                } catch {
+                    close(socket)
+                    throw error
+                }
                 channels.append(channel)
                 if address == nil {
                     guard let local = channel.localAddress else { throw ChannelError.inappropriateOperationForState }
@@ -221,7 +232,9 @@ public final class MediaService: Service, Sendable {
     /// The bootstrap of shard `index`'s socket: batched reads (GRO when on), a deep receive buffer and,
     /// with several shards, SO_REUSEPORT so that every shard binds the same port and the kernel spreads
     /// the clients' flows over them.
-    private func bootstrap(shard index: Int, on loop: any EventLoop, certificate: DTLSCertificate) -> DatagramBootstrap {
+    private func bootstrap(
+        shard index: Int, on loop: any EventLoop, socket: CInt, certificate: DTLSCertificate
+    ) -> DatagramBootstrap {
         let slot = self.offload.receiveOffload ? Self.groSlotSize : Self.slotSize
         let batch = self.configuration.receiveBatchSize
         var bootstrap = DatagramBootstrap(group: loop)
@@ -234,10 +247,9 @@ public final class MediaService: Service, Sendable {
             // while the socket is not writable). NIO's default high mark (64 KiB) would trip on one
             // keyframe fanned out to fifty subscribers; this one trips only when the kernel stops taking.
             .channelOption(.writeBufferWaterMark, value: Self.writeBufferWaterMark)
-        if self.shards > 1 {
-            bootstrap = bootstrap.channelOption(
-                .socketOption(NIOBSDSocket.Option(rawValue: SO_REUSEPORT)), value: 1)
-        }
+            // Media leaves through the send batch straight into the kernel's queue: let it absorb a
+            // keyframe fanned out to every subscriber (Linux caps it at net.core.wmem_max).
+            .channelOption(.socketOption(.so_sndbuf), value: Self.sendBufferBytes)
         if self.offload.receiveOffload {
             bootstrap = bootstrap
                 .channelOption(.datagramReceiveOffload, value: true)
@@ -247,13 +259,35 @@ public final class MediaService: Service, Sendable {
         let sessions = self.sessions
         return bootstrap.channelInitializer { channel in
             channel.eventLoop.makeCompletedFuture {
-                let store = sessions.attach(channel: channel, certificate: certificate, shard: index)
+                let store = sessions.attach(channel: channel, socket: socket, certificate: certificate, shard: index)
                 let handler = MediaChannelHandler(router: WebRTCRouter(store: store)) { final in
                     state.withLockedValue { $0.finalSnapshot = $0.finalSnapshot + final }
                 }
                 try channel.pipeline.syncOperations.addHandler(handler)
             }
         }
+    }
+
+    /// A non-blocking UDP socket bound to `host:port` (SO_REUSEPORT first when several shards share the
+    /// port), for `DatagramBootstrap.withBoundSocket`.
+    static func bindSocket(host: String, port: Int, reusePort: Bool) throws -> CInt {
+        let address = try SocketAddress.makeAddressResolvingHost(host, port: port)
+        let domain = address.protocol.rawValue
+        let socket = Glibc.socket(domain, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard socket >= 0 else { throw IOError(errnoCode: errno, reason: "socket") }
+        var one: CInt = 1
+        if reusePort, setsockopt(socket, SOL_SOCKET, SO_REUSEPORT, &one, socklen_t(MemoryLayout<CInt>.size)) != 0 {
+            let code = errno
+            close(socket)
+            throw IOError(errnoCode: code, reason: "setsockopt(SO_REUSEPORT)")
+        }
+        let bound = address.withSockAddr { pointer, length in bind(socket, pointer, socklen_t(length)) }
+        guard bound == 0 else {
+            let code = errno
+            close(socket)
+            throw IOError(errnoCode: code, reason: "bind(\(address))")
+        }
+        return socket
     }
 
     private func finish(error: (any Error)?) {

@@ -63,19 +63,30 @@ struct OutboundQueueBudget {
 }
 
 /// Writes to the media socket that wait for one flush: the store flushes once per batch of received
-/// datagrams and once per forwarding tick, so NIO hands the kernel many datagrams per `sendmmsg` call.
+/// datagrams and once per forwarding tick, so the kernel gets many datagrams per `sendmmsg` call.
+///
+/// On a real socket the datagrams go through a ``DatagramSendBatch`` (SRTP protects straight into its
+/// slots); a channel without a socket of its own (tests' `EmbeddedChannel`) gets them as NIO writes.
 final class WebRTCOutputBatch {
-    /// Writes queued before a flush is forced even inside a read batch: one keyframe fanned out to a
+    /// NIO writes queued before a flush is forced even inside a read batch: one keyframe fanned out to a
     /// thousand subscribers is thousands of datagrams, and NIO hands the kernel at most 1024 per
     /// `sendmmsg` anyway. Keeps the pending bytes (and the channel's writability) bounded.
     static let maximumPendingWrites = 512
 
     private let channel: any Channel
+    /// The direct path; nil: NIO writes.
+    private let direct: DatagramSendBatch?
     private var pendingWrites = 0
     private var hasPendingWrites: Bool { self.pendingWrites > 0 }
     /// What every transport of this batch has sent since the socket opened: it outlives the sessions,
-    /// so the Prometheus counters built from it only grow.
-    var totals = WebRTCSendCounters()
+    /// so the Prometheus counters built from it only grow. `dropped` includes datagrams the kernel
+    /// refused because its send queue was full.
+    var totals: WebRTCSendCounters {
+        var totals = self.counted
+        if let direct = self.direct { totals.dropped &+= direct.droppedQueueFull &+ direct.failed }
+        return totals
+    }
+    private var counted = WebRTCSendCounters()
     /// Packets one session may write while the socket is not writable (``OutboundQueueBudget``).
     let queueLimit: Int
     /// Counts the periods in which the socket was found not writable.
@@ -85,12 +96,54 @@ final class WebRTCOutputBatch {
     /// included).
     private(set) var queueDrops: UInt64 = 0
 
-    init(channel: any Channel, queueLimit: Int = NodeConfiguration.Limits.defaults.outboundQueuePackets) {
+    /// - Parameters:
+    ///   - socket: the channel's socket descriptor, for the direct path; nil: write through the channel.
+    init(
+        channel: any Channel, socket: CInt? = nil,
+        queueLimit: Int = NodeConfiguration.Limits.defaults.outboundQueuePackets
+    ) {
         self.channel = channel
+        self.direct = socket.flatMap { DatagramSendBatch(socket: $0) }
         self.queueLimit = max(1, queueLimit)
     }
 
+    /// Whether datagrams bypass NIO's write path.
+    var isDirect: Bool { self.direct != nil }
+
+    /// Protects `packet` with `secure` and queues it for the peer's selected address.
+    func send(_ packet: ByteBuffer, isRTCP: Bool, with secure: SecureTransport) {
+        let written: Int?
+        if let direct = self.direct {
+            written = direct.append { slot in secure.protect(packet, isRTCP: isRTCP, into: slot) }
+        } else if let (datagram, destination) = secure.protect(packet, isRTCP: isRTCP) {
+            written = datagram.readableBytes
+            self.enqueue(datagram, to: destination)
+        } else {
+            written = nil
+        }
+        guard let written else {
+            self.counted.dropped &+= 1
+            return
+        }
+        if isRTCP {
+            self.counted.rtcpSent.add(bytes: written)
+        } else {
+            self.counted.rtpSent.add(bytes: written)
+        }
+    }
+
+    /// Queues a datagram that is already protected (DTLS records, a goodbye), in order with the rest.
     func write(_ datagram: ByteBuffer, to address: SocketAddress) {
+        guard let direct = self.direct else { return self.enqueue(datagram, to: address) }
+        let copied = direct.append { slot in
+            guard datagram.readableBytes <= slot.count else { return nil }
+            datagram.withUnsafeReadableBytes { slot.copyMemory(from: $0) }
+            return (datagram.readableBytes, address)
+        }
+        if copied == nil { self.counted.dropped &+= 1 }
+    }
+
+    private func enqueue(_ datagram: ByteBuffer, to address: SocketAddress) {
         self.channel.write(AddressedEnvelope(remoteAddress: address, data: datagram), promise: nil)
         self.pendingWrites &+= 1
         if self.pendingWrites >= Self.maximumPendingWrites { self.flush() }
@@ -99,7 +152,7 @@ final class WebRTCOutputBatch {
     /// Whether a session with `budget` may queue one more packet now: always while the socket is
     /// writable; otherwise while it has used fewer than ``queueLimit`` in this unwritable period.
     func admit(_ budget: inout OutboundQueueBudget) -> Bool {
-        if self.channel.isWritable {
+        if self.isWritable {
             self.wasWritable = true
             return true
         }
@@ -115,18 +168,25 @@ final class WebRTCOutputBatch {
     }
 
     func flush() {
+        self.direct?.flush()
         guard self.hasPendingWrites else { return }
         self.pendingWrites = 0
         self.channel.flush()
     }
 
-    /// Whether the socket takes more writes (false while the kernel's send queue and NIO's pending
-    /// writes are above the channel's high-water mark).
-    var isWritable: Bool { self.channel.isWritable }
+    /// Releases the direct path's descriptor (the channel closed).
+    func close() {
+        self.direct?.close()
+    }
+
+    /// Whether the socket takes more writes: false while NIO's pending writes are above the channel's
+    /// high-water mark, or while the kernel's send queue was full at the last direct flush.
+    var isWritable: Bool { self.channel.isWritable && !(self.direct?.isFull ?? false) }
 }
 
 /// The forwarding core's way out to one WebRTC peer: its ``SecureTransport`` protects each packet into a
-/// fresh buffer for the peer's selected address, queued here in the store's ``WebRTCOutputBatch``.
+/// send slot (or a fresh buffer) for the peer's selected address, queued in the store's
+/// ``WebRTCOutputBatch``.
 /// The plain packet from the core is never encrypted in place:
 /// the core reuses its scratch buffer, and the write completes later (DESIGN.md, "never encrypt a shared
 /// buffer in place"). Confined to the media channel's event loop.
@@ -158,15 +218,6 @@ final class WebRTCMediaTransport: MediaTransport {
     private func protectAndWrite(_ packet: ByteBuffer, isRTCP: Bool) {
         // Before protecting: a refused packet costs neither encryption nor a buffer.
         guard self.batch.admit(&self.queue) else { return }
-        guard let (datagram, destination) = self.secure.protect(packet, isRTCP: isRTCP) else {
-            self.batch.totals.dropped &+= 1
-            return
-        }
-        if isRTCP {
-            self.batch.totals.rtcpSent.add(bytes: datagram.readableBytes)
-        } else {
-            self.batch.totals.rtpSent.add(bytes: datagram.readableBytes)
-        }
-        self.batch.write(datagram, to: destination)
+        self.batch.send(packet, isRTCP: isRTCP, with: self.secure)
     }
 }

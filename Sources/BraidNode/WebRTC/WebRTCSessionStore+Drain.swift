@@ -20,10 +20,8 @@ extension WebRTCSessionStore {
         var told = 0
         for session in self.allSessions {
             guard session.secure.isKeyed else { continue }
-            if let compound = self.goodbyeCompound(for: session),
-                let (datagram, destination) = session.secure.protect(compound, isRTCP: true)
-            {
-                self.output.write(datagram, to: destination)
+            if let compound = self.goodbyeCompound(for: session) {
+                self.output.send(compound, isRTCP: true, with: session.secure)
             }
             session.secure.closeDTLS { datagram, address in self.output.write(datagram, to: address) }
             told += 1

@@ -79,9 +79,11 @@ final class WebRTCSessionStore {
     /// Sessions removed because they did not complete ICE and DTLS in time.
     private(set) var handshakeTimeouts: UInt64 = 0
 
+    /// - Parameter socket: the channel's socket descriptor: media goes out through a ``DatagramSendBatch``
+    ///   on it; nil writes through the channel.
     init(
-        channel: any Channel, certificate: DTLSCertificate, capacity: Int, node: NodeID, shard: Int = 0,
-        shards: Int = 1, firstTrackNumber: UInt32 = 0, limits: NodeConfiguration.Limits = .defaults
+        channel: any Channel, socket: CInt? = nil, certificate: DTLSCertificate, capacity: Int, node: NodeID,
+        shard: Int = 0, shards: Int = 1, firstTrackNumber: UInt32 = 0, limits: NodeConfiguration.Limits = .defaults
     ) {
         self.channel = channel
         self.certificate = certificate
@@ -92,7 +94,7 @@ final class WebRTCSessionStore {
         self.shardIndex = shard
         self.forwarding = SFURouter(
             wallClock: .system(now: .now()), node: node, shard: shard, shards: shards, firstTrackNumber: firstTrackNumber)
-        self.output = WebRTCOutputBatch(channel: channel, queueLimit: limits.outboundQueuePackets)
+        self.output = WebRTCOutputBatch(channel: channel, socket: socket, queueLimit: limits.outboundQueuePackets)
     }
 
     var count: Int { self.table.count }
@@ -141,6 +143,7 @@ final class WebRTCSessionStore {
         self.tickTask?.cancel()
         self.tickTask = nil
         for id in Array(self.byID.keys) { self.remove(id: id) }
+        self.output.close()
     }
 
     /// Adds a session that answers checks for `local` and runs DTLS as server against `remoteFingerprint`.

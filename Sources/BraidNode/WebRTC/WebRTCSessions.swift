@@ -153,9 +153,11 @@ public final class WebRTCSessions: Sendable {
     }
 
     /// Creates the store of media socket `shard` once it is bound. Called on the channel's event loop.
-    func attach(channel: any Channel, certificate: DTLSCertificate, shard: Int) -> WebRTCSessionStore {
+    func attach(channel: any Channel, socket: CInt? = nil, certificate: DTLSCertificate, shard: Int)
+        -> WebRTCSessionStore
+    {
         let store = WebRTCSessionStore(
-            channel: channel, certificate: certificate, capacity: self.capacity, node: self.node, shard: shard,
+            channel: channel, socket: socket, certificate: certificate, capacity: self.capacity, node: self.node, shard: shard,
             shards: self.shardCount, firstTrackNumber: self.firstTrackNumber, limits: self.limits)
         store.start()
         let bound = WebRTCShard(

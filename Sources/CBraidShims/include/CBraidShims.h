@@ -81,4 +81,22 @@ size_t braid_heap_bytes_in_use(void);
 /// free heap memory back to the system. Returns 1 when memory was released; 0 elsewhere or on other libcs.
 int braid_malloc_trim(size_t pad);
 
+// MARK: Batched datagram sends (sendmmsg is a GNU extension the Glibc module does not export)
+
+/// A fixed set of send slots: for each, a buffer of `slot_size` bytes, its destination and its length,
+/// laid out once as the `mmsghdr`/`iovec` arrays `sendmmsg(2)` takes. Nothing is allocated after creation.
+typedef struct braid_send_batch braid_send_batch;
+/// A batch of `capacity` slots of `slot_size` bytes each; NULL when out of memory.
+braid_send_batch *braid_send_batch_create(unsigned capacity, unsigned slot_size);
+void braid_send_batch_destroy(braid_send_batch *batch);
+/// The buffer of slot `index` (`slot_size` bytes).
+unsigned char *braid_send_batch_slot(braid_send_batch *batch, unsigned index);
+/// Sets slot `index`'s length and destination (`address` is a `struct sockaddr *` of `address_length`
+/// bytes, at most `sizeof(struct sockaddr_storage)`).
+void braid_send_batch_set(braid_send_batch *batch, unsigned index, unsigned length, const void *address,
+                          unsigned address_length);
+/// `sendmmsg(fd, slots[start ..< start + count], MSG_DONTWAIT)`, retried on EINTR: how many were sent
+/// (the kernel stops at the first that fails), or -errno when the first failed.
+int braid_send_batch_send(braid_send_batch *batch, int fd, unsigned start, unsigned count);
+
 #endif
