@@ -164,29 +164,52 @@ public final class SFUSubscriber {
             }
         }
 
-        self.extensions.removeAll()
-        do {
-            if let id = ids.mid, let mid = slot.midValue { try self.extensions.append(mid, id: id) }
+        let header = RTPHeader(
+            marker: packet.marker, payloadType: payloadType, sequenceNumber: packet.sequenceNumber,
+            timestamp: packet.timestamp, ssrc: packet.sourceSSRC)
+        let audioLevel = ids.audioLevel.flatMap { _ in map.audioLevel.flatMap { packet.rtp.extension(id: $0) } }
+        let captureTime = ids.absCaptureTime.flatMap { _ in map.absCaptureTime.flatMap { packet.rtp.extension(id: $0) } }
+        // The fast path: the header and one-byte-form extensions written straight into the buffer.
+        let headerLength = buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: RTPHeaderWriter.maximumLength) {
+            memory in
+            var writer = RTPHeaderWriter(into: memory, header: header, csrcs: packet.rtp.csrcs)
+            if let id = ids.mid, let mid = slot.midValue { writer.append(id: id, value: mid.bytes) }
             if let id = ids.absSendTime {
-                try self.extensions.append(AbsSendTime(ntpTimestamp: self.wallClock.ntpTimestamp(at: now)), id: id)
+                writer.append(
+                    id: id, bigEndian: UInt64(AbsSendTime(ntpTimestamp: self.wallClock.ntpTimestamp(at: now)).rawValue),
+                    length: 3)
             }
             if let id = ids.transportWideSequence {
-                try self.extensions.append(TransportSequenceNumber(self.sequencer.next), id: id)
+                writer.append(id: id, bigEndian: UInt64(self.sequencer.next), length: 2)
             }
-            if let id = ids.audioLevel, let element = map.audioLevel.flatMap({ packet.rtp.extension(id: $0) }) {
-                try self.extensions.append(id: id, value: element.value)
+            if let id = ids.audioLevel, let element = audioLevel { writer.append(id: id, value: element.value) }
+            if let id = ids.absCaptureTime, let element = captureTime { writer.append(id: id, value: element.value) }
+            return writer.finish() ?? 0
+        }
+        if headerLength > 0 {
+            buffer.writeImmutableBuffer(payload)
+        } else {
+            // An ID over 14 or a value over 16 bytes: the two-byte form, through the general builder.
+            buffer.clear()
+            self.extensions.removeAll()
+            do {
+                if let id = ids.mid, let mid = slot.midValue { try self.extensions.append(mid, id: id) }
+                if let id = ids.absSendTime {
+                    try self.extensions.append(AbsSendTime(ntpTimestamp: self.wallClock.ntpTimestamp(at: now)), id: id)
+                }
+                if let id = ids.transportWideSequence {
+                    try self.extensions.append(TransportSequenceNumber(self.sequencer.next), id: id)
+                }
+                if let id = ids.audioLevel, let element = audioLevel { try self.extensions.append(id: id, value: element.value) }
+                if let id = ids.absCaptureTime, let element = captureTime {
+                    try self.extensions.append(id: id, value: element.value)
+                }
+                try buffer.writeRTPPacket(header, csrcs: packet.rtp.csrcs, extensions: self.extensions, payload: payload)
+            } catch {
+                self.counters.sendFailures += 1
+                self.scratch = buffer
+                return nil
             }
-            if let id = ids.absCaptureTime, let element = map.absCaptureTime.flatMap({ packet.rtp.extension(id: $0) }) {
-                try self.extensions.append(id: id, value: element.value)
-            }
-            let header = RTPHeader(
-                marker: packet.marker, payloadType: payloadType, sequenceNumber: packet.sequenceNumber,
-                timestamp: packet.timestamp, ssrc: packet.sourceSSRC)
-            try buffer.writeRTPPacket(header, csrcs: packet.rtp.csrcs, extensions: self.extensions, payload: payload)
-        } catch {
-            self.counters.sendFailures += 1
-            self.scratch = buffer
-            return nil
         }
         if keepsRED {
             // The block headers name the publisher's media PT; the subscriber knows it by its own.
