@@ -155,7 +155,10 @@ let benchmarks: @Sendable () -> Void = {
         // 1000 packets per sample, reported per packet (see WireBenchmarks).
         scalingFactor: .kilo,
         maxDuration: .seconds(2),
-        maxIterations: 100_000
+        maxIterations: 100_000,
+        // Allocations per packet are deterministic: the committed Thresholds/ hold each benchmark's p90 and
+        // `benchmark thresholds check` fails on one malloc more (see README.md, "Regression check").
+        thresholds: [.mallocCountTotal: .init(absolute: [.p90: 0])]
     )
     Benchmark("SFU forward step, 1 publisher packet to 1 subscriber", closure: forwardBenchmark(subscribers: 1))
     Benchmark("SFU forward step, 1 publisher packet to 10 subscribers", closure: forwardBenchmark(subscribers: 10))

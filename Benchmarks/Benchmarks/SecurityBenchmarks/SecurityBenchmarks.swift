@@ -85,7 +85,10 @@ let benchmarks: @Sendable () -> Void = {
         // reads per sample) out of the per-packet figures; results are shown per packet.
         scalingFactor: .kilo,
         maxDuration: .seconds(3),
-        maxIterations: 10_000
+        maxIterations: 10_000,
+        // Allocations per packet are deterministic: the committed Thresholds/ hold each benchmark's p90 and
+        // `benchmark thresholds check` fails on one malloc more (see README.md, "Regression check").
+        thresholds: [.mallocCountTotal: .init(absolute: [.p90: 0])]
     )
 
     for (name, profile) in profiles {

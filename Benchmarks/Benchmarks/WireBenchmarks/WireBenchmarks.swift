@@ -78,7 +78,10 @@ let benchmarks: @Sendable () -> Void = {
         // reads per sample) out of the per-packet figures; results are shown per packet.
         scalingFactor: .kilo,
         maxDuration: .seconds(2),
-        maxIterations: 100_000
+        maxIterations: 100_000,
+        // Allocations per packet are deterministic: the committed Thresholds/ hold each benchmark's p90 and
+        // `benchmark thresholds check` fails on one malloc more (see README.md, "Regression check").
+        thresholds: [.mallocCountTotal: .init(absolute: [.p90: 0])]
     )
 
     Benchmark("RTP parse header + typed extensions") { benchmark in
