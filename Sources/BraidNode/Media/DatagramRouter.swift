@@ -31,11 +31,18 @@ public protocol DatagramRouter {
     /// The socket has delivered a batch of reads (NIO's `channelReadComplete`): the moment to flush what
     /// routing them produced, so many datagrams leave in one `sendmmsg`.
     mutating func readComplete()
+
+    /// Datagrams the router wrote to the socket itself, bypassing the pipeline (the media send batch), by
+    /// kind: the handler adds them to its `sent` counters.
+    var sentOutsidePipeline: PacketCountsByKind { get }
 }
 
 extension DatagramRouter {
     /// Routers that write nothing have nothing to flush.
     public mutating func readComplete() {}
+
+    /// Routers that write past the pipeline report it.
+    public var sentOutsidePipeline: PacketCountsByKind { PacketCountsByKind() }
 }
 
 /// The router for a node with no sessions: every datagram is dropped as ``MediaDropReason/noSession``.

@@ -23,8 +23,12 @@ public final class MediaChannelHandler<Router: DatagramRouter>: ChannelDuplexHan
         self.onInactive = onInactive
     }
 
-    /// The counters so far. Read only on the channel's event loop.
-    public var snapshot: MediaTrafficSnapshot { self.counters }
+    /// The counters so far, with what the router sent past the pipeline. Read only on the channel's event loop.
+    public var snapshot: MediaTrafficSnapshot {
+        var snapshot = self.counters
+        snapshot.sent = snapshot.sent + self.router.sentOutsidePipeline
+        return snapshot
+    }
 
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let envelope = Self.unwrapInboundIn(data)
@@ -71,7 +75,7 @@ public final class MediaChannelHandler<Router: DatagramRouter>: ChannelDuplexHan
     }
 
     public func channelInactive(context: ChannelHandlerContext) {
-        self.onInactive(self.counters)
+        self.onInactive(self.snapshot)
         context.fireChannelInactive()
     }
 

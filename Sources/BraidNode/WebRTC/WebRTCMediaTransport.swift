@@ -1,5 +1,6 @@
 import BraidSFU
 import BraidTransport
+import BraidWire
 import NIOCore
 
 /// What the node sent to one peer on behalf of the forwarding core. Wrapping arithmetic.
@@ -29,13 +30,13 @@ public struct WebRTCSendCounters: Sendable, Equatable, Codable {
 
 /// What one session may still queue while the media socket is not writable (`limits.outbound_queue_packets`).
 ///
-/// NIO queues every write it cannot hand to the kernel at once; nothing in NIO refuses a write when the
-/// queue is long. So each session counts the packets it writes while the socket is not writable, per
-/// *unwritable period* (from the moment writes find the channel not writable until it is writable again,
-/// that is until NIO's queue has drained below its low-water mark): beyond the limit its packets are dropped
-/// and counted. While the socket is writable, NIO's queue is below the high-water mark
-/// (``MediaService/writeBufferWaterMark``), so what one session can have pending is bounded by that plus
-/// the limit, and the whole queue by that plus the limit times the sessions. Plain integers, no allocation.
+/// Media goes out through a ``DatagramSendBatch``: a fixed slab flushed into the kernel's send queue, so
+/// nothing queues in user space beyond 256 datagrams; when the kernel's queue is full, the rest of a
+/// flush is dropped and the socket counts as not writable until a flush gets through. (Without a socket of
+/// its own, NIO queues every write it cannot hand to the kernel, up to its high-water mark,
+/// ``MediaService/writeBufferWaterMark``.) Each session counts the packets it writes while the socket is
+/// not writable, per *unwritable period*: beyond the limit its packets are dropped before encryption and
+/// counted, so one session cannot crowd the others out of the queue. Plain integers, no allocation.
 struct OutboundQueueBudget {
     /// The unwritable period the count belongs to (``WebRTCOutputBatch/unwritablePeriod``).
     private(set) var period: UInt64 = 0
@@ -87,6 +88,9 @@ final class WebRTCOutputBatch {
         return totals
     }
     private var counted = WebRTCSendCounters()
+    /// What the direct path handed to the send batch, by kind (NIO writes are counted by the pipeline's
+    /// ``MediaChannelHandler``).
+    private(set) var sentByKind = PacketCountsByKind()
     /// Packets one session may write while the socket is not writable (``OutboundQueueBudget``).
     let queueLimit: Int
     /// Counts the periods in which the socket was found not writable.
@@ -106,9 +110,6 @@ final class WebRTCOutputBatch {
         self.direct = socket.flatMap { DatagramSendBatch(socket: $0) }
         self.queueLimit = max(1, queueLimit)
     }
-
-    /// Whether datagrams bypass NIO's write path.
-    var isDirect: Bool { self.direct != nil }
 
     /// Protects `packet` with `secure` and queues it for the peer's selected address.
     func send(_ packet: ByteBuffer, isRTCP: Bool, with secure: SecureTransport) {
@@ -130,6 +131,7 @@ final class WebRTCOutputBatch {
         } else {
             self.counted.rtpSent.add(bytes: written)
         }
+        if self.direct != nil { self.sentByKind[isRTCP ? .rtcp : .rtp].add(bytes: written) }
     }
 
     /// Queues a datagram that is already protected (DTLS records, a goodbye), in order with the rest.
@@ -140,7 +142,13 @@ final class WebRTCOutputBatch {
             datagram.withUnsafeReadableBytes { slot.copyMemory(from: $0) }
             return (datagram.readableBytes, address)
         }
-        if copied == nil { self.counted.dropped &+= 1 }
+        guard let copied else {
+            self.counted.dropped &+= 1
+            return
+        }
+        let first = datagram.getInteger(at: datagram.readerIndex, as: UInt8.self) ?? 0
+        let second = datagram.getInteger(at: datagram.readerIndex &+ 1, as: UInt8.self)
+        self.sentByKind[DatagramKind(firstByte: first, secondByte: second)].add(bytes: copied)
     }
 
     private func enqueue(_ datagram: ByteBuffer, to address: SocketAddress) {

@@ -535,4 +535,6 @@ public struct WebRTCRouter: DatagramRouter {
     public mutating func readComplete() {
         self.store.flush()
     }
+
+    public var sentOutsidePipeline: PacketCountsByKind { self.store.output.sentByKind }
 }
