@@ -50,6 +50,8 @@ public final class SFUSubscriber {
     var roundTripTime: TimeAmount?
     var lastActivity: NIODeadline?
     var lastLayerDecisionAt: NIODeadline?
+    /// When the sender-report timers are next looked at (``senderReportCheckInterval`` apart).
+    var nextSenderReportCheck: NIODeadline?
 
     struct Counters {
         var malformedRTCP = 0
