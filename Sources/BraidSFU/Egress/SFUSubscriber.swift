@@ -169,7 +169,10 @@ public final class SFUSubscriber {
         let header = RTPHeader(
             marker: packet.marker, payloadType: payloadType, sequenceNumber: packet.sequenceNumber,
             timestamp: packet.timestamp, ssrc: packet.sourceSSRC)
-        let audioLevel = ids.audioLevel.flatMap { _ in map.audioLevel.flatMap { packet.rtp.extension(id: $0) } }
+        // Extension maps are per session, so a video packet would be searched for an audio level in vain.
+        let audioLevel =
+            description.kind == .audio
+            ? ids.audioLevel.flatMap { _ in map.audioLevel.flatMap { packet.rtp.extension(id: $0) } } : nil
         let captureTime = ids.absCaptureTime.flatMap { _ in map.absCaptureTime.flatMap { packet.rtp.extension(id: $0) } }
         // The fast path: the header and one-byte-form extensions written straight into the buffer.
         let headerLength = buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: RTPHeaderWriter.maximumLength) {
