@@ -427,13 +427,7 @@ public final class SecureTransport {
             self.counters.sendDrops &+= 1
             return nil
         }
-        if isRTCP {
-            self.counters.rtcpPacketsSent &+= 1
-            self.counters.rtcpBytesSent &+= UInt64(truncatingIfNeeded: written)
-        } else {
-            self.counters.rtpPacketsSent &+= 1
-            self.counters.rtpBytesSent &+= UInt64(truncatingIfNeeded: written)
-        }
+        self.countSent(bytes: written, isRTCP: isRTCP)
         return (written, destination)
     }
 
@@ -446,13 +440,18 @@ public final class SecureTransport {
             self.counters.sendDrops &+= 1
             return nil
         }
+        self.countSent(bytes: written, isRTCP: isRTCP)
+        return destination
+    }
+
+    /// Counts one protected packet of `bytes` bytes as sent.
+    private func countSent(bytes: Int, isRTCP: Bool) {
         if isRTCP {
             self.counters.rtcpPacketsSent &+= 1
-            self.counters.rtcpBytesSent &+= UInt64(truncatingIfNeeded: written)
+            self.counters.rtcpBytesSent &+= UInt64(truncatingIfNeeded: bytes)
         } else {
             self.counters.rtpPacketsSent &+= 1
-            self.counters.rtpBytesSent &+= UInt64(truncatingIfNeeded: written)
+            self.counters.rtpBytesSent &+= UInt64(truncatingIfNeeded: bytes)
         }
-        return destination
     }
 }

@@ -40,8 +40,6 @@ final class DatagramSendBatch {
     private(set) var failed: UInt64 = 0
     /// Whether the last flush found the kernel's send queue full; cleared by a flush that sends everything.
     private(set) var isFull = false
-    /// Datagrams waiting for the next flush.
-    var pending: Int { self.count }
 
     /// A batch writing to a duplicate of `socket`; nil if the descriptor cannot be duplicated or the slab
     /// cannot be allocated (the caller then writes through the channel).
