@@ -26,6 +26,8 @@ final class IncomingTrack {
     var rtxSSRC: UInt32?
     var payloadType: UInt8?
     var rtxPayloadType: UInt8?
+    /// The RED payload type (audio), if the answer kept RED.
+    var redPayloadType: UInt8?
     let clockRate: UInt32
     var earlier = Earlier()
     var statistics: ReceiveStatistics?
@@ -37,12 +39,19 @@ final class IncomingTrack {
     var retransmissionsReceived = 0
     /// Audio only, when decoding is on.
     var audioDecoder: AudioPlayout?
+    /// Audio: frames by their playout deadline (carried over a failover: timestamps are the publisher's
+    /// clock plus each node's offset, so a new node starts a new count).
+    var audioFrames: AudioFrameDeadlines
+    var earlierAudioFrames = (inTime: 0, late: 0, missing: 0, fromRedundancy: 0)
+    var malformedRED = 0
 
-    init(section: RemoteAnswer.Section) {
+    init(section: RemoteAnswer.Section, audioDeadline: Duration) {
         self.kind = section.kind
         self.mid = section.mid
         self.payloadType = section.payloadType
         self.rtxPayloadType = section.rtxPayloadType
+        self.redPayloadType = section.redPayloadType
+        self.audioFrames = AudioFrameDeadlines(deadlineMicroseconds: Int64(audioDeadline / .microseconds(1)))
         self.clockRate = section.kind == .audio ? 48_000 : 90_000
         if let ssrc = section.ssrc { self.bind(ssrc: ssrc) }
         self.rtxSSRC = section.rtxSSRC
@@ -65,9 +74,16 @@ final class IncomingTrack {
         self.earlier.framesDecodable += self.assembler.framesDecodable
         self.earlier.keyframes += self.assembler.keyframes
         self.earlier.framesLost += self.assembler.framesLost
+        let frames = self.audioFrames.totals
+        self.earlierAudioFrames.inTime += frames.inTime
+        self.earlierAudioFrames.late += frames.late
+        self.earlierAudioFrames.missing += frames.missing
+        self.earlierAudioFrames.fromRedundancy += self.audioFrames.framesFromRedundancy
+        self.audioFrames = AudioFrameDeadlines(deadlineMicroseconds: self.audioFrames.deadlineMicroseconds)
         self.mid = section.mid
         self.payloadType = section.payloadType
         self.rtxPayloadType = section.rtxPayloadType
+        self.redPayloadType = section.redPayloadType
         self.ssrc = nil
         self.statistics = nil
         self.keyframes = nil
@@ -79,14 +95,16 @@ final class IncomingTrack {
     }
 }
 
-/// Decodes an audio track as a player would, in arrival order: a packet older than the last one played
-/// is too late and skipped; a gap is filled by in-band FEC (RFC 6716 §2.1.7, from the next packet's
-/// LBRR data) for the frame just before the packet that arrived, and by packet loss concealment for the
-/// rest (RFC 6716 §4.4). PCM goes to one preallocated buffer: no allocation per packet.
+/// Decodes an audio track as a player would, in arrival order, frame by frame (a RED packet's redundant
+/// blocks, oldest first, then its primary): a frame older than the last one played is too late and
+/// skipped (silently when it is a redundant copy or a repeat); a gap is filled by in-band FEC
+/// (RFC 6716 §2.1.7, from the next frame's LBRR data) for the frame just before the one that arrived, and
+/// by packet loss concealment for the rest (RFC 6716 §4.4). Frames are told apart by RTP timestamp. PCM
+/// goes to one preallocated buffer: no allocation per packet.
 final class AudioPlayout {
     let decoder: OpusDecoder
     var pcm: [Int16]
-    var sequences = SequenceNumberUnwrapper()
+    var timestamps = TimestampUnwrapper()
     var lastPlayed: Int64?
     var framesDecoded = 0
     var framesConcealed = 0
@@ -101,22 +119,23 @@ final class AudioPlayout {
         self.pcm = Array(repeating: 0, count: self.decoder.maximumSamplesPerChannel)
     }
 
-    /// Another sequence space follows (the same track from another node).
+    /// Another timestamp space follows (the same track from another node).
     func restart() {
-        self.sequences = SequenceNumberUnwrapper()
+        self.timestamps = TimestampUnwrapper()
         self.lastPlayed = nil
     }
 
-    func play(sequenceNumber: UInt16, payload: ByteBuffer) {
-        let sequence = self.sequences.unwrap(sequenceNumber)
+    /// Plays the frame with RTP timestamp `timestamp` (48 kHz); `isCopy` for a redundant block or a repeat.
+    func play(timestamp: UInt32, payload: ByteBuffer, isCopy: Bool) {
+        let position = self.timestamps.unwrap(timestamp)
+        let frameSamples = Int64((try? self.decoder.lastPacketDuration()).flatMap { $0 > 0 ? $0 : nil } ?? 960)
         if let last = self.lastPlayed {
-            guard sequence > last else {
-                self.framesTooLate += 1
+            guard position > last else {
+                if !isCopy && position < last { self.framesTooLate += 1 }
                 return
             }
-            let missing = sequence - last - 1
+            let missing = (position - last) / frameSamples - 1
             if missing > 0 {
-                let frameSamples = (try? self.decoder.lastPacketDuration()).flatMap { $0 > 0 ? $0 : nil } ?? 960
                 let run = min(missing, Self.maximumConcealedRun)
                 self.framesConcealed += Int(missing - run)
                 for index in 0..<run {
@@ -124,10 +143,11 @@ final class AudioPlayout {
                     let recovered: Bool? = self.pcm.withUnsafeMutableBufferPointer { pcm in
                         payload.withUnsafeReadableBytes { packet in
                             if isLast {
-                                return try? self.decoder.decodeFEC(from: packet, frameSamples: frameSamples, into: pcm)
+                                return try? self.decoder.decodeFEC(
+                                    from: packet, frameSamples: Int(frameSamples), into: pcm)
                                     .recoveredFromLBRR
                             }
-                            return (try? self.decoder.decodeLost(frameSamples: frameSamples, into: pcm)).map { _ in
+                            return (try? self.decoder.decodeLost(frameSamples: Int(frameSamples), into: pcm)).map { _ in
                                 false
                             }
                         }
@@ -140,7 +160,7 @@ final class AudioPlayout {
             payload.withUnsafeReadableBytes { packet in (try? self.decoder.decode(packet: packet, into: pcm)) != nil }
         }
         if decoded { self.framesDecoded += 1 } else { self.decodeErrors += 1 }
-        self.lastPlayed = sequence
+        self.lastPlayed = position
     }
 }
 
@@ -165,12 +185,17 @@ struct SubscriberMedia {
     var rtcp = ByteBuffer()
     var missing: ContiguousArray<UInt16> = []
     let cname = "braid-subscriber"
+    /// The playout deadline audio frames are counted against (capture to arrival).
+    public static let defaultAudioDeadline = Duration.milliseconds(200)
 
-    init(sections: [RemoteAnswer.Section], requestedAt: NIODeadline, senderSSRC: UInt32, decodeAudio: Bool = false) {
+    init(
+        sections: [RemoteAnswer.Section], requestedAt: NIODeadline, senderSSRC: UInt32, decodeAudio: Bool = false,
+        audioDeadline: Duration = SubscriberMedia.defaultAudioDeadline
+    ) {
         self.requestedAt = requestedAt
         self.senderSSRC = senderSSRC
         let accepted = sections.filter(\.accepted)
-        self.tracks = accepted.map(IncomingTrack.init(section:))
+        self.tracks = accepted.map { IncomingTrack(section: $0, audioDeadline: audioDeadline) }
         if decodeAudio {
             for track in self.tracks where track.kind == .audio { track.audioDecoder = try? AudioPlayout() }
         }
@@ -208,13 +233,15 @@ struct SubscriberMedia {
         if let id = self.twccIDs[index], let value = try? packet.headerExtension(TransportSequenceNumber.self, id: id) {
             self.feedback.record(value.value, arrival: now)
         }
+        var latency: Int64?
         if let id = self.captureIDs[index], let element = packet.extension(id: id),
             let capture = try? AbsCaptureTime(extensionValue: element.value)
         {
             let offset = capture.estimatedCaptureClockOffset ?? 0
-            let latency = WallClock.microseconds(
+            let microseconds = WallClock.microseconds(
                 fromNTP: capture.captureTimestamp &+ UInt64(bitPattern: offset), to: wallClock)
-            self.tracks[index].latency.record(microseconds: latency)
+            self.tracks[index].latency.record(microseconds: microseconds)
+            latency = microseconds
         }
         let track = self.tracks[index]
         let isRTX =
@@ -232,7 +259,7 @@ struct SubscriberMedia {
         }
         switch track.kind {
         case .audio:
-            track.audioDecoder?.play(sequenceNumber: sequenceNumber, payload: payload)
+            self.receivedAudio(packet, payload: payload, track: track, latency: latency, isRetransmission: isRTX)
         case .video:
             let outcome = track.nack.packetReceived(sequenceNumber: sequenceNumber, isRetransmission: isRTX, now: now)
             if case .keyframeNeeded = outcome { self.requestKeyframe(track, now: now, send: send) }
@@ -256,6 +283,34 @@ struct SubscriberMedia {
             }
             let needKeyframe = track.assembler.needsKeyframe && track.assembler.framesComplete > 0
             if needKeyframe { self.requestKeyframe(track, now: now, send: send) }
+        }
+    }
+
+    /// An audio packet: each frame it carries (RED: the redundant blocks, oldest first, then the primary)
+    /// is counted against its playout deadline and played. A block's capture time is the packet's minus
+    /// its timestamp offset.
+    func receivedAudio(_ packet: RTPPacket, payload: ByteBuffer, track: IncomingTrack, latency: Int64?, isRetransmission: Bool) {
+        func frame(_ data: ByteBuffer, offset: UInt32, isCopy: Bool) {
+            let timestamp = packet.timestamp &- offset
+            let duration = (try? OpusPacketInfo(data))?.durationSamples
+            let blockLatency = latency.map { $0 + Int64(offset) * 1_000_000 / Int64(track.clockRate) }
+            track.audioFrames.received(
+                timestamp: timestamp, durationTicks: duration, latencyMicroseconds: blockLatency, redundant: offset > 0)
+            track.audioDecoder?.play(timestamp: timestamp, payload: data, isCopy: isCopy)
+        }
+        guard let red = track.redPayloadType, packet.payloadType == red else {
+            frame(payload, offset: 0, isCopy: isRetransmission)
+            return
+        }
+        guard let parsed = try? REDPayload(payload) else {
+            track.malformedRED += 1
+            return
+        }
+        for block in parsed.redundant where block.payloadType == track.payloadType {
+            frame(block.data, offset: UInt32(block.timestampOffset), isCopy: true)
+        }
+        if parsed.primary.payloadType == track.payloadType, parsed.primary.data.readableBytes > 0 {
+            frame(parsed.primary.data, offset: 0, isCopy: isRetransmission)
         }
     }
 
@@ -384,11 +439,19 @@ struct SubscriberMedia {
             let lost = (track.statistics?.cumulativeLost ?? 0) + earlier.packetsLost
             switch track.kind {
             case .audio:
+                let frames = track.audioFrames.totals
+                let earlierFrames = track.earlierAudioFrames
+                let inTime = frames.inTime + earlierFrames.inTime
+                let late = frames.late + earlierFrames.late
+                let missing = frames.missing + earlierFrames.missing
                 audio.append(
                     AudioTrackStatistics(
                         mid: track.mid, ssrc: track.ssrc, packetsReceived: received, packetsLost: lost,
-                        jitter: track.statistics?.jitter ?? 0, framesReceived: received,
-                        framesConcealed: max(0, lost), framesDecoded: track.audioDecoder?.framesDecoded,
+                        jitter: track.statistics?.jitter ?? 0, framesReceived: Int64(inTime + late),
+                        framesConcealed: Int64(late + missing), framesInTime: Int64(inTime), framesLate: Int64(late),
+                        framesFromRedundancy: Int64(
+                            track.audioFrames.framesFromRedundancy + earlierFrames.fromRedundancy),
+                        framesDecoded: track.audioDecoder?.framesDecoded,
                         framesConcealedByDecoder: track.audioDecoder?.framesConcealed,
                         framesRecoveredByFEC: track.audioDecoder?.framesRecoveredByFEC,
                         latency: LatencySummary(track.latency), latencyHistogram: track.latency))

@@ -55,6 +55,8 @@ public enum ClientOffer {
         public static let opus: UInt8 = 111
         public static let vp8: UInt8 = 96
         public static let rtx: UInt8 = 97
+        /// RED (RFC 2198) around Opus, offered by receivers (Chrome's number).
+        public static let red: UInt8 = 63
     }
 
     /// Builds an offer.
@@ -109,7 +111,7 @@ public enum ClientOffer {
             attributes.append(SDPAttribute(direction.rawValue))
             attributes.append(SDPAttribute("msid", "\(streamID) \(track.trackID)"))
             attributes.append(SDPAttribute("rtcp-mux"))
-            let formats: [String]
+            var formats: [String]
             switch track.kind {
             case .audio:
                 let pt = PayloadType.opus
@@ -117,6 +119,13 @@ public enum ClientOffer {
                 attributes.append(SDPAttribute("rtpmap", "\(pt) opus/48000/2"))
                 attributes.append(SDPAttribute("rtcp-fb", "\(pt) transport-cc"))
                 attributes.append(SDPAttribute("fmtp", "\(pt) minptime=10;useinbandfec=1"))
+                if direction == .recvonly {
+                    // A receiver takes RED: the node sizes its redundancy from this link's loss.
+                    let red = PayloadType.red
+                    formats.append(String(red))
+                    attributes.append(SDPAttribute("rtpmap", "\(red) red/48000/2"))
+                    attributes.append(SDPAttribute("fmtp", "\(red) \(pt)/\(pt)"))
+                }
             case .video:
                 let pt = PayloadType.vp8
                 let rtx = PayloadType.rtx

@@ -22,6 +22,8 @@ public struct RemoteAnswer: Sendable {
         public var payloadType: UInt8?
         /// The RTX payload type (`apt` = ``payloadType``), if any.
         public var rtxPayloadType: UInt8?
+        /// The RED payload type (audio, RFC 2198), if the answer kept it.
+        public var redPayloadType: UInt8? = nil
         /// Header extension IDs in force for this section.
         public var extensions: RTPHeaderExtensionMap
         /// The remote media SSRC (WHEP: `a=ssrc` / the first of `a=ssrc-group:FID`).
@@ -98,10 +100,12 @@ public struct RemoteAnswer: Sendable {
             let payloadTypes = media.formats.compactMap { UInt8($0) }
             var payloadType: UInt8?
             var rtxPayloadType: UInt8?
+            var redPayloadType: UInt8?
             for pt in payloadTypes {
                 guard let map = media.rtpMap(for: pt) else { continue }
                 let name = map.encoding.lowercased()
                 if payloadType == nil, name == (kind == .audio ? "opus" : "vp8") { payloadType = pt }
+                if redPayloadType == nil, kind == .audio, name == "red" { redPayloadType = pt }
             }
             if let payloadType {
                 for pt in payloadTypes where media.rtpMap(for: pt)?.encoding.lowercased() == "rtx" {
@@ -127,6 +131,7 @@ public struct RemoteAnswer: Sendable {
                 direction: media.direction ?? .sendrecv,
                 payloadType: payloadType,
                 rtxPayloadType: rtxPayloadType,
+                redPayloadType: redPayloadType,
                 extensions: extensions,
                 ssrc: ssrc,
                 rtxSSRC: rtxSSRC

@@ -37,10 +37,17 @@ public struct AudioTrackStatistics: Hashable, Sendable {
     public var packetsLost: Int64
     /// Interarrival jitter in RTP timestamp units (48 kHz).
     public var jitter: UInt32
-    /// 20 ms Opus frames that arrived.
+    /// Opus frames that arrived (as a primary or a redundant block), in time or late.
     public var framesReceived: Int64
-    /// Frames a player would conceal (expected but never received), from the sequence space.
+    /// Frames a player with the playout deadline conceals: never received, or received after the deadline.
     public var framesConcealed: Int64
+    /// Frames whose first copy arrived within the playout deadline (200 ms after capture) — for packets
+    /// without abs-capture-time, every frame received.
+    public var framesInTime: Int64 = 0
+    /// Frames that arrived only after the deadline.
+    public var framesLate: Int64 = 0
+    /// Frames whose first copy was a RED redundant block.
+    public var framesFromRedundancy: Int64 = 0
     /// With audio decoding on: packets decoded in time.
     public var framesDecoded: Int?
     /// With audio decoding on: frames filled by packet loss concealment.

@@ -86,8 +86,18 @@ public struct AudioFigures: Codable, Hashable, Sendable {
     public var packetsLost: Int64 = 0
     /// `packetsLost / packetsExpected`.
     public var loss: Double = 0
-    /// 20 ms frames a player would conceal.
+    /// Frames a player with the 200 ms playout deadline conceals (never received, or received late).
     public var framesConcealed: Int64 = 0
+    /// Frames from the first to the last each subscriber saw: in time + late + never received.
+    public var framesExpected: Int64 = 0
+    /// Frames whose first copy arrived within 200 ms of capture (primary or RED block).
+    public var framesInTime: Int64 = 0
+    /// Frames that arrived only after the deadline.
+    public var framesLate: Int64 = 0
+    /// Frames first received as a RED redundant block.
+    public var framesFromRedundancy: Int64 = 0
+    /// `framesInTime / framesExpected`.
+    public var inTimeRatio: Double = 0
     public var latency: LatencyFigures
 }
 

@@ -470,6 +470,11 @@ public enum LoadRunner {
                     audio.packetsReceived += track.packetsReceived
                     audio.packetsLost += max(0, track.packetsLost)
                     audio.framesConcealed += track.framesConcealed
+                    audio.framesExpected += track.framesInTime + track.framesLate
+                        + max(0, track.framesConcealed - track.framesLate)
+                    audio.framesInTime += track.framesInTime
+                    audio.framesLate += track.framesLate
+                    audio.framesFromRedundancy += track.framesFromRedundancy
                     audioHistogram.merge(track.latencyHistogram)
                     nodeFigures[outcome.plan.node]?.latency.merge(track.latencyHistogram)
                     figures.tracks.append(
@@ -493,6 +498,7 @@ public enum LoadRunner {
             video.residualLoss = Double(video.packetsNeverRepaired) / Double(video.packetsExpected)
         }
         if audio.packetsExpected > 0 { audio.loss = Double(audio.packetsLost) / Double(audio.packetsExpected) }
+        if audio.framesExpected > 0 { audio.inTimeRatio = Double(audio.framesInTime) / Double(audio.framesExpected) }
         video.latency = LatencyFigures(videoHistogram)
         audio.latency = LatencyFigures(audioHistogram)
         var all = videoHistogram

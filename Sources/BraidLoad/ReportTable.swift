@@ -31,7 +31,9 @@ extension LoadReport {
         }
         if self.audio.packetsExpected > 0 {
             row("audio latency p50 / p95", "\(ms(self.audio.latency.p50Ms)) / \(ms(self.audio.latency.p95Ms))")
-            row("audio loss (frames concealed)", "\(percent(self.audio.loss)) (\(self.audio.framesConcealed))")
+            row("audio packet loss (concealed)", "\(percent(self.audio.loss)) (\(self.audio.framesConcealed))")
+            row("audio in time 200ms / late / RED",
+                "\(percent(self.audio.inTimeRatio)) / \(self.audio.framesLate) / \(self.audio.framesFromRedundancy)")
         }
         if let gap = self.longestGapMs { row("longest media gap (subscriber)", String(format: "%.2f s", gap / 1000)) }
         if let publisherNode = self.parameters["publisherNode"] { row("publisher node", publisherNode) }

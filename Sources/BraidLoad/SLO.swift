@@ -9,10 +9,14 @@ public struct SLO: Hashable, Sendable {
         case p50Latency = "p50-latency"
         case p95Latency = "p95-latency"
         case p99Latency = "p99-latency"
-        /// Video packets never repaired / expected; for a run without video, audio packets lost / expected.
+        /// Video packets never repaired / expected; for a run without video, audio frames concealed /
+        /// expected (after RED).
         case residualLoss = "residual-loss"
-        /// Audio packets lost / expected (audio is not retransmitted).
+        /// Audio packets lost / expected (before RED).
         case audioLoss = "audio-loss"
+        /// Audio frames a player with a 200 ms playout deadline conceals (never received, or late) /
+        /// frames expected.
+        case audioConcealed = "audio-concealed"
         /// Video freezes (W3C freezeCount) summed over every track.
         case freezes
         /// Subscriber join time percentiles (ms).
@@ -24,7 +28,7 @@ public struct SLO: Hashable, Sendable {
         var unit: Unit {
             switch self {
             case .p50Latency, .p95Latency, .p99Latency, .joinP50, .joinP95: .milliseconds
-            case .residualLoss, .audioLoss: .fraction
+            case .residualLoss, .audioLoss, .audioConcealed: .fraction
             case .freezes, .failures: .count
             }
         }
@@ -82,14 +86,18 @@ public struct SLO: Hashable, Sendable {
         case .p95Latency: report.latency.p95Ms
         case .p99Latency: report.latency.p99Ms
         case .residualLoss:
-            report.video.packetsExpected > 0
-                ? report.video.residualLoss : (report.audio.packetsExpected > 0 ? report.audio.loss : nil)
+            report.video.packetsExpected > 0 ? report.video.residualLoss : Self.audioConcealed(report)
         case .audioLoss: report.audio.packetsExpected > 0 ? report.audio.loss : nil
+        case .audioConcealed: Self.audioConcealed(report)
         case .freezes: Double(report.video.freezeCount)
         case .joinP50: report.subscriberJoin.p50Ms
         case .joinP95: report.subscriberJoin.p95Ms
         case .failures: Double(report.peersFailed)
         }
+    }
+
+    private static func audioConcealed(_ report: LoadReport) -> Double? {
+        report.audio.framesExpected > 0 ? 1 - report.audio.inTimeRatio : nil
     }
 
     /// Checks this objective: a figure that could not be measured (no samples) fails it.

@@ -118,6 +118,20 @@ public struct RTPRewriter: Sendable {
         self.packetsDropped += 1
     }
 
+    /// Numbers one extra output packet right after the newest (a repeat of it, for redundancy): returns its
+    /// sequence number and the newest timestamp, or nil before anything was forwarded. Later packets shift
+    /// up by one, and input packets up to the newest handled are discarded from now on, so a reordered
+    /// late packet cannot take a number already sent.
+    public mutating func insert() -> (sequenceNumber: UInt16, timestamp: UInt32)? {
+        guard !self.resyncPending, let last = self.lastOutputSequence, let timestamp = self.lastOutputTimestamp,
+            let highest = self.unwrapper.highest
+        else { return nil }
+        self.sequenceOffset += 1
+        self.sourceBase = highest + 1
+        self.lastOutputSequence = last + 1
+        return (UInt16(truncatingIfNeeded: last + 1), timestamp)
+    }
+
     /// Rewrites SSRC, sequence number, timestamp and (for VP8) the payload descriptor of `packet` in place.
     ///
     /// - Parameters:

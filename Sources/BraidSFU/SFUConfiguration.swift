@@ -39,6 +39,8 @@ public struct SFUConfiguration: Sendable {
     public var speakerSmoothing: Double = 0.25
     /// A track whose last audio level is older than this counts as silent.
     public var speakerTimeout: TimeAmount = .seconds(1)
+    /// How much audio redundancy (RED, repeats) each subscriber's measured loss gets.
+    public var audioRedundancy = AudioRedundancyPolicy()
 
     /// The production defaults.
     public init() {}

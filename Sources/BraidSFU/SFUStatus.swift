@@ -60,9 +60,11 @@ public struct SFUPeerStatus: Sendable, Hashable, Codable {
     public var participant: String
     /// Subscribers, per slot mid: the track the slot forwards (free slots are absent). Empty for publishers.
     public var sources: [String: SFUSlotSource] = [:]
+    /// Subscribers: the loss protection the node adds toward the peer.
+    public var protection: SFUProtectionStatus? = nil
 
     enum CodingKeys: String, CodingKey {
-        case id, direction, codecs, layers, retransmissions, participant, sources
+        case id, direction, codecs, layers, retransmissions, participant, sources, protection
         case remoteAddress = "remote_address"
         case bitrateInBps = "bitrate_in_bps"
         case bitrateOutBps = "bitrate_out_bps"
@@ -74,6 +76,64 @@ public struct SFUPeerStatus: Sendable, Hashable, Codable {
         case nacksSent = "nacks_sent"
         case keyframeRequests = "keyframe_requests"
         case packetsDropped = "packets_dropped"
+    }
+}
+
+/// The loss protection toward one subscriber: what its link measures and what the node adds for it.
+public struct SFUProtectionStatus: Sendable, Hashable, Codable {
+    /// The loss fraction (0–1) the protection is sized for: transport-wide feedback, else receiver reports.
+    public var measuredLoss: Double
+    /// Audio: earlier frames carried in each packet (RED distance; 0 = none), the largest over the slots.
+    public var audioRedundancyDistance: Int
+    /// Audio: packets are sent twice, half a frame apart.
+    public var audioRepeats: Bool
+    /// Bytes the protection added (redundant blocks, repeated packets).
+    public var protectionBytes: Int
+    /// Payload bytes sent, protection included.
+    public var payloadBytes: Int
+
+    /// Protection bytes per byte of media payload.
+    public var overhead: Double {
+        let media = self.payloadBytes - self.protectionBytes
+        return media > 0 ? Double(self.protectionBytes) / Double(media) : 0
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case measuredLoss = "measured_loss"
+        case audioRedundancyDistance = "audio_redundancy_distance"
+        case audioRepeats = "audio_repeats"
+        case protectionBytes = "protection_bytes"
+        case payloadBytes = "payload_bytes"
+        case overhead
+    }
+
+    public init(
+        measuredLoss: Double, audioRedundancyDistance: Int, audioRepeats: Bool, protectionBytes: Int, payloadBytes: Int
+    ) {
+        self.measuredLoss = measuredLoss
+        self.audioRedundancyDistance = audioRedundancyDistance
+        self.audioRepeats = audioRepeats
+        self.protectionBytes = protectionBytes
+        self.payloadBytes = payloadBytes
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(self.measuredLoss, forKey: .measuredLoss)
+        try container.encode(self.audioRedundancyDistance, forKey: .audioRedundancyDistance)
+        try container.encode(self.audioRepeats, forKey: .audioRepeats)
+        try container.encode(self.protectionBytes, forKey: .protectionBytes)
+        try container.encode(self.payloadBytes, forKey: .payloadBytes)
+        try container.encode(self.overhead, forKey: .overhead)
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        self.measuredLoss = try container.decode(Double.self, forKey: .measuredLoss)
+        self.audioRedundancyDistance = try container.decode(Int.self, forKey: .audioRedundancyDistance)
+        self.audioRepeats = try container.decode(Bool.self, forKey: .audioRepeats)
+        self.protectionBytes = try container.decode(Int.self, forKey: .protectionBytes)
+        self.payloadBytes = try container.decode(Int.self, forKey: .payloadBytes)
     }
 }
 
@@ -215,7 +275,7 @@ extension Room {
                 nacksReceived: c.nacksReceived, nacksSent: 0, retransmissions: c.retransmissions,
                 keyframeRequests: c.keyframeRequestsReceived,
                 packetsDropped: c.malformedRTCP + subscriber.slots.reduce(0) { $0 + $1.backPressureDrops },
-                participant: subscriber.participant, sources: sources)
+                participant: subscriber.participant, sources: sources, protection: subscriber.protectionStatus)
         }
         let tracks = self.producers.filter { !$0.isMirror }.map { producer in
             SFUTrackStatus(

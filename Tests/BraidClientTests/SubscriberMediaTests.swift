@@ -25,6 +25,10 @@ struct MediaLoop {
     var audio = OutgoingStream(
         ssrc: audioSSRC, payloadType: 111, clockRate: 48_000, isAudio: true, extensionIDs: extensions, mid: "0",
         rtx: nil)
+    /// The same audio stream as RED (PT 63) packets.
+    var audioRED = OutgoingStream(
+        ssrc: audioSSRC, payloadType: 63, clockRate: 48_000, isAudio: true, extensionIDs: extensions, mid: "0",
+        rtx: nil)
     var video = OutgoingStream(
         ssrc: videoSSRC, payloadType: 96, clockRate: 90_000, isAudio: false, extensionIDs: extensions, mid: "1",
         rtx: RetransmissionBuffer.RTX(ssrc: rtxSSRC, payloadType: 97))
@@ -37,7 +41,7 @@ struct MediaLoop {
     var wallClock = NTPTime.timestamp(unixSeconds: 1_800_000_000, nanoseconds: 0)
     var rtcp: [ByteBuffer] = []
 
-    init(signalSSRCs: Bool = true, decodeAudio: Bool = false) {
+    init(signalSSRCs: Bool = true, decodeAudio: Bool = false, red: UInt8? = nil) {
         func section(
             _ kind: OfferedTrack.Kind, mid: String, pt: UInt8, rtx: UInt8?, ssrc: UInt32?, rtxSSRC: UInt32?
         )
@@ -45,7 +49,7 @@ struct MediaLoop {
         {
             RemoteAnswer.Section(
                 mid: mid, kind: kind, accepted: true, direction: .sendonly, payloadType: pt, rtxPayloadType: rtx,
-                extensions: Self.extensions, ssrc: ssrc, rtxSSRC: rtxSSRC)
+                redPayloadType: kind == .audio ? red : nil, extensions: Self.extensions, ssrc: ssrc, rtxSSRC: rtxSSRC)
         }
         self.media = SubscriberMedia(
             sections: [
@@ -83,6 +87,22 @@ struct MediaLoop {
         let packet = self.audio.packet
         if deliver { self.deliver(packet) }
         return packet
+    }
+
+    /// Sends frame `index` of `frames` as a RED packet with the `distance` frames before it (captured 20 ms
+    /// ago); delivered unless `deliver` is false.
+    mutating func sendAudioRED(_ frames: [ByteBuffer], index: Int, distance: Int, deliver: Bool = true) {
+        let earlier = (max(0, index - distance)..<index).map {
+            REDPayload.Block(payloadType: 111, timestampOffset: UInt16((index - $0) * 960), data: frames[$0])
+        }
+        var payload = ByteBuffer()
+        REDPayload.write(primaryPayloadType: 111, primary: frames[index], redundant: earlier, into: &payload)
+        let capture = self.wallClock &- (UInt64(20) << 32) / 1000
+        self.audioRED.build(
+            timestamp: UInt32(index * 960), marker: false, payload: payload,
+            transportSequence: self.nextTransportSequence(), captureTime: capture, now: self.now,
+            nowNTP: self.wallClock)
+        if deliver { self.deliver(self.audioRED.packet) }
     }
 
     /// Sends one video frame captured 20 ms ago; `drop` picks packet indexes not to deliver.
@@ -317,5 +337,55 @@ struct SubscriberMediaTests {
         #expect(audio.framesRecoveredByFEC == 3 && audio.framesConcealedByDecoder == 2)
         #expect(audio.framesConcealed == 4)
         #expect(MediaLoop().statistics.audio.first?.framesDecoded == nil)
+    }
+
+    @Test("RED: a lost packet's frame is played from a later packet's redundant block, in time")
+    func redundantAudio() throws {
+        let frames = try PreEncodedMedia.synthetic(audioSeconds: 1, videoFrames: 0).audioPackets
+        var loop = MediaLoop(decodeAudio: true, red: 63)
+        // Distance 2: packet n carries frames n − 2, n − 1 and n.
+        let lost: Set<Int> = [10, 11, 20, 21, 22, 30]
+        for index in frames.indices {
+            loop.sendAudioRED(frames, index: index, distance: 2, deliver: !lost.contains(index))
+            loop.advance(.milliseconds(20))
+        }
+        let audio = try #require(loop.statistics.audio.first)
+        #expect(audio.packetsReceived == 44)
+        // 10 and 11 come from packet 12, 21 and 22 from 23, 30 from 31; 20 was in 20, 21 and 22 only.
+        #expect(audio.framesFromRedundancy == 5)
+        #expect(audio.framesInTime == 49)
+        #expect(audio.framesLate == 0)
+        #expect(audio.framesConcealed == 1)
+        // The player decodes every frame it got, oldest block first, and conceals frame 20.
+        #expect(audio.framesDecoded == 49)
+        #expect((audio.framesConcealedByDecoder ?? 0) + (audio.framesRecoveredByFEC ?? 0) == 1)
+    }
+
+    @Test("Audio deadlines: frames are in time, late or missing by their first copy's age")
+    func audioFrameDeadlines() {
+        var frames = AudioFrameDeadlines(deadlineMicroseconds: 200_000)
+        // Frame 0 after 50 ms, frame 1 never, frame 2 only after 250 ms (late), frame 3 after 30 ms.
+        frames.received(timestamp: 1000, durationTicks: 960, latencyMicroseconds: 50_000, redundant: false)
+        frames.received(timestamp: 1000 + 2 * 960, durationTicks: 960, latencyMicroseconds: 250_000, redundant: true)
+        frames.received(timestamp: 1000 + 3 * 960, durationTicks: 960, latencyMicroseconds: 30_000, redundant: false)
+        // Copies of frames already counted change nothing.
+        frames.received(timestamp: 1000 + 3 * 960, durationTicks: 960, latencyMicroseconds: 50_000, redundant: true)
+        frames.received(timestamp: 1000, durationTicks: 960, latencyMicroseconds: 70_000, redundant: false)
+        // Before the first frame: not counted.
+        frames.received(timestamp: 1000 - 960, durationTicks: 960, latencyMicroseconds: 90_000, redundant: true)
+        var totals = frames.totals
+        #expect(totals.inTime == 2 && totals.late == 1 && totals.missing == 1)
+        #expect(frames.framesFromRedundancy == 1)
+        #expect(frames.duplicateCopies == 2)
+        // Far past the window: the early frames are settled, the counts carry on; the timestamp wraps.
+        var timestamp: UInt32 = 1000 + 4 * 960
+        for _ in 0..<600 {
+            frames.received(timestamp: timestamp, durationTicks: 960, latencyMicroseconds: 20_000, redundant: false)
+            timestamp &+= 960
+        }
+        totals = frames.totals
+        #expect(totals.inTime == 602 && totals.late == 1 && totals.missing == 1)
+        frames.received(timestamp: UInt32.max - 100, durationTicks: 960, latencyMicroseconds: 20_000, redundant: false)
+        #expect(frames.totals.inTime == 602)
     }
 }

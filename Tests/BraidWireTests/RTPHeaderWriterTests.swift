@@ -72,10 +72,13 @@ import Testing
         #expect(Self.fast(invalidPT, csrcs: [], []) == nil)
         // Too little memory for the element: refused, never written past the end.
         var small = [UInt8](repeating: 0, count: 20)
+        let element = [UInt8](repeating: 1, count: 16)
         let length = small.withUnsafeMutableBytes { memory -> Int? in
-            var writer = RTPHeaderWriter(into: memory, header: header, csrcs: [UInt32]())
-            writer.append(id: 1, bytes: UnsafeRawBufferPointer(start: [UInt8](repeating: 1, count: 16), count: 16))
-            return writer.finish()
+            element.withUnsafeBytes { bytes in
+                var writer = RTPHeaderWriter(into: memory, header: header, csrcs: [UInt32]())
+                writer.append(id: 1, bytes: bytes)
+                return writer.finish()
+            }
         }
         #expect(length == nil)
         // Without elements: a bare 12-byte header, X = 0.

@@ -421,6 +421,11 @@ extension NodeStatus {
             line += "  nacks out \(peer.nacksSent)  rtx in \(peer.retransmissions)  plis out \(peer.keyframeRequests)"
         } else {
             line += "  nacks in \(peer.nacksReceived)  rtx \(peer.retransmissions)  plis in \(peer.keyframeRequests)"
+            if let protection = peer.protection, protection.protectionBytes > 0 || protection.measuredLoss > 0 {
+                line += "  protect loss \(Self.fixed(protection.measuredLoss * 100, 1)) % red \(protection.audioRedundancyDistance)"
+                if protection.audioRepeats { line += "+repeats" }
+                line += " overhead \(Self.fixed(protection.overhead * 100, 0)) %"
+            }
         }
         line += "  dropped \(peer.packetsDropped)"
         if peer.participant != peer.id { line += "  participant \(peer.participant)" }

@@ -52,6 +52,26 @@ public final class SFUSubscriber {
     var lastLayerDecisionAt: NIODeadline?
     /// When the sender-report timers are next looked at (``senderReportCheckInterval`` apart).
     var nextSenderReportCheck: NIODeadline?
+    /// Whether an audio slot sends repeats (the tick then looks for due ones).
+    var hasRepeatingSlots = false
+    /// The loss the audio redundancy was last planned for.
+    var measuredLoss = 0.0
+    /// Downlink loss from transport-wide feedback (every packet, every 100 ms).
+    var transportLoss = LossAverage()
+
+    /// The dashboard's view of the protection toward this peer.
+    var protectionStatus: SFUProtectionStatus {
+        var status = SFUProtectionStatus(
+            measuredLoss: self.measuredLoss, audioRedundancyDistance: 0, audioRepeats: false, protectionBytes: 0,
+            payloadBytes: 0)
+        for slot in self.slots {
+            status.audioRedundancyDistance = max(status.audioRedundancyDistance, slot.redundancy.plan.distance)
+            status.audioRepeats = status.audioRepeats || slot.redundancy.plan.repeats
+            status.protectionBytes += slot.redundancy.redundantBytesSent + slot.redundancy.repeatBytesSent
+            status.payloadBytes += slot.payloadOctetsSent
+        }
+        return status
+    }
 
     struct Counters {
         var malformedRTCP = 0
@@ -108,7 +128,7 @@ public final class SFUSubscriber {
 
     /// Bytes this subscriber holds for its slots' histories and its send buffers.
     var footprint: Int {
-        self.slots.reduce(0) { $0 + $1.history.footprint } + self.sequencer.footprint
+        self.slots.reduce(0) { $0 + $1.history.footprint + $1.redundancy.footprint } + self.sequencer.footprint
             + 3 * (self.configuration.maximumPacketSize + 64)
     }
 
@@ -119,6 +139,8 @@ public final class SFUSubscriber {
     /// VP8 picture ids through the slot's rewriter; records where it came from for retransmissions.
     func send(_ packet: MediaPacket, slot: SubscriberSlot, now: NIODeadline) {
         self.lastActivity = now
+        // Repeats of the previous packet the 10 ms tick has not reached yet go first: none is skipped.
+        while slot.redundancy.repeatsPending > 0 { self.sendRepeat(slot: slot, now: now) }
         guard var out = self.build(packet, slot: slot, now: now) else { return }
         let decision: RTPRewriter.Decision
         do {
@@ -137,8 +159,68 @@ public final class SFUSubscriber {
             slot.payloadOctetsSent += out.payloadLength
             self.outbound.add(bytes: out.length, now: now, window: self.configuration.bitrateWindow)
             self.transport.sendRTP(out.buffer)
+            if slot.redundancy.plan.repeats, !packet.isRetransmission {
+                slot.redundancy.keepForRepeat(out.buffer, now: now)
+            }
         }
         self.scratch = out.buffer
+    }
+
+    /// Sends the repeats of each repeating audio slot's last packet that are due (see
+    /// ``AudioRedundancyPolicy``).
+    func sendRepeats(now: NIODeadline) {
+        for slot in self.slots where slot.redundancy.repeatsPending > 0 {
+            guard let due = slot.redundancy.nextRepeatDue(clockRate: slot.slot.clockRate), now >= due else { continue }
+            self.sendRepeat(slot: slot, now: now)
+        }
+    }
+
+    /// Sends one repeat of `slot`'s last packet: the same bytes under the next sequence number, with fresh
+    /// abs-send-time and transport-wide sequence number.
+    private func sendRepeat(slot: SubscriberSlot, now: NIODeadline) {
+        slot.redundancy.repeatsPending -= 1
+        guard let last = slot.redundancy.lastPacket, var buffer = self.scratch.take() else { return }
+        buffer.clear()
+        buffer.writeImmutableBuffer(last)
+        guard self.transport.isWritable, var out = try? RTPPacket(buffer), let number = slot.rewriter.insert() else {
+            self.scratch = buffer
+            return
+        }
+        let ids = self.description.extensions
+        out.setSequenceNumber(number.sequenceNumber)
+        if let id = ids.transportWideSequence {
+            try? out.setExtension(TransportSequenceNumber(self.sequencer.next), id: id)
+            self.sequencer.sent(size: out.length, sendTime: now)
+        }
+        if let id = ids.absSendTime {
+            try? out.setExtension(AbsSendTime(ntpTimestamp: self.wallClock.ntpTimestamp(at: now)), id: id)
+        }
+        slot.packetsSent += 1
+        slot.payloadOctetsSent += out.payloadLength
+        slot.redundancy.repeatsSent += 1
+        slot.redundancy.repeatBytesSent += out.payloadLength
+        self.outbound.add(bytes: out.length, now: now, window: self.configuration.bitrateWindow)
+        self.transport.sendRTP(out.buffer)
+        self.scratch = out.buffer
+    }
+
+    /// Re-plans each audio slot's redundancy from the link's measured loss: the bandwidth estimator's
+    /// (transport-wide feedback, every packet) where the subscriber sends it, else the slot's last receiver
+    /// report; the one-way delay is half the RTT.
+    func planRedundancy() {
+        let policy = self.configuration.audioRedundancy
+        let usesTransportFeedback = self.transportLoss.hasSamples
+        let oneWay = TimeAmount.nanoseconds((self.roundTripTime?.nanoseconds ?? 0) / 2)
+        var repeating = false
+        for slot in self.slots where slot.kind == .audio && slot.slot.redPayloadType != nil {
+            let loss = usesTransportFeedback ? self.transportLoss.fraction : Double(slot.fractionLost) / 256
+            self.measuredLoss = loss
+            let plan = policy.plan(
+                loss: loss, oneWayDelay: oneWay, frameDuration: slot.redundancy.frameDuration(clockRate: slot.slot.clockRate))
+            slot.redundancy.update(plan: plan)
+            repeating = repeating || plan.repeats
+        }
+        self.hasRepeatingSlots = repeating
     }
 
     /// Writes `packet` for this subscriber into the scratch buffer, still under the origin's SSRC,
@@ -157,7 +239,14 @@ public final class SFUSubscriber {
         var payload = packet.payload
         var payloadType = description.payloadType
         var keepsRED = false
-        if let block = packet.redPrimary {
+        if description.kind == .audio, let red = description.redPayloadType, !packet.isRetransmission,
+            let wrapped = slot.redundancy.payload(
+                primary: packet.mediaPayload, timestamp: packet.timestamp, payloadType: description.payloadType)
+        {
+            // The node's own redundancy, sized for this subscriber's link (AudioRedundancy.swift).
+            payload = wrapped
+            payloadType = red
+        } else if let block = packet.redPrimary {
             if let red = description.redPayloadType, description.kind == .audio {
                 payloadType = red
                 keepsRED = true

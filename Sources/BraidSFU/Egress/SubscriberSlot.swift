@@ -10,6 +10,8 @@ import NIOCore
 /// MediaPacket ─▶ LayerSwitch ─▶ build (payload type, RED, extensions)  ─▶ RTPRewriter ─▶ SentPacketHistory
 ///                (keyframe-gated)   SFUSubscriber.send, shared per peer     (SSRC, seq, ts,    (positions into the
 ///                                   (transport-wide sequence, abs-send)     VP8 picture ids)    producer's store)
+///                                   audio: AudioRedundancy wraps the frame
+///                                   in RED sized from the measured loss
 /// ```
 ///
 /// Owned by its ``SFUSubscriber``. Allocated by this: the history ring (once, in `init`).
@@ -26,6 +28,8 @@ final class SubscriberSlot: TrackSink {
     var rewriter: RTPRewriter
     var history: SentPacketHistory
     var selector: LayerSelector?
+    /// Audio slots that negotiated RED: the redundancy the link's loss calls for.
+    var redundancy = AudioRedundancy()
     /// Retransmissions of packets older than this are not sent (video 1 s, audio half).
     let maxResendAge: TimeAmount
     /// The same packet is not resent twice within this (the subscriber's RTT).
@@ -81,6 +85,7 @@ final class SubscriberSlot: TrackSink {
         }
         self.generation &+= 1
         self.selector = nil
+        self.redundancy.reset()
         self.layerSwitch.reset(target: producer.qualityOrder().first ?? 0)
         let layers: LayerSet = self.kind == .video ? self.layerSwitch.layers : .all
         self.consumer = try? router.consume(producer.id, into: self, layers: layers, now: now)

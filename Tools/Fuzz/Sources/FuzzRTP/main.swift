@@ -1,4 +1,5 @@
-// libFuzzer target for the RTP view, RFC 8285 extensions, the builder and the in-place rewriter.
+// libFuzzer target for the RTP view, RFC 8285 extensions, RED payloads (RFC 2198), the builder and the
+// in-place rewriter.
 //
 // Any input must either be rejected with a WireError or parse into a packet whose every accessor works,
 // and which rebuilds (verbatim extension block, and element by element) into a packet with the same
@@ -57,6 +58,19 @@ private func checkSameFields(_ packet: RTPPacket, _ rebuilt: RTPPacket, _ what: 
     check(rebuilt.paddingLength == packet.paddingLength, "\(what): padding length differs")
 }
 
+/// The payload read as RED (RFC 2198): refused with a WireError, or parsed into blocks that lie inside it
+/// and write back byte for byte.
+private func checkRED(_ payload: ByteBuffer) {
+    guard let red = try? REDPayload(payload) else { return }
+    let total = red.redundant.reduce(red.primary.data.readableBytes) { $0 + 4 + $1.data.readableBytes } + 1
+    check(total == payload.readableBytes, "RED blocks do not add up to the payload")
+    var rewritten = ByteBuffer()
+    REDPayload.write(
+        primaryPayloadType: red.primary.payloadType, primary: red.primary.data, redundant: red.redundant,
+        into: &rewritten)
+    check(bytes(rewritten) == bytes(payload), "RED payload does not write back byte for byte")
+}
+
 private func fuzz(_ input: ByteBuffer) {
     let packet: RTPPacket
     do {
@@ -84,6 +98,7 @@ private func fuzz(_ input: ByteBuffer) {
     }
     decodeTyped(packet, oneByteMap)
     decodeTyped(packet, twoByteMap)
+    checkRED(packet.payload)
 
     var output = ByteBuffer()
     output.reserveCapacity(packet.length + 64)

@@ -1,0 +1,219 @@
+@testable import BraidSFU
+import BraidWire
+import NIOCore
+import Testing
+
+@Suite struct AudioRedundancyTests {
+    // MARK: - Policy (pure)
+
+    @Test func aCleanLinkGetsNoRedundancy() {
+        let policy = AudioRedundancyPolicy()
+        #expect(policy.plan(loss: 0, oneWayDelay: .zero, frameDuration: .milliseconds(20)) == .none)
+        #expect(policy.plan(loss: 0.004, oneWayDelay: .zero, frameDuration: .milliseconds(20)) == .none)
+        #expect(policy.plan(loss: .nan, oneWayDelay: .zero, frameDuration: .milliseconds(20)) == .none)
+    }
+
+    @Test func copiesFollowTheLossUpToTheDeadline() {
+        let policy = AudioRedundancyPolicy()
+        let frame = TimeAmount.milliseconds(20)
+        // 1 − 0.05² = 99.75 %: one redundant block.
+        #expect(policy.plan(loss: 0.05, oneWayDelay: .zero, frameDuration: frame) == .init(distance: 1, sendsPerFrame: 1))
+        // 0.2³ = 0.8 %: two.
+        #expect(policy.plan(loss: 0.2, oneWayDelay: .zero, frameDuration: frame) == .init(distance: 2, sendsPerFrame: 1))
+        // 0.5⁷ = 0.78 %: six.
+        #expect(policy.plan(loss: 0.5, oneWayDelay: .milliseconds(25), frameDuration: frame)
+            == .init(distance: 6, sendsPerFrame: 1))
+        // 80 % needs 21 copies; 200 − 25 − 40 ms leaves 6 later packets: 7 frames per packet, each packet
+        // sent three times over its 20 ms.
+        let heavy = policy.plan(loss: 0.8, oneWayDelay: .milliseconds(25), frameDuration: frame)
+        #expect(heavy == .init(distance: 6, sendsPerFrame: 3))
+        #expect(heavy.copies == 21)
+        // Without repeats the deadline caps it.
+        var noRepeats = policy
+        noRepeats.maximumSendsPerFrame = 1
+        #expect(noRepeats.plan(loss: 0.8, oneWayDelay: .milliseconds(25), frameDuration: frame)
+            == .init(distance: 6, sendsPerFrame: 1))
+        // A long one-way delay leaves no room for earlier frames: only repeats are left.
+        #expect(policy.plan(loss: 0.5, oneWayDelay: .milliseconds(190), frameDuration: frame)
+            == .init(distance: 0, sendsPerFrame: 3))
+        // Total loss: the most the window allows.
+        #expect(policy.plan(loss: 1, oneWayDelay: .zero, frameDuration: frame) == .init(distance: 7, sendsPerFrame: 3))
+    }
+
+    // MARK: - Encoder
+
+    static func frame(_ index: Int, length: Int = 40) -> ByteBuffer {
+        ByteBuffer(bytes: [UInt8](repeating: UInt8(truncatingIfNeeded: index), count: length))
+    }
+
+    @Test func eachPacketCarriesThePlannedEarlierFramesOldestFirst() throws {
+        var encoder = AudioRedundancy()
+        // Before any plan asks for redundancy nothing is kept or written.
+        #expect(encoder.payload(primary: Self.frame(0), timestamp: 0, payloadType: 109) == nil)
+        #expect(encoder.footprint == 0)
+        encoder.update(plan: .init(distance: 2, sendsPerFrame: 1))
+        var outputs: [REDPayload] = []
+        for index in 1...4 {
+            let payload = encoder.payload(primary: Self.frame(index), timestamp: UInt32(index * 960), payloadType: 109)
+            outputs.append(try REDPayload(try #require(payload)))
+        }
+        // The first frame with a plan has nothing kept yet; then one, then two earlier frames.
+        #expect(outputs.map(\.redundant.count) == [0, 1, 2, 2])
+        let last = try #require(outputs.last)
+        #expect(last.redundant.map(\.timestampOffset) == [1920, 960])
+        #expect(last.redundant.map { Array($0.data.readableBytesView) } == [Array(repeating: 2, count: 40), Array(repeating: 3, count: 40)])
+        #expect(last.redundant.allSatisfy { $0.payloadType == 109 })
+        #expect(last.primary.payloadType == 109)
+        #expect(Array(last.primary.data.readableBytesView) == Array(repeating: 4, count: 40))
+        #expect(encoder.frameDuration(clockRate: 48000) == .milliseconds(20))
+    }
+
+    @Test func framesTheHeaderCannotDescribeAreLeftOut() throws {
+        var encoder = AudioRedundancy()
+        encoder.update(plan: .init(distance: 3, sendsPerFrame: 1))
+        _ = encoder.payload(primary: Self.frame(1), timestamp: 960, payloadType: 109)
+        // Too long to keep.
+        _ = encoder.payload(primary: Self.frame(2, length: 600), timestamp: 1920, payloadType: 109)
+        // After 400 ms of DTX silence: the older frames are more than 2^14 ticks back.
+        let silence = encoder.payload(primary: Self.frame(3), timestamp: 1920 + 19_200, payloadType: 109)
+        let afterSilence = try REDPayload(try #require(silence))
+        #expect(afterSilence.redundant.isEmpty)
+        let nextPayload = encoder.payload(primary: Self.frame(4), timestamp: 1920 + 20_160, payloadType: 109)
+        let next = try REDPayload(try #require(nextPayload))
+        #expect(next.redundant.map(\.timestampOffset) == [960])
+        // A new track on the slot: nothing of the old one is sent.
+        encoder.reset()
+        let freshPayload = encoder.payload(primary: Self.frame(5), timestamp: 7, payloadType: 109)
+        let fresh = try REDPayload(try #require(freshPayload))
+        #expect(fresh.redundant.isEmpty)
+    }
+
+    // MARK: - Through the router
+
+    struct AudioRoom {
+        let router = SFURouter(wallClock: testWallClock)
+        let publisher: SFUPublisher
+        let redTransport = RecordingTransport()
+        let plainTransport = RecordingTransport()
+        let redSubscriber: SFUSubscriber
+        var sequence: UInt16 = 100
+        var timestamp: UInt32 = 48_000
+
+        init() {
+            self.publisher = self.router.addPublisher(
+                room: "r", peerID: "pub",
+                description: PublisherDescription(extensions: publisherIDs, tracks: [audioTrack()]),
+                transport: RecordingTransport(), now: at(0))
+            self.redSubscriber = self.router.addSubscriber(
+                room: "r", peerID: "red",
+                description: SubscriberDescription(extensions: subscriberIDs, slots: [audioSlot(red: 120)]),
+                transport: self.redTransport, now: at(0))
+            self.router.addSubscriber(
+                room: "r", peerID: "plain",
+                description: SubscriberDescription(extensions: subscriberIDs, slots: [audioSlot()]),
+                transport: self.plainTransport, now: at(0))
+        }
+
+        /// One 20 ms Opus frame (TOC 0x78: SILK... any bytes do; the node does not decode).
+        mutating func frame(at ms: Int64) {
+            let payload = [0x78] + [UInt8](repeating: UInt8(truncatingIfNeeded: self.sequence), count: 50)
+            self.publisher.receiveRTP(
+                rtpPacket(
+                    payloadType: 111, sequenceNumber: self.sequence, timestamp: self.timestamp, ssrc: 5,
+                    extensions: [(1, ascii("1"))], payload: payload),
+                now: at(ms))
+            self.sequence &+= 1
+            self.timestamp &+= 960
+        }
+
+        /// The subscriber reports `fraction`/256 loss on its audio SSRC.
+        func report(fraction: UInt8, at ms: Int64) throws {
+            var rr = ByteBufferAllocator().buffer(capacity: 64)
+            try RTCPReceiverReport.write(
+                senderSSRC: 5,
+                reportBlocks: [
+                    RTCPReportBlock(
+                        ssrc: 0xBBBB_0001, fractionLost: fraction, cumulativeLost: 0, extendedHighestSequenceNumber: 1,
+                        jitter: 0, lastSenderReport: 0, delaySinceLastSenderReport: 0)
+                ], into: &rr)
+            self.redSubscriber.receiveRTCP(rr, now: at(ms))
+        }
+    }
+
+    @Test func redundancyStartsWhenTheSubscriberReportsLossAndOnlyForIt() throws {
+        var room = AudioRoom()
+        for index in 0..<5 { room.frame(at: Int64(index) * 20) }
+        // Clean link: plain Opus under the subscriber's PT, like everyone else.
+        #expect(room.redTransport.rtpPackets.allSatisfy { $0.payloadType == 109 })
+        try room.report(fraction: 51, at: 100)  // 20 %
+        room.router.tick(now: at(101))
+        room.redTransport.reset()
+        room.plainTransport.reset()
+        for index in 5..<10 { room.frame(at: Int64(index) * 20) }
+        let red = room.redTransport.rtpPackets
+        #expect(red.count == 5)
+        #expect(red.allSatisfy { $0.payloadType == 120 })
+        let parsed = try red.map { try REDPayload($0.payload) }
+        // Two earlier frames once two are kept.
+        #expect(parsed.map(\.redundant.count) == [0, 1, 2, 2, 2])
+        #expect(parsed.last?.redundant.map(\.timestampOffset) == [1920, 960])
+        // Sequence numbers stay continuous: one packet per frame.
+        #expect(zip(red, red.dropFirst()).allSatisfy { $1.sequenceNumber == $0.sequenceNumber &+ 1 })
+        // The other subscriber still gets plain Opus.
+        #expect(room.plainTransport.rtpPackets.allSatisfy { $0.payloadType == 109 && $0.payload.readableBytes == 51 })
+        let status = try #require(room.router.roomStatuses(now: at(200)).first?.subscribers.first { $0.id == "red" })
+        let protection = try #require(status.protection)
+        #expect(protection.audioRedundancyDistance == 2)
+        #expect(!protection.audioRepeats)
+        // Seven blocks of 51 bytes with 4-byte headers, and the primary's 1-byte header in each packet.
+        #expect(protection.protectionBytes == 7 * 55 + 5)
+        // Loss gone: back to plain packets.
+        try room.report(fraction: 0, at: 220)
+        room.router.tick(now: at(221))
+        room.redTransport.reset()
+        room.frame(at: 240)
+        #expect(room.redTransport.rtpPackets.first?.payloadType == 109)
+    }
+
+    @Test func heavyLossSendsEachPacketThreeTimesOverItsFrame() throws {
+        var room = AudioRoom()
+        for index in 0..<3 { room.frame(at: Int64(index) * 20) }
+        try room.report(fraction: 205, at: 60)  // 80 %, no RTT known: 7 frames per packet, 3 sends
+        room.router.tick(now: at(61))
+        room.redTransport.reset()
+        var sentAfterTicks: [Int] = []
+        for index in 3..<8 {
+            let ms = Int64(index) * 20
+            room.frame(at: ms)
+            room.router.tick(now: at(ms + 5))  // too early for a repeat
+            sentAfterTicks.append(room.redTransport.rtp.count)
+            room.router.tick(now: at(ms + 10))  // the first repeat (due at +6.7 ms)
+            sentAfterTicks.append(room.redTransport.rtp.count)
+        }
+        // The second repeat (due at +13.3 ms) goes out just before the next primary.
+        #expect(sentAfterTicks == [1, 2, 4, 5, 7, 8, 10, 11, 13, 14])
+        room.router.tick(now: at(160))
+        let packets = room.redTransport.rtpPackets
+        #expect(packets.count == 15)
+        // Numbered without a gap; each repeat carries its primary's timestamp and bytes.
+        #expect(zip(packets, packets.dropFirst()).allSatisfy { $1.sequenceNumber == $0.sequenceNumber &+ 1 })
+        for first in stride(from: 0, to: packets.count, by: 3) {
+            for copy in packets[(first + 1)...(first + 2)] {
+                #expect(copy.timestamp == packets[first].timestamp)
+                #expect(bytes(copy.payload) == bytes(packets[first].payload))
+                // Each with its own transport-wide sequence number.
+                #expect(
+                    copy.extension(id: 11).map { bytes($0.value) } != packets[first].extension(id: 11).map { bytes($0.value) })
+            }
+        }
+        // Frames are kept from the moment redundancy was planned: the fifth frame's packet carries the four before it.
+        let last = try REDPayload(try #require(packets.last).payload)
+        #expect(last.redundant.count == 4)
+        let protection = try #require(
+            room.router.roomStatuses(now: at(200)).first?.subscribers.first { $0.id == "red" }?.protection)
+        #expect(protection.audioRepeats)
+        #expect(protection.audioRedundancyDistance == 6)
+        #expect(protection.measuredLoss > 0.79)
+        #expect(protection.overhead > 2)
+    }
+}
