@@ -76,7 +76,7 @@ import Testing
 }
 
 /// SplitMix64, for reproducible test data.
-struct SplitMixForTests {
+struct SplitMixForTests: RandomNumberGenerator {
     var state: UInt64
     init(seed: UInt64) { self.state = seed }
     mutating func next() -> UInt64 {

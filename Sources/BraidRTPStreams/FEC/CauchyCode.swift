@@ -7,8 +7,8 @@
 /// A source shorter than the others counts as zero-padded; repair symbols are as long as the longest.
 ///
 /// Decoding `e` missing sources with `e` repair symbols: subtract the present sources from each repair
-/// symbol, then solve the `e × e` Cauchy system by Gauss–Jordan elimination. Pure functions; the encoder
-/// writes into caller memory and allocates nothing.
+/// symbol, then solve the `e × e` Cauchy system by Gauss–Jordan elimination (``GF256``'s, shared with
+/// ``SlidingWindowFECDecoder``). Pure functions; the encoder writes into caller memory and allocates nothing.
 public enum CauchyCode {
     /// Most source symbols in one block.
     public static let maximumSources = 128
@@ -67,31 +67,12 @@ public enum CauchyCode {
             return residue
         }
 
-        // Gauss–Jordan on M[a][c] = C[used[a]][missing[c]], applying the same row operations to the residues.
-        let size = missing.count
+        // Gauss–Jordan on M[a][c] = C[used[a]][missing[c]]: a Cauchy matrix, so every unknown is solved.
         var matrix = used.map { repair in missing.map { Self.coefficient(repair: repair.index, source: $0) } }
-        for column in 0..<size {
-            guard let pivot = (column..<size).first(where: { matrix[$0][column] != 0 }) else { return nil }
-            if pivot != column {
-                matrix.swapAt(pivot, column)
-                residues.swapAt(pivot, column)
-            }
-            let inverse = GF256.inverse(matrix[column][column])
-            for index in 0..<size { matrix[column][index] = GF256.multiply(matrix[column][index], inverse) }
-            residues[column].withUnsafeMutableBytes { GF256.scale($0, by: inverse) }
-            for row in 0..<size where row != column && matrix[row][column] != 0 {
-                let factor = matrix[row][column]
-                for index in 0..<size {
-                    matrix[row][index] ^= GF256.multiply(factor, matrix[column][index])
-                }
-                let pivotRow = residues[column]
-                residues[row].withUnsafeMutableBytes { out in
-                    pivotRow.withUnsafeBytes { GF256.multiplyAdd(factor, $0, into: out) }
-                }
-            }
-        }
+        let solved = GF256.eliminate(&matrix, &residues, columns: missing.count)
+        guard solved.count == missing.count else { return nil }
         var recovered: [Int: [UInt8]] = [:]
-        for (position, source) in missing.enumerated() { recovered[source] = residues[position] }
+        for (column, row) in solved { recovered[missing[column]] = residues[row] }
         return recovered
     }
 }

@@ -67,4 +67,37 @@ public enum GF256 {
             for index in 0..<bytes.count { bytes[index] = row[Int(bytes[index])] }
         }
     }
+
+    /// Gauss–Jordan elimination of `matrix` (rows × `columns`), applying each row operation to `residues`
+    /// too when given (empty: coefficients only). Returns (column, row) for every unknown whose row reduced
+    /// to that unknown alone.
+    static func eliminate(_ matrix: inout [[UInt8]], _ residues: inout [[UInt8]], columns: Int) -> [(Int, Int)] {
+        let withResidues = !residues.isEmpty
+        var pivotRow = 0
+        var pivots: [(column: Int, row: Int)] = []
+        for column in 0..<columns where pivotRow < matrix.count {
+            guard let pivot = (pivotRow..<matrix.count).first(where: { matrix[$0][column] != 0 }) else { continue }
+            matrix.swapAt(pivot, pivotRow)
+            if withResidues { residues.swapAt(pivot, pivotRow) }
+            let inverse = GF256.inverse(matrix[pivotRow][column])
+            for index in column..<columns { matrix[pivotRow][index] = GF256.multiply(matrix[pivotRow][index], inverse) }
+            if withResidues { residues[pivotRow].withUnsafeMutableBytes { GF256.scale($0, by: inverse) } }
+            for row in matrix.indices where row != pivotRow && matrix[row][column] != 0 {
+                let factor = matrix[row][column]
+                for index in column..<columns { matrix[row][index] ^= GF256.multiply(factor, matrix[pivotRow][index]) }
+                if withResidues {
+                    let source = residues[pivotRow]
+                    residues[row].withUnsafeMutableBytes { out in
+                        source.withUnsafeBytes { GF256.multiplyAdd(factor, $0, into: out) }
+                    }
+                }
+            }
+            pivots.append((column, pivotRow))
+            pivotRow += 1
+        }
+        // Solved: the pivot row has no other unknown left.
+        return pivots.filter { pivot in
+            matrix[pivot.row].indices.allSatisfy { $0 == pivot.column || matrix[pivot.row][$0] == 0 }
+        }.map { ($0.column, $0.row) }
+    }
 }

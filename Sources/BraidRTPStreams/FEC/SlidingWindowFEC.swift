@@ -1,0 +1,342 @@
+import BraidWire
+public import NIOCore
+
+/// The header of a repair packet's payload on hops Braid controls at both ends (`x-braid-fec/90000`),
+/// followed by the repair symbol. The repair packet has its own SSRC (announced with
+/// `a=ssrc-group:FEC-FR <media> <repair>`), payload type and sequence numbers.
+///
+/// ```
+///  0                   1                   2                   3
+///  0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1
+/// +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+/// |  first source sequence number |  source count |   repair id   |
+/// +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+/// |  repair symbol: Σ c(id, s) · (length₁₆ ‖ source packet s), over the window ...
+/// ```
+///
+/// The window is `source count` consecutive media sequence numbers from the first. A source symbol is the
+/// protected RTP packet exactly as sent (header, extensions, payload; before SRTP) behind its 16-bit
+/// length, zero-padded to the longest in the window. `c(id, s)` is ``CauchyCode/coefficient(repair:source:)``
+/// with repair `id mod 128` and source `s mod 128`, so repair packets whose windows cover the same lost
+/// packets form a Cauchy system, which is always solvable (the sliding-window random linear codes of
+/// RFC 8681, with Cauchy coefficients in place of its pseudo-random ones).
+public struct FECRepairHeader: Hashable, Sendable {
+    /// Bytes before the symbol.
+    public static let length = 4
+    /// Widest window.
+    public static let maximumSources = CauchyCode.maximumSources
+
+    /// The first protected media sequence number.
+    public var firstSequenceNumber: UInt16
+    /// Protected packets (1 ... ``maximumSources``).
+    public var sourceCount: Int
+    /// The repair id (its coefficient row is `id mod 128`).
+    public var repairID: UInt8
+
+    public init(firstSequenceNumber: UInt16, sourceCount: Int, repairID: UInt8) {
+        self.firstSequenceNumber = firstSequenceNumber
+        self.sourceCount = sourceCount
+        self.repairID = repairID
+    }
+
+    /// Reads the header at the start of `payload`.
+    public init(_ payload: ByteBuffer) throws(WireError) {
+        guard let first = payload.getInteger(at: payload.readerIndex, as: UInt16.self),
+            let count = payload.getInteger(at: payload.readerIndex + 2, as: UInt8.self),
+            let id = payload.getInteger(at: payload.readerIndex + 3, as: UInt8.self)
+        else { throw WireError(.truncated, "repair payload shorter than its 4-byte header") }
+        guard count > 0, Int(count) <= Self.maximumSources else {
+            throw WireError(.badValue, "repair window of \(count) sources")
+        }
+        guard payload.readableBytes > Self.length + 2 else { throw WireError(.truncated, "repair packet without a symbol") }
+        self.firstSequenceNumber = first
+        self.sourceCount = Int(count)
+        self.repairID = id
+    }
+
+    /// Writes the header.
+    public func write(into buffer: inout ByteBuffer) {
+        buffer.writeInteger(self.firstSequenceNumber)
+        buffer.writeInteger(UInt8(self.sourceCount))
+        buffer.writeInteger(self.repairID)
+    }
+}
+
+/// The sending side: keeps the last packets sent on a stream and writes repair symbols over them.
+///
+/// Storage is one slab of `capacity` slots of `length₁₆ ‖ packet`, made in `init`; writing a repair
+/// symbol allocates nothing. Owned by one stream on one event loop.
+public struct SlidingWindowFECEncoder {
+    /// Packets kept (the widest window).
+    public let capacity: Int
+    private let slotBytes: Int
+    private var slab: [UInt8]
+    private var sequenceNumbers: [UInt16]
+    private var sentAt: [NIODeadline]
+    private var lengths: [Int]
+    /// Index of the next slot to write, and how many consecutive packets are kept.
+    private var head = 0
+    private(set) var count = 0
+    private var nextRepairID: UInt8 = 0
+
+    /// An encoder keeping `capacity` packets of at most `maximumPacketSize` bytes.
+    public init(capacity: Int = 32, maximumPacketSize: Int = 1500) {
+        self.capacity = max(1, min(capacity, FECRepairHeader.maximumSources))
+        self.slotBytes = maximumPacketSize + 2
+        self.slab = [UInt8](repeating: 0, count: self.capacity * self.slotBytes)
+        self.sequenceNumbers = [UInt16](repeating: 0, count: self.capacity)
+        self.sentAt = [NIODeadline](repeating: .uptimeNanoseconds(0), count: self.capacity)
+        self.lengths = [Int](repeating: 0, count: self.capacity)
+    }
+
+    /// Bytes held.
+    public var footprint: Int { self.slab.count + self.capacity * 24 }
+
+    /// Keeps a packet just sent. A sequence number that does not follow the last one starts a new window.
+    public mutating func add(_ packet: ByteBuffer, sequenceNumber: UInt16, now: NIODeadline) {
+        let length = packet.readableBytes
+        guard length + 2 <= self.slotBytes else {
+            self.count = 0  // unprotectable: the window restarts after it
+            return
+        }
+        if self.count > 0 {
+            let last = self.sequenceNumbers[(self.head - 1 + self.capacity) % self.capacity]
+            if sequenceNumber != last &+ 1 { self.count = 0 }
+        }
+        let base = self.head * self.slotBytes
+        self.slab[base] = UInt8(length >> 8)
+        self.slab[base + 1] = UInt8(length & 0xFF)
+        self.slab.withUnsafeMutableBytes { slab in
+            packet.withUnsafeReadableBytes { bytes in
+                slab.baseAddress!.advanced(by: base + 2).copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
+            }
+        }
+        self.sequenceNumbers[self.head] = sequenceNumber
+        self.sentAt[self.head] = now
+        self.lengths[self.head] = length
+        self.head = (self.head + 1) % self.capacity
+        self.count = min(self.count + 1, self.capacity)
+    }
+
+    /// Forgets the kept packets (the stream's source changed).
+    public mutating func reset() { self.count = 0 }
+
+    /// Writes a repair payload (header and symbol) over the kept packets sent within `maximumAge` of
+    /// `now`, at most `maximumSources` of them, into `buffer`. Returns false when there is nothing to
+    /// protect.
+    public mutating func writeRepair(
+        now: NIODeadline, maximumAge: TimeAmount, maximumSources: Int, into buffer: inout ByteBuffer
+    ) -> Bool {
+        var sources = 0
+        var symbolLength = 0
+        while sources < min(self.count, maximumSources) {
+            let slot = (self.head - 1 - sources + 2 * self.capacity) % self.capacity
+            guard now - self.sentAt[slot] <= maximumAge else { break }
+            symbolLength = max(symbolLength, self.lengths[slot] + 2)
+            sources += 1
+        }
+        guard sources > 0 else { return false }
+        let firstSlot = (self.head - sources + 2 * self.capacity) % self.capacity
+        let id = self.nextRepairID
+        self.nextRepairID &+= 1
+        FECRepairHeader(firstSequenceNumber: self.sequenceNumbers[firstSlot], sourceCount: sources, repairID: id)
+            .write(into: &buffer)
+        let slotBytes = self.slotBytes
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: symbolLength) { out in
+            let symbol = UnsafeMutableRawBufferPointer(rebasing: out[0..<symbolLength])
+            symbol.initializeMemory(as: UInt8.self, repeating: 0)
+            self.slab.withUnsafeBytes { slab in
+                for offset in 0..<sources {
+                    let slot = (firstSlot + offset) % self.capacity
+                    let start = slot * slotBytes
+                    let source = UnsafeRawBufferPointer(rebasing: slab[start..<(start + self.lengths[slot] + 2)])
+                    CauchyCode.accumulate(
+                        source, source: Int(self.sequenceNumbers[slot] % 128), repair: Int(id % 128), into: symbol)
+                }
+            }
+            return symbolLength
+        }
+        return true
+    }
+}
+
+/// The receiving side: keeps the recent source packets and the repair packets that still cover a missing
+/// one, and solves for the missing packets whenever the equations allow (Gaussian elimination over
+/// GF(2⁸); any set of repair packets whose windows cover the same `e` missing packets solves them).
+///
+/// Each repair equation is kept reduced by the sources known when it came and those that become known
+/// later (arriving late, or recovered), so solving only works on the unknowns. Equations and sources
+/// older than ``horizon`` packets behind the newest are dropped. Bad repair packets (a window that
+/// overlaps a source longer than the symbol) are counted and dropped.
+public struct SlidingWindowFECDecoder {
+    struct Equation {
+        var first: Int64
+        var count: Int
+        var row: Int
+        var residue: [UInt8]
+    }
+
+    /// Source packets kept behind the newest.
+    public let horizon: Int64
+    /// Repair equations are dropped once their window ends this many packets behind the newest source.
+    static let equationHorizon: Int64 = 64
+    /// Most equations kept (the oldest go first).
+    static let maximumEquations = 48
+    private var sequences = SequenceNumberUnwrapper()
+    /// Known source symbols (`length₁₆ ‖ packet`) by extended sequence number.
+    private var known: [Int64: [UInt8]] = [:]
+    private var equations: [Equation] = []
+    /// Packets recovered, repair packets received, and repair packets that were useless or malformed.
+    public private(set) var packetsRecovered = 0
+    public private(set) var repairsReceived = 0
+    public private(set) var repairsDiscarded = 0
+
+    public init(horizon: Int = 128) {
+        self.horizon = Int64(max(horizon, FECRepairHeader.maximumSources))
+    }
+
+    /// A source packet (the RTP packet as received, after SRTP) arrived.
+    public mutating func sourceReceived(_ packet: ByteBuffer, sequenceNumber: UInt16) {
+        let sequence = self.sequences.unwrap(sequenceNumber)
+        guard self.known[sequence] == nil else { return }
+        var symbol = [UInt8](repeating: 0, count: packet.readableBytes + 2)
+        symbol[0] = UInt8(truncatingIfNeeded: packet.readableBytes >> 8)
+        symbol[1] = UInt8(truncatingIfNeeded: packet.readableBytes)
+        packet.withUnsafeReadableBytes { bytes in
+            symbol.withUnsafeMutableBytes { $0.baseAddress!.advanced(by: 2).copyMemory(from: bytes.baseAddress!, byteCount: bytes.count) }
+        }
+        self.learn(symbol, sequence: sequence)
+        self.prune()
+    }
+
+    /// A repair packet's payload arrived; returns the source packets it let the decoder recover (their RTP
+    /// bytes as sent), oldest first.
+    public mutating func repairReceived(_ payload: ByteBuffer) -> [ByteBuffer] {
+        self.repairsReceived += 1
+        guard let header = try? FECRepairHeader(payload) else {
+            self.repairsDiscarded += 1
+            return []
+        }
+        let first = self.sequences.unwrap(header.firstSequenceNumber)
+        let symbolBytes = payload.readableBytes - FECRepairHeader.length
+        var residue = [UInt8](repeating: 0, count: symbolBytes)
+        payload.withUnsafeReadableBytes { bytes in
+            residue.withUnsafeMutableBytes {
+                $0.copyMemory(from: UnsafeRawBufferPointer(rebasing: bytes[FECRepairHeader.length...]))
+            }
+        }
+        var equation = Equation(first: first, count: header.sourceCount, row: Int(header.repairID % 128), residue: residue)
+        var unknown = 0
+        for sequence in first..<(first + Int64(header.sourceCount)) {
+            if let symbol = self.known[sequence] {
+                guard Self.subtract(symbol, sequence: sequence, from: &equation) else {
+                    self.repairsDiscarded += 1
+                    return []
+                }
+            } else {
+                unknown += 1
+            }
+        }
+        guard unknown > 0 else {
+            self.repairsDiscarded += 1  // everything it covers already arrived
+            return []
+        }
+        self.equations.append(equation)
+        let recovered = self.solve()
+        self.prune()
+        return recovered
+    }
+
+    // MARK: - Internals
+
+    /// Removes `c(row, sequence) · symbol` from the equation's residue; false if the symbol is longer.
+    private static func subtract(_ symbol: [UInt8], sequence: Int64, from equation: inout Equation) -> Bool {
+        guard symbol.count <= equation.residue.count else { return false }
+        let coefficient = CauchyCode.coefficient(repair: equation.row, source: Int(sequence & 127))
+        equation.residue.withUnsafeMutableBytes { out in
+            symbol.withUnsafeBytes { GF256.multiplyAdd(coefficient, $0, into: out) }
+        }
+        return true
+    }
+
+    /// A source became known: remember it and take it out of every equation covering it.
+    private mutating func learn(_ symbol: [UInt8], sequence: Int64) {
+        self.known[sequence] = symbol
+        var index = 0
+        while index < self.equations.count {
+            let equation = self.equations[index]
+            if sequence >= equation.first, sequence < equation.first + Int64(equation.count) {
+                if !Self.subtract(symbol, sequence: sequence, from: &self.equations[index]) {
+                    self.equations.remove(at: index)
+                    self.repairsDiscarded += 1
+                    continue
+                }
+            }
+            index += 1
+        }
+    }
+
+    /// Gaussian elimination over the unknowns the equations cover; learns and returns every source whose
+    /// row reduces to a single unknown.
+    private mutating func solve() -> [ByteBuffer] {
+        var unknowns: [Int64] = []
+        for equation in self.equations {
+            for sequence in equation.first..<(equation.first + Int64(equation.count))
+            where self.known[sequence] == nil && !unknowns.contains(sequence) {
+                unknowns.append(sequence)
+            }
+        }
+        guard !unknowns.isEmpty else { return [] }
+        unknowns.sort()
+        let coefficients: [[UInt8]] = self.equations.map { equation in
+            unknowns.map { sequence in
+                sequence >= equation.first && sequence < equation.first + Int64(equation.count)
+                    ? CauchyCode.coefficient(repair: equation.row, source: Int(sequence & 127)) : 0
+            }
+        }
+        // A dry run on the coefficients alone (cheap) tells whether anything is solvable before the
+        // symbols (a packet long each) are combined.
+        var dryRun = coefficients
+        var none: [[UInt8]] = []
+        guard !GF256.eliminate(&dryRun, &none, columns: unknowns.count).isEmpty else { return [] }
+        var matrix = coefficients
+        var residues = self.equations.map(\.residue)
+        let length = residues.map(\.count).max() ?? 0
+        for index in residues.indices where residues[index].count < length {
+            residues[index] += [UInt8](repeating: 0, count: length - residues[index].count)
+        }
+        let solved = GF256.eliminate(&matrix, &residues, columns: unknowns.count)
+        var recovered: [ByteBuffer] = []
+        for (column, row) in solved {
+            let symbol = residues[row]
+            let packetLength = symbol.count >= 2 ? Int(symbol[0]) << 8 | Int(symbol[1]) : -1
+            guard packetLength >= 12, packetLength + 2 <= symbol.count else {
+                self.repairsDiscarded += 1
+                continue
+            }
+            let trimmed = Array(symbol[0..<(packetLength + 2)])
+            self.learn(trimmed, sequence: unknowns[column])
+            self.packetsRecovered += 1
+            recovered.append(ByteBuffer(bytes: trimmed[2...]))
+        }
+        // Equations with nothing unknown left are spent.
+        self.equations.removeAll { equation in
+            (equation.first..<(equation.first + Int64(equation.count))).allSatisfy { self.known[$0] != nil }
+        }
+        return recovered
+    }
+
+    private mutating func prune() {
+        guard let newest = self.sequences.highest else { return }
+        let oldest = newest - self.horizon
+        if self.known.count > Int(self.horizon) + 64 {
+            self.known = self.known.filter { $0.key >= oldest }
+        }
+        // An equation still unsolved this far behind is for packets too old to matter.
+        let equationsFrom = newest - Self.equationHorizon
+        self.equations.removeAll { $0.first + Int64($0.count) <= equationsFrom }
+        if self.equations.count > Self.maximumEquations {
+            self.equations.removeFirst(self.equations.count - Self.maximumEquations)
+        }
+    }
+}

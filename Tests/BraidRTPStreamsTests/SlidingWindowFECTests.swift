@@ -1,0 +1,110 @@
+import BraidRTPStreams
+import BraidWire
+import NIOCore
+import Testing
+
+@Suite struct SlidingWindowFECTests {
+    /// A fake RTP packet: a 12-byte header with its sequence number, then a payload of a length of its own.
+    static func packet(_ sequence: UInt16, seed: UInt64) -> ByteBuffer {
+        var generator = SplitMixForTests(seed: seed &+ UInt64(sequence))
+        let length = 12 + Int(generator.next() % 1100)
+        var bytes = (0..<length).map { _ in generator.byte() }
+        bytes[0] = 0x80
+        bytes[2] = UInt8(sequence >> 8)
+        bytes[3] = UInt8(sequence & 0xFF)
+        return ByteBuffer(bytes: bytes)
+    }
+
+    struct Run {
+        var recovered: [UInt16: ByteBuffer] = [:]
+        var delivered: Set<UInt16> = []
+        var lost: Set<UInt16> = []
+    }
+
+    /// Sends `count` packets from `first`; after each, `repairsAfter(index)` repair packets over the last
+    /// `window`. `sourceLost(index)` and `repairLost(n)` drop packets.
+    static func run(
+        first: UInt16 = 65_500, count: Int, window: Int, repairsAfter: (Int) -> Int, sourceLost: (Int) -> Bool,
+        repairLost: (Int) -> Bool = { _ in false }
+    ) -> Run {
+        var encoder = SlidingWindowFECEncoder(capacity: window)
+        var decoder = SlidingWindowFECDecoder()
+        var run = Run()
+        var repairIndex = 0
+        let now = NIODeadline.uptimeNanoseconds(1_000_000_000)
+        for index in 0..<count {
+            let sequence = first &+ UInt16(truncatingIfNeeded: index)
+            let packet = Self.packet(sequence, seed: 9)
+            encoder.add(packet, sequenceNumber: sequence, now: now)
+            if sourceLost(index) {
+                run.lost.insert(sequence)
+            } else {
+                decoder.sourceReceived(packet, sequenceNumber: sequence)
+                run.delivered.insert(sequence)
+            }
+            for _ in 0..<repairsAfter(index) {
+                var payload = ByteBuffer()
+                guard encoder.writeRepair(now: now, maximumAge: .seconds(1), maximumSources: window, into: &payload)
+                else { continue }
+                defer { repairIndex += 1 }
+                if repairLost(repairIndex) { continue }
+                for packet in decoder.repairReceived(payload) {
+                    let sequence = packet.getInteger(at: packet.readerIndex + 2, as: UInt16.self)!
+                    run.recovered[sequence] = packet
+                }
+            }
+        }
+        return run
+    }
+
+    static func checkIdentical(_ run: Run) -> Bool {
+        run.recovered.allSatisfy { sequence, packet in
+            run.lost.contains(sequence) && packet == Self.packet(sequence, seed: 9)
+        }
+    }
+
+    @Test func everySingleLossAndBurstInTheWindowIsRepairedByteForByte() {
+        // One repair after every packet, over the last 8: a burst of b ≤ 4 is covered by the next repairs.
+        for burst in 1...4 {
+            for start in 1...(30 - burst) {
+                let run = Self.run(
+                    count: 40, window: 8, repairsAfter: { _ in 1 }, sourceLost: { (start..<(start + burst)).contains($0) })
+                #expect(run.recovered.count == burst, "burst \(burst) at \(start)")
+                #expect(Self.checkIdentical(run))
+            }
+        }
+    }
+
+    @Test func randomLossOfSourcesAndRepairsAtFiftyPercent() {
+        var generator = SplitMixForTests(seed: 77)
+        var drops: [Bool] = (0..<4000).map { _ in generator.next() % 2 == 0 }
+        let sourceDrops = drops
+        drops.shuffle(using: &generator)
+        // 1.5 repairs per packet over the last 24: about 2.5× the media.
+        let run = Self.run(
+            count: 1000, window: 24, repairsAfter: { $0 % 2 == 0 ? 1 : 2 }, sourceLost: { sourceDrops[$0] },
+            repairLost: { drops[$0 % drops.count] })
+        #expect(Self.checkIdentical(run))
+        let repaired = Double(run.recovered.count) / Double(run.lost.count)
+        #expect(run.lost.count > 400)
+        #expect(repaired > 0.9, "repaired \(repaired)")
+    }
+
+    @Test func malformedRepairsAreCountedNotTrusted() {
+        var decoder = SlidingWindowFECDecoder()
+        #expect(decoder.repairReceived(ByteBuffer(bytes: [0, 1])).isEmpty)  // short
+        #expect(decoder.repairReceived(ByteBuffer(bytes: [0, 1, 0, 0, 9, 9, 9])).isEmpty)  // zero sources
+        #expect(decoder.repairReceived(ByteBuffer(bytes: [0, 1, 200, 0, 9, 9, 9])).isEmpty)  // too wide
+        #expect(decoder.repairsDiscarded == 3)
+        // A window over a known source longer than the symbol: the equation is discarded.
+        decoder.sourceReceived(Self.packet(5, seed: 1), sequenceNumber: 5)
+        #expect(decoder.repairReceived(ByteBuffer(bytes: [0, 5, 2, 0, 9, 9, 9])).isEmpty)
+        #expect(decoder.repairsDiscarded == 4)
+        // Random bytes as repairs never trap, and whatever they "recover" is at least a 12-byte packet.
+        var generator = SplitMixForTests(seed: 5)
+        for _ in 0..<2000 {
+            let bytes = (0..<(Int(generator.next() % 40))).map { _ in generator.byte() }
+            for packet in decoder.repairReceived(ByteBuffer(bytes: bytes)) { #expect(packet.readableBytes >= 12) }
+        }
+    }
+}
