@@ -28,6 +28,16 @@ final class IncomingTrack {
     var rtxPayloadType: UInt8?
     /// The RED payload type (audio), if the answer kept RED.
     var redPayloadType: UInt8?
+    /// Video with Braid's FEC: the repair stream's payload type and SSRC, and its decoder.
+    var fecPayloadType: UInt8?
+    var fecSSRC: UInt32?
+    var fec: SlidingWindowFECDecoder?
+    var packetsRecoveredByFEC = 0
+    var repairPacketsReceived = 0
+    var framesDecodableInTime = 0
+    var mediaBytes: Int64 = 0
+    var retransmissionBytes: Int64 = 0
+    var repairBytes: Int64 = 0
     let clockRate: UInt32
     var earlier = Earlier()
     var statistics: ReceiveStatistics?
@@ -55,6 +65,19 @@ final class IncomingTrack {
         self.clockRate = section.kind == .audio ? 48_000 : 90_000
         if let ssrc = section.ssrc { self.bind(ssrc: ssrc) }
         self.rtxSSRC = section.rtxSSRC
+        self.setRepairStream(section)
+    }
+
+    private func setRepairStream(_ section: RemoteAnswer.Section) {
+        self.fecPayloadType = section.fecPayloadType
+        self.fecSSRC = section.fecSSRC
+        self.fec = section.fecPayloadType == nil ? nil : SlidingWindowFECDecoder()
+    }
+
+    /// Whether `packet` belongs to the FEC repair stream.
+    func isRepair(_ packet: RTPPacket) -> Bool {
+        guard self.fec != nil else { return false }
+        return packet.ssrc == self.fecSSRC || (self.fecSSRC == nil && packet.payloadType == self.fecPayloadType)
     }
 
     func bind(ssrc: UInt32) {
@@ -84,6 +107,7 @@ final class IncomingTrack {
         self.payloadType = section.payloadType
         self.rtxPayloadType = section.rtxPayloadType
         self.redPayloadType = section.redPayloadType
+        self.setRepairStream(section)
         self.ssrc = nil
         self.statistics = nil
         self.keyframes = nil
@@ -187,6 +211,8 @@ struct SubscriberMedia {
     let cname = "braid-subscriber"
     /// The playout deadline audio frames are counted against (capture to arrival).
     public static let defaultAudioDeadline = Duration.milliseconds(200)
+    /// A video frame counts as decodable in time when complete within this of its capture.
+    static let videoDeadlineMicroseconds: Int64 = 250_000
 
     init(
         sections: [RemoteAnswer.Section], requestedAt: NIODeadline, senderSSRC: UInt32, decodeAudio: Bool = false,
@@ -233,6 +259,26 @@ struct SubscriberMedia {
         if let id = self.twccIDs[index], let value = try? packet.headerExtension(TransportSequenceNumber.self, id: id) {
             self.feedback.record(value.value, arrival: now)
         }
+        let track = self.tracks[index]
+        if track.isRepair(packet) {
+            track.repairPacketsReceived += 1
+            track.repairBytes += Int64(packet.length)
+            for bytes in track.fec?.repairReceived(packet.payload) ?? [] {
+                guard let recovered = try? RTPPacket(bytes) else { continue }
+                track.packetsRecoveredByFEC += 1
+                self.receivedMedia(recovered, index: index, now: now, wallClock: wallClock, recovered: true, send: send)
+            }
+            return
+        }
+        self.receivedMedia(packet, index: index, now: now, wallClock: wallClock, recovered: false, send: send)
+    }
+
+    /// A media or RTX packet of track `index`, as received or as rebuilt from FEC (`recovered`: it never
+    /// arrived, so the RTP statistics, which the receiver reports feed on, do not count it).
+    mutating func receivedMedia(
+        _ packet: RTPPacket, index: Int, now: NIODeadline, wallClock: UInt64, recovered: Bool,
+        send: (ByteBuffer) -> Void
+    ) {
         var latency: Int64?
         if let id = self.captureIDs[index], let element = packet.extension(id: id),
             let capture = try? AbsCaptureTime(extensionValue: element.value)
@@ -254,14 +300,19 @@ struct SubscriberMedia {
             guard let original = payload.readInteger(as: UInt16.self), payload.readableBytes > 0 else { return }
             sequenceNumber = original
             track.retransmissionsReceived += 1
-        } else {
+            track.retransmissionBytes += Int64(packet.length)
+        } else if !recovered {
             track.statistics?.packetReceived(packet, now: now)
+            track.mediaBytes += Int64(packet.length)
+            // A retransmission is rebuilt by the sender (fresh extensions): only originals are FEC sources.
+            track.fec?.sourceReceived(packet.bytes, sequenceNumber: sequenceNumber)
         }
         switch track.kind {
         case .audio:
             self.receivedAudio(packet, payload: payload, track: track, latency: latency, isRetransmission: isRTX)
         case .video:
-            let outcome = track.nack.packetReceived(sequenceNumber: sequenceNumber, isRetransmission: isRTX, now: now)
+            let outcome = track.nack.packetReceived(
+                sequenceNumber: sequenceNumber, isRetransmission: isRTX || recovered, now: now)
             if case .keyframeNeeded = outcome { self.requestKeyframe(track, now: now, send: send) }
             guard let vp8 = try? VP8Payload(payload) else { return }
             var rendered = 0
@@ -275,7 +326,11 @@ struct SubscriberMedia {
                     if frame.isKeyframe { keyframe = true }
                 }
             }
-            for _ in 0..<rendered { track.freezes.frameRendered(at: now) }
+            for _ in 0..<rendered {
+                track.freezes.frameRendered(at: now)
+                // The packet that completed a frame carries its capture time: was it ready in time to play?
+                if let latency, latency <= Self.videoDeadlineMicroseconds { track.framesDecodableInTime += 1 }
+            }
             if keyframe {
                 track.keyframes?.keyframeReceived()
                 // Older holes no longer matter to the decoder.
@@ -327,7 +382,8 @@ struct SubscriberMedia {
     /// type only one unbound track uses; binds the SSRC it found.
     mutating func trackIndex(for packet: RTPPacket) -> Int? {
         let ssrc = packet.ssrc
-        for index in self.tracks.indices where self.tracks[index].ssrc == ssrc || self.tracks[index].rtxSSRC == ssrc {
+        for index in self.tracks.indices
+        where self.tracks[index].ssrc == ssrc || self.tracks[index].rtxSSRC == ssrc || self.tracks[index].fecSSRC == ssrc {
             return index
         }
         let isRTX: (IncomingTrack) -> Bool = { $0.rtxPayloadType == packet.payloadType }
@@ -462,6 +518,11 @@ struct SubscriberMedia {
                         retransmissionsReceived: track.retransmissionsReceived,
                         packetsRecovered: track.nack.packetsRecovered + earlier.packetsRecovered,
                         packetsUnrecovered: track.nack.packetsGivenUp + earlier.packetsUnrecovered,
+                        packetsRecoveredByFEC: track.packetsRecoveredByFEC,
+                        repairPacketsReceived: track.repairPacketsReceived,
+                        mediaBytesReceived: track.mediaBytes, retransmissionBytesReceived: track.retransmissionBytes,
+                        repairBytesReceived: track.repairBytes,
+                        framesDecodableInTime: track.framesDecodableInTime,
                         packetsAwaitingRepair: track.nack.missingCount,
                         jitter: track.statistics?.jitter ?? 0,
                         framesComplete: track.assembler.framesComplete + earlier.framesComplete,

@@ -57,6 +57,8 @@ public enum ClientOffer {
         public static let rtx: UInt8 = 97
         /// RED (RFC 2198) around Opus, offered by receivers (Chrome's number).
         public static let red: UInt8 = 63
+        /// Braid's sliding-window video FEC (`x-braid-fec`), offered by receivers.
+        public static let fec: UInt8 = 98
     }
 
     /// Builds an offer.
@@ -136,6 +138,12 @@ public enum ClientOffer {
                 }
                 attributes.append(SDPAttribute("rtpmap", "\(rtx) rtx/90000"))
                 attributes.append(SDPAttribute("fmtp", "\(rtx) apt=\(pt)"))
+                if direction == .recvonly {
+                    // A receiver takes the node's FEC repair stream, sized from this link's loss.
+                    let fec = PayloadType.fec
+                    formats.append(String(fec))
+                    attributes.append(SDPAttribute("rtpmap", "\(fec) \(SDPLocalParameters.videoFECEncoding)/90000"))
+                }
             }
             if let ssrc = track.ssrc {
                 if let rtx = track.rtxSSRC { attributes.append(SDPAttribute("ssrc-group", "FID \(ssrc) \(rtx)")) }

@@ -24,12 +24,16 @@ public struct RemoteAnswer: Sendable {
         public var rtxPayloadType: UInt8?
         /// The RED payload type (audio, RFC 2198), if the answer kept it.
         public var redPayloadType: UInt8? = nil
+        /// The FEC repair payload type (video, `x-braid-fec`), if the answer kept it.
+        public var fecPayloadType: UInt8? = nil
         /// Header extension IDs in force for this section.
         public var extensions: RTPHeaderExtensionMap
         /// The remote media SSRC (WHEP: `a=ssrc` / the first of `a=ssrc-group:FID`).
         public var ssrc: UInt32?
         /// The remote RTX SSRC (the second of `a=ssrc-group:FID`).
         public var rtxSSRC: UInt32?
+        /// The remote repair SSRC (the second of `a=ssrc-group:FEC-FR`).
+        public var fecSSRC: UInt32? = nil
     }
 
     /// The peer's ICE ufrag.
@@ -101,11 +105,13 @@ public struct RemoteAnswer: Sendable {
             var payloadType: UInt8?
             var rtxPayloadType: UInt8?
             var redPayloadType: UInt8?
+            var fecPayloadType: UInt8?
             for pt in payloadTypes {
                 guard let map = media.rtpMap(for: pt) else { continue }
                 let name = map.encoding.lowercased()
                 if payloadType == nil, name == (kind == .audio ? "opus" : "vp8") { payloadType = pt }
                 if redPayloadType == nil, kind == .audio, name == "red" { redPayloadType = pt }
+                if fecPayloadType == nil, kind == .video, name == SDPLocalParameters.videoFECEncoding { fecPayloadType = pt }
             }
             if let payloadType {
                 for pt in payloadTypes where media.rtpMap(for: pt)?.encoding.lowercased() == "rtx" {
@@ -124,6 +130,7 @@ public struct RemoteAnswer: Sendable {
             } else {
                 ssrc = media.ssrcAttributes.first?.ssrc
             }
+            let fec = media.ssrcGroups.first(where: { $0.semantics == "FEC-FR" && $0.ssrcs.count >= 2 })?.ssrcs[1]
             return Section(
                 mid: media.mid,
                 kind: kind,
@@ -132,9 +139,11 @@ public struct RemoteAnswer: Sendable {
                 payloadType: payloadType,
                 rtxPayloadType: rtxPayloadType,
                 redPayloadType: redPayloadType,
+                fecPayloadType: fecPayloadType,
                 extensions: extensions,
                 ssrc: ssrc,
-                rtxSSRC: rtxSSRC
+                rtxSSRC: rtxSSRC,
+                fecSSRC: fecPayloadType == nil ? nil : fec
             )
         }
         guard self.sections.contains(where: \.accepted) else {

@@ -76,6 +76,17 @@ public struct VideoTrackStatistics: Hashable, Sendable {
     public var packetsRecovered: Int
     /// Packets given up on by the NACK generator.
     public var packetsUnrecovered: Int
+    /// Missing packets rebuilt from FEC repair packets (part of ``packetsRecovered``).
+    public var packetsRecoveredByFEC: Int = 0
+    /// FEC repair packets received.
+    public var repairPacketsReceived: Int = 0
+    /// Bytes received (RTP header and payload): media, RTX and FEC repair packets.
+    public var mediaBytesReceived: Int64 = 0
+    public var retransmissionBytesReceived: Int64 = 0
+    public var repairBytesReceived: Int64 = 0
+    /// Frames complete and decodable within 250 ms of their capture (abs-capture-time; frames without it
+    /// are not counted).
+    public var framesDecodableInTime: Int = 0
     /// Missing packets still being repaired (NACKed, not yet given up) when the snapshot was taken.
     public var packetsAwaitingRepair: Int
     /// Interarrival jitter in RTP timestamp units (90 kHz).

@@ -67,6 +67,20 @@ public struct VideoFigures: Codable, Hashable, Sendable {
     public var residualLoss: Double = 0
     /// RTX retransmissions received (NACKs answered).
     public var retransmissionsReceived: Int64 = 0
+    /// Missing packets rebuilt from FEC repair packets (part of ``packetsRecovered``).
+    public var packetsRecoveredByFEC: Int64 = 0
+    /// FEC repair packets received.
+    public var repairPacketsReceived: Int64 = 0
+    /// Bytes received on the media SSRCs, as RTX and as FEC repair packets.
+    public var mediaBytesReceived: Int64 = 0
+    public var retransmissionBytesReceived: Int64 = 0
+    public var repairBytesReceived: Int64 = 0
+    /// Everything received for video (media, RTX, repair) per media byte received: the bitrate overhead of
+    /// repair, as the link delivers it.
+    public var bitrateOverhead: Double = 0
+    /// Frames decodable within 250 ms of capture, and their share of the frames sent (complete + lost).
+    public var framesDecodableInTime: Int64 = 0
+    public var framesInTimeRatio: Double = 0
     public var framesComplete: Int64 = 0
     public var framesDecodable: Int64 = 0
     public var framesLost: Int64 = 0

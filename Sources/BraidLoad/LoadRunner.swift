@@ -450,6 +450,12 @@ public enum LoadRunner {
                     video.packetsRecovered += Int64(track.packetsRecovered)
                     video.packetsAwaitingRepair += Int64(track.packetsAwaitingRepair)
                     video.retransmissionsReceived += Int64(track.retransmissionsReceived)
+                    video.packetsRecoveredByFEC += Int64(track.packetsRecoveredByFEC)
+                    video.repairPacketsReceived += Int64(track.repairPacketsReceived)
+                    video.mediaBytesReceived += track.mediaBytesReceived
+                    video.retransmissionBytesReceived += track.retransmissionBytesReceived
+                    video.repairBytesReceived += track.repairBytesReceived
+                    video.framesDecodableInTime += Int64(track.framesDecodableInTime)
                     video.framesComplete += Int64(track.framesComplete)
                     video.framesDecodable += Int64(track.framesDecodable)
                     video.framesLost += Int64(track.framesLost)
@@ -496,6 +502,13 @@ public enum LoadRunner {
         if video.packetsExpected > 0 {
             video.lossBeforeRecovery = Double(video.packetsLostBeforeRecovery) / Double(video.packetsExpected)
             video.residualLoss = Double(video.packetsNeverRepaired) / Double(video.packetsExpected)
+        }
+        if video.framesComplete + video.framesLost > 0 {
+            video.framesInTimeRatio = Double(video.framesDecodableInTime) / Double(video.framesComplete + video.framesLost)
+        }
+        if video.mediaBytesReceived > 0 {
+            let total = video.mediaBytesReceived + video.retransmissionBytesReceived + video.repairBytesReceived
+            video.bitrateOverhead = Double(total) / Double(video.mediaBytesReceived)
         }
         if audio.packetsExpected > 0 { audio.loss = Double(audio.packetsLost) / Double(audio.packetsExpected) }
         if audio.framesExpected > 0 { audio.inTimeRatio = Double(audio.framesInTime) / Double(audio.framesExpected) }

@@ -25,7 +25,13 @@ extension LoadReport {
             row("video loss before / after repair",
                 "\(percent(self.video.lossBeforeRecovery)) / \(percent(self.video.residualLoss))")
             row("NACKs sent / retransmissions recv", "\(self.nacksSent) / \(self.video.retransmissionsReceived)")
+            if self.video.repairPacketsReceived > 0 {
+                row("FEC repairs recv / packets rebuilt",
+                    "\(self.video.repairPacketsReceived) / \(self.video.packetsRecoveredByFEC)")
+            }
+            row("video bytes recv / media bytes", String(format: "%.2fx", self.video.bitrateOverhead))
             row("video frames complete / lost", "\(self.video.framesComplete) / \(self.video.framesLost)")
+            row("frames decodable within 250 ms", percent(self.video.framesInTimeRatio))
             row("freezes (count, total)",
                 "\(self.video.freezeCount), \(String(format: "%.2f s", self.video.totalFreezesSeconds))")
         }

@@ -80,12 +80,16 @@ public struct SDPLocalSender: Hashable, Sendable {
     public var ssrc: UInt32
     /// The RTX SSRC, announced with `a=ssrc-group:FID` when RTX is negotiated.
     public var rtxSSRC: UInt32?
+    /// The repair SSRC, announced with `a=ssrc-group:FEC-FR` when ``SDPLocalParameters/videoFECEncoding``
+    /// is negotiated.
+    public var fecSSRC: UInt32?
 
     /// Creates a sender description.
-    public init(trackID: String, ssrc: UInt32, rtxSSRC: UInt32? = nil) {
+    public init(trackID: String, ssrc: UInt32, rtxSSRC: UInt32? = nil, fecSSRC: UInt32? = nil) {
         self.trackID = trackID
         self.ssrc = ssrc
         self.rtxSSRC = rtxSSRC
+        self.fecSSRC = fecSSRC
     }
 }
 
@@ -107,6 +111,8 @@ public struct SDPLocalParameters: Sendable {
     public var videoRTX: Bool
     /// Whether to accept RED (RFC 2198) for audio when offered.
     public var audioRED: Bool
+    /// Whether to accept Braid's sliding-window video FEC (``videoFECEncoding``) when a receiver offers it.
+    public var videoFEC: Bool
     /// Supported `a=rtcp-fb` values (`type[ parameter]`).
     public var feedback: [String]
     /// Supported header extension URIs.
@@ -136,6 +142,7 @@ public struct SDPLocalParameters: Sendable {
         codecs: [SDPCodecSpec] = [.opus, .vp8],
         videoRTX: Bool = true,
         audioRED: Bool = true,
+        videoFEC: Bool = true,
         feedback: [String] = ["nack", "nack pli", "ccm fir", "goog-remb", "transport-cc"],
         headerExtensions: [String] = SDPHeaderExtensionURI.supported,
         sessionID: String = "1",
@@ -153,6 +160,7 @@ public struct SDPLocalParameters: Sendable {
         self.codecs = codecs
         self.videoRTX = videoRTX
         self.audioRED = audioRED
+        self.videoFEC = videoFEC
         self.feedback = feedback
         self.headerExtensions = headerExtensions
         self.sessionID = sessionID
@@ -162,6 +170,13 @@ public struct SDPLocalParameters: Sendable {
         self.senders = senders
         self.port = port
     }
+}
+
+extension SDPLocalParameters {
+    /// The encoding name of the repair stream on hops Braid controls at both ends (BraidClient ↔ node):
+    /// sliding-window FEC over GF(2⁸) (BraidRTPStreams' `FECRepairHeader` describes the payload). Not a
+    /// registered name, hence the `x-`; browsers never offer it.
+    public static let videoFECEncoding = "x-braid-fec"
 }
 
 /// The codec chosen for a section.
@@ -220,6 +235,8 @@ public struct SDPNegotiatedSection: Hashable, Sendable {
     public var rtxPayloadType: UInt8?
     /// The RED payload type wrapping ``codec``, if negotiated.
     public var redPayloadType: UInt8?
+    /// The repair (FEC) payload type protecting ``codec``, if negotiated.
+    public var fecPayloadType: UInt8? = nil
     /// The negotiated header extensions with the offer's IDs.
     public var extensions: [SDPExtMap]
     /// Simulcast layers the client sends, in `a=simulcast` order (empty without simulcast).
@@ -373,6 +390,7 @@ public struct SDPAnswerBuilder: Sendable {
             self.section.codec = nil
             self.section.rtxPayloadType = nil
             self.section.redPayloadType = nil
+            self.section.fecPayloadType = nil
             self.section.extensions = []
             self.section.rids = []
             self.section.simulcast = nil
@@ -455,6 +473,7 @@ public struct SDPAnswerBuilder: Sendable {
 
         var rtx: SDPRTPMap?
         var red: SDPRTPMap?
+        var fec: SDPRTPMap?
         for pt in offeredPTs {
             guard let map = table.maps[pt] else { continue }
             let name = map.encoding.lowercased()
@@ -467,6 +486,10 @@ public struct SDPAnswerBuilder: Sendable {
                 map.clockRate == chosen.clockRate, Self.redWraps(chosen.payloadType, parameters)
             {
                 red = map
+            } else if name == SDPLocalParameters.videoFECEncoding, fec == nil, media.kind == .video,
+                self.local.videoFEC, self.local.role == .send, map.clockRate == chosen.clockRate
+            {
+                fec = map
             }
         }
 
@@ -497,9 +520,10 @@ public struct SDPAnswerBuilder: Sendable {
         )
         plan.section.rtxPayloadType = rtx?.payloadType
         plan.section.redPayloadType = red?.payloadType
+        plan.section.fecPayloadType = fec?.payloadType
         plan.section.extensions = extensions
 
-        let used = Set([chosen.payloadType] + [rtx?.payloadType, red?.payloadType].compactMap { $0 })
+        let used = Set([chosen.payloadType] + [rtx?.payloadType, red?.payloadType, fec?.payloadType].compactMap { $0 })
         plan.payloadTypes = offeredPTs.filter { used.contains($0) }
         for pt in plan.payloadTypes {
             guard let map = table.maps[pt] else { continue }
@@ -745,6 +769,12 @@ public struct SDPAnswerBuilder: Sendable {
                 a.append(SDPAttribute("ssrc", "\(rtxSSRC) cname:\(self.local.cname)"))
             } else {
                 a.append(SDPAttribute("ssrc", "\(sender.ssrc) cname:\(self.local.cname)"))
+            }
+            if let fecSSRC = sender.fecSSRC, section.fecPayloadType != nil {
+                a.append(
+                    SDPAttribute(
+                        "ssrc-group", SDPSSRCGroup(semantics: "FEC-FR", ssrcs: [sender.ssrc, fecSSRC]).attributeValue))
+                a.append(SDPAttribute("ssrc", "\(fecSSRC) cname:\(self.local.cname)"))
             }
         }
         for candidate in self.local.candidates { a.append(SDPAttribute("candidate", candidate.attributeValue)) }

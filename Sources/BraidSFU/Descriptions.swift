@@ -168,14 +168,21 @@ public struct SubscriberSlotDescription: Sendable, Hashable {
     public var ssrc: UInt32
     /// The RTX SSRC the node chose, if RTX was negotiated.
     public var rtxSSRC: UInt32?
+    /// The repair payload type of Braid's video FEC (`x-braid-fec`), if negotiated.
+    public var fecPayloadType: UInt8?
+    /// The repair SSRC the node chose (`a=ssrc-group:FEC-FR`), if FEC was negotiated.
+    public var fecSSRC: UInt32?
     /// Feedback the subscriber sends and accepts.
     public var feedback: RTCPFeedbackSupport
 
     /// A slot description.
     public init(
         mid: String, kind: MediaKind, payloadType: UInt8, clockRate: UInt32, rtxPayloadType: UInt8? = nil,
-        redPayloadType: UInt8? = nil, ssrc: UInt32, rtxSSRC: UInt32? = nil, feedback: RTCPFeedbackSupport = .init()
+        redPayloadType: UInt8? = nil, ssrc: UInt32, rtxSSRC: UInt32? = nil, fecPayloadType: UInt8? = nil,
+        fecSSRC: UInt32? = nil, feedback: RTCPFeedbackSupport = .init()
     ) {
+        self.fecPayloadType = fecPayloadType
+        self.fecSSRC = fecSSRC
         self.mid = mid
         self.kind = kind
         self.payloadType = payloadType

@@ -41,6 +41,8 @@ public struct SFUConfiguration: Sendable {
     public var speakerTimeout: TimeAmount = .seconds(1)
     /// How much audio redundancy (RED, repeats) each subscriber's measured loss gets.
     public var audioRedundancy = AudioRedundancyPolicy()
+    /// How many FEC repair packets each subscriber's measured loss gets (video, BraidClient subscribers).
+    public var videoFEC = VideoFECPolicy()
 
     /// The production defaults.
     public init() {}

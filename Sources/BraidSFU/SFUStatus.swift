@@ -85,8 +85,10 @@ public struct SFUProtectionStatus: Sendable, Hashable, Codable {
     public var measuredLoss: Double
     /// Audio: earlier frames carried in each packet (RED distance; 0 = none), the largest over the slots.
     public var audioRedundancyDistance: Int
-    /// Audio: packets are sent twice, half a frame apart.
+    /// Audio: packets are sent more than once over their frame interval.
     public var audioRepeats: Bool
+    /// Video: FEC repair packets per media packet (Braid's sliding-window FEC; 0 = none).
+    public var videoRepairRatio: Double = 0
     /// Bytes the protection added (redundant blocks, repeated packets).
     public var protectionBytes: Int
     /// Payload bytes sent, protection included.
@@ -102,6 +104,7 @@ public struct SFUProtectionStatus: Sendable, Hashable, Codable {
         case measuredLoss = "measured_loss"
         case audioRedundancyDistance = "audio_redundancy_distance"
         case audioRepeats = "audio_repeats"
+        case videoRepairRatio = "video_repair_ratio"
         case protectionBytes = "protection_bytes"
         case payloadBytes = "payload_bytes"
         case overhead
@@ -122,6 +125,7 @@ public struct SFUProtectionStatus: Sendable, Hashable, Codable {
         try container.encode(self.measuredLoss, forKey: .measuredLoss)
         try container.encode(self.audioRedundancyDistance, forKey: .audioRedundancyDistance)
         try container.encode(self.audioRepeats, forKey: .audioRepeats)
+        try container.encode(self.videoRepairRatio, forKey: .videoRepairRatio)
         try container.encode(self.protectionBytes, forKey: .protectionBytes)
         try container.encode(self.payloadBytes, forKey: .payloadBytes)
         try container.encode(self.overhead, forKey: .overhead)
@@ -132,6 +136,7 @@ public struct SFUProtectionStatus: Sendable, Hashable, Codable {
         self.measuredLoss = try container.decode(Double.self, forKey: .measuredLoss)
         self.audioRedundancyDistance = try container.decode(Int.self, forKey: .audioRedundancyDistance)
         self.audioRepeats = try container.decode(Bool.self, forKey: .audioRepeats)
+        self.videoRepairRatio = try container.decodeIfPresent(Double.self, forKey: .videoRepairRatio) ?? 0
         self.protectionBytes = try container.decode(Int.self, forKey: .protectionBytes)
         self.payloadBytes = try container.decode(Int.self, forKey: .payloadBytes)
     }

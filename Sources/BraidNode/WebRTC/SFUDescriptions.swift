@@ -117,6 +117,8 @@ extension SubscriberDescription {
                     redPayloadType: section.redPayloadType,
                     ssrc: sender.ssrc,
                     rtxSSRC: section.rtxPayloadType == nil ? nil : sender.rtxSSRC,
+                    fecPayloadType: sender.fecSSRC == nil ? nil : section.fecPayloadType,
+                    fecSSRC: section.fecPayloadType == nil ? nil : sender.fecSSRC,
                     feedback: RTCPFeedbackSupport(codec.feedback)
                 )
             )

@@ -329,6 +329,9 @@ public final class WebRTCSessions: Sendable {
             for index in answer.sections.indices where answer.sections[index].rtxPayloadType == nil {
                 answer.sections[index].localSender?.rtxSSRC = nil
             }
+            for index in answer.sections.indices where answer.sections[index].fecPayloadType == nil {
+                answer.sections[index].localSender?.fecSSRC = nil
+            }
         }
 
         let remote: ICECredentials
@@ -725,7 +728,8 @@ public final class WebRTCSessions: Sendable {
             senders[mid] = SDPLocalSender(
                 trackID: "\(media.kind.rawValue)-\(mid)",
                 ssrc: ssrc(),
-                rtxSSRC: media.kind == .video ? ssrc() : nil
+                rtxSSRC: media.kind == .video ? ssrc() : nil,
+                fecSSRC: media.kind == .video ? ssrc() : nil
             )
         }
         return senders

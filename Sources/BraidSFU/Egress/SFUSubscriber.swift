@@ -68,7 +68,9 @@ public final class SFUSubscriber {
             status.audioRedundancyDistance = max(status.audioRedundancyDistance, slot.redundancy.plan.distance)
             status.audioRepeats = status.audioRepeats || slot.redundancy.plan.repeats
             status.protectionBytes += slot.redundancy.redundantBytesSent + slot.redundancy.repeatBytesSent
-            status.payloadBytes += slot.payloadOctetsSent
+                + slot.protection.repairBytesSent
+            status.payloadBytes += slot.payloadOctetsSent + slot.protection.repairBytesSent
+            status.videoRepairRatio = max(status.videoRepairRatio, slot.protection.ratio)
         }
         return status
     }
@@ -128,7 +130,8 @@ public final class SFUSubscriber {
 
     /// Bytes this subscriber holds for its slots' histories and its send buffers.
     var footprint: Int {
-        self.slots.reduce(0) { $0 + $1.history.footprint + $1.redundancy.footprint } + self.sequencer.footprint
+        self.slots.reduce(0) { $0 + $1.history.footprint + $1.redundancy.footprint + $1.protection.footprint }
+            + self.sequencer.footprint
             + 3 * (self.configuration.maximumPacketSize + 64)
     }
 
@@ -150,6 +153,7 @@ public final class SFUSubscriber {
             self.scratch = out.buffer
             return
         }
+        var repairs = 0
         if decision == .forward {
             self.record(out, from: packet, slot: slot, now: now)
             if self.description.extensions.transportWideSequence != nil {
@@ -162,8 +166,12 @@ public final class SFUSubscriber {
             if slot.redundancy.plan.repeats, !packet.isRetransmission {
                 slot.redundancy.keepForRepeat(out.buffer, now: now)
             }
+            repairs = slot.protection.sent(out.buffer, sequenceNumber: out.sequenceNumber, now: now)
         }
-        self.scratch = out.buffer
+        let timestamp = out.timestamp
+        // The packet's storage goes back to the scratch slot, uniquely referenced, before a repair reuses it.
+        self.scratch = (consume out).buffer
+        for _ in 0..<repairs { self.sendRepair(slot: slot, timestamp: timestamp, now: now) }
     }
 
     /// Sends the repeats of each repeating audio slot's last packet that are due (see
@@ -204,6 +212,43 @@ public final class SFUSubscriber {
         self.scratch = out.buffer
     }
 
+    /// Sends one FEC repair packet of `slot` over its recent packets: its own SSRC, payload type and sequence
+    /// numbers, the protected media's timestamp, fresh abs-send-time and transport-wide sequence number.
+    private func sendRepair(slot: SubscriberSlot, timestamp: UInt32, now: NIODeadline) {
+        guard let ssrc = slot.slot.fecSSRC, let payloadType = slot.slot.fecPayloadType,
+            slot.protection.encoder != nil, self.transport.isWritable, var buffer = self.scratch.take()
+        else { return }
+        defer { self.scratch = buffer }
+        buffer.clear()
+        let ids = self.description.extensions
+        let header = RTPHeader(
+            marker: false, payloadType: payloadType, sequenceNumber: slot.protection.nextSequenceNumber,
+            timestamp: timestamp, ssrc: ssrc)
+        let headerLength = buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: RTPHeaderWriter.maximumLength) {
+            memory in
+            var writer = RTPHeaderWriter(into: memory, header: header, csrcs: [UInt32]())
+            if let id = ids.absSendTime {
+                writer.append(
+                    id: id, bigEndian: UInt64(AbsSendTime(ntpTimestamp: self.wallClock.ntpTimestamp(at: now)).rawValue),
+                    length: 3)
+            }
+            if let id = ids.transportWideSequence {
+                writer.append(id: id, bigEndian: UInt64(self.sequencer.next), length: 2)
+            }
+            return writer.finish() ?? 0
+        }
+        let policy = self.configuration.videoFEC
+        guard headerLength > 0,
+            slot.protection.encoder!.writeRepair(
+                now: now, maximumAge: policy.windowDuration, maximumSources: policy.window, into: &buffer)
+        else { return }
+        slot.protection.nextSequenceNumber &+= 1
+        if ids.transportWideSequence != nil { self.sequencer.sent(size: buffer.readableBytes, sendTime: now) }
+        slot.protection.counted(bytes: buffer.readableBytes - headerLength)
+        self.outbound.add(bytes: buffer.readableBytes, now: now, window: self.configuration.bitrateWindow)
+        self.transport.sendRTP(buffer)
+    }
+
     /// Re-plans each audio slot's redundancy from the link's measured loss: the bandwidth estimator's
     /// (transport-wide feedback, every packet) where the subscriber sends it, else the slot's last receiver
     /// report; the one-way delay is half the RTT.
@@ -212,6 +257,14 @@ public final class SFUSubscriber {
         let usesTransportFeedback = self.transportLoss.hasSamples
         let oneWay = TimeAmount.nanoseconds((self.roundTripTime?.nanoseconds ?? 0) / 2)
         var repeating = false
+        for slot in self.slots where slot.kind == .video && slot.slot.fecPayloadType != nil {
+            let loss = usesTransportFeedback ? self.transportLoss.fraction : Double(slot.fractionLost) / 256
+            self.measuredLoss = loss
+            let policy = self.configuration.videoFEC
+            slot.protection.update(
+                ratio: policy.repairRatio(loss: loss), window: policy.window,
+                maximumPacketSize: self.configuration.maximumPacketSize)
+        }
         for slot in self.slots where slot.kind == .audio && slot.slot.redPayloadType != nil {
             let loss = usesTransportFeedback ? self.transportLoss.fraction : Double(slot.fractionLost) / 256
             self.measuredLoss = loss

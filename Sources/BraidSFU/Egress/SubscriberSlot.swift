@@ -30,6 +30,8 @@ final class SubscriberSlot: TrackSink {
     var selector: LayerSelector?
     /// Audio slots that negotiated RED: the redundancy the link's loss calls for.
     var redundancy = AudioRedundancy()
+    /// Video slots that negotiated Braid's FEC: the repair stream.
+    var protection: VideoProtection
     /// Retransmissions of packets older than this are not sent (video 1 s, audio half).
     let maxResendAge: TimeAmount
     /// The same packet is not resent twice within this (the subscriber's RTT).
@@ -60,6 +62,7 @@ final class SubscriberSlot: TrackSink {
             capacity: isVideo ? configuration.videoRetransmissionCapacity : configuration.audioRetransmissionCapacity,
             retention: maxResendAge)
         self.nextRTXSequenceNumber = UInt16(truncatingIfNeeded: slot.ssrc &* 2_654_435_761)
+        self.protection = VideoProtection(ssrc: slot.fecSSRC ?? slot.ssrc)
     }
 
     var kind: MediaKind { self.slot.kind }
@@ -86,6 +89,7 @@ final class SubscriberSlot: TrackSink {
         self.generation &+= 1
         self.selector = nil
         self.redundancy.reset()
+        self.protection.reset()
         self.layerSwitch.reset(target: producer.qualityOrder().first ?? 0)
         let layers: LayerSet = self.kind == .video ? self.layerSwitch.layers : .all
         self.consumer = try? router.consume(producer.id, into: self, layers: layers, now: now)

@@ -1,0 +1,85 @@
+@testable import BraidSFU
+import BraidRTPStreams
+import BraidWire
+import NIOCore
+import Testing
+
+@Suite struct VideoFECTests {
+    @Test func repairRatioFollowsTheLoss() {
+        let policy = VideoFECPolicy()
+        #expect(policy.repairRatio(loss: 0) == 0)
+        #expect(policy.repairRatio(loss: 0.004) == 0)
+        #expect(abs(policy.repairRatio(loss: 0.2) - 1.3 * 0.25) < 1e-9)
+        #expect(abs(policy.repairRatio(loss: 0.5) - 1.3) < 1e-9)
+        #expect(policy.repairRatio(loss: 0.9) == 2)
+        #expect(policy.repairRatio(loss: .nan) == 0)
+    }
+
+    static func fecSlot() -> SubscriberSlotDescription {
+        SubscriberSlotDescription(
+            mid: "v0", kind: .video, payloadType: 100, clockRate: 90000, rtxPayloadType: 101, ssrc: 0xAAAA_0001,
+            rtxSSRC: 0xAAAA_0002, fecPayloadType: 98, fecSSRC: 0xAAAA_0003, feedback: allFeedback)
+    }
+
+    /// The subscriber reports `fraction`/256 loss.
+    static func report(_ setup: SingleStream, fraction: UInt8, at ms: Int64) throws {
+        var rr = ByteBufferAllocator().buffer(capacity: 64)
+        try RTCPReceiverReport.write(
+            senderSSRC: 5,
+            reportBlocks: [
+                RTCPReportBlock(
+                    ssrc: 0xAAAA_0001, fractionLost: fraction, cumulativeLost: 0, extendedHighestSequenceNumber: 1,
+                    jitter: 0, lastSenderReport: 0, delaySinceLastSenderReport: 0)
+            ], into: &rr)
+        setup.subscriber.receiveRTCP(rr, now: at(ms))
+    }
+
+    @Test func aLossyLinkGetsRepairPacketsThatRebuildTheLostOnesByteForByte() throws {
+        var setup = SingleStream(slot: Self.fecSlot())
+        setup.publisher.receiveRTP(setup.next(keyframe: true), now: at(0))
+        // Clean: media only.
+        for index in 1..<5 { setup.publisher.receiveRTP(setup.next(), now: at(Int64(index) * 33)) }
+        #expect(setup.subscriberTransport.rtpPackets.allSatisfy { $0.ssrc == 0xAAAA_0001 })
+        try Self.report(setup, fraction: 128, at: 170)  // 50 %
+        setup.router.tick(now: at(171))
+        setup.subscriberTransport.reset()
+        for index in 6..<66 { setup.publisher.receiveRTP(setup.next(), now: at(Int64(index) * 33)) }
+        let sent = setup.subscriberTransport.rtp
+        let media = sent.filter { (try? RTPPacket($0))?.ssrc == 0xAAAA_0001 }
+        let repairs = sent.filter { (try? RTPPacket($0))?.ssrc == 0xAAAA_0003 }
+        #expect(media.count == 60)
+        // 1.3 repairs per packet at 50 %.
+        #expect(repairs.count == 78)
+        let first = try RTPPacket(try #require(repairs.first))
+        #expect(first.payloadType == 98)
+        // Each repair has its own sequence number and transport-wide number.
+        let parsedRepairs = try repairs.map { try RTPPacket($0) }
+        #expect(zip(parsedRepairs, parsedRepairs.dropFirst()).allSatisfy { $1.sequenceNumber == $0.sequenceNumber &+ 1 })
+
+        // Deliver every other media packet and every repair: the decoder rebuilds the missing ones exactly.
+        var decoder = SlidingWindowFECDecoder()
+        var recovered: [UInt16: ByteBuffer] = [:]
+        var lost: [UInt16: ByteBuffer] = [:]
+        var mediaIndex = 0
+        for buffer in sent {
+            let packet = try RTPPacket(buffer)
+            if packet.ssrc == 0xAAAA_0001 {
+                defer { mediaIndex += 1 }
+                if mediaIndex % 2 == 1 {
+                    lost[packet.sequenceNumber] = buffer
+                    continue
+                }
+                decoder.sourceReceived(buffer, sequenceNumber: packet.sequenceNumber)
+            } else {
+                for rebuilt in decoder.repairReceived(packet.payload) {
+                    recovered[try RTPPacket(rebuilt).sequenceNumber] = rebuilt
+                }
+            }
+        }
+        #expect(recovered.count > 20)
+        for (sequence, packet) in recovered { #expect(lost[sequence] == packet) }
+        let status = try #require(setup.router.roomStatuses(now: at(3000)).first?.subscribers.first?.protection)
+        #expect(abs(status.videoRepairRatio - 1.3) < 1e-9)
+        #expect(status.protectionBytes > 0)
+    }
+}
