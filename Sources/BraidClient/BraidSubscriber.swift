@@ -35,13 +35,15 @@ final class IncomingTrack {
     var packetsRecoveredByFEC = 0
     var repairPacketsReceived = 0
     var framesDecodableInTime = 0
+    /// FEC rebuilds of packets the NACK generator had not yet seen missing (no later packet had come).
+    var packetsRebuiltBeforeDetection = 0
     var mediaBytes: Int64 = 0
     var retransmissionBytes: Int64 = 0
     var repairBytes: Int64 = 0
     let clockRate: UInt32
     var earlier = Earlier()
     var statistics: ReceiveStatistics?
-    var nack = NACKGenerator()
+    var nack = IncomingTrack.makeNACKGenerator()
     var assembler = VP8FrameAssembler()
     var freezes = FreezeDetector()
     var latency = LatencyHistogram()
@@ -68,6 +70,13 @@ final class IncomingTrack {
         self.setRepairStream(section)
     }
 
+    /// A subscriber sends no sender reports, so RTCP gives it no round-trip time: its NACKs learn it.
+    static func makeNACKGenerator() -> NACKGenerator {
+        var generator = NACKGenerator()
+        generator.learnsRoundTripTime = true
+        return generator
+    }
+
     private func setRepairStream(_ section: RemoteAnswer.Section) {
         self.fecPayloadType = section.fecPayloadType
         self.fecSSRC = section.fecSSRC
@@ -91,7 +100,8 @@ final class IncomingTrack {
     func restart(section: RemoteAnswer.Section) {
         self.earlier.packetsReceived += self.statistics?.packetsReceived ?? 0
         self.earlier.packetsLost += max(0, self.statistics?.cumulativeLost ?? 0)
-        self.earlier.packetsRecovered += self.nack.packetsRecovered
+        self.earlier.packetsRecovered += self.nack.packetsRecovered + self.packetsRebuiltBeforeDetection
+        self.packetsRebuiltBeforeDetection = 0
         self.earlier.packetsUnrecovered += self.nack.packetsGivenUp + self.nack.missingCount
         self.earlier.framesComplete += self.assembler.framesComplete
         self.earlier.framesDecodable += self.assembler.framesDecodable
@@ -113,7 +123,7 @@ final class IncomingTrack {
         self.keyframes = nil
         self.rtxSSRC = section.rtxSSRC
         if let ssrc = section.ssrc { self.bind(ssrc: ssrc) }
-        self.nack = NACKGenerator()
+        self.nack = IncomingTrack.makeNACKGenerator()
         self.assembler = VP8FrameAssembler()
         self.audioDecoder?.restart()
     }
@@ -311,26 +321,32 @@ struct SubscriberMedia {
         case .audio:
             self.receivedAudio(packet, payload: payload, track: track, latency: latency, isRetransmission: isRTX)
         case .video:
-            let outcome = track.nack.packetReceived(
-                sequenceNumber: sequenceNumber, isRetransmission: isRTX || recovered, now: now)
+            // An FEC rebuild is no answer to a NACK: it must not be taken for a round trip.
+            let outcome = track.nack.packetReceived(sequenceNumber: sequenceNumber, isRetransmission: isRTX, now: now)
+            // Rebuilt before a later packet showed it missing: lost on the wire, repaired all the same.
+            if recovered, case .advanced = outcome { track.packetsRebuiltBeforeDetection += 1 }
             if case .keyframeNeeded = outcome { self.requestKeyframe(track, now: now, send: send) }
             guard let vp8 = try? VP8Payload(payload) else { return }
             var rendered = 0
+            var inTime = 0
             var keyframe = false
             track.assembler.insert(
                 sequenceNumber: sequenceNumber, timestamp: packet.timestamp, marker: packet.marker, payload: vp8,
                 now: now
             ) { event in
                 if case .frame(let frame) = event {
-                    if frame.isDecodable { rendered += 1 }
+                    if frame.isDecodable {
+                        rendered += 1
+                        // A frame becomes decodable now; its capture time is this packet's, moved back by the
+                        // RTP time between them (the publisher's media clock runs with its capture clock).
+                        let behind = Int64(Int32(bitPattern: packet.timestamp &- frame.timestamp)) * 1_000_000 / 90_000
+                        if let latency, latency + behind <= Self.videoDeadlineMicroseconds { inTime += 1 }
+                    }
                     if frame.isKeyframe { keyframe = true }
                 }
             }
-            for _ in 0..<rendered {
-                track.freezes.frameRendered(at: now)
-                // The packet that completed a frame carries its capture time: was it ready in time to play?
-                if let latency, latency <= Self.videoDeadlineMicroseconds { track.framesDecodableInTime += 1 }
-            }
+            for _ in 0..<rendered { track.freezes.frameRendered(at: now) }
+            track.framesDecodableInTime += inTime
             if keyframe {
                 track.keyframes?.keyframeReceived()
                 // Older holes no longer matter to the decoder.
@@ -516,7 +532,8 @@ struct SubscriberMedia {
                     VideoTrackStatistics(
                         mid: track.mid, ssrc: track.ssrc, packetsReceived: received, packetsLost: lost,
                         retransmissionsReceived: track.retransmissionsReceived,
-                        packetsRecovered: track.nack.packetsRecovered + earlier.packetsRecovered,
+                        packetsRecovered: track.nack.packetsRecovered + track.packetsRebuiltBeforeDetection
+                            + earlier.packetsRecovered,
                         packetsUnrecovered: track.nack.packetsGivenUp + earlier.packetsUnrecovered,
                         packetsRecoveredByFEC: track.packetsRecoveredByFEC,
                         repairPacketsReceived: track.repairPacketsReceived,

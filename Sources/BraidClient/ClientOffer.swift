@@ -72,6 +72,7 @@ public enum ClientOffer {
     ///   - cname: the RTCP CNAME of this side's streams.
     ///   - streamID: the `a=msid` stream id shared by the tracks (one A/V sync group).
     ///   - sessionID: the `o=` session id.
+    ///   - lossProtection: a receive-only section also offers RED (audio) or Braid's FEC (video).
     public static func make(
         tracks: [OfferedTrack],
         direction: SDPDirection,
@@ -80,7 +81,8 @@ public enum ClientOffer {
         candidates: [SDPCandidate] = [],
         cname: String,
         streamID: String,
-        sessionID: UInt64
+        sessionID: UInt64,
+        lossProtection: Bool = true
     ) -> SessionDescription {
         let mids = tracks.indices.map(String.init)
         var description = SessionDescription(
@@ -121,7 +123,7 @@ public enum ClientOffer {
                 attributes.append(SDPAttribute("rtpmap", "\(pt) opus/48000/2"))
                 attributes.append(SDPAttribute("rtcp-fb", "\(pt) transport-cc"))
                 attributes.append(SDPAttribute("fmtp", "\(pt) minptime=10;useinbandfec=1"))
-                if direction == .recvonly {
+                if direction == .recvonly, lossProtection {
                     // A receiver takes RED: the node sizes its redundancy from this link's loss.
                     let red = PayloadType.red
                     formats.append(String(red))
@@ -138,7 +140,7 @@ public enum ClientOffer {
                 }
                 attributes.append(SDPAttribute("rtpmap", "\(rtx) rtx/90000"))
                 attributes.append(SDPAttribute("fmtp", "\(rtx) apt=\(pt)"))
-                if direction == .recvonly {
+                if direction == .recvonly, lossProtection {
                     // A receiver takes the node's FEC repair stream, sized from this link's loss.
                     let fec = PayloadType.fec
                     formats.append(String(fec))

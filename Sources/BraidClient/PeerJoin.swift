@@ -23,6 +23,9 @@ public struct ConnectionOptions: Sendable {
     public var impairmentSeed: UInt64?
     /// Other nodes to move to when this peer's node is lost (see ``FailoverOptions``); off by default.
     public var failover: FailoverOptions
+    /// Whether a receiver offers the node's loss protection: RED for audio, Braid's FEC for video. On by
+    /// default (the node adds it only when the link loses packets); off to measure without it.
+    public var offersLossProtection = true
 
     /// Creates options.
     public init(
@@ -90,7 +93,8 @@ struct PeerJoin {
             let cname = "braid-" + String(UInt64.random(in: 0...UInt64.max), radix: 36)
             let offer = ClientOffer.make(
                 tracks: tracks, direction: direction, credentials: credentials, fingerprint: certificate.fingerprint,
-                candidates: candidates, cname: cname, streamID: cname, sessionID: UInt64.random(in: 1...(1 << 62)))
+                candidates: candidates, cname: cname, streamID: cname, sessionID: UInt64.random(in: 1...(1 << 62)),
+                lossProtection: options.offersLossProtection)
             var headers = [("Content-Type", "application/sdp"), ("Accept", "application/sdp")]
             if let token = options.bearerToken { headers.append(("Authorization", "Bearer \(token)")) }
             let requestedAt = NIODeadline.now()

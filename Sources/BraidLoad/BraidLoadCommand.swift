@@ -66,6 +66,9 @@ public struct CommonLoadOptions: ParsableArguments {
     @Option(name: .customLong("downlink-rate"), help: "Downlink bandwidth cap (e.g. 500kbps).")
     public var downlinkRate: String?
 
+    @Flag(name: .customLong("no-loss-protection"), help: "Subscribers do not offer RED or FEC (to compare).")
+    public var noLossProtection = false
+
     @Option(help: "Write the full report as JSON to this file.")
     public var json: String?
     @Option(help: "Objectives, e.g. p95-latency=200ms,residual-loss=1%,freezes=0,join-p95=500ms,failures=0")
@@ -121,11 +124,13 @@ public struct CommonLoadOptions: ParsableArguments {
         }
         // With only a publisher node, the subscribers join it too.
         let nodes = self.nodes.isEmpty ? [self.publisherNode ?? "http://127.0.0.1:8080"] : self.nodes
-        return LoadConfiguration(
+        var configuration = LoadConfiguration(
             scenario: scenario, nodes: nodes,
             duration: try Quantities.duration(self.duration), rampUp: self.rampUp, seed: self.seed, uplink: uplink,
             downlink: downlink, timeout: try Quantities.duration(self.timeout), roomPrefix: self.roomPrefix,
             localHost: self.localHost, slo: slo, publisherNode: self.publisherNode, failoverNodes: self.failoverNodes)
+        configuration.lossProtection = !self.noLossProtection
+        return configuration
     }
 
     /// Runs `scenario`, prints the progress line (on a terminal only) and the table, writes the JSON report,

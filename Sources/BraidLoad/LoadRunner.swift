@@ -44,6 +44,8 @@ public struct LoadConfiguration: Sendable {
     public var failoverNodes: [String]
     /// Measurement time after the last peer has joined.
     public var duration: Duration
+    /// Whether subscribers offer the node's loss protection (RED, Braid's FEC); off for A/B runs.
+    public var lossProtection = true
     /// Peers started per second (joins run concurrently).
     public var rampUp: Double
     /// Seed of every impairment generator (peer n uses sub-stream n).
@@ -243,6 +245,7 @@ public enum LoadRunner {
                         localHost: configuration.localHost, timeout: configuration.timeout, certificate: certificate,
                         uplink: configuration.uplink, downlink: configuration.downlink,
                         impairmentSeed: SplitMix64.derive(configuration.seed, UInt64(index)))
+                    options.offersLossProtection = configuration.lossProtection
                     if plan.role == .subscriber, !configuration.failoverNodes.isEmpty {
                         options.failover = FailoverOptions(fallbacks: configuration.failoverNodes)
                     }

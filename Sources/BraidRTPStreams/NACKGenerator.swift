@@ -12,7 +12,10 @@ public import NIOCore
 ///   forgotten, and so are packets that old when they arrive;
 /// - ``pending(now:into:)`` returns each missing number once at first, then again about once per
 ///   ``roundTripTime`` (default 100 ms), at most ``Configuration/maxRetries`` times (default 10);
-/// - an arriving packet, original or RTX-recovered, removes its number from the list.
+/// - an arriving packet, original or RTX-recovered, removes its number from the list;
+/// - with ``learnsRoundTripTime`` (a receiver that has no RTCP round-trip time, such as a subscriber that
+///   sends no sender reports), the time from a NACK to the retransmission that answers it updates
+///   ``roundTripTime`` (RFC 6298's smoothing, 1/8 per sample, kept within 10 ms–1 s).
 ///
 /// The NACK itself is built with ``writeNACK(senderSSRC:mediaSSRC:sequenceNumbers:into:)``, a thin
 /// wrapper over BraidWire's `RTCPGenericNACK` builder; RFC 4585 §6.2.1 draws its wire format.
@@ -73,6 +76,8 @@ public struct NACKGenerator: Sendable {
     public let configuration: Configuration
     /// The owner's current RTT estimate: a missing number is asked for again after this long.
     public var roundTripTime: TimeAmount
+    /// Whether NACK-to-retransmission times update ``roundTripTime``.
+    public var learnsRoundTripTime = false
 
     var unwrapper = SequenceNumberUnwrapper()
     /// Missing numbers in increasing order; capacity reserved once.
@@ -118,6 +123,11 @@ public struct NACKGenerator: Sendable {
             if highest - sequence > Int64(self.configuration.maxAge) { return .tooOld }
             guard let index = self.index(of: sequence) else { return .late }
             let nackCount = self.missing[index].sendCount
+            if isRetransmission, self.learnsRoundTripTime, nackCount == 1, let sentAt = self.missing[index].lastSentAt {
+                // Only a packet NACKed once: with several NACKs out, which one it answers is unknown.
+                let sample = min(max((now - sentAt).nanoseconds, 10_000_000), 1_000_000_000)
+                self.roundTripTime = .nanoseconds(self.roundTripTime.nanoseconds + (sample - self.roundTripTime.nanoseconds) / 8)
+            }
             self.missing.remove(at: index)
             self.packetsRecovered += 1
             return .recovered(retransmission: isRetransmission, nackCount: nackCount)

@@ -9,8 +9,8 @@ import Testing
         let policy = VideoFECPolicy()
         #expect(policy.repairRatio(loss: 0) == 0)
         #expect(policy.repairRatio(loss: 0.004) == 0)
-        #expect(abs(policy.repairRatio(loss: 0.2) - 1.3 * 0.25) < 1e-9)
-        #expect(abs(policy.repairRatio(loss: 0.5) - 1.3) < 1e-9)
+        #expect(abs(policy.repairRatio(loss: 0.2) - 1.5 * 0.25) < 1e-9)
+        #expect(abs(policy.repairRatio(loss: 0.5) - 1.5) < 1e-9)
         #expect(policy.repairRatio(loss: 0.9) == 2)
         #expect(policy.repairRatio(loss: .nan) == 0)
     }
@@ -48,8 +48,8 @@ import Testing
         let media = sent.filter { (try? RTPPacket($0))?.ssrc == 0xAAAA_0001 }
         let repairs = sent.filter { (try? RTPPacket($0))?.ssrc == 0xAAAA_0003 }
         #expect(media.count == 60)
-        // 1.3 repairs per packet at 50 %.
-        #expect(repairs.count == 78)
+        // 1.5 repairs per packet at 50 %.
+        #expect(repairs.count == 90)
         let first = try RTPPacket(try #require(repairs.first))
         #expect(first.payloadType == 98)
         // Each repair has its own sequence number and transport-wide number.
@@ -76,10 +76,10 @@ import Testing
                 }
             }
         }
-        #expect(recovered.count > 20)
+        #expect(recovered.count == 30, "recovered \(recovered.count) of \(lost.count)")
         for (sequence, packet) in recovered { #expect(lost[sequence] == packet) }
         let status = try #require(setup.router.roomStatuses(now: at(3000)).first?.subscribers.first?.protection)
-        #expect(abs(status.videoRepairRatio - 1.3) < 1e-9)
+        #expect(abs(status.videoRepairRatio - 1.5) < 1e-9)
         #expect(status.protectionBytes > 0)
     }
 }

@@ -14,13 +14,13 @@ public struct VideoFECPolicy: Sendable, Hashable {
     /// Below this loss no repair packets are sent.
     public var lossThreshold: Double = 0.005
     /// Repairs that arrive per packet lost.
-    public var margin: Double = 1.3
+    public var margin: Double = 1.5
     /// Most repair packets per media packet.
     public var maximumRatio: Double = 2
     /// Packets a repair covers at most.
     public var window: Int = 24
     /// A repair covers only packets sent this recently (older ones would be recovered too late to play).
-    public var windowDuration: TimeAmount = .milliseconds(150)
+    public var windowDuration: TimeAmount = .milliseconds(200)
 
     public init() {}
 
