@@ -42,11 +42,13 @@ private let publisher = PublisherDescription(
 private let subscriber = SubscriberDescription(
     extensions: subscriberIDs,
     slots: [
+        // With RED and Braid FEC, so that loss reports in the fuzzed RTCP turn the protection paths on.
         SubscriberSlotDescription(
             mid: "v0", kind: .video, payloadType: 100, clockRate: 90000, rtxPayloadType: 101,
-            ssrc: 0xAAAA_0001, rtxSSRC: 0xAAAA_0002, feedback: feedback),
+            ssrc: 0xAAAA_0001, rtxSSRC: 0xAAAA_0002, fecPayloadType: 98, fecSSRC: 0xAAAA_0003, feedback: feedback),
         SubscriberSlotDescription(
-            mid: "a0", kind: .audio, payloadType: 109, clockRate: 48000, ssrc: 0xBBBB_0001, feedback: feedback),
+            mid: "a0", kind: .audio, payloadType: 109, clockRate: 48000, redPayloadType: 120, ssrc: 0xBBBB_0001,
+            feedback: feedback),
     ]
 )
 
