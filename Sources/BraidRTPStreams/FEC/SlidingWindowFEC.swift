@@ -168,6 +168,10 @@ public struct SlidingWindowFECEncoder {
 /// later (arriving late, or recovered), so solving only works on the unknowns. Equations and sources
 /// older than ``horizon`` packets behind the newest are dropped. Bad repair packets (a window that
 /// overlaps a source longer than the symbol) are counted and dropped.
+///
+/// Sources are kept only from the first repair packet on: a stream on a clean link (the sender adds repair
+/// only when the link loses packets) costs no copies. Repair windows reaching back before that point are
+/// discarded, since the packets there arrived unrecorded.
 public struct SlidingWindowFECDecoder {
     struct Equation {
         var first: Int64
@@ -185,6 +189,8 @@ public struct SlidingWindowFECDecoder {
     private var sequences = SequenceNumberUnwrapper()
     /// Known source symbols (`length₁₆ ‖ packet`) by extended sequence number.
     private var known: [Int64: [UInt8]] = [:]
+    /// The first source recorded (the one after the newest when the first repair came); nil before.
+    private var recordedFrom: Int64?
     private var equations: [Equation] = []
     /// Packets recovered, repair packets received, and repair packets that were useless or malformed.
     public private(set) var packetsRecovered = 0
@@ -198,7 +204,7 @@ public struct SlidingWindowFECDecoder {
     /// A source packet (the RTP packet as received, after SRTP) arrived.
     public mutating func sourceReceived(_ packet: ByteBuffer, sequenceNumber: UInt16) {
         let sequence = self.sequences.unwrap(sequenceNumber)
-        guard self.known[sequence] == nil else { return }
+        guard let recordedFrom = self.recordedFrom, sequence >= recordedFrom, self.known[sequence] == nil else { return }
         var symbol = [UInt8](repeating: 0, count: packet.readableBytes + 2)
         symbol[0] = UInt8(truncatingIfNeeded: packet.readableBytes >> 8)
         symbol[1] = UInt8(truncatingIfNeeded: packet.readableBytes)
@@ -218,6 +224,11 @@ public struct SlidingWindowFECDecoder {
             return []
         }
         let first = self.sequences.unwrap(header.firstSequenceNumber)
+        if self.recordedFrom == nil { self.recordedFrom = (self.sequences.highest ?? first) + 1 }
+        guard let recordedFrom = self.recordedFrom, first >= recordedFrom else {
+            self.repairsDiscarded += 1  // it covers packets that arrived before anything was recorded
+            return []
+        }
         let symbolBytes = payload.readableBytes - FECRepairHeader.length
         var residue = [UInt8](repeating: 0, count: symbolBytes)
         payload.withUnsafeReadableBytes { bytes in

@@ -25,7 +25,7 @@ extension SFUSubscriber {
         if self.nextSenderReportCheck.map({ now >= $0 }) ?? true {
             self.nextSenderReportCheck = now + Self.senderReportCheckInterval
             self.sendSenderReports(now: now)
-            self.planRedundancy()
+            self.planProtection()
         }
         if self.hasRepeatingSlots { self.sendRepeats(now: now) }
         if self.lastLayerDecisionAt.map({ now - $0 >= self.configuration.layerDecisionInterval }) ?? true {

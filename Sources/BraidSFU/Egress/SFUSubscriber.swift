@@ -249,29 +249,28 @@ public final class SFUSubscriber {
         self.transport.sendRTP(buffer)
     }
 
-    /// Re-plans each audio slot's redundancy from the link's measured loss: the bandwidth estimator's
-    /// (transport-wide feedback, every packet) where the subscriber sends it, else the slot's last receiver
+    /// Re-plans each slot's protection (audio RED and repeats, video FEC) from the link's measured loss:
+    /// transport-wide feedback (every packet) where the subscriber sends it, else the slot's last receiver
     /// report; the one-way delay is half the RTT.
-    func planRedundancy() {
-        let policy = self.configuration.audioRedundancy
-        let usesTransportFeedback = self.transportLoss.hasSamples
+    func planProtection() {
+        let audio = self.configuration.audioRedundancy
+        let video = self.configuration.videoFEC
         let oneWay = TimeAmount.nanoseconds((self.roundTripTime?.nanoseconds ?? 0) / 2)
         var repeating = false
-        for slot in self.slots where slot.kind == .video && slot.slot.fecPayloadType != nil {
-            let loss = usesTransportFeedback ? self.transportLoss.fraction : Double(slot.fractionLost) / 256
-            self.measuredLoss = loss
-            let policy = self.configuration.videoFEC
-            slot.protection.update(
-                ratio: policy.repairRatio(loss: loss), window: policy.window,
-                maximumPacketSize: self.configuration.maximumPacketSize)
-        }
-        for slot in self.slots where slot.kind == .audio && slot.slot.redPayloadType != nil {
-            let loss = usesTransportFeedback ? self.transportLoss.fraction : Double(slot.fractionLost) / 256
-            self.measuredLoss = loss
-            let plan = policy.plan(
-                loss: loss, oneWayDelay: oneWay, frameDuration: slot.redundancy.frameDuration(clockRate: slot.slot.clockRate))
-            slot.redundancy.update(plan: plan)
-            repeating = repeating || plan.repeats
+        for slot in self.slots {
+            let loss = self.transportLoss.hasSamples ? self.transportLoss.fraction : Double(slot.fractionLost) / 256
+            if slot.kind == .video, slot.slot.fecPayloadType != nil {
+                self.measuredLoss = loss
+                slot.protection.update(
+                    ratio: video.repairRatio(loss: loss), window: video.window,
+                    maximumPacketSize: self.configuration.maximumPacketSize)
+            } else if slot.kind == .audio, slot.slot.redPayloadType != nil {
+                self.measuredLoss = loss
+                let frame = slot.redundancy.frameDuration(clockRate: slot.slot.clockRate)
+                let plan = audio.plan(loss: loss, oneWayDelay: oneWay, frameDuration: frame)
+                slot.redundancy.update(plan: plan)
+                repeating = repeating || plan.repeats
+            }
         }
         self.hasRepeatingSlots = repeating
     }
