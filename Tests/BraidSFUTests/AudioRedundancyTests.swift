@@ -81,6 +81,14 @@ import Testing
         let nextPayload = encoder.payload(primary: Self.frame(4), timestamp: 1920 + 20_160, payloadType: 109)
         let next = try REDPayload(try #require(nextPayload))
         #expect(next.redundant.map(\.timestampOffset) == [960])
+        // Large frames: only the newest that fit 1000 bytes go along.
+        encoder.update(plan: .init(distance: 16, sendsPerFrame: 1))
+        for index in 10..<26 {
+            _ = encoder.payload(primary: Self.frame(index, length: 300), timestamp: UInt32(100_000 + index * 960), payloadType: 109)
+        }
+        let bigPayload = encoder.payload(primary: Self.frame(26, length: 300), timestamp: UInt32(100_000 + 26 * 960), payloadType: 109)
+        let big = try REDPayload(try #require(bigPayload))
+        #expect(big.redundant.map(\.timestampOffset) == [2880, 1920, 960])
         // A new track on the slot: nothing of the old one is sent.
         encoder.reset()
         let freshPayload = encoder.payload(primary: Self.frame(5), timestamp: 7, payloadType: 109)

@@ -86,6 +86,9 @@ public struct AudioRedundancyPolicy: Sendable, Hashable {
 struct AudioRedundancy {
     /// Longest frame kept (Opus at 64 kbit/s and 20 ms is 160 bytes; longer frames go unprotected).
     static let slotBytes = 512
+    /// Most bytes of redundant blocks in one packet, so that a packet stays well under the MTU: the
+    /// oldest frames are left out first.
+    static let maximumRedundantBytes = 1000
 
     struct Frame {
         var timestamp: UInt32
@@ -106,14 +109,11 @@ struct AudioRedundancy {
     var lastPrimaryAt: NIODeadline?
     var repeatsPending = 0
 
-    /// Redundant blocks written, their bytes, and repeat packets sent.
-    private(set) var blocksSent = 0
+    /// Bytes of redundant blocks (headers included), and repeat packets sent.
     private(set) var redundantBytesSent = 0
     var repeatsSent = 0
     var repeatBytesSent = 0
 
-    /// Whether anything is being added to the stream.
-    var isActive: Bool { self.plan.distance > 0 }
     /// Bytes held.
     var footprint: Int {
         (self.storage?.capacity ?? 0) + (self.payloadScratch?.capacity ?? 0) + (self.lastPacket?.capacity ?? 0)
@@ -152,7 +152,15 @@ struct AudioRedundancy {
         var out: ByteBuffer?
         if self.plan.distance > 0, var scratch = self.payloadScratch.take() {
             scratch.clear()
-            let distance = min(self.plan.distance, self.count)
+            // The newest frames that fit the byte budget, counted back from the primary.
+            var distance = 0
+            var budget = Self.maximumRedundantBytes
+            while distance < min(self.plan.distance, self.count) {
+                let frame = self.frames[(self.head - distance - 1 + self.frames.count) % self.frames.count]
+                guard frame.length + 4 <= budget else { break }
+                budget -= max(0, frame.length) + 4
+                distance += 1
+            }
             // Headers first (oldest first), then the data in the same order, then the primary.
             for pass in 0..<2 {
                 for back in stride(from: distance, through: 1, by: -1) {
@@ -166,7 +174,6 @@ struct AudioRedundancy {
                         scratch.writeInteger(
                             REDPayload.redundantHeader(
                                 payloadType: payloadType, timestampOffset: UInt16(offset), length: frame.length))
-                        self.blocksSent += 1
                         self.redundantBytesSent += frame.length + 4
                     } else {
                         let slice = storage.getSlice(at: index * Self.slotBytes, length: frame.length)!
