@@ -92,6 +92,25 @@ private func forward(
         #expect(rewriter.packetsDropped == 3)
     }
 
+    @Test func insertedRepeatsTakeTheNextNumbersAndLatePacketsCannotCollide() throws {
+        var rewriter = RTPRewriter(outputSSRC: 7, clockRate: 48000)
+        let none = rewriter.insert()
+        #expect(none == nil)  // nothing forwarded yet
+        var outputs: [UInt16] = []
+        for sequence: UInt16 in [100, 101] {
+            outputs.append(try #require(try forward(&rewriter, try makePacket(sequenceNumber: sequence, timestamp: 960), now: at(0))).sequenceNumber)
+        }
+        let inserted = [rewriter.insert(), rewriter.insert()]
+        let repeat1 = try #require(inserted[0])
+        let repeat2 = try #require(inserted[1])
+        #expect(repeat1.sequenceNumber == 102 && repeat2.sequenceNumber == 103)
+        #expect(repeat1.timestamp == 960)
+        // The next packet follows the repeats; a late one from before them is discarded.
+        outputs.append(try #require(try forward(&rewriter, try makePacket(sequenceNumber: 102), now: at(20))).sequenceNumber)
+        #expect(outputs == [100, 101, 104])
+        #expect(try forward(&rewriter, try makePacket(sequenceNumber: 99), now: at(21)) == nil)
+    }
+
     @Test func packetReorderedAroundADropKeepsItsNumber() throws {
         var rewriter = RTPRewriter(outputSSRC: 7, clockRate: 90000)
         var out: [UInt16] = []

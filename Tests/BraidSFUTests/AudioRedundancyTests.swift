@@ -40,6 +40,23 @@ import Testing
         #expect(policy.plan(loss: 1, oneWayDelay: .zero, frameDuration: frame) == .init(distance: 7, sendsPerFrame: 3))
     }
 
+    @Test func lossAverageCountsTheFirstReportInFullThenSmoothsOverAHundredPackets() {
+        var average = LossAverage()
+        #expect(!average.hasSamples)
+        average.add(lost: 10, of: 20)
+        #expect(average.fraction == 0.5)
+        // A plain average while fewer than 100 packets were seen.
+        average.add(lost: 0, of: 20)
+        #expect(abs(average.fraction - 0.25) < 1e-9)
+        for _ in 0..<10 { average.add(lost: 0, of: 20) }
+        // Then each report of 20 moves it a fifth of the way.
+        let before = average.fraction
+        average.add(lost: 20, of: 20)
+        #expect(abs(average.fraction - (before + 0.2 * (1 - before))) < 1e-9)
+        average.add(lost: 3, of: 0)  // empty report: ignored
+        #expect(average.hasSamples)
+    }
+
     // MARK: - Encoder
 
     static func frame(_ index: Int, length: Int = 40) -> ByteBuffer {
