@@ -88,17 +88,13 @@ public struct SFUProtectionStatus: Sendable, Hashable, Codable {
     /// Audio: packets are sent more than once over their frame interval.
     public var audioRepeats: Bool
     /// Video: FEC repair packets per media packet (Braid's sliding-window FEC; 0 = none).
-    public var videoRepairRatio: Double = 0
-    /// Bytes the protection added (redundant blocks, repeated packets).
+    public var videoRepairRatio: Double
+    /// Bytes the protection added (redundant blocks, repeated packets, repair packets).
     public var protectionBytes: Int
     /// Payload bytes sent, protection included.
     public var payloadBytes: Int
-
     /// Protection bytes per byte of media payload.
-    public var overhead: Double {
-        let media = self.payloadBytes - self.protectionBytes
-        return media > 0 ? Double(self.protectionBytes) / Double(media) : 0
-    }
+    public var overhead: Double
 
     enum CodingKeys: String, CodingKey {
         case measuredLoss = "measured_loss"
@@ -111,34 +107,17 @@ public struct SFUProtectionStatus: Sendable, Hashable, Codable {
     }
 
     public init(
-        measuredLoss: Double, audioRedundancyDistance: Int, audioRepeats: Bool, protectionBytes: Int, payloadBytes: Int
+        measuredLoss: Double, audioRedundancyDistance: Int, audioRepeats: Bool, videoRepairRatio: Double,
+        protectionBytes: Int, payloadBytes: Int
     ) {
         self.measuredLoss = measuredLoss
         self.audioRedundancyDistance = audioRedundancyDistance
         self.audioRepeats = audioRepeats
+        self.videoRepairRatio = videoRepairRatio
         self.protectionBytes = protectionBytes
         self.payloadBytes = payloadBytes
-    }
-
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(self.measuredLoss, forKey: .measuredLoss)
-        try container.encode(self.audioRedundancyDistance, forKey: .audioRedundancyDistance)
-        try container.encode(self.audioRepeats, forKey: .audioRepeats)
-        try container.encode(self.videoRepairRatio, forKey: .videoRepairRatio)
-        try container.encode(self.protectionBytes, forKey: .protectionBytes)
-        try container.encode(self.payloadBytes, forKey: .payloadBytes)
-        try container.encode(self.overhead, forKey: .overhead)
-    }
-
-    public init(from decoder: any Decoder) throws {
-        let container = try decoder.container(keyedBy: CodingKeys.self)
-        self.measuredLoss = try container.decode(Double.self, forKey: .measuredLoss)
-        self.audioRedundancyDistance = try container.decode(Int.self, forKey: .audioRedundancyDistance)
-        self.audioRepeats = try container.decode(Bool.self, forKey: .audioRepeats)
-        self.videoRepairRatio = try container.decodeIfPresent(Double.self, forKey: .videoRepairRatio) ?? 0
-        self.protectionBytes = try container.decode(Int.self, forKey: .protectionBytes)
-        self.payloadBytes = try container.decode(Int.self, forKey: .payloadBytes)
+        let media = payloadBytes - protectionBytes
+        self.overhead = media > 0 ? Double(protectionBytes) / Double(media) : 0
     }
 }
 

@@ -114,6 +114,9 @@ struct AudioRedundancy {
     var repeatsSent = 0
     var repeatBytesSent = 0
 
+    /// Whether frames are kept (from the first plan with redundancy on); before that, `payload` has nothing
+    /// to do.
+    var keepsFrames: Bool { self.storage != nil }
     /// Bytes held.
     var footprint: Int {
         (self.storage?.capacity ?? 0) + (self.payloadScratch?.capacity ?? 0) + (self.lastPacket?.capacity ?? 0)

@@ -61,18 +61,22 @@ public final class SFUSubscriber {
 
     /// The dashboard's view of the protection toward this peer.
     var protectionStatus: SFUProtectionStatus {
-        var status = SFUProtectionStatus(
-            measuredLoss: self.measuredLoss, audioRedundancyDistance: 0, audioRepeats: false, protectionBytes: 0,
-            payloadBytes: 0)
+        var distance = 0
+        var repeats = false
+        var repairRatio = 0.0
+        var protectionBytes = 0
+        var payloadBytes = 0
         for slot in self.slots {
-            status.audioRedundancyDistance = max(status.audioRedundancyDistance, slot.redundancy.plan.distance)
-            status.audioRepeats = status.audioRepeats || slot.redundancy.plan.repeats
-            status.protectionBytes += slot.redundancy.redundantBytesSent + slot.redundancy.repeatBytesSent
+            distance = max(distance, slot.redundancy.plan.distance)
+            repeats = repeats || slot.redundancy.plan.repeats
+            repairRatio = max(repairRatio, slot.protection.ratio)
+            protectionBytes += slot.redundancy.redundantBytesSent + slot.redundancy.repeatBytesSent
                 + slot.protection.repairBytesSent
-            status.payloadBytes += slot.payloadOctetsSent + slot.protection.repairBytesSent
-            status.videoRepairRatio = max(status.videoRepairRatio, slot.protection.ratio)
+            payloadBytes += slot.payloadOctetsSent + slot.protection.repairBytesSent
         }
-        return status
+        return SFUProtectionStatus(
+            measuredLoss: self.measuredLoss, audioRedundancyDistance: distance, audioRepeats: repeats,
+            videoRepairRatio: repairRatio, protectionBytes: protectionBytes, payloadBytes: payloadBytes)
     }
 
     struct Counters {
@@ -156,13 +160,9 @@ public final class SFUSubscriber {
         var repairs = 0
         if decision == .forward {
             self.record(out, from: packet, slot: slot, now: now)
-            if self.description.extensions.transportWideSequence != nil {
-                self.sequencer.sent(size: out.length, sendTime: now)
-            }
             slot.packetsSent += 1
             slot.payloadOctetsSent += out.payloadLength
-            self.outbound.add(bytes: out.length, now: now, window: self.configuration.bitrateWindow)
-            self.transport.sendRTP(out.buffer)
+            self.transmit(out.buffer, now: now)
             if slot.redundancy.plan.repeats, !packet.isRetransmission {
                 slot.redundancy.keepForRepeat(out.buffer, now: now)
             }
@@ -198,7 +198,6 @@ public final class SFUSubscriber {
         out.setSequenceNumber(number.sequenceNumber)
         if let id = ids.transportWideSequence {
             try? out.setExtension(TransportSequenceNumber(self.sequencer.next), id: id)
-            self.sequencer.sent(size: out.length, sendTime: now)
         }
         if let id = ids.absSendTime {
             try? out.setExtension(AbsSendTime(ntpTimestamp: self.wallClock.ntpTimestamp(at: now)), id: id)
@@ -207,8 +206,7 @@ public final class SFUSubscriber {
         slot.payloadOctetsSent += out.payloadLength
         slot.redundancy.repeatsSent += 1
         slot.redundancy.repeatBytesSent += out.payloadLength
-        self.outbound.add(bytes: out.length, now: now, window: self.configuration.bitrateWindow)
-        self.transport.sendRTP(out.buffer)
+        self.transmit(out.buffer, now: now)
         self.scratch = out.buffer
     }
 
@@ -220,21 +218,13 @@ public final class SFUSubscriber {
         else { return }
         defer { self.scratch = buffer }
         buffer.clear()
-        let ids = self.description.extensions
         let header = RTPHeader(
             marker: false, payloadType: payloadType, sequenceNumber: slot.protection.nextSequenceNumber,
             timestamp: timestamp, ssrc: ssrc)
         let headerLength = buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: RTPHeaderWriter.maximumLength) {
             memory in
             var writer = RTPHeaderWriter(into: memory, header: header, csrcs: [UInt32]())
-            if let id = ids.absSendTime {
-                writer.append(
-                    id: id, bigEndian: UInt64(AbsSendTime(ntpTimestamp: self.wallClock.ntpTimestamp(at: now)).rawValue),
-                    length: 3)
-            }
-            if let id = ids.transportWideSequence {
-                writer.append(id: id, bigEndian: UInt64(self.sequencer.next), length: 2)
-            }
+            self.appendSendTimeAndSequence(to: &writer, now: now)
             return writer.finish() ?? 0
         }
         let policy = self.configuration.videoFEC
@@ -243,10 +233,32 @@ public final class SFUSubscriber {
                 now: now, maximumAge: policy.windowDuration, maximumSources: policy.window, into: &buffer)
         else { return }
         slot.protection.nextSequenceNumber &+= 1
-        if ids.transportWideSequence != nil { self.sequencer.sent(size: buffer.readableBytes, sendTime: now) }
         slot.protection.counted(bytes: buffer.readableBytes - headerLength)
-        self.outbound.add(bytes: buffer.readableBytes, now: now, window: self.configuration.bitrateWindow)
-        self.transport.sendRTP(buffer)
+        self.transmit(buffer, now: now)
+    }
+
+    /// The extensions written fresh into every packet to this peer: abs-send-time, and the transport-wide
+    /// sequence number that ``transmit(_:now:)`` then consumes.
+    private func appendSendTimeAndSequence(to writer: inout RTPHeaderWriter, now: NIODeadline) {
+        let ids = self.description.extensions
+        if let id = ids.absSendTime {
+            writer.append(
+                id: id, bigEndian: UInt64(AbsSendTime(ntpTimestamp: self.wallClock.ntpTimestamp(at: now)).rawValue),
+                length: 3)
+        }
+        if let id = ids.transportWideSequence {
+            writer.append(id: id, bigEndian: UInt64(self.sequencer.next), length: 2)
+        }
+    }
+
+    /// Sends one RTP packet to the peer: it takes the transport-wide sequence number written into it (the
+    /// sequencer records size and time for the bandwidth estimator) and counts toward the outbound rate.
+    private func transmit(_ packet: ByteBuffer, now: NIODeadline) {
+        if self.description.extensions.transportWideSequence != nil {
+            self.sequencer.sent(size: packet.readableBytes, sendTime: now)
+        }
+        self.outbound.add(bytes: packet.readableBytes, now: now, window: self.configuration.bitrateWindow)
+        self.transport.sendRTP(packet)
     }
 
     /// Re-plans each slot's protection (audio RED and repeats, video FEC) from the link's measured loss:
@@ -292,6 +304,7 @@ public final class SFUSubscriber {
         var payloadType = description.payloadType
         var keepsRED = false
         if description.kind == .audio, let red = description.redPayloadType, !packet.isRetransmission,
+            slot.redundancy.keepsFrames,
             let wrapped = slot.redundancy.payload(
                 primary: packet.mediaPayload, timestamp: packet.timestamp, payloadType: description.payloadType)
         {
@@ -320,14 +333,7 @@ public final class SFUSubscriber {
             memory in
             var writer = RTPHeaderWriter(into: memory, header: header, csrcs: packet.rtp.csrcs)
             if let id = ids.mid, let mid = slot.midValue { writer.append(id: id, value: mid.bytes) }
-            if let id = ids.absSendTime {
-                writer.append(
-                    id: id, bigEndian: UInt64(AbsSendTime(ntpTimestamp: self.wallClock.ntpTimestamp(at: now)).rawValue),
-                    length: 3)
-            }
-            if let id = ids.transportWideSequence {
-                writer.append(id: id, bigEndian: UInt64(self.sequencer.next), length: 2)
-            }
+            self.appendSendTimeAndSequence(to: &writer, now: now)
             if let id = ids.audioLevel, let element = audioLevel { writer.append(id: id, value: element.value) }
             if let id = ids.absCaptureTime, let element = captureTime { writer.append(id: id, value: element.value) }
             return writer.finish() ?? 0
@@ -413,11 +419,7 @@ public final class SFUSubscriber {
                 slot.nextRTXSequenceNumber &+= 1
                 wire = self.rtxScratch
             }
-            if self.description.extensions.transportWideSequence != nil {
-                self.sequencer.sent(size: wire.readableBytes, sendTime: now)
-            }
-            self.outbound.add(bytes: wire.readableBytes, now: now, window: self.configuration.bitrateWindow)
-            self.transport.sendRTP(wire)
+            self.transmit(wire, now: now)
             self.scratch = out.buffer
             sent = true
         }
