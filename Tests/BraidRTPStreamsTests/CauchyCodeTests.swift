@@ -10,7 +10,7 @@ import Testing
         }
         // x · 2 is the shift with reduction by 0x11D.
         #expect(GF256.multiply(0x80, 2) == 0x1D)
-        var generator = SplitMixForTests(seed: 3)
+        var generator = SeededGenerator(seed: 3)
         for _ in 0..<2000 {
             let (a, b, c) = (generator.byte(), generator.byte(), generator.byte())
             #expect(GF256.multiply(a, b ^ c) == GF256.multiply(a, b) ^ GF256.multiply(a, c))
@@ -20,7 +20,7 @@ import Testing
 
     /// Sources of different lengths (a packet is as long as it is).
     static func sources(_ count: Int, seed: UInt64) -> [[UInt8]] {
-        var generator = SplitMixForTests(seed: seed)
+        var generator = SeededGenerator(seed: seed)
         return (0..<count).map { _ in (0..<(20 + Int(generator.byte()) % 80)).map { _ in generator.byte() } }
     }
 
@@ -75,16 +75,8 @@ import Testing
     }
 }
 
-/// SplitMix64, for reproducible test data.
-struct SplitMixForTests: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { self.state = seed }
-    mutating func next() -> UInt64 {
-        self.state &+= 0x9E37_79B9_7F4A_7C15
-        var z = self.state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+extension SeededGenerator {
+    init(seed: UInt64) { self.init(state: seed) }
+    /// The top byte of the next value.
     mutating func byte() -> UInt8 { UInt8(truncatingIfNeeded: self.next() >> 56) }
 }

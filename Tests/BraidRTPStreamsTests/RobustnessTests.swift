@@ -3,8 +3,8 @@ import BraidWire
 import NIOCore
 import Testing
 
-/// A small deterministic generator (SplitMix64) so failures reproduce.
-private struct SeededGenerator: RandomNumberGenerator {
+/// A small deterministic generator (SplitMix64) so failures reproduce; the suites of this target share it.
+struct SeededGenerator: RandomNumberGenerator {
     var state: UInt64
     mutating func next() -> UInt64 {
         self.state &+= 0x9E37_79B9_7F4A_7C15

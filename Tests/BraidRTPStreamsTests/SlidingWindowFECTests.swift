@@ -6,7 +6,7 @@ import Testing
 @Suite struct SlidingWindowFECTests {
     /// A fake RTP packet: a 12-byte header with its sequence number, then a payload of a length of its own.
     static func packet(_ sequence: UInt16, seed: UInt64) -> ByteBuffer {
-        var generator = SplitMixForTests(seed: seed &+ UInt64(sequence))
+        var generator = SeededGenerator(seed: seed &+ UInt64(sequence))
         let length = 12 + Int(generator.next() % 1100)
         var bytes = (0..<length).map { _ in generator.byte() }
         bytes[0] = 0x80
@@ -76,7 +76,7 @@ import Testing
     }
 
     @Test func randomLossOfSourcesAndRepairsAtFiftyPercent() {
-        var generator = SplitMixForTests(seed: 77)
+        var generator = SeededGenerator(seed: 77)
         var drops: [Bool] = (0..<4000).map { _ in generator.next() % 2 == 0 }
         let sourceDrops = drops
         drops.shuffle(using: &generator)
@@ -101,7 +101,7 @@ import Testing
         #expect(decoder.repairReceived(ByteBuffer(bytes: [0, 5, 2, 0, 9, 9, 9])).isEmpty)
         #expect(decoder.repairsDiscarded == 4)
         // Random bytes as repairs never trap, and whatever they "recover" is at least a 12-byte packet.
-        var generator = SplitMixForTests(seed: 5)
+        var generator = SeededGenerator(seed: 5)
         for _ in 0..<2000 {
             let bytes = (0..<(Int(generator.next() % 40))).map { _ in generator.byte() }
             for packet in decoder.repairReceived(ByteBuffer(bytes: bytes)) { #expect(packet.readableBytes >= 12) }

@@ -153,15 +153,7 @@ import Testing
 
         /// The subscriber reports `fraction`/256 loss on its audio SSRC.
         func report(fraction: UInt8, at ms: Int64) throws {
-            var rr = ByteBufferAllocator().buffer(capacity: 64)
-            try RTCPReceiverReport.write(
-                senderSSRC: 5,
-                reportBlocks: [
-                    RTCPReportBlock(
-                        ssrc: 0xBBBB_0001, fractionLost: fraction, cumulativeLost: 0, extendedHighestSequenceNumber: 1,
-                        jitter: 0, lastSenderReport: 0, delaySinceLastSenderReport: 0)
-                ], into: &rr)
-            self.redSubscriber.receiveRTCP(rr, now: at(ms))
+            self.redSubscriber.receiveRTCP(try receiverReport(about: 0xBBBB_0001, fractionLost: fraction), now: at(ms))
         }
     }
 

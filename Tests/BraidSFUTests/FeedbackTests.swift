@@ -176,14 +176,9 @@ struct SingleStream {
         let sr = try #require(setup.subscriberTransport.senderReports.first)
         let lsr = UInt32(truncatingIfNeeded: sr.ntpTimestamp >> 16)
         // The subscriber held the SR for 50 ms; the report arrives 150 ms after the SR left: RTT 100 ms.
-        var rr = ByteBufferAllocator().buffer(capacity: 64)
-        try RTCPReceiverReport.write(
-            senderSSRC: 5,
-            reportBlocks: [
-                RTCPReportBlock(
-                    ssrc: 0xAAAA_0001, fractionLost: 64, cumulativeLost: 3, extendedHighestSequenceNumber: 1,
-                    jitter: 0, lastSenderReport: lsr, delaySinceLastSenderReport: 65536 / 20)
-            ], into: &rr)
+        let rr = try receiverReport(
+            about: 0xAAAA_0001, fractionLost: 64, cumulativeLost: 3, lastSenderReport: lsr,
+            delaySinceLastSenderReport: 65536 / 20)
         setup.subscriber.receiveRTCP(rr, now: at(1150))
         let rtt = try #require(setup.subscriber.roundTripTime)
         #expect(abs(rtt.nanoseconds - 100_000_000) < 1_000_000)

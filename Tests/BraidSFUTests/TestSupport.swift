@@ -117,6 +117,22 @@ func rtpPacket(
 
 func ascii(_ text: String) -> [UInt8] { Array(text.utf8) }
 
+/// A receiver report from a subscriber (sender SSRC 5) with one report block about `ssrc`.
+func receiverReport(
+    about ssrc: UInt32, fractionLost: UInt8, cumulativeLost: Int32 = 0, lastSenderReport: UInt32 = 0,
+    delaySinceLastSenderReport: UInt32 = 0
+) throws -> ByteBuffer {
+    var rr = ByteBufferAllocator().buffer(capacity: 64)
+    try RTCPReceiverReport.write(
+        senderSSRC: 5,
+        reportBlocks: [
+            RTCPReportBlock(
+                ssrc: ssrc, fractionLost: fractionLost, cumulativeLost: cumulativeLost, extendedHighestSequenceNumber: 1,
+                jitter: 0, lastSenderReport: lastSenderReport, delaySinceLastSenderReport: delaySinceLastSenderReport)
+        ], into: &rr)
+    return rr
+}
+
 func bytes(_ buffer: ByteBuffer) -> [UInt8] { Array(buffer.readableBytesView) }
 
 /// Drives a simulcast VP8 publisher: three layers (ssrc 1000 + layer) with per-layer counters.

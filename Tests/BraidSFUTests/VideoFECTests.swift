@@ -23,15 +23,7 @@ import Testing
 
     /// The subscriber reports `fraction`/256 loss.
     static func report(_ setup: SingleStream, fraction: UInt8, at ms: Int64) throws {
-        var rr = ByteBufferAllocator().buffer(capacity: 64)
-        try RTCPReceiverReport.write(
-            senderSSRC: 5,
-            reportBlocks: [
-                RTCPReportBlock(
-                    ssrc: 0xAAAA_0001, fractionLost: fraction, cumulativeLost: 0, extendedHighestSequenceNumber: 1,
-                    jitter: 0, lastSenderReport: 0, delaySinceLastSenderReport: 0)
-            ], into: &rr)
-        setup.subscriber.receiveRTCP(rr, now: at(ms))
+        setup.subscriber.receiveRTCP(try receiverReport(about: 0xAAAA_0001, fractionLost: fraction), now: at(ms))
     }
 
     @Test func aLossyLinkGetsRepairPacketsThatRebuildTheLostOnesByteForByte() throws {
