@@ -523,6 +523,7 @@ struct SubscriberMedia {
                         framesConcealed: Int64(late + missing), framesInTime: Int64(inTime), framesLate: Int64(late),
                         framesFromRedundancy: Int64(
                             track.audioFrames.framesFromRedundancy + earlierFrames.fromRedundancy),
+                        malformedREDPackets: track.malformedRED,
                         framesDecoded: track.audioDecoder?.framesDecoded,
                         framesConcealedByDecoder: track.audioDecoder?.framesConcealed,
                         framesRecoveredByFEC: track.audioDecoder?.framesRecoveredByFEC,
@@ -537,6 +538,7 @@ struct SubscriberMedia {
                         packetsUnrecovered: track.nack.packetsGivenUp + earlier.packetsUnrecovered,
                         packetsRecoveredByFEC: track.packetsRecoveredByFEC,
                         repairPacketsReceived: track.repairPacketsReceived,
+                        repairPacketsDiscarded: track.fec?.repairsDiscarded ?? 0,
                         mediaBytesReceived: track.mediaBytes, retransmissionBytesReceived: track.retransmissionBytes,
                         repairBytesReceived: track.repairBytes,
                         framesDecodableInTime: track.framesDecodableInTime,

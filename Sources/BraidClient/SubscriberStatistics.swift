@@ -48,6 +48,8 @@ public struct AudioTrackStatistics: Hashable, Sendable {
     public var framesLate: Int64 = 0
     /// Frames whose first copy was a RED redundant block.
     public var framesFromRedundancy: Int64 = 0
+    /// RED packets dropped because their block headers run past the payload.
+    public var malformedREDPackets: Int = 0
     /// With audio decoding on: packets decoded in time.
     public var framesDecoded: Int?
     /// With audio decoding on: frames filled by packet loss concealment.
@@ -80,6 +82,8 @@ public struct VideoTrackStatistics: Hashable, Sendable {
     public var packetsRecoveredByFEC: Int = 0
     /// FEC repair packets received.
     public var repairPacketsReceived: Int = 0
+    /// Repair packets dropped: malformed, covering only packets already received, or inconsistent with them.
+    public var repairPacketsDiscarded: Int = 0
     /// Bytes received (RTP header and payload): media, RTX and FEC repair packets.
     public var mediaBytesReceived: Int64 = 0
     public var retransmissionBytesReceived: Int64 = 0

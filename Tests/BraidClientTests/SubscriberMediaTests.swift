@@ -349,8 +349,15 @@ struct SubscriberMediaTests {
             loop.sendAudioRED(frames, index: index, distance: 2, deliver: !lost.contains(index))
             loop.advance(.milliseconds(20))
         }
+        // A RED packet whose block header claims more bytes than it carries is counted and dropped.
+        let broken = ByteBuffer(bytes: [0x80 | 111, 0x0F, 0x00, 0xFF, 111, 1, 2])
+        loop.audioRED.build(
+            timestamp: 99 * 960, marker: false, payload: broken, transportSequence: loop.nextTransportSequence(),
+            captureTime: loop.wallClock, now: loop.now, nowNTP: loop.wallClock)
+        loop.deliver(loop.audioRED.packet)
         let audio = try #require(loop.statistics.audio.first)
-        #expect(audio.packetsReceived == 44)
+        #expect(audio.malformedREDPackets == 1)
+        #expect(audio.packetsReceived == 45)
         // 10 and 11 come from packet 12, 21 and 22 from 23, 30 from 31; 20 was in 20, 21 and 22 only.
         #expect(audio.framesFromRedundancy == 5)
         #expect(audio.framesInTime == 49)
