@@ -71,8 +71,9 @@ final class IncomingTrack {
     }
 
     /// A subscriber sends no sender reports, so RTCP gives it no round-trip time: its NACKs learn it.
+    /// Retries wait a little past the round trip, so that they do not race the previous NACK's answer.
     static func makeNACKGenerator() -> NACKGenerator {
-        var generator = NACKGenerator()
+        var generator = NACKGenerator(configuration: .init(retryMargin: .milliseconds(8)))
         generator.learnsRoundTripTime = true
         return generator
     }
@@ -273,11 +274,17 @@ struct SubscriberMedia {
         if track.isRepair(packet) {
             track.repairPacketsReceived += 1
             track.repairBytes += Int64(packet.length)
+            // The repair names the newest packet sent: anything up to it not yet here is missing now.
+            if let header = try? FECRepairHeader(packet.payload), header.sourceCount > 0 {
+                let last = header.firstSequenceNumber &+ UInt16(truncatingIfNeeded: header.sourceCount - 1)
+                track.nack.sentThrough(sequenceNumber: last, now: now)
+            }
             for bytes in track.fec?.repairReceived(packet.payload) ?? [] {
                 guard let recovered = try? RTPPacket(bytes) else { continue }
                 track.packetsRecoveredByFEC += 1
                 self.receivedMedia(recovered, index: index, now: now, wallClock: wallClock, recovered: true, send: send)
             }
+            self.sendNACKs(track, now: now, send: send)
             return
         }
         self.receivedMedia(packet, index: index, now: now, wallClock: wallClock, recovered: false, send: send)
@@ -326,6 +333,10 @@ struct SubscriberMedia {
             // Rebuilt before a later packet showed it missing: lost on the wire, repaired all the same.
             if recovered, case .advanced = outcome { track.packetsRebuiltBeforeDetection += 1 }
             if case .keyframeNeeded = outcome { self.requestKeyframe(track, now: now, send: send) }
+            // NACKs go out when due, not only on the tick: at once for a new gap, a retry one round trip
+            // after the last (the 20 ms tick alone would add 10 ms to every round). A packet rebuilt from
+            // FEC waits for the repair packet's other rebuilds.
+            if !recovered { self.sendNACKs(track, now: now, send: send) }
             guard let vp8 = try? VP8Payload(payload) else { return }
             var rendered = 0
             var inTime = 0
@@ -447,18 +458,8 @@ struct SubscriberMedia {
         for index in self.tracks.indices where self.tracks[index].kind == .video {
             let track = self.tracks[index]
             track.assembler.poll(now: now) { _ in }
-            if let ssrc = track.ssrc {
-                track.nack.pending(now: now, into: &self.missing)
-                if !self.missing.isEmpty {
-                    self.rtcp.clear()
-                    if (try? NACKGenerator.writeNACK(
-                        senderSSRC: self.senderSSRC, mediaSSRC: ssrc, sequenceNumbers: self.missing, into: &self.rtcp))
-                        != nil
-                    {
-                        send(self.rtcp)
-                        self.nacksSent += 1
-                    }
-                }
+            if track.ssrc != nil {
+                self.sendNACKs(track, now: now, send: send)
                 if track.assembler.needsKeyframe && track.assembler.framesComplete > 0 {
                     self.requestKeyframe(track, now: now, send: send)
                 } else if var throttle = track.keyframes, throttle.retryDue(now: now) != nil {
@@ -473,6 +474,20 @@ struct SubscriberMedia {
         }
         if self.tick % 5 == 0 { self.sendTransportFeedback(send: send) }
         if self.tick % 50 == 0 { self.sendReceiverReport(now: now, send: send) }
+    }
+
+    /// Sends a NACK for the track's missing packets that are due: at once when a gap shows (libwebrtc's
+    /// receiver does the same), again on the tick once a round trip has passed.
+    mutating func sendNACKs(_ track: IncomingTrack, now: NIODeadline, send: (ByteBuffer) -> Void) {
+        guard let ssrc = track.ssrc else { return }
+        track.nack.pending(now: now, into: &self.missing)
+        guard !self.missing.isEmpty else { return }
+        self.rtcp.clear()
+        guard (try? NACKGenerator.writeNACK(
+            senderSSRC: self.senderSSRC, mediaSSRC: ssrc, sequenceNumbers: self.missing, into: &self.rtcp)) != nil
+        else { return }
+        send(self.rtcp)
+        self.nacksSent += 1
     }
 
     mutating func sendTransportFeedback(send: (ByteBuffer) -> Void) {

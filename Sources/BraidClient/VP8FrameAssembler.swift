@@ -14,7 +14,9 @@ import NIOCore
 ///   before a complete delta frame (a frame lost whole, perhaps being repaired) is waited for like an
 ///   incomplete frame;
 /// - an incomplete head frame is given up (counted **lost**) once it has waited ``maximumWait`` (time for
-///   NACK repair), when a later complete keyframe makes waiting pointless, or when too many frames queue.
+///   NACK repair), once it has waited ``maximumWaitBeforeKeyframe`` while a later keyframe is complete (a
+///   player that renders each frame at its own time still shows a frame repaired before the keyframe is
+///   due), or when too many frames queue.
 ///
 /// After a loss the decoder's reference chain is broken: later delta frames are released as not
 /// decodable and ``needsKeyframe`` is set until a keyframe arrives. This is conservative with temporal
@@ -71,6 +73,8 @@ public struct VP8FrameAssembler: Sendable {
 
     /// How long an incomplete frame may wait for repair.
     public var maximumWait: TimeAmount
+    /// How long an incomplete frame may wait for repair while a later keyframe is complete.
+    public var maximumWaitBeforeKeyframe: TimeAmount
     let capacity: Int
     var pending: ContiguousArray<Pending>
     var seen: ContiguousArray<Int64>
@@ -98,9 +102,15 @@ public struct VP8FrameAssembler: Sendable {
     /// - Parameters:
     ///   - maximumWait: time an incomplete frame may wait (NACK repair needs about one RTT plus the
     ///     reordering delay).
+    ///   - maximumWaitBeforeKeyframe: time it may wait while a later keyframe is complete (at most
+    ///     `maximumWait`).
     ///   - capacity: frames held at most (the oldest is given up beyond it).
-    public init(maximumWait: TimeAmount = .milliseconds(300), capacity: Int = 64) {
+    public init(
+        maximumWait: TimeAmount = .milliseconds(300), maximumWaitBeforeKeyframe: TimeAmount = .milliseconds(100),
+        capacity: Int = 64
+    ) {
         self.maximumWait = maximumWait
+        self.maximumWaitBeforeKeyframe = min(maximumWait, maximumWaitBeforeKeyframe)
         self.capacity = max(4, capacity)
         self.pending = []
         self.pending.reserveCapacity(self.capacity + 1)
@@ -161,18 +171,23 @@ public struct VP8FrameAssembler: Sendable {
     public mutating func poll(now: NIODeadline, _ emit: (Event) -> Void) {
         while let head = self.pending.first {
             // A complete frame after a sequence gap may still be preceded by a frame whose packets were all
-            // lost and are being repaired: wait for them like for an incomplete frame (a keyframe needs
-            // nothing older and goes at once).
+            // lost and are being repaired: wait for them like for an incomplete frame (unless it is a
+            // keyframe and the chain is broken anyway).
             var gapBefore = false
             if let last = self.lastReleasedSequence, let first = head.firstSequence { gapBefore = first != last + 1 }
-            if head.isComplete, !gapBefore || head.isKeyframe {
+            if head.isComplete, !gapBefore || (head.isKeyframe && self.chainBroken) {
                 self.pending.removeFirst()
                 self.release(head, now: now, emit)
                 continue
             }
-            let laterKeyframe = self.pending.dropFirst().contains { $0.isKeyframe && $0.isComplete }
-            guard laterKeyframe || now - head.firstPacketAt >= self.maximumWait || self.pending.count > self.capacity
-            else { break }
+            // A complete keyframe (this one or a later one) needs nothing older: the wait is shorter.
+            let waited = now - head.firstPacketAt
+            let keyframeReady =
+                (head.isComplete && head.isKeyframe) || self.pending.dropFirst().contains { $0.isKeyframe && $0.isComplete }
+            let giveUp =
+                waited >= self.maximumWait || self.pending.count > self.capacity
+                || (keyframeReady && waited >= self.maximumWaitBeforeKeyframe)
+            guard giveUp else { break }
             self.pending.removeFirst()
             if head.isComplete {
                 // The gap was not repaired in time: `release` counts the missing frame as lost.

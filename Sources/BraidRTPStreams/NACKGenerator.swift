@@ -11,11 +11,13 @@ public import NIOCore
 /// - entries more than ``Configuration/maxAge`` (default 10000) sequence numbers behind the newest are
 ///   forgotten, and so are packets that old when they arrive;
 /// - ``pending(now:into:)`` returns each missing number once at first, then again about once per
-///   ``roundTripTime`` (default 100 ms), at most ``Configuration/maxRetries`` times (default 10);
+///   ``roundTripTime`` (default 100 ms) plus ``Configuration/retryMargin``, at most
+///   ``Configuration/maxRetries`` times (default 10);
 /// - an arriving packet, original or RTX-recovered, removes its number from the list;
 /// - with ``learnsRoundTripTime`` (a receiver that has no RTCP round-trip time, such as a subscriber that
 ///   sends no sender reports), the time from a NACK to the retransmission that answers it updates
-///   ``roundTripTime`` (RFC 6298's smoothing, 1/8 per sample, kept within 10 ms–1 s).
+///   ``roundTripTime`` (RFC 6298: the first sample replaces the initial guess, later ones move it by
+///   1/8; kept within 10 ms–1 s).
 ///
 /// The NACK itself is built with ``writeNACK(senderSSRC:mediaSSRC:sequenceNumbers:into:)``, a thin
 /// wrapper over BraidWire's `RTCPGenericNACK` builder; RFC 4585 §6.2.1 draws its wire format.
@@ -36,15 +38,19 @@ public struct NACKGenerator: Sendable {
         public var maxRetries: Int
         /// Wait this long after a gap before the first NACK, to let reordered packets arrive (0: at once).
         public var reorderingDelay: TimeAmount
+        /// A retry waits this much longer than the round trip, so that it does not race the answer to the
+        /// previous NACK (0: exactly one round trip, libwebrtc's rule).
+        public var retryMargin: TimeAmount
 
         public init(
             maxMissing: Int = 1000, maxAge: Int = 10_000, maxRetries: Int = 10,
-            reorderingDelay: TimeAmount = .zero
+            reorderingDelay: TimeAmount = .zero, retryMargin: TimeAmount = .zero
         ) {
             self.maxMissing = max(1, maxMissing)
             self.maxAge = max(1, min(maxAge, 32_767))
             self.maxRetries = max(1, maxRetries)
             self.reorderingDelay = reorderingDelay
+            self.retryMargin = max(.zero, retryMargin)
         }
     }
 
@@ -78,6 +84,8 @@ public struct NACKGenerator: Sendable {
     public var roundTripTime: TimeAmount
     /// Whether NACK-to-retransmission times update ``roundTripTime``.
     public var learnsRoundTripTime = false
+    /// Whether a NACK-to-retransmission time has been measured (the first one replaces the initial guess).
+    public private(set) var hasRoundTripSample = false
 
     var unwrapper = SequenceNumberUnwrapper()
     /// Missing numbers in increasing order; capacity reserved once.
@@ -125,8 +133,11 @@ public struct NACKGenerator: Sendable {
             let nackCount = self.missing[index].sendCount
             if isRetransmission, self.learnsRoundTripTime, nackCount == 1, let sentAt = self.missing[index].lastSentAt {
                 // Only a packet NACKed once: with several NACKs out, which one it answers is unknown.
+                // RFC 6298 §2.2–2.3: the first sample is the estimate, later ones move it by 1/8.
                 let sample = min(max((now - sentAt).nanoseconds, 10_000_000), 1_000_000_000)
-                self.roundTripTime = .nanoseconds(self.roundTripTime.nanoseconds + (sample - self.roundTripTime.nanoseconds) / 8)
+                let current = self.hasRoundTripSample ? self.roundTripTime.nanoseconds : sample
+                self.roundTripTime = .nanoseconds(current + (sample - current) / 8)
+                self.hasRoundTripSample = true
             }
             self.missing.remove(at: index)
             self.packetsRecovered += 1
@@ -147,6 +158,27 @@ public struct NACKGenerator: Sendable {
             self.missing.append(Entry(sequence: missingSequence, detectedAt: now, lastSentAt: nil, sendCount: 0))
         }
         return .advanced(newlyMissing: gap)
+    }
+
+    /// Learns that the sender has sent every number up to `sequenceNumber` (an FEC repair packet names the
+    /// packets it covers): those after the newest received, `sequenceNumber` included, are missing now,
+    /// without waiting for a later packet to show the gap. At a few packets per frame a lossy link would
+    /// otherwise see a loss only one or two frame intervals later.
+    /// - Returns: how many numbers became missing (0 when nothing newer was announced or the list would
+    ///   overflow; the next packet then handles the gap as usual).
+    @discardableResult
+    public mutating func sentThrough(sequenceNumber: UInt16, now: NIODeadline) -> Int {
+        guard let highest = self.unwrapper.highest else { return 0 }
+        let sequence = self.unwrapper.peek(sequenceNumber)
+        let count = Int(sequence - highest)
+        guard count > 0, count < self.configuration.maxAge, self.missing.count + count <= self.configuration.maxMissing
+        else { return 0 }
+        _ = self.unwrapper.unwrap(sequenceNumber)
+        self.dropEntries(olderThan: sequence - Int64(self.configuration.maxAge))
+        for missingSequence in (highest + 1)...sequence {
+            self.missing.append(Entry(sequence: missingSequence, detectedAt: now, lastSentAt: nil, sendCount: 0))
+        }
+        return count
     }
 
     /// Records a received packet from its parsed view.
@@ -184,7 +216,7 @@ public struct NACKGenerator: Sendable {
             var entry = self.missing[index]
             let due: Bool
             if let lastSent = entry.lastSentAt {
-                due = now - lastSent >= self.roundTripTime
+                due = now - lastSent >= self.roundTripTime + self.configuration.retryMargin
             } else {
                 due = now - entry.detectedAt >= self.configuration.reorderingDelay
             }

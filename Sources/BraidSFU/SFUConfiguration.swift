@@ -43,6 +43,8 @@ public struct SFUConfiguration: Sendable {
     public var audioRedundancy = AudioRedundancyPolicy()
     /// How many FEC repair packets each subscriber's measured loss gets (video, BraidClient subscribers).
     public var videoFEC = VideoFECPolicy()
+    /// How many copies of a retransmission each subscriber's measured loss gets.
+    public var retransmission = RetransmissionPolicy()
 
     /// The production defaults.
     public init() {}

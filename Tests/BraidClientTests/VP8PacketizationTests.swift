@@ -180,6 +180,29 @@ struct VP8PacketizationTests {
         #expect(assembler.framesLost == 0)
     }
 
+    @Test("A frame being repaired is waited for a while even when a later keyframe is complete")
+    func repairBeforeKeyframe() {
+        // Key, delta (lost whole, repaired 60 ms later), key.
+        let frames = [frame(size: 300, key: true, seed: 1), frame(size: 300, key: false, seed: 2), frame(size: 300, key: true, seed: 3)]
+        let packets = packetize(frames)
+        let start = NIODeadline.uptimeNanoseconds(0)
+        var assembler = VP8FrameAssembler(maximumWait: .milliseconds(300), maximumWaitBeforeKeyframe: .milliseconds(100))
+        var events = Self.run(packets[0] + packets[2], assembler: &assembler, start: start)
+        #expect(Self.decodability(events) == [true])  // the keyframe waits for the gap before it
+        events += Self.run(packets[1], assembler: &assembler, start: start + .milliseconds(60))
+        #expect(Self.decodability(events) == [true, true, true])
+        #expect(assembler.framesLost == 0)
+
+        // Not repaired: the keyframe goes after the shorter wait, the gap counted lost.
+        var unrepaired = VP8FrameAssembler(maximumWait: .milliseconds(300), maximumWaitBeforeKeyframe: .milliseconds(100))
+        var later = Self.run(packets[0] + packets[2], assembler: &unrepaired, start: start)
+        unrepaired.poll(now: start + .milliseconds(50)) { later.append($0) }
+        #expect(Self.decodability(later) == [true])
+        unrepaired.poll(now: start + .milliseconds(110)) { later.append($0) }
+        #expect(Self.decodability(later) == [true, nil, true])
+        #expect(unrepaired.framesLost == 1 && !unrepaired.needsKeyframe)
+    }
+
     @Test("Random loss with late repair: frames are released in order, never twice, and losses are counted")
     func randomLossAccounting() {
         var generator = SplitMix64(seed: 99)

@@ -156,4 +156,48 @@ import Testing
         #expect(Array(out) == [106, 107])
         #expect(generator.packetsGivenUp == 0)
     }
+
+    @Test func aRepairPacketsAnnouncementMarksTheGapAtOnce() {
+        var generator = NACKGenerator()
+        var out = ContiguousArray<UInt16>()
+        #expect(generator.sentThrough(sequenceNumber: 5, now: at(0)) == 0)  // nothing received yet
+        #expect(generator.packetReceived(sequenceNumber: 10, now: at(0)) == .first)
+        // A repair covering up to 12: 11 and 12 are missing, 12 included.
+        #expect(generator.sentThrough(sequenceNumber: 12, now: at(5)) == 2)
+        #expect(generator.sentThrough(sequenceNumber: 12, now: at(6)) == 0)
+        #expect(generator.sentThrough(sequenceNumber: 9, now: at(6)) == 0)
+        generator.pending(now: at(5), into: &out)
+        #expect(Array(out) == [11, 12])
+        // 13 then arrives in order: no new gap.
+        #expect(generator.packetReceived(sequenceNumber: 13, now: at(30)) == .advanced(newlyMissing: 0))
+        #expect(
+            generator.packetReceived(sequenceNumber: 12, isRetransmission: true, now: at(40))
+                == .recovered(retransmission: true, nackCount: 1))
+        #expect(generator.isMissing(11) && !generator.isMissing(12))
+    }
+
+    @Test func theFirstLearnedRoundTripReplacesTheGuessAndRetriesWaitTheMargin() {
+        var generator = NACKGenerator(configuration: .init(retryMargin: .milliseconds(8)))
+        generator.learnsRoundTripTime = true
+        var out = ContiguousArray<UInt16>()
+        _ = generator.packetReceived(sequenceNumber: 1, now: at(0))
+        _ = generator.packetReceived(sequenceNumber: 4, now: at(0))
+        generator.pending(now: at(0), into: &out)
+        #expect(Array(out) == [2, 3])
+        _ = generator.packetReceived(sequenceNumber: 2, isRetransmission: true, now: at(50))
+        #expect(generator.hasRoundTripSample)
+        #expect(generator.roundTripTime == .milliseconds(50))  // not 100 + (50 − 100) / 8
+        generator.pending(now: at(55), into: &out)
+        #expect(out.isEmpty)
+        generator.pending(now: at(57), into: &out)
+        #expect(out.isEmpty)  // 50 ms plus the 8 ms margin not yet passed
+        generator.pending(now: at(58), into: &out)
+        #expect(Array(out) == [3])
+        // A second sample moves the estimate by an eighth.
+        _ = generator.packetReceived(sequenceNumber: 6, now: at(60))
+        generator.pending(now: at(60), into: &out)
+        _ = generator.packetReceived(sequenceNumber: 5, isRetransmission: true, now: at(150))
+        #expect(generator.roundTripTime == .milliseconds(55))
+    }
 }
+

@@ -107,4 +107,41 @@ import Testing
             for packet in decoder.repairReceived(ByteBuffer(bytes: bytes)) { #expect(packet.readableBytes >= 12) }
         }
     }
+
+    @Test func aRepairStopsBeforeAPacketThatWouldInflateItsSymbol() throws {
+        var encoder = SlidingWindowFECEncoder(capacity: 16)
+        var decoder = SlidingWindowFECDecoder()
+        let now = NIODeadline.uptimeNanoseconds(1_000_000_000)
+        func packet(_ sequence: UInt16, length: Int) -> ByteBuffer {
+            var bytes = (0..<length).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ Int(sequence)) }
+            bytes[0] = 0x80
+            bytes[2] = UInt8(sequence >> 8)
+            bytes[3] = UInt8(sequence & 0xFF)
+            return ByteBuffer(bytes: bytes)
+        }
+        // A keyframe's full-size packet, then small delta packets.
+        let packets = [packet(10, length: 1200)] + (11...14).map { packet($0, length: 200) }
+        for (offset, buffer) in packets.enumerated() {
+            encoder.add(buffer, sequenceNumber: 10 + UInt16(offset), now: now)
+        }
+        var unlimited = ByteBuffer()
+        #expect(encoder.writeRepair(now: now, maximumAge: .seconds(1), maximumSources: 16, into: &unlimited))
+        #expect(try FECRepairHeader(unlimited).sourceCount == 5)
+        #expect(unlimited.readableBytes == FECRepairHeader.length + 1202)
+        var limited = ByteBuffer()
+        #expect(
+            encoder.writeRepair(
+                now: now, maximumAge: .seconds(1), maximumSources: 16, maximumSymbolGrowth: 2, into: &limited))
+        let header = try FECRepairHeader(limited)
+        #expect(header.firstSequenceNumber == 11 && header.sourceCount == 4)
+        #expect(limited.readableBytes == FECRepairHeader.length + 202)
+        // The short repair still rebuilds a lost small packet byte for byte.
+        _ = decoder.repairReceived(unlimited)  // starts the decoder's record
+        for sequence in [11, 12, 14] as [UInt16] {
+            decoder.sourceReceived(packets[Int(sequence) - 10], sequenceNumber: sequence)
+        }
+        let rebuilt = decoder.repairReceived(limited)
+        #expect(rebuilt.count == 1 && rebuilt.first.map(bytes) == bytes(packets[3]))
+    }
 }
+

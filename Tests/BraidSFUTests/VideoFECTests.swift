@@ -75,3 +75,46 @@ import Testing
         #expect(status.protectionBytes > 0)
     }
 }
+
+@Suite struct RetransmissionCopiesTests {
+    @Test func copiesGrowPerRoundOnALossyLinkOnly() {
+        let policy = RetransmissionPolicy()
+        #expect(policy.copies(previousResends: 0, loss: 0) == 1)
+        #expect(policy.copies(previousResends: 5, loss: 0.04) == 1)
+        #expect(policy.copies(previousResends: 0, loss: .nan) == 1)
+        // 50 %: 2, 3, 4, then no more than 4.
+        #expect((0..<5).map { policy.copies(previousResends: $0, loss: 0.5) } == [2, 3, 4, 4, 4])
+        // 10 %: two copies already make losing both 1 %.
+        #expect((0..<3).map { policy.copies(previousResends: $0, loss: 0.1) } == [2, 2, 2])
+        #expect(policy.copies(previousResends: 0, loss: 1) == 2)
+    }
+
+    @Test func aNACKOnALossyLinkIsAnsweredWithSeveralCopiesMoreEachRound() throws {
+        var setup = SingleStream(slot: VideoFECTests.fecSlot())
+        for index in 0..<5 { setup.publisher.receiveRTP(setup.next(keyframe: index == 0), now: at(Int64(index) * 33)) }
+        let original = setup.subscriberTransport.rtpPackets.filter { $0.ssrc == 0xAAAA_0001 }[2]
+        try VideoFECTests.report(setup, fraction: 128, at: 170)  // 50 %
+        setup.subscriberTransport.reset()
+        var nack = ByteBufferAllocator().buffer(capacity: 64)
+        try RTCPGenericNACK.write(
+            senderSSRC: 1, mediaSSRC: 0xAAAA_0001, lostSequenceNumbers: [original.sequenceNumber], into: &nack)
+
+        func answers() -> [RTPPacket] { setup.subscriberTransport.rtpPackets.filter { $0.ssrc == 0xAAAA_0002 } }
+        setup.subscriber.receiveRTCP(nack, now: at(200))
+        #expect(answers().count == 2)
+        // Within the resend interval (no RTT measured: 100 ms) the same NACK is a duplicate.
+        setup.subscriber.receiveRTCP(nack, now: at(250))
+        #expect(answers().count == 2)
+        setup.subscriber.receiveRTCP(nack, now: at(310))
+        #expect(answers().count == 5)
+        // Every copy carries the original packet under its own RTX sequence number.
+        let copies = answers()
+        #expect(Set(copies.map(\.sequenceNumber)).count == 5)
+        for copy in copies {
+            var payload = copy.payload
+            #expect(payload.readInteger(as: UInt16.self) == original.sequenceNumber)
+            #expect(bytes(payload) == bytes(original.payload))
+        }
+        #expect(setup.subscriber.counters.retransmissions == 2)
+    }
+}

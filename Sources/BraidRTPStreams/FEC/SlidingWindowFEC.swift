@@ -124,15 +124,23 @@ public struct SlidingWindowFECEncoder {
     /// Writes a repair payload (header and symbol) over the kept packets sent within `maximumAge` of
     /// `now`, at most `maximumSources` of them, into `buffer`. Returns false when there is nothing to
     /// protect.
+    ///
+    /// A repair is as long as the longest packet it covers, so a window reaching back to a keyframe's
+    /// full-size packets would make every repair after it full size. `maximumSymbolGrowth` stops the window
+    /// before a packet that would make the symbol more than that many times longer than the newer packets
+    /// need (the keyframe stays covered by the repairs sent while it went out).
     public mutating func writeRepair(
-        now: NIODeadline, maximumAge: TimeAmount, maximumSources: Int, into buffer: inout ByteBuffer
+        now: NIODeadline, maximumAge: TimeAmount, maximumSources: Int, maximumSymbolGrowth: Int = .max,
+        into buffer: inout ByteBuffer
     ) -> Bool {
         var sources = 0
         var symbolLength = 0
         while sources < min(self.count, maximumSources) {
             let slot = (self.head - 1 - sources + 2 * self.capacity) % self.capacity
             guard now - self.sentAt[slot] <= maximumAge else { break }
-            symbolLength = max(symbolLength, self.lengths[slot] + 2)
+            let length = self.lengths[slot] + 2
+            guard sources == 0 || length / maximumSymbolGrowth <= symbolLength else { break }
+            symbolLength = max(symbolLength, length)
             sources += 1
         }
         guard sources > 0 else { return false }

@@ -230,7 +230,8 @@ public final class SFUSubscriber {
         let policy = self.configuration.videoFEC
         guard headerLength > 0,
             slot.protection.encoder!.writeRepair(
-                now: now, maximumAge: policy.windowDuration, maximumSources: policy.window, into: &buffer)
+                now: now, maximumAge: policy.windowDuration, maximumSources: policy.window,
+                maximumSymbolGrowth: policy.maximumSymbolGrowth, into: &buffer)
         else { return }
         slot.protection.nextSequenceNumber &+= 1
         slot.protection.counted(bytes: buffer.readableBytes - headerLength)
@@ -261,6 +262,12 @@ public final class SFUSubscriber {
         self.transport.sendRTP(packet)
     }
 
+    /// The loss of the link to this subscriber: from transport-wide feedback where it sends it, else from
+    /// `slot`'s last receiver report.
+    func linkLoss(_ slot: SubscriberSlot) -> Double {
+        self.transportLoss.hasSamples ? self.transportLoss.fraction : Double(slot.fractionLost) / 256
+    }
+
     /// Re-plans each slot's protection (audio RED and repeats, video FEC) from the link's measured loss:
     /// transport-wide feedback (every packet) where the subscriber sends it, else the slot's last receiver
     /// report; the one-way delay is half the RTT.
@@ -270,7 +277,7 @@ public final class SFUSubscriber {
         let oneWay = TimeAmount.nanoseconds((self.roundTripTime?.nanoseconds ?? 0) / 2)
         var repeating = false
         for slot in self.slots {
-            let loss = self.transportLoss.hasSamples ? self.transportLoss.fraction : Double(slot.fractionLost) / 256
+            let loss = self.linkLoss(slot)
             if slot.kind == .video, slot.slot.fecPayloadType != nil {
                 self.measuredLoss = loss
                 slot.protection.update(
@@ -386,7 +393,7 @@ public final class SFUSubscriber {
             sentAt: now.uptimeNanoseconds)
         if slot.rewriter.rewritesVP8 {
             let written = slot.rewriter.lastVP8Output
-            entry.pictureID = written.pictureID.map { Int32($0) } ?? -1
+            entry.pictureID = written.pictureID.map { Int16(truncatingIfNeeded: $0 & 0x7FFF) } ?? -1
             entry.tl0PicIndex = written.tl0PicIndex.map { Int16($0) } ?? -1
         }
         slot.history.record(entry)
@@ -394,34 +401,39 @@ public final class SFUSubscriber {
 
     /// Resends output packet `sequenceNumber` of `slot`: the producer's stored copy, rewritten as it was
     /// the first time, RTX-encapsulated when the slot has RTX (RFC 4588 §4), with fresh abs-send-time and
-    /// transport-wide sequence number.
+    /// transport-wide sequence number; on a lossy link in as many copies as ``RetransmissionPolicy`` says
+    /// (each its own RTX sequence number).
     func retransmit(_ sequenceNumber: UInt16, slot: SubscriberSlot, now: NIODeadline) -> Bool {
         guard let consumer = slot.consumer,
             let entry = slot.history.lookup(
                 sequenceNumber, generation: slot.generation, now: now, maxAge: slot.maxResendAge,
                 minimumResendInterval: slot.minimumResendInterval)
         else { return false }
+        let copies = self.configuration.retransmission.copies(
+            previousResends: Int(entry.resends), loss: self.linkLoss(slot))
         var sent = false
         consumer.withStoredPacket(layer: Int(entry.layer), sequenceNumber: entry.originSequenceNumber, now: now) {
             packet in
-            guard var out = self.build(packet, slot: slot, now: now) else { return }
-            out.setSSRC(slot.slot.ssrc)
-            out.setSequenceNumber(sequenceNumber)
-            out.setTimestamp(entry.timestamp)
-            if entry.pictureID >= 0 { try? out.rewriteVP8Descriptor(pictureID: UInt16(entry.pictureID)) }
-            if entry.tl0PicIndex >= 0 { try? out.rewriteVP8Descriptor(tl0PicIndex: UInt8(entry.tl0PicIndex)) }
-            var wire = out.buffer
-            if let rtxSSRC = slot.slot.rtxSSRC, let rtxPayloadType = slot.slot.rtxPayloadType {
-                self.rtxScratch.clear()
-                out.writeRTX(
-                    ssrc: rtxSSRC, payloadType: rtxPayloadType, sequenceNumber: slot.nextRTXSequenceNumber,
-                    into: &self.rtxScratch)
-                slot.nextRTXSequenceNumber &+= 1
-                wire = self.rtxScratch
+            for _ in 0..<copies {
+                guard var out = self.build(packet, slot: slot, now: now) else { return }
+                out.setSSRC(slot.slot.ssrc)
+                out.setSequenceNumber(sequenceNumber)
+                out.setTimestamp(entry.timestamp)
+                if entry.pictureID >= 0 { try? out.rewriteVP8Descriptor(pictureID: UInt16(entry.pictureID)) }
+                if entry.tl0PicIndex >= 0 { try? out.rewriteVP8Descriptor(tl0PicIndex: UInt8(entry.tl0PicIndex)) }
+                var wire = out.buffer
+                if let rtxSSRC = slot.slot.rtxSSRC, let rtxPayloadType = slot.slot.rtxPayloadType {
+                    self.rtxScratch.clear()
+                    out.writeRTX(
+                        ssrc: rtxSSRC, payloadType: rtxPayloadType, sequenceNumber: slot.nextRTXSequenceNumber,
+                        into: &self.rtxScratch)
+                    slot.nextRTXSequenceNumber &+= 1
+                    wire = self.rtxScratch
+                }
+                self.transmit(wire, now: now)
+                self.scratch = out.buffer
+                sent = true
             }
-            self.transmit(wire, now: now)
-            self.scratch = out.buffer
-            sent = true
         }
         if sent { slot.history.markResent(sequenceNumber, now: now) }
         return sent

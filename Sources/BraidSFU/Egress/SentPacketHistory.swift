@@ -13,13 +13,15 @@ struct SentPacketHistory {
         var sequenceNumber: UInt16 = 0
         var originSequenceNumber: UInt16 = 0
         var timestamp: UInt32 = 0
-        /// Output VP8 PictureID, or −1 when the payload has none.
-        var pictureID: Int32 = -1
+        /// Output VP8 PictureID (15 bits), or −1 when the payload has none.
+        var pictureID: Int16 = -1
         /// Output VP8 TL0PICIDX, or −1 when the payload has none.
         var tl0PicIndex: Int16 = -1
         var layer: UInt8 = 0
         /// Which attachment of the slot sent it (a refilled slot must not resend another track's packet).
         var generation: UInt8 = 0
+        /// Times it was resent (saturating): a packet asked for again was lost again.
+        var resends: UInt8 = 0
         var sentAt: UInt64 = 0
         var lastResentAt: UInt64 = 0
     }
@@ -57,7 +59,10 @@ struct SentPacketHistory {
     }
 
     mutating func markResent(_ sequenceNumber: UInt16, now: NIODeadline) {
-        self.ring.update(sequenceNumber) { $0.lastResentAt = now.uptimeNanoseconds }
+        self.ring.update(sequenceNumber) {
+            $0.lastResentAt = now.uptimeNanoseconds
+            $0.resends &+= $0.resends < .max ? 1 : 0
+        }
     }
 }
 

@@ -70,8 +70,10 @@ extension SFUSubscriber {
             let nanoseconds = Int64(rtt) * 1_000_000_000 / 65_536
             self.roundTripTime = .nanoseconds(nanoseconds)
             self.estimator.onRTT(nanoseconds / 1000)
+            // A NACK repeated one (jittery) round trip later is a packet lost again, not a duplicate
+            // request: three quarters of the RTT tells them apart.
             for slot in self.slots {
-                slot.minimumResendInterval = .nanoseconds(max(nanoseconds, 10_000_000))
+                slot.minimumResendInterval = .nanoseconds(max(nanoseconds * 3 / 4, 10_000_000))
             }
         }
     }

@@ -34,7 +34,7 @@ final class SubscriberSlot: TrackSink {
     var protection: VideoProtection
     /// Retransmissions of packets older than this are not sent (video 1 s, audio half).
     let maxResendAge: TimeAmount
-    /// The same packet is not resent twice within this (the subscriber's RTT).
+    /// The same packet is not resent twice within this (three quarters of the subscriber's RTT).
     var minimumResendInterval = TimeAmount.milliseconds(100)
     var nextRTXSequenceNumber: UInt16
 

@@ -21,6 +21,9 @@ public struct VideoFECPolicy: Sendable, Hashable {
     public var window: Int = 24
     /// A repair covers only packets sent this recently (older ones would be recovered too late to play).
     public var windowDuration: TimeAmount = .milliseconds(200)
+    /// A repair's window stops before a packet that would make it more than this many times longer than
+    /// the newer packets need (a keyframe's full-size packets would otherwise inflate every later repair).
+    public var maximumSymbolGrowth: Int = 2
 
     public init() {}
 
