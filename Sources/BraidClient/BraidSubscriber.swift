@@ -46,6 +46,9 @@ final class IncomingTrack {
     var nack = IncomingTrack.makeNACKGenerator()
     var assembler = VP8FrameAssembler()
     var freezes = FreezeDetector()
+    /// Freezes of a player with a fixed playout point: each frame shown 250 ms after its capture, or when it
+    /// becomes decodable if that is later.
+    var playoutFreezes = FreezeDetector()
     var latency = LatencyHistogram()
     var keyframes: KeyframeRequestThrottle?
     var retransmissionsReceived = 0
@@ -351,7 +354,11 @@ struct SubscriberMedia {
                         // A frame becomes decodable now; its capture time is this packet's, moved back by the
                         // RTP time between them (the publisher's media clock runs with its capture clock).
                         let behind = Int64(Int32(bitPattern: packet.timestamp &- frame.timestamp)) * 1_000_000 / 90_000
-                        if let latency, latency + behind <= Self.videoDeadlineMicroseconds { inTime += 1 }
+                        let deadline = Self.videoDeadlineMicroseconds
+                        let age = latency.map { $0 + behind }
+                        if let age, age <= deadline { inTime += 1 }
+                        // Shown at its playout point, or now if late (or of unknown capture time).
+                        track.playoutFreezes.frameRendered(at: now + .microseconds(max(0, deadline - (age ?? deadline))))
                     }
                     if frame.isKeyframe { keyframe = true }
                 }
@@ -564,6 +571,8 @@ struct SubscriberMedia {
                         keyframes: track.assembler.keyframes + earlier.keyframes,
                         framesLost: track.assembler.framesLost + earlier.framesLost, freezeCount: track.freezes.freezeCount,
                         totalFreezesDuration: .nanoseconds(track.freezes.totalFreezesDuration.nanoseconds),
+                        playoutFreezeCount: track.playoutFreezes.freezeCount,
+                        totalPlayoutFreezesDuration: .nanoseconds(track.playoutFreezes.totalFreezesDuration.nanoseconds),
                         latency: LatencySummary(track.latency), latencyHistogram: track.latency))
             }
         }

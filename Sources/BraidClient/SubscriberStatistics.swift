@@ -107,6 +107,12 @@ public struct VideoTrackStatistics: Hashable, Sendable {
     public var freezeCount: Int
     /// Total duration of the freezes.
     public var totalFreezesDuration: Duration
+    /// Freezes (same definition) of a player with a 250 ms playout point: each frame shown 250 ms after its
+    /// capture, or as soon as it is decodable if that is later. ``freezeCount`` shows every frame as soon as
+    /// it is decodable, so it also counts repairs that a playout delay absorbs.
+    public var playoutFreezeCount: Int
+    /// Total duration of the playout-point freezes.
+    public var totalPlayoutFreezesDuration: Duration
     /// Capture-to-receive latency of every packet carrying abs-capture-time.
     public var latency: LatencySummary
     /// The distribution behind ``latency``, to merge across tracks and peers.

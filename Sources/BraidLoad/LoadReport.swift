@@ -89,6 +89,10 @@ public struct VideoFigures: Codable, Hashable, Sendable {
     public var freezeCount: Int64 = 0
     /// W3C totalFreezesDuration, summed, seconds.
     public var totalFreezesSeconds: Double = 0
+    /// Freezes of a player showing each frame 250 ms after capture (or when decodable, if later), summed.
+    public var playoutFreezeCount: Int64 = 0
+    /// Their total duration, seconds.
+    public var totalPlayoutFreezesSeconds: Double = 0
     public var latency: LatencyFigures
 }
 

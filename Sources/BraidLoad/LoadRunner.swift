@@ -465,6 +465,8 @@ public enum LoadRunner {
                     video.keyframes += Int64(track.keyframes)
                     video.freezeCount += Int64(track.freezeCount)
                     video.totalFreezesSeconds += Self.seconds(track.totalFreezesDuration)
+                    video.playoutFreezeCount += Int64(track.playoutFreezeCount)
+                    video.totalPlayoutFreezesSeconds += Self.seconds(track.totalPlayoutFreezesDuration)
                     videoHistogram.merge(track.latencyHistogram)
                     nodeFigures[outcome.plan.node]?.latency.merge(track.latencyHistogram)
                     figures.tracks.append(

@@ -34,6 +34,8 @@ extension LoadReport {
             row("frames decodable within 250 ms", percent(self.video.framesInTimeRatio))
             row("freezes (count, total)",
                 "\(self.video.freezeCount), \(String(format: "%.2f s", self.video.totalFreezesSeconds))")
+            row("freezes at 250 ms playout",
+                "\(self.video.playoutFreezeCount), \(String(format: "%.2f s", self.video.totalPlayoutFreezesSeconds))")
         }
         if self.audio.packetsExpected > 0 {
             row("audio latency p50 / p95", "\(ms(self.audio.latency.p50Ms)) / \(ms(self.audio.latency.p95Ms))")

@@ -242,6 +242,31 @@ struct SubscriberMediaTests {
         #expect(loop.statistics.nacksSent >= 1 && loop.statistics.keyframeRequestsSent == 0)
     }
 
+    @Test("A repair that lands before the 250 ms playout point freezes a render-at-once player only")
+    func repairWithinThePlayoutPoint() throws {
+        var loop = MediaLoop()
+        var held: [ByteBuffer] = []
+        for index in 0..<40 {
+            loop.sendVideo(index: index, key: index == 0, drop: index == 10 ? [1] : [])
+            if index == 10 {
+                let nack = try #require(
+                    loop.feedback().compactMap { packet -> RTCPGenericNACK? in
+                        if case .genericNACK(let nack) = packet { return nack }
+                        return nil
+                    }.first)
+                _ = loop.video.answer(nack, now: loop.now, transportSequence: &loop.transportSequence) { held.append($0) }
+            }
+            // The repair arrives six frames (198 ms) later: frame 10 is 218 ms old when it becomes decodable.
+            if index == 16 { for repair in held { loop.deliver(repair) } }
+            loop.advance(.milliseconds(33))
+            loop.tick()
+        }
+        let video = try #require(loop.statistics.video.first)
+        #expect(video.framesDecodable == 40 && video.framesLost == 0)
+        #expect(video.freezeCount == 1)
+        #expect(video.playoutFreezeCount == 0)
+    }
+
     @Test("An unrepaired loss breaks the chain: a PLI goes out, a freeze is counted, the keyframe recovers")
     func unrepairedLossFreezes() throws {
         var loop = MediaLoop()
@@ -258,6 +283,8 @@ struct SubscriberMediaTests {
         #expect(video.keyframes == 2)
         #expect(video.freezeCount == 1)
         #expect(video.totalFreezesDuration >= .milliseconds(600))
+        // A player with a playout point sees the same freeze: the frames never became decodable.
+        #expect(video.playoutFreezeCount == 1)
         let plis = loop.feedback().filter { if case .pictureLossIndication = $0 { true } else { false } }
         #expect(!plis.isEmpty)
         #expect(stats.keyframeRequestsSent == plis.count)
