@@ -149,6 +149,9 @@ final class AudioPlayout {
     var framesRecoveredByFEC = 0
     var framesTooLate = 0
     var decodeErrors = 0
+    /// Every sample played (decoded, rebuilt from in-band FEC or concealed), in playout order, when the
+    /// subscriber records its audio (48 kHz mono).
+    var recording: [Int16]?
     /// Longest gap concealed frame by frame; longer gaps are counted without running the decoder.
     static let maximumConcealedRun: Int64 = 50
 
@@ -191,14 +194,28 @@ final class AudioPlayout {
                         }
                     }
                     if recovered == true { self.framesRecoveredByFEC += 1 } else { self.framesConcealed += 1 }
+                    if recovered != nil { self.record(Int(frameSamples)) }
                 }
             }
         }
         let decoded = self.pcm.withUnsafeMutableBufferPointer { pcm in
-            payload.withUnsafeReadableBytes { packet in (try? self.decoder.decode(packet: packet, into: pcm)) != nil }
+            payload.withUnsafeReadableBytes { packet in try? self.decoder.decode(packet: packet, into: pcm) }
         }
-        if decoded { self.framesDecoded += 1 } else { self.decodeErrors += 1 }
+        if let decoded {
+            self.framesDecoded += 1
+            self.record(decoded)
+        } else {
+            self.decodeErrors += 1
+        }
         self.lastPlayed = position
+    }
+}
+
+extension AudioPlayout {
+    /// Appends the first `samples` of the output buffer to the recording, if one is kept.
+    func record(_ samples: Int) {
+        guard self.recording != nil else { return }
+        self.recording!.append(contentsOf: self.pcm[0..<min(samples, self.pcm.count)])
     }
 }
 
@@ -230,7 +247,7 @@ struct SubscriberMedia {
 
     init(
         sections: [RemoteAnswer.Section], requestedAt: NIODeadline, senderSSRC: UInt32, decodeAudio: Bool = false,
-        audioDeadline: Duration = SubscriberMedia.defaultAudioDeadline
+        recordAudio: Bool = false, audioDeadline: Duration = SubscriberMedia.defaultAudioDeadline
     ) {
         self.requestedAt = requestedAt
         self.senderSSRC = senderSSRC
@@ -238,6 +255,12 @@ struct SubscriberMedia {
         self.tracks = accepted.map { IncomingTrack(section: $0, audioDeadline: audioDeadline) }
         if decodeAudio {
             for track in self.tracks where track.kind == .audio { track.audioDecoder = try? AudioPlayout() }
+        }
+        if recordAudio {
+            for track in self.tracks where track.kind == .audio {
+                if track.audioDecoder == nil { track.audioDecoder = try? AudioPlayout() }
+                track.audioDecoder?.recording = []
+            }
         }
         self.twccIDs = accepted.map(\.extensions.transportSequenceNumber)
         self.midIDs = accepted.map(\.extensions.mid)
@@ -376,8 +399,8 @@ struct SubscriberMedia {
     }
 
     /// An audio packet: each frame it carries (RED: the redundant blocks, oldest first, then the primary)
-    /// is counted against its playout deadline and played. A block's capture time is the packet's minus
-    /// its timestamp offset.
+    /// is counted against its playout deadline and played if it is not past it. A block's capture time is
+    /// the packet's minus its timestamp offset.
     func receivedAudio(_ packet: RTPPacket, payload: ByteBuffer, track: IncomingTrack, latency: Int64?, isRetransmission: Bool) {
         func frame(_ data: ByteBuffer, offset: UInt32, isCopy: Bool) {
             let timestamp = packet.timestamp &- offset
@@ -385,6 +408,8 @@ struct SubscriberMedia {
             let blockLatency = latency.map { $0 + Int64(offset) * 1_000_000 / Int64(track.clockRate) }
             track.audioFrames.received(
                 timestamp: timestamp, durationTicks: duration, latencyMicroseconds: blockLatency, redundant: offset > 0)
+            // A player with a playout point has concealed a frame that comes after it.
+            if let blockLatency, blockLatency > track.audioFrames.deadlineMicroseconds { return }
             track.audioDecoder?.play(timestamp: timestamp, payload: data, isCopy: isCopy)
         }
         guard let red = track.redPayloadType, packet.payloadType == red else {
@@ -634,7 +659,9 @@ public final class BraidSubscriber: PeerMediaHandler, FailingOverPeer, @unchecke
     var earlierTransports = TransportStatistics()
 
     /// Subscribes with a receive-only offer of `audioTracks` Opus and `videoTracks` VP8 sections and waits
-    /// until media can flow. `decodeAudio` decodes the audio tracks too (see the type's notes).
+    /// until media can flow. `decodeAudio` decodes the audio tracks too (see the type's notes);
+    /// `recordAudio` decodes them and keeps every sample played, for ``recordedAudio()`` (48 kHz mono, about
+    /// 6 MB a minute per track: for quality measurements, not for every peer of a load test).
     ///
     /// With ``ConnectionOptions/failover`` set (fallback nodes, or discovery from the node's
     /// `/api/v1/mesh`), a lost node is noticed within its loss timeout and the subscriber moves by itself
@@ -653,6 +680,7 @@ public final class BraidSubscriber: PeerMediaHandler, FailingOverPeer, @unchecke
         audioTracks: Int = 1,
         videoTracks: Int = 1,
         decodeAudio: Bool = false,
+        recordAudio: Bool = false,
         participant: String? = nil,
         options: ConnectionOptions = ConnectionOptions(),
         group: any EventLoopGroup
@@ -674,8 +702,8 @@ public final class BraidSubscriber: PeerMediaHandler, FailingOverPeer, @unchecke
         let join = try await PeerJoin.join(
             endpoint: endpoint, tracks: tracks, direction: .recvonly, options: options, group: group)
         let subscriber = BraidSubscriber(
-            join: join, tracks: tracks, candidates: candidates, decodeAudio: decodeAudio, options: options,
-            group: group)
+            join: join, tracks: tracks, candidates: candidates, decodeAudio: decodeAudio, recordAudio: recordAudio,
+            options: options, group: group)
         join.transport.handler = subscriber
         do {
             try await PeerJoin.connect(join.transport, timeout: options.timeout)
@@ -690,7 +718,7 @@ public final class BraidSubscriber: PeerMediaHandler, FailingOverPeer, @unchecke
 
     init(
         join: PeerJoin, tracks: [OfferedTrack], candidates: FailoverCandidates, decodeAudio: Bool,
-        options: ConnectionOptions, group: any EventLoopGroup
+        recordAudio: Bool = false, options: ConnectionOptions, group: any EventLoopGroup
     ) {
         self.eventLoop = join.transport.eventLoop
         self.transport = join.transport
@@ -703,7 +731,7 @@ public final class BraidSubscriber: PeerMediaHandler, FailingOverPeer, @unchecke
         self.media = SubscriberMedia(
             sections: join.answer.sections, requestedAt: join.requestedAt,
             senderSSRC: UInt32.random(in: 1...UInt32.max),
-            decodeAudio: decodeAudio)
+            decodeAudio: decodeAudio, recordAudio: recordAudio)
     }
 
     // MARK: PeerMediaHandler
@@ -757,6 +785,14 @@ public final class BraidSubscriber: PeerMediaHandler, FailingOverPeer, @unchecke
     }
 
     // MARK: Public state
+
+    /// What each audio track played so far (decoded, rebuilt from in-band FEC or concealed; 48 kHz mono
+    /// 16-bit samples in playout order), in offer order; empty arrays unless subscribed with `recordAudio`.
+    public func recordedAudio() async -> [[Int16]] {
+        (try? await self.eventLoop.submit {
+            self.media.tracks.filter { $0.kind == .audio }.map { $0.audioDecoder?.recording ?? [] }
+        }.get()) ?? []
+    }
 
     /// A snapshot of everything measured so far.
     public func statistics() async -> SubscriberStatistics? {

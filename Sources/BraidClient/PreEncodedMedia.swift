@@ -50,6 +50,32 @@ public final class PreEncodedMedia: Sendable {
         self.framesPerSecond = framesPerSecond
     }
 
+    /// Encodes `audioPCM` (48 kHz mono, cut to whole 20 ms frames) and the moving test pattern once.
+    public static func synthetic(
+        audioPCM: [Int16], audioBitrate: Int = 32_000, videoFrames: Int = 60
+    ) throws(BraidClientError) -> PreEncodedMedia {
+        let tone = try Self.synthetic(audioSeconds: 0, videoFrames: videoFrames)
+        do {
+            let encoder = try OpusEncoder(OpusEncoder.Configuration(bitrate: audioBitrate))
+            var output = [UInt8](repeating: 0, count: OpusEncoder.maximumPacketSize)
+            var audio: [ByteBuffer] = []
+            var start = 0
+            while start + encoder.samplesPerChannel <= audioPCM.count {
+                let length = try encoder.encode(
+                    pcm: Array(audioPCM[start..<(start + encoder.samplesPerChannel)]), into: &output)
+                audio.append(ByteBuffer(bytes: output[0..<length]))
+                start += encoder.samplesPerChannel
+            }
+            guard !audio.isEmpty else { throw BraidClientError.badArgument("audio shorter than one 20 ms frame") }
+            return try PreEncodedMedia(
+                audioPackets: audio, videoFrames: tone.videoFrames, framesPerSecond: tone.framesPerSecond)
+        } catch let error as BraidClientError {
+            throw error
+        } catch {
+            throw .badArgument("encoding the audio: \(error)")
+        }
+    }
+
     /// Encodes a sine tone and the moving test pattern once.
     ///
     /// - Parameters:

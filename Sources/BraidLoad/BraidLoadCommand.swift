@@ -68,6 +68,14 @@ public struct CommonLoadOptions: ParsableArguments {
 
     @Flag(name: .customLong("no-loss-protection"), help: "Subscribers do not offer RED or FEC (to compare).")
     public var noLossProtection = false
+    @Option(
+        name: .customLong("audio-pcm"),
+        help: "Publishers send this audio, looped: raw 48 kHz mono 16-bit little-endian PCM (default: a 440 Hz tone).")
+    public var audioPCM: String?
+    @Option(
+        name: .customLong("record-audio"),
+        help: "Subscribers decode their audio and write what they played to this directory (raw PCM like --audio-pcm).")
+    public var recordAudio: String?
 
     @Option(help: "Write the full report as JSON to this file.")
     public var json: String?
@@ -130,6 +138,16 @@ public struct CommonLoadOptions: ParsableArguments {
             downlink: downlink, timeout: try Quantities.duration(self.timeout), roomPrefix: self.roomPrefix,
             localHost: self.localHost, slo: slo, publisherNode: self.publisherNode, failoverNodes: self.failoverNodes)
         configuration.lossProtection = !self.noLossProtection
+        if let path = self.audioPCM {
+            guard let data = FileManager.default.contents(atPath: path) else {
+                throw LoadArgumentError("--audio-pcm '\(path)': cannot read the file")
+            }
+            guard data.count >= 2 * 960, data.count % 2 == 0 else {
+                throw LoadArgumentError("--audio-pcm '\(path)': want at least 20 ms of 16-bit samples")
+            }
+            configuration.audioSource = data.withUnsafeBytes { Array($0.bindMemory(to: Int16.self)) }
+        }
+        configuration.audioRecordingDirectory = self.recordAudio
         return configuration
     }
 

@@ -1,5 +1,6 @@
 import BraidClient
 import BraidSecurity
+import Foundation
 import NIOCore
 
 #if canImport(Glibc)
@@ -46,6 +47,11 @@ public struct LoadConfiguration: Sendable {
     public var duration: Duration
     /// Whether subscribers offer the node's loss protection (RED, Braid's FEC); off for A/B runs.
     public var lossProtection = true
+    /// What publishers send as audio: 48 kHz mono 16-bit samples, looped (nil: a 440 Hz tone).
+    public var audioSource: [Int16]?
+    /// Where subscribers write what they played (`subscriber-<n>-audio<k>.pcm`, raw 48 kHz mono s16le), for
+    /// an objective quality score of the audio path; nil: audio is not decoded.
+    public var audioRecordingDirectory: String?
     /// Peers started per second (joins run concurrently).
     public var rampUp: Double
     /// Seed of every impairment generator (peer n uses sub-stream n).
@@ -218,7 +224,9 @@ public enum LoadRunner {
     ) async throws -> LoadReport {
         let hasVideo: Bool = if case .audioRoom = configuration.scenario { false } else { true }
         // Encoded once; every publisher replays it with its own RTP timestamps and sequence numbers.
-        let media = try PreEncodedMedia.synthetic(audioSeconds: 2, videoFrames: hasVideo ? 60 : 0)
+        let media =
+            try configuration.audioSource.map { try PreEncodedMedia.synthetic(audioPCM: $0, videoFrames: hasVideo ? 60 : 0) }
+            ?? PreEncodedMedia.synthetic(audioSeconds: 2, videoFrames: hasVideo ? 60 : 0)
         let certificate = try DTLSCertificate(commonName: "braid-load")
         let plans = self.plan(configuration)
         let cpuStart = Self.cpuSeconds()
@@ -257,7 +265,8 @@ public enum LoadRunner {
                         participant = peer.resourceID
                     }
                     let outcome = await Self.join(
-                        plan, participant: participant, media: media, options: options, group: group)
+                        plan, participant: participant, media: media, options: options,
+                        recordAudio: configuration.audioRecordingDirectory != nil, group: group)
                     await outcomes.set(index, outcome)
                 }
             }
@@ -273,6 +282,10 @@ public enum LoadRunner {
         let wall = ContinuousClock.now - started
         var report = await Self.collect(all, configuration: configuration, wall: wall, gaps: longestGaps)
         report.processCPUSeconds = Self.cpuSeconds() - cpuStart
+        if let directory = configuration.audioRecordingDirectory {
+            let failed = await Self.writeRecordings(all, to: directory)
+            if !failed.isEmpty { report.failureMessages["audio-recording"] = failed }
+        }
         await Self.closeAll(all.compactMap(\.peer))
         report.slo = configuration.slo.map { $0.evaluate(report) }
         report.sloPassed = report.slo.allSatisfy(\.passed)
@@ -282,7 +295,7 @@ public enum LoadRunner {
     /// Joins one peer; a subscriber with `participant` (its publisher's WHIP resource id) is linked to it.
     static func join(
         _ plan: PeerPlan, participant: String? = nil, media: PreEncodedMedia, options: ConnectionOptions,
-        group: any EventLoopGroup
+        recordAudio: Bool = false, group: any EventLoopGroup
     ) async -> PeerOutcome {
         let base = plan.node.hasSuffix("/") ? String(plan.node.dropLast()) : plan.node
         do {
@@ -295,12 +308,35 @@ public enum LoadRunner {
             case .subscriber:
                 let subscriber = try await BraidSubscriber.subscribe(
                     to: "\(base)/whep/\(plan.room)", audioTracks: plan.audioTracks, videoTracks: plan.videoTracks,
-                    participant: participant, options: options, group: group)
+                    recordAudio: recordAudio, participant: participant, options: options, group: group)
                 return PeerOutcome(plan: plan, peer: .subscriber(subscriber))
             }
         } catch {
             return PeerOutcome(plan: plan, failure: error)
         }
+    }
+
+    /// Writes every subscriber's played audio to `directory` (created if needed); returns what failed.
+    static func writeRecordings(_ outcomes: [PeerOutcome], to directory: String) async -> [String] {
+        var failures: [String] = []
+        do {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        } catch {
+            return ["\(directory): \(error)"]
+        }
+        for (index, outcome) in outcomes.enumerated() {
+            guard case .subscriber(let subscriber) = outcome.peer else { continue }
+            for (track, samples) in await subscriber.recordedAudio().enumerated() {
+                let path = "\(directory)/subscriber-\(index)-audio\(track).pcm"
+                let bytes = samples.withUnsafeBufferPointer { Data(buffer: $0) }  // little-endian hosts
+                do {
+                    try bytes.write(to: URL(fileURLWithPath: path))
+                } catch {
+                    failures.append("\(path): \(error)")
+                }
+            }
+        }
+        return failures
     }
 
     static func closeAll(_ peers: [LivePeer]) async {

@@ -1,3 +1,4 @@
+import BraidCodecs
 import BraidRTPStreams
 import BraidSDP
 import BraidWire
@@ -41,7 +42,7 @@ struct MediaLoop {
     var wallClock = NTPTime.timestamp(unixSeconds: 1_800_000_000, nanoseconds: 0)
     var rtcp: [ByteBuffer] = []
 
-    init(signalSSRCs: Bool = true, decodeAudio: Bool = false, red: UInt8? = nil) {
+    init(signalSSRCs: Bool = true, decodeAudio: Bool = false, recordAudio: Bool = false, red: UInt8? = nil) {
         func section(
             _ kind: OfferedTrack.Kind, mid: String, pt: UInt8, rtx: UInt8?, ssrc: UInt32?, rtxSSRC: UInt32?
         )
@@ -58,7 +59,8 @@ struct MediaLoop {
                     .video, mid: "1", pt: 96, rtx: 97, ssrc: signalSSRCs ? Self.videoSSRC : nil,
                     rtxSSRC: signalSSRCs ? Self.rtxSSRC : nil),
             ],
-            requestedAt: .uptimeNanoseconds(900_000_000), senderSSRC: 77, decodeAudio: decodeAudio)
+            requestedAt: .uptimeNanoseconds(900_000_000), senderSSRC: 77, decodeAudio: decodeAudio,
+            recordAudio: recordAudio)
     }
 
     mutating func advance(_ amount: TimeAmount) {
@@ -364,6 +366,35 @@ struct SubscriberMediaTests {
         #expect(audio.framesRecoveredByFEC == 3 && audio.framesConcealedByDecoder == 2)
         #expect(audio.framesConcealed == 4)
         #expect(MediaLoop().statistics.audio.first?.framesDecoded == nil)
+    }
+
+    @Test("Recording: every frame interval is played once, in order; a frame past the playout point is concealed")
+    func recordedPlayout() throws {
+        // A 1 kHz tone encoded from PCM, as braid-load's --audio-pcm does.
+        var tone = SineTone(frequency: 1000, amplitude: 0.3)
+        let pcm = tone.next(samplesPerChannel: 960 * 30)
+        let media = try PreEncodedMedia.synthetic(audioPCM: pcm, videoFrames: 0)
+        #expect(media.audioPackets.count == 30)
+        #expect(throws: BraidClientError.self) { try PreEncodedMedia.synthetic(audioPCM: [1, 2, 3], videoFrames: 0) }
+
+        var loop = MediaLoop(recordAudio: true)
+        var held: ByteBuffer?
+        for (index, payload) in media.audioPackets.enumerated() {
+            // Packets 8-19 are lost; 8 itself arrives when 19 is sent, 240 ms after its capture: past
+            // the 200 ms point, so it is not played although nothing newer has been.
+            let packet = loop.sendAudio(payload, deliver: !(8...19).contains(index))
+            if index == 8 { held = packet }
+            if index == 19, let late = held { loop.deliver(late) }
+            loop.advance(.milliseconds(20))
+        }
+        let played = try #require(loop.media.tracks.first { $0.kind == .audio }?.audioDecoder?.recording)
+        // 30 frames of 960 samples; 8-19 concealed in place when 20 came.
+        #expect(played.count == 30 * 960)
+        let audio = try #require(loop.statistics.audio.first)
+        #expect(audio.framesDecoded == 18)
+        // The tone survives: the last frames are as loud as the source.
+        let tail = played.suffix(960).map { abs(Int($0)) }.max() ?? 0
+        #expect(tail > 8000)
     }
 
     @Test("RED: a lost packet's frame is played from a later packet's redundant block, in time")

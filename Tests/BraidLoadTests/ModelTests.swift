@@ -1,6 +1,7 @@
 import ArgumentParser
 import BraidClient
 import BraidLoad
+import Foundation
 import Testing
 
 @Suite("Impairment models (pure)")
@@ -168,6 +169,29 @@ struct ParsingTests {
         #expect(configuration.slo == [SLO(metric: .failures, limit: 1)])
         #expect(throws: LoadArgumentError.self) {
             try CommonLoadOptions.parse(["--downlink-loss", "x"]).configuration(.webinar(subscribers: 1))
+        }
+    }
+
+    @Test("--audio-pcm reads raw 16-bit samples and refuses a missing, odd or too short file")
+    func audioSourceOption() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("braid-audio-\(UInt32.random(in: 0...UInt32.max))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let samples = (0..<1920).map { Int16(truncatingIfNeeded: $0 &* 37) }
+        let good = directory.appendingPathComponent("good.pcm")
+        try samples.withUnsafeBufferPointer { Data(buffer: $0) }.write(to: good)
+        let configuration = try CommonLoadOptions.parse(["--audio-pcm", good.path, "--record-audio", "/tmp/x"])
+            .configuration(.audioRoom(publishers: 1, subscribers: 1))
+        #expect(configuration.audioSource == samples)
+        #expect(configuration.audioRecordingDirectory == "/tmp/x")
+        let odd = directory.appendingPathComponent("odd.pcm")
+        try Data(repeating: 1, count: 1921 * 2 + 1).write(to: odd)
+        let short = directory.appendingPathComponent("short.pcm")
+        try Data(repeating: 1, count: 100).write(to: short)
+        for path in [odd.path, short.path, directory.appendingPathComponent("missing.pcm").path] {
+            #expect(throws: LoadArgumentError.self) {
+                try CommonLoadOptions.parse(["--audio-pcm", path]).configuration(.audioRoom(publishers: 1, subscribers: 1))
+            }
         }
     }
 }
