@@ -164,14 +164,15 @@ public struct NACKGenerator: Sendable {
     /// packets it covers): those after the newest received, `sequenceNumber` included, are missing now,
     /// without waiting for a later packet to show the gap. At a few packets per frame a lossy link would
     /// otherwise see a loss only one or two frame intervals later.
-    /// - Returns: how many numbers became missing (0 when nothing newer was announced or the list would
-    ///   overflow; the next packet then handles the gap as usual).
+    /// - Returns: how many numbers became missing (0 when nothing newer was announced, when the jump is
+    ///   larger than ``maximumAnnouncedGap`` — a repair covers at most 48 packets, so that is no announcement
+    ///   to trust — or when the list would overflow; the next packet then handles the gap as usual).
     @discardableResult
     public mutating func sentThrough(sequenceNumber: UInt16, now: NIODeadline) -> Int {
         guard let highest = self.unwrapper.highest else { return 0 }
         let sequence = self.unwrapper.peek(sequenceNumber)
         let count = Int(sequence - highest)
-        guard count > 0, count < self.configuration.maxAge, self.missing.count + count <= self.configuration.maxMissing
+        guard count > 0, count <= Self.maximumAnnouncedGap, self.missing.count + count <= self.configuration.maxMissing
         else { return 0 }
         _ = self.unwrapper.unwrap(sequenceNumber)
         self.dropEntries(olderThan: sequence - Int64(self.configuration.maxAge))
@@ -180,6 +181,9 @@ public struct NACKGenerator: Sendable {
         }
         return count
     }
+
+    /// The largest jump ``sentThrough(sequenceNumber:now:)`` accepts.
+    public static let maximumAnnouncedGap = 64
 
     /// Records a received packet from its parsed view.
     public mutating func packetReceived(_ packet: RTPPacket, isRetransmission: Bool = false, now: NIODeadline)

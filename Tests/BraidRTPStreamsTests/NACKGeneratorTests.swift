@@ -166,6 +166,7 @@ import Testing
         #expect(generator.sentThrough(sequenceNumber: 12, now: at(5)) == 2)
         #expect(generator.sentThrough(sequenceNumber: 12, now: at(6)) == 0)
         #expect(generator.sentThrough(sequenceNumber: 9, now: at(6)) == 0)
+        #expect(generator.sentThrough(sequenceNumber: 12 + 65, now: at(6)) == 0)  // no repair covers that much
         generator.pending(now: at(5), into: &out)
         #expect(Array(out) == [11, 12])
         // 13 then arrives in order: no new gap.
