@@ -7,6 +7,7 @@ import PackageDescription
 /// Each fuzz target and the product holding the parser it exercises.
 let fuzzTargets: [(name: String, product: String)] = [
     ("FuzzRTP", "BraidWire"),
+    ("FuzzFEC", "BraidRTPStreams"),
     ("FuzzRTCP", "BraidWire"),
     ("FuzzSTUN", "BraidWire"),
     ("FuzzVP8", "BraidWire"),
