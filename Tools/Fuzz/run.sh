@@ -18,13 +18,16 @@ fi
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 scratch="$here/.build-fuzz"
 findings="$here/corpus-findings"  # ignored by git (/Tools/Fuzz/corpus-*/)
-read -r -a targets <<< "${FUZZ_TARGETS:-FuzzRTP FuzzRTCP FuzzSTUN FuzzVP8 FuzzSDP FuzzSFU FuzzRouterLink FuzzSRTP FuzzMesh FuzzAccess}"
+read -r -a targets <<< "${FUZZ_TARGETS:-FuzzRTP FuzzFEC FuzzRTCP FuzzSTUN FuzzVP8 FuzzSDP FuzzSFU FuzzRouterLink FuzzSRTP FuzzMesh FuzzAccess}"
 
-# SwiftPM's --sanitize passes -sanitize=fuzzer,address to swiftc and clang for every module (so BraidWire
-# and NIOCore are instrumented) and links libFuzzer's main. -parse-as-library keeps main.swift from
-# defining its own entry point, which would replace libFuzzer's.
+# Every Swift module (BraidWire, NIOCore, ...) must be compiled with -sanitize=fuzzer,address in ONE flag:
+# SwiftPM's `--sanitize fuzzer --sanitize address` passes them as two, and swiftc keeps only the last, so
+# the Swift code got AddressSanitizer but no coverage counters and libFuzzer fuzzed blind. The SwiftPM
+# options stay (they instrument the C modules, and `fuzzer` makes SwiftPM link libFuzzer's main instead of
+# the target's); the -Xswiftc flag comes after them, so it is the one swiftc keeps. -parse-as-library keeps
+# main.swift from defining its own entry point, which would replace libFuzzer's.
 build_flags=(-c release --package-path "$here" --scratch-path "$scratch"
-    --sanitize fuzzer --sanitize address -Xswiftc -parse-as-library)
+    --sanitize fuzzer --sanitize address -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library)
 if [[ -n "${FUZZ_JOBS:-}" ]]; then build_flags+=(--jobs "$FUZZ_JOBS"); fi
 
 echo "== building ${targets[*]}"
