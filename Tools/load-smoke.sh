@@ -11,17 +11,9 @@ swift build -c release --product braid-node
 swift build -c release --product braid-load
 bin="$(swift build -c release --show-bin-path)"
 
-port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 log="$(mktemp "${TMPDIR:-/tmp}/braid-load-smoke-node.XXXXXX")"
-"$bin/braid-node" --admin-port 0 --http-port "$port" --media-port 0 --log-level warning > "$log" 2>&1 &
-node=$!
-trap 'kill "$node" 2>/dev/null || true; wait "$node" 2>/dev/null || true' EXIT
-for _ in $(seq 50); do
-    python3 -c "import urllib.request as u; u.urlopen('http://127.0.0.1:$port/healthz', timeout=1)" 2>/dev/null \
-        && break
-    sleep 0.2
-done
-url="http://127.0.0.1:$port"
+source Tools/local-node.sh
+start_local_node "$bin" "$log"
 
 status=0
 run() {

@@ -626,9 +626,11 @@ struct SubscriberMedia {
 /// ``NACKGenerator`` for video, the transport-wide arrival log, capture-to-receive latency from
 /// abs-capture-time (receive wall time − capture NTP time: meaningful when sender and receiver share a
 /// host clock or are NTP-synchronised), and VP8 frame assembly with decodability and freeze tracking.
-/// RTX (RFC 4588) is unwrapped to the original sequence number. Every 20 ms NACKs and keyframe requests
-/// (PLI, throttled to one a second) go out, every 100 ms transport-wide feedback, every second a receiver
-/// report with SDES CNAME.
+/// RTX (RFC 4588) is unwrapped to the original sequence number. NACKs go out as soon as they are due (a gap
+/// seen, or a round trip since the last NACK, checked on every packet and every 20 ms); every 20 ms
+/// keyframe requests (PLI, throttled to one a second), every 100 ms transport-wide feedback, every second a
+/// receiver report with SDES CNAME. An FEC repair packet's window tells which packets were sent, so a loss
+/// is NACKed without waiting for the next media packet.
 ///
 /// Opus frames are counted from the sequence space ("concealed" = never received). With `decodeAudio`
 /// each audio track is also decoded as a player would (in-band FEC, then PLC for gaps; a sample of peers

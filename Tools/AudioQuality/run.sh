@@ -23,15 +23,8 @@ bin="$(swift build -c release --show-bin-path)"
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/braid-audio-quality.XXXXXX")"
 "$venv/bin/python" "$here/speech.py" "$work/speech.pcm"
-port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-"$bin/braid-node" --admin-port 0 --http-port "$port" --media-port 0 --log-level warning > "$work/node.log" 2>&1 &
-node=$!
-trap 'kill "$node" 2>/dev/null || true; wait "$node" 2>/dev/null || true' EXIT
-for _ in $(seq 50); do
-    python3 -c "import urllib.request as u; u.urlopen('http://127.0.0.1:$port/healthz', timeout=1)" 2> /dev/null \
-        && break
-    sleep 0.2
-done
+source Tools/local-node.sh
+start_local_node "$bin" "$work/node.log"
 
 echo "| downlink loss | protection | audio frames in time (200 ms) | PESQ MOS-LQO (wideband), mean of 3 subscribers |"
 echo "| --- | --- | --- | --- |"
@@ -40,7 +33,7 @@ for loss in "${losses[@]}"; do
         out="$work/loss$loss-$mode"
         flags=()
         [ "$mode" = off ] && flags=(--no-loss-protection)
-        "$bin/braid-load" audio-room --publishers 1 --subscribers 3 --duration 30s --node "http://127.0.0.1:$port" \
+        "$bin/braid-load" audio-room --publishers 1 --subscribers 3 --duration 30s --node "$url" \
             --downlink-loss "$loss%" --downlink-delay 25ms --uplink-delay 25ms --seed 7 \
             --audio-pcm "$work/speech.pcm" --record-audio "$out" --json "$out.json" "${flags[@]}" > "$out.txt"
         in_time="$(python3 -c "import json; print('%.1f %%' % (100 * json.load(open('$out.json'))['audio']['inTimeRatio']))")"
