@@ -122,11 +122,12 @@ struct MeshRelayTests {
             names: ["a", "b", "c"], emulation: Self.triangle, regions: ["a": "us-east", "b": "eu-west", "c": "ap-east"])
         do {
             let a = mesh["a"], b = mesh["b"], c = mesh["c"]
-            // Every node measures its links before media starts.
+            // Every node measures its links, and routes on all six, before media starts (other nodes'
+            // links reach a scheduler through the store about a second after they are measured).
             let measured = try await eventually(within: 6) {
                 for member in [a, b, c] {
                     guard let status = await member.server.mesh?.status(), status.links.count == 2,
-                        status.links.allSatisfy({ $0.up && $0.rttMs != nil })
+                        status.links.allSatisfy({ $0.up && $0.rttMs != nil }), status.graph.count == 6
                     else { return false }
                 }
                 return true

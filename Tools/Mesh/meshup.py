@@ -158,7 +158,9 @@ class Mesh:
             })
 
     def wait_ready(self, timeout):
-        """Every node healthy, and every node's /api/v1/mesh shows a link up to every other node."""
+        """Every node healthy, every node's /api/v1/mesh shows a link up to every other node, and every
+        node's scheduler routes on every measured link (its `graph` holds all of them: the other nodes'
+        links reach it through etcd about a second after they are measured)."""
         names = [n["name"] for n in self.info]
         deadline = time.monotonic() + timeout
         missing = {}
@@ -169,6 +171,8 @@ class Mesh:
                     tail = open(info["log"], errors="replace").read()[-2000:]
                     raise RuntimeError(f"node {info['name']} exited with {process.returncode}:\n{tail}")
             missing = {}
+            measured = set()  # (from, to) of every link some node measured
+            graphs = {}
             for info in self.info:
                 try:
                     mesh = http_json(info["url"] + "/api/v1/mesh")
@@ -176,9 +180,17 @@ class Mesh:
                 except Exception as error:
                     missing[info["name"]] = f"not answering ({error.__class__.__name__})"
                     continue
+                measured |= {(info["name"], link.get("peer_name")) for link in mesh.get("links", [])
+                             if link.get("up") and link.get("rtt_ms") is not None}
+                graphs[info["name"]] = {(edge.get("from"), edge.get("to")) for edge in mesh.get("graph", [])}
                 down = [peer for peer in names if peer != info["name"] and peer not in up]
                 if down:
                     missing[info["name"]] = "links down to " + ", ".join(down)
+            if not missing:
+                for name, graph in graphs.items():
+                    unknown = sorted(measured - graph)
+                    if unknown:
+                        missing[name] = "scheduler lacks " + ", ".join(f"{a}->{b}" for a, b in unknown)
             if not missing:
                 return
             time.sleep(0.25)

@@ -74,6 +74,22 @@ public struct MeshStatus: Sendable, Codable, Equatable {
         }
     }
 
+    /// A directed link as this node's scheduler routes on it: its own links as measured, the other
+    /// nodes' links as they reported them through the cluster store (about once a second).
+    public struct GraphLink: Sendable, Codable, Equatable {
+        public var from: String
+        public var to: String
+        public var rttMs: Double
+        public var loss: Double
+        /// The weight routes use now, in ms after hysteresis (nil: the edge carries nothing).
+        public var weight: Int?
+
+        enum CodingKeys: String, CodingKey {
+            case from, to, loss, weight
+            case rttMs = "rtt_ms"
+        }
+    }
+
     public var node: String
     public var leader: String?
     public var isLeader: Bool
@@ -82,11 +98,12 @@ public struct MeshStatus: Sendable, Codable, Equatable {
     public var nodes: [Node]
     public var links: [Link]
     public var remoteTracks: [RemoteTrack]
+    public var graph: [GraphLink]
     public var reroutes: Int
     public var unknownSenders: Int
 
     enum CodingKeys: String, CodingKey {
-        case node, leader, store, nodes, links, reroutes
+        case node, leader, store, nodes, links, graph, reroutes
         case isLeader = "is_leader"
         case remoteTracks = "remote_tracks"
         case unknownSenders = "unknown_senders"
@@ -138,8 +155,16 @@ extension MeshForwarder {
                 id: announcement.id.description, room: announcement.room, path: path, pulledFrom: peer?.name,
                 consumers: producer?.consumers.count ?? 0)
         }
+        let known = self.scheduler.nodes
+        let graph = known.flatMap { from in
+            known.compactMap { to -> MeshStatus.GraphLink? in
+                guard from != to, let m = self.scheduler.measurement(from: from, to: to) else { return nil }
+                return MeshStatus.GraphLink(
+                    from: name(from), to: name(to), rttMs: m.rtt, loss: m.loss, weight: self.scheduler.weight(from: from, to: to))
+            }
+        }
         return MeshStatus(
             node: self.node.description, leader: self.leader.map(name), isLeader: false, store: "healthy", nodes: nodes,
-            links: links, remoteTracks: tracks, reroutes: self.counters.reroutes, unknownSenders: self.counters.unknownSenders)
+            links: links, remoteTracks: tracks, graph: graph, reroutes: self.counters.reroutes, unknownSenders: self.counters.unknownSenders)
     }
 }
