@@ -54,21 +54,20 @@ public final class PreEncodedMedia: Sendable {
     public static func synthetic(
         audioPCM: [Int16], audioBitrate: Int = 32_000, videoFrames: Int = 60
     ) throws(BraidClientError) -> PreEncodedMedia {
-        let tone = try Self.synthetic(audioSeconds: 0, videoFrames: videoFrames)
+        guard (0...3600).contains(videoFrames) else { throw .badArgument("0-3600 video frames") }
+        let framesPerSecond = 30
         do {
-            let encoder = try OpusEncoder(OpusEncoder.Configuration(bitrate: audioBitrate))
-            var output = [UInt8](repeating: 0, count: OpusEncoder.maximumPacketSize)
-            var audio: [ByteBuffer] = []
             var start = 0
-            while start + encoder.samplesPerChannel <= audioPCM.count {
-                let length = try encoder.encode(
-                    pcm: Array(audioPCM[start..<(start + encoder.samplesPerChannel)]), into: &output)
-                audio.append(ByteBuffer(bytes: output[0..<length]))
-                start += encoder.samplesPerChannel
+            let audio = try Self.encodeOpus(bitrate: audioBitrate) { samples in
+                guard start + samples <= audioPCM.count else { return nil }
+                defer { start += samples }
+                return Array(audioPCM[start..<(start + samples)])
             }
             guard !audio.isEmpty else { throw BraidClientError.badArgument("audio shorter than one 20 ms frame") }
-            return try PreEncodedMedia(
-                audioPackets: audio, videoFrames: tone.videoFrames, framesPerSecond: tone.framesPerSecond)
+            let video = try Self.encodeTestPattern(
+                frames: videoFrames, width: 320, height: 180, framesPerSecond: framesPerSecond, bitrate: 300_000,
+                temporalLayers: 1)
+            return try PreEncodedMedia(audioPackets: audio, videoFrames: video, framesPerSecond: framesPerSecond)
         } catch let error as BraidClientError {
             throw error
         } catch {
@@ -101,41 +100,61 @@ public final class PreEncodedMedia: Sendable {
         do {
             var audio: [ByteBuffer] = []
             if audioSeconds > 0 {
-                let encoder = try OpusEncoder(OpusEncoder.Configuration(bitrate: audioBitrate))
                 var tone = SineTone(frequency: toneFrequency)
-                var output = [UInt8](repeating: 0, count: OpusEncoder.maximumPacketSize)
-                for _ in 0..<max(1, Int(audioSeconds * 50)) {
-                    let pcm = tone.next(samplesPerChannel: encoder.samplesPerChannel)
-                    let length = try encoder.encode(pcm: pcm, into: &output)
-                    audio.append(ByteBuffer(bytes: output[0..<length]))
+                var remaining = max(1, Int(audioSeconds * 50))
+                audio = try Self.encodeOpus(bitrate: audioBitrate) { samples in
+                    guard remaining > 0 else { return nil }
+                    remaining -= 1
+                    return tone.next(samplesPerChannel: samples)
                 }
             }
-            var video: [EncodedVideoFrame] = []
-            if videoFrames > 0 {
-                let encoder = try VP8Encoder(
-                    VP8Encoder.Configuration(
-                        width: width, height: height, framesPerSecond: framesPerSecond, bitrate: videoBitrate,
-                        maxKeyframeInterval: 100_000, temporalLayers: temporalLayers))
-                let pattern = try TestPattern(width: width, height: height)
-                let picture = try I420Buffer(width: width, height: height)
-                for index in 0..<videoFrames {
-                    try pattern.render(frameIndex: index, into: picture)
-                    _ = try picture.withImage { (image: I420Image) throws(CodecError) in
-                        try encoder.encode(image, forceKeyframe: index == 0) { frame in
-                            video.append(
-                                EncodedVideoFrame(
-                                    data: ByteBuffer(bytes: frame.data), isKeyframe: frame.isKeyframe,
-                                    temporalLayer: temporalLayers > 1 ? UInt8(frame.temporalLayerID) : nil,
-                                    layerSync: frame.layerSync))
-                        }
-                    }
-                }
-            }
+            let video = try Self.encodeTestPattern(
+                frames: videoFrames, width: width, height: height, framesPerSecond: framesPerSecond,
+                bitrate: videoBitrate, temporalLayers: temporalLayers)
             return try PreEncodedMedia(audioPackets: audio, videoFrames: video, framesPerSecond: framesPerSecond)
         } catch let error as BraidClientError {
             throw error
         } catch {
             throw .badArgument("encoding the synthetic media: \(error)")
         }
+    }
+
+    /// Encodes 20 ms Opus frames while `nextFrame(samplesPerFrame)` returns PCM.
+    private static func encodeOpus(bitrate: Int, nextFrame: (Int) -> [Int16]?) throws -> [ByteBuffer] {
+        let encoder = try OpusEncoder(OpusEncoder.Configuration(bitrate: bitrate))
+        var output = [UInt8](repeating: 0, count: OpusEncoder.maximumPacketSize)
+        var packets: [ByteBuffer] = []
+        while let pcm = nextFrame(encoder.samplesPerChannel) {
+            let length = try encoder.encode(pcm: pcm, into: &output)
+            packets.append(ByteBuffer(bytes: output[0..<length]))
+        }
+        return packets
+    }
+
+    /// Encodes `frames` frames of the moving test pattern, the first a keyframe.
+    private static func encodeTestPattern(
+        frames: Int, width: Int, height: Int, framesPerSecond: Int, bitrate: Int, temporalLayers: Int
+    ) throws -> [EncodedVideoFrame] {
+        guard frames > 0 else { return [] }
+        let encoder = try VP8Encoder(
+            VP8Encoder.Configuration(
+                width: width, height: height, framesPerSecond: framesPerSecond, bitrate: bitrate,
+                maxKeyframeInterval: 100_000, temporalLayers: temporalLayers))
+        let pattern = try TestPattern(width: width, height: height)
+        let picture = try I420Buffer(width: width, height: height)
+        var video: [EncodedVideoFrame] = []
+        for index in 0..<frames {
+            try pattern.render(frameIndex: index, into: picture)
+            _ = try picture.withImage { (image: I420Image) throws(CodecError) in
+                try encoder.encode(image, forceKeyframe: index == 0) { frame in
+                    video.append(
+                        EncodedVideoFrame(
+                            data: ByteBuffer(bytes: frame.data), isKeyframe: frame.isKeyframe,
+                            temporalLayer: temporalLayers > 1 ? UInt8(frame.temporalLayerID) : nil,
+                            layerSync: frame.layerSync))
+                }
+            }
+        }
+        return video
     }
 }

@@ -12,7 +12,8 @@ import NIOPosix
 public enum LoadExitCode {
     /// The run completed and every SLO was met.
     public static let success: Int32 = 0
-    /// The run could not start (media preparation, certificate, report file).
+    /// The run could not start (media preparation, certificate), or its report or audio recordings could
+    /// not be written.
     public static let runFailed: Int32 = 1
     /// At least one SLO was violated. Without `--slo`, `failures=0` applies.
     public static let sloViolated: Int32 = 2
@@ -189,6 +190,10 @@ public struct CommonLoadOptions: ParsableArguments {
                 Self.printError("braid-load: writing \(path): \(error)")
                 return (LoadExitCode.runFailed, report)
             }
+        }
+        if let unwritten = report.failureMessages["audio-recording"], !unwritten.isEmpty {
+            Self.printError("braid-load: \(unwritten.count) audio recording(s) not written: \(unwritten[0])")
+            return (LoadExitCode.runFailed, report)
         }
         if report.peersJoined == 0, report.peersPlanned > 0 {
             let causes = report.failures.sorted { $0.key < $1.key }.map { "\($0.key) ×\($0.value)" }

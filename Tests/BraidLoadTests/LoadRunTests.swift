@@ -215,6 +215,40 @@ struct LoadFailureTests {
     }
 }
 
+extension LoadFailureTests {
+    @Test("--record-audio writes what each subscriber played; a directory that cannot be made fails the run (exit 1)")
+    func audioRecording() async throws {
+        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("braid-record-\(UInt32.random(in: 0...UInt32.max))")
+        try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let blocker = scratch.appendingPathComponent("a-file")
+        try Data("not a directory".utf8).write(to: blocker)
+        let good = scratch.appendingPathComponent("recordings").path
+        let (results) = try await withLoopbackNode { port in
+            var results: [(Int32, LoadReport?)] = []
+            for (index, directory) in [good, blocker.appendingPathComponent("sub").path].enumerated() {
+                results.append(
+                    try await runCommand(
+                        .webinar(subscribers: 2),
+                        ["--node", "http://127.0.0.1:\(port)", "--duration", "2s", "--room-prefix", "rec\(index)",
+                         "--record-audio", directory]))
+            }
+            return results
+        }
+        let (written, refused) = (results[0], results[1])
+        #expect(written.0 == LoadExitCode.success)
+        for subscriber in 0..<2 {
+            // Subscribers are peers 1 and 2 (the publisher is peer 0); 2 s at 48 kHz, 16-bit: some 100 KB each.
+            let path = "\(good)/subscriber-\(subscriber + 1)-audio0.pcm"
+            let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
+            #expect(size > 48_000, "\(path): \(size) bytes")
+        }
+        #expect(refused.0 == LoadExitCode.runFailed)
+        let messages = try #require(refused.1?.failureMessages["audio-recording"])
+        #expect(messages.count == 1 && messages[0].contains("a-file/sub"), "\(messages)")
+    }
+}
+
 /// An HTTP server that answers every request with the same status and body.
 enum FixedHTTPServer {
     struct Reply: Sendable, CustomStringConvertible {
