@@ -30,6 +30,7 @@ let package = Package(
         .library(name: "BraidClient", targets: ["BraidClient"]),
         .library(name: "BraidLoad", targets: ["BraidLoad"]),
         .library(name: "BraidCluster", targets: ["BraidCluster"]),
+        .library(name: "BraidFunctions", targets: ["BraidFunctions"]),
         .executable(name: "braid-load", targets: ["braid-load"]),
     ],
     dependencies: [
@@ -102,6 +103,21 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        // MARK: Edge functions: consumers and producers of the router that work on frames (mix, and
+        // the runtime that runs them off the forwarding event loops).
+        .target(
+            name: "BraidFunctions",
+            dependencies: [
+                "BraidCodecs",
+                "BraidRTPStreams",
+                "BraidSFU",
+                "BraidWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
         // MARK: Cluster state (node registry, links, track directory, leader) in etcd or in memory.
         .target(
             name: "BraidCluster",
@@ -136,6 +152,7 @@ let package = Package(
                 "BraidMesh",
                 "BraidScheduler",
                 "BraidCluster",
+                "BraidFunctions",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -217,6 +234,11 @@ let package = Package(
         ),
         .testTarget(name: "BraidSchedulerTests", dependencies: ["BraidScheduler"], swiftSettings: swiftSettings),
         .testTarget(name: "BraidCodecsTests", dependencies: ["BraidCodecs"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "BraidFunctionsTests",
+            dependencies: ["BraidFunctions", "BraidCodecs", "BraidSFU", "BraidWire", .product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: swiftSettings
+        ),
         // Runs a real etcd (/usr/bin/etcd, Debian's etcd-server) on loopback.
         .testTarget(name: "BraidClusterTests", dependencies: ["BraidCluster"], swiftSettings: swiftSettings),
         .testTarget(

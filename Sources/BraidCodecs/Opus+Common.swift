@@ -36,3 +36,18 @@ extension CodecError {
         return CodecError(code, "\(what): \(text)", libraryStatus: status, file: file, line: line)
     }
 }
+
+/// libopus's soft clipper (`opus_pcm_soft_clip`): float PCM past ±1.0 is bent back smoothly into range
+/// instead of being cut, as a mixer's sum needs. Keeps the one value of state libopus carries between
+/// frames of a stream.
+public struct OpusSoftClipper: Sendable {
+    private var memory: Float = 0
+
+    public init() {}
+
+    /// Clips `pcm` (mono, nominal range ±1.0) in place.
+    public mutating func apply(_ pcm: UnsafeMutableBufferPointer<Float>) {
+        guard let base = pcm.baseAddress, !pcm.isEmpty else { return }
+        opus_pcm_soft_clip(base, Int32(pcm.count), 1, &self.memory)
+    }
+}

@@ -1,0 +1,114 @@
+import BraidFunctions
+import Testing
+
+/// What a turn yielded, copied out of the buffer.
+enum Played: Equatable {
+    case frame([UInt8])
+    case lost(next: [UInt8]?)
+    case idle
+}
+
+extension AudioJitterBuffer {
+    mutating func insert(_ frame: Int, arrival: Int64 = 0) -> InsertOutcome {
+        let payload: [UInt8] = [UInt8(truncatingIfNeeded: frame), 0xAB]
+        return payload.withUnsafeBytes {
+            self.insert(timestamp: UInt32(truncatingIfNeeded: 48_000 + frame * 960), payload: $0, arrivalNanoseconds: arrival)
+        }
+    }
+
+    mutating func play() -> Played {
+        self.pop { turn in
+            switch turn {
+            case .frame(let bytes, _): .frame(Array(bytes))
+            case .lost(let next): .lost(next: next.map { Array($0) })
+            case .idle: .idle
+            }
+        }
+    }
+}
+
+func frame(_ index: Int) -> Played { .frame([UInt8(truncatingIfNeeded: index), 0xAB]) }
+
+@Suite struct AudioJitterBufferTests {
+    @Test func framesComeOutInTimestampOrderAfterTheBufferingDelay() {
+        var buffer = AudioJitterBuffer(configuration: .init(delayFrames: 2))
+        #expect(buffer.insert(0) == .stored)
+        #expect(buffer.play() == .idle)
+        #expect(buffer.insert(2) == .stored)
+        #expect(buffer.insert(1) == .stored)
+        #expect(buffer.play() == .idle)
+        #expect([buffer.play(), buffer.play(), buffer.play()] == [frame(0), frame(1), frame(2)])
+        #expect(buffer.framesPlayed == 3 && buffer.framesLost == 0)
+    }
+
+    @Test func aMissingFrameIsLostWithTheNextFrameForFECAndALateOneIsRefused() {
+        var buffer = AudioJitterBuffer(configuration: .init(delayFrames: 1))
+        _ = buffer.insert(0)
+        _ = buffer.insert(2)
+        _ = buffer.insert(3)
+        #expect(buffer.play() == .idle)
+        #expect(buffer.play() == frame(0))
+        #expect(buffer.play() == .lost(next: [2, 0xAB]))
+        #expect(buffer.insert(1) == .late)
+        #expect(buffer.play() == frame(2))
+        #expect(buffer.insert(3) == .duplicate)
+        #expect(buffer.play() == frame(3))
+        #expect(buffer.framesLost == 1 && buffer.framesLate == 1 && buffer.duplicates == 1)
+    }
+
+    @Test func anInputWithNothingBufferedConcealsAWhileThenGoesIdleAndRestarts() {
+        var buffer = AudioJitterBuffer(configuration: .init(delayFrames: 1, idleAfterFrames: 3))
+        _ = buffer.insert(0)
+        #expect(buffer.play() == .idle)
+        #expect(buffer.play() == frame(0))
+        // Nothing more: two concealed turns, then idle.
+        #expect([buffer.play(), buffer.play()] == [.lost(next: nil), .lost(next: nil)])
+        #expect(buffer.play() == .idle)
+        #expect(!buffer.isActive)
+        // Back after a pause (DTX, mute): buffering again, then plays.
+        _ = buffer.insert(50)
+        #expect(buffer.isActive)
+        #expect(buffer.play() == .idle)
+        #expect(buffer.play() == frame(50))
+    }
+
+    @Test func tooMuchBufferedSkipsTheOldestBackToTheTargetDelay() {
+        let configuration = AudioJitterBuffer.Configuration(delayFrames: 2, maximumExtraFrames: 3)
+        var buffer = AudioJitterBuffer(configuration: configuration)
+        for index in 0..<3 { _ = buffer.insert(index) }
+        #expect(buffer.play() == .idle)
+        #expect(buffer.play() == .idle)
+        #expect(buffer.play() == frame(0))
+        // A burst after a stall: 3...9 arrive at once; at most delay + extra (5) frames are kept, so
+        // 1...4 are skipped.
+        for index in 3..<10 { _ = buffer.insert(index) }
+        #expect(buffer.framesSkipped == 4)
+        #expect(buffer.depth == 5)
+        #expect(buffer.play() == frame(5))
+    }
+
+    @Test func aTimestampJumpRestartsTheStreamAndOversizedPayloadsAreRefused() {
+        var buffer = AudioJitterBuffer(configuration: .init(delayFrames: 1, maximumPayloadBytes: 4))
+        _ = buffer.insert(0)
+        _ = buffer.play()
+        #expect(buffer.play() == frame(0))
+        _ = buffer.insert(10_000)
+        #expect(buffer.play() == .idle)
+        #expect(buffer.play() == frame(10_000))
+        let large = [UInt8](repeating: 1, count: 5)
+        #expect(large.withUnsafeBytes { buffer.insert(timestamp: 0, payload: $0, arrivalNanoseconds: 0) } == .tooLarge)
+    }
+
+    @Test func timestampsWrapAround() {
+        var buffer = AudioJitterBuffer(configuration: .init(delayFrames: 1))
+        let base = UInt32.max - 960 + 1
+        for index in 0..<3 {
+            let payload: [UInt8] = [UInt8(index)]
+            _ = payload.withUnsafeBytes {
+                buffer.insert(timestamp: base &+ UInt32(index * 960), payload: $0, arrivalNanoseconds: 0)
+            }
+        }
+        _ = buffer.play()
+        #expect([buffer.play(), buffer.play(), buffer.play()] == [.frame([0]), .frame([1]), .frame([2])])
+    }
+}
