@@ -201,11 +201,14 @@ public struct SubscriberDescription: Sendable, Hashable {
     public var extensions: RTPExtensionIDs
     /// The m-sections offered to the subscriber, in SDP order.
     public var slots: [SubscriberSlotDescription]
+    /// The only tracks its slots take (WHEP `?track=`); empty: any track of the room.
+    public var tracks: Set<TrackID>
 
     /// A subscriber description.
-    public init(extensions: RTPExtensionIDs, slots: [SubscriberSlotDescription]) {
+    public init(extensions: RTPExtensionIDs, slots: [SubscriberSlotDescription], tracks: Set<TrackID> = []) {
         self.extensions = extensions
         self.slots = slots
+        self.tracks = tracks
     }
 }
 

@@ -100,8 +100,9 @@ extension PublisherDescription {
 }
 
 extension SubscriberDescription {
-    /// The slots of a WHEP session: one per accepted section, with the SSRCs the answer announced.
-    init(negotiated answer: SDPAnswer) {
+    /// The slots of a WHEP session: one per accepted section, with the SSRCs the answer announced; they
+    /// take only `tracks` when it is not empty.
+    init(negotiated answer: SDPAnswer, tracks: Set<TrackID> = []) {
         let sections = answer.sections.filter { $0.accepted && $0.codec != nil && $0.localSender != nil }
         var slots: [SubscriberSlotDescription] = []
         for section in sections {
@@ -123,6 +124,6 @@ extension SubscriberDescription {
                 )
             )
         }
-        self.init(extensions: RTPExtensionIDs(negotiated: sections), slots: slots)
+        self.init(extensions: RTPExtensionIDs(negotiated: sections), slots: slots, tracks: tracks)
     }
 }

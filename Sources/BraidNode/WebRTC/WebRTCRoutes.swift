@@ -1,6 +1,7 @@
 import BraidAccess
 import Foundation
 import HTTPTypes
+import BraidSFU
 import Hummingbird
 import NIOCore
 
@@ -165,10 +166,22 @@ public enum WebRTCRoutes {
             guard participants.count <= 1 else {
                 return Self.plain(.badRequest, "at most one participant parameter, got \(participants.count)")
             }
+            // `?track={id}` (repeatable, WHEP): the only tracks the session's slots take.
+            var tracks = Set<TrackID>()
+            for text in request.uri.queryParameters[values: "track"] {
+                guard direction == .subscribe, let id = TrackID(text), tracks.count < 64 else {
+                    return Self.plain(
+                        .badRequest,
+                        direction == .subscribe
+                            ? "track must be a track id (node/number, as /api/v1/rooms lists them), at most 64"
+                            : "track selects what a WHEP session plays; WHIP takes none")
+                }
+                tracks.insert(id)
+            }
             do throws(WebRTCSessionError) {
                 let created = try await sessions.createSession(
                     direction: direction, room: room, offer: offer, participant: participants.first.map(String.init),
-                    clientAddress: context.clientIPAddress)
+                    tracks: tracks, clientAddress: context.clientIPAddress)
                 var headers = Self.corsHeaders()
                 headers[.contentType] = "application/sdp"
                 headers[.location] = "/\(prefix)/\(room)/\(created.resource)"

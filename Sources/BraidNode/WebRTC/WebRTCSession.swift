@@ -213,6 +213,8 @@ final class WebRTCSession {
     /// The participant the session joins the forwarding core as: the id of the WHIP session a WHEP request
     /// named (`?participant=`), so that the client never receives its own tracks; otherwise its own id.
     let participant: String
+    /// WHEP: the only tracks the session's slots take (`?track=`); empty: any track of the room.
+    let tracks: Set<TrackID>
     /// The answer and what it negotiated per m-section (codecs, extension IDs, simulcast RIDs, and for
     /// WHEP the node's SSRCs in ``SDPNegotiatedSection/localSender``).
     let negotiated: SDPAnswer
@@ -242,9 +244,10 @@ final class WebRTCSession {
     var subscriber: SFUSubscriber?
 
     init(
-        id: String, room: String, direction: Direction, participant: String? = nil, negotiated: SDPAnswer,
-        secure: SecureTransport
+        id: String, room: String, direction: Direction, participant: String? = nil, tracks: Set<TrackID> = [],
+        negotiated: SDPAnswer, secure: SecureTransport
     ) {
+        self.tracks = tracks
         self.id = id
         self.room = room
         self.direction = direction

@@ -156,6 +156,7 @@ final class WebRTCSessionStore {
         room: String,
         direction: WebRTCSession.Direction,
         participant: String? = nil,
+        tracks: Set<TrackID> = [],
         negotiated: SDPAnswer,
         local: ICECredentials,
         remote: ICECredentials,
@@ -166,7 +167,7 @@ final class WebRTCSessionStore {
         let agent = try ICELiteAgent(local: local, remote: remote, timeouts: timeouts, now: .now)
         let secure = SecureTransport(ice: .lite(agent), dtls: dtls, allocator: self.channel.allocator)
         let session = WebRTCSession(
-            id: id, room: room, direction: direction, participant: participant, negotiated: negotiated,
+            id: id, room: room, direction: direction, participant: participant, tracks: tracks, negotiated: negotiated,
             secure: secure)
         let tableID = try self.table.insert(agent, context: session)
         self.byID[id] = tableID
@@ -388,7 +389,7 @@ final class WebRTCSessionStore {
                 room: session.room,
                 peerID: session.id,
                 participant: session.participant,
-                description: SubscriberDescription(negotiated: session.negotiated),
+                description: SubscriberDescription(negotiated: session.negotiated, tracks: session.tracks),
                 transport: transport,
                 now: now
             )

@@ -248,6 +248,7 @@ public final class WebRTCSessions: Sendable {
         room: String,
         offer: String,
         participant participantResource: String? = nil,
+        tracks: Set<TrackID> = [],
         clientAddress: String? = nil
     ) async throws(WebRTCSessionError) -> WebRTCSessionCreated {
         if let participant = participantResource {
@@ -382,6 +383,7 @@ public final class WebRTCSessions: Sendable {
                     room: room,
                     direction: direction,
                     participant: participant,
+                    tracks: tracks,
                     negotiated: negotiated,
                     local: local,
                     remote: remote,

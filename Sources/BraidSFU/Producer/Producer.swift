@@ -60,6 +60,9 @@ public final class TrackProducer {
     /// The participant the publisher belongs to: consumers of the same participant are not given it by
     /// room policies.
     public let participant: String
+    /// The only participant room policies give this track to (an edge function's mix-minus output for
+    /// that participant); nil: anyone but its own participant.
+    public let audience: String?
     /// What was negotiated for it.
     public let track: PublishedTrackDescription
     /// Its layers, in the order of `track.rids`.
@@ -87,9 +90,10 @@ public final class TrackProducer {
 
     init(
         id: TrackID, room: String, peerID: String, participant: String, track: PublishedTrackDescription,
-        extensions: RTPHeaderExtensionMap, source: any TrackSource, isMirror: Bool = false,
+        extensions: RTPHeaderExtensionMap, source: any TrackSource, isMirror: Bool = false, audience: String? = nil,
         configuration: SFUConfiguration
     ) {
+        self.audience = audience
         self.ingressExtensions = extensions
         self.isMirror = isMirror
         self.id = id

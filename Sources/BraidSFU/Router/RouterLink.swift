@@ -11,10 +11,12 @@ public struct TrackAnnouncement: Sendable, Hashable, Codable {
     public var track: PublishedTrackDescription
     /// The ids of the header extensions its packets carry.
     public var extensions: RTPHeaderExtensionMap
+    /// The only participant room policies may give it to (a mix-minus output), nil: anyone.
+    public var audience: String?
 
     public init(
         id: TrackID, room: String, peerID: String, participant: String, track: PublishedTrackDescription,
-        extensions: RTPHeaderExtensionMap
+        extensions: RTPHeaderExtensionMap, audience: String? = nil
     ) {
         self.id = id
         self.room = room
@@ -22,13 +24,14 @@ public struct TrackAnnouncement: Sendable, Hashable, Codable {
         self.participant = participant
         self.track = track
         self.extensions = extensions
+        self.audience = audience
     }
 
     /// The announcement of `producer`.
     public init(_ producer: TrackProducer) {
         self.init(
             id: producer.id, room: producer.room, peerID: producer.peerID, participant: producer.participant,
-            track: producer.track, extensions: producer.ingressExtensions)
+            track: producer.track, extensions: producer.ingressExtensions, audience: producer.audience)
     }
 }
 

@@ -133,7 +133,7 @@ public final class SFURouter {
         let producer = TrackProducer(
             id: announcement.id, room: announcement.room, peerID: announcement.peerID,
             participant: announcement.participant, track: announcement.track, extensions: announcement.extensions,
-            source: source, isMirror: true, configuration: self.configuration)
+            source: source, isMirror: true, audience: announcement.audience, configuration: self.configuration)
         let target = self.room(named: announcement.room)
         self.register([producer], in: target)
         target.assignSlots(router: self, now: now)
@@ -165,14 +165,17 @@ public final class SFURouter {
     /// node, joins `room` (created on first use) and fills free subscriber slots there. The source feeds
     /// it with ``TrackProducer/ingest(_:now:)`` after binding each layer's origin SSRC with
     /// ``TrackProducer/bind(layer:ssrc:)``.
+    ///
+    /// - Parameter audience: the only participant room policies may give the track to (nil: anyone but
+    ///   its own participant).
     @discardableResult
     public func publish(
         _ track: PublishedTrackDescription, room: String, peerID: String, participant: String? = nil,
-        extensions: RTPHeaderExtensionMap, source: any TrackSource, now: NIODeadline
+        audience: String? = nil, extensions: RTPHeaderExtensionMap, source: any TrackSource, now: NIODeadline
     ) -> TrackProducer {
         let producer = self.makeProducer(
             track, room: room, peerID: peerID, participant: participant ?? peerID, extensions: extensions,
-            source: source)
+            source: source, audience: audience)
         let target = self.room(named: room)
         self.register([producer], in: target)
         target.assignSlots(router: self, now: now)
@@ -210,13 +213,13 @@ public final class SFURouter {
 
     private func makeProducer(
         _ track: PublishedTrackDescription, room: String, peerID: String, participant: String,
-        extensions: RTPHeaderExtensionMap, source: any TrackSource
+        extensions: RTPHeaderExtensionMap, source: any TrackSource, audience: String? = nil
     ) -> TrackProducer {
         let id = TrackID(origin: self.node, number: self.nextTrackNumber)
         self.nextTrackNumber &+= self.trackNumberStride
         let producer = TrackProducer(
             id: id, room: room, peerID: peerID, participant: participant, track: track, extensions: extensions,
-            source: source, configuration: self.configuration)
+            source: source, audience: audience, configuration: self.configuration)
         return producer
     }
 
@@ -360,12 +363,17 @@ final class Room {
     }
 
     /// The WHEP slot policy: fills every free slot with the first track of its kind, in publication order,
-    /// that the subscriber does not already receive and that is not its own participant's.
+    /// that the subscriber does not already receive, that is not its own participant's, that is meant for
+    /// its participant if meant for anyone in particular (``TrackProducer/audience``), and that it asked
+    /// for if it named tracks (``SubscriberDescription/tracks``).
     func assignSlots(router: SFURouter, now: NIODeadline) {
         for subscriber in self.subscribers {
             for slot in subscriber.slots where slot.consumer == nil {
+                let wanted = subscriber.description.tracks
                 let candidate = self.producers.first { producer in
                     producer.kind == slot.kind && producer.participant != subscriber.participant
+                        && (producer.audience == nil || producer.audience == subscriber.participant)
+                        && (wanted.isEmpty || wanted.contains(producer.id))
                         && !subscriber.slots.contains { $0.producer === producer }
                 }
                 if let candidate { slot.attach(candidate, router: router, now: now) }
