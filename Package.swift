@@ -113,6 +113,7 @@ let package = Package(
                 "BraidSFU",
                 "BraidWire",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
@@ -244,7 +245,7 @@ let package = Package(
         .testTarget(
             name: "BraidClientTests",
             dependencies: [
-                "BraidClient", "BraidNode", "BraidRTPStreams", "BraidCluster", "BraidMesh",
+                "BraidClient", "BraidNode", "BraidRTPStreams", "BraidCluster", "BraidMesh", "BraidFunctions",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings

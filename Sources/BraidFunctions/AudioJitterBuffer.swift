@@ -11,13 +11,16 @@ import BraidRTPStreams
 ///  ts 2880─┘   └───┴───┴───┴───┴───┘       after `delayFrames` ticks of buffering
 /// ```
 ///
-/// - A stream starts (or starts again after going idle) with `delayFrames` ticks of buffering, so
-///   frames that arrive up to that much later than the first are in time.
+/// - A stream starts (or starts again after going idle) with the target delay's ticks of buffering, so
+///   frames that arrive up to that much later than the first are in time. The target starts at
+///   `delayFrames` and adapts: a frame that arrives after its turn raises it by one frame (the buffer
+///   stretches: one concealed turn), and a window of `adaptationWindowFrames` turns with no late frame and
+///   at least a target's worth of frames always buffered lowers it by one (one frame skipped).
 /// - A frame missing at its turn is `.lost`: the decoder conceals it, or rebuilds it from the next
 ///   frame's in-band FEC when that one is already here (handed over as `next`).
 /// - After `idleAfterFrames` turns with nothing buffered the input is idle (muted, DTX, gone): it
 ///   yields `.idle` (silence, no concealment) until a frame arrives again.
-/// - When more than `delayFrames + maximumExtraFrames` are buffered (the sender's clock runs fast, or a
+/// - When more than the target delay plus `maximumExtraFrames` are buffered (the sender's clock runs fast, or a
 ///   burst arrived after a stall), the oldest are skipped to get back to the target delay.
 ///
 /// Frames are told apart by RTP timestamp in units of `frameTicks` (20 ms at 48 kHz by default). Payloads
@@ -28,8 +31,12 @@ public struct AudioJitterBuffer {
     public struct Configuration: Sendable, Hashable {
         /// RTP ticks per frame (960: 20 ms at 48 kHz).
         public var frameTicks: Int64
-        /// Ticks of buffering before a stream starts playing.
+        /// Ticks of buffering before a stream starts playing, and the least the adaptive delay goes to.
         public var delayFrames: Int
+        /// The most the adaptive delay grows to.
+        public var maximumDelayFrames: Int
+        /// Turns observed before the delay is lowered.
+        public var adaptationWindowFrames: Int
         /// Frames buffered beyond the delay before the oldest are skipped.
         public var maximumExtraFrames: Int
         /// Empty turns in a row after which the input counts as idle.
@@ -39,11 +46,13 @@ public struct AudioJitterBuffer {
 
         /// A configuration.
         public init(
-            frameTicks: Int64 = 960, delayFrames: Int = 3, maximumExtraFrames: Int = 10, idleAfterFrames: Int = 15,
-            maximumPayloadBytes: Int = 1500
+            frameTicks: Int64 = 960, delayFrames: Int = 1, maximumDelayFrames: Int = 8, adaptationWindowFrames: Int = 250,
+            maximumExtraFrames: Int = 10, idleAfterFrames: Int = 15, maximumPayloadBytes: Int = 1500
         ) {
             self.frameTicks = frameTicks
-            self.delayFrames = delayFrames
+            self.delayFrames = max(0, delayFrames)
+            self.maximumDelayFrames = max(self.delayFrames, maximumDelayFrames)
+            self.adaptationWindowFrames = max(1, adaptationWindowFrames)
             self.maximumExtraFrames = maximumExtraFrames
             self.idleAfterFrames = idleAfterFrames
             self.maximumPayloadBytes = maximumPayloadBytes
@@ -96,6 +105,13 @@ public struct AudioJitterBuffer {
     /// Extended timestamp of the newest frame stored since the stream (re)started.
     private var newest: Int64 = 0
     private var bufferingTurns = 0
+    /// The delay now, in frames (adapts between `delayFrames` and `maximumDelayFrames`).
+    public private(set) var targetDelay: Int
+    /// Turns to conceal without advancing (the delay just grew).
+    private var stretchTurns = 0
+    private var windowTurns = 0
+    private var windowLate = 0
+    private var windowMinimumDepth = Int.max
     private var emptyTurns = 0
     private var stored = 0
 
@@ -109,11 +125,14 @@ public struct AudioJitterBuffer {
     public private(set) var framesSkipped = 0
     /// Repeats and redundant copies of frames already buffered.
     public private(set) var duplicates = 0
+    /// Turns concealed to grow the delay.
+    public private(set) var framesStretched = 0
 
     /// An empty, idle buffer.
     public init(configuration: Configuration = .init()) {
         self.configuration = configuration
-        let capacity = configuration.delayFrames + configuration.maximumExtraFrames + 2
+        self.targetDelay = configuration.delayFrames
+        let capacity = configuration.maximumDelayFrames + configuration.maximumExtraFrames + 2
         self.slots = Array(repeating: Slot(), count: capacity)
         self.bytes = Array(repeating: 0, count: capacity * configuration.maximumPayloadBytes)
     }
@@ -135,6 +154,12 @@ public struct AudioJitterBuffer {
         if let next = self.next {
             if position < next {
                 self.framesLate += 1
+                self.windowLate += 1
+                // Jitter beyond the delay: grow it by a frame (one concealed turn stretches the buffer).
+                if self.targetDelay < self.configuration.maximumDelayFrames {
+                    self.targetDelay += 1
+                    self.stretchTurns += 1
+                }
                 return .late
             }
             // Far ahead of the turn (a new stream, a jump after a long stall): start over from it.
@@ -165,7 +190,7 @@ public struct AudioJitterBuffer {
         self.emptyTurns = 0
         self.newest = max(self.newest, position)
         // Too much buffered (sender clock fast, a burst after a stall): back to the target delay.
-        let limit = Int64(self.configuration.delayFrames + self.configuration.maximumExtraFrames)
+        let limit = Int64(self.targetDelay + self.configuration.maximumExtraFrames)
         while (self.newest - self.next!) / ticks >= limit {
             self.skipOldest()
         }
@@ -179,6 +204,11 @@ public struct AudioJitterBuffer {
             self.bufferingTurns -= 1
             return try body(.idle)
         }
+        if self.stretchTurns > 0 {
+            self.stretchTurns -= 1
+            self.framesStretched += 1
+            return try body(.lost(next: nil))
+        }
         let ticks = self.configuration.frameTicks
         let index = self.slotIndex(position)
         self.next = position + ticks
@@ -188,6 +218,7 @@ public struct AudioJitterBuffer {
             self.stored -= 1
             self.framesPlayed += 1
             self.emptyTurns = 0
+            self.adapt()
             let start = index * self.configuration.maximumPayloadBytes
             return try self.bytes.withUnsafeBytes { storage in
                 try body(.frame(UnsafeRawBufferPointer(rebasing: storage[start..<(start + slot.length)]), slot.info))
@@ -211,6 +242,23 @@ public struct AudioJitterBuffer {
         }
     }
 
+    /// Lowers the delay by a frame after a window with no late frame in which a target's worth of frames
+    /// was always buffered beyond the one played.
+    private mutating func adapt() {
+        self.windowTurns += 1
+        self.windowMinimumDepth = min(self.windowMinimumDepth, self.stored)
+        guard self.windowTurns >= self.configuration.adaptationWindowFrames else { return }
+        if self.windowLate == 0, self.targetDelay > self.configuration.delayFrames,
+            self.windowMinimumDepth >= self.targetDelay
+        {
+            self.targetDelay -= 1
+            self.skipOldest()
+        }
+        self.windowTurns = 0
+        self.windowLate = 0
+        self.windowMinimumDepth = .max
+    }
+
     private func slotIndex(_ position: Int64) -> Int {
         let frame = position / self.configuration.frameTicks
         let count = Int64(self.slots.count)
@@ -222,7 +270,8 @@ public struct AudioJitterBuffer {
         self.stored = 0
         self.next = position
         self.newest = position
-        self.bufferingTurns = self.configuration.delayFrames
+        self.bufferingTurns = self.targetDelay
+        self.stretchTurns = 0
         self.emptyTurns = 0
     }
 

@@ -50,10 +50,44 @@ func frame(_ index: Int) -> Played { .frame([UInt8(truncatingIfNeeded: index), 0
         #expect(buffer.play() == frame(0))
         #expect(buffer.play() == .lost(next: [2, 0xAB]))
         #expect(buffer.insert(1) == .late)
+        // A late frame grows the delay by one: one concealed turn, then the stream goes on.
+        #expect(buffer.targetDelay == 2)
+        #expect(buffer.play() == .lost(next: nil))
         #expect(buffer.play() == frame(2))
         #expect(buffer.insert(3) == .duplicate)
         #expect(buffer.play() == frame(3))
-        #expect(buffer.framesLost == 1 && buffer.framesLate == 1 && buffer.duplicates == 1)
+        #expect(buffer.framesLost == 1 && buffer.framesLate == 1 && buffer.duplicates == 1 && buffer.framesStretched == 1)
+    }
+
+    @Test func theDelayGrowsWithLateFramesAndShrinksAfterAQuietWindow() {
+        var buffer = AudioJitterBuffer(configuration: .init(delayFrames: 1, maximumDelayFrames: 3, adaptationWindowFrames: 10))
+        _ = buffer.insert(0)
+        _ = buffer.play()
+        #expect(buffer.play() == frame(0))
+        // Frames 1, 2 and 3 each come one turn late: each raises the delay by a frame (one stretched turn),
+        // up to its maximum and not beyond.
+        var sent = 1
+        for _ in 0..<3 {
+            for _ in 0..<5 where buffer.play() == .lost(next: nil) { break }
+            #expect(buffer.insert(sent) == .late)
+            sent += 1
+            _ = buffer.play()  // The stretched turn, or the next frame's turn once at the maximum.
+        }
+        #expect(buffer.targetDelay == 3 && buffer.framesLate == 3 && buffer.framesStretched == 2)
+        // Then (frame 4's turn has passed) a steady stream four frames ahead of its turn for a window: the
+        // delay comes down.
+        sent += 1
+        for _ in 0..<4 {
+            _ = buffer.insert(sent)
+            sent += 1
+        }
+        for _ in 0..<40 {
+            _ = buffer.insert(sent)
+            sent += 1
+            _ = buffer.play()
+        }
+        #expect(buffer.targetDelay < 3, "delay \(buffer.targetDelay)")
+        #expect(buffer.framesSkipped >= 1)
     }
 
     @Test func anInputWithNothingBufferedConcealsAWhileThenGoesIdleAndRestarts() {

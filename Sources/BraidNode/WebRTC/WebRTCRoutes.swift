@@ -90,6 +90,7 @@ public enum WebRTCRoutes {
                 drain: drain)
         }
         Self.registerBitrateCap(on: router, sessions: sessions, authorize: authorize)
+        Self.registerFunctions(on: router, sessions: sessions, authorize: authorize)
         if let drain { Self.registerDrain(on: router, drain: drain, authorize: authorize) }
     }
 
@@ -98,6 +99,7 @@ public enum WebRTCRoutes {
         on router: Router<NodeRequestContext>, sessions: WebRTCSessions, drain: NodeDrain? = nil
     ) {
         Self.registerBitrateCap(on: router, sessions: sessions, authorize: { _, _, _ in nil })
+        Self.registerFunctions(on: router, sessions: sessions, authorize: { _, _, _ in nil })
         if let drain { Self.registerDrain(on: router, drain: drain, authorize: { _, _, _ in nil }) }
     }
 

@@ -1,3 +1,4 @@
+import BraidFunctions
 import BraidICE
 import CBraidShims
 import BraidSDP
@@ -48,6 +49,8 @@ final class WebRTCSessionStore {
     let forwarding: SFURouter
     /// Writes waiting for one flush.
     let output: WebRTCOutputBatch
+    /// Edge functions on this loop's router (the first shard's), made on first use.
+    private var functionHost: FunctionHost?
     private var sweepTask: Scheduled<Void>?
     private var tickTask: Scheduled<Void>?
     private var closed = false
@@ -119,8 +122,18 @@ final class WebRTCSessionStore {
     }
 
     /// Runs the forwarding core's due work and sends what it produced.
+    /// The edge functions of this loop.
+    var functions: FunctionHost {
+        if let host = self.functionHost { return host }
+        let host = FunctionHost(router: self.forwarding, loop: self.channel.eventLoop) { [unowned self] in self.flush() }
+        self.functionHost = host
+        return host
+    }
+
     private func tick() {
-        self.forwarding.tick(now: .now())
+        let now = NIODeadline.now()
+        self.forwarding.tick(now: now)
+        self.functionHost?.tick(now: now)
         self.flushShards()
         self.output.flush()
         self.scheduleTick()
@@ -142,6 +155,7 @@ final class WebRTCSessionStore {
         self.sweepTask = nil
         self.tickTask?.cancel()
         self.tickTask = nil
+        self.functionHost?.close(now: .now())
         for id in Array(self.byID.keys) { self.remove(id: id) }
         self.output.close()
     }

@@ -1,0 +1,150 @@
+public import BraidSFU
+
+/// The kinds of edge function a node runs.
+public enum FunctionKind: String, Sendable, Hashable, Codable, CaseIterable {
+    /// N Opus inputs mixed into one (and one per participant without their own voice, with mix-minus).
+    case audioMix = "audio-mix"
+}
+
+/// Which tracks a function consumes.
+public enum FunctionInputs: Sendable, Hashable, Codable {
+    /// Every audio track of the room, now and later (but no function's output).
+    case allAudio
+    /// These tracks.
+    case tracks([TrackID])
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if let text = try? container.decode(String.self) {
+            guard text == "all-audio" else {
+                throw DecodingError.dataCorruptedError(
+                    in: container, debugDescription: "inputs is \"all-audio\" or a list of track ids")
+            }
+            self = .allAudio
+        } else {
+            self = .tracks(try container.decode([TrackID].self))
+        }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        switch self {
+        case .allAudio: try container.encode("all-audio")
+        case .tracks(let ids): try container.encode(ids)
+        }
+    }
+}
+
+/// `POST /api/v1/rooms/{room}/functions`: what to run.
+public struct FunctionRequest: Sendable, Hashable, Codable {
+    /// Parameters; each kind reads its own, unknown ones are refused.
+    public struct Parameters: Sendable, Hashable, Codable {
+        /// Output bitrate in bit/s (audio-mix: Opus, 6,000–510,000; default 32,000).
+        public var bitrate: Int?
+        /// audio-mix: one more output per participant, without that participant's own voice.
+        public var mixMinus: Bool?
+
+        public init(bitrate: Int? = nil, mixMinus: Bool? = nil) {
+            self.bitrate = bitrate
+            self.mixMinus = mixMinus
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case bitrate
+            case mixMinus = "mix_minus"
+        }
+    }
+
+    public var kind: FunctionKind
+    public var inputs: FunctionInputs
+    public var parameters: Parameters
+
+    public init(kind: FunctionKind, inputs: FunctionInputs, parameters: Parameters = .init()) {
+        self.kind = kind
+        self.inputs = inputs
+        self.parameters = parameters
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case kind, inputs, parameters
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        self.kind = try container.decode(FunctionKind.self, forKey: .kind)
+        self.inputs = try container.decode(FunctionInputs.self, forKey: .inputs)
+        self.parameters = try container.decodeIfPresent(Parameters.self, forKey: .parameters) ?? .init()
+    }
+}
+
+/// Why a function could not start.
+public struct FunctionError: Error, Sendable, Hashable, CustomStringConvertible {
+    public enum Code: Sendable, Hashable {
+        /// The request is malformed or names something unusable (400).
+        case badRequest
+        /// An input track is not published here (404).
+        case unknownTrack
+        /// The node runs its maximum of functions (503).
+        case full
+    }
+
+    public let code: Code
+    public let reason: String
+
+    public init(_ code: Code, _ reason: String) {
+        self.code = code
+        self.reason = reason
+    }
+
+    public var description: String { self.reason }
+}
+
+/// A running function as `GET /api/v1/rooms/{room}/functions` shows it.
+public struct FunctionStatus: Sendable, Hashable, Codable {
+    public struct Input: Sendable, Hashable, Codable {
+        public var track: String
+        public var participant: String
+        /// Frames refused because the function's inbox was full (it fell behind).
+        public var drops: Int
+        public var statistics: AudioMix.InputStatistics?
+    }
+
+    public struct Output: Sendable, Hashable, Codable {
+        public var track: String
+        /// nil: the mix for everyone; otherwise the participant this mix-minus output is for.
+        public var listener: String?
+        public var consumers: Int
+    }
+
+    public var id: String
+    public var kind: FunctionKind
+    public var room: String
+    /// `running`, or `stopped: reason`.
+    public var state: String
+    public var inputs: [Input]
+    public var outputs: [Output]
+    /// Input frames taken and output frames made per second (over the last second).
+    public var framesInPerSecond: Double
+    public var framesOutPerSecond: Double
+    public var framesOut: Int
+    /// Input frames refused while the function was behind.
+    public var drops: Int
+    /// Ticks that ran more than a frame late (the worker was starved).
+    public var lateTicks: Int
+    /// CPU of the function's work on its worker thread, percent of one core (over the last second).
+    public var cpuPercent: Double
+    /// The function's own delay: from the arrival of the newest input frame mixed to its output, ms.
+    public var delayP50Ms: Double?
+    public var delayP95Ms: Double?
+
+    enum CodingKeys: String, CodingKey {
+        case id, kind, room, state, inputs, outputs, drops
+        case framesInPerSecond = "frames_in_per_second"
+        case framesOutPerSecond = "frames_out_per_second"
+        case framesOut = "frames_out"
+        case lateTicks = "late_ticks"
+        case cpuPercent = "cpu_percent"
+        case delayP50Ms = "delay_p50_ms"
+        case delayP95Ms = "delay_p95_ms"
+    }
+}

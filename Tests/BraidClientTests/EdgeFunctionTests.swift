@@ -1,0 +1,122 @@
+import BraidFunctions
+import BraidNode
+import BraidSFU
+import Foundation
+import NIOCore
+import NIOPosix
+import Testing
+
+@testable import BraidClient
+
+/// Amplitude of `frequency` in `samples` (full scale 1.0), by the Goertzel algorithm.
+private func toneAmplitude(_ samples: ArraySlice<Int16>, frequency: Double) -> Double {
+    let coefficient = 2 * cos(2 * Double.pi * frequency / 48_000)
+    var (previous, beforePrevious) = (0.0, 0.0)
+    for sample in samples {
+        let current = Double(sample) / 32768 + coefficient * previous - beforePrevious
+        beforePrevious = previous
+        previous = current
+    }
+    let power = previous * previous + beforePrevious * beforePrevious - coefficient * previous * beforePrevious
+    return 2 * power.squareRoot() / Double(samples.count)
+}
+
+@Suite("Edge functions through an in-process node: real publishers, the API, real subscribers", .serialized)
+struct EdgeFunctionTests {
+    @Test("audio-mix over the API: the mix holds both publishers' tones, mix-minus leaves out the listener's own")
+    func audioMixEndToEnd() async throws {
+        try await withLoopbackNode { node, port in
+            let group = MultiThreadedEventLoopGroup.singleton
+            let base = "http://127.0.0.1:\(port)"
+            let dashboard = NodeDashboard(port: port)
+            var publishers: [BraidPublisher] = []
+            for frequency in [440.0, 660.0] {
+                let tone = try PreEncodedMedia.synthetic(audioSeconds: 1, toneFrequency: frequency, videoFrames: 0)
+                publishers.append(
+                    try await BraidPublisher.publish(
+                        to: "\(base)/whip/mix", audio: .preEncoded(tone), video: nil, options: forwardingOptions,
+                        group: group))
+            }
+            let resources = try publishers.map { try #require($0.resourceID) }
+            let sessionIDs = resources.map(WebRTCSessions.sessionID(ofResource:))
+
+            // Bad requests are refused with a reason.
+            let unknownKind = try await dashboard.post(
+                "/api/v1/rooms/mix/functions", contentType: "application/json", body: #"{"kind": "karaoke", "inputs": "all-audio"}"#)
+            #expect(unknownKind.status == 400 && unknownKind.body.contains("kind"), "\(unknownKind.body)")
+            let unknownTrack = try await dashboard.post(
+                "/api/v1/rooms/mix/functions", contentType: "application/json",
+                body: #"{"kind": "audio-mix", "inputs": ["0000000000000001/5"]}"#)
+            #expect(unknownTrack.status == 404, "\(unknownTrack.body)")
+
+            let created = try await dashboard.post(
+                "/api/v1/rooms/mix/functions", contentType: "application/json",
+                body: #"{"kind": "audio-mix", "inputs": "all-audio", "parameters": {"mix_minus": true}}"#)
+            #expect(created.status == 201, "\(created.body)")
+            let function = try JSONDecoder().decode(FunctionStatus.self, from: Data(created.body.utf8))
+            #expect(created.header("Location") == "/api/v1/rooms/mix/functions/\(function.id)")
+            #expect(function.inputs.count == 2)
+            #expect(Set(function.outputs.compactMap(\.listener)) == Set(sessionIDs))
+            let everyone = try #require(function.outputs.first { $0.listener == nil }?.track)
+            let forFirst = try #require(function.outputs.first { $0.listener == sessionIDs[0] }?.track)
+
+            // A listener of the mix (it names the output track), the first publisher's own player (linked,
+            // it names its mix-minus), and a stranger asking for that mix-minus, which is not meant for it.
+            let listener = try await BraidSubscriber.subscribe(
+                to: "\(base)/whep/mix?track=\(everyone)", audioTracks: 1, videoTracks: 0, recordAudio: true,
+                options: forwardingOptions, group: group)
+            let own = try await BraidSubscriber.subscribe(
+                to: "\(base)/whep/mix?track=\(forFirst)", audioTracks: 1, videoTracks: 0, recordAudio: true,
+                participant: resources[0], options: forwardingOptions, group: group)
+            let stranger = try await BraidSubscriber.subscribe(
+                to: "\(base)/whep/mix?track=\(forFirst)", audioTracks: 1, videoTracks: 0,
+                options: forwardingOptions, group: group)
+            try await Task.sleep(for: .seconds(3))
+
+            let target = 0.1 * 2.0.squareRoot()
+            let mixed = try #require(await listener.recordedAudio().first)
+            #expect(mixed.count > 48_000, "\(mixed.count) samples")
+            if mixed.count > 48_000 {
+                let tail = mixed[(mixed.count - 48_000)...]
+                for frequency in [440.0, 660.0] {
+                    let amplitude = toneAmplitude(tail, frequency: frequency)
+                    #expect(abs(20 * log10(amplitude / target)) < 3, "mix: \(frequency) Hz at \(amplitude)")
+                }
+            }
+            let minus = try #require(await own.recordedAudio().first)
+            #expect(minus.count > 48_000, "\(minus.count) samples")
+            if minus.count > 48_000 {
+                let tail = minus[(minus.count - 48_000)...]
+                #expect(toneAmplitude(tail, frequency: 440) < target / 20, "own tone left in the mix-minus")
+                #expect(abs(20 * log10(toneAmplitude(tail, frequency: 660) / target)) < 3)
+            }
+            let strangerStatistics = try #require(await stranger.statistics())
+            #expect(strangerStatistics.audio.allSatisfy { $0.packetsReceived == 0 }, "\(strangerStatistics.audio)")
+
+            // The function reports its rates, CPU and its own delay (arrival of the newest input frame to
+            // its output).
+            let listed = try await dashboard.get("/api/v1/rooms/mix/functions")
+            let statuses = try JSONDecoder().decode([FunctionStatus].self, from: Data(listed.body.utf8))
+            let status = try #require(statuses.first)
+            #expect(statuses.count == 1 && status.state == "running")
+            #expect(status.framesOutPerSecond > 40 && status.framesOutPerSecond < 60, "\(status)")
+            #expect(status.framesInPerSecond > 80, "\(status)")
+            #expect(status.drops == 0 && status.lateTicks == 0)
+            #expect(try #require(status.delayP95Ms) < 60, "\(status)")
+            #expect(status.cpuPercent > 0 && status.cpuPercent < 50)
+            #expect(status.outputs.first { $0.listener == nil }?.consumers == 1)
+            #expect(status.inputs.allSatisfy { ($0.statistics?.framesDecoded ?? 0) > 100 })
+
+            // Stopping it unpublishes its outputs; the listener's slot empties.
+            let deleted = try await dashboard.delete("/api/v1/rooms/mix/functions/\(function.id)")
+            #expect(deleted.status == 200)
+            let gone = try await dashboard.delete("/api/v1/rooms/mix/functions/\(function.id)")
+            #expect(gone.status == 404)
+            let room = try #require(await node.media.sessions.room(named: "mix"))
+            #expect(room.tracks.count == 2, "\(room.tracks.map(\.id))")
+
+            for subscriber in [listener, own, stranger] { try await subscriber.close() }
+            for publisher in publishers { try await publisher.close() }
+        }
+    }
+}
