@@ -3,19 +3,6 @@ import BraidCodecs
 import BraidFunctions
 import Testing
 
-/// Amplitude of the `frequency` component of `samples` (full scale 1.0), by the Goertzel algorithm.
-func toneAmplitude(_ samples: ArraySlice<Int16>, frequency: Double, sampleRate: Double = 48_000) -> Double {
-    let coefficient = 2 * cos(2 * Double.pi * frequency / sampleRate)
-    var (previous, beforePrevious) = (0.0, 0.0)
-    for sample in samples {
-        let current = Double(sample) / 32768 + coefficient * previous - beforePrevious
-        beforePrevious = previous
-        previous = current
-    }
-    let power = previous * previous + beforePrevious * beforePrevious - coefficient * previous * beforePrevious
-    return 2 * power.squareRoot() / Double(samples.count)
-}
-
 /// Opus packets of a sine tone, 20 ms each.
 func tonePackets(frequency: Double, amplitude: Double, count: Int, inbandFEC: Bool = false) throws -> [[UInt8]] {
     // In-band FEC (LBRR) exists only in the SILK layer: a low bitrate and the voice hint keep it there.
