@@ -26,6 +26,10 @@ let benchmarkTargets: [(name: String, dependencies: [Target.Dependency])] = [
     ),
     ("SchedulerBenchmarks", [.product(name: "BraidScheduler", package: "braid")]),
     (
+        "FunctionBenchmarks",
+        [.product(name: "BraidFunctions", package: "braid"), .product(name: "BraidCodecs", package: "braid")]
+    ),
+    (
         "MeshBenchmarks",
         [
             .product(name: "BraidMesh", package: "braid"),
