@@ -49,9 +49,16 @@ public struct FunctionRequest: Sendable, Hashable, Codable {
             self.mixMinus = mixMinus
         }
 
-        enum CodingKeys: String, CodingKey {
+        enum CodingKeys: String, CodingKey, CaseIterable {
             case bitrate
             case mixMinus = "mix_minus"
+        }
+
+        public init(from decoder: any Decoder) throws {
+            try refuseUnknownKeys(CodingKeys.self, in: decoder, what: "parameters")
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            self.bitrate = try container.decodeIfPresent(Int.self, forKey: .bitrate)
+            self.mixMinus = try container.decodeIfPresent(Bool.self, forKey: .mixMinus)
         }
     }
 
@@ -65,15 +72,37 @@ public struct FunctionRequest: Sendable, Hashable, Codable {
         self.parameters = parameters
     }
 
-    enum CodingKeys: String, CodingKey {
+    enum CodingKeys: String, CodingKey, CaseIterable {
         case kind, inputs, parameters
     }
 
     public init(from decoder: any Decoder) throws {
+        try refuseUnknownKeys(CodingKeys.self, in: decoder, what: "the request")
         let container = try decoder.container(keyedBy: CodingKeys.self)
         self.kind = try container.decode(FunctionKind.self, forKey: .kind)
         self.inputs = try container.decode(FunctionInputs.self, forKey: .inputs)
         self.parameters = try container.decodeIfPresent(Parameters.self, forKey: .parameters) ?? .init()
+    }
+}
+
+/// Any key of a JSON object, to list them all.
+private struct AnyKey: CodingKey {
+    var stringValue: String
+    var intValue: Int? { nil }
+    init(stringValue: String) { self.stringValue = stringValue }
+    init?(intValue: Int) { nil }
+}
+
+/// Throws when the object `decoder` holds has a key `Keys` does not name: a misspelt parameter
+/// ("mixminus") is an error the operator sees, not a default they did not ask for.
+private func refuseUnknownKeys<Keys: CodingKey & CaseIterable>(_: Keys.Type, in decoder: any Decoder, what: String) throws {
+    let container = try decoder.container(keyedBy: AnyKey.self)
+    let known = Set(Keys.allCases.map(\.stringValue))
+    if let unknown = container.allKeys.map(\.stringValue).sorted().first(where: { !known.contains($0) }) {
+        throw DecodingError.dataCorrupted(
+            DecodingError.Context(
+                codingPath: container.codingPath,
+                debugDescription: "\(what) has no key \"\(unknown)\" (known: \(known.sorted().joined(separator: ", ")))"))
     }
 }
 
