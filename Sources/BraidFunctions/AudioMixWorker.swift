@@ -100,14 +100,12 @@ final class AudioMixWorker: @unchecked Sendable {
         }
         self.tickIndex += 1
         let cpuBefore = Self.threadCPUNanoseconds()
-        self.inbox.drain { event in
+        self.inbox.drain { event, payload in
             switch event {
-            case .frame(let input, let timestamp, let payload, let arrival, let capture):
+            case .frame(let input, let timestamp, _, _, let arrival, let capture):
                 self.windowFramesIn += 1
-                payload.withUnsafeBytes { bytes in
-                    _ = self.mix.receive(
-                        input, timestamp: timestamp, payload: bytes, arrivalNanoseconds: arrival, captureNTP: capture)
-                }
+                _ = self.mix.receive(
+                    input, timestamp: timestamp, payload: payload, arrivalNanoseconds: arrival, captureNTP: capture)
             case .added(let input, let participant):
                 try? self.mix.addInput(input, participant: participant)
             case .removed(let input):

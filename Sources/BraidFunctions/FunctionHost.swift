@@ -299,7 +299,7 @@ final class EdgeFunction: TrackSource {
     func requestKeyframe(_ producer: TrackProducer, layer: Int, now: NIODeadline) {}
 }
 
-/// A function's input: copies each packet's Opus payload into the function's inbox.
+/// A function's input: copies each packet's Opus payload into the function's inbox (no allocation).
 final class FunctionInputSink: TrackSink {
     let input: String
     let inbox: FunctionInbox
@@ -315,10 +315,17 @@ final class FunctionInputSink: TrackSink {
         guard packet.isForwardable else { return .accepted }
         let payload = packet.mediaPayload
         let capture = (try? packet.rtp.absCaptureTime(packet.extensions))??.captureTimestamp
-        let taken = self.inbox.push(
-            input: self.input, timestamp: packet.timestamp, payload: Array(payload.readableBytesView),
-            arrivalNanoseconds: Int64(now.uptimeNanoseconds), captureNTP: capture)
-        return taken ? .accepted : .backPressure
+        let refused = payload.withUnsafeReadableBytes { bytes in
+            self.inbox.push(
+                input: self.input, timestamp: packet.timestamp, payload: bytes,
+                arrivalNanoseconds: Int64(now.uptimeNanoseconds), captureNTP: capture)
+        }
+        switch refused {
+        case nil: return .accepted
+        case .full: return .backPressure
+        // Not an Opus frame a mix can take: dropped and counted like a frame the function fell behind on.
+        case .oversized: return .backPressure
+        }
     }
 
     func consumerEnded(_ consumer: TrackConsumer, now: NIODeadline) {

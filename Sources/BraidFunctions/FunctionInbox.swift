@@ -3,61 +3,109 @@ import NIOConcurrencyHelpers
 /// What the forwarding event loop hands a function's worker: input frames (copied out of the router's
 /// buffers) and input changes, in order. Bounded: when the worker falls behind, frames are refused (the
 /// router counts them as back-pressure, the function reports them as drops) and forwarding goes on.
+///
+/// Frames are copied into fixed slots of a preallocated byte store, so a push allocates nothing on the
+/// forwarding loop. Two batches take turns: the forwarding loop fills one while the worker reads the
+/// other, and `drain` swaps them under the lock.
 final class FunctionInbox: Sendable {
     enum Event: Sendable {
-        case frame(input: String, timestamp: UInt32, payload: [UInt8], arrivalNanoseconds: Int64, captureNTP: UInt64?)
+        /// `slot` indexes the batch's byte store; `length` bytes of it are the payload.
+        case frame(input: String, timestamp: UInt32, slot: Int, length: Int, arrivalNanoseconds: Int64, captureNTP: UInt64?)
         case added(input: String, participant: String)
         case removed(input: String)
     }
 
-    private struct State {
-        var events: [Event] = []
-        var spare: [Event] = []
+    private struct Batch {
+        var events: [Event]
+        var bytes: [UInt8]
         var frames = 0
+
+        init(capacity: Int, slotBytes: Int) {
+            self.events = []
+            self.events.reserveCapacity(capacity + 16)
+            self.bytes = [UInt8](repeating: 0, count: capacity * slotBytes)
+        }
     }
 
-    /// Frames held at most (about 0.3 s of 20 ms frames for 16 inputs).
+    private struct State {
+        var filling: Batch
+        /// The other batch; nil while the worker reads it.
+        var spare: Batch?
+    }
+
+    /// Frames held at most per batch (about 0.3 s of 20 ms frames for 16 inputs).
     let capacity: Int
-    private let state = NIOLockedValueBox(State())
+    /// The largest payload taken (Opus packets of up to 60 ms stay well below).
+    let slotBytes: Int
+    private let state: NIOLockedValueBox<State>
 
-    init(capacity: Int = 256) {
+    init(capacity: Int = 256, slotBytes: Int = 1500) {
         self.capacity = capacity
+        self.slotBytes = slotBytes
+        self.state = NIOLockedValueBox(
+            State(
+                filling: Batch(capacity: capacity, slotBytes: slotBytes),
+                spare: Batch(capacity: capacity, slotBytes: slotBytes)))
     }
 
-    /// Queues a frame; false (refused) when the inbox is full.
+    /// Why a frame was not queued.
+    enum Refusal: Error {
+        /// The worker fell behind: the batch is full.
+        case full
+        /// The payload is larger than a slot.
+        case oversized
+    }
+
+    /// Queues a copy of a frame; nil when it was queued.
     func push(
-        input: String, timestamp: UInt32, payload: [UInt8], arrivalNanoseconds: Int64, captureNTP: UInt64?
-    ) -> Bool {
-        self.state.withLockedValue { state in
-            guard state.frames < self.capacity else { return false }
-            state.frames += 1
-            state.events.append(
+        input: String, timestamp: UInt32, payload: UnsafeRawBufferPointer, arrivalNanoseconds: Int64, captureNTP: UInt64?
+    ) -> Refusal? {
+        guard payload.count <= self.slotBytes else { return .oversized }
+        return self.state.withLockedValue { state -> Refusal? in
+            guard state.filling.frames < self.capacity else { return .full }
+            let slot = state.filling.frames
+            state.filling.frames += 1
+            let start = slot * self.slotBytes
+            state.filling.bytes.withUnsafeMutableBytes { bytes in
+                UnsafeMutableRawBufferPointer(rebasing: bytes[start..<(start + payload.count)]).copyMemory(from: payload)
+            }
+            state.filling.events.append(
                 .frame(
-                    input: input, timestamp: timestamp, payload: payload, arrivalNanoseconds: arrivalNanoseconds,
-                    captureNTP: captureNTP))
-            return true
+                    input: input, timestamp: timestamp, slot: slot, length: payload.count,
+                    arrivalNanoseconds: arrivalNanoseconds, captureNTP: captureNTP))
+            return nil
         }
     }
 
     /// Queues an input change (never refused).
     func push(_ event: Event) {
-        self.state.withLockedValue { $0.events.append(event) }
+        self.state.withLockedValue { $0.filling.events.append(event) }
     }
 
-    /// Takes everything queued, oldest first. The two arrays swap roles, so their capacity is reused.
-    func drain(_ body: (Event) -> Void) {
-        var taken = self.state.withLockedValue { state -> [Event] in
-            let taken = state.events
-            state.events = state.spare
-            state.spare = []
-            state.frames = 0
-            return taken
+    /// Takes everything queued, oldest first; `payload` is the frame's bytes (empty for input changes),
+    /// valid during the call. Only one caller drains at a time (the function's worker).
+    func drain(_ body: (Event, _ payload: UnsafeRawBufferPointer) -> Void) {
+        guard
+            var taken = self.state.withLockedValue({ state -> Batch? in
+                guard let spare = state.spare else { return nil }
+                let taken = state.filling
+                state.filling = spare
+                state.spare = nil
+                return taken
+            })
+        else { return }
+        taken.bytes.withUnsafeBytes { bytes in
+            for event in taken.events {
+                if case .frame(_, _, let slot, let length, _, _) = event {
+                    let start = slot * self.slotBytes
+                    body(event, UnsafeRawBufferPointer(rebasing: bytes[start..<(start + length)]))
+                } else {
+                    body(event, UnsafeRawBufferPointer(start: nil, count: 0))
+                }
+            }
         }
-        for event in taken { body(event) }
-        taken.removeAll(keepingCapacity: true)
-        let spare = taken
-        self.state.withLockedValue { state in
-            if state.spare.isEmpty { state.spare = spare }
-        }
+        taken.events.removeAll(keepingCapacity: true)
+        taken.frames = 0
+        self.state.withLockedValue { $0.spare = taken }
     }
 }
