@@ -154,10 +154,13 @@ public struct CommonLoadOptions: ParsableArguments {
 
     /// Runs `scenario`, prints the progress line (on a terminal only) and the table, writes the JSON report,
     /// and returns the exit code together with the report (nil when the run could not start).
-    public func execute(_ scenario: LoadScenario) async -> (code: Int32, report: LoadReport?) {
-        let configuration: LoadConfiguration
+    public func execute(
+        _ scenario: LoadScenario, adjust: (inout LoadConfiguration) -> Void = { _ in }
+    ) async -> (code: Int32, report: LoadReport?) {
+        var configuration: LoadConfiguration
         do {
             configuration = try self.configuration(scenario)
+            adjust(&configuration)
         } catch {
             Self.printError("braid-load: \(error)")
             return (ExitCode.validationFailure.rawValue, nil)
@@ -267,6 +270,10 @@ public struct BraidLoadCommand: AsyncParsableCommand {
             commandName: "audio-room", abstract: "N audio-only publishers in one room; S subscribers get audio.")
         @Option(help: "Audio publishers.") public var publishers: Int = 10
         @Option(help: "Subscribers (each receives min(publishers, 64) audio tracks).") public var subscribers: Int = 10
+        @Flag(
+            help:
+                "Subscribers receive one audio mix of the room (the node's audio-mix edge function, started through its API once every publisher is in); latency is then capture to receive through the function."
+        ) public var mix = false
         @OptionGroup public var common: CommonLoadOptions
         public init() {}
         public func validate() throws {
@@ -276,7 +283,8 @@ public struct BraidLoadCommand: AsyncParsableCommand {
         }
         public func run() async throws {
             let (code, _) = await self.common.execute(
-                .audioRoom(publishers: self.publishers, subscribers: self.subscribers))
+                .audioRoom(publishers: self.publishers, subscribers: self.subscribers)
+            ) { $0.subscribeToMix = self.mix }
             if code != 0 { throw ExitCode(code) }
         }
     }

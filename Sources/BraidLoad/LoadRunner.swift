@@ -68,6 +68,10 @@ public struct LoadConfiguration: Sendable {
     /// How often every subscriber's statistics are sampled to find its longest media gap (see
     /// ``PeerFigures/longestGapMs``).
     public var gapSampleInterval: Duration = .milliseconds(200)
+    /// audio-room: the subscribers receive one mix of the room (the node's `audio-mix` edge function,
+    /// started through its API once every publisher has joined) instead of every publisher's track, so
+    /// their latency figures are capture to receive through the function.
+    public var subscribeToMix = false
 
     /// Creates a configuration; defaults suit a short run against one local node.
     public init(
@@ -207,7 +211,7 @@ public enum LoadRunner {
                 plans.append(
                     PeerPlan(
                         role: .subscriber, room: "\(prefix)-0", node: subscriberNode(), audio: true, video: false,
-                        audioTracks: max(1, min(publishers, 64)), videoTracks: 0))
+                        audioTracks: configuration.subscribeToMix ? 1 : max(1, min(publishers, 64)), videoTracks: 0))
             }
         }
         return plans
@@ -233,6 +237,8 @@ public enum LoadRunner {
         let started = ContinuousClock.now
         let rate = configuration.rampUp.isFinite && configuration.rampUp > 0 ? configuration.rampUp : 1_000_000
         let outcomes = Outcomes(count: plans.count)
+        let mix = configuration.subscribeToMix ? MixFunction(group: group, timeout: configuration.timeout) : nil
+        let publisherIndices = plans.indices.filter { plans[$0].role == .publisher }
 
         let progressTask: Task<Void, Never>? = progress.map { report in
             Task { await Self.reportProgress(outcomes: outcomes, every: .seconds(1), report) }
@@ -264,8 +270,19 @@ public enum LoadRunner {
                     {
                         participant = peer.resourceID
                     }
+                    // A mix subscriber names the mix's output track, which exists once every publisher is in.
+                    var track: String?
+                    if let mix, plan.role == .subscriber {
+                        for publisher in publisherIndices { _ = await outcomes.wait(for: publisher) }
+                        switch await mix.outputTrack(node: plan.node, room: plan.room) {
+                        case .success(let id): track = id
+                        case .failure(let error):
+                            await outcomes.set(index, PeerOutcome(plan: plan, failure: error))
+                            return
+                        }
+                    }
                     let outcome = await Self.join(
-                        plan, participant: participant, media: media, options: options,
+                        plan, participant: participant, track: track, media: media, options: options,
                         recordAudio: configuration.audioRecordingDirectory != nil, group: group)
                     await outcomes.set(index, outcome)
                 }
@@ -292,9 +309,11 @@ public enum LoadRunner {
         return report
     }
 
-    /// Joins one peer; a subscriber with `participant` (its publisher's WHIP resource id) is linked to it.
+    /// Joins one peer; a subscriber with `participant` (its publisher's WHIP resource id) is linked to it,
+    /// one with `track` takes only that track (WHEP `?track=`).
     static func join(
-        _ plan: PeerPlan, participant: String? = nil, media: PreEncodedMedia, options: ConnectionOptions,
+        _ plan: PeerPlan, participant: String? = nil, track: String? = nil, media: PreEncodedMedia,
+        options: ConnectionOptions,
         recordAudio: Bool = false, group: any EventLoopGroup
     ) async -> PeerOutcome {
         let base = plan.node.hasSuffix("/") ? String(plan.node.dropLast()) : plan.node
@@ -307,7 +326,8 @@ public enum LoadRunner {
                 return PeerOutcome(plan: plan, peer: .publisher(publisher))
             case .subscriber:
                 let subscriber = try await BraidSubscriber.subscribe(
-                    to: "\(base)/whep/\(plan.room)", audioTracks: plan.audioTracks, videoTracks: plan.videoTracks,
+                    to: "\(base)/whep/\(plan.room)" + (track.map { "?track=\($0)" } ?? ""),
+                    audioTracks: plan.audioTracks, videoTracks: plan.videoTracks,
                     recordAudio: recordAudio, participant: participant, options: options, group: group)
                 return PeerOutcome(plan: plan, peer: .subscriber(subscriber))
             }
@@ -693,5 +713,57 @@ actor GapTracker {
     /// The longest gap of every subscriber that received media, by plan index.
     func longestGaps() -> [Int: Duration] {
         self.states.mapValues(\.longest)
+    }
+}
+
+/// `audio-room --mix`: the room's `audio-mix` function, started once through the node's API
+/// (`POST /api/v1/rooms/{room}/functions`); every subscriber asks for its output track id.
+actor MixFunction {
+    private let group: any EventLoopGroup
+    private let timeout: Duration
+    private var started: Task<Result<String, BraidClientError>, Never>?
+
+    init(group: any EventLoopGroup, timeout: Duration) {
+        self.group = group
+        self.timeout = timeout
+    }
+
+    /// The output track's id; the first call starts the function, later calls get its answer.
+    func outputTrack(node: String, room: String) async -> Result<String, BraidClientError> {
+        if let started = self.started { return await started.value }
+        let (group, timeout) = (self.group, self.timeout)
+        let task = Task { await Self.start(node: node, room: room, group: group, timeout: timeout) }
+        self.started = task
+        return await task.value
+    }
+
+    private struct Started: Decodable {
+        struct Output: Decodable {
+            var track: String
+            var listener: String?
+        }
+        var outputs: [Output]
+    }
+
+    private static func start(
+        node: String, room: String, group: any EventLoopGroup, timeout: Duration
+    ) async -> Result<String, BraidClientError> {
+        do throws(BraidClientError) {
+            var endpoint = try HTTPEndpoint(url: node)
+            endpoint.path = "/api/v1/rooms/\(room)/functions"
+            let response = try await WHTTPClient(group: group).request(
+                .post, endpoint, headers: [("Content-Type", "application/json")],
+                body: #"{"kind": "audio-mix", "inputs": "all-audio"}"#, timeout: timeout)
+            guard response.status == 201 else {
+                return .failure(.httpStatus(code: response.status, body: response.body))
+            }
+            guard
+                let started = try? JSONDecoder().decode(Started.self, from: Data(response.body.utf8)),
+                let output = started.outputs.first(where: { $0.listener == nil })
+            else { return .failure(.malformedAnswer("the function's status names no output track")) }
+            return .success(output.track)
+        } catch {
+            return .failure(error)
+        }
     }
 }

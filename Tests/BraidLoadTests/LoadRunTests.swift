@@ -104,6 +104,29 @@ struct LoadRunTests {
         static let webinarSLO = "p95-latency=200ms,residual-loss=1%,join-p95=2s,failures=0"
     #endif
 
+    @Test("audio-room --mix: the subscribers receive the node's audio-mix function's output, with latency through it")
+    func audioRoomMix() async throws {
+        let command = try BraidLoadCommand.AudioRoom.parse(["--publishers", "3", "--subscribers", "2", "--mix"])
+        #expect(command.mix)
+        let (code, report) = try await withLoopbackNode { port in
+            let options = try CommonLoadOptions.parse([
+                "--node", "http://127.0.0.1:\(port)", "--duration", "3s", "--ramp-up", "100",
+            ])
+            return await options.execute(.audioRoom(publishers: 3, subscribers: 2)) { $0.subscribeToMix = true }
+        }
+        let result = try #require(report)
+        #expect(code == LoadExitCode.success, "\(result.table())")
+        #expect(result.peersJoined == 5 && result.peersFailed == 0)
+        let subscribers = result.peers.filter { $0.role == "subscriber" }
+        #expect(subscribers.count == 2)
+        for subscriber in subscribers {
+            // One track, the mix, playing (50 frames a second) with capture-to-receive latency measured.
+            #expect(subscriber.tracks.count == 1 && subscriber.tracks[0].kind == "audio")
+            #expect(subscriber.tracks[0].packetsReceived > 75, "\(subscriber.tracks)")
+        }
+        #expect(result.audio.latency.samples > 150, "\(result.table())")
+    }
+
     @Test("A 100-subscriber webinar (audio and video) meets its SLOs (30 subscribers in a debug build)")
     func webinar() async throws {
         let subscriberCount = Self.webinarSubscribers
