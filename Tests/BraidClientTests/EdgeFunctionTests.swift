@@ -103,7 +103,8 @@ struct EdgeFunctionTests {
             #expect(try #require(status.delayP95Ms) < 60, "\(status)")
             #expect(status.cpuPercent > 0 && status.cpuPercent < 50)
             #expect(status.outputs.first { $0.listener == nil }?.consumers == 1)
-            #expect(status.inputs.allSatisfy { ($0.statistics?.framesDecoded ?? 0) > 100 })
+            // Statistics are published once a second: at least a second's worth of frames decoded per input.
+            #expect(status.inputs.allSatisfy { ($0.statistics?.framesDecoded ?? 0) >= 50 }, "\(status.inputs)")
 
             // Stopping it unpublishes its outputs; the listener's slot empties.
             let deleted = try await dashboard.delete("/api/v1/rooms/mix/functions/\(function.id)")
