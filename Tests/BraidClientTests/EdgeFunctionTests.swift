@@ -95,6 +95,7 @@ struct EdgeFunctionTests {
             let listed = try await dashboard.get("/api/v1/rooms/mix/functions")
             let statuses = try JSONDecoder().decode([FunctionStatus].self, from: Data(listed.body.utf8))
             let status = try #require(statuses.first)
+            #expect(status.inputs.count == 2, "\(status)")
             #expect(statuses.count == 1 && status.state == "running")
             #expect(status.framesOutPerSecond > 40 && status.framesOutPerSecond < 60, "\(status)")
             #expect(status.framesInPerSecond > 80, "\(status)")
