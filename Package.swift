@@ -49,6 +49,8 @@ let package = Package(
         .systemLibrary(name: "COpus", pkgConfig: "opus", providers: [.apt(["libopus-dev"])]),
         .systemLibrary(name: "CVPX", pkgConfig: "vpx", providers: [.apt(["libvpx-dev"])]),
         .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
+        // libyuv has no .pc file in Debian: its module map links -lyuv directly.
+        .systemLibrary(name: "CYUV", providers: [.apt(["libyuv-dev"])]),
         .target(name: "CBraidShims", dependencies: ["COpus", "CVPX", "COpenSSL"]),
 
         // MARK: Protocol and media modules (no knowledge of rooms or nodes).
@@ -99,7 +101,7 @@ let package = Package(
         .target(name: "BraidScheduler", swiftSettings: swiftSettings),
         .target(
             name: "BraidCodecs",
-            dependencies: ["COpus", "CVPX", "CBraidShims"],
+            dependencies: ["COpus", "CVPX", "CYUV", "CBraidShims"],
             swiftSettings: swiftSettings
         ),
 

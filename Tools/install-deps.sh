@@ -13,7 +13,7 @@ if [ "${1:-}" = "--interop" ]; then
 fi
 # python3 serves the test scripts (free ports, health checks); etcd-server is the real etcd (/usr/bin/etcd)
 # that the BraidCluster tests start on loopback.
-packages=(libsrtp2-dev libopus-dev libvpx-dev libssl-dev pkg-config python3 etcd-server "$@")
+packages=(libsrtp2-dev libopus-dev libvpx-dev libyuv-dev libssl-dev pkg-config python3 etcd-server "$@")
 [ "$interop" = 1 ] && packages+=(chromium python3-venv iproute2)
 missing=()
 for p in "${packages[@]}"; do

@@ -11,9 +11,10 @@ import NIOPosix
 ///
 /// ```
 ///  router loop                                   worker loop (its own thread)
-///  producer ─▶ FunctionInputSink ─ copy ─▶ FunctionInbox ─▶ AudioMixWorker (jitter buffer, decode,
-///                 (.backPressure when full)                   mix, encode, every 20 ms)
+///  producer ─▶ FunctionInputSink ─ copy ─▶ FunctionInbox ─▶ FunctionWorker ─▶ pipeline: AudioMix,
+///                 (.backPressure when full)     ▲               (every tick)      Transcode, Composite
 ///  output producer ◀─ ingest ◀─ EdgeFunction.publish ◀─ loop.execute ◀──┘
+///  output consumers ─ keyframe, estimates ─▶ EdgeFunction ─ control ─┘
 /// ```
 ///
 /// The work on frames runs on a worker event loop of its own, never on the forwarding loop: a function
@@ -49,46 +50,115 @@ public final class FunctionHost {
         guard self.functions.count < Self.maximumFunctions else {
             throw FunctionError(.full, "the node runs its maximum of \(Self.maximumFunctions) functions")
         }
-        let bitrate = request.parameters.bitrate ?? 32_000
-        guard (6_000...510_000).contains(bitrate) else {
-            throw FunctionError(.badRequest, "bitrate must be 6000-510000 bit/s for Opus, got \(bitrate)")
-        }
-        var inputs: [TrackProducer] = []
-        switch request.inputs {
-        case .allAudio:
-            inputs = self.router.tracks(inRoom: room).filter(Self.isMixable)
-        case .tracks(let ids):
-            guard (1...Self.maximumInputs).contains(ids.count) else {
-                throw FunctionError(.badRequest, "1 to \(Self.maximumInputs) input tracks, got \(ids.count)")
-            }
-            for id in ids where !inputs.contains(where: { $0.id == id }) {
-                guard let producer = self.router.track(id) else {
-                    throw FunctionError(.unknownTrack, "no track \(id) is published on this node")
-                }
-                guard producer.room == room, Self.isMixable(producer) else {
-                    throw FunctionError(.badRequest, "track \(id) is not an Opus audio track of room \(room)")
-                }
-                inputs.append(producer)
-            }
-        }
-        let configuration = AudioMix.Configuration(bitrate: bitrate, mixMinus: request.parameters.mixMinus ?? false)
-        let mix: AudioMix
-        do {
-            mix = try AudioMix(configuration: configuration)
-        } catch {
-            throw FunctionError(.badRequest, "cannot make the Opus encoder: \(error)")
-        }
+        let pipeline = try Self.makePipeline(request)
+        let inputs = try self.inputs(of: request, room: room)
         let id = "fn-\(self.nextNumber)"
         self.nextNumber += 1
         let workers = self.workers ?? MultiThreadedEventLoopGroup(numberOfThreads: 1)
         self.workers = workers
         let function = EdgeFunction(
-            id: id, room: room, request: request, mixMinus: configuration.mixMinus, host: self, mix: mix,
-            workerLoop: workers.next(), now: now)
+            id: id, room: room, request: request, host: self, pipeline: pipeline, workerLoop: workers.next(), now: now)
         self.functions[id] = function
         for producer in inputs.prefix(Self.maximumInputs) { function.attach(producer, now: now) }
         function.worker.start()
         return function.status()
+    }
+
+    /// The pipeline a request asks for, its parameters checked.
+    static func makePipeline(_ request: FunctionRequest) throws(FunctionError) -> any FunctionPipeline {
+        let parameters = request.parameters
+        if request.kind == .audioMix {
+            for (name, value) in [("width", parameters.width), ("height", parameters.height), ("frame_rate", parameters.frameRate)]
+            where value != nil {
+                throw FunctionError(.badRequest, "\(name) is a video parameter; audio-mix does not take it")
+            }
+        } else if parameters.mixMinus != nil {
+            throw FunctionError(.badRequest, "mix_minus is an audio-mix parameter; \(request.kind.rawValue) does not take it")
+        }
+        if request.kind != .composite, parameters.highlightSpeaker != nil {
+            throw FunctionError(.badRequest, "highlight_speaker is a composite parameter")
+        }
+        do {
+            switch request.kind {
+            case .audioMix:
+                let bitrate = parameters.bitrate ?? 32_000
+                guard (6_000...510_000).contains(bitrate) else {
+                    throw FunctionError(.badRequest, "bitrate must be 6000-510000 bit/s for Opus, got \(bitrate)")
+                }
+                let configuration = AudioMix.Configuration(bitrate: bitrate, mixMinus: parameters.mixMinus ?? false)
+                return AudioMixPipeline(mix: try AudioMix(configuration: configuration))
+            case .transcode:
+                let (width, height, frameRate, bitrate) = try Self.videoParameters(parameters, defaultBitrate: 500_000)
+                return TranscodePipeline(
+                    transcode: try Transcode(
+                        configuration: Transcode.Configuration(
+                            width: width, height: height, framesPerSecond: frameRate, bitrate: bitrate)))
+            case .composite:
+                let (width, height, frameRate, bitrate) = try Self.videoParameters(parameters, defaultBitrate: 800_000)
+                return CompositePipeline(
+                    composite: try Composite(
+                        configuration: Composite.Configuration(
+                            width: width, height: height, framesPerSecond: frameRate, bitrate: bitrate,
+                            highlightSpeaker: parameters.highlightSpeaker ?? true)))
+            }
+        } catch let error as FunctionError {
+            throw error
+        } catch {
+            throw FunctionError(.badRequest, "cannot make the encoder: \(error)")
+        }
+    }
+
+    private static func videoParameters(
+        _ parameters: FunctionRequest.Parameters, defaultBitrate: Int
+    ) throws(FunctionError) -> (width: Int, height: Int, frameRate: Int, bitrate: Int) {
+        let width = parameters.width ?? 640
+        let height = parameters.height ?? 360
+        guard width % 2 == 0, height % 2 == 0, (16...3840).contains(width), (16...2160).contains(height) else {
+            throw FunctionError(.badRequest, "width x height must be even, 16-3840 x 16-2160, got \(width)x\(height)")
+        }
+        let frameRate = parameters.frameRate ?? 30
+        guard (1...60).contains(frameRate) else {
+            throw FunctionError(.badRequest, "frame_rate must be 1-60, got \(frameRate)")
+        }
+        let bitrate = parameters.bitrate ?? defaultBitrate
+        guard (30_000...8_000_000).contains(bitrate) else {
+            throw FunctionError(.badRequest, "bitrate must be 30000-8000000 bit/s for VP8, got \(bitrate)")
+        }
+        return (width, height, frameRate, bitrate)
+    }
+
+    /// The input tracks a request names, checked against its kind.
+    private func inputs(of request: FunctionRequest, room: String) throws(FunctionError) -> [TrackProducer] {
+        let kind = request.kind
+        let takes: (TrackProducer) -> Bool
+        if kind.isVideo { takes = Self.isVideoInput } else { takes = Self.isMixable }
+        let what = kind.isVideo ? "a VP8 video track" : "an Opus audio track"
+        let all: FunctionInputs = kind.isVideo ? .allVideo : .allAudio
+        switch request.inputs {
+        case .allAudio, .allVideo:
+            if kind == .transcode { throw FunctionError(.badRequest, "transcode takes one input track id") }
+            guard request.inputs == all else {
+                let name = kind.isVideo ? "all-video" : "all-audio"
+                throw FunctionError(.badRequest, "\(kind.rawValue) takes \(name) or track ids")
+            }
+            return self.router.tracks(inRoom: room).filter(takes)
+        case .tracks(let ids):
+            let most = kind == .transcode ? 1 : Self.maximumInputs
+            guard (1...most).contains(ids.count) else {
+                throw FunctionError(.badRequest, "\(kind.rawValue) takes 1 to \(most) input tracks, got \(ids.count)")
+            }
+            var inputs: [TrackProducer] = []
+            for id in ids where !inputs.contains(where: { $0.id == id }) {
+                guard let producer = self.router.track(id) else {
+                    throw FunctionError(.unknownTrack, "no track \(id) is published on this node")
+                }
+                guard producer.room == room, takes(producer) else {
+                    throw FunctionError(.badRequest, "track \(id) is not \(what) of room \(room)")
+                }
+                inputs.append(producer)
+            }
+            return inputs
+        }
     }
 
     /// Stops function `id` (of `room`, if given): its inputs are released, its outputs unpublished.
@@ -107,18 +177,26 @@ public final class FunctionHost {
         }
     }
 
-    /// Periodic work (call it from the router's tick): functions on "all-audio" take the room's new audio
-    /// tracks, four times a second.
+    /// Periodic work (call it from the router's tick), four times a second: functions on "all-audio" or
+    /// "all-video" take the room's new tracks; video functions follow their outputs' estimates, their
+    /// inputs' best layer and the room's active speaker.
     public func tick(now: NIODeadline) {
         guard !self.functions.isEmpty else { return }
         if let last = self.lastFollow, now - last < .milliseconds(250) { return }
         self.lastFollow = now
-        for function in self.functions.values where function.request.inputs == .allAudio {
-            for producer in self.router.tracks(inRoom: function.room) where Self.isMixable(producer) {
+        for function in self.functions.values {
+            let takes: (TrackProducer) -> Bool
+            switch function.request.inputs {
+            case .allAudio: takes = Self.isMixable
+            case .allVideo: takes = Self.isVideoInput
+            case .tracks: takes = { _ in false }
+            }
+            for producer in self.router.tracks(inRoom: function.room) where takes(producer) {
                 if function.inputs.count < Self.maximumInputs, function.inputs[producer.id] == nil {
                     function.attach(producer, now: now)
                 }
             }
+            function.follow(now: now)
         }
     }
 
@@ -134,6 +212,12 @@ public final class FunctionHost {
         producer.kind == .audio && producer.track.codecName.lowercased() == "opus"
             && !producer.peerID.hasPrefix(EdgeFunction.peerPrefix)
     }
+
+    /// A VP8 video track that is no function's output.
+    static func isVideoInput(_ producer: TrackProducer) -> Bool {
+        producer.kind == .video && producer.track.codecName.lowercased() == "vp8"
+            && !producer.peerID.hasPrefix(EdgeFunction.peerPrefix)
+    }
 }
 
 /// A running function on the router's side: its input consumers and output producers. Confined to the
@@ -147,12 +231,16 @@ final class EdgeFunction: TrackSource {
         map.absCaptureTime = 2
         return map
     }()
+    /// Output keyframes asked at most this often (every subscriber that joins asks).
+    static let keyframeInterval = TimeAmount.milliseconds(300)
 
     struct Input {
         let consumer: TrackConsumer
         /// Kept here: a consumer holds its sink unowned.
         let sink: FunctionInputSink
         let participant: String
+        /// The simulcast layer a video function decodes.
+        var layer: Int
     }
 
     struct Output {
@@ -166,46 +254,65 @@ final class EdgeFunction: TrackSource {
     let number: Int
     let room: String
     let request: FunctionRequest
-    let mixMinus: Bool
-    let inbox = FunctionInbox()
-    private(set) var worker: AudioMixWorker!
+    let inbox: FunctionInbox
+    private(set) var worker: FunctionWorker!
     private weak var host: FunctionHost?
     private(set) var inputs: [TrackID: Input] = [:]
     private var outputs: [String?: Output] = [:]
     private var state = "running"
     private var scratch = ByteBuffer()
     private var extensionScratch = RTPHeaderExtensionBuilder()
+    private var lastKeyframeAsk: NIODeadline?
+    private var followedBitrate: Int?
+    private var speaker: String??
 
     init(
-        id: String, room: String, request: FunctionRequest, mixMinus: Bool, host: FunctionHost, mix: AudioMix,
+        id: String, room: String, request: FunctionRequest, host: FunctionHost, pipeline: any FunctionPipeline,
         workerLoop: any EventLoop, now: NIODeadline
     ) {
         self.id = id
         self.number = Int(id.dropFirst(3)) ?? 0
         self.room = room
         self.request = request
-        self.mixMinus = mixMinus
         self.host = host
+        // Video arrives in packets, several per frame, from every input: a larger batch.
+        self.inbox = FunctionInbox(capacity: request.kind.isVideo ? 1024 : 256)
         let bound = NIOLoopBound(Weak(self), eventLoop: host.loop)
         let routerLoop = host.loop
-        self.worker = AudioMixWorker(loop: workerLoop, mix: mix, inbox: self.inbox) { frames in
-            routerLoop.execute { bound.value.object?.publish(frames, now: .now()) }
+        self.worker = FunctionWorker(loop: workerLoop, pipeline: pipeline, inbox: self.inbox) { output in
+            routerLoop.execute { bound.value.object?.publish(output, now: .now()) }
         }
         self.addOutput(listener: nil, now: now)
     }
 
     private var peerID: String { Self.peerPrefix + self.id }
+    private var mixMinus: Bool { self.request.parameters.mixMinus ?? false }
 
     /// Consumes `producer` as an input.
     func attach(_ producer: TrackProducer, now: NIODeadline) {
         guard let host = self.host, self.inputs[producer.id] == nil else { return }
+        let layer = self.preferredLayer(of: producer) ?? 0
         let sink = FunctionInputSink(input: producer.id.description, inbox: self.inbox, function: self)
-        guard let consumer = try? host.router.consume(producer.id, into: sink, layers: .all, now: now) else { return }
-        self.inputs[producer.id] = Input(consumer: consumer, sink: sink, participant: producer.participant)
+        let layers: LayerSet = producer.kind == .video ? .layer(layer) : .all
+        guard let consumer = try? host.router.consume(producer.id, into: sink, layers: layers, now: now) else { return }
+        self.inputs[producer.id] = Input(consumer: consumer, sink: sink, participant: producer.participant, layer: layer)
         self.inbox.push(.added(input: producer.id.description, participant: producer.participant))
+        if producer.kind == .video { consumer.requestKeyframe(layer: layer, now: now) }
         if self.mixMinus, self.outputs[producer.participant] == nil {
             self.addOutput(listener: producer.participant, now: now)
         }
+    }
+
+    /// The simulcast layer a video function takes: the highest measured bitrate for a transcode (the
+    /// best picture to scale down), the lowest for a composite (cells are small). nil: not measured yet.
+    private func preferredLayer(of producer: TrackProducer) -> Int? {
+        guard producer.kind == .video, producer.layers.count > 1 else { return nil }
+        let measured = producer.layers.filter { $0.bitsPerSecond > 0 }
+        guard !measured.isEmpty else { return nil }
+        let chosen =
+            self.request.kind == .composite
+            ? measured.min { $0.bitsPerSecond < $1.bitsPerSecond } : measured.max { $0.bitsPerSecond < $1.bitsPerSecond }
+        return chosen?.index
     }
 
     /// An input track ended (unpublished, or its publisher left).
@@ -219,13 +326,51 @@ final class EdgeFunction: TrackSource {
         }
     }
 
+    /// Periodic (4/s): video functions take their inputs' best layer, follow what the output's consumers
+    /// can take, and tell a composite who speaks.
+    func follow(now: NIODeadline) {
+        guard self.request.kind.isVideo, let host = self.host else { return }
+        for (id, input) in self.inputs {
+            guard let producer = input.consumer.producer, let layer = self.preferredLayer(of: producer),
+                layer != input.layer
+            else { continue }
+            // A new layer is a new stream (its own sequence numbers): the input restarts at its keyframe.
+            self.inputs[id]?.layer = layer
+            input.consumer.setLayers(.layer(layer), now: now)
+            self.inbox.push(.removed(input: id.description))
+            self.inbox.push(.added(input: id.description, participant: input.participant))
+            input.consumer.requestKeyframe(layer: layer, now: now)
+        }
+        // The output's bitrate: what its most constrained consumer can take (its estimate share).
+        let estimates = self.outputs.values.flatMap { $0.producer.consumers.compactMap(\.downstreamEstimate) }
+        if let estimate = estimates.min(), estimate != self.followedBitrate {
+            self.followedBitrate = estimate
+            self.inbox.push(.control(.bitrate(estimate)))
+        }
+        if self.request.kind == .composite {
+            let loudest = host.router.activeSpeakers(room: self.room, now: now).first
+            let participant = loudest.flatMap { track in
+                host.router.tracks(inRoom: self.room).first { $0.kind == .audio && $0.track.trackID == track }?.participant
+            }
+            if self.speaker != .some(participant) {
+                self.speaker = .some(participant)
+                self.inbox.push(.control(.speaker(participant)))
+            }
+        }
+    }
+
     private func addOutput(listener: String?, now: NIODeadline) {
         guard let host = self.host else { return }
         let ssrc = UInt32.random(in: 1...UInt32.max)
         let suffix = listener.map { "-for-\($0)" } ?? ""
-        let description = PublishedTrackDescription(
-            mid: "\(self.id)\(suffix)", kind: .audio, trackID: "\(self.id)\(suffix)", streamID: self.id,
-            codecName: "opus", payloadType: 111, clockRate: 48_000, ssrcs: [ssrc])
+        let description =
+            self.request.kind.isVideo
+            ? PublishedTrackDescription(
+                mid: self.id, kind: .video, trackID: self.id, streamID: self.id, codecName: "VP8", payloadType: 96,
+                clockRate: 90_000, ssrcs: [ssrc], feedback: RTCPFeedbackSupport(nack: true, pli: true, fir: true))
+            : PublishedTrackDescription(
+                mid: "\(self.id)\(suffix)", kind: .audio, trackID: "\(self.id)\(suffix)", streamID: self.id,
+                codecName: "opus", payloadType: 111, clockRate: 48_000, ssrcs: [ssrc])
         let producer = host.router.publish(
             description, room: self.room, peerID: self.peerID, participant: self.peerID, audience: listener,
             extensions: Self.outputExtensions, source: self, now: now)
@@ -236,33 +381,66 @@ final class EdgeFunction: TrackSource {
         host.flush()
     }
 
-    /// Feeds the worker's encoded frames to the output tracks, through the one ingress.
-    func publish(_ frames: [EmittedFrame], now: NIODeadline) {
+    /// Feeds the worker's output to the output tracks through the one ingress, and passes its keyframe
+    /// requests to the inputs' sources.
+    func publish(_ output: FunctionOutput, now: NIODeadline) {
         guard let host = self.host, self.state == "running" else { return }
-        for frame in frames {
-            guard var output = self.outputs[frame.listener] else { continue }
-            self.scratch.clear()
+        for frame in output.audio {
             self.extensionScratch.removeAll()
             try? self.extensionScratch.append(AudioLevel(voiceActivity: frame.level < 60, level: frame.level), id: 1)
             if let capture = frame.captureNTP {
                 try? self.extensionScratch.append(AbsCaptureTime(captureTimestamp: capture), id: 2)
             }
-            let header = RTPHeader(
-                payloadType: 111, sequenceNumber: output.sequenceNumber,
-                timestamp: output.baseTimestamp &+ UInt32(truncatingIfNeeded: frame.tick &* 960), ssrc: output.ssrc)
-            guard (try? self.scratch.writeRTPPacket(header, extensions: self.extensionScratch, payload: ByteBuffer(bytes: frame.payload))) != nil,
-                let rtp = try? RTPPacket(self.scratch)
-            else { continue }
-            output.sequenceNumber &+= 1
-            self.outputs[frame.listener] = output
-            _ = output.producer.ingest(
-                IngressPacket(
-                    rtp: rtp, extensions: Self.outputExtensions, layer: 0, sequenceNumber: rtp.sequenceNumber,
-                    payload: rtp.payload, isRetransmission: false),
-                now: now)
+            frame.payload.withUnsafeBytes { payload in
+                self.ingest(
+                    payload, listener: frame.listener, timestamp: UInt32(truncatingIfNeeded: frame.tick &* 960),
+                    marker: false, payloadType: 111, now: now)
+            }
+        }
+        for frame in output.video {
+            self.extensionScratch.removeAll()
+            if let capture = frame.captureNTP {
+                try? self.extensionScratch.append(AbsCaptureTime(captureTimestamp: capture), id: 2)
+            }
+            frame.payloads.withUnsafeBytes { payloads in
+                var offset = 0
+                for (index, length) in frame.payloadLengths.enumerated() {
+                    self.ingest(
+                        UnsafeRawBufferPointer(rebasing: payloads[offset..<(offset + length)]), listener: nil,
+                        timestamp: frame.timestampOffset, marker: index == frame.payloadLengths.count - 1,
+                        payloadType: 96, now: now)
+                    offset += length
+                }
+            }
+        }
+        for input in output.keyframeRequests {
+            guard let entry = self.inputs.first(where: { $0.key.description == input })?.value else { continue }
+            entry.consumer.requestKeyframe(layer: entry.layer, now: now)
         }
         host.router.flushLinks()
         host.flush()
+    }
+
+    /// One RTP packet of an output, built in the scratch buffer and ingested.
+    private func ingest(
+        _ payload: UnsafeRawBufferPointer, listener: String?, timestamp: UInt32, marker: Bool, payloadType: UInt8,
+        now: NIODeadline
+    ) {
+        guard var output = self.outputs[listener] else { return }
+        self.scratch.clear()
+        let header = RTPHeader(
+            marker: marker, payloadType: payloadType, sequenceNumber: output.sequenceNumber,
+            timestamp: output.baseTimestamp &+ timestamp, ssrc: output.ssrc)
+        guard (try? self.scratch.writeRTPPacket(header, extensions: self.extensionScratch, payload: ByteBuffer(bytes: payload))) != nil,
+            let rtp = try? RTPPacket(self.scratch)
+        else { return }
+        output.sequenceNumber &+= 1
+        self.outputs[listener] = output
+        _ = output.producer.ingest(
+            IngressPacket(
+                rtp: rtp, extensions: Self.outputExtensions, layer: 0, sequenceNumber: rtp.sequenceNumber,
+                payload: rtp.payload, isRetransmission: false),
+            now: now)
     }
 
     func stop(now: NIODeadline) {
@@ -278,14 +456,16 @@ final class EdgeFunction: TrackSource {
     func status() -> FunctionStatus {
         let measured = self.worker.statistics.withLockedValue { $0 }
         let inputs = self.inputs.sorted { $0.key < $1.key }.map { id, input in
-            FunctionStatus.Input(
+            let statistics = measured.inputs[id.description]
+            return FunctionStatus.Input(
                 track: id.description, participant: input.participant, drops: input.consumer.backPressureDrops,
-                statistics: measured.inputs[id.description])
+                statistics: statistics?.audio, video: statistics?.video)
         }
         let outputs = self.outputs.values.sorted { $0.producer.id < $1.producer.id }.map { output in
             FunctionStatus.Output(
                 track: output.producer.id.description, listener: output.producer.audience,
-                consumers: output.producer.consumers.count)
+                consumers: output.producer.consumers.count,
+                bitrate: self.request.kind.isVideo ? output.producer.layers.first?.bitsPerSecond : nil)
         }
         return FunctionStatus(
             id: self.id, kind: self.request.kind, room: self.room, state: self.state, inputs: inputs, outputs: outputs,
@@ -296,10 +476,15 @@ final class EdgeFunction: TrackSource {
 
     // MARK: TrackSource (the outputs' upstream)
 
-    func requestKeyframe(_ producer: TrackProducer, layer: Int, now: NIODeadline) {}
+    func requestKeyframe(_ producer: TrackProducer, layer: Int, now: NIODeadline) {
+        guard self.request.kind.isVideo else { return }
+        if let last = self.lastKeyframeAsk, now - last < Self.keyframeInterval { return }
+        self.lastKeyframeAsk = now
+        self.inbox.push(.control(.keyframe))
+    }
 }
 
-/// A function's input: copies each packet's Opus payload into the function's inbox (no allocation).
+/// A function's input: copies each packet's media payload into the function's inbox (no allocation).
 final class FunctionInputSink: TrackSink {
     let input: String
     let inbox: FunctionInbox
@@ -317,13 +502,14 @@ final class FunctionInputSink: TrackSink {
         let capture = (try? packet.rtp.absCaptureTime(packet.extensions))??.captureTimestamp
         let refused = payload.withUnsafeReadableBytes { bytes in
             self.inbox.push(
-                input: self.input, timestamp: packet.timestamp, payload: bytes,
+                input: self.input, timestamp: packet.timestamp, sequenceNumber: packet.sequenceNumber,
+                marker: packet.marker, payload: bytes,
                 arrivalNanoseconds: Int64(now.uptimeNanoseconds), captureNTP: capture)
         }
         switch refused {
         case nil: return .accepted
         case .full: return .backPressure
-        // Not an Opus frame a mix can take: dropped and counted like a frame the function fell behind on.
+        // Larger than an inbox slot: dropped and counted like a frame the function fell behind on.
         case .oversized: return .backPressure
         }
     }

@@ -9,10 +9,15 @@ import NIOConcurrencyHelpers
 /// other, and `drain` swaps them under the lock.
 final class FunctionInbox: Sendable {
     enum Event: Sendable {
-        /// `slot` indexes the batch's byte store; `length` bytes of it are the payload.
-        case frame(input: String, timestamp: UInt32, slot: Int, length: Int, arrivalNanoseconds: Int64, captureNTP: UInt64?)
+        /// An RTP packet's media payload; `slot` indexes the batch's byte store, `length` bytes of it are
+        /// the payload.
+        case frame(
+            input: String, timestamp: UInt32, sequenceNumber: UInt16, marker: Bool, slot: Int, length: Int,
+            arrivalNanoseconds: Int64, captureNTP: UInt64?)
         case added(input: String, participant: String)
         case removed(input: String)
+        /// An ask from the router's side (an output's keyframe request or bitrate, the active speaker).
+        case control(FunctionControl)
     }
 
     private struct Batch {
@@ -33,7 +38,7 @@ final class FunctionInbox: Sendable {
         var spare: Batch?
     }
 
-    /// Frames held at most per batch (about 0.3 s of 20 ms frames for 16 inputs).
+    /// Frames held at most per batch (about 0.3 s of 20 ms frames for 16 inputs; video functions take more).
     let capacity: Int
     /// The largest payload taken (Opus packets of up to 60 ms stay well below).
     let slotBytes: Int
@@ -58,7 +63,8 @@ final class FunctionInbox: Sendable {
 
     /// Queues a copy of a frame; nil when it was queued.
     func push(
-        input: String, timestamp: UInt32, payload: UnsafeRawBufferPointer, arrivalNanoseconds: Int64, captureNTP: UInt64?
+        input: String, timestamp: UInt32, sequenceNumber: UInt16 = 0, marker: Bool = false,
+        payload: UnsafeRawBufferPointer, arrivalNanoseconds: Int64, captureNTP: UInt64?
     ) -> Refusal? {
         guard payload.count <= self.slotBytes else { return .oversized }
         return self.state.withLockedValue { state -> Refusal? in
@@ -71,7 +77,8 @@ final class FunctionInbox: Sendable {
             }
             state.filling.events.append(
                 .frame(
-                    input: input, timestamp: timestamp, slot: slot, length: payload.count,
+                    input: input, timestamp: timestamp, sequenceNumber: sequenceNumber, marker: marker, slot: slot,
+                    length: payload.count,
                     arrivalNanoseconds: arrivalNanoseconds, captureNTP: captureNTP))
             return nil
         }
@@ -96,7 +103,7 @@ final class FunctionInbox: Sendable {
         else { return }
         taken.bytes.withUnsafeBytes { bytes in
             for event in taken.events {
-                if case .frame(_, _, let slot, let length, _, _) = event {
+                if case .frame(_, _, _, _, let slot, let length, _, _) = event {
                     let start = slot * self.slotBytes
                     body(event, UnsafeRawBufferPointer(rebasing: bytes[start..<(start + length)]))
                 } else {

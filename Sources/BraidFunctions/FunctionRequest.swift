@@ -4,23 +4,34 @@ public import BraidSFU
 public enum FunctionKind: String, Sendable, Hashable, Codable, CaseIterable {
     /// N Opus inputs mixed into one (and one per participant without their own voice, with mix-minus).
     case audioMix = "audio-mix"
+    /// One VP8 input to VP8 at a smaller size, frame rate and bitrate.
+    case transcode
+    /// N VP8 inputs in a grid, the active speaker outlined.
+    case composite
+
+    /// Whether it consumes and produces video.
+    public var isVideo: Bool { self != .audioMix }
 }
 
 /// Which tracks a function consumes.
 public enum FunctionInputs: Sendable, Hashable, Codable {
     /// Every audio track of the room, now and later (but no function's output).
     case allAudio
+    /// Every video track of the room, now and later (but no function's output).
+    case allVideo
     /// These tracks.
     case tracks([TrackID])
 
     public init(from decoder: any Decoder) throws {
         let container = try decoder.singleValueContainer()
         if let text = try? container.decode(String.self) {
-            guard text == "all-audio" else {
+            switch text {
+            case "all-audio": self = .allAudio
+            case "all-video": self = .allVideo
+            default:
                 throw DecodingError.dataCorruptedError(
-                    in: container, debugDescription: "inputs is \"all-audio\" or a list of track ids")
+                    in: container, debugDescription: "inputs is \"all-audio\", \"all-video\" or a list of track ids")
             }
-            self = .allAudio
         } else {
             self = .tracks(try container.decode([TrackID].self))
         }
@@ -30,6 +41,7 @@ public enum FunctionInputs: Sendable, Hashable, Codable {
         var container = encoder.singleValueContainer()
         switch self {
         case .allAudio: try container.encode("all-audio")
+        case .allVideo: try container.encode("all-video")
         case .tracks(let ids): try container.encode(ids)
         }
     }
@@ -39,19 +51,36 @@ public enum FunctionInputs: Sendable, Hashable, Codable {
 public struct FunctionRequest: Sendable, Hashable, Codable {
     /// Parameters; each kind reads its own, unknown ones are refused.
     public struct Parameters: Sendable, Hashable, Codable {
-        /// Output bitrate in bit/s (audio-mix: Opus, 6,000–510,000; default 32,000).
+        /// Output bitrate in bit/s: audio-mix (Opus) 6,000–510,000, default 32,000; transcode and composite
+        /// (VP8, the most the output uses) 30,000–8,000,000, default 500,000 and 800,000.
         public var bitrate: Int?
         /// audio-mix: one more output per participant, without that participant's own voice.
         public var mixMinus: Bool?
+        /// transcode, composite: output size (even; default 640×360).
+        public var width: Int?
+        public var height: Int?
+        /// transcode (the most), composite (the rate): output frames per second, 1–60, default 30.
+        public var frameRate: Int?
+        /// composite: outline the active speaker's cell (default true).
+        public var highlightSpeaker: Bool?
 
-        public init(bitrate: Int? = nil, mixMinus: Bool? = nil) {
+        public init(
+            bitrate: Int? = nil, mixMinus: Bool? = nil, width: Int? = nil, height: Int? = nil, frameRate: Int? = nil,
+            highlightSpeaker: Bool? = nil
+        ) {
             self.bitrate = bitrate
             self.mixMinus = mixMinus
+            self.width = width
+            self.height = height
+            self.frameRate = frameRate
+            self.highlightSpeaker = highlightSpeaker
         }
 
         enum CodingKeys: String, CodingKey, CaseIterable {
-            case bitrate
+            case bitrate, width, height
             case mixMinus = "mix_minus"
+            case frameRate = "frame_rate"
+            case highlightSpeaker = "highlight_speaker"
         }
 
         public init(from decoder: any Decoder) throws {
@@ -59,6 +88,10 @@ public struct FunctionRequest: Sendable, Hashable, Codable {
             let container = try decoder.container(keyedBy: CodingKeys.self)
             self.bitrate = try container.decodeIfPresent(Int.self, forKey: .bitrate)
             self.mixMinus = try container.decodeIfPresent(Bool.self, forKey: .mixMinus)
+            self.width = try container.decodeIfPresent(Int.self, forKey: .width)
+            self.height = try container.decodeIfPresent(Int.self, forKey: .height)
+            self.frameRate = try container.decodeIfPresent(Int.self, forKey: .frameRate)
+            self.highlightSpeaker = try container.decodeIfPresent(Bool.self, forKey: .highlightSpeaker)
         }
     }
 
@@ -135,7 +168,10 @@ public struct FunctionStatus: Sendable, Hashable, Codable {
         public var participant: String
         /// Frames refused because the function's inbox was full (it fell behind).
         public var drops: Int
+        /// An audio input's frames (audio-mix).
         public var statistics: AudioMix.InputStatistics?
+        /// A video input's frames (transcode, composite).
+        public var video: VideoInputStatistics?
     }
 
     public struct Output: Sendable, Hashable, Codable {
@@ -143,6 +179,8 @@ public struct FunctionStatus: Sendable, Hashable, Codable {
         /// nil: the mix for everyone; otherwise the participant this mix-minus output is for.
         public var listener: String?
         public var consumers: Int
+        /// A video output's bitrate now (it follows its subscribers' estimates up to the target).
+        public var bitrate: Int?
     }
 
     public var id: String

@@ -1,3 +1,4 @@
+import BraidRTPStreams
 import BraidWire
 import NIOCore
 import Testing

@@ -8,9 +8,10 @@ import Testing
         var seen: [String] = []
         inbox.drain { event, payload in
             switch event {
-            case .frame(let input, let timestamp, _, _, _, _): seen.append("\(input)@\(timestamp):\(Array(payload))")
+            case .frame(let input, let timestamp, _, _, _, _, _, _): seen.append("\(input)@\(timestamp):\(Array(payload))")
             case .added(let input, _): seen.append("+\(input)")
             case .removed(let input): seen.append("-\(input)")
+            case .control(let control): seen.append("control \(control)")
             }
         }
         return seen

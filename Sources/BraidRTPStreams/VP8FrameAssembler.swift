@@ -1,4 +1,3 @@
-import BraidRTPStreams
 import BraidWire
 import NIOCore
 
@@ -43,6 +42,9 @@ public struct VP8FrameAssembler: Sendable {
         public var firstPacketAt: NIODeadline
         /// When the frame was released.
         public var releasedAt: NIODeadline
+        /// Sequence numbers of its first and last packet (the frame's packets are the range between).
+        public var firstSequenceNumber: UInt16 = 0
+        public var lastSequenceNumber: UInt16 = 0
     }
 
     /// What ``poll(now:_:)`` and ``insert(sequenceNumber:timestamp:marker:payload:now:_:)`` report.
@@ -226,6 +228,8 @@ public struct VP8FrameAssembler: Sendable {
                 Frame(
                     timestamp: UInt32(truncatingIfNeeded: frame.timestamp), packetCount: frame.packets,
                     isKeyframe: frame.isKeyframe, isDecodable: decodable, temporalLayer: frame.temporalLayer,
-                    pictureID: frame.pictureID, firstPacketAt: frame.firstPacketAt, releasedAt: now)))
+                    pictureID: frame.pictureID, firstPacketAt: frame.firstPacketAt, releasedAt: now,
+                    firstSequenceNumber: UInt16(truncatingIfNeeded: first),
+                    lastSequenceNumber: UInt16(truncatingIfNeeded: frame.lastSequence ?? frame.highestSequence))))
     }
 }
