@@ -239,7 +239,10 @@ let package = Package(
         .testTarget(name: "BraidCodecsTests", dependencies: ["BraidCodecs"], swiftSettings: swiftSettings),
         .testTarget(
             name: "BraidFunctionsTests",
-            dependencies: ["BraidFunctions", "BraidCodecs", "BraidSFU", "BraidWire", .product(name: "NIOCore", package: "swift-nio")],
+            dependencies: [
+                "BraidFunctions", "BraidCodecs", "BraidRTPStreams", "BraidSFU", "BraidWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
             swiftSettings: swiftSettings
         ),
         // Runs a real etcd (/usr/bin/etcd, Debian's etcd-server) on loopback.

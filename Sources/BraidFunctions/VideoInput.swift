@@ -58,11 +58,13 @@ final class VideoInput {
             sequenceNumber: sequenceNumber, timestamp: timestamp, marker: marker, payload: payload,
             arrivalNanoseconds: arrivalNanoseconds, captureNTP: captureNTP, now: now
         ) { frame in self.decode(frame, decoded) }
+        self.statistics.framesLost = self.reassembler.framesLost
     }
 
     /// Gives up frames whose packets did not all come in time.
     func poll(now: NIODeadline, _ decoded: (Picture) -> Void) {
         self.reassembler.poll(now: now) { frame in self.decode(frame, decoded) }
+        self.statistics.framesLost = self.reassembler.framesLost
     }
 
     /// Whether to ask the source for a keyframe now (the chain is broken and the last ask is old); the
@@ -76,7 +78,7 @@ final class VideoInput {
     }
 
     private func decode(_ frame: VP8FrameReassembler.Frame, _ decoded: (Picture) -> Void) {
-        self.statistics.framesLost = self.reassembler.framesLost
+        // (The reassembler is mid-call here: its counters are read after it returns.)
         guard frame.isDecodable else {
             self.statistics.framesSkipped += 1
             return
