@@ -119,4 +119,94 @@ struct EdgeFunctionTests {
             for publisher in publishers { try await publisher.close() }
         }
     }
+    @Test("transcode and composite over the API: real VP8 publishers, subscribers play the outputs")
+    func videoFunctionsEndToEnd() async throws {
+        try await withLoopbackNode { node, port in
+            let group = MultiThreadedEventLoopGroup.singleton
+            let base = "http://127.0.0.1:\(port)"
+            let dashboard = NodeDashboard(port: port)
+            var publishers: [BraidPublisher] = []
+            for _ in 0..<2 {
+                publishers.append(
+                    try await BraidPublisher.publish(
+                        to: "\(base)/whip/video", audio: nil,
+                        video: .testPattern(width: 640, height: 360, framesPerSecond: 30, bitrate: 600_000),
+                        options: forwardingOptions, group: group))
+            }
+            // The publishers' tracks, once the node has seen their keyframes.
+            var inputs: [SFUTrackStatus] = []
+            for _ in 0..<50 where inputs.count < 2 {
+                try await Task.sleep(for: .milliseconds(100))
+                let room = await node.media.sessions.room(named: "video")
+                inputs = room?.tracks.filter { $0.kind == .video && $0.layers.first?.width != nil } ?? []
+            }
+            try #require(inputs.count == 2)
+            let first = try #require(inputs[0].id)
+
+            let twoInputs = try await dashboard.post(
+                "/api/v1/rooms/video/functions", contentType: "application/json",
+                body: #"{"kind": "transcode", "inputs": "all-video"}"#)
+            #expect(twoInputs.status == 400, "\(twoInputs.body)")
+            let badSize = try await dashboard.post(
+                "/api/v1/rooms/video/functions", contentType: "application/json",
+                body: #"{"kind": "transcode", "inputs": ["\#(first)"], "parameters": {"width": 321, "height": 180}}"#)
+            #expect(badSize.status == 400 && badSize.body.contains("even"), "\(badSize.body)")
+
+            let transcodeCreated = try await dashboard.post(
+                "/api/v1/rooms/video/functions", contentType: "application/json",
+                body: #"{"kind": "transcode", "inputs": ["\#(first)"], "parameters": {"width": 320, "height": 180, "bitrate": 200000}}"#)
+            #expect(transcodeCreated.status == 201, "\(transcodeCreated.body)")
+            let transcode = try JSONDecoder().decode(FunctionStatus.self, from: Data(transcodeCreated.body.utf8))
+            let compositeCreated = try await dashboard.post(
+                "/api/v1/rooms/video/functions", contentType: "application/json",
+                body: #"{"kind": "composite", "inputs": "all-video", "parameters": {"frame_rate": 15}}"#)
+            #expect(compositeCreated.status == 201, "\(compositeCreated.body)")
+            let composite = try JSONDecoder().decode(FunctionStatus.self, from: Data(compositeCreated.body.utf8))
+            #expect(composite.inputs.count == 2)
+
+            let transcoded = try #require(transcode.outputs.first?.track)
+            let grid = try #require(composite.outputs.first?.track)
+            let small = try await BraidSubscriber.subscribe(
+                to: "\(base)/whep/video?track=\(transcoded)", audioTracks: 0, videoTracks: 1,
+                options: forwardingOptions, group: group)
+            let mosaic = try await BraidSubscriber.subscribe(
+                to: "\(base)/whep/video?track=\(grid)", audioTracks: 0, videoTracks: 1,
+                options: forwardingOptions, group: group)
+            try await Task.sleep(for: .seconds(3))
+
+            // The subscribers play the outputs: whole, decodable frames at the functions' rates.
+            let smallVideo = try #require(await small.statistics()?.video.first)
+            #expect(smallVideo.framesDecodable > 45 && smallVideo.keyframes >= 1, "\(smallVideo)")
+            let mosaicVideo = try #require(await mosaic.statistics()?.video.first)
+            #expect(mosaicVideo.framesDecodable > 20 && mosaicVideo.keyframes >= 1, "\(mosaicVideo)")
+
+            // The node sees the outputs at the asked sizes (read from their keyframes).
+            let room = try #require(await node.media.sessions.room(named: "video"))
+            let sizes = Dictionary(
+                room.tracks.compactMap { track in
+                    track.id.flatMap { id in track.layers.first?.width.map { (id.description, "\($0)x\(track.layers[0].height ?? 0)") } }
+                }, uniquingKeysWith: { first, _ in first })
+            #expect(sizes[transcoded] == "320x180" && sizes[grid] == "640x360", "\(sizes)")
+
+            let listed = try await dashboard.get("/api/v1/rooms/video/functions")
+            let statuses = try JSONDecoder().decode([FunctionStatus].self, from: Data(listed.body.utf8))
+            let transcodeStatus = try #require(statuses.first { $0.id == transcode.id })
+            // Every input frame comes out (the publishers' own encoders, in a debug build on a busy machine,
+            // may make fewer than 30 a second).
+            #expect(transcodeStatus.framesOutPerSecond > 10, "\(transcodeStatus)")
+            #expect(try #require(transcodeStatus.delayP95Ms) < 60, "\(transcodeStatus)")
+            #expect((transcodeStatus.inputs.first?.video?.framesDecoded ?? 0) > 30, "\(transcodeStatus.inputs)")
+            #expect(transcodeStatus.inputs.first?.video?.width == 640)
+            let compositeStatus = try #require(statuses.first { $0.id == composite.id })
+            #expect(compositeStatus.framesOutPerSecond > 10 && compositeStatus.framesOutPerSecond < 20, "\(compositeStatus)")
+            #expect(compositeStatus.inputs.allSatisfy { ($0.video?.framesDecoded ?? 0) > 30 }, "\(compositeStatus.inputs)")
+            #expect(compositeStatus.drops == 0 && transcodeStatus.drops == 0)
+
+            for id in [transcode.id, composite.id] {
+                #expect(try await dashboard.delete("/api/v1/rooms/video/functions/\(id)").status == 200)
+            }
+            for subscriber in [small, mosaic] { try await subscriber.close() }
+            for publisher in publishers { try await publisher.close() }
+        }
+    }
 }

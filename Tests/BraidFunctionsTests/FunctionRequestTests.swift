@@ -18,6 +18,10 @@ import Testing
         }
         #expect(ids.map(\.description) == ["00000000000000a1/5", "00000000000000a1/6"])
         #expect(listed.parameters == .init(bitrate: 24_000, mixMinus: true))
+        let video = try decode(
+            #"{"kind": "composite", "inputs": "all-video", "parameters": {"width": 1280, "height": 720, "frame_rate": 15, "highlight_speaker": false}}"#)
+        #expect(video.kind == .composite && video.inputs == .allVideo)
+        #expect(video.parameters == .init(width: 1280, height: 720, frameRate: 15, highlightSpeaker: false))
         // What the API returns encodes back to what it read.
         let again = try JSONDecoder().decode(FunctionRequest.self, from: JSONEncoder().encode(listed))
         #expect(again == listed)
@@ -27,7 +31,8 @@ import Testing
         #"{"kind": "karaoke", "inputs": "all-audio"}"#,  // unknown kind
         #"{"inputs": "all-audio"}"#,  // no kind
         #"{"kind": "audio-mix"}"#,  // no inputs
-        #"{"kind": "audio-mix", "inputs": "all-video"}"#,  // neither "all-audio" nor a list
+        #"{"kind": "audio-mix", "inputs": "all-tracks"}"#,  // neither "all-audio", "all-video" nor a list
+        #"{"kind": "composite", "inputs": "all-video", "parameters": {"framerate": 15}}"#,  // misspelt parameter
         #"{"kind": "audio-mix", "inputs": ["not a track"]}"#,  // not a track id
         #"{"kind": "audio-mix", "inputs": "all-audio", "parameters": {"mixminus": true}}"#,  // misspelt parameter
         #"{"kind": "audio-mix", "inputs": "all-audio", "parameter": {}}"#,  // misspelt key

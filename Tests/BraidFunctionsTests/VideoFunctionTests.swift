@@ -1,5 +1,6 @@
 import BraidCodecs
 import BraidRTPStreams
+import Foundation
 import NIOCore
 import Testing
 
@@ -263,5 +264,25 @@ struct VideoFunctionTests {
         #expect(checked >= 14)
         composite.removeInput("in3")
         #expect(composite.layout.count == 3)
+    }
+
+    @Test(arguments: [
+        (#"{"kind": "audio-mix", "inputs": "all-audio", "parameters": {"width": 640}}"#, "video parameter"),
+        (#"{"kind": "transcode", "inputs": "all-video", "parameters": {"mix_minus": true}}"#, "mix_minus"),
+        (#"{"kind": "transcode", "inputs": "all-video", "parameters": {"highlight_speaker": true}}"#, "composite parameter"),
+        (#"{"kind": "transcode", "inputs": "all-video", "parameters": {"width": 641, "height": 360}}"#, "even"),
+        (#"{"kind": "composite", "inputs": "all-video", "parameters": {"width": 8000, "height": 360}}"#, "even"),
+        (#"{"kind": "composite", "inputs": "all-video", "parameters": {"frame_rate": 0}}"#, "frame_rate"),
+        (#"{"kind": "composite", "inputs": "all-video", "parameters": {"bitrate": 1000}}"#, "bitrate"),
+        (#"{"kind": "audio-mix", "inputs": "all-audio", "parameters": {"bitrate": 1000000}}"#, "bitrate"),
+    ])
+    func outOfRangeParametersAreRefused(_ json: String, reason: String) throws {
+        let request = try JSONDecoder().decode(FunctionRequest.self, from: Data(json.utf8))
+        do {
+            _ = try FunctionHost.makePipeline(request)
+            Issue.record("accepted \(json)")
+        } catch {
+            #expect(error.code == .badRequest && error.reason.contains(reason), "\(error.reason)")
+        }
     }
 }
