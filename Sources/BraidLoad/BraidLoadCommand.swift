@@ -253,13 +253,24 @@ public struct BraidLoadCommand: AsyncParsableCommand {
     public struct Webinar: AsyncParsableCommand {
         public static let configuration = CommandConfiguration(abstract: "1 publisher (audio+video), S subscribers.")
         @Option(help: "Subscribers.") public var subscribers: Int = 10
+        @Option(
+            help: ArgumentHelp(
+                "Subscribers receive the publisher's video through the node's transcode edge function at this size (WIDTHxHEIGHT, even), started through its API once the publisher is in, and its audio as sent; video latency is then capture to receive through the function.",
+                valueName: "size")
+        ) public var transcode: String?
         @OptionGroup public var common: CommonLoadOptions
         public init() {}
         public func validate() throws {
             guard (1...100_000).contains(self.subscribers) else { throw ValidationError("--subscribers 1-100000") }
+            if let transcode = self.transcode, FrameSize(transcode) == nil {
+                throw ValidationError("--transcode WIDTHxHEIGHT with even numbers, for example 320x180")
+            }
         }
         public func run() async throws {
-            let (code, _) = await self.common.execute(.webinar(subscribers: self.subscribers))
+            let size = self.transcode.flatMap(FrameSize.init)
+            let (code, _) = await self.common.execute(.webinar(subscribers: self.subscribers)) {
+                $0.subscribeToTranscode = size
+            }
             if code != 0 { throw ExitCode(code) }
         }
     }

@@ -227,4 +227,30 @@ public struct LoadReport: Codable, Hashable, Sendable {
     public var slo: [SLOVerdict]
     /// True when every SLO was met.
     public var sloPassed: Bool
+    /// The edge function the subscribers played through (`--mix`, `--transcode`), as the node reported it
+    /// at the end of the run.
+    public var function: FunctionFigures? = nil
+}
+
+/// An edge function's own figures, from `GET /api/v1/rooms/{room}/functions/{id}`.
+public struct FunctionFigures: Codable, Hashable, Sendable {
+    public var id: String
+    public var kind: String
+    public var framesOutPerSecond: Double
+    /// The worker's CPU, percent of one core.
+    public var cpuPercent: Double
+    /// The function's own delay: arrival of the newest input packet to the output frame leaving it.
+    public var delayP50Ms: Double?
+    public var delayP95Ms: Double?
+    public var drops: Int
+    public var lateTicks: Int
+
+    enum CodingKeys: String, CodingKey {
+        case id, kind, drops
+        case framesOutPerSecond = "frames_out_per_second"
+        case cpuPercent = "cpu_percent"
+        case delayP50Ms = "delay_p50_ms"
+        case delayP95Ms = "delay_p95_ms"
+        case lateTicks = "late_ticks"
+    }
 }

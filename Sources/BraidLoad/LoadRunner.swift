@@ -72,6 +72,9 @@ public struct LoadConfiguration: Sendable {
     /// started through its API once every publisher has joined) instead of every publisher's track, so
     /// their latency figures are capture to receive through the function.
     public var subscribeToMix = false
+    /// webinar: the subscribers receive the publisher's video through the node's `transcode` edge
+    /// function at this size (`width`, `height`), and its audio as it is.
+    public var subscribeToTranscode: FrameSize?
 
     /// Creates a configuration; defaults suit a short run against one local node.
     public init(
@@ -237,7 +240,14 @@ public enum LoadRunner {
         let started = ContinuousClock.now
         let rate = configuration.rampUp.isFinite && configuration.rampUp > 0 ? configuration.rampUp : 1_000_000
         let outcomes = Outcomes(count: plans.count)
-        let mix = configuration.subscribeToMix ? MixFunction(group: group, timeout: configuration.timeout) : nil
+        let function: RoomFunction? =
+            if configuration.subscribeToMix {
+                RoomFunction(.audioMix, group: group, timeout: configuration.timeout)
+            } else if let size = configuration.subscribeToTranscode {
+                RoomFunction(.transcode(size), group: group, timeout: configuration.timeout)
+            } else {
+                nil
+            }
         let publisherIndices = plans.indices.filter { plans[$0].role == .publisher }
 
         let progressTask: Task<Void, Never>? = progress.map { report in
@@ -270,19 +280,20 @@ public enum LoadRunner {
                     {
                         participant = peer.resourceID
                     }
-                    // A mix subscriber names the mix's output track, which exists once every publisher is in.
-                    var track: String?
-                    if let mix, plan.role == .subscriber {
+                    // A subscriber of a function names the tracks it plays (the function's output), which
+                    // exist once every publisher is in.
+                    var tracks: [String] = []
+                    if let function, plan.role == .subscriber {
                         for publisher in publisherIndices { _ = await outcomes.wait(for: publisher) }
-                        switch await mix.outputTrack(node: plan.node, room: plan.room) {
-                        case .success(let id): track = id
+                        switch await function.tracks(node: plan.node, room: plan.room) {
+                        case .success(let ids): tracks = ids
                         case .failure(let error):
                             await outcomes.set(index, PeerOutcome(plan: plan, failure: error))
                             return
                         }
                     }
                     let outcome = await Self.join(
-                        plan, participant: participant, track: track, media: media, options: options,
+                        plan, participant: participant, tracks: tracks, media: media, options: options,
                         recordAudio: configuration.audioRecordingDirectory != nil, group: group)
                     await outcomes.set(index, outcome)
                 }
@@ -299,6 +310,9 @@ public enum LoadRunner {
         let wall = ContinuousClock.now - started
         var report = await Self.collect(all, configuration: configuration, wall: wall, gaps: longestGaps)
         report.processCPUSeconds = Self.cpuSeconds() - cpuStart
+        if let function, let node = plans.first?.node, let room = plans.first?.room {
+            report.function = await function.figures(node: node, room: room)
+        }
         if let directory = configuration.audioRecordingDirectory {
             let failed = await Self.writeRecordings(all, to: directory)
             if !failed.isEmpty { report.failureMessages["audio-recording"] = failed }
@@ -310,9 +324,9 @@ public enum LoadRunner {
     }
 
     /// Joins one peer; a subscriber with `participant` (its publisher's WHIP resource id) is linked to it,
-    /// one with `track` takes only that track (WHEP `?track=`).
+    /// one with `tracks` takes only those tracks (WHEP `?track=`).
     static func join(
-        _ plan: PeerPlan, participant: String? = nil, track: String? = nil, media: PreEncodedMedia,
+        _ plan: PeerPlan, participant: String? = nil, tracks: [String] = [], media: PreEncodedMedia,
         options: ConnectionOptions,
         recordAudio: Bool = false, group: any EventLoopGroup
     ) async -> PeerOutcome {
@@ -326,7 +340,8 @@ public enum LoadRunner {
                 return PeerOutcome(plan: plan, peer: .publisher(publisher))
             case .subscriber:
                 let subscriber = try await BraidSubscriber.subscribe(
-                    to: "\(base)/whep/\(plan.room)" + (track.map { "?track=\($0)" } ?? ""),
+                    to: "\(base)/whep/\(plan.room)"
+                        + (tracks.isEmpty ? "" : "?" + tracks.map { "track=\($0)" }.joined(separator: "&")),
                     audioTracks: plan.audioTracks, videoTracks: plan.videoTracks,
                     recordAudio: recordAudio, participant: participant, options: options, group: group)
                 return PeerOutcome(plan: plan, peer: .subscriber(subscriber))
@@ -606,6 +621,8 @@ public enum LoadRunner {
             parameters["publishers"] = "\(publishers)"
             parameters["subscribers"] = "\(subscribers)"
         }
+        if configuration.subscribeToMix { parameters["function"] = "audio-mix" }
+        if let size = configuration.subscribeToTranscode { parameters["function"] = "transcode \(size)" }
         if !configuration.uplink.isNone { parameters["uplink"] = "\(configuration.uplink)" }
         if !configuration.downlink.isNone { parameters["downlink"] = "\(configuration.downlink)" }
 
@@ -716,54 +733,127 @@ actor GapTracker {
     }
 }
 
-/// `audio-room --mix`: the room's `audio-mix` function, started once through the node's API
-/// (`POST /api/v1/rooms/{room}/functions`); every subscriber asks for its output track id.
-actor MixFunction {
+/// The size of a video function's output.
+public struct FrameSize: Sendable, Hashable, Codable, CustomStringConvertible {
+    public var width: Int
+    public var height: Int
+
+    public init(width: Int, height: Int) {
+        self.width = width
+        self.height = height
+    }
+
+    /// Parses `WIDTHxHEIGHT` (even numbers, as the node asks).
+    public init?(_ text: String) {
+        let parts = text.lowercased().split(separator: "x")
+        guard parts.count == 2, let width = Int(parts[0]), let height = Int(parts[1]), width > 0, height > 0,
+            width % 2 == 0, height % 2 == 0
+        else { return nil }
+        self.init(width: width, height: height)
+    }
+
+    public var description: String { "\(self.width)x\(self.height)" }
+}
+
+/// `audio-room --mix` and `webinar --transcode`: a function of the room, started once through the node's
+/// API (`POST /api/v1/rooms/{room}/functions`); every subscriber asks which tracks to play.
+actor RoomFunction {
+    enum Kind: Sendable {
+        /// `audio-mix` of every audio track; subscribers play the mix.
+        case audioMix
+        /// `transcode` of the publisher's video; subscribers play it and the publisher's audio.
+        case transcode(FrameSize)
+    }
+
+    private let kind: Kind
     private let group: any EventLoopGroup
     private let timeout: Duration
-    private var started: Task<Result<String, BraidClientError>, Never>?
+    private var started: Task<Result<Started, BraidClientError>, Never>?
 
-    init(group: any EventLoopGroup, timeout: Duration) {
+    init(_ kind: Kind, group: any EventLoopGroup, timeout: Duration) {
+        self.kind = kind
         self.group = group
         self.timeout = timeout
     }
 
-    /// The output track's id; the first call starts the function, later calls get its answer.
-    func outputTrack(node: String, room: String) async -> Result<String, BraidClientError> {
-        if let started = self.started { return await started.value }
-        let (group, timeout) = (self.group, self.timeout)
-        let task = Task { await Self.start(node: node, room: room, group: group, timeout: timeout) }
-        self.started = task
-        return await task.value
+    /// The tracks a subscriber plays; the first call starts the function, later calls get its answer.
+    func tracks(node: String, room: String) async -> Result<[String], BraidClientError> {
+        await self.start(node: node, room: room).map(\.tracks)
     }
 
-    private struct Started: Decodable {
+    /// The function's own figures as the node reports them (nil if it never started or cannot be read).
+    func figures(node: String, room: String) async -> FunctionFigures? {
+        guard case .success(let started)? = await self.started?.value else { return nil }
+        guard let response = try? await self.request(.get, node: node, path: "/api/v1/rooms/\(room)/functions/\(started.id)"),
+            response.status == 200,
+            let status = try? JSONDecoder().decode(FunctionFigures.self, from: Data(response.body.utf8))
+        else { return nil }
+        return status
+    }
+
+    private struct Started: Sendable {
+        var id: String
+        var tracks: [String]
+    }
+
+    private struct Status: Decodable {
         struct Output: Decodable {
             var track: String
             var listener: String?
         }
+        var id: String
         var outputs: [Output]
     }
 
-    private static func start(
-        node: String, room: String, group: any EventLoopGroup, timeout: Duration
-    ) async -> Result<String, BraidClientError> {
+    private struct Room: Decodable {
+        struct Track: Decodable {
+            var id: String?
+            var kind: String
+        }
+        var tracks: [Track]
+    }
+
+    private func start(node: String, room: String) async -> Result<Started, BraidClientError> {
+        if let started = self.started { return await started.value }
+        let task = Task { await self.create(node: node, room: room) }
+        self.started = task
+        return await task.value
+    }
+
+    private func create(node: String, room: String) async -> Result<Started, BraidClientError> {
         do throws(BraidClientError) {
-            var endpoint = try HTTPEndpoint(url: node)
-            endpoint.path = "/api/v1/rooms/\(room)/functions"
-            let response = try await WHTTPClient(group: group).request(
-                .post, endpoint, headers: [("Content-Type", "application/json")],
-                body: #"{"kind": "audio-mix", "inputs": "all-audio"}"#, timeout: timeout)
+            var body = #"{"kind": "audio-mix", "inputs": "all-audio"}"#
+            var passThrough: [String] = []
+            if case .transcode(let size) = self.kind {
+                let answer = try await self.request(.get, node: node, path: "/api/v1/rooms/\(room)")
+                guard answer.status == 200, let tracks = try? JSONDecoder().decode(Room.self, from: Data(answer.body.utf8)).tracks,
+                    let video = tracks.first(where: { $0.kind == "video" })?.id
+                else { return .failure(.malformedAnswer("room \(room) lists no video track to transcode")) }
+                passThrough = tracks.filter { $0.kind == "audio" }.compactMap { $0.id }
+                body =
+                    #"{"kind": "transcode", "inputs": ["\#(video)"], "parameters": {"width": \#(size.width), "height": \#(size.height)}}"#
+            }
+            let response = try await self.request(.post, node: node, path: "/api/v1/rooms/\(room)/functions", body: body)
             guard response.status == 201 else {
                 return .failure(.httpStatus(code: response.status, body: response.body))
             }
             guard
-                let started = try? JSONDecoder().decode(Started.self, from: Data(response.body.utf8)),
-                let output = started.outputs.first(where: { $0.listener == nil })
+                let status = try? JSONDecoder().decode(Status.self, from: Data(response.body.utf8)),
+                let output = status.outputs.first(where: { $0.listener == nil })
             else { return .failure(.malformedAnswer("the function's status names no output track")) }
-            return .success(output.track)
+            return .success(Started(id: status.id, tracks: [output.track] + passThrough))
         } catch {
             return .failure(error)
         }
+    }
+
+    private func request(
+        _ method: WHTTPClient.Method, node: String, path: String, body: String? = nil
+    ) async throws(BraidClientError) -> HTTPResponseSummary {
+        var endpoint = try HTTPEndpoint(url: node)
+        endpoint.path = path
+        return try await WHTTPClient(group: self.group).request(
+            method, endpoint, headers: body == nil ? [] : [("Content-Type", "application/json")], body: body ?? "",
+            timeout: self.timeout)
     }
 }

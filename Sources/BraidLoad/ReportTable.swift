@@ -53,6 +53,11 @@ extension LoadReport {
                         + "\(node.subscribersJoined)/\(node.subscribersPlanned) subscribers\(gap)")
             }
         }
+        if let function = self.function {
+            row("function \(function.kind) delay p50 / p95", "\(ms(function.delayP50Ms)) / \(ms(function.delayP95Ms))")
+            row("function frames out, CPU, drops",
+                String(format: "%.1f/s, %.1f %% of a core, %d", function.framesOutPerSecond, function.cpuPercent, function.drops))
+        }
         row("packets sent / received", "\(self.packetsSent) / \(self.packetsReceived)")
         if self.downlinkDroppedByLoss + self.downlinkDroppedByQueue + self.uplinkDroppedByLoss
             + self.uplinkDroppedByQueue > 0

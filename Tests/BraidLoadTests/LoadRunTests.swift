@@ -127,6 +127,34 @@ struct LoadRunTests {
         #expect(result.audio.latency.samples > 150, "\(result.table())")
     }
 
+    @Test("webinar --transcode: subscribers play the publisher's video through the node's transcode function")
+    func webinarTranscode() async throws {
+        let command = try BraidLoadCommand.Webinar.parse(["--subscribers", "2", "--transcode", "160x90"])
+        #expect(command.transcode == "160x90")
+        #expect(throws: (any Error).self) { try BraidLoadCommand.Webinar.parse(["--transcode", "161x90"]) }
+        let (code, report) = try await withLoopbackNode { port in
+            let options = try CommonLoadOptions.parse([
+                "--node", "http://127.0.0.1:\(port)", "--duration", "3s", "--ramp-up", "100",
+            ])
+            return await options.execute(.webinar(subscribers: 2)) {
+                $0.subscribeToTranscode = FrameSize(width: 160, height: 90)
+            }
+        }
+        let result = try #require(report)
+        #expect(code == LoadExitCode.success, "\(result.table())")
+        #expect(result.peersJoined == 3 && result.peersFailed == 0)
+        for subscriber in result.peers.filter({ $0.role == "subscriber" }) {
+            // The transcoded video and the publisher's audio, both playing.
+            #expect(Set(subscriber.tracks.map(\.kind)) == ["audio", "video"], "\(subscriber.tracks)")
+            #expect(subscriber.tracks.allSatisfy { $0.packetsReceived > 30 }, "\(subscriber.tracks)")
+        }
+        #expect(result.video.latency.samples > 100, "\(result.table())")
+        let function = try #require(result.function, "the report carries the function's own figures")
+        #expect(function.kind == "transcode" && function.framesOutPerSecond > 5, "\(function)")
+        #expect(try #require(function.delayP95Ms) < 60, "\(function)")
+        #expect(result.parameters["function"] == "transcode 160x90")
+    }
+
     @Test("A 100-subscriber webinar (audio and video) meets its SLOs (30 subscribers in a debug build)")
     func webinar() async throws {
         let subscriberCount = Self.webinarSubscribers
