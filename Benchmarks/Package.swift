@@ -27,7 +27,10 @@ let benchmarkTargets: [(name: String, dependencies: [Target.Dependency])] = [
     ("SchedulerBenchmarks", [.product(name: "BraidScheduler", package: "braid")]),
     (
         "FunctionBenchmarks",
-        [.product(name: "BraidFunctions", package: "braid"), .product(name: "BraidCodecs", package: "braid")]
+        [
+            .product(name: "BraidFunctions", package: "braid"), .product(name: "BraidCodecs", package: "braid"),
+            .product(name: "BraidRTPStreams", package: "braid"), .product(name: "NIOCore", package: "swift-nio"),
+        ]
     ),
     (
         "MeshBenchmarks",

@@ -104,11 +104,11 @@ public final class Composite {
         if (try? self.encoder.setBitrate(clamped)) != nil { self.currentBitrate = clamped }
     }
 
-    func statistics(of id: String) -> VideoInputStatistics? {
+    public func statistics(of id: String) -> VideoInputStatistics? {
         self.inputs.first { $0.id == id }?.input.statistics
     }
 
-    var inputIDs: [String] { self.inputs.map(\.id) }
+    public var inputIDs: [String] { self.inputs.map(\.id) }
 
     /// Inputs whose source should be asked for a keyframe now.
     func keyframeRequests(nowNanoseconds: Int64) -> [String] {
@@ -116,7 +116,7 @@ public final class Composite {
     }
 
     /// Takes one RTP payload of input `id`: a picture it completes is drawn into the input's cell.
-    func receive(
+    public func receive(
         _ id: String, sequenceNumber: UInt16, timestamp: UInt32, marker: Bool, payload: UnsafeRawBufferPointer,
         arrivalNanoseconds: Int64, captureNTP: UInt64?, now: NIODeadline
     ) {
@@ -129,7 +129,7 @@ public final class Composite {
     }
 
     /// Encodes one output frame (call it every ``frameInterval``); also gives up stale input frames.
-    func tick(now: NIODeadline, emit: (EncodedVideoFrame) -> Void) {
+    public func tick(now: NIODeadline, emit: (EncodedVideoFrame) -> Void) {
         for (index, entry) in self.inputs.enumerated() {
             let cell = self.cells[index]
             entry.input.poll(now: now) { picture in self.draw(picture, in: cell) }

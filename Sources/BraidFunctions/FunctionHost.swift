@@ -261,6 +261,7 @@ final class EdgeFunction: TrackSource {
     private var outputs: [String?: Output] = [:]
     private var state = "running"
     private var scratch = ByteBuffer()
+    private var payloadScratch = ByteBuffer()
     private var extensionScratch = RTPHeaderExtensionBuilder()
     private var lastKeyframeAsk: NIODeadline?
     private var followedBitrate: Int?
@@ -428,10 +429,13 @@ final class EdgeFunction: TrackSource {
     ) {
         guard var output = self.outputs[listener] else { return }
         self.scratch.clear()
+        // Reused buffers: no allocation per output packet on the router's loop once they have grown.
+        self.payloadScratch.clear()
+        self.payloadScratch.writeBytes(payload)
         let header = RTPHeader(
             marker: marker, payloadType: payloadType, sequenceNumber: output.sequenceNumber,
             timestamp: output.baseTimestamp &+ timestamp, ssrc: output.ssrc)
-        guard (try? self.scratch.writeRTPPacket(header, extensions: self.extensionScratch, payload: ByteBuffer(bytes: payload))) != nil,
+        guard (try? self.scratch.writeRTPPacket(header, extensions: self.extensionScratch, payload: self.payloadScratch)) != nil,
             let rtp = try? RTPPacket(self.scratch)
         else { return }
         output.sequenceNumber &+= 1

@@ -82,7 +82,7 @@ public final class Transcode {
     }
 
     /// The input's statistics.
-    func statistics(of id: String) -> VideoInputStatistics? { id == self.inputID ? self.input?.statistics : nil }
+    public func statistics(of id: String) -> VideoInputStatistics? { id == self.inputID ? self.input?.statistics : nil }
 
     /// Whether to ask the input's source for a keyframe now.
     func takeKeyframeRequest(nowNanoseconds: Int64) -> Bool {
@@ -101,7 +101,7 @@ public final class Transcode {
     }
 
     /// Takes one RTP payload of input `id`; output frames go to `emit`.
-    func receive(
+    public func receive(
         _ id: String, sequenceNumber: UInt16, timestamp: UInt32, marker: Bool, payload: UnsafeRawBufferPointer,
         arrivalNanoseconds: Int64, captureNTP: UInt64?, now: NIODeadline, emit: (EncodedVideoFrame) -> Void
     ) {
@@ -113,7 +113,7 @@ public final class Transcode {
     }
 
     /// Gives up input frames whose repair did not come.
-    func poll(now: NIODeadline, emit: (EncodedVideoFrame) -> Void) {
+    public func poll(now: NIODeadline, emit: (EncodedVideoFrame) -> Void) {
         self.input?.poll(now: now) { picture in self.encode(picture, emit: emit) }
     }
 

@@ -102,12 +102,13 @@ final class VideoInput {
 }
 
 /// One encoded output frame of a video function, valid during the call it is passed to.
-struct EncodedVideoFrame {
-    var data: UnsafeRawBufferPointer
-    var isKeyframe: Bool
+public struct EncodedVideoFrame {
+    /// The VP8 frame.
+    public var data: UnsafeRawBufferPointer
+    public var isKeyframe: Bool
     /// RTP timestamp (90 kHz) past the output's base.
-    var timestampOffset: UInt32
-    var captureNTP: UInt64?
+    public var timestampOffset: UInt32
+    public var captureNTP: UInt64?
     /// When the newest input frame in it arrived (monotonic ns), for the function's own delay.
-    var newestArrival: Int64?
+    public var newestArrival: Int64?
 }

@@ -786,6 +786,46 @@ class Suite:
                 f"{s.get('frameWidth')}x{s.get('frameHeight')}")
 
 
+    # (g) -------------------------------------------------------------------------------------------------
+    async def chromium_demo_functions(self):
+        """The demo page with ?view=mix,composite: it publishes the fake camera and microphone and plays only
+        the room's audio-mix and composite edge functions, which it starts through the functions API. Chromium
+        decodes the node's own VP8 encoding (the 640x360 grid) and Opus mix."""
+        url = f"{self.node.base}/demo/{DEMO_ROOM}-functions?view=mix,composite"
+        browser = Browser("demo-functions", os.path.join(self.work_dir, "demo-functions-profile"),
+                          os.path.join(self.work_dir, "demo-functions.log"))
+        self.browsers.append(browser)
+        await browser.start(url)
+
+        async def stats():
+            return await browser.evaluate("window.braid ? window.braid.stats() : null")
+
+        async def playing():
+            s = await stats()
+            return s if s and s.get("framesDecoded", 0) > 0 and s.get("audioSamplesReceived", 0) > 0 else None
+        if await wait_for(playing, 25) is None:
+            raise ScenarioFailure(f"demo page {url}: the functions' outputs did not play within 25 s: "
+                                  f"stats {await stats()}")
+        frames, samples = [], []
+        for second in range(SAMPLE_SECONDS + 1):
+            s = await stats()
+            frames.append(s["framesDecoded"])
+            samples.append(s["audioSamplesReceived"])
+            if second < SAMPLE_SECONDS:
+                await asyncio.sleep(1)
+        check_rising("composite framesDecoded", frames, "sampling")
+        check_rising("mix audioSamplesReceived", samples, "sampling")
+        if (s.get("frameWidth"), s.get("frameHeight")) != (640, 360):
+            raise ScenarioFailure(f"the composite plays at {s.get('frameWidth')}x{s.get('frameHeight')}, not 640x360")
+        status, body = http_request("GET", f"{self.node.base}/api/v1/rooms/{DEMO_ROOM}-functions/functions")
+        functions = json.loads(body) if status == 200 else []
+        kinds = sorted(f["kind"] for f in functions)
+        if kinds != ["audio-mix", "composite"]:
+            raise ScenarioFailure(f"the room runs {kinds}, not one audio-mix and one composite ({status})")
+        return (f"{url}: framesDecoded {frames}; audioSamplesReceived {samples}; 640x360; "
+                + ", ".join(f"{f['kind']} delay p95 {f.get('delay_p95_ms')} ms" for f in functions))
+
+
 SCENARIOS = [
     ("chromium-whip-simulcast", Suite.chromium_whip_simulcast, 60),
     ("chromium-whep", Suite.chromium_whep, 50),
@@ -793,6 +833,7 @@ SCENARIOS = [
     ("aiortc-publish", Suite.aiortc_publish, 40),
     ("aiortc-subscribe", Suite.aiortc_subscribe, 50),
     ("chromium-demo-page", Suite.chromium_demo_page, 50),
+    ("chromium-demo-functions", Suite.chromium_demo_functions, 45),
     ("aiortc-mesh", Suite.aiortc_mesh, 58),
     ("chromium-demo-drain", Suite.chromium_demo_drain, 58),
     ("chromium-demo-failover", Suite.chromium_demo_failover, 58),

@@ -42,4 +42,4 @@ if [ $# -eq 0 ] && [ -n "${BRAID_INTEROP_SCENARIOS:-}" ]; then
     set -- --only $BRAID_INTEROP_SCENARIOS
 fi
 export PYTHONDONTWRITEBYTECODE=1
-exec timeout -k 15 330 "$python" Tools/Interop/interop.py "$node" --work-dir .build/interop "$@"
+exec timeout -k 15 380 "$python" Tools/Interop/interop.py "$node" --work-dir .build/interop "$@"

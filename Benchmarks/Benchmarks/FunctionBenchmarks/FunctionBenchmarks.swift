@@ -1,4 +1,4 @@
-// The audio-mix edge function's work per 20 ms turn, without threads or sockets: every input's Opus frame
+// The audio-mix edge function's work per 20 ms turn (the video functions: VideoFunctionBench.swift), without threads or sockets: every input's Opus frame
 // stored in its jitter buffer, decoded, mixed, and the outputs encoded. Wall time per turn over 20 ms is
 // the share of a core one mix takes; the target is ten-input mixes ≥ 15 per core (≤ 1.33 ms per
 // turn).
@@ -54,6 +54,8 @@ private final class MixBench {
 
 // One process runs one benchmark at a time; each mix is built on first use, outside the measurement.
 nonisolated(unsafe) private var mixes: [Bool: MixBench] = [:]
+nonisolated(unsafe) private var transcodeBench: TranscodeBench?
+nonisolated(unsafe) private var compositeBench: CompositeBench?
 
 let benchmarks: @Sendable () -> Void = {
     let configuration = Benchmark.Configuration(
@@ -70,5 +72,23 @@ let benchmarks: @Sendable () -> Void = {
             blackHole(bench.step())
             benchmark.stopMeasurement()
         }
+    }
+
+    let video = Benchmark.Configuration(
+        metrics: [.wallClock, .mallocCountTotal], maxDuration: .seconds(10), maxIterations: 600)
+    Benchmark("Transcode, 1280x720 VP8 to 640x360 at 500 kbit/s, one frame", configuration: video) { benchmark in
+        if transcodeBench == nil { transcodeBench = try TranscodeBench() }
+        let bench = transcodeBench!
+        benchmark.startMeasurement()
+        blackHole(bench.step())
+        benchmark.stopMeasurement()
+    }
+    Benchmark("Composite, nine 640x360 VP8 inputs into a 640x360 grid, one output frame", configuration: video) {
+        benchmark in
+        if compositeBench == nil { compositeBench = try CompositeBench() }
+        let bench = compositeBench!
+        benchmark.startMeasurement()
+        blackHole(bench.step())
+        benchmark.stopMeasurement()
     }
 }

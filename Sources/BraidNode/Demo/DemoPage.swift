@@ -14,6 +14,11 @@ import Foundation
 /// asked at start, every 15 s and after each move), closes both connections and publishes and plays again
 /// at the next one. Counters of `stats()` carry over the move; `window.braid.node()` tells the node in use.
 ///
+/// With `?view=mix`, `?view=composite` or `?view=mix,composite` the page plays the room's edge functions
+/// instead of every track: it finds the room's running `audio-mix` (all audio) or `composite` (all video,
+/// 640×360) function, or starts one (`POST /api/v1/rooms/{room}/functions`, with the page's token), and
+/// names the outputs in its WHEP request (`?track=`). Functions outlive the page: other viewers share them.
+///
 /// For automation the page exposes `window.braid.stats()`, resolving to
 /// `{framesDecoded, audioSamplesReceived, frameWidth, frameHeight}` summed (or maximal, for sizes) over the
 /// WHEP connection's inbound streams, and `window.braid.leave()`.
@@ -68,6 +73,8 @@ public enum DemoPage {
           const publishing = query.get("publish") !== "0";
           const subscribing = query.get("subscribe") !== "0";
           const token = query.get("token");
+          // Edge-function views: "mix" (the room's audio-mix) and "composite" (a grid of the room's videos).
+          const views = (query.get("view") || "").split(",").filter((v) => v === "mix" || v === "composite");
           const resources = [];
           const connections = [];
           let localStream = null;
@@ -190,9 +197,31 @@ public enum DemoPage {
             await negotiate(pc, new URL(whipURL, node).href);
           }
 
+          // The output track of the room's running function of `kind`, started if there is none yet.
+          async function functionTrack(kind) {
+            const url = new URL("/api/v1/rooms/{{ROOM}}/functions", node).href;
+            const listed = await fetch(url, { headers: headers() });
+            if (listed.ok) {
+              const running = (await listed.json()).find((f) => f.kind === kind && f.state === "running");
+              const output = running && running.outputs.find((o) => !o.listener);
+              if (output) return output.track;
+            }
+            const request = kind === "audio-mix"
+              ? { kind, inputs: "all-audio" }
+              : { kind, inputs: "all-video", parameters: { width: 640, height: 360, frame_rate: 30 } };
+            const response = await fetch(url, {
+              method: "POST", headers: headers("application/json"), body: JSON.stringify(request)
+            });
+            const body = await response.text();
+            if (response.status !== 201) throw new Error(kind + ": " + response.status + " " + body.trim());
+            return JSON.parse(body).outputs.find((o) => !o.listener).track;
+          }
+
           // Pre-allocated transceivers: the node fills them with the room's tracks as they come and go,
-          // without renegotiation.
+          // without renegotiation. With a view, only the functions' outputs.
           async function subscribe() {
+            const tracks = [];
+            for (const view of views) tracks.push(await functionTrack(view === "mix" ? "audio-mix" : "composite"));
             const pc = new RTCPeerConnection({ bundlePolicy: "max-bundle" });
             subscriber = pc;
             connections.push(pc);
@@ -216,15 +245,16 @@ public enum DemoPage {
               video.playsInline = true;
               video.srcObject = stream;
               const caption = document.createElement("figcaption");
-              caption.textContent = "room track " + (event.transceiver.mid || "?") + ": waiting for media";
+              const label = views.length ? "view " + views.join(" + ") : "room track " + (event.transceiver.mid || "?");
+              caption.textContent = label + ": waiting for media";
               video.addEventListener("resize", () => {
-                caption.textContent = "room track " + event.transceiver.mid + ": "
-                  + video.videoWidth + "x" + video.videoHeight;
+                caption.textContent = label + ": " + video.videoWidth + "x" + video.videoHeight;
               });
               figure.append(video, caption);
               document.getElementById("videos").appendChild(figure);
             });
-            await negotiate(pc, new URL(whepURL, node).href);
+            const query = tracks.length ? "?" + tracks.map((t) => "track=" + t).join("&") : "";
+            await negotiate(pc, new URL(whepURL + query, node).href);
           }
 
           async function stats() {

@@ -7,7 +7,8 @@ import NIOCore
 /// `/demo/lobby`.
 ///
 /// Query options of the page, for automation: `?publish=0` (only play), `?subscribe=0` (only publish),
-/// `?token=<bearer>` (sent as `Authorization: Bearer` on every signalling request).
+/// `?token=<bearer>` (sent as `Authorization: Bearer` on every signalling request), `?view=mix,composite`
+/// (play the room's audio-mix and composite edge functions, started if need be, instead of every track).
 public enum DemoRoutes {
     /// The room `GET /demo` redirects to.
     public static let defaultRoom = "lobby"
