@@ -147,11 +147,10 @@ public final class WasmFunction {
         guard !samples.isEmpty, samples.count % channels == 0, bytes <= Int(Int32.max), let source = samples.baseAddress else {
             throw WasmFunctionError(.badArgument, "\(samples.count) samples is not a whole, nonempty frame of \(channels) channels")
         }
-        let arguments: [Value] = [
-            .i32(0), .i32(UInt32(samples.count / channels)), .i32(UInt32(channels)), .i32(UInt32(sampleRate)),
-        ]
-        try runFrame(guest, process: process, name: "braid_process_audio", bytes: bytes, timestampMs: timestampMs,
-                     arguments: arguments) { frame in
+        try runFrame(
+            guest, process: process, name: "braid_process_audio", bytes: bytes, timestampMs: timestampMs,
+            arguments: (UInt32(samples.count / channels), UInt32(channels), UInt32(sampleRate))
+        ) { frame in
             frame.copyMemory(from: UnsafeRawBufferPointer(start: source, count: bytes))
         } copyOut: { frame in
             UnsafeMutableRawBufferPointer(start: source, count: bytes).copyMemory(from: frame)
@@ -181,11 +180,10 @@ public final class WasmFunction {
                 "planes of \(y.count)/\(u.count)/\(v.count) bytes do not fit \(width)x\(height) I420 (\(lumaBytes)/\(chromaBytes)/\(chromaBytes))")
         }
         let bytes = lumaBytes + 2 * chromaBytes
-        let arguments: [Value] = [
-            .i32(0), .i32(UInt32(width)), .i32(UInt32(height)), .i32(UInt32(truncatingIfNeeded: frameIndex)),
-        ]
-        try runFrame(guest, process: process, name: "braid_process_video", bytes: bytes, timestampMs: timestampMs,
-                     arguments: arguments) { frame in
+        try runFrame(
+            guest, process: process, name: "braid_process_video", bytes: bytes, timestampMs: timestampMs,
+            arguments: (UInt32(width), UInt32(height), UInt32(truncatingIfNeeded: frameIndex))
+        ) { frame in
             guard let base = frame.baseAddress else { return }
             base.copyMemory(from: yBase, byteCount: lumaBytes)
             (base + lumaBytes).copyMemory(from: uBase, byteCount: chromaBytes)
@@ -208,10 +206,11 @@ public final class WasmFunction {
         return guest
     }
 
-    /// Asks the guest for a buffer, copies the frame in, calls `process` (the first argument is
-    /// replaced by the buffer pointer), copies the frame out. One fuel budget covers both calls.
+    /// Asks the guest for a buffer, copies the frame in, calls `process(pointer, arguments…)`, copies
+    /// the frame out. One fuel budget covers both calls.
     private func runFrame(
-        _ guest: Guest, process: Function, name: String, bytes: Int, timestampMs: Int64, arguments: [Value],
+        _ guest: Guest, process: Function, name: StaticString, bytes: Int, timestampMs: Int64,
+        arguments: (UInt32, UInt32, UInt32),
         copyIn: (UnsafeMutableRawBufferPointer) -> Void, copyOut: (UnsafeRawBufferPointer) -> Void
     ) throws(WasmFunctionError) {
         let started = ContinuousClock.now
@@ -236,9 +235,9 @@ public final class WasmFunction {
                     "braid_frame_buffer(\(bytes)) returned \(pointer) (i32 \(Int32(bitPattern: pointer))): \(bytes) bytes there end past the memory's \(memoryBytes) bytes")
             }
             guest.memory.withUnsafeMutableBufferPointer(offset: UInt(pointer), count: bytes) { copyIn($0) }
-            var arguments = arguments
-            arguments[0] = .i32(pointer)
-            let status = try Self.call(process, arguments, guest: guest, name: name, fuel: budget, cap: cap)
+            let status = try Self.call(
+                process, [.i32(pointer), .i32(arguments.0), .i32(arguments.1), .i32(arguments.2)], guest: guest,
+                name: "\(name)", fuel: budget, cap: cap)
             guard status == 0 else {
                 throw WasmFunctionError(.moduleError, "\(name) returned \(Int32(bitPattern: status)): the module reported an error")
             }
@@ -339,18 +338,19 @@ public final class WasmFunction {
         "(\(type.parameters.map { "\($0)" }.joined(separator: ", "))) -> (\(type.results.map { "\($0)" }.joined(separator: ", ")))"
     }
 
-    /// Calls a guest function that returns one i32, turning whatever it throws into a report.
+    /// Calls a guest function that returns one i32, turning whatever it throws into a report. `name`
+    /// is built only for a report.
     private static func call(
-        _ function: Function, _ arguments: [Value], guest: Guest, name: String, fuel: UInt64, cap: Int
+        _ function: Function, _ arguments: [Value], guest: Guest, name: @autoclosure () -> String, fuel: UInt64, cap: Int
     ) throws(WasmFunctionError) -> UInt32 {
         let results: [Value]
         do {
             results = try function.invoke(arguments, on: &guest.stack)
         } catch {
-            throw classify(error, during: name, fuel: fuel, memory: guest.memory, cap: cap, linkErrorKind: .trap)
+            throw classify(error, during: name(), fuel: fuel, memory: guest.memory, cap: cap, linkErrorKind: .trap)
         }
         guard results.count == 1, case .i32(let value) = results[0] else {
-            throw WasmFunctionError(.badABI, "\(name) did not return one i32")
+            throw WasmFunctionError(.badABI, "\(name()) did not return one i32")
         }
         return value
     }

@@ -64,11 +64,14 @@ import WAT
     }
 
     @Test func metersSetupCode() throws {
+        // A small budget: debug builds of WasmKit run only ~5-20 M fuel a second.
+        var limits = WasmLimits.audio
+        limits.setupFuel = 2_000_000
         let start = ContinuousClock.now
         let looping = try abiModule(extra: "(func $spin (loop $l (br $l))) (start $spin)")
-        expectFailure(.outOfFuel, containing: "instantiation") { _ = try load(looping) }
+        expectFailure(.outOfFuel, containing: "instantiation") { _ = try load(looping, limits: limits) }
         let initLoop = try abiModule(initBody: "(loop $l (br $l)) (i32.const 0)")
-        expectFailure(.outOfFuel, containing: "braid_init") { _ = try load(initLoop) }
+        expectFailure(.outOfFuel, containing: "braid_init") { _ = try load(initLoop, limits: limits) }
         #expect(ContinuousClock.now - start < .seconds(5))
     }
 
@@ -89,20 +92,24 @@ import WAT
 
 @Suite struct WasmFrameFailureTests {
     @Test func infiniteLoopRunsOutOfFuelQuickly() throws {
-        let function = try load(try abiModule(processAudio: "(loop $l (br $l)) (i32.const 0)"))
+        // 2 M fuel rather than the default 5 M: debug builds of WasmKit run only ~5-20 M fuel a second
+        // (release: see Tools/WasmExamples/README.md).
+        var limits = WasmLimits.audio
+        limits.fuelPerFrame = 2_000_000
+        let function = try load(try abiModule(processAudio: "(loop $l (br $l)) (i32.const 0)"), limits: limits)
         var samples = sineFrame(amplitude: 1000)
         let start = ContinuousClock.now
         expectFailure(.outOfFuel, containing: "braid_process_audio ran out of fuel") { try runAudio(function, &samples) }
         let elapsed = ContinuousClock.now - start
-        print("BraidWasm: an endless loop used its \(WasmLimits.audio.fuelPerFrame) fuel in \(elapsed)")
+        print("BraidWasm: an endless loop used its \(limits.fuelPerFrame) fuel in \(elapsed)")
         #expect(elapsed < .seconds(2))
         #expect(function.stoppedReason?.kind == .outOfFuel)
-        #expect(function.fuelUsedLastFrame == WasmLimits.audio.fuelPerFrame)
+        #expect(function.fuelUsedLastFrame == limits.fuelPerFrame)
     }
 
     @Test func videoBudgetStopsAnEndlessLoopToo() throws {
         var limits = WasmLimits.video
-        limits.fuelPerFrame = 50_000_000
+        limits.fuelPerFrame = 2_000_000
         let function = try load(
             try abiModule(processAudio: nil, processVideo: "(loop $l (br $l)) (i32.const 0)"), limits: limits)
         var frame = I420Frame(width: 64, height: 48)
