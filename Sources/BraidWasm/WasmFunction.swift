@@ -48,6 +48,9 @@ public final class WasmFunction {
         let host = HostState(limits: limits, log: log)
         self.host = host
 
+        guard bytes.count <= limits.moduleBytes else {
+            throw WasmFunctionError(.invalidModule, "the module is \(bytes.count) bytes; the limit is \(limits.moduleBytes)")
+        }
         let module: Module
         do {
             module = try parseWasm(bytes: bytes)

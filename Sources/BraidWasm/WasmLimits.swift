@@ -13,16 +13,19 @@ public struct WasmLimits: Sendable, Equatable {
     public var logLinesPerSecond: Int
     /// Bytes of one log line kept; the rest of a longer line is cut.
     public var logLineBytes: Int
+    /// The largest module accepted: parsing and compiling happen before any fuel is counted.
+    public var moduleBytes: Int
 
     public init(
         fuelPerFrame: UInt64, memoryPages: Int = 256, setupFuel: UInt64 = 50_000_000,
-        logLinesPerSecond: Int = 10, logLineBytes: Int = 256
+        logLinesPerSecond: Int = 10, logLineBytes: Int = 256, moduleBytes: Int = 4 << 20
     ) {
         self.fuelPerFrame = fuelPerFrame
         self.memoryPages = memoryPages
         self.setupFuel = setupFuel
         self.logLinesPerSecond = logLinesPerSecond
         self.logLineBytes = logLineBytes
+        self.moduleBytes = moduleBytes
     }
 
     /// Audio: 5 M fuel per frame (a 20 ms stereo 48 kHz frame is 1920 samples), 16 MiB.

@@ -2,6 +2,7 @@
 /// process, and do not disturb other instances.
 
 import BraidWasm
+import Foundation
 import Testing
 import WAT
 
@@ -80,6 +81,12 @@ import WAT
         let bytes = try abiModule(extra: #"(data (i32.const 65530) "0123456789")"#)
         let error = expectFailure(.trap, containing: "instantiation") { _ = try load(bytes) }
         #expect(error?.message.contains("out of bounds") == true)
+    }
+
+    @Test func refusesAnOversizedModule() throws {
+        var limits = WasmLimits.audio
+        limits.moduleBytes = 100
+        expectFailure(.invalidModule, containing: "the limit is 100") { _ = try load(exampleModule("gain"), limits: limits) }
     }
 
     @Test func refusesBadLimits() throws {
@@ -191,6 +198,38 @@ import WAT
         try runAudio(edge, &samples)
     }
 
+    /// A memory of zero pages has no storage at all: nothing may touch it.
+    @Test func anEmptyMemoryIsNeverTouched() throws {
+        let imports = #"(import "braid" "log" (func $log (param i32 i32)))"#
+        let function = try load(
+            try abiModule(
+                imports: imports, memory: #"(import "env" "memory" (memory 0 0))"#,
+                initBody: "(call $log (i32.const 0) (i32.const 0)) (i32.const 0)", frameBuffer: "(i32.const 1)"))
+        var samples = sineFrame(amplitude: 1000)
+        expectFailure(.badABI, containing: "past the memory's 0 bytes") { try runAudio(function, &samples) }
+        let none = try load(try abiModule(memory: #"(import "env" "memory" (memory 0 0))"#, frameBuffer: "(i32.const 0)"))
+        expectFailure(.memoryLimit, containing: "returned 0") { try runAudio(none, &samples) }
+    }
+
+    @Test func anUncaughtExceptionIsATrap() throws {
+        let function = try load(try abiModule(processAudio: "(throw $oops)", extra: "(tag $oops)"))
+        var samples = sineFrame(amplitude: 1000)
+        expectFailure(.trap, containing: "uncaught Wasm exception") { try runAudio(function, &samples) }
+    }
+
+    @Test func videoFramesOfTheWrongShapeAreBadArguments() throws {
+        let overlay = try load(exampleModule("overlay"), limits: .video)
+        var frame = I420Frame(width: 64, height: 48)
+        frame.u.removeLast()
+        expectFailure(.badArgument, containing: "do not fit 64x48") { try frame.run(overlay) }
+        var zero = I420Frame(width: 64, height: 48)
+        zero.width = 0
+        expectFailure(.badArgument, containing: "out of range") { try zero.run(overlay) }
+        var fine = I420Frame(width: 64, height: 48)
+        try fine.run(overlay)
+        #expect(overlay.stoppedReason == nil)
+    }
+
     @Test func aNonzeroStatusIsAModuleError() throws {
         let function = try load(try abiModule(processAudio: "(i32.const -3)"))
         var samples = sineFrame(amplitude: 1000)
@@ -294,4 +333,37 @@ import WAT
         #expect(function.statistics.logLinesDropped == UInt64(100 - passed))
         #expect(function.stoppedReason == nil)
     }
+}
+
+@Suite struct WasmThreadingTests {
+    /// The runtime gives each function its own worker thread; instances share only the engine.
+    @Test func instancesRunOnSeveralThreadsAtOnce() throws {
+        let bytes = try exampleModule("gain")
+        let results = ThreadResults()
+        DispatchQueue.concurrentPerform(iterations: 4) { worker in
+            do {
+                let gain = try load(bytes, parameter: Int32(100 + worker * 10))
+                let input = sineFrame(amplitude: 1000)
+                for index in 0..<20 {
+                    var samples = input
+                    try runAudio(gain, &samples, timestampMs: Int64(index * 20))
+                    guard samples == input.map({ Int16(Int($0) * (100 + worker * 10) / 100) }) else {
+                        results.record("worker \(worker): wrong samples at frame \(index)")
+                        return
+                    }
+                }
+            } catch {
+                results.record("worker \(worker): \(error)")
+            }
+        }
+        #expect(results.failures.isEmpty, "\(results.failures)")
+    }
+}
+
+/// Failures collected from several threads.
+final class ThreadResults: @unchecked Sendable {
+    private let lock = NSLock()
+    private var recorded: [String] = []
+    func record(_ failure: String) { lock.withLock { recorded.append(failure) } }
+    var failures: [String] { lock.withLock { recorded } }
 }
