@@ -99,15 +99,12 @@ public final class WasmFunction {
         }
 
         let i32 = ValueType.i32
-        let version = try Self.export(instance, "braid_abi_version", FunctionType(parameters: [], results: [i32]))
-        let initialise = try Self.export(instance, "braid_init", FunctionType(parameters: [i32], results: [i32]), required: false)
-        let frameBuffer = try Self.export(instance, "braid_frame_buffer", FunctionType(parameters: [i32], results: [i32]))
+        let version = try Self.requiredExport(instance, "braid_abi_version", FunctionType(parameters: [], results: [i32]))
+        let initialise = try Self.export(instance, "braid_init", FunctionType(parameters: [i32], results: [i32]))
+        let frameBuffer = try Self.requiredExport(instance, "braid_frame_buffer", FunctionType(parameters: [i32], results: [i32]))
         let process = FunctionType(parameters: [i32, i32, i32, i32], results: [i32])
-        let processAudio = try Self.export(instance, "braid_process_audio", process, required: false)
-        let processVideo = try Self.export(instance, "braid_process_video", process, required: false)
-        guard let version, let frameBuffer else {
-            throw WasmFunctionError(.badABI, "missing export") // unreachable: required exports throw above
-        }
+        let processAudio = try Self.export(instance, "braid_process_audio", process)
+        let processVideo = try Self.export(instance, "braid_process_video", process)
         guard processAudio != nil || processVideo != nil else {
             throw WasmFunctionError(.badABI, "the module exports neither braid_process_audio nor braid_process_video")
         }
@@ -322,14 +319,21 @@ public final class WasmFunction {
         return memoryType
     }
 
-    /// The export `name` with exactly `type`, nil if absent and optional.
-    private static func export(
-        _ instance: Instance, _ name: String, _ type: FunctionType, required: Bool = true
-    ) throws(WasmFunctionError) -> Function? {
-        guard let function = instance.exports[function: name] else {
-            if required { throw WasmFunctionError(.badABI, "the module does not export \(name)") }
-            return nil
+    /// The export `name`, which must exist and have exactly `type`.
+    private static func requiredExport(
+        _ instance: Instance, _ name: String, _ type: FunctionType
+    ) throws(WasmFunctionError) -> Function {
+        guard let function = try export(instance, name, type) else {
+            throw WasmFunctionError(.badABI, "the module does not export \(name)")
         }
+        return function
+    }
+
+    /// The export `name` with exactly `type`, nil if the module has none.
+    private static func export(
+        _ instance: Instance, _ name: String, _ type: FunctionType
+    ) throws(WasmFunctionError) -> Function? {
+        guard let function = instance.exports[function: name] else { return nil }
         guard function.type == type else {
             throw WasmFunctionError(
                 .badABI, "\(name) has type \(signature(function.type)); the ABI wants \(signature(type))")
