@@ -21,7 +21,10 @@ let package = Package(
     targets: [
         .executableTarget(
             name: "measure",
-            dependencies: [.product(name: "BraidWasm", package: "braid"), .product(name: "WAT", package: "WasmKit")],
+            dependencies: [
+                .product(name: "BraidWasm", package: "braid"), .product(name: "WasmKit", package: "WasmKit"),
+                .product(name: "WAT", package: "WasmKit"),
+            ],
             swiftSettings: [.swiftLanguageMode(.v6)])
     ]
 )

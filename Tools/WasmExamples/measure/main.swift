@@ -3,6 +3,7 @@
 import BraidWasm
 import Foundation
 import WAT
+import WasmKit
 
 let examples = URL(fileURLWithPath: CommandLine.arguments[1])
 
@@ -77,4 +78,34 @@ for (name, limits) in [("audio", WasmLimits.audio), ("video", WasmLimits.video)]
         print(String(format: "endless loop, %@ budget (%llu fuel): stopped after %.1f ms (%.0f M fuel/s): %@",
                      name, limits.fuelPerFrame, elapsed / 1000, Double(limits.fuelPerFrame) / elapsed, "\(error)"))
     }
+}
+
+// Fuel metering's own cost: gain's process function straight on WasmKit, metered and not.
+for metered in [false, true] {
+    let engine = Engine(configuration: EngineConfiguration(memoryBoundsChecking: .software, fuelMetering: metered))
+    let store = Store(engine: engine)
+    let memory = try Memory(store: store, type: MemoryType(min: 1, max: 256))
+    let imports: Imports = [
+        "env": ["memory": memory],
+        "braid": [
+            "log": Function(store: store, parameters: [.i32, .i32]) { _, _ in [] },
+            "time_ms": Function(store: store, parameters: [], results: [.i64]) { _, _ in [.i64(0)] },
+        ],
+    ]
+    let instance = try parseWasm(bytes: try module("gain")).instantiate(store: store, imports: imports)
+    guard let initialise = instance.exports[function: "braid_init"],
+        let buffer = instance.exports[function: "braid_frame_buffer"],
+        let process = instance.exports[function: "braid_process_audio"]
+    else { fatalError("gain.wasm lacks the ABI exports") }
+    _ = try initialise([.i32(80)])
+    guard case .i32(let pointer) = try buffer([.i32(3840)])[0] else { fatalError() }
+    var stack = ExecutionStack(engine: engine)
+    let frames = 5_000
+    start = ContinuousClock.now
+    for _ in 0..<frames {
+        if metered { store.fuel = Fuel(remaining: 5_000_000) }
+        _ = try process.invoke([.i32(pointer), .i32(960), .i32(2), .i32(48_000)], on: &stack)
+    }
+    print(String(format: "gain's braid_process_audio alone on WasmKit, fuel metering %@: %.1f µs per frame",
+                 metered ? "on " : "off", microseconds(ContinuousClock.now - start) / Double(frames)))
 }
