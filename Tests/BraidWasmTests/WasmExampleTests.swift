@@ -68,7 +68,7 @@ import Testing
     }
 
     /// Guest cost per frame; prints rather than asserts (the machine is shared). Tests run a debug
-    /// build of WasmKit, 20-50x slower than release: the figures quoted in Tools/WasmExamples/README.md
+    /// build of WasmKit, ~150-350x slower than release: the figures quoted in Tools/WasmExamples/README.md
     /// come from Tools/WasmExamples/measure.sh (release).
     @Test func measureGuestTimePerFrame() throws {
         let gain = try load(exampleModule("gain"), parameter: 80)

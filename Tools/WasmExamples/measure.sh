@@ -1,7 +1,7 @@
 #!/bin/sh
 # Measures the examples and the fuel budgets in a release build: copies measure/main.swift into a
 # throwaway package that depends on this repository (only WasmKit, WAT and BraidWasm are built, ~3 min
-# the first time on 2 cores), then runs it. Debug builds of WasmKit are 20-50x slower: do not quote those.
+# the first time on 2 cores), then runs it. Debug builds of WasmKit are ~150-350x slower: do not quote those.
 set -eu
 here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
