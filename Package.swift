@@ -31,6 +31,7 @@ let package = Package(
         .library(name: "BraidLoad", targets: ["BraidLoad"]),
         .library(name: "BraidCluster", targets: ["BraidCluster"]),
         .library(name: "BraidFunctions", targets: ["BraidFunctions"]),
+        .library(name: "BraidWasm", targets: ["BraidWasm"]),
         .executable(name: "braid-load", targets: ["braid-load"]),
     ],
     dependencies: [
@@ -42,6 +43,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/swiftwasm/WasmKit.git", from: "0.4.2"),
     ],
     targets: [
         // MARK: Debian system libraries (pkg-config) and the C shims Swift cannot import directly.
@@ -118,6 +120,15 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ],
+            swiftSettings: swiftSettings
+        ),
+
+        // Operators' own edge functions in WebAssembly: a WasmKit sandbox with a fuel budget per frame and
+        // host-owned, capped memory. Pure (no sockets, no threads); the function runtime drives it.
+        .target(
+            name: "BraidWasm",
+            dependencies: [.product(name: "WasmKit", package: "WasmKit")],
+            exclude: ["ABI.md"],
             swiftSettings: swiftSettings
         ),
 
@@ -243,6 +254,12 @@ let package = Package(
                 "BraidFunctions", "BraidCodecs", "BraidRTPStreams", "BraidSFU", "BraidWire",
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
+            swiftSettings: swiftSettings
+        ),
+        // WAT assembles the misbehaving test modules inline; the examples come from Tools/WasmExamples.
+        .testTarget(
+            name: "BraidWasmTests",
+            dependencies: ["BraidWasm", .product(name: "WasmKit", package: "WasmKit"), .product(name: "WAT", package: "WasmKit")],
             swiftSettings: swiftSettings
         ),
         // Runs a real etcd (/usr/bin/etcd, Debian's etcd-server) on loopback.
