@@ -115,6 +115,7 @@ let package = Package(
                 "BraidCodecs",
                 "BraidRTPStreams",
                 "BraidSFU",
+                "BraidWasm",
                 "BraidWire",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -269,6 +270,7 @@ let package = Package(
             dependencies: [
                 "BraidClient", "BraidNode", "BraidRTPStreams", "BraidCluster", "BraidMesh", "BraidFunctions",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "WAT", package: "WasmKit"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -115,6 +115,9 @@ public final class AudioMix {
     private var outputs: [Output] = []
     /// Ticks that produced output.
     public private(set) var framesMixed = 0
+    /// Runs on each output's PCM (mono, 48 kHz, one 20 ms frame) before it is encoded, with the tick's
+    /// time in ms; false drops the frame (an operator's WebAssembly function that failed).
+    public var processFrame: ((_ pcm: UnsafeMutableBufferPointer<Int16>, _ timestampMs: Int64) -> Bool)?
 
     /// A mix with no inputs; its shared output exists from the start.
     public init(configuration: Configuration = .init()) throws(CodecError) {
@@ -229,9 +232,11 @@ public final class AudioMix {
         self.mixer.sum()
         self.framesMixed += 1
         for output in self.outputs {
-            output.pcm.withUnsafeMutableBufferPointer { pcm in
+            let keep = output.pcm.withUnsafeMutableBufferPointer { pcm in
                 self.mixer.render(excluding: output.excluded, into: pcm, clipper: &output.clipper)
+                return self.processFrame?(pcm, nowNanoseconds / 1_000_000) ?? true
             }
+            guard keep else { continue }
             var energy: Float = 0
             for sample in output.pcm {
                 let value = Float(sample) / 32768

@@ -67,32 +67,54 @@ public final class FunctionHost {
     /// The pipeline a request asks for, its parameters checked.
     static func makePipeline(_ request: FunctionRequest) throws(FunctionError) -> any FunctionPipeline {
         let parameters = request.parameters
-        if request.kind == .audioMix {
+        let kind = request.kind
+        if !kind.isVideo {
             for (name, value) in [("width", parameters.width), ("height", parameters.height), ("frame_rate", parameters.frameRate)]
             where value != nil {
-                throw FunctionError(.badRequest, "\(name) is a video parameter; audio-mix does not take it")
+                throw FunctionError(.badRequest, "\(name) is a video parameter; \(kind.rawValue) does not take it")
             }
-        } else if parameters.mixMinus != nil {
-            throw FunctionError(.badRequest, "mix_minus is an audio-mix parameter; \(request.kind.rawValue) does not take it")
         }
-        if request.kind != .composite, parameters.highlightSpeaker != nil {
+        if kind != .audioMix, parameters.mixMinus != nil {
+            throw FunctionError(.badRequest, "mix_minus is an audio-mix parameter; \(kind.rawValue) does not take it")
+        }
+        if kind != .composite, parameters.highlightSpeaker != nil {
             throw FunctionError(.badRequest, "highlight_speaker is a composite parameter")
         }
+        if !kind.isWasm {
+            let wasmOnly: [(String, Bool)] = [
+                ("module", parameters.module != nil), ("module_base64", parameters.moduleBase64 != nil),
+                ("parameter", parameters.parameter != nil), ("fuel", parameters.fuel != nil),
+                ("memory_pages", parameters.memoryPages != nil),
+            ]
+            if let (name, _) = wasmOnly.first(where: \.1) {
+                throw FunctionError(.badRequest, "\(name) is a wasm-audio and wasm-video parameter")
+            }
+        }
         do {
-            switch request.kind {
-            case .audioMix:
+            switch kind {
+            case .audioMix, .wasmAudio:
                 let bitrate = parameters.bitrate ?? 32_000
                 guard (6_000...510_000).contains(bitrate) else {
                     throw FunctionError(.badRequest, "bitrate must be 6000-510000 bit/s for Opus, got \(bitrate)")
                 }
-                let configuration = AudioMix.Configuration(bitrate: bitrate, mixMinus: parameters.mixMinus ?? false)
-                return AudioMixPipeline(mix: try AudioMix(configuration: configuration))
-            case .transcode:
+                guard kind == .wasmAudio else {
+                    let configuration = AudioMix.Configuration(bitrate: bitrate, mixMinus: parameters.mixMinus ?? false)
+                    return AudioMixPipeline(mix: try AudioMix(configuration: configuration))
+                }
+                // One input, its level left as it is: the module decides what happens to it.
+                let module = try UserFunctions.load(request)
+                let mix = try AudioMix(
+                    configuration: AudioMix.Configuration(
+                        bitrate: bitrate, mixer: AudioMixer.Configuration(minimumGain: 1, maximumGain: 1)))
+                return AudioMixPipeline(mix: mix, module: module)
+            case .transcode, .wasmVideo:
                 let (width, height, frameRate, bitrate) = try Self.videoParameters(parameters, defaultBitrate: 500_000)
+                let module = kind == .wasmVideo ? try UserFunctions.load(request) : nil
                 return TranscodePipeline(
                     transcode: try Transcode(
                         configuration: Transcode.Configuration(
-                            width: width, height: height, framesPerSecond: frameRate, bitrate: bitrate)))
+                            width: width, height: height, framesPerSecond: frameRate, bitrate: bitrate)),
+                    module: module)
             case .composite:
                 let (width, height, frameRate, bitrate) = try Self.videoParameters(parameters, defaultBitrate: 800_000)
                 return CompositePipeline(
@@ -104,7 +126,7 @@ public final class FunctionHost {
         } catch let error as FunctionError {
             throw error
         } catch {
-            throw FunctionError(.badRequest, "cannot make the encoder: \(error)")
+            throw FunctionError(.badRequest, "cannot make the codecs: \(error)")
         }
     }
 
@@ -136,14 +158,16 @@ public final class FunctionHost {
         let all: FunctionInputs = kind.isVideo ? .allVideo : .allAudio
         switch request.inputs {
         case .allAudio, .allVideo:
-            if kind == .transcode { throw FunctionError(.badRequest, "transcode takes one input track id") }
+            if kind == .transcode || kind.isWasm {
+                throw FunctionError(.badRequest, "\(kind.rawValue) takes one input track id")
+            }
             guard request.inputs == all else {
                 let name = kind.isVideo ? "all-video" : "all-audio"
                 throw FunctionError(.badRequest, "\(kind.rawValue) takes \(name) or track ids")
             }
             return self.router.tracks(inRoom: room).filter(takes)
         case .tracks(let ids):
-            let most = kind == .transcode ? 1 : Self.maximumInputs
+            let most = kind == .transcode || kind.isWasm ? 1 : Self.maximumInputs
             guard (1...most).contains(ids.count) else {
                 throw FunctionError(.badRequest, "\(kind.rawValue) takes 1 to \(most) input tracks, got \(ids.count)")
             }
@@ -198,6 +222,16 @@ public final class FunctionHost {
             }
             function.follow(now: now)
         }
+    }
+
+    /// Functions whose WebAssembly module failed, since start.
+    public private(set) var failures = 0
+    /// Told when a function's module fails (function id, room, reason): the node logs it.
+    public var onFailure: ((_ id: String, _ room: String, _ reason: String) -> Void)?
+
+    func failed(_ function: EdgeFunction, reason: String) {
+        self.failures += 1
+        self.onFailure?(function.id, function.room, reason)
     }
 
     /// Stops every function and the worker thread (the node is stopping).
@@ -291,7 +325,7 @@ final class EdgeFunction: TrackSource {
 
     /// Consumes `producer` as an input.
     func attach(_ producer: TrackProducer, now: NIODeadline) {
-        guard let host = self.host, self.inputs[producer.id] == nil else { return }
+        guard let host = self.host, self.state == "running", self.inputs[producer.id] == nil else { return }
         let layer = self.preferredLayer(of: producer) ?? 0
         let sink = FunctionInputSink(input: producer.id.description, inbox: self.inbox, function: self)
         let layers: LayerSet = producer.kind == .video ? .layer(layer) : .all
@@ -330,7 +364,7 @@ final class EdgeFunction: TrackSource {
     /// Periodic (4/s): video functions take their inputs' best layer, follow what the output's consumers
     /// can take, and tell a composite who speaks.
     func follow(now: NIODeadline) {
-        guard self.request.kind.isVideo, let host = self.host else { return }
+        guard self.request.kind.isVideo, self.state == "running", let host = self.host else { return }
         for (id, input) in self.inputs {
             guard let producer = input.consumer.producer, let layer = self.preferredLayer(of: producer),
                 layer != input.layer
@@ -386,6 +420,10 @@ final class EdgeFunction: TrackSource {
     /// requests to the inputs' sources.
     func publish(_ output: FunctionOutput, now: NIODeadline) {
         guard let host = self.host, self.state == "running" else { return }
+        if let failure = output.failure {
+            self.fail(failure, now: now)
+            return
+        }
         for frame in output.audio {
             self.extensionScratch.removeAll()
             try? self.extensionScratch.append(AudioLevel(voiceActivity: frame.level < 60, level: frame.level), id: 1)
@@ -447,8 +485,21 @@ final class EdgeFunction: TrackSource {
             now: now)
     }
 
+    /// The function's module failed: it stops for good (inputs released, outputs ended) and stays listed
+    /// with the reason until it is deleted.
+    private func fail(_ reason: String, now: NIODeadline) {
+        self.release(now: now)
+        self.state = "stopped: \(reason)"
+        self.host?.failed(self, reason: reason)
+    }
+
     func stop(now: NIODeadline) {
+        self.release(now: now)
         self.state = "stopped"
+    }
+
+    private func release(now: NIODeadline) {
+        self.state = "stopping"
         self.worker.stop()
         for input in self.inputs.values { input.consumer.close(now: now) }
         self.inputs.removeAll()

@@ -8,9 +8,15 @@ public enum FunctionKind: String, Sendable, Hashable, Codable, CaseIterable {
     case transcode
     /// N VP8 inputs in a grid, the active speaker outlined.
     case composite
+    /// An operator's WebAssembly module on one Opus input's decoded audio.
+    case wasmAudio = "wasm-audio"
+    /// An operator's WebAssembly module on one VP8 input's decoded (and scaled) pictures.
+    case wasmVideo = "wasm-video"
 
     /// Whether it consumes and produces video.
-    public var isVideo: Bool { self != .audioMix }
+    public var isVideo: Bool { self == .transcode || self == .composite || self == .wasmVideo }
+    /// Whether it runs an operator's WebAssembly module.
+    public var isWasm: Bool { self == .wasmAudio || self == .wasmVideo }
 }
 
 /// Which tracks a function consumes.
@@ -63,11 +69,27 @@ public struct FunctionRequest: Sendable, Hashable, Codable {
         public var frameRate: Int?
         /// composite: outline the active speaker's cell (default true).
         public var highlightSpeaker: Bool?
+        /// wasm-audio, wasm-video: a built-in module by name (`gain`, `overlay`), or the module's bytes.
+        public var module: String?
+        public var moduleBase64: String?
+        /// wasm-audio, wasm-video: the integer handed to the module's `braid_init` (default 0).
+        public var parameter: Int32?
+        /// wasm-audio, wasm-video: fuel per frame (about one Wasm instruction each), 1,000–300,000,000
+        /// (default 5,000,000 for audio, 30,000,000 for video).
+        public var fuel: UInt64?
+        /// wasm-audio, wasm-video: the module's memory cap in 64 KiB pages, 1–1024 (default 256 = 16 MiB).
+        public var memoryPages: Int?
 
         public init(
             bitrate: Int? = nil, mixMinus: Bool? = nil, width: Int? = nil, height: Int? = nil, frameRate: Int? = nil,
-            highlightSpeaker: Bool? = nil
+            highlightSpeaker: Bool? = nil, module: String? = nil, moduleBase64: String? = nil, parameter: Int32? = nil,
+            fuel: UInt64? = nil, memoryPages: Int? = nil
         ) {
+            self.module = module
+            self.moduleBase64 = moduleBase64
+            self.parameter = parameter
+            self.fuel = fuel
+            self.memoryPages = memoryPages
             self.bitrate = bitrate
             self.mixMinus = mixMinus
             self.width = width
@@ -77,7 +99,9 @@ public struct FunctionRequest: Sendable, Hashable, Codable {
         }
 
         enum CodingKeys: String, CodingKey, CaseIterable {
-            case bitrate, width, height
+            case bitrate, width, height, module, parameter, fuel
+            case moduleBase64 = "module_base64"
+            case memoryPages = "memory_pages"
             case mixMinus = "mix_minus"
             case frameRate = "frame_rate"
             case highlightSpeaker = "highlight_speaker"
@@ -92,6 +116,11 @@ public struct FunctionRequest: Sendable, Hashable, Codable {
             self.height = try container.decodeIfPresent(Int.self, forKey: .height)
             self.frameRate = try container.decodeIfPresent(Int.self, forKey: .frameRate)
             self.highlightSpeaker = try container.decodeIfPresent(Bool.self, forKey: .highlightSpeaker)
+            self.module = try container.decodeIfPresent(String.self, forKey: .module)
+            self.moduleBase64 = try container.decodeIfPresent(String.self, forKey: .moduleBase64)
+            self.parameter = try container.decodeIfPresent(Int32.self, forKey: .parameter)
+            self.fuel = try container.decodeIfPresent(UInt64.self, forKey: .fuel)
+            self.memoryPages = try container.decodeIfPresent(Int.self, forKey: .memoryPages)
         }
     }
 
@@ -186,7 +215,7 @@ public struct FunctionStatus: Sendable, Hashable, Codable {
     public var id: String
     public var kind: FunctionKind
     public var room: String
-    /// `running`, or `stopped: reason`.
+    /// `running`, or `stopped: reason` (a WebAssembly module that failed; DELETE removes it).
     public var state: String
     public var inputs: [Input]
     public var outputs: [Output]

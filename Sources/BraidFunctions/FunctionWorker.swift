@@ -1,7 +1,9 @@
 #if canImport(Glibc)
     import Glibc
 #endif
+import BraidCodecs
 import BraidRTPStreams
+import BraidWasm
 import NIOConcurrencyHelpers
 import NIOCore
 
@@ -37,8 +39,13 @@ struct FunctionOutput: Sendable {
     /// When the newest input frame of each output frame arrived (monotonic ns): the worker records the
     /// function's own delay from them.
     var arrivals: [Int64] = []
+    /// The function failed for good (its WebAssembly module trapped, ran out of fuel or memory, broke the
+    /// ABI): why.
+    var failure: String?
 
-    var isEmpty: Bool { self.audio.isEmpty && self.video.isEmpty && self.keyframeRequests.isEmpty }
+    var isEmpty: Bool {
+        self.audio.isEmpty && self.video.isEmpty && self.keyframeRequests.isEmpty && self.failure == nil
+    }
 }
 
 /// Asks of the router's side to a running function, through its inbox.
@@ -218,11 +225,23 @@ final class FunctionWorker: @unchecked Sendable {
 
 // MARK: - Pipelines
 
-/// `audio-mix` on a worker: 20 ms ticks, one mix per tick.
+/// `audio-mix` on a worker: 20 ms ticks, one mix per tick. With a WebAssembly `module` (`wasm-audio`: a
+/// mix of one input, gain fixed), the module works on every frame before it is encoded.
 final class AudioMixPipeline: FunctionPipeline {
     let mix: AudioMix
+    private let module: UserModule?
 
-    init(mix: AudioMix) { self.mix = mix }
+    init(mix: AudioMix, module: WasmFunction? = nil) {
+        self.mix = mix
+        self.module = module.map(UserModule.init)
+        if let user = self.module {
+            mix.processFrame = { pcm, timestampMs in
+                user.run { function throws(WasmFunctionError) in
+                    try function.processAudio(pcm, channels: 1, sampleRate: 48_000, timestampMs: timestampMs)
+                }
+            }
+        }
+    }
 
     var interval: TimeAmount { .milliseconds(20) }
 
@@ -248,12 +267,41 @@ final class AudioMixPipeline: FunctionPipeline {
                     listener: frame.listener, tick: tick, payload: Array(frame.payload), captureNTP: frame.captureNTP,
                     level: UInt8(max(0, min(127, dBov.rounded())))))
         }
+        output.failure = self.module?.takeFailure()
     }
 
     func inputStatistics() -> [String: InputStatisticsSnapshot] {
         var inputs: [String: InputStatisticsSnapshot] = [:]
         for id in self.mix.inputIDs { inputs[id] = InputStatisticsSnapshot(audio: self.mix.statistics(of: id)) }
         return inputs
+    }
+}
+
+/// A WebAssembly module inside a pipeline: runs it on a frame, and keeps its first failure to report once.
+final class UserModule {
+    let function: WasmFunction
+    private var failure: WasmFunctionError?
+    private var reported = false
+
+    init(_ function: WasmFunction) { self.function = function }
+
+    /// Runs `body` on the module; false (drop the frame) once the module has failed.
+    func run(_ body: (WasmFunction) throws(WasmFunctionError) -> Void) -> Bool {
+        guard self.failure == nil else { return false }
+        do {
+            try body(self.function)
+            return true
+        } catch {
+            self.failure = error
+            return false
+        }
+    }
+
+    /// The failure, the first time it is asked for after it happened.
+    func takeFailure() -> String? {
+        guard let failure = self.failure, !self.reported else { return nil }
+        self.reported = true
+        return "\(failure.kind.rawValue): \(failure.message)"
     }
 }
 
@@ -279,12 +327,34 @@ struct VideoOutputPacketizer {
     }
 }
 
-/// `transcode` on a worker: each input frame is transcoded as it is drained (polled every 5 ms).
+/// `transcode` on a worker: each input frame is transcoded as it is drained (polled every 5 ms). With a
+/// WebAssembly `module` (`wasm-video`), the module works on every scaled picture before it is encoded.
 final class TranscodePipeline: FunctionPipeline {
     let transcode: Transcode
     private var packetizer = VideoOutputPacketizer()
+    private let module: UserModule?
 
-    init(transcode: Transcode) { self.transcode = transcode }
+    init(transcode: Transcode, module: WasmFunction? = nil) {
+        self.transcode = transcode
+        self.module = module.map(UserModule.init)
+        if let user = self.module {
+            var frameIndex: Int64 = 0
+            transcode.processPicture = { picture, timestampMs in
+                frameIndex += 1
+                return user.run { function throws(WasmFunctionError) in
+                    try picture.y.withUnsafeMutableBufferPointer { y throws(WasmFunctionError) in
+                        try picture.u.withUnsafeMutableBufferPointer { u throws(WasmFunctionError) in
+                            try picture.v.withUnsafeMutableBufferPointer { v throws(WasmFunctionError) in
+                                try function.processVideo(
+                                    y: y, u: u, v: v, width: picture.width, height: picture.height,
+                                    frameIndex: frameIndex - 1, timestampMs: timestampMs)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
 
     var interval: TimeAmount { .milliseconds(5) }
 
@@ -315,6 +385,7 @@ final class TranscodePipeline: FunctionPipeline {
         {
             output.keyframeRequests.append(input)
         }
+        output.failure = self.module?.takeFailure()
     }
 
     private func emit(_ frame: EncodedVideoFrame, into output: inout FunctionOutput) {

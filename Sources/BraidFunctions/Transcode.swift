@@ -47,6 +47,9 @@ public final class Transcode {
     public private(set) var framesDroppedForRate = 0
     /// The bitrate the encoder runs at now.
     public private(set) var currentBitrate: Int
+    /// Runs on each scaled picture before it is encoded, with its presentation time in ms; false drops the
+    /// frame (an operator's WebAssembly function that failed).
+    public var processPicture: ((_ picture: I420Buffer, _ timestampMs: Int64) -> Bool)?
 
     /// - Throws: ``CodecError`` for an output size or bitrate libvpx refuses.
     public init(configuration: Configuration) throws(CodecError) {
@@ -130,6 +133,7 @@ public final class Transcode {
         guard (try? self.scaled.scale(picture.image)) != nil else { return }
         self.lastEncoded = timestamp
         let pts = timestamp - first
+        guard self.processPicture?(self.scaled, pts / 90) ?? true else { return }
         _ = try? self.scaled.withImage { image throws(CodecError) in
             try self.encoder.encode(image, pts: pts) { frame in
                 self.framesEncoded += 1

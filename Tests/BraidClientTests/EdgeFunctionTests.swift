@@ -5,6 +5,7 @@ import Foundation
 import NIOCore
 import NIOPosix
 import Testing
+import WAT
 
 @testable import BraidClient
 
@@ -207,6 +208,110 @@ struct EdgeFunctionTests {
             }
             for subscriber in [small, mosaic] { try await subscriber.close() }
             for publisher in publishers { try await publisher.close() }
+        }
+    }
+
+    /// A module of the edge-function ABI (Sources/BraidWasm/ABI.md) whose braid_process_audio is `body`,
+    /// base64 for a request.
+    private static func audioModule(_ body: String, memory: String = "(memory 1)") throws -> String {
+        let text = """
+            (module
+              (import "env" "memory" \(memory))
+              (func (export "braid_abi_version") (result i32) (i32.const 1))
+              (func (export "braid_frame_buffer") (param i32) (result i32) (i32.const 1024))
+              (func (export "braid_process_audio") (param i32 i32 i32 i32) (result i32) \(body)))
+            """
+        return Data(try wat2wasm(text)).base64EncodedString()
+    }
+
+    @Test("WebAssembly functions over the API: the overlay runs; a looping, an over-allocating and a trapping module are stopped and reported while media keeps flowing")
+    func wasmFunctionsEndToEnd() async throws {
+        try await withLoopbackNode { node, port in
+            let group = MultiThreadedEventLoopGroup.singleton
+            let base = "http://127.0.0.1:\(port)"
+            let dashboard = NodeDashboard(port: port)
+            let media = try PreEncodedMedia.synthetic(audioSeconds: 1, toneFrequency: 440, videoFrames: 30)
+            let publisher = try await BraidPublisher.publish(
+                to: "\(base)/whip/wasm", audio: .preEncoded(media), video: .preEncoded(media),
+                options: forwardingOptions, group: group)
+            // Another room, which the failing modules must not disturb.
+            let otherPublisher = try await BraidPublisher.publish(
+                to: "\(base)/whip/other", audio: .preEncoded(media), video: .preEncoded(media),
+                options: forwardingOptions, group: group)
+            let otherSubscriber = try await BraidSubscriber.subscribe(
+                to: "\(base)/whep/other", audioTracks: 1, videoTracks: 1, options: forwardingOptions, group: group)
+            var tracks: [SFUTrackStatus] = []
+            for _ in 0..<50 where tracks.count < 2 {
+                try await Task.sleep(for: .milliseconds(100))
+                tracks = await node.media.sessions.room(named: "wasm")?.tracks ?? []
+            }
+            let audio = try #require(tracks.first { $0.kind == .audio }?.id)
+            let video = try #require(tracks.first { $0.kind == .video }?.id)
+
+            func start(_ body: String) async throws -> (status: Int, function: FunctionStatus?, body: String) {
+                let response = try await dashboard.post(
+                    "/api/v1/rooms/wasm/functions", contentType: "application/json", body: body)
+                return (response.status, try? JSONDecoder().decode(FunctionStatus.self, from: Data(response.body.utf8)), response.body)
+            }
+            // Refused at load, with the reason: not a module, and a video module for audio.
+            let garbage = try await start(#"{"kind": "wasm-audio", "inputs": ["\#(audio)"], "parameters": {"module_base64": "AAAA"}}"#)
+            #expect(garbage.status == 400 && garbage.body.contains("does not load"), "\(garbage.body)")
+            let wrongMedia = try await start(#"{"kind": "wasm-audio", "inputs": ["\#(audio)"], "parameters": {"module": "overlay"}}"#)
+            #expect(wrongMedia.status == 400 && wrongMedia.body.contains("braid_process_audio"), "\(wrongMedia.body)")
+
+            // A debug build runs WasmKit unoptimised (100-300x slower): small budgets keep a runaway short.
+            let overlay = try await start(
+                #"{"kind": "wasm-video", "inputs": ["\#(video)"], "parameters": {"module": "overlay", "width": 320, "height": 180, "fuel": 50000000}}"#)
+            #expect(overlay.status == 201, "\(overlay.body)")
+            let gain = try await start(
+                #"{"kind": "wasm-audio", "inputs": ["\#(audio)"], "parameters": {"module": "gain", "parameter": 50}}"#)
+            #expect(gain.status == 201, "\(gain.body)")
+            let loop = try Self.audioModule("(loop $forever (br $forever)) (i32.const 0)")
+            let grow = try Self.audioModule(
+                """
+                (block $full (loop $more (br_if $full (i32.eq (memory.grow (i32.const 1)) (i32.const -1))) (br $more)))
+                (i32.store (i32.mul (memory.size) (i32.const 65536)) (i32.const 1)) (i32.const 0)
+                """)
+            let trap = try Self.audioModule("(unreachable)")
+            var bad: [String: String] = [:]
+            for (name, module, limits) in [
+                ("loop", loop, #""fuel": 20000"#), ("grow", grow, #""memory_pages": 4"#), ("trap", trap, #""fuel": 20000"#),
+            ] {
+                let started = try await start(
+                    #"{"kind": "wasm-audio", "inputs": ["\#(audio)"], "parameters": {"module_base64": "\#(module)", \#(limits)}}"#)
+                #expect(started.status == 201, "\(name): \(started.body)")
+                bad[name] = started.function?.id
+            }
+            let player = try await BraidSubscriber.subscribe(
+                to: "\(base)/whep/wasm?track=\(try #require(overlay.function?.outputs.first?.track))", audioTracks: 0,
+                videoTracks: 1, options: forwardingOptions, group: group)
+            let before = try #require(await otherSubscriber.statistics())
+            try await Task.sleep(for: .seconds(3))
+
+            let listed = try await dashboard.get("/api/v1/rooms/wasm/functions")
+            let statuses = try JSONDecoder().decode([FunctionStatus].self, from: Data(listed.body.utf8))
+            func status(_ id: String?) -> FunctionStatus? { statuses.first { $0.id == id } }
+            #expect(status(bad["loop"])?.state.hasPrefix("stopped: outOfFuel") == true, "\(String(describing: status(bad["loop"])))")
+            #expect(status(bad["grow"])?.state.hasPrefix("stopped: memoryLimit") == true, "\(String(describing: status(bad["grow"])))")
+            #expect(status(bad["trap"])?.state.hasPrefix("stopped: trap") == true, "\(String(describing: status(bad["trap"])))")
+            for id in bad.values { #expect(status(id)?.outputs.isEmpty == true && status(id)?.inputs.isEmpty == true) }
+            // The good modules run on.
+            #expect(status(overlay.function?.id)?.state == "running")
+            #expect((status(overlay.function?.id)?.framesOutPerSecond ?? 0) > 5, "\(String(describing: status(overlay.function?.id)))")
+            #expect(status(gain.function?.id)?.state == "running")
+            let played = try #require(await player.statistics()?.video.first)
+            #expect(played.framesDecodable > 20, "\(played)")
+            // The other room's media kept flowing.
+            let after = try #require(await otherSubscriber.statistics())
+            #expect(after.video[0].framesDecodable - before.video[0].framesDecodable > 60, "\(after.video)")
+            #expect(after.audio[0].packetsReceived - before.audio[0].packetsReceived > 100, "\(after.audio)")
+
+            // A stopped function stays listed with its reason until deleted.
+            for id in bad.values {
+                #expect(try await dashboard.delete("/api/v1/rooms/wasm/functions/\(id)").status == 200)
+            }
+            for subscriber in [player, otherSubscriber] { try await subscriber.close() }
+            for publisher in [publisher, otherPublisher] { try await publisher.close() }
         }
     }
 }
