@@ -54,7 +54,9 @@ public final class FunctionHost {
         let inputs = try self.inputs(of: request, room: room)
         let id = "fn-\(self.nextNumber)"
         self.nextNumber += 1
-        let workers = self.workers ?? MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        // One worker thread per core: each function stays on one (its state is confined there), and
+        // functions spread over them round-robin.
+        let workers = self.workers ?? MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
         self.workers = workers
         let function = EdgeFunction(
             id: id, room: room, request: request, host: self, pipeline: pipeline, workerLoop: workers.next(), now: now)

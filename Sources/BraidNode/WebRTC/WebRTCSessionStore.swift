@@ -6,6 +6,7 @@ import BraidSFU
 import BraidSecurity
 import BraidTransport
 import BraidWire
+import Logging
 import NIOCore
 
 /// The WebRTC sessions of one media event loop (shard), and the packet path into them. A node has one
@@ -121,15 +122,19 @@ final class WebRTCSessionStore {
         }
     }
 
-    /// Runs the forwarding core's due work and sends what it produced.
     /// The edge functions of this loop.
     var functions: FunctionHost {
         if let host = self.functionHost { return host }
         let host = FunctionHost(router: self.forwarding, loop: self.channel.eventLoop) { [unowned self] in self.flush() }
+        host.onFailure = { id, room, reason in
+            Logger(label: "braid.functions").warning(
+                "edge function stopped", metadata: ["function": "\(id)", "room": "\(room)", "reason": "\(reason)"])
+        }
         self.functionHost = host
         return host
     }
 
+    /// Runs the forwarding core's due work and sends what it produced.
     private func tick() {
         let now = NIODeadline.now()
         self.forwarding.tick(now: now)
