@@ -13,9 +13,15 @@ import BraidRTPStreams
 ///
 /// - A stream starts (or starts again after going idle) with the target delay's ticks of buffering, so
 ///   frames that arrive up to that much later than the first are in time. The target starts at
-///   `delayFrames` and adapts: a frame that arrives after its turn raises it by one frame (the buffer
-///   stretches: one concealed turn), and a window of `adaptationWindowFrames` turns with no late frame and
-///   at least a target's worth of frames always buffered lowers it by one (one frame skipped).
+///   `delayFrames` and adapts, as NetEq does it in spirit:
+///   - each frame's transit (arrival time minus its timestamp's time) goes into a history of the last
+///     `historyFrames` frames; every `adaptationWindowFrames` turns the target becomes what that history
+///     needs: the spread between its fastest frame and its `delayPercentile` frame, in frames (rounded up),
+///     lowered by at most one frame per evaluation and only after one without late frames;
+///   - a frame that arrives after its turn raises the target by one frame at once (the buffer stretches:
+///     one concealed turn);
+///   - a standing queue (more frames buffered than the target all through an evaluation window, after a
+///     burst or a stall) is drained by skipping up to `maximumSkipsPerEvaluation` of the oldest frames.
 /// - A frame missing at its turn is `.lost`: the decoder conceals it, or rebuilds it from the next
 ///   frame's in-band FEC when that one is already here (handed over as `next`).
 /// - After `idleAfterFrames` turns with nothing buffered the input is idle (muted, DTX, gone): it
@@ -35,8 +41,16 @@ public struct AudioJitterBuffer {
         public var delayFrames: Int
         /// The most the adaptive delay grows to.
         public var maximumDelayFrames: Int
-        /// Turns observed before the delay is lowered.
+        /// Turns between evaluations of the target delay (50: once a second).
         public var adaptationWindowFrames: Int
+        /// Frames whose transit the target is computed from (250: the last 5 s).
+        public var historyFrames: Int
+        /// The share of the history's frames the target keeps in time (0.95).
+        public var delayPercentile: Double
+        /// Frames skipped at most per evaluation to drain a standing queue.
+        public var maximumSkipsPerEvaluation: Int
+        /// Playout time of a frame (20 ms), to turn transit into frames.
+        public var frameNanoseconds: Int64
         /// Frames buffered beyond the delay before the oldest are skipped.
         public var maximumExtraFrames: Int
         /// Empty turns in a row after which the input counts as idle.
@@ -46,13 +60,19 @@ public struct AudioJitterBuffer {
 
         /// A configuration.
         public init(
-            frameTicks: Int64 = 960, delayFrames: Int = 1, maximumDelayFrames: Int = 8, adaptationWindowFrames: Int = 250,
-            maximumExtraFrames: Int = 10, idleAfterFrames: Int = 15, maximumPayloadBytes: Int = 1500
+            frameTicks: Int64 = 960, delayFrames: Int = 1, maximumDelayFrames: Int = 8, adaptationWindowFrames: Int = 50,
+            historyFrames: Int = 250, delayPercentile: Double = 0.95, maximumSkipsPerEvaluation: Int = 3,
+            frameNanoseconds: Int64 = 20_000_000, maximumExtraFrames: Int = 10, idleAfterFrames: Int = 15,
+            maximumPayloadBytes: Int = 1500
         ) {
             self.frameTicks = frameTicks
             self.delayFrames = max(0, delayFrames)
             self.maximumDelayFrames = max(self.delayFrames, maximumDelayFrames)
             self.adaptationWindowFrames = max(1, adaptationWindowFrames)
+            self.historyFrames = max(2, historyFrames)
+            self.delayPercentile = min(1, max(0.5, delayPercentile))
+            self.maximumSkipsPerEvaluation = max(0, maximumSkipsPerEvaluation)
+            self.frameNanoseconds = max(1, frameNanoseconds)
             self.maximumExtraFrames = maximumExtraFrames
             self.idleAfterFrames = idleAfterFrames
             self.maximumPayloadBytes = maximumPayloadBytes
@@ -114,6 +134,12 @@ public struct AudioJitterBuffer {
     private var windowMinimumDepth = Int.max
     private var emptyTurns = 0
     private var stored = 0
+    /// Transit of the last `historyFrames` frames (arrival minus timestamp time, ns; only differences
+    /// matter), a ring; and a scratch copy for the percentile, so evaluating allocates nothing.
+    private var transits: [Int64]
+    private var transitCount = 0
+    private var transitCursor = 0
+    private var sortedTransits: [Int64]
 
     /// Frames played from the buffer.
     public private(set) var framesPlayed = 0
@@ -135,6 +161,32 @@ public struct AudioJitterBuffer {
         let capacity = configuration.maximumDelayFrames + configuration.maximumExtraFrames + 2
         self.slots = Array(repeating: Slot(), count: capacity)
         self.bytes = Array(repeating: 0, count: capacity * configuration.maximumPayloadBytes)
+        self.transits = Array(repeating: 0, count: configuration.historyFrames)
+        self.sortedTransits = []
+        self.sortedTransits.reserveCapacity(configuration.historyFrames)
+    }
+
+    /// The delay the transit history asks for, in frames (nil with too little history).
+    public var neededDelay: Int? {
+        mutating get {
+            guard self.transitCount >= 10 else { return nil }
+            self.sortedTransits.removeAll(keepingCapacity: true)
+            self.sortedTransits.append(contentsOf: self.transits[0..<self.transitCount])
+            self.sortedTransits.sort()
+            let index = min(self.transitCount - 1, Int(Double(self.transitCount) * self.configuration.delayPercentile))
+            let spread = self.sortedTransits[index] - self.sortedTransits[0]
+            let frames = Int((spread + self.configuration.frameNanoseconds - 1) / self.configuration.frameNanoseconds)
+            return min(self.configuration.maximumDelayFrames, max(self.configuration.delayFrames, frames))
+        }
+    }
+
+    private mutating func recordTransit(position: Int64, arrivalNanoseconds: Int64) {
+        let ticks = self.configuration.frameTicks
+        // The frame's place on the sender's clock, in ns (frames of `frameNanoseconds`).
+        let sent = position / ticks * self.configuration.frameNanoseconds + position % ticks * self.configuration.frameNanoseconds / ticks
+        self.transits[self.transitCursor] = arrivalNanoseconds &- sent
+        self.transitCursor = (self.transitCursor + 1) % self.transits.count
+        self.transitCount = min(self.transitCount + 1, self.transits.count)
     }
 
     /// Whether a stream is buffering or playing (not idle).
@@ -151,6 +203,7 @@ public struct AudioJitterBuffer {
         let position = self.timestamps.unwrap(timestamp)
         let ticks = self.configuration.frameTicks
         let capacity = Int64(self.slots.count)
+        self.recordTransit(position: position, arrivalNanoseconds: arrivalNanoseconds)
         if let next = self.next {
             if position < next {
                 self.framesLate += 1
@@ -242,17 +295,25 @@ public struct AudioJitterBuffer {
         }
     }
 
-    /// Lowers the delay by a frame after a window with no late frame in which a target's worth of frames
-    /// was always buffered beyond the one played.
+    /// Every `adaptationWindowFrames` turns: the target follows the transit history (down by at most a
+    /// frame, and only after a window without late frames; up at once), then a standing queue beyond the
+    /// target is drained.
     private mutating func adapt() {
         self.windowTurns += 1
         self.windowMinimumDepth = min(self.windowMinimumDepth, self.stored)
         guard self.windowTurns >= self.configuration.adaptationWindowFrames else { return }
-        if self.windowLate == 0, self.targetDelay > self.configuration.delayFrames,
-            self.windowMinimumDepth >= self.targetDelay
-        {
-            self.targetDelay -= 1
-            self.skipOldest()
+        if let needed = self.neededDelay {
+            if needed > self.targetDelay {
+                self.stretchTurns += needed - self.targetDelay
+                self.targetDelay = needed
+            } else if needed < self.targetDelay, self.windowLate == 0 {
+                self.targetDelay -= 1
+            }
+        }
+        if self.windowLate == 0, self.windowMinimumDepth != .max, self.windowMinimumDepth > self.targetDelay {
+            for _ in 0..<min(self.windowMinimumDepth - self.targetDelay, self.configuration.maximumSkipsPerEvaluation) {
+                self.skipOldest()
+            }
         }
         self.windowTurns = 0
         self.windowLate = 0

@@ -59,8 +59,8 @@ func frame(_ index: Int) -> Played { .frame([UInt8(truncatingIfNeeded: index), 0
         #expect(buffer.framesLost == 1 && buffer.framesLate == 1 && buffer.duplicates == 1 && buffer.framesStretched == 1)
     }
 
-    @Test func theDelayGrowsWithLateFramesAndShrinksAfterAQuietWindow() {
-        var buffer = AudioJitterBuffer(configuration: .init(delayFrames: 1, maximumDelayFrames: 3, adaptationWindowFrames: 10))
+    @Test func aLateFrameRaisesTheDelayAtOnce() {
+        var buffer = AudioJitterBuffer(configuration: .init(delayFrames: 1, maximumDelayFrames: 3))
         _ = buffer.insert(0)
         _ = buffer.play()
         #expect(buffer.play() == frame(0))
@@ -74,20 +74,57 @@ func frame(_ index: Int) -> Played { .frame([UInt8(truncatingIfNeeded: index), 0
             _ = buffer.play()  // The stretched turn, or the next frame's turn once at the maximum.
         }
         #expect(buffer.targetDelay == 3 && buffer.framesLate == 3 && buffer.framesStretched == 2)
-        // Then (frame 4's turn has passed) a steady stream four frames ahead of its turn for a window: the
-        // delay comes down.
-        sent += 1
-        for _ in 0..<4 {
-            _ = buffer.insert(sent)
-            sent += 1
-        }
-        for _ in 0..<40 {
-            _ = buffer.insert(sent)
-            sent += 1
+    }
+
+    /// Plays `seconds` of a 20 ms stream whose frame `i` arrives `jitter(i)` ns after its send time; returns
+    /// the frames that came after their turn.
+    private func run(
+        _ buffer: inout AudioJitterBuffer, from first: Int, seconds: Int, jitter: (Int) -> Int64
+    ) -> Int {
+        let lateBefore = buffer.framesLate
+        let turns = seconds * 50
+        var next = first
+        for turn in first..<(first + turns) {
+            let now = Int64(turn) * 20_000_000
+            // Every frame that has arrived by this turn, in arrival order.
+            while next < first + turns + 20, Int64(next) * 20_000_000 + jitter(next) <= now {
+                _ = buffer.insert(next, arrival: Int64(next) * 20_000_000 + jitter(next))
+                next += 1
+            }
             _ = buffer.play()
         }
-        #expect(buffer.targetDelay < 3, "delay \(buffer.targetDelay)")
-        #expect(buffer.framesSkipped >= 1)
+        return buffer.framesLate - lateBefore
+    }
+
+    @Test func theDelayFollowsThePercentileOfTransitAndComesBackDown() {
+        var buffer = AudioJitterBuffer()
+        // Every tenth frame 50 ms late: the 95th percentile of transit is 50 ms past the fastest, so the
+        // delay settles at 3 frames and, after the first seconds, no frame is late any more.
+        let jittery: (Int) -> Int64 = { $0 % 10 == 5 ? 50_000_000 : 0 }
+        _ = self.run(&buffer, from: 0, seconds: 3, jitter: jittery)
+        #expect(buffer.targetDelay == 3, "delay \(buffer.targetDelay)")
+        let lateLater = self.run(&buffer, from: 150, seconds: 5, jitter: jittery)
+        #expect(lateLater == 0, "\(lateLater) late frames once adapted")
+        // The jitter stops: once the 5 s history holds only punctual frames, the delay comes down a frame
+        // a second, to the minimum.
+        let late = self.run(&buffer, from: 400, seconds: 9, jitter: { _ in 0 })
+        #expect(late == 0)
+        #expect(buffer.targetDelay == 1, "delay \(buffer.targetDelay)")
+        #expect(buffer.depth <= 2, "depth \(buffer.depth)")
+    }
+
+    @Test func aStandingQueueIsDrained() {
+        var buffer = AudioJitterBuffer()
+        // A stall of 200 ms at frame 100 (frames 100...109 arrive together at 2.2 s), then punctual again:
+        // the burst leaves ten frames more in the buffer than the target needs, which the buffer skips
+        // within a few seconds instead of keeping 200 ms of delay for good.
+        let stalled: (Int) -> Int64 = { index in (100..<110).contains(index) ? Int64(110 - index) * 20_000_000 : 0 }
+        _ = self.run(&buffer, from: 0, seconds: 3, jitter: stalled)
+        let skippedBefore = buffer.framesSkipped
+        _ = self.run(&buffer, from: 150, seconds: 10, jitter: { _ in 0 })
+        #expect(buffer.framesSkipped > skippedBefore)
+        #expect(buffer.depth <= buffer.targetDelay + 1, "depth \(buffer.depth), delay \(buffer.targetDelay)")
+        #expect(buffer.targetDelay <= 2, "delay \(buffer.targetDelay)")
     }
 
     @Test func anInputWithNothingBufferedConcealsAWhileThenGoesIdleAndRestarts() {
