@@ -78,6 +78,11 @@ public struct CommonLoadOptions: ParsableArguments {
         help: "Subscribers decode their audio and write what they played to this directory (raw PCM like --audio-pcm).")
     public var recordAudio: String?
 
+    @Option(
+        name: .customLong("operator-token"),
+        help: "Bearer token for the node's operator API (an admin token), sent when braid-load starts an edge function (--mix, --transcode) on a node whose public listener needs one.")
+    public var operatorToken: String?
+
     @Option(help: "Write the full report as JSON to this file.")
     public var json: String?
     @Option(help: "Objectives, e.g. p95-latency=200ms,residual-loss=1%,freezes=0,join-p95=500ms,failures=0")
@@ -149,6 +154,7 @@ public struct CommonLoadOptions: ParsableArguments {
             configuration.audioSource = data.withUnsafeBytes { Array($0.bindMemory(to: Int16.self)) }
         }
         configuration.audioRecordingDirectory = self.recordAudio
+        configuration.operatorToken = self.operatorToken
         return configuration
     }
 

@@ -75,6 +75,8 @@ public struct LoadConfiguration: Sendable {
     /// webinar: the subscribers receive the publisher's video through the node's `transcode` edge
     /// function at this size (`width`, `height`), and its audio as it is.
     public var subscribeToTranscode: FrameSize?
+    /// Bearer token for the node's operator routes (the functions API), when its listener asks for one.
+    public var operatorToken: String?
 
     /// Creates a configuration; defaults suit a short run against one local node.
     public init(
@@ -242,9 +244,10 @@ public enum LoadRunner {
         let outcomes = Outcomes(count: plans.count)
         let function: RoomFunction? =
             if configuration.subscribeToMix {
-                RoomFunction(.audioMix, group: group, timeout: configuration.timeout)
+                RoomFunction(.audioMix, group: group, timeout: configuration.timeout, token: configuration.operatorToken)
             } else if let size = configuration.subscribeToTranscode {
-                RoomFunction(.transcode(size), group: group, timeout: configuration.timeout)
+                RoomFunction(
+                    .transcode(size), group: group, timeout: configuration.timeout, token: configuration.operatorToken)
             } else {
                 nil
             }
@@ -768,12 +771,14 @@ actor RoomFunction {
     private let kind: Kind
     private let group: any EventLoopGroup
     private let timeout: Duration
+    private let token: String?
     private var started: Task<Result<Started, BraidClientError>, Never>?
 
-    init(_ kind: Kind, group: any EventLoopGroup, timeout: Duration) {
+    init(_ kind: Kind, group: any EventLoopGroup, timeout: Duration, token: String? = nil) {
         self.kind = kind
         self.group = group
         self.timeout = timeout
+        self.token = token
     }
 
     /// The tracks a subscriber plays; the first call starts the function, later calls get its answer.
@@ -852,8 +857,9 @@ actor RoomFunction {
     ) async throws(BraidClientError) -> HTTPResponseSummary {
         var endpoint = try HTTPEndpoint(url: node)
         endpoint.path = path
+        var headers: [(String, String)] = body == nil ? [] : [("Content-Type", "application/json")]
+        if let token = self.token { headers.append(("Authorization", "Bearer \(token)")) }
         return try await WHTTPClient(group: self.group).request(
-            method, endpoint, headers: body == nil ? [] : [("Content-Type", "application/json")], body: body ?? "",
-            timeout: self.timeout)
+            method, endpoint, headers: headers, body: body ?? "", timeout: self.timeout)
     }
 }

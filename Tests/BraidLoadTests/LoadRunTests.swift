@@ -132,6 +132,8 @@ struct LoadRunTests {
         let command = try BraidLoadCommand.Webinar.parse(["--subscribers", "2", "--transcode", "160x90"])
         #expect(command.transcode == "160x90")
         #expect(throws: (any Error).self) { try BraidLoadCommand.Webinar.parse(["--transcode", "161x90"]) }
+        let withToken = try CommonLoadOptions.parse(["--operator-token", "t0ken"]).configuration(.webinar(subscribers: 1))
+        #expect(withToken.operatorToken == "t0ken")
         let (code, report) = try await withLoopbackNode { port in
             let options = try CommonLoadOptions.parse([
                 "--node", "http://127.0.0.1:\(port)", "--duration", "3s", "--ramp-up", "100",
