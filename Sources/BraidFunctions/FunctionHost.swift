@@ -50,8 +50,10 @@ public final class FunctionHost {
         guard self.functions.count < Self.maximumFunctions else {
             throw FunctionError(.full, "the node runs its maximum of \(Self.maximumFunctions) functions")
         }
-        let pipeline = try Self.makePipeline(request)
         let inputs = try self.inputs(of: request, room: room)
+        // A transcode works on the media of its one input; the other kinds have theirs.
+        let video = request.kind == .transcode ? inputs.first?.kind == .video : request.kind.isVideo
+        let pipeline = try Self.makePipeline(request, video: video)
         let id = "fn-\(self.nextNumber)"
         self.nextNumber += 1
         // One worker thread per core: each function stays on one (its state is confined there), and
@@ -59,21 +61,23 @@ public final class FunctionHost {
         let workers = self.workers ?? MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
         self.workers = workers
         let function = EdgeFunction(
-            id: id, room: room, request: request, host: self, pipeline: pipeline, workerLoop: workers.next(), now: now)
+            id: id, room: room, request: request, video: video, host: self, pipeline: pipeline, workerLoop: workers.next(),
+            now: now)
         self.functions[id] = function
         for producer in inputs.prefix(Self.maximumInputs) { function.attach(producer, now: now) }
         function.worker.start()
         return function.status()
     }
 
-    /// The pipeline a request asks for, its parameters checked.
-    static func makePipeline(_ request: FunctionRequest) throws(FunctionError) -> any FunctionPipeline {
+    /// The pipeline a request asks for, its parameters checked; `video` tells a transcode's media.
+    static func makePipeline(_ request: FunctionRequest, video: Bool? = nil) throws(FunctionError) -> any FunctionPipeline {
         let parameters = request.parameters
         let kind = request.kind
-        if !kind.isVideo {
+        let video = video ?? kind.isVideo
+        if !video {
             for (name, value) in [("width", parameters.width), ("height", parameters.height), ("frame_rate", parameters.frameRate)]
             where value != nil {
-                throw FunctionError(.badRequest, "\(name) is a video parameter; \(kind.rawValue) does not take it")
+                throw FunctionError(.badRequest, "\(name) is a video parameter; \(kind.rawValue) of audio does not take it")
             }
         }
         if kind != .audioMix, parameters.mixMinus != nil {
@@ -94,6 +98,16 @@ public final class FunctionHost {
         }
         do {
             switch kind {
+            case .transcode where !video:
+                // Opus to a lower bitrate: one input, its level left as it is.
+                let bitrate = parameters.bitrate ?? 24_000
+                guard (6_000...510_000).contains(bitrate) else {
+                    throw FunctionError(.badRequest, "bitrate must be 6000-510000 bit/s for Opus, got \(bitrate)")
+                }
+                let mix = try AudioMix(
+                    configuration: AudioMix.Configuration(
+                        bitrate: bitrate, mixer: AudioMixer.Configuration(minimumGain: 1, maximumGain: 1)))
+                return AudioMixPipeline(mix: mix)
             case .audioMix, .wasmAudio:
                 let bitrate = parameters.bitrate ?? 32_000
                 guard (6_000...510_000).contains(bitrate) else {
@@ -155,8 +169,14 @@ public final class FunctionHost {
     private func inputs(of request: FunctionRequest, room: String) throws(FunctionError) -> [TrackProducer] {
         let kind = request.kind
         let takes: (TrackProducer) -> Bool
-        if kind.isVideo { takes = Self.isVideoInput } else { takes = Self.isMixable }
-        let what = kind.isVideo ? "a VP8 video track" : "an Opus audio track"
+        if kind == .transcode {
+            takes = { Self.isVideoInput($0) || Self.isMixable($0) }
+        } else if kind.isVideo {
+            takes = Self.isVideoInput
+        } else {
+            takes = Self.isMixable
+        }
+        let what = kind == .transcode ? "a VP8 or Opus track" : kind.isVideo ? "a VP8 video track" : "an Opus audio track"
         let all: FunctionInputs = kind.isVideo ? .allVideo : .allAudio
         switch request.inputs {
         case .allAudio, .allVideo:
@@ -290,6 +310,8 @@ final class EdgeFunction: TrackSource {
     let number: Int
     let room: String
     let request: FunctionRequest
+    /// Whether it works on video (its inputs and outputs).
+    let isVideo: Bool
     let inbox: FunctionInbox
     private(set) var worker: FunctionWorker!
     private weak var host: FunctionHost?
@@ -304,16 +326,17 @@ final class EdgeFunction: TrackSource {
     private var speaker: String??
 
     init(
-        id: String, room: String, request: FunctionRequest, host: FunctionHost, pipeline: any FunctionPipeline,
+        id: String, room: String, request: FunctionRequest, video: Bool, host: FunctionHost, pipeline: any FunctionPipeline,
         workerLoop: any EventLoop, now: NIODeadline
     ) {
         self.id = id
         self.number = Int(id.dropFirst(3)) ?? 0
         self.room = room
         self.request = request
+        self.isVideo = video
         self.host = host
         // Video arrives in packets, several per frame, from every input: a larger batch.
-        self.inbox = FunctionInbox(capacity: request.kind.isVideo ? 1024 : 256)
+        self.inbox = FunctionInbox(capacity: video ? 1024 : 256)
         let bound = NIOLoopBound(Weak(self), eventLoop: host.loop)
         let routerLoop = host.loop
         self.worker = FunctionWorker(loop: workerLoop, pipeline: pipeline, inbox: self.inbox) { output in
@@ -366,7 +389,7 @@ final class EdgeFunction: TrackSource {
     /// Periodic (4/s): video functions take their inputs' best layer, follow what the output's consumers
     /// can take, and tell a composite who speaks.
     func follow(now: NIODeadline) {
-        guard self.request.kind.isVideo, self.state == "running", let host = self.host else { return }
+        guard self.isVideo, self.state == "running", let host = self.host else { return }
         for (id, input) in self.inputs {
             guard let producer = input.consumer.producer, let layer = self.preferredLayer(of: producer),
                 layer != input.layer
@@ -401,7 +424,7 @@ final class EdgeFunction: TrackSource {
         let ssrc = UInt32.random(in: 1...UInt32.max)
         let suffix = listener.map { "-for-\($0)" } ?? ""
         let description =
-            self.request.kind.isVideo
+            self.isVideo
             ? PublishedTrackDescription(
                 mid: self.id, kind: .video, trackID: self.id, streamID: self.id, codecName: "VP8", payloadType: 96,
                 clockRate: 90_000, ssrcs: [ssrc], feedback: RTCPFeedbackSupport(nack: true, pli: true, fir: true))
@@ -522,7 +545,7 @@ final class EdgeFunction: TrackSource {
             FunctionStatus.Output(
                 track: output.producer.id.description, listener: output.producer.audience,
                 consumers: output.producer.consumers.count,
-                bitrate: self.request.kind.isVideo ? output.producer.layers.first?.bitsPerSecond : nil)
+                bitrate: self.isVideo ? output.producer.layers.first?.bitsPerSecond : nil)
         }
         return FunctionStatus(
             id: self.id, kind: self.request.kind, room: self.room, state: self.state, inputs: inputs, outputs: outputs,
@@ -534,7 +557,7 @@ final class EdgeFunction: TrackSource {
     // MARK: TrackSource (the outputs' upstream)
 
     func requestKeyframe(_ producer: TrackProducer, layer: Int, now: NIODeadline) {
-        guard self.request.kind.isVideo else { return }
+        guard self.isVideo else { return }
         if let last = self.lastKeyframeAsk, now - last < Self.keyframeInterval { return }
         self.lastKeyframeAsk = now
         self.inbox.push(.control(.keyframe))

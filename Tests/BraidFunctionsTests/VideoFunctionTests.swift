@@ -285,4 +285,15 @@ struct VideoFunctionTests {
             #expect(error.code == .badRequest && error.reason.contains(reason), "\(error.reason)")
         }
     }
+
+    @Test("transcode of an Opus input: a lower Opus bitrate, no video parameters")
+    func audioTranscode() throws {
+        let request = FunctionRequest(kind: .transcode, inputs: .tracks([]), parameters: .init(bitrate: 16_000))
+        let pipeline = try #require(try FunctionHost.makePipeline(request, video: false) as? AudioMixPipeline)
+        #expect(pipeline.mix.configuration.bitrate == 16_000)
+        #expect(pipeline.mix.configuration.mixer.minimumGain == 1 && pipeline.mix.configuration.mixer.maximumGain == 1)
+        let sized = FunctionRequest(kind: .transcode, inputs: .tracks([]), parameters: .init(width: 320, height: 180))
+        #expect(throws: FunctionError.self) { try FunctionHost.makePipeline(sized, video: false) }
+        #expect(try FunctionHost.makePipeline(sized, video: true) is TranscodePipeline)
+    }
 }
