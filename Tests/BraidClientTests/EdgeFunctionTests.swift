@@ -258,6 +258,13 @@ struct EdgeFunctionTests {
             #expect(garbage.status == 400 && garbage.body.contains("does not load"), "\(garbage.body)")
             let wrongMedia = try await start(#"{"kind": "wasm-audio", "inputs": ["\#(audio)"], "parameters": {"module": "overlay"}}"#)
             #expect(wrongMedia.status == 400 && wrongMedia.body.contains("braid_process_audio"), "\(wrongMedia.body)")
+            // Oversized: a module past the sandbox's 4 MiB limit (400), a body past the API's (413).
+            let oversized = Data(count: 4_300_000).base64EncodedString()
+            let tooLarge = try await start(#"{"kind": "wasm-audio", "inputs": ["\#(audio)"], "parameters": {"module_base64": "\#(oversized)"}}"#)
+            #expect(tooLarge.status == 400 && tooLarge.body.contains("does not load"), "\(tooLarge.status) \(tooLarge.body.prefix(300))")
+            let huge = Data(count: 5_000_000).base64EncodedString()
+            let tooLong = try await start(#"{"kind": "wasm-audio", "inputs": ["\#(audio)"], "parameters": {"module_base64": "\#(huge)"}}"#)
+            #expect(tooLong.status == 413, "\(tooLong.status) \(tooLong.body.prefix(300))")
 
             // A debug build runs WasmKit unoptimised (100-300x slower): small budgets keep a runaway short.
             let overlay = try await start(

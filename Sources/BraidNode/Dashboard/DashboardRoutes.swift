@@ -186,13 +186,18 @@ struct RequestGuardMiddleware<Context: RequestContext>: RouterMiddleware {
                 message: "\(request.method) is not allowed on \(request.uri.path)"
             )
         }
-        if let declared = request.headers[.contentLength], let length = Int(declared), length > self.maximumBodyBytes {
-            throw HTTPError(.contentTooLarge)
+        // Function requests carry a WebAssembly module: their route allows more.
+        let path = request.uri.path
+        let limit =
+            request.method == .post && path.hasPrefix("/api/v1/rooms/") && path.hasSuffix("/functions")
+            ? max(self.maximumBodyBytes, WebRTCRoutes.maximumFunctionRequestBytes) : self.maximumBodyBytes
+        if let declared = request.headers[.contentLength], let length = Int(declared), length > limit {
+            throw HTTPError(.contentTooLarge, message: "the body is at most \(limit) bytes")
         }
         // A chunked body has no declared length: read it, bounded, so an endless one is cut off with 413
         // (NIOTooManyBytesError maps to 413) instead of being buffered.
         var request = request
-        _ = try await request.collectBody(upTo: self.maximumBodyBytes)
+        _ = try await request.collectBody(upTo: limit)
         return try await next(request, context)
     }
 }

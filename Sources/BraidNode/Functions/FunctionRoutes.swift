@@ -27,6 +27,9 @@ extension WebRTCRoutes {
     /// | `GET /api/v1/rooms/{room}/functions` | the room's functions with their CPU, frame rates, drops and delay |
     /// | `GET /api/v1/rooms/{room}/functions/{id}` | one function |
     /// | `DELETE /api/v1/rooms/{room}/functions/{id}` | stops it: inputs released, outputs unpublished |
+    /// The largest function request body: a 4 MiB module in base64 and the rest of the request.
+    static let maximumFunctionRequestBytes = 6 * 1024 * 1024
+
     static func registerFunctions(
         on router: Router<NodeRequestContext>, sessions: WebRTCSessions, authorize: @escaping WebRTCAuthorizer
     ) {
@@ -36,15 +39,25 @@ extension WebRTCRoutes {
             guard Self.hasMediaType(request.headers[.contentType], "application/json") else {
                 return Self.plain(.unsupportedMediaType, "the body must be Content-Type: application/json", cors: false)
             }
-            let body = try await request.body.collect(upTo: DashboardRoutes.maximumRequestBodyBytes)
+            // A WebAssembly module comes in the body (base64): room for the sandbox's 4 MiB module limit.
+            let body: ByteBuffer
+            do {
+                body = try await request.body.collect(upTo: Self.maximumFunctionRequestBytes)
+            } catch {
+                return Self.plain(
+                    .contentTooLarge,
+                    "a function request is at most \(Self.maximumFunctionRequestBytes) bytes (a module of at most 4 MiB, in base64)",
+                    cors: false)
+            }
             let parsed: FunctionRequest
             do {
                 parsed = try JSONDecoder().decode(FunctionRequest.self, from: Data(body.readableBytesView))
             } catch {
                 return Self.plain(
                     .badRequest,
-                    "the body must be {\"kind\": \"audio-mix\", \"inputs\": \"all-audio\" or [track ids], "
-                        + "\"parameters\": {\"bitrate\": n, \"mix_minus\": bool}}: \(Self.describe(error))", cors: false)
+                    "the body must be {\"kind\": \"audio-mix\" (or transcode, composite, wasm-audio, wasm-video), "
+                        + "\"inputs\": \"all-audio\", \"all-video\" or [track ids], \"parameters\": {…}} "
+                        + "(NodeAPI.md, Edge functions): \(Self.describe(error))", cors: false)
             }
             let started: Result<FunctionStatus, FunctionError> = try await sessions.withFunctions { host, now in
                 do throws(FunctionError) {
