@@ -296,4 +296,42 @@ struct VideoFunctionTests {
         #expect(throws: FunctionError.self) { try FunctionHost.makePipeline(sized, video: false) }
         #expect(try FunctionHost.makePipeline(sized, video: true) is TranscodePipeline)
     }
+
+    @Test("broken input frames (corrupt VP8 data, truncated and empty payloads) are counted, never crash, and a keyframe resumes")
+    func brokenFramesAreCounted() throws {
+        let source = try TestVideoSource(width: 320, height: 180, bitrate: 300_000)
+        let pattern = try TestPattern(width: 320, height: 180)
+        let transcode = try Transcode(configuration: Transcode.Configuration(width: 160, height: 90, bitrate: 100_000))
+        try transcode.addInput("in", participant: "p")
+        var out = 0
+        let now = NIODeadline.now()
+        var state: UInt32 = 7
+        for frame in 0..<20 {
+            try pattern.render(frameIndex: frame, into: source.picture)
+            var packets = try source.next(keyframe: frame == 0 || frame == 19)
+            if (5..<15).contains(frame) {
+                // Keep each descriptor (4 bytes), scramble the VP8 data behind it, or cut the packet short.
+                for index in packets.indices {
+                    if frame % 3 == 0 {
+                        packets[index].payload = Array(packets[index].payload.prefix(frame % 2 == 0 ? 1 : 4))
+                    } else {
+                        for byte in 4..<packets[index].payload.count {
+                            state = state &* 1_103_515_245 &+ 12_345
+                            packets[index].payload[byte] = UInt8(truncatingIfNeeded: state >> 16)
+                        }
+                    }
+                }
+            }
+            Self.feed(packets, to: transcode, at: now + .milliseconds(Int64(frame) * 33)) { _ in out += 1 }
+        }
+        let statistics = try #require(transcode.statistics(of: "in"))
+        #expect(statistics.decodeErrors + statistics.framesSkipped + statistics.framesLost > 0, "\(statistics)")
+        #expect(out >= 6, "frames before the damage and the keyframe after it come out: \(out)")
+        // Empty payloads are refused before any parsing.
+        [UInt8]().withUnsafeBytes { empty in
+            transcode.receive(
+                "in", sequenceNumber: 1, timestamp: 1, marker: true, payload: empty, arrivalNanoseconds: 0, captureNTP: nil,
+                now: now) { _ in }
+        }
+    }
 }
