@@ -17,6 +17,7 @@ let fuzzTargets: [(name: String, product: String)] = [
     ("FuzzSRTP", "BraidSecurity"),
     ("FuzzMesh", "BraidMesh"),
     ("FuzzAccess", "BraidAccess"),
+    ("FuzzWasm", "BraidWasm"),
 ]
 
 let package = Package(
