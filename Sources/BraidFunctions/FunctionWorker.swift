@@ -317,7 +317,7 @@ struct VideoOutputPacketizer {
         var payloads: [UInt8] = []
         payloads.reserveCapacity(encoded.data.count + 64)
         var lengths: [Int] = []
-        self.packetizer.packetize(frame: self.frame, scratch: &self.scratch) { payload, _ in
+        _ = self.packetizer.packetize(frame: self.frame, scratch: &self.scratch) { payload, _ in
             payloads.append(contentsOf: payload.readableBytesView)
             lengths.append(payload.readableBytes)
         }

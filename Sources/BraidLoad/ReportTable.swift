@@ -54,8 +54,8 @@ extension LoadReport {
             }
         }
         if let function = self.function {
-            row("function \(function.kind) delay p50 / p95", "\(ms(function.delayP50Ms)) / \(ms(function.delayP95Ms))")
-            row("function frames out, CPU, drops",
+            row("\(function.kind) delay p50 / p95", "\(ms(function.delayP50Ms)) / \(ms(function.delayP95Ms))")
+            row("\(function.kind) out, CPU, drops",
                 String(format: "%.1f/s, %.1f %% of a core, %d", function.framesOutPerSecond, function.cpuPercent, function.drops))
         }
         row("packets sent / received", "\(self.packetsSent) / \(self.packetsReceived)")
