@@ -38,6 +38,14 @@ public protocol ClusterStore: Sendable {
     /// Withdraws a track this node published.
     func withdrawTrack(room: String, id: String) async throws
 
+    /// Writes (or replaces) an edge function's record, under no lease: it outlives every node, the one
+    /// that runs it included, until ``removeFunction(room:id:)``. Any member may write any function's
+    /// record (the node that starts it, the leader that moves it).
+    func placeFunction(_ function: FunctionRecord) async throws
+
+    /// Deletes an edge function's record (nothing if there is none).
+    func removeFunction(room: String, id: String) async throws
+
     /// The whole state, read now.
     func snapshot() async throws -> ClusterSnapshot
 

@@ -28,6 +28,10 @@ public final class InMemoryClusterStore: ClusterStore {
     public func withdrawTrack(room: String, id: String) async throws {
         try await self.core.withdrawTrack(room: room, id: id)
     }
+    public func placeFunction(_ function: FunctionRecord) async throws { try await self.core.placeFunction(function) }
+    public func removeFunction(room: String, id: String) async throws {
+        try await self.core.removeFunction(room: room, id: id)
+    }
     public func snapshot() async throws -> ClusterSnapshot { try await self.core.snapshot() }
     public func events(after snapshot: ClusterSnapshot) -> AsyncStream<ClusterEvent> {
         self.core.events(after: snapshot)

@@ -136,6 +136,21 @@ actor LeasedClusterStore {
         }
     }
 
+    // MARK: - Functions
+
+    /// Function records belong to no node: written without a lease, not remembered for rewrites.
+    func placeFunction(_ function: FunctionRecord) async throws {
+        guard self.node != nil else { throw ClusterStoreError.notJoined }
+        _ = try await self.observe {
+            try await self.backend.put(self.keys.function(function.key), value: try Self.encode(function), lease: nil)
+        }
+    }
+
+    func removeFunction(room: String, id: String) async throws {
+        guard self.node != nil else { throw ClusterStoreError.notJoined }
+        _ = try await self.observe { try await self.backend.delete(self.keys.function(FunctionKey(room: room, id: id))) }
+    }
+
     /// Writes a key this node owns under its lease; if the lease turns out to be gone, re-establishes
     /// (new lease, every owned key written again, this one included since the caller recorded it).
     private func writeOwned(_ key: String, _ value: Data) async throws {

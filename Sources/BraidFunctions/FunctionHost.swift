@@ -43,16 +43,25 @@ public final class FunctionHost {
 
     /// Starts a function in `room`.
     ///
+    /// - Parameter id: the function's id; nil numbers it here (`fn-1`, `fn-2`…). A mesh passes ids unique
+    ///   across its nodes, and starting an id that runs already (in the same room) returns its status:
+    ///   a request and the node's reconciliation with the cluster state may both start it.
     /// - Throws: ``FunctionError`` `.badRequest` for parameters out of range or inputs that are not audio
     ///   tracks of the room, `.unknownTrack` for an input not published here, `.full` past
     ///   ``maximumFunctions``.
-    public func start(_ request: FunctionRequest, room: String, now: NIODeadline) throws(FunctionError) -> FunctionStatus {
+    public func start(
+        _ request: FunctionRequest, room: String, id: String? = nil, now: NIODeadline
+    ) throws(FunctionError) -> FunctionStatus {
+        if let id, let running = self.functions[id] {
+            guard running.room == room else { throw FunctionError(.badRequest, "function \(id) runs in another room") }
+            return running.status()
+        }
         guard self.functions.count < Self.maximumFunctions else {
             throw FunctionError(.full, "the node runs its maximum of \(Self.maximumFunctions) functions")
         }
         let pipeline = try Self.makePipeline(request)
         let inputs = try self.inputs(of: request, room: room)
-        let id = "fn-\(self.nextNumber)"
+        let id = id ?? "fn-\(self.nextNumber)"
         self.nextNumber += 1
         // One worker thread per core: each function stays on one (its state is confined there), and
         // functions spread over them round-robin.
@@ -198,7 +207,7 @@ public final class FunctionHost {
 
     /// The running functions (of `room`, if given), by id.
     public func statuses(room: String? = nil) -> [FunctionStatus] {
-        self.functions.values.filter { room == nil || $0.room == room }.sorted { $0.number < $1.number }.map {
+        self.functions.values.filter { room == nil || $0.room == room }.sorted { ($0.number, $0.id) < ($1.number, $1.id) }.map {
             $0.status()
         }
     }
