@@ -45,7 +45,8 @@ public final class MeshService: Service, Sendable {
 
     public let node: NodeID
     let configuration: NodeConfiguration
-    let store: any ClusterStore
+    /// The cluster state this node joined (its lease, for tests that end it).
+    public let store: any ClusterStore
     let media: MediaService
     let logger: Logger
     private let httpURL: @Sendable () -> String
