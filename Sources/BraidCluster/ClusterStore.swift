@@ -3,6 +3,8 @@ import Foundation
 /// The cluster state a node shares with the others: the node registry, the link-state graph, the
 /// room/track directory and the leader (the scheduler), each entry owned by one node and tied to that
 /// node's lease, so that a node that dies takes all its entries with it (no stale state to clean up).
+/// The one exception is the edge functions' records (``placeFunction(_:)``): they must outlive the node
+/// that runs them, so that the leader can move them, and are deleted explicitly.
 ///
 /// One store value serves one node: ``join(node:)`` makes it that node. Two implementations:
 /// ``EtcdClusterStore`` (a real cluster, etcd) and ``InMemoryClusterStore`` (one process; several
