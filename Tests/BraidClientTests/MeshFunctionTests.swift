@@ -14,7 +14,7 @@ struct MeshFunctionTests {
         return list.first { $0["id"] as? String == id }
     }
 
-    @Test("Asked of A, an audio-mix runs on B where the room's subscriber is; every node lists it; it moves when B is lost; DELETE from any node")
+    @Test("Asked of A, an audio-mix runs on B where the room's subscriber is; every node lists it; it moves when B is lost, and again when the leader is; DELETE")
     func placedNearSubscribersMovedOnLoss() async throws {
         let mesh = try await InProcessMesh(names: ["a", "b", "c"])
         do {
@@ -66,18 +66,30 @@ struct MeshFunctionTests {
             #expect(moved)
             print("mesh functions: running on A \(ContinuousClock.now - lostAt) after B was lost")
 
+            // A, the leader (the first to join) and now the function's node, is lost too: C takes the
+            // leadership and the function (an all-audio mix with no input left waits for tracks).
+            #expect(await a.server.mesh?.store.isLeader == true)
+            try await publisher.close()
+            let leaderLease = await a.server.mesh?.store.leaseID
+            _ = try await mesh.cancel("a", within: 5)
+            if let leaderLease { mesh.cluster.expire(lease: leaderLease) }
+            #expect(try await eventually(within: 6) {
+                let entry = Self.entry(try await NodeDashboard(port: c.httpPort).get("/api/v1/rooms/fn/functions").body, id: id)
+                return entry?["node"] as? String == "c" && entry?["state"] as? String == "running" && entry?["moves"] as? Int == 2
+            })
+
             let deleted = try await NodeDashboard(port: c.httpPort).delete("/api/v1/rooms/fn/functions/\(id)")
             #expect(deleted.status == 200, "\(deleted.body)")
-            #expect(try await eventually(within: 3) {
-                Self.entry(try await NodeDashboard(port: a.httpPort).get("/api/v1/rooms/fn/functions").body, id: id) == nil
-            })
-            let local = try await NodeDashboard(port: a.httpPort).get("/api/v1/rooms/fn/functions/\(id)")
+            let local = try await NodeDashboard(port: c.httpPort).get("/api/v1/rooms/fn/functions/\(id)")
             #expect(local.status == 404)
             let again = try await NodeDashboard(port: c.httpPort).delete("/api/v1/rooms/fn/functions/\(id)")
             #expect(again.status == 404)
+            // Neither recorded nor running on C any more (a function running unrecorded would be listed).
+            #expect(try await eventually(within: 3) {
+                Self.entry(try await NodeDashboard(port: c.httpPort).get("/api/v1/rooms/fn/functions").body, id: id) == nil
+            })
 
             try? await subscriber.close()  // its node is gone
-            try await publisher.close()
         } catch {
             await mesh.stopAll()
             throw error
