@@ -10,6 +10,7 @@ protocol ClusterBackend: Sendable {
     func delete(_ key: String, ifCreateRevision createRevision: Int64) async throws -> Bool
     func range(prefix: String) async throws -> EtcdRange
     func createIfAbsent(_ key: String, value: Data, lease: Int64?) async throws -> EtcdCreateResult
+    func replace(_ key: String, value: Data, ifValue expected: Data) async throws -> Bool
     func grantLease(ttl: Int64) async throws -> EtcdLease
     func keepAlive(_ id: Int64) async throws -> Int64
     func revoke(_ id: Int64) async throws

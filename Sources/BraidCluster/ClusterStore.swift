@@ -45,6 +45,11 @@ public protocol ClusterStore: Sendable {
     /// record (the node that starts it, the leader that moves it).
     func placeFunction(_ function: FunctionRecord) async throws
 
+    /// Replaces `current` by `new` (same room and id: a move) only if the stored record still is `current`:
+    /// returns false, writing nothing, if it was changed or deleted meanwhile (a `DELETE` racing a move
+    /// must not bring the function back).
+    func replaceFunction(_ current: FunctionRecord, with new: FunctionRecord) async throws -> Bool
+
     /// Deletes an edge function's record (nothing if there is none).
     func removeFunction(room: String, id: String) async throws
 

@@ -57,6 +57,9 @@ public final class EtcdClusterStore: ClusterStore {
         try await self.core.withdrawTrack(room: room, id: id)
     }
     public func placeFunction(_ function: FunctionRecord) async throws { try await self.core.placeFunction(function) }
+    public func replaceFunction(_ current: FunctionRecord, with new: FunctionRecord) async throws -> Bool {
+        try await self.core.replaceFunction(current, with: new)
+    }
     public func removeFunction(room: String, id: String) async throws {
         try await self.core.removeFunction(room: room, id: id)
     }

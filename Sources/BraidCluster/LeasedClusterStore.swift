@@ -146,6 +146,20 @@ actor LeasedClusterStore {
         }
     }
 
+    /// Reads the stored record and swaps it with a compare on the bytes read, so that the check does not
+    /// depend on how another node encoded it.
+    func replaceFunction(_ current: FunctionRecord, with new: FunctionRecord) async throws -> Bool {
+        guard self.node != nil else { throw ClusterStoreError.notJoined }
+        guard current.key == new.key else { return false }  // a move, not a rename
+        let key = self.keys.function(current.key)
+        let range = try await self.observe { try await self.backend.range(prefix: key) }
+        guard let stored = range.kvs.first(where: { $0.key == key }),
+            (try? JSONDecoder().decode(FunctionRecord.self, from: stored.value)) == current
+        else { return false }
+        let value = try Self.encode(new)
+        return try await self.observe { try await self.backend.replace(key, value: value, ifValue: stored.value) }
+    }
+
     func removeFunction(room: String, id: String) async throws {
         guard self.node != nil else { throw ClusterStoreError.notJoined }
         _ = try await self.observe { try await self.backend.delete(self.keys.function(FunctionKey(room: room, id: id))) }

@@ -34,7 +34,12 @@ struct MeshFunctionTests {
                 group: group)
             let subscriber = try await BraidSubscriber.subscribe(
                 to: "\(b.base)/whep/fn", audioTracks: 1, videoTracks: 1, options: forwardingOptions, group: group)
-            #expect(try await eventually(within: 10) { (await subscriber.statistics()?.audio.first?.packetsReceived ?? 0) >= 10 })
+            // B pulls A's tracks for its subscriber (what placement needs: a subscriber session on B, and
+            // the inputs mirrored there; playback itself is MeshRelayTests' subject).
+            #expect(try await eventually(within: 15) {
+                let tracks = await b.server.mesh?.status()?.remoteTracks.filter { $0.room == "fn" } ?? []
+                return tracks.count == 2 && tracks.allSatisfy { $0.consumers > 0 }
+            })
             // B reports its subscribers per room with its load, once a second.
             try await Task.sleep(for: .milliseconds(1500))
 

@@ -70,12 +70,19 @@ enum ClusterBehaviour {
         var moved = record
         moved.node = idB
         moved.moves = 1
-        try await b.placeFunction(moved)
+        #expect(try await b.replaceFunction(record, with: moved))
         await seen.waitFor("functionPlaced(moved)") { $0 == .functionPlaced(moved) }
+        // A second move from the same stale record is refused.
+        var stale = moved
+        stale.moves = 7
+        #expect(try await b.replaceFunction(record, with: stale) == false)
         try await b.removeFunction(room: record.room, id: record.id)
         await seen.waitFor("functionRemoved") { $0 == .functionRemoved(room: record.room, id: record.id, node: idB) }
         #expect(try await b.snapshot().functions.isEmpty)
         try await b.removeFunction(room: record.room, id: record.id)  // nothing left: no error
+        // A move racing a DELETE does not bring the function back.
+        #expect(try await b.replaceFunction(moved, with: stale) == false)
+        #expect(try await b.snapshot().functions.isEmpty)
         await seen.stop()
     }
 

@@ -231,11 +231,10 @@ extension MeshService {
             var moved = record
             moved.node = target
             moved.moves += 1
-            // Written only if the model still holds the old record: a DELETE meanwhile wins.
-            let current = self.state.withLockedValue { $0.functions[record.key] }
-            guard current == record else { continue }
+            // Written only if the stored record is still the one read: a DELETE or another move meanwhile
+            // wins (the watch brings the model up to date).
             do {
-                try await self.store.placeFunction(moved)
+                guard try await self.store.replaceFunction(record, with: moved) else { continue }
                 self.state.withLockedValue { $0.functions[moved.key] = moved }
                 self.logger.notice(
                     "moved function off a lost node",
