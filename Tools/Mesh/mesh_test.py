@@ -9,7 +9,7 @@ Run by Tools/Mesh/run.sh; every check reads real node, etcd or braid-load output
   d  a node with a wrong cluster secret: its links never come up; the others count rejected datagrams
   e  etcd unreachable at start: braid-node exits non-zero within seconds with a clear message
   h  an audio-mix started through A's API for a room whose subscribers are on B runs on B (GET on A and B
-     agree); kill -9 B: within seconds the function runs on A, the live node left
+     agree); kill -9 B: within seconds the function runs on A, the live node left; DELETE removes it
 """
 
 import ctypes
@@ -307,6 +307,14 @@ def run(state, work):
               f"running on A {after:.2f} s after the kill (lease TTL 3 s), moves {moved.get('moves')}, "
               f"inputs {len(moved.get('inputs', []))}" if moved else f"not running on A {after:.1f} s after the kill: "
               f"{function_view(a, room, fid)}")
+        request = urllib.request.Request(f"{a}/api/v1/rooms/{room}/functions/{fid}", method="DELETE")
+        try:
+            with urllib.request.urlopen(request, timeout=5) as response:
+                deleted = response.status
+        except Exception as error:
+            deleted = f"error {error}"
+        left = functions(a, room)
+        check("h: DELETE removes it", deleted == 200 and not left, f"DELETE -> {deleted}; GET on A then lists {left}")
     process.kill()
     process.wait()
 

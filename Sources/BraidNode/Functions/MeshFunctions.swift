@@ -227,7 +227,15 @@ extension MeshService {
                 let target = try? await loop.submit({
                     forwarder.value.functionPlacement(inputs: request.inputs, room: record.room, requester: nil, excluded: [lost])
                 }).get()
-            else { continue }
+            else {
+                if self.state.withLockedValue({ $0.unplaceableFunctions.insert(record.id).inserted }) {
+                    self.logger.warning(
+                        "function of a lost node: no live, non-draining node to move it to (retrying)",
+                        metadata: ["function": "\(record.id)", "room": "\(record.room)"])
+                }
+                continue
+            }
+            self.state.withLockedValue { _ = $0.unplaceableFunctions.remove(record.id) }
             var moved = record
             moved.node = target
             moved.moves += 1

@@ -63,6 +63,8 @@ public final class MeshService: Service, Sendable {
         var startingFunctions: Set<String> = []
         /// Why a function assigned to this node could not start, by id (logged once, retried).
         var functionFailures: [String: String] = [:]
+        /// Functions of lost nodes the leader found no node for (logged once each; tried again).
+        var unplaceableFunctions: Set<String> = []
     }
 
     init(
