@@ -10,6 +10,7 @@ protocol ClusterBackend: Sendable {
     func delete(_ key: String, ifCreateRevision createRevision: Int64) async throws -> Bool
     func range(prefix: String) async throws -> EtcdRange
     func createIfAbsent(_ key: String, value: Data, lease: Int64?) async throws -> EtcdCreateResult
+    func replace(_ key: String, value: Data, ifValue expected: Data) async throws -> Bool
     func grantLease(ttl: Int64) async throws -> EtcdLease
     func keepAlive(_ id: Int64) async throws -> Int64
     func revoke(_ id: Int64) async throws
@@ -32,16 +33,19 @@ struct ClusterKeys: Sendable {
     var links: String { self.prefix + "links/" }
     var tracks: String { self.prefix + "tracks/" }
     var leader: String { self.prefix + "leader" }
+    var functions: String { self.prefix + "functions/" }
 
     func node(_ id: UInt64) -> String { self.nodes + NodeIDText.format(id) }
     func links(_ from: UInt64) -> String { self.links + NodeIDText.format(from) }
     func track(_ key: TrackKey) -> String { self.tracks + Self.escape(key.room) + "/" + Self.escape(key.id) }
+    func function(_ key: FunctionKey) -> String { self.functions + Self.escape(key.room) + "/" + Self.escape(key.id) }
 
     /// What a key names.
     enum Entry: Equatable {
         case node(UInt64)
         case links(UInt64)
         case track(TrackKey)
+        case function(FunctionKey)
         case leader
     }
 
@@ -55,6 +59,11 @@ struct ClusterKeys: Sendable {
             let parts = rest.dropFirst(7).split(separator: "/", omittingEmptySubsequences: false)
             guard parts.count == 2, let room = Self.unescape(parts[0]), let id = Self.unescape(parts[1]) else { return nil }
             return .track(TrackKey(room: room, id: id))
+        }
+        if rest.hasPrefix("functions/") {
+            let parts = rest.dropFirst(10).split(separator: "/", omittingEmptySubsequences: false)
+            guard parts.count == 2, let room = Self.unescape(parts[0]), let id = Self.unescape(parts[1]) else { return nil }
+            return .function(FunctionKey(room: room, id: id))
         }
         return nil
     }

@@ -44,6 +44,13 @@ extension ClusterSnapshot {
             case (.track(let key), .delete):
                 guard let old = self.tracks.removeValue(forKey: key) else { return [] }
                 return [.trackWithdrawn(room: key.room, id: key.id, origin: old.origin)]
+            case (.function(let key), .put(let kv, _)):
+                let record = try decoder.decode(FunctionRecord.self, from: kv.value)
+                self.functions[key] = record
+                return [.functionPlaced(record)]
+            case (.function(let key), .delete):
+                guard let old = self.functions.removeValue(forKey: key) else { return [] }
+                return [.functionRemoved(room: key.room, id: key.id, node: old.node)]
             case (.leader, .put(let kv, _)):
                 let record = try decoder.decode(LeaderRecord.self, from: kv.value)
                 guard let id = NodeIDText.parse(record.id) else {
@@ -80,6 +87,12 @@ extension ClusterSnapshot {
         }
         for (key, record) in self.tracks.sorted(by: { $0.key < $1.key }) where new.tracks[key] == nil {
             events.append(.trackWithdrawn(room: key.room, id: key.id, origin: record.origin))
+        }
+        for (key, record) in new.functions.sorted(by: { $0.key < $1.key }) where self.functions[key] != record {
+            events.append(.functionPlaced(record))
+        }
+        for (key, record) in self.functions.sorted(by: { $0.key < $1.key }) where new.functions[key] == nil {
+            events.append(.functionRemoved(room: key.room, id: key.id, node: record.node))
         }
         for id in self.nodes.keys.sorted() where new.nodes[id] == nil {
             events.append(.nodeDown(id))

@@ -22,10 +22,14 @@ public struct NodeLoad: Codable, Sendable, Hashable {
     public var sessions: Int
     /// CPU use, 0...1 of the node's cores.
     public var cpu: Double
+    /// Subscriber sessions per room (rooms with none left out; nil from nodes that do not report it):
+    /// where a room's listeners are, which function placement runs its functions near.
+    public var subscribers: [String: Int]?
 
-    public init(sessions: Int = 0, cpu: Double = 0) {
+    public init(sessions: Int = 0, cpu: Double = 0, subscribers: [String: Int]? = nil) {
         self.sessions = sessions
         self.cpu = cpu
+        self.subscribers = subscribers
     }
 }
 
@@ -183,6 +187,75 @@ public struct TrackRecord: Codable, Sendable, Hashable {
     }
 }
 
+/// An edge function of the mesh (`functions/<room>/<id>`): what it is (the operator's request) and which
+/// node runs it. Unlike every other record it lives under no lease: it must outlive the node that runs it,
+/// so that when that node is lost the leader can start it on another (and rewrite ``node``). Written by
+/// the node that starts it, rewritten by the leader when it moves, deleted by `DELETE` on any node.
+public struct FunctionRecord: Codable, Sendable, Hashable {
+    public var room: String
+    /// Unique in the mesh: the node that first placed it and a number (`"9f2c3a1b00d4e7f2-fn-3"`); kept
+    /// across moves.
+    public var id: String
+    /// The node that runs it (or is to run it, just after a move).
+    public var node: UInt64
+    /// The operator's request body, JSON text (`{"kind", "inputs", "parameters"}`): what a new node
+    /// starts when the function moves.
+    public var request: String
+    /// How many times it moved because its node was lost.
+    public var moves: Int
+    /// When it was first started (ISO 8601).
+    public var created: String
+
+    public init(room: String, id: String, node: UInt64, request: String, moves: Int = 0, created: String = Date().formatted(.iso8601)) {
+        self.room = room
+        self.id = id
+        self.node = node
+        self.request = request
+        self.moves = moves
+        self.created = created
+    }
+
+    /// The function's key.
+    public var key: FunctionKey { FunctionKey(room: self.room, id: self.id) }
+
+    enum CodingKeys: String, CodingKey { case room, id, node, request, moves, created }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.room = try c.decode(String.self, forKey: .room)
+        self.id = try c.decode(String.self, forKey: .id)
+        self.node = try hexID(c, .node)
+        self.request = try c.decode(String.self, forKey: .request)
+        self.moves = try c.decodeIfPresent(Int.self, forKey: .moves) ?? 0
+        self.created = try c.decodeIfPresent(String.self, forKey: .created) ?? ""
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(self.room, forKey: .room)
+        try c.encode(self.id, forKey: .id)
+        try c.encode(NodeIDText.format(self.node), forKey: .node)
+        try c.encode(self.request, forKey: .request)
+        try c.encode(self.moves, forKey: .moves)
+        try c.encode(self.created, forKey: .created)
+    }
+}
+
+/// A function's place in the cluster state: room and function id.
+public struct FunctionKey: Sendable, Hashable, Comparable {
+    public var room: String
+    public var id: String
+
+    public init(room: String, id: String) {
+        self.room = room
+        self.id = id
+    }
+
+    public static func < (a: FunctionKey, b: FunctionKey) -> Bool {
+        (a.room, a.id) < (b.room, b.id)
+    }
+}
+
 /// A track's place in the directory: room and track id.
 public struct TrackKey: Sendable, Hashable, Comparable {
     public var room: String
@@ -208,16 +281,19 @@ public struct ClusterSnapshot: Sendable, Hashable {
     public var tracks: [TrackKey: TrackRecord]
     /// The elected leader (scheduler), if any.
     public var leader: UInt64?
+    /// The mesh's edge functions and where each runs.
+    public var functions: [FunctionKey: FunctionRecord]
 
     public init(
         revision: Int64 = 0, nodes: [UInt64: NodeRecord] = [:], links: [UInt64: [LinkRecord]] = [:],
-        tracks: [TrackKey: TrackRecord] = [:], leader: UInt64? = nil
+        tracks: [TrackKey: TrackRecord] = [:], leader: UInt64? = nil, functions: [FunctionKey: FunctionRecord] = [:]
     ) {
         self.revision = revision
         self.nodes = nodes
         self.links = links
         self.tracks = tracks
         self.leader = leader
+        self.functions = functions
     }
 }
 
@@ -237,6 +313,10 @@ public enum ClusterEvent: Sendable, Hashable {
     case trackWithdrawn(room: String, id: String, origin: UInt64?)
     /// The leader changed; nil while there is none.
     case leaderChanged(UInt64?)
+    /// An edge function was placed, or moved to another node (its record written).
+    case functionPlaced(FunctionRecord)
+    /// An edge function was deleted; `node` is the one that ran it, when known.
+    case functionRemoved(room: String, id: String, node: UInt64?)
 }
 
 /// Whether the store can currently be reached.

@@ -3,6 +3,8 @@ import Foundation
 /// The cluster state a node shares with the others: the node registry, the link-state graph, the
 /// room/track directory and the leader (the scheduler), each entry owned by one node and tied to that
 /// node's lease, so that a node that dies takes all its entries with it (no stale state to clean up).
+/// The one exception is the edge functions' records (``placeFunction(_:)``): they must outlive the node
+/// that runs them, so that the leader can move them, and are deleted explicitly.
 ///
 /// One store value serves one node: ``join(node:)`` makes it that node. Two implementations:
 /// ``EtcdClusterStore`` (a real cluster, etcd) and ``InMemoryClusterStore`` (one process; several
@@ -37,6 +39,19 @@ public protocol ClusterStore: Sendable {
 
     /// Withdraws a track this node published.
     func withdrawTrack(room: String, id: String) async throws
+
+    /// Writes (or replaces) an edge function's record, under no lease: it outlives every node, the one
+    /// that runs it included, until ``removeFunction(room:id:)``. Any member may write any function's
+    /// record (the node that starts it, the leader that moves it).
+    func placeFunction(_ function: FunctionRecord) async throws
+
+    /// Replaces `current` by `new` (same room and id: a move) only if the stored record still is `current`:
+    /// returns false, writing nothing, if it was changed or deleted meanwhile (a `DELETE` racing a move
+    /// must not bring the function back).
+    func replaceFunction(_ current: FunctionRecord, with new: FunctionRecord) async throws -> Bool
+
+    /// Deletes an edge function's record (nothing if there is none).
+    func removeFunction(room: String, id: String) async throws
 
     /// The whole state, read now.
     func snapshot() async throws -> ClusterSnapshot

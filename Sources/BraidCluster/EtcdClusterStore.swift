@@ -2,8 +2,8 @@ import Logging
 
 /// The cluster state in etcd (a real multi-node cluster), over ``EtcdClient``.
 ///
-/// Key layout under the prefix (default `/braid/`); values are JSON; every key is attached to the
-/// lease of the node that owns it, so a node's keys all vanish when it leaves or dies:
+/// Key layout under the prefix (default `/braid/`); values are JSON; every key but the functions' is
+/// attached to the lease of the node that owns it, so a node's keys all vanish when it leaves or dies:
 ///
 /// ```
 ///  /braid/
@@ -12,8 +12,12 @@ import Logging
 ///  │                                                            rewritten about once a second)
 ///  ├── tracks/<room>/<track id>      TrackRecord                lease: the track's origin node
 ///  │                                 (room and id percent-escape "/" and "%")
-///  └── leader                        {"id": <16 hex>}           lease: the leader; created only if absent
-///                                                               (txn: create_revision == 0)
+///  ├── leader                        {"id": <16 hex>}           lease: the leader; created only if absent
+///  │                                                            (txn: create_revision == 0)
+///  └── functions/<room>/<function id> FunctionRecord            no lease: outlives its node, so the leader
+///                                    (escaped as tracks; node:  can restart it elsewhere; written by the
+///                                    the runner, request JSON)  node that starts it or the leader that
+///                                                               moves it, deleted by DELETE on any node
 /// ```
 ///
 /// Readers take one range of the prefix (``snapshot()``) and watch the prefix from the revision after
@@ -51,6 +55,13 @@ public final class EtcdClusterStore: ClusterStore {
     public func publishTrack(_ track: TrackRecord) async throws { try await self.core.publishTrack(track) }
     public func withdrawTrack(room: String, id: String) async throws {
         try await self.core.withdrawTrack(room: room, id: id)
+    }
+    public func placeFunction(_ function: FunctionRecord) async throws { try await self.core.placeFunction(function) }
+    public func replaceFunction(_ current: FunctionRecord, with new: FunctionRecord) async throws -> Bool {
+        try await self.core.replaceFunction(current, with: new)
+    }
+    public func removeFunction(room: String, id: String) async throws {
+        try await self.core.removeFunction(room: room, id: id)
     }
     public func snapshot() async throws -> ClusterSnapshot { try await self.core.snapshot() }
     public func events(after snapshot: ClusterSnapshot) -> AsyncStream<ClusterEvent> {

@@ -181,6 +181,15 @@ extension InMemoryCluster: ClusterBackend {
         }
     }
 
+    func replace(_ key: String, value: Data, ifValue expected: Data) async throws -> Bool {
+        try self.state.withLock { state in
+            try self.checkReachable(state)
+            guard state.kvs[key]?.value == expected else { return false }
+            _ = try self.putLocked(key, value, lease: nil, &state)
+            return true
+        }
+    }
+
     func grantLease(ttl: Int64) async throws -> EtcdLease {
         try self.state.withLock { state in
             try self.checkReachable(state)

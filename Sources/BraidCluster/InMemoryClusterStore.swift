@@ -28,6 +28,13 @@ public final class InMemoryClusterStore: ClusterStore {
     public func withdrawTrack(room: String, id: String) async throws {
         try await self.core.withdrawTrack(room: room, id: id)
     }
+    public func placeFunction(_ function: FunctionRecord) async throws { try await self.core.placeFunction(function) }
+    public func replaceFunction(_ current: FunctionRecord, with new: FunctionRecord) async throws -> Bool {
+        try await self.core.replaceFunction(current, with: new)
+    }
+    public func removeFunction(room: String, id: String) async throws {
+        try await self.core.removeFunction(room: room, id: id)
+    }
     public func snapshot() async throws -> ClusterSnapshot { try await self.core.snapshot() }
     public func events(after snapshot: ClusterSnapshot) -> AsyncStream<ClusterEvent> {
         self.core.events(after: snapshot)

@@ -136,6 +136,35 @@ actor LeasedClusterStore {
         }
     }
 
+    // MARK: - Functions
+
+    /// Function records belong to no node: written without a lease, not remembered for rewrites.
+    func placeFunction(_ function: FunctionRecord) async throws {
+        guard self.node != nil else { throw ClusterStoreError.notJoined }
+        _ = try await self.observe {
+            try await self.backend.put(self.keys.function(function.key), value: try Self.encode(function), lease: nil)
+        }
+    }
+
+    /// Reads the stored record and swaps it with a compare on the bytes read, so that the check does not
+    /// depend on how another node encoded it.
+    func replaceFunction(_ current: FunctionRecord, with new: FunctionRecord) async throws -> Bool {
+        guard self.node != nil else { throw ClusterStoreError.notJoined }
+        guard current.key == new.key else { return false }  // a move, not a rename
+        let key = self.keys.function(current.key)
+        let range = try await self.observe { try await self.backend.range(prefix: key) }
+        guard let stored = range.kvs.first(where: { $0.key == key }),
+            (try? JSONDecoder().decode(FunctionRecord.self, from: stored.value)) == current
+        else { return false }
+        let value = try Self.encode(new)
+        return try await self.observe { try await self.backend.replace(key, value: value, ifValue: stored.value) }
+    }
+
+    func removeFunction(room: String, id: String) async throws {
+        guard self.node != nil else { throw ClusterStoreError.notJoined }
+        _ = try await self.observe { try await self.backend.delete(self.keys.function(FunctionKey(room: room, id: id))) }
+    }
+
     /// Writes a key this node owns under its lease; if the lease turns out to be gone, re-establishes
     /// (new lease, every owned key written again, this one included since the caller recorded it).
     private func writeOwned(_ key: String, _ value: Data) async throws {

@@ -43,10 +43,19 @@ public final class FunctionHost {
 
     /// Starts a function in `room`.
     ///
+    /// - Parameter id: the function's id; nil numbers it here (`fn-1`, `fn-2`…). A mesh passes ids unique
+    ///   across its nodes, and starting an id that runs already (in the same room) returns its status:
+    ///   a request and the node's reconciliation with the cluster state may both start it.
     /// - Throws: ``FunctionError`` `.badRequest` for parameters out of range or inputs that are not audio
     ///   tracks of the room, `.unknownTrack` for an input not published here, `.full` past
     ///   ``maximumFunctions``.
-    public func start(_ request: FunctionRequest, room: String, now: NIODeadline) throws(FunctionError) -> FunctionStatus {
+    public func start(
+        _ request: FunctionRequest, room: String, id: String? = nil, now: NIODeadline
+    ) throws(FunctionError) -> FunctionStatus {
+        if let id, let running = self.functions[id] {
+            guard running.room == room else { throw FunctionError(.badRequest, "function \(id) runs in another room") }
+            return running.status()
+        }
         guard self.functions.count < Self.maximumFunctions else {
             throw FunctionError(.full, "the node runs its maximum of \(Self.maximumFunctions) functions")
         }
@@ -54,15 +63,16 @@ public final class FunctionHost {
         // A transcode works on the media of its one input; the other kinds have theirs.
         let video = request.kind == .transcode ? inputs.first?.kind == .video : request.kind.isVideo
         let pipeline = try Self.makePipeline(request, video: video)
-        let id = "fn-\(self.nextNumber)"
+        let number = self.nextNumber
+        let id = id ?? "fn-\(number)"
         self.nextNumber += 1
         // One worker thread per core: each function stays on one (its state is confined there), and
         // functions spread over them round-robin.
         let workers = self.workers ?? MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
         self.workers = workers
         let function = EdgeFunction(
-            id: id, room: room, request: request, video: video, host: self, pipeline: pipeline, workerLoop: workers.next(),
-            now: now)
+            id: id, number: number, room: room, request: request, video: video, host: self, pipeline: pipeline,
+            workerLoop: workers.next(), now: now)
         self.functions[id] = function
         for producer in inputs.prefix(Self.maximumInputs) { function.attach(producer, now: now) }
         function.worker.start()
@@ -218,7 +228,7 @@ public final class FunctionHost {
 
     /// The running functions (of `room`, if given), by id.
     public func statuses(room: String? = nil) -> [FunctionStatus] {
-        self.functions.values.filter { room == nil || $0.room == room }.sorted { $0.number < $1.number }.map {
+        self.functions.values.filter { room == nil || $0.room == room }.sorted { ($0.number, $0.id) < ($1.number, $1.id) }.map {
             $0.status()
         }
     }
@@ -307,6 +317,7 @@ final class EdgeFunction: TrackSource {
     }
 
     let id: String
+    /// Start order on this node (statuses are listed in it).
     let number: Int
     let room: String
     let request: FunctionRequest
@@ -326,11 +337,11 @@ final class EdgeFunction: TrackSource {
     private var speaker: String??
 
     init(
-        id: String, room: String, request: FunctionRequest, video: Bool, host: FunctionHost, pipeline: any FunctionPipeline,
-        workerLoop: any EventLoop, now: NIODeadline
+        id: String, number: Int, room: String, request: FunctionRequest, video: Bool, host: FunctionHost,
+        pipeline: any FunctionPipeline, workerLoop: any EventLoop, now: NIODeadline
     ) {
         self.id = id
-        self.number = Int(id.dropFirst(3)) ?? 0
+        self.number = number
         self.room = room
         self.request = request
         self.isVideo = video

@@ -49,6 +49,43 @@ enum ClusterBehaviour {
         await seen.stop()
     }
 
+    /// Function records live under no lease: they outlive the node that wrote them (so the leader can
+    /// move the function), can be rewritten by another node, and go only when deleted.
+    static func functionRecordsOutliveTheirNode(_ a: any ClusterStore, _ b: any ClusterStore) async throws {
+        try await a.join(node: node(idA, "a"))
+        try await b.join(node: node(idB, "b"))
+        let (_, stream) = try await b.subscribe()
+        let seen = EventRecorder(stream)
+        let record = FunctionRecord(
+            room: "room/1", id: "9f2c3a1b00d4e7f2-fn-1a2b", node: idA,
+            request: #"{"kind":"audio-mix","inputs":"all-audio"}"#, created: "2026-12-04T17:00:00Z")
+        try await a.placeFunction(record)
+        await seen.waitFor("functionPlaced") { $0 == .functionPlaced(record) }
+        #expect(try await b.snapshot().functions == [record.key: record])
+
+        try await a.leave()
+        await seen.waitFor("nodeDown(a)") { $0 == .nodeDown(idA) }
+        #expect(try await b.snapshot().functions[record.key] == record)
+
+        var moved = record
+        moved.node = idB
+        moved.moves = 1
+        #expect(try await b.replaceFunction(record, with: moved))
+        await seen.waitFor("functionPlaced(moved)") { $0 == .functionPlaced(moved) }
+        // A second move from the same stale record is refused.
+        var stale = moved
+        stale.moves = 7
+        #expect(try await b.replaceFunction(record, with: stale) == false)
+        try await b.removeFunction(room: record.room, id: record.id)
+        await seen.waitFor("functionRemoved") { $0 == .functionRemoved(room: record.room, id: record.id, node: idB) }
+        #expect(try await b.snapshot().functions.isEmpty)
+        try await b.removeFunction(room: record.room, id: record.id)  // nothing left: no error
+        // A move racing a DELETE does not bring the function back.
+        #expect(try await b.replaceFunction(moved, with: stale) == false)
+        #expect(try await b.snapshot().functions.isEmpty)
+        await seen.stop()
+    }
+
     /// Exactly one of two candidates leads; when it resigns or leaves, the other takes over.
     static func leaderElection(_ a: any ClusterStore, _ b: any ClusterStore) async throws {
         try await a.join(node: node(idA, "a"))

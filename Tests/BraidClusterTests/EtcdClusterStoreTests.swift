@@ -27,6 +27,12 @@ import Testing
         }
     }
 
+    @Test func functionRecordsOutliveTheirNode() async throws {
+        try await withEtcd { etcd in
+            try await self.withStores(etcd) { try await ClusterBehaviour.functionRecordsOutliveTheirNode($0, $1) }
+        }
+    }
+
     @Test func leaderElection() async throws {
         try await withEtcd { etcd in
             try await self.withStores(etcd) { try await ClusterBehaviour.leaderElection($0, $1) }
@@ -65,18 +71,22 @@ import Testing
                 try await store.join(node: node(idA, "a"))
                 try await store.publishLinks([LinkRecord(from: idA, to: idB, rttMs: 7)])
                 try await store.publishTrack(TrackRecord(room: "r/1", id: "9f2c3a1b00d4e7f2/17", origin: idA))
+                try await store.placeFunction(FunctionRecord(room: "r/1", id: "9f2c3a1b00d4e7f2-fn-1", node: idA, request: "{}"))
                 try await store.campaign()
                 await eventually("leader") { await store.isLeader }
                 let keys = try await client.range(prefix: "/custom/").kvs
                 #expect(keys.map(\.key) == [
+                    "/custom/functions/r%2F1/9f2c3a1b00d4e7f2-fn-1",
                     "/custom/leader", "/custom/links/9f2c3a1b00d4e7f2", "/custom/nodes/9f2c3a1b00d4e7f2",
                     "/custom/tracks/r%2F1/9f2c3a1b00d4e7f2%2F17",
                 ])
                 let lease = try #require(await store.leaseID)
-                #expect(keys.allSatisfy { $0.lease == lease })
-                #expect(String(decoding: keys[0].value, as: UTF8.self) == #"{"id":"9f2c3a1b00d4e7f2"}"#)
+                // Every key under the node's lease but the function's, which must outlive the node.
+                #expect(keys.dropFirst().allSatisfy { $0.lease == lease })
+                #expect(keys[0].lease == 0)
+                #expect(String(decoding: keys[1].value, as: UTF8.self) == #"{"id":"9f2c3a1b00d4e7f2"}"#)
                 try await store.leave()
-                #expect(try await client.range(prefix: "/custom/").kvs.isEmpty)
+                #expect(try await client.range(prefix: "/custom/").kvs.map(\.key) == ["/custom/functions/r%2F1/9f2c3a1b00d4e7f2-fn-1"])
             } catch {
                 await store.shutdown()
                 await client.shutdown()

@@ -27,6 +27,29 @@ import Testing
         try await self.withStores { try await ClusterBehaviour.twoNodesSeeEachOther($0, $1) }
     }
 
+    @Test func functionRecordsOutliveTheirNode() async throws {
+        try await self.withStores { try await ClusterBehaviour.functionRecordsOutliveTheirNode($0, $1) }
+    }
+
+    @Test func functionRecordJSON() throws {
+        let record = FunctionRecord(
+            room: "lobby", id: "9f2c3a1b00d4e7f2-fn-3", node: idA, request: #"{"kind":"transcode","inputs":["x/1"]}"#,
+            moves: 2, created: "2026-12-04T17:00:00Z")
+        let json = String(decoding: try JSONEncoder().encode(record), as: UTF8.self)
+        #expect(json.contains(#""node":"9f2c3a1b00d4e7f2""#))
+        #expect(try JSONDecoder().decode(FunctionRecord.self, from: Data(json.utf8)) == record)
+        // Older writers omit moves and created; a bad node id is refused.
+        let minimal = #"{"room":"r","id":"f","node":"0000000000000001","request":"{}"}"#
+        #expect(try JSONDecoder().decode(FunctionRecord.self, from: Data(minimal.utf8)).moves == 0)
+        #expect(throws: DecodingError.self) {
+            try JSONDecoder().decode(FunctionRecord.self, from: Data(#"{"room":"r","id":"f","node":"1","request":"{}"}"#.utf8))
+        }
+        // Subscribers per room ride on the load, and are optional.
+        let load = NodeLoad(sessions: 2, cpu: 0, subscribers: ["lobby": 2])
+        #expect(try JSONDecoder().decode(NodeLoad.self, from: try JSONEncoder().encode(load)) == load)
+        #expect(try JSONDecoder().decode(NodeLoad.self, from: Data(#"{"sessions":1,"cpu":0}"#.utf8)).subscribers == nil)
+    }
+
     @Test func leaderElection() async throws {
         try await self.withStores { try await ClusterBehaviour.leaderElection($0, $1) }
     }

@@ -8,6 +8,8 @@ Run by Tools/Mesh/run.sh; every check reads real node, etcd or braid-load output
   c  kill -9 B while braid-load runs: C reroutes (a -> c), every subscriber's longest media gap < 3 s
   d  a node with a wrong cluster secret: its links never come up; the others count rejected datagrams
   e  etcd unreachable at start: braid-node exits non-zero within seconds with a clear message
+  h  an audio-mix started through A's API for a room whose subscribers are on B runs on B (GET on A and B
+     agree); kill -9 B: within seconds the function runs on A, the live node left; DELETE removes it
 """
 
 import ctypes
@@ -95,6 +97,22 @@ def finish_load(process, report, text, timeout):
             return code, json.load(f)
     except (FileNotFoundError, ValueError):
         return code, None
+
+
+def post_json(url, body):
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return response.status, json.load(response)
+
+
+def functions(url, room):
+    with urllib.request.urlopen(f"{url}/api/v1/rooms/{room}/functions", timeout=5) as response:
+        return json.load(response)
+
+
+def function_view(url, room, fid):
+    return next((f for f in functions(url, room) if f.get("id") == fid), None)
 
 
 def remote_tracks_on(url, room):
@@ -255,6 +273,50 @@ def run(state, work):
     else:
         check("g: subscribers of a killed node move to another (gap < 3 s)", False,
               f"braid-load exit {code}; C pulled the tracks: {bool(pulled)}")
+
+    # (h): an edge function runs near its subscribers and moves when its node is lost. A and the restarted
+    # B are the live nodes now (C was killed in g).
+    room = "function-0"
+    process, report_path, text = start_load(
+        work, "function", ["--publisher-node", a, "--node", b, "--subscribers", "2", "--duration", "20s",
+                           "--ramp-up", "20"])
+    pulled = wait_for("B to pull the function room's tracks", lambda: remote_tracks_on(b, room), 15)
+    time.sleep(1.5)  # B reports its subscribers per room with its load, once a second
+    try:
+        status, started = post_json(f"{a}/api/v1/rooms/{room}/functions", {"kind": "audio-mix", "inputs": "all-audio"})
+    except Exception as error:
+        status, started = f"error {error}", {}
+    fid = started.get("id")
+    placed = wait_for("the function running on B, seen from A and B", lambda: (
+        (va := function_view(a, room, fid)) and (vb := function_view(b, room, fid))
+        and va.get("node") == "b" and vb.get("node") == "b" and va.get("state") == "running"
+        and vb.get("state") == "running" and va.get("inputs") and (va, vb)), 5) if fid else None
+    check("h: function placed on its subscribers' node", pulled and status == 201 and started.get("node") == "b"
+          and placed is not None,
+          f"POST to A -> {status}, node {started.get('node')}, id {fid}; GET on A/B: "
+          + (f"node b, running, {len(placed[0]['inputs'])} inputs" if placed else "not running on b"))
+    if placed:
+        os.kill(restarted.pid, signal.SIGKILL)
+        killed = time.monotonic()
+        log(f"killed the restarted B (pid {restarted.pid}) with SIGKILL")
+        moved = wait_for("the function to run on A", lambda: (
+            (v := function_view(a, room, fid)) and v.get("node") == "a" and v.get("state") == "running" and v), 15,
+            interval=0.1)
+        after = time.monotonic() - killed
+        check("h: function moves off a killed node", moved is not None and moved.get("moves") == 1,
+              f"running on A {after:.2f} s after the kill (lease TTL 3 s), moves {moved.get('moves')}, "
+              f"inputs {len(moved.get('inputs', []))}" if moved else f"not running on A {after:.1f} s after the kill: "
+              f"{function_view(a, room, fid)}")
+        request = urllib.request.Request(f"{a}/api/v1/rooms/{room}/functions/{fid}", method="DELETE")
+        try:
+            with urllib.request.urlopen(request, timeout=5) as response:
+                deleted = response.status
+        except Exception as error:
+            deleted = f"error {error}"
+        left = functions(a, room)
+        check("h: DELETE removes it", deleted == 200 and not left, f"DELETE -> {deleted}; GET on A then lists {left}")
+    process.kill()
+    process.wait()
 
     # (e): etcd unreachable at start.
     started = time.monotonic()

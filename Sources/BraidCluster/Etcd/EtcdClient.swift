@@ -163,6 +163,20 @@ public final class EtcdClient: Sendable {
         return response.succeeded == true
     }
 
+    /// Replaces `key`'s value only if it still is `expected` (a txn comparing the value), under no lease:
+    /// a writer that read a record cannot overwrite a change, or resurrect a deletion, made since.
+    ///
+    /// - Returns: whether the value was written.
+    public func replace(_ key: String, value: Data, ifValue expected: Data) async throws -> Bool {
+        let keyData = Data(key.utf8)
+        let request = WireTxnRequest(
+            compare: [WireCompare(result: "EQUAL", target: "VALUE", key: keyData, value: expected)],
+            success: [WireRequestOp(request_put: WirePutRequest(key: keyData, value: value, lease: nil))],
+            failure: [])
+        let response: WireTxnResponse = try await self.call("kv/txn", request)
+        return response.succeeded == true
+    }
+
     // MARK: - Leases
 
     /// Grants a lease of `ttl` seconds. Keys put with it are deleted when it expires or is revoked.

@@ -86,6 +86,7 @@ struct WireCompare: Encodable {
     var target: String
     var key: Data
     var create_revision: WireInt64?
+    var value: Data?
 }
 
 struct WireRequestOp: Encodable {

@@ -130,7 +130,8 @@ public enum DashboardRoutes {
             return Self.response("ok\n", contentType: "text/plain; charset=utf-8")
         }
         guard listener == .public else {
-            WebRTCRoutes.registerOperatorRoutes(on: router, sessions: monitor.media.sessions, drain: monitor.media.drain)
+            WebRTCRoutes.registerOperatorRoutes(
+                on: router, sessions: monitor.media.sessions, drain: monitor.media.drain, mesh: monitor.mesh)
             return router
         }
         var redirect: WebRTCRedirector?
@@ -144,7 +145,7 @@ public enum DashboardRoutes {
         }
         WebRTCRoutes.register(
             on: router, sessions: monitor.media.sessions, authorize: whipAuthorizer, redirect: redirect,
-            drain: monitor.media.drain)
+            drain: monitor.media.drain, mesh: monitor.mesh)
         return router
     }
 

@@ -106,6 +106,8 @@ final class MeshForwarder {
             }
         case .leaderChanged(let id):
             self.leader = id
+        case .functionPlaced, .functionRemoved:
+            return  // MeshService keeps the functions' model
         }
         self.reroute(now: now)
         self.flush(now: now)

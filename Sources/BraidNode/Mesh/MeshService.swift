@@ -45,17 +45,26 @@ public final class MeshService: Service, Sendable {
 
     public let node: NodeID
     let configuration: NodeConfiguration
-    let store: any ClusterStore
-    private let media: MediaService
-    private let logger: Logger
+    /// The cluster state this node joined (its lease, for tests that end it).
+    public let store: any ClusterStore
+    let media: MediaService
+    let logger: Logger
     private let httpURL: @Sendable () -> String
-    private let state = NIOLockedValueBox(State())
+    let state = NIOLockedValueBox(State())
 
-    private struct State {
+    struct State {
         var forwarder: NIOLoopBound<MeshForwarder>?
         var channel: (any Channel)?
         var boundAddress: SocketAddress?
         var waiters: [CheckedContinuation<SocketAddress, any Error>] = []
+        /// The mesh's edge functions, from the store (see MeshFunctions.swift).
+        var functions: [FunctionKey: FunctionRecord] = [:]
+        /// Functions a request is starting on this node right now: reconciliation leaves them alone.
+        var startingFunctions: Set<String> = []
+        /// Why a function assigned to this node could not start, by id (logged once, retried).
+        var functionFailures: [String: String] = [:]
+        /// Functions of lost nodes the leader found no node for (logged once each; tried again).
+        var unplaceableFunctions: Set<String> = []
     }
 
     init(
@@ -161,6 +170,7 @@ public final class MeshService: Service, Sendable {
 
         let (snapshot, events) = try await self.store.subscribe()
         try await loop.submit { forwarder.value.apply(snapshot, now: .now()) }.get()
+        self.state.withLockedValue { $0.functions = snapshot.functions }
         let tick = loop.scheduleRepeatedTask(initialDelay: Self.tickInterval, delay: Self.tickInterval) { _ in
             forwarder.value.tick(now: .now())
         }
@@ -170,9 +180,11 @@ public final class MeshService: Service, Sendable {
                 group.addTask {
                     for await event in events {
                         loop.execute { forwarder.value.apply(event, now: .now()) }
+                        self.observeFunctions(event)
                     }
                 }
                 group.addTask { await self.reportLoop(forwarder: forwarder, loop: loop) }
+                group.addTask { await self.functionLoop(forwarder: forwarder, loop: loop) }
                 group.addTask {
                     // Ends the group when the relay socket closes (shutdown, or an error).
                     try? await channel.closeFuture.get()
@@ -224,8 +236,12 @@ public final class MeshService: Service, Sendable {
                 if let links = try? await loop.submit({ forwarder.value.linkRecords() }).get() {
                     try? await self.store.publishLinks(links)
                 }
-                let sessions = await self.media.sessions.snapshot().sessions.count
-                try? await self.store.updateNode(load: NodeLoad(sessions: sessions, cpu: 0), draining: nil)
+                let sessions = await self.media.sessions.snapshot().sessions
+                // Subscribers per room: function placement runs a room's functions near its listeners.
+                var subscribers: [String: Int] = [:]
+                for session in sessions where session.direction == .subscribe { subscribers[session.room, default: 0] += 1 }
+                try? await self.store.updateNode(
+                    load: NodeLoad(sessions: sessions.count, cpu: 0, subscribers: subscribers), draining: nil)
             }
             try? await Task.sleep(for: .milliseconds(Self.directoryInterval.nanoseconds / 1_000_000))
         }

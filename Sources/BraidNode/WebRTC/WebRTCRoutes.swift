@@ -82,7 +82,8 @@ public enum WebRTCRoutes {
         sessions: WebRTCSessions,
         authorize: @escaping WebRTCAuthorizer = WebRTCRoutes.allowAll,
         redirect: WebRTCRedirector? = nil,
-        drain: NodeDrain? = nil
+        drain: NodeDrain? = nil,
+        mesh: MeshService? = nil
     ) {
         for direction in [WebRTCDirection.publish, .subscribe] {
             Self.registerSignalling(
@@ -90,16 +91,17 @@ public enum WebRTCRoutes {
                 drain: drain)
         }
         Self.registerBitrateCap(on: router, sessions: sessions, authorize: authorize)
-        Self.registerFunctions(on: router, sessions: sessions, authorize: authorize)
+        Self.registerFunctions(on: router, sessions: sessions, authorize: authorize, mesh: mesh)
         if let drain { Self.registerDrain(on: router, drain: drain, authorize: authorize) }
     }
 
     /// Adds only the operator routes (the operator listener, where no token is asked for).
     public static func registerOperatorRoutes(
-        on router: Router<NodeRequestContext>, sessions: WebRTCSessions, drain: NodeDrain? = nil
+        on router: Router<NodeRequestContext>, sessions: WebRTCSessions, drain: NodeDrain? = nil,
+        mesh: MeshService? = nil
     ) {
         Self.registerBitrateCap(on: router, sessions: sessions, authorize: { _, _, _ in nil })
-        Self.registerFunctions(on: router, sessions: sessions, authorize: { _, _, _ in nil })
+        Self.registerFunctions(on: router, sessions: sessions, authorize: { _, _, _ in nil }, mesh: mesh)
         if let drain { Self.registerDrain(on: router, drain: drain, authorize: { _, _, _ in nil }) }
     }
 
