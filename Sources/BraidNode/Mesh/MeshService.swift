@@ -211,6 +211,7 @@ public final class MeshService: Service, Sendable {
     private func reportLoop(forwarder: NIOLoopBound<MeshForwarder>, loop: any EventLoop) async {
         var published: [TrackKey: TrackRecord] = [:]
         var lastLinks: ContinuousClock.Instant?
+        let cpuSampler = ProcessStatsSampler()
         while !Task.isCancelled {
             if let tracks = try? await loop.submit({ forwarder.value.ownTracks() }).get() {
                 let current = Dictionary(tracks.map { ($0.key, $0) }, uniquingKeysWith: { a, _ in a })
@@ -240,8 +241,11 @@ public final class MeshService: Service, Sendable {
                 // Subscribers per room: function placement runs a room's functions near its listeners.
                 var subscribers: [String: Int] = [:]
                 for session in sessions where session.direction == .subscribe { subscribers[session.room, default: 0] += 1 }
+                // The process's CPU over the last second, as a share of every core: routes and function
+                // placement weigh it against the session count (whichever is higher).
+                let cpu = (try? cpuSampler.sample()).map { $0.cpuPercent / 100 / Double(System.coreCount) } ?? 0
                 try? await self.store.updateNode(
-                    load: NodeLoad(sessions: sessions.count, cpu: 0, subscribers: subscribers), draining: nil)
+                    load: NodeLoad(sessions: sessions.count, cpu: min(1, cpu), subscribers: subscribers), draining: nil)
             }
             try? await Task.sleep(for: .milliseconds(Self.directoryInterval.nanoseconds / 1_000_000))
         }
