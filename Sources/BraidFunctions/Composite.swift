@@ -11,7 +11,8 @@ public import NIOCore
 /// ```
 ///
 /// Each decoded input picture is scaled straight into its cell of the canvas, so the canvas always
-/// holds every input's newest picture and a tick only outlines and encodes it. An input that stalls keeps
+/// holds every input's newest picture and a tick only outlines and encodes it. Without inputs the output
+/// pauses. An input that stalls keeps
 /// its last picture; an input that leaves frees its cell (the grid is laid out again). Grid: the smallest
 /// `columns × rows` with `columns ≥ rows` that holds every input, cells of equal size in input order.
 public final class Composite {
@@ -130,6 +131,8 @@ public final class Composite {
 
     /// Encodes one output frame (call it every ``frameInterval``); also gives up stale input frames.
     public func tick(now: NIODeadline, emit: (EncodedVideoFrame) -> Void) {
+        // Nothing to show: the output pauses (as a muted camera's would) instead of encoding black frames.
+        guard !self.inputs.isEmpty else { return }
         for (index, entry) in self.inputs.enumerated() {
             let cell = self.cells[index]
             entry.input.poll(now: now) { picture in self.draw(picture, in: cell) }

@@ -264,6 +264,11 @@ struct VideoFunctionTests {
         #expect(checked >= 14)
         composite.removeInput("in3")
         #expect(composite.layout.count == 3)
+        // Without inputs the output pauses: no frames are encoded.
+        for index in 0..<3 { composite.removeInput("in\(index)") }
+        var paused = 0
+        composite.tick(now: start + .seconds(1)) { _ in paused += 1 }
+        #expect(paused == 0)
     }
 
     @Test(arguments: [
