@@ -249,8 +249,12 @@ extension InMemoryCluster: ClusterBackend {
             return state.nextWatcher
         }
         if let id {
+            // Not under the cluster's lock here: onTermination runs inside task cancellation (holding the
+            // task's status lock) while a commit, holding the cluster's lock, may be yielding to this very
+            // stream (which takes that status lock): taking one inside the other deadlocked a test run.
+            // A finished stream ignores later yields, so removing the watcher a moment later is harmless.
             continuation.onTermination = { [weak self] _ in
-                _ = self?.state.withLock { $0.watchers.removeValue(forKey: id) }
+                Task { _ = self?.state.withLock { $0.watchers.removeValue(forKey: id) } }
             }
         }
         return stream
