@@ -181,6 +181,17 @@ public final class I420Buffer {
         }
     }
 
+    /// Calls `body` with the Y, U and V planes, writable (tightly packed); they must not escape the closure.
+    public func withMutablePlanes<R, E: Error>(
+        _ body: (UnsafeMutableBufferPointer<UInt8>, UnsafeMutableBufferPointer<UInt8>, UnsafeMutableBufferPointer<UInt8>) throws(E) -> R
+    ) throws(E) -> R {
+        try self.y.withUnsafeMutableBufferPointer { (y) throws(E) -> R in
+            try self.u.withUnsafeMutableBufferPointer { (u) throws(E) -> R in
+                try self.v.withUnsafeMutableBufferPointer { (v) throws(E) -> R in try body(y, u, v) }
+            }
+        }
+    }
+
     private static func copyPlane(
         _ source: UnsafeBufferPointer<UInt8>,
         _ stride: Int,

@@ -43,18 +43,14 @@ extension I420Buffer {
         let target = try self.aligned(rect ?? self.bounds)
         let chromaWidth = self.chromaWidth
         let width = self.width
-        let status = self.y.withUnsafeMutableBufferPointer { y in
-            self.u.withUnsafeMutableBufferPointer { u in
-                self.v.withUnsafeMutableBufferPointer { v in
-                    I420Scale(
-                        image.y.baseAddress, Int32(image.yStride), image.u.baseAddress, Int32(image.uStride),
-                        image.v.baseAddress, Int32(image.vStride), Int32(image.width), Int32(image.height),
-                        y.baseAddress! + target.y * width + target.x, Int32(width),
-                        u.baseAddress! + target.y / 2 * chromaWidth + target.x / 2, Int32(chromaWidth),
-                        v.baseAddress! + target.y / 2 * chromaWidth + target.x / 2, Int32(chromaWidth),
-                        Int32(target.width), Int32(target.height), kFilterBox)
-                }
-            }
+        let status = self.withMutablePlanes { y, u, v in
+            I420Scale(
+                image.y.baseAddress, Int32(image.yStride), image.u.baseAddress, Int32(image.uStride),
+                image.v.baseAddress, Int32(image.vStride), Int32(image.width), Int32(image.height),
+                y.baseAddress! + target.y * width + target.x, Int32(width),
+                u.baseAddress! + target.y / 2 * chromaWidth + target.x / 2, Int32(chromaWidth),
+                v.baseAddress! + target.y / 2 * chromaWidth + target.x / 2, Int32(chromaWidth),
+                Int32(target.width), Int32(target.height), kFilterBox)
         }
         guard status == 0 else { throw CodecError(.internalError, "I420Scale returned \(status)") }
     }
@@ -65,15 +61,11 @@ extension I420Buffer {
         let target = try self.aligned(rect ?? self.bounds)
         let chromaWidth = self.chromaWidth
         let width = self.width
-        let status = self.y.withUnsafeMutableBufferPointer { y in
-            self.u.withUnsafeMutableBufferPointer { u in
-                self.v.withUnsafeMutableBufferPointer { v in
-                    I420Rect(
-                        y.baseAddress!, Int32(width), u.baseAddress!, Int32(chromaWidth), v.baseAddress!,
-                        Int32(chromaWidth), Int32(target.x), Int32(target.y), Int32(target.width),
-                        Int32(target.height), Int32(colour.y), Int32(colour.u), Int32(colour.v))
-                }
-            }
+        let status = self.withMutablePlanes { y, u, v in
+            I420Rect(
+                y.baseAddress!, Int32(width), u.baseAddress!, Int32(chromaWidth), v.baseAddress!,
+                Int32(chromaWidth), Int32(target.x), Int32(target.y), Int32(target.width),
+                Int32(target.height), Int32(colour.y), Int32(colour.u), Int32(colour.v))
         }
         guard status == 0 else { throw CodecError(.internalError, "I420Rect returned \(status)") }
     }

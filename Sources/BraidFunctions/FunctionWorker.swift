@@ -342,14 +342,10 @@ final class TranscodePipeline: FunctionPipeline {
             transcode.processPicture = { picture, timestampMs in
                 frameIndex += 1
                 return user.run { function throws(WasmFunctionError) in
-                    try picture.y.withUnsafeMutableBufferPointer { y throws(WasmFunctionError) in
-                        try picture.u.withUnsafeMutableBufferPointer { u throws(WasmFunctionError) in
-                            try picture.v.withUnsafeMutableBufferPointer { v throws(WasmFunctionError) in
-                                try function.processVideo(
-                                    y: y, u: u, v: v, width: picture.width, height: picture.height,
-                                    frameIndex: frameIndex - 1, timestampMs: timestampMs)
-                            }
-                        }
+                    try picture.withMutablePlanes { y, u, v throws(WasmFunctionError) in
+                        try function.processVideo(
+                            y: y, u: u, v: v, width: picture.width, height: picture.height,
+                            frameIndex: frameIndex - 1, timestampMs: timestampMs)
                     }
                 }
             }

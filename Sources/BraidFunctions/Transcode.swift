@@ -53,22 +53,12 @@ public final class Transcode {
 
     /// - Throws: ``CodecError`` for an output size or bitrate libvpx refuses.
     public init(configuration: Configuration) throws(CodecError) {
-        guard configuration.width % 2 == 0, configuration.height % 2 == 0,
-            (16...3840).contains(configuration.width), (16...2160).contains(configuration.height)
-        else { throw CodecError(.badArgument, "output size \(configuration.width)x\(configuration.height): even, 16-3840 x 16-2160") }
-        guard (1...60).contains(configuration.framesPerSecond) else {
-            throw CodecError(.badArgument, "frame rate \(configuration.framesPerSecond): 1-60")
-        }
+        self.encoder = try makeOutputEncoder(
+            width: configuration.width, height: configuration.height, framesPerSecond: configuration.framesPerSecond,
+            bitrate: configuration.bitrate)
         self.configuration = configuration
         self.currentBitrate = configuration.bitrate
         self.scaled = try I420Buffer(width: configuration.width, height: configuration.height)
-        // libwebrtc's real-time settings; speed 8 (fastest) and no frame drops: every frame the rate gate
-        // passes comes out, CBR keeps the bitrate.
-        self.encoder = try VP8Encoder(
-            VP8Encoder.Configuration(
-                width: configuration.width, height: configuration.height,
-                framesPerSecond: configuration.framesPerSecond, bitrate: configuration.bitrate,
-                maxKeyframeInterval: 10 * configuration.framesPerSecond, cpuUsed: -8))
     }
 
     /// Sets the input (a transcode has one; a second replaces the first).

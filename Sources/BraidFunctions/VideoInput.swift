@@ -112,3 +112,21 @@ public struct EncodedVideoFrame {
     /// When the newest input frame in it arrived (monotonic ns), for the function's own delay.
     public var newestArrival: Int64?
 }
+
+/// The VP8 encoder of a video function's output, its size and frame rate checked: libwebrtc's real-time
+/// settings at speed 8 (fastest), CBR, no frame drops (every frame handed to it comes out), a keyframe at
+/// least every 10 s.
+/// - Throws: ``CodecError/Code/badArgument`` for an odd size, one outside 16-3840 x 16-2160, or a frame
+///   rate outside 1-60; what libvpx refuses.
+func makeOutputEncoder(width: Int, height: Int, framesPerSecond: Int, bitrate: Int) throws(CodecError) -> VP8Encoder {
+    guard width % 2 == 0, height % 2 == 0, (16...3840).contains(width), (16...2160).contains(height) else {
+        throw CodecError(.badArgument, "output size \(width)x\(height): even, 16-3840 x 16-2160")
+    }
+    guard (1...60).contains(framesPerSecond) else {
+        throw CodecError(.badArgument, "frame rate \(framesPerSecond): 1-60")
+    }
+    return try VP8Encoder(
+        VP8Encoder.Configuration(
+            width: width, height: height, framesPerSecond: framesPerSecond, bitrate: bitrate,
+            maxKeyframeInterval: 10 * framesPerSecond, cpuUsed: -8))
+}
