@@ -756,12 +756,11 @@ class Suite:
 
 
     # (f) -------------------------------------------------------------------------------------------------
-    async def chromium_demo_page(self):
-        """The node's own demo page, as a newcomer opens it: it publishes the fake camera and microphone by
-        WHIP and plays the room by WHEP (its own tracks come back through the node)."""
-        url = f"{self.node.base}/demo/{DEMO_ROOM}"
-        browser = Browser("demo", os.path.join(self.work_dir, "demo-profile"),
-                          os.path.join(self.work_dir, "demo.log"))
+    async def play_demo_page(self, name, url, what):
+        """Opens `url` (a demo page) in a fresh browser, waits up to 25 s until it decodes video and audio,
+        then samples window.braid.stats() every second for SAMPLE_SECONDS; returns (frames, samples, last)."""
+        browser = Browser(name, os.path.join(self.work_dir, f"{name}-profile"),
+                          os.path.join(self.work_dir, f"{name}.log"))
         self.browsers.append(browser)
         await browser.start(url)
 
@@ -772,7 +771,7 @@ class Suite:
             s = await stats()
             return s if s and s.get("framesDecoded", 0) > 0 and s.get("audioSamplesReceived", 0) > 0 else None
         if await wait_for(playing, 25) is None:
-            raise ScenarioFailure(f"demo page {url}: no media played back within 25 s: stats {await stats()}")
+            raise ScenarioFailure(f"demo page {url}: {what} within 25 s: stats {await stats()}")
         frames, samples = [], []
         for second in range(SAMPLE_SECONDS + 1):
             s = await stats()
@@ -780,11 +779,17 @@ class Suite:
             samples.append(s["audioSamplesReceived"])
             if second < SAMPLE_SECONDS:
                 await asyncio.sleep(1)
+        return frames, samples, s
+
+    async def chromium_demo_page(self):
+        """The node's own demo page, as a newcomer opens it: it publishes the fake camera and microphone by
+        WHIP and plays the room by WHEP (its own tracks come back through the node)."""
+        url = f"{self.node.base}/demo/{DEMO_ROOM}"
+        frames, samples, s = await self.play_demo_page("demo", url, "no media played back")
         check_rising("demo page framesDecoded", frames, "sampling")
         check_rising("demo page audioSamplesReceived", samples, "sampling")
         return (f"{url}: framesDecoded {frames}; audioSamplesReceived {samples}; "
                 f"{s.get('frameWidth')}x{s.get('frameHeight')}")
-
 
     # (g) -------------------------------------------------------------------------------------------------
     async def chromium_demo_functions(self):
@@ -792,27 +797,8 @@ class Suite:
         the room's audio-mix and composite edge functions, which it starts through the functions API. Chromium
         decodes the node's own VP8 encoding (the 640x360 grid) and Opus mix."""
         url = f"{self.node.base}/demo/{DEMO_ROOM}-functions?view=mix,composite"
-        browser = Browser("demo-functions", os.path.join(self.work_dir, "demo-functions-profile"),
-                          os.path.join(self.work_dir, "demo-functions.log"))
-        self.browsers.append(browser)
-        await browser.start(url)
-
-        async def stats():
-            return await browser.evaluate("window.braid ? window.braid.stats() : null")
-
-        async def playing():
-            s = await stats()
-            return s if s and s.get("framesDecoded", 0) > 0 and s.get("audioSamplesReceived", 0) > 0 else None
-        if await wait_for(playing, 25) is None:
-            raise ScenarioFailure(f"demo page {url}: the functions' outputs did not play within 25 s: "
-                                  f"stats {await stats()}")
-        frames, samples = [], []
-        for second in range(SAMPLE_SECONDS + 1):
-            s = await stats()
-            frames.append(s["framesDecoded"])
-            samples.append(s["audioSamplesReceived"])
-            if second < SAMPLE_SECONDS:
-                await asyncio.sleep(1)
+        frames, samples, s = await self.play_demo_page(
+            "demo-functions", url, "the functions' outputs did not play")
         check_rising("composite framesDecoded", frames, "sampling")
         check_rising("mix audioSamplesReceived", samples, "sampling")
         if (s.get("frameWidth"), s.get("frameHeight")) != (640, 360):
@@ -824,7 +810,6 @@ class Suite:
             raise ScenarioFailure(f"the room runs {kinds}, not one audio-mix and one composite ({status})")
         return (f"{url}: framesDecoded {frames}; audioSamplesReceived {samples}; 640x360; "
                 + ", ".join(f"{f['kind']} delay p95 {f.get('delay_p95_ms')} ms" for f in functions))
-
 
 SCENARIOS = [
     ("chromium-whip-simulcast", Suite.chromium_whip_simulcast, 60),
