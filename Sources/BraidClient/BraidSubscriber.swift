@@ -237,6 +237,9 @@ struct SubscriberMedia {
     var transportFeedbackSent = 0
     var unknownSSRCPackets = 0
     var tick = 0
+    /// Light reception (``SubscriberReception/light(authenticateEvery:)``): packets are counted from their
+    /// headers, video frames are not assembled.
+    var light = false
     var rtcp = ByteBuffer()
     var missing: ContiguousArray<UInt16> = []
     let cname = "braid-subscriber"
@@ -293,6 +296,10 @@ struct SubscriberMedia {
             self.unknownSSRCPackets += 1
             return
         }
+        if self.light {
+            self.receivedLightRetransmission(packet, index: index, now: now, wallClock: wallClock, send: send)
+            return
+        }
         if let id = self.twccIDs[index], let value = try? packet.headerExtension(TransportSequenceNumber.self, id: id) {
             self.feedback.record(value.value, arrival: now)
         }
@@ -322,16 +329,7 @@ struct SubscriberMedia {
         _ packet: RTPPacket, index: Int, now: NIODeadline, wallClock: UInt64, recovered: Bool,
         send: (ByteBuffer) -> Void
     ) {
-        var latency: Int64?
-        if let id = self.captureIDs[index], let element = packet.extension(id: id),
-            let capture = try? AbsCaptureTime(extensionValue: element.value)
-        {
-            let offset = capture.estimatedCaptureClockOffset ?? 0
-            let microseconds = WallClock.microseconds(
-                fromNTP: capture.captureTimestamp &+ UInt64(bitPattern: offset), to: wallClock)
-            self.tracks[index].latency.record(microseconds: microseconds)
-            latency = microseconds
-        }
+        let latency = self.recordLatency(packet, index: index, wallClock: wallClock)
         let track = self.tracks[index]
         let isRTX =
             packet.ssrc == track.rtxSSRC || (packet.payloadType == track.rtxPayloadType && track.rtxPayloadType != nil)
@@ -395,6 +393,94 @@ struct SubscriberMedia {
             }
             let needKeyframe = track.assembler.needsKeyframe && track.assembler.framesComplete > 0
             if needKeyframe { self.requestKeyframe(track, now: now, send: send) }
+        }
+    }
+
+    /// See ``BraidSubscriber/mediaProgress()``.
+    var progress: Int64 {
+        var video: Int64 = 0
+        var audio: Int64 = 0
+        for track in self.tracks {
+            if self.light {
+                video += (track.statistics?.packetsReceived ?? 0) + track.earlier.packetsReceived
+            } else if track.kind == .video {
+                video += Int64(track.assembler.framesDecodable + track.earlier.framesDecodable)
+            } else {
+                let frames = track.audioFrames.totals
+                audio += Int64(frames.inTime + frames.late + track.earlierAudioFrames.inTime + track.earlierAudioFrames.late)
+            }
+        }
+        return self.light || self.tracks.contains(where: { $0.kind == .video }) ? video : audio
+    }
+
+    /// Capture to arrival from the packet's abs-capture-time, recorded in the track's histogram.
+    mutating func recordLatency(_ packet: RTPPacket, index: Int, wallClock: UInt64) -> Int64? {
+        guard let id = self.captureIDs[index], let element = packet.extension(id: id),
+            let capture = try? AbsCaptureTime(extensionValue: element.value)
+        else { return nil }
+        let offset = capture.estimatedCaptureClockOffset ?? 0
+        let microseconds = WallClock.microseconds(
+            fromNTP: capture.captureTimestamp &+ UInt64(bitPattern: offset), to: wallClock)
+        self.tracks[index].latency.record(microseconds: microseconds)
+        return microseconds
+    }
+
+    // MARK: Light reception
+
+    /// A packet still encrypted (light reception): everything a receiver learns from RTP headers —
+    /// statistics for the receiver reports, loss and NACKs, transport-wide feedback, capture-to-arrival
+    /// latency, audio frames against their playout deadline — and nothing that needs the payload (video
+    /// frames, RED blocks, decoding). Returns true for a retransmission, whose original sequence number
+    /// is in its payload: the transport then decrypts it for ``received(rtp:now:wallClock:send:)``.
+    mutating func receivedSealed(
+        rtp packet: RTPPacket, now: NIODeadline, wallClock: UInt64, send: (ByteBuffer) -> Void
+    ) -> Bool {
+        if self.joinTime == nil { self.joinTime = .nanoseconds((now - self.requestedAt).nanoseconds) }
+        guard let index = self.trackIndex(for: packet) else {
+            self.unknownSSRCPackets += 1
+            return false
+        }
+        if let id = self.twccIDs[index], let value = try? packet.headerExtension(TransportSequenceNumber.self, id: id) {
+            self.feedback.record(value.value, arrival: now)
+        }
+        let track = self.tracks[index]
+        if packet.ssrc == track.rtxSSRC || (packet.payloadType == track.rtxPayloadType && track.rtxPayloadType != nil) {
+            return true
+        }
+        let latency = self.recordLatency(packet, index: index, wallClock: wallClock)
+        track.statistics?.packetReceived(packet, now: now)
+        track.mediaBytes += Int64(packet.length)
+        switch track.kind {
+        case .audio:
+            track.audioFrames.received(
+                timestamp: packet.timestamp, durationTicks: nil, latencyMicroseconds: latency, redundant: false)
+        case .video:
+            let outcome = track.nack.packetReceived(sequenceNumber: packet.sequenceNumber, isRetransmission: false, now: now)
+            if case .keyframeNeeded = outcome { self.requestKeyframe(track, now: now, send: send) }
+            self.sendNACKs(track, now: now, send: send)
+        }
+        return false
+    }
+
+    /// A retransmission under light reception, decrypted: the repair is counted by its original sequence
+    /// number (RFC 4588 §4).
+    mutating func receivedLightRetransmission(
+        _ packet: RTPPacket, index: Int, now: NIODeadline, wallClock: UInt64, send: (ByteBuffer) -> Void
+    ) {
+        let track = self.tracks[index]
+        var payload = packet.payload
+        guard packet.ssrc == track.rtxSSRC || (packet.payloadType == track.rtxPayloadType && track.rtxPayloadType != nil),
+            let original = payload.readInteger(as: UInt16.self), payload.readableBytes > 0
+        else { return }
+        track.retransmissionsReceived += 1
+        track.retransmissionBytes += Int64(packet.length)
+        let latency = self.recordLatency(packet, index: index, wallClock: wallClock)
+        switch track.kind {
+        case .audio:
+            track.audioFrames.received(
+                timestamp: packet.timestamp, durationTicks: nil, latencyMicroseconds: latency, redundant: false)
+        case .video:
+            _ = track.nack.packetReceived(sequenceNumber: original, isRetransmission: true, now: now)
         }
     }
 
@@ -483,8 +569,8 @@ struct SubscriberMedia {
         self.keyframeRequestsSent += 1
     }
 
-    /// The 20 ms tick: gives up stale frames, sends NACKs and keyframe requests, and every 100 ms
-    /// transport-wide feedback, every second a receiver report.
+    /// The 20 ms tick (100 ms under light reception): gives up stale frames, sends NACKs and keyframe
+    /// requests, and every 100 ms transport-wide feedback, every second a receiver report.
     mutating func onTick(now: NIODeadline, send: (ByteBuffer) -> Void) {
         self.tick += 1
         for index in self.tracks.indices where self.tracks[index].kind == .video {
@@ -504,8 +590,9 @@ struct SubscriberMedia {
                 }
             }
         }
-        if self.tick % 5 == 0 { self.sendTransportFeedback(send: send) }
-        if self.tick % 50 == 0 { self.sendReceiverReport(now: now, send: send) }
+        // Every 100 ms and every second (the light tick is 100 ms).
+        if self.light || self.tick % 5 == 0 { self.sendTransportFeedback(send: send) }
+        if self.tick % (self.light ? 10 : 50) == 0 { self.sendReceiverReport(now: now, send: send) }
     }
 
     /// Sends a NACK for the track's missing packets that are due: at once when a gap shows (libwebrtc's
@@ -637,6 +724,21 @@ struct SubscriberMedia {
 /// is enough, as decoding costs CPU per packet).
 ///
 /// State lives on one event loop of `group` (`@unchecked Sendable` for that reason).
+/// How a subscriber treats what it receives.
+public enum SubscriberReception: Sendable, Hashable {
+    /// Every packet is authenticated and decrypted; video frames are assembled (freezes, frames decodable
+    /// in time), audio can be decoded and played.
+    case full
+    /// For load tests with thousands of subscribers: packets are counted from their RTP headers, which
+    /// SRTP leaves unencrypted (sequence numbers, timestamps, abs-capture-time, transport-wide sequence
+    /// numbers). One packet in `authenticateEvery` is authenticated and decrypted — a failure is counted and
+    /// the packet dropped —, and so is every retransmission (its original sequence number is in the payload)
+    /// and every RTCP packet. Loss, repair by retransmission, NACKs, receiver reports, transport-wide
+    /// feedback, latency, jitter and audio frames against the playout deadline are measured; video frames
+    /// and freezes are not, audio is not decoded, and RED and FEC are not offered (they need payloads).
+    case light(authenticateEvery: Int)
+}
+
 public final class BraidSubscriber: PeerMediaHandler, FailingOverPeer, @unchecked Sendable {
     /// The loop all of this subscriber's state lives on; every transport it uses runs there.
     let eventLoop: any EventLoop
@@ -647,6 +749,7 @@ public final class BraidSubscriber: PeerMediaHandler, FailingOverPeer, @unchecke
     let group: any EventLoopGroup
     let requestedAt: NIODeadline
     var media: SubscriberMedia
+    let reception: SubscriberReception
     var tasks: [RepeatedTask] = []
     var connectTime: Duration?
     /// NTP receive time for capture-to-receive latency: the event loop's clock mapped to the wall clock
@@ -684,11 +787,18 @@ public final class BraidSubscriber: PeerMediaHandler, FailingOverPeer, @unchecke
         decodeAudio: Bool = false,
         recordAudio: Bool = false,
         participant: String? = nil,
+        reception: SubscriberReception = .full,
         options: ConnectionOptions = ConnectionOptions(),
         group: any EventLoopGroup
     ) async throws(BraidClientError) -> BraidSubscriber {
         guard audioTracks >= 0, videoTracks >= 0, audioTracks + videoTracks > 0, audioTracks + videoTracks <= 64 else {
             throw .badArgument("between 1 and 64 tracks, got \(audioTracks) audio and \(videoTracks) video")
+        }
+        var options = options
+        if case .light(let every) = reception {
+            guard every >= 1 else { throw .badArgument("light reception authenticates one packet in N >= 1, got \(every)") }
+            guard !decodeAudio, !recordAudio else { throw .badArgument("light reception does not decode audio") }
+            options.offersLossProtection = false
         }
         let room = try HTTPEndpoint(url: url)
         var endpoint = room
@@ -705,8 +815,8 @@ public final class BraidSubscriber: PeerMediaHandler, FailingOverPeer, @unchecke
             endpoint: endpoint, tracks: tracks, direction: .recvonly, options: options, group: group)
         let subscriber = BraidSubscriber(
             join: join, tracks: tracks, candidates: candidates, decodeAudio: decodeAudio, recordAudio: recordAudio,
-            options: options, group: group)
-        join.transport.handler = subscriber
+            reception: reception, options: options, group: group)
+        subscriber.adopt(join.transport)
         do {
             try await PeerJoin.connect(join.transport, timeout: options.timeout)
         } catch {
@@ -720,8 +830,10 @@ public final class BraidSubscriber: PeerMediaHandler, FailingOverPeer, @unchecke
 
     init(
         join: PeerJoin, tracks: [OfferedTrack], candidates: FailoverCandidates, decodeAudio: Bool,
-        recordAudio: Bool = false, options: ConnectionOptions, group: any EventLoopGroup
+        recordAudio: Bool = false, reception: SubscriberReception = .full, options: ConnectionOptions,
+        group: any EventLoopGroup
     ) {
+        self.reception = reception
         self.eventLoop = join.transport.eventLoop
         self.transport = join.transport
         self.resource = join.resource
@@ -734,6 +846,13 @@ public final class BraidSubscriber: PeerMediaHandler, FailingOverPeer, @unchecke
             sections: join.answer.sections, requestedAt: join.requestedAt,
             senderSSRC: UInt32.random(in: 1...UInt32.max),
             decodeAudio: decodeAudio, recordAudio: recordAudio)
+        if case .light = reception { self.media.light = true }
+    }
+
+    /// Makes `transport` deliver to this subscriber, as its reception asks.
+    private func adopt(_ transport: PeerTransport) {
+        if case .light(let every) = self.reception { transport.lightAuthenticationInterval = every }
+        transport.handler = self
     }
 
     // MARK: PeerMediaHandler
@@ -743,8 +862,10 @@ public final class BraidSubscriber: PeerMediaHandler, FailingOverPeer, @unchecke
             self.connectTime = .nanoseconds((now - self.requestedAt).nanoseconds)
         }
         guard self.tasks.isEmpty, !self.failover.closing else { return }
+        // Light reception has no frames to give up: a slower tick saves thousands of timers a second.
+        let tick: TimeAmount = self.media.light ? .milliseconds(100) : .milliseconds(20)
         self.tasks.append(
-            self.eventLoop.scheduleRepeatedTask(initialDelay: .milliseconds(20), delay: .milliseconds(20)) {
+            self.eventLoop.scheduleRepeatedTask(initialDelay: tick, delay: tick) {
                 _ in
                 guard self.transport.isKeyed else { return }
                 self.media.onTick(now: .now()) { self.transport.sendRTCP($0) }
@@ -762,6 +883,11 @@ public final class BraidSubscriber: PeerMediaHandler, FailingOverPeer, @unchecke
 
     func received(rtcp compound: RTCPCompoundPacket, now: NIODeadline) {
         self.media.received(rtcp: compound, now: now)
+    }
+
+    func receivedSealed(rtp packet: RTPPacket, now: NIODeadline) -> Bool {
+        let received = self.wallClock.ntpTimestamp(at: now)
+        return self.media.receivedSealed(rtp: packet, now: now, wallClock: received) { self.transport.sendRTCP($0) }
     }
 
     func transportLost(reason: String, lastHeard: NIODeadline, now: NIODeadline) {
@@ -782,7 +908,7 @@ public final class BraidSubscriber: PeerMediaHandler, FailingOverPeer, @unchecke
         self.resource = join.resource
         self.candidates.current = index
         self.media.restart(sections: join.answer.sections)
-        join.transport.handler = self
+        self.adopt(join.transport)
         return true
     }
 
@@ -808,8 +934,16 @@ public final class BraidSubscriber: PeerMediaHandler, FailingOverPeer, @unchecke
             statistics.failedReconnectAttempts = self.failover.failedAttempts
             statistics.reconnecting = self.failover.reconnecting
             statistics.endpoint = self.candidates.endpoints[self.candidates.current].description
+            statistics.isLight = self.media.light
             return statistics
         }.get()
+    }
+
+    /// How much media has arrived so far, cheaply (no snapshot): decodable video frames, or audio frames
+    /// when there is no video track; under light reception, which assembles no frames, media packets. A
+    /// load test samples it often to find the longest gap in each subscriber's media.
+    public func mediaProgress() async -> Int64 {
+        (try? await self.eventLoop.submit { self.media.progress }.get()) ?? 0
     }
 
     /// The nodes this subscriber may move to, the one in use first (the fallbacks and discovered nodes).

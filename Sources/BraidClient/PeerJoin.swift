@@ -26,6 +26,9 @@ public struct ConnectionOptions: Sendable {
     /// Whether a receiver offers the node's loss protection: RED for audio, Braid's FEC for video. On by
     /// default (the node adds it only when the link loses packets); off to measure without it.
     public var offersLossProtection = true
+    /// Sockets to share with other peers (each peer gets a loopback address of its own on one of them;
+    /// see ``PeerSocketPool``); nil: the peer binds a socket of its own at ``localHost``.
+    public var socketPool: PeerSocketPool?
 
     /// Creates options.
     public init(
@@ -69,7 +72,13 @@ struct PeerJoin {
         guard !tracks.isEmpty else { throw .badArgument("an offer needs at least one track") }
         // A reconnecting peer keeps its event loop: its state is confined there.
         let eventLoop = loop ?? group.next()
-        let channel = try await PeerTransport.bind(host: options.localHost, on: eventLoop)
+        let socket: PeerSocket
+        if let pool = options.socketPool {
+            let (shared, address) = try pool.lease(on: eventLoop)
+            socket = .shared(shared, address: address)
+        } else {
+            socket = try await PeerSocket.bind(host: options.localHost, on: eventLoop)
+        }
         do {
             let certificate: DTLSCertificate
             if let shared = options.certificate {
@@ -83,7 +92,7 @@ struct PeerJoin {
             }
             let credentials = ICECredentials.random()
             var candidates: [SDPCandidate] = []
-            if let local = channel.localAddress, options.localHost != "0.0.0.0", options.localHost != "::",
+            if let local = socket.localAddress, options.socketPool != nil || (options.localHost != "0.0.0.0" && options.localHost != "::"),
                 let ip = local.ipAddress, let port = local.port, let portValue = UInt16(exactly: port)
             {
                 let priority = ICECandidate.priority(
@@ -120,12 +129,12 @@ struct PeerJoin {
                 try endpoint.resolving(location)
             }
             let transport = try PeerTransport(
-                channel: channel, local: credentials, certificate: certificate, answer: answer,
+                socket: socket, local: credentials, certificate: certificate, answer: answer,
                 lossTimeout: options.failover.isEnabled ? options.failover.lossTimeout : nil)
             transport.installImpairments(options)
             return PeerJoin(transport: transport, answer: answer, resource: resource, requestedAt: requestedAt)
         } catch {
-            try? await channel.close()
+            try? await eventLoop.flatSubmit { socket.close() }.get()
             throw (error as? BraidClientError) ?? .connectionFailed("\(error)")
         }
     }

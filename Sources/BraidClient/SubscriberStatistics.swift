@@ -156,4 +156,7 @@ public struct SubscriberStatistics: Hashable, Sendable {
     public var reconnecting = false
     /// The WHEP endpoint in use.
     public var endpoint: String?
+    /// Light reception (``SubscriberReception/light(authenticateEvery:)``): video frames and freezes were
+    /// not measured.
+    public var isLight = false
 }

@@ -47,6 +47,16 @@ public struct CommonLoadOptions: ParsableArguments {
     public var localHost: String = "127.0.0.1"
     @Option(name: .customLong("threads"), help: "Event loop threads shared by every peer (1-2 suits a 2-core host).")
     public var threads: Int = 1
+    @Option(
+        name: .customLong("shared-sockets"),
+        help: "Peers share this many UDP sockets per --threads loop, each peer on a loopback address of its own (127.64.0.0/10), so the node must be on loopback; 0: a socket per peer.")
+    public var sharedSockets: Int = 0
+    @Flag(
+        name: .customLong("light-subscribers"),
+        help: "Subscribers count packets from their RTP headers and authenticate a sample (--authenticate-every), so thousands fit on a core; video frames and freezes are not measured, RED/FEC not offered.")
+    public var lightSubscribers = false
+    @Option(name: .customLong("authenticate-every"), help: "Light subscribers authenticate and decrypt one RTP packet in N.")
+    public var authenticateEvery: Int = 16
 
     @Option(name: .customLong("uplink-loss"), help: "Random uplink loss (e.g. 5%).")
     public var uplinkLoss: String?
@@ -155,6 +165,23 @@ public struct CommonLoadOptions: ParsableArguments {
         }
         configuration.audioRecordingDirectory = self.recordAudio
         configuration.operatorToken = self.operatorToken
+        guard (0...64).contains(self.sharedSockets) else { throw LoadArgumentError("--shared-sockets 0-64") }
+        if self.sharedSockets > 0 {
+            let loopback = ([self.publisherNode].compactMap { $0 } + nodes + self.failoverNodes).allSatisfy {
+                (try? HTTPEndpoint(url: $0)).map { $0.host.hasPrefix("127.") || $0.host == "localhost" } ?? false
+            }
+            guard loopback else {
+                throw LoadArgumentError("--shared-sockets gives peers loopback addresses: every node must be on 127.0.0.0/8")
+            }
+        }
+        configuration.socketsPerThread = self.sharedSockets
+        if self.lightSubscribers {
+            guard self.authenticateEvery >= 1 else { throw LoadArgumentError("--authenticate-every must be at least 1") }
+            guard self.recordAudio == nil else {
+                throw LoadArgumentError("--record-audio needs subscribers that decode: not with --light-subscribers")
+            }
+            configuration.subscriberReception = .light(authenticateEvery: self.authenticateEvery)
+        }
         return configuration
     }
 

@@ -230,6 +230,18 @@ public struct LoadReport: Codable, Hashable, Sendable {
     /// The edge function the subscribers played through (`--mix`, `--transcode`), as the node reported it
     /// at the end of the run.
     public var function: FunctionFigures? = nil
+    /// Subscribers with light reception (packets counted from headers, a sample authenticated; no video
+    /// frames or freezes measured), the packets they authenticated and how many of those failed.
+    public var lightSubscribers = 0
+    public var lightPacketsAuthenticated: Int64 = 0
+    public var lightAuthenticationFailures: Int64 = 0
+    /// Sockets the peers shared (0: a socket per peer) and datagrams that reached no peer on them.
+    public var sharedSockets = 0
+    public var unroutedDatagrams = 0
+    /// The generator's CPU per SRTP packet received by its peers, µs, and its memory per joined peer
+    /// (peak resident memory minus resident memory at the start, KiB).
+    public var cpuMicrosecondsPerPacketReceived: Double? = nil
+    public var residentKBPerPeer: Double? = nil
 }
 
 /// An edge function's own figures, from `GET /api/v1/rooms/{room}/functions/{id}`.

@@ -77,6 +77,11 @@ public struct LoadConfiguration: Sendable {
     public var subscribeToTranscode: FrameSize?
     /// Bearer token for the node's operator routes (the functions API), when its listener asks for one.
     public var operatorToken: String?
+    /// Peers share this many UDP sockets per event loop, each on a loopback address of its own
+    /// (``BraidClient/PeerSocketPool``); 0: every peer binds a socket of its own.
+    public var socketsPerThread = 0
+    /// How subscribers treat what they receive: `.light` for thousands of subscribers per core.
+    public var subscriberReception: SubscriberReception = .full
 
     /// Creates a configuration; defaults suit a short run against one local node.
     public init(
@@ -238,6 +243,12 @@ public enum LoadRunner {
             ?? PreEncodedMedia.synthetic(audioSeconds: 2, videoFrames: hasVideo ? 60 : 0)
         let certificate = try DTLSCertificate(commonName: "braid-load")
         let plans = self.plan(configuration)
+        let pool: PeerSocketPool? =
+            configuration.socketsPerThread > 0
+            ? try await PeerSocketPool.make(
+                loops: Array(group.makeIterator()), socketsPerLoop: configuration.socketsPerThread)
+            : nil
+        let residentAtStart = Self.residentMB()
         let cpuStart = Self.cpuSeconds()
         let started = ContinuousClock.now
         let rate = configuration.rampUp.isFinite && configuration.rampUp > 0 ? configuration.rampUp : 1_000_000
@@ -273,6 +284,7 @@ public enum LoadRunner {
                         uplink: configuration.uplink, downlink: configuration.downlink,
                         impairmentSeed: SplitMix64.derive(configuration.seed, UInt64(index)))
                     options.offersLossProtection = configuration.lossProtection
+                    options.socketPool = pool
                     if plan.role == .subscriber, !configuration.failoverNodes.isEmpty {
                         options.failover = FailoverOptions(fallbacks: configuration.failoverNodes)
                     }
@@ -297,7 +309,8 @@ public enum LoadRunner {
                     }
                     let outcome = await Self.join(
                         plan, participant: participant, tracks: tracks, media: media, options: options,
-                        recordAudio: configuration.audioRecordingDirectory != nil, group: group)
+                        recordAudio: configuration.audioRecordingDirectory != nil,
+                        reception: configuration.subscriberReception, group: group)
                     await outcomes.set(index, outcome)
                 }
             }
@@ -313,6 +326,16 @@ public enum LoadRunner {
         let wall = ContinuousClock.now - started
         var report = await Self.collect(all, configuration: configuration, wall: wall, gaps: longestGaps)
         report.processCPUSeconds = Self.cpuSeconds() - cpuStart
+        if report.peersJoined > 0 {
+            report.residentKBPerPeer = max(0, report.processMaxResidentMB - residentAtStart) * 1024 / Double(report.peersJoined)
+        }
+        if report.packetsReceived > 0 {
+            report.cpuMicrosecondsPerPacketReceived = report.processCPUSeconds * 1e6 / Double(report.packetsReceived)
+        }
+        if let pool {
+            report.sharedSockets = pool.socketCount
+            report.unroutedDatagrams = await pool.unroutedDatagrams()
+        }
         if let function, let node = plans.first?.node, let room = plans.first?.room {
             report.function = await function.figures(node: node, room: room)
         }
@@ -321,6 +344,7 @@ public enum LoadRunner {
             if !failed.isEmpty { report.failureMessages["audio-recording"] = failed }
         }
         await Self.closeAll(all.compactMap(\.peer))
+        await pool?.close()
         report.slo = configuration.slo.map { $0.evaluate(report) }
         report.sloPassed = report.slo.allSatisfy(\.passed)
         return report
@@ -331,7 +355,7 @@ public enum LoadRunner {
     static func join(
         _ plan: PeerPlan, participant: String? = nil, tracks: [String] = [], media: PreEncodedMedia,
         options: ConnectionOptions,
-        recordAudio: Bool = false, group: any EventLoopGroup
+        recordAudio: Bool = false, reception: SubscriberReception = .full, group: any EventLoopGroup
     ) async -> PeerOutcome {
         let base = plan.node.hasSuffix("/") ? String(plan.node.dropLast()) : plan.node
         do {
@@ -346,7 +370,8 @@ public enum LoadRunner {
                     to: "\(base)/whep/\(plan.room)"
                         + (tracks.isEmpty ? "" : "?" + tracks.map { "track=\($0)" }.joined(separator: "&")),
                     audioTracks: plan.audioTracks, videoTracks: plan.videoTracks,
-                    recordAudio: recordAudio, participant: participant, options: options, group: group)
+                    recordAudio: recordAudio, participant: participant, reception: reception, options: options,
+                    group: group)
                 return PeerOutcome(plan: plan, peer: .subscriber(subscriber))
             }
         } catch {
@@ -463,6 +488,9 @@ public enum LoadRunner {
         var bytesReceived: Int64 = 0
         var impairment = (upLoss: Int64(0), upQueue: Int64(0), downLoss: Int64(0), downQueue: Int64(0))
         var joined = 0
+        var lightSubscribers = 0
+        var packetsAuthenticated: Int64 = 0
+        var authenticationFailures: Int64 = 0
         // Per subscriber node, in the order the nodes were given.
         var nodeOrder: [String] = []
         var nodeFigures: [String: (planned: Int, joined: Int, latency: LatencyHistogram, gap: Duration?)] = [:]
@@ -514,6 +542,11 @@ public enum LoadRunner {
                     if worst.map({ gap > $0 }) ?? true { nodeFigures[outcome.plan.node]?.gap = gap }
                 }
                 guard let stats = await subscriber.statistics() else { break }
+                if stats.isLight {
+                    lightSubscribers += 1
+                    packetsAuthenticated += Int64(stats.transport.rtpPacketsAuthenticated)
+                    authenticationFailures += Int64(stats.transport.unprotectFailures)
+                }
                 figures.joinMs = ms(stats.joinTime)
                 if !configuration.failoverNodes.isEmpty { figures.reconnects = stats.reconnects }
                 if let join = figures.joinMs { subscriberJoins.append(join) }
@@ -640,7 +673,8 @@ public enum LoadRunner {
             uplinkDroppedByLoss: impairment.upLoss, uplinkDroppedByQueue: impairment.upQueue,
             downlinkDroppedByLoss: impairment.downLoss, downlinkDroppedByQueue: impairment.downQueue,
             processCPUSeconds: 0, processMaxResidentMB: Self.maxResidentMB(), longestGapMs: ms(longestGap),
-            perNode: perNode, peers: peers, slo: [], sloPassed: true)
+            perNode: perNode, peers: peers, slo: [], sloPassed: true, lightSubscribers: lightSubscribers,
+            lightPacketsAuthenticated: packetsAuthenticated, lightAuthenticationFailures: authenticationFailures)
     }
 
     static func seconds(_ duration: Duration) -> Double {
@@ -656,6 +690,14 @@ public enum LoadRunner {
     }
 
     /// Peak resident set size of this process in MiB (Linux reports `ru_maxrss` in KiB).
+    /// This process's resident memory now, from `/proc/self/statm` (0 where it cannot be read).
+    static func residentMB() -> Double {
+        guard let text = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return 0 }
+        let fields = text.split(separator: " ")
+        guard fields.count > 1, let pages = Double(fields[1]) else { return 0 }
+        return pages * Double(sysconf(Int32(_SC_PAGESIZE))) / (1024 * 1024)
+    }
+
     static func maxResidentMB() -> Double {
         var usage = rusage()
         guard getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage) == 0 else { return 0 }
@@ -698,8 +740,9 @@ actor Outcomes {
     }
 }
 
-/// Finds each subscriber's longest media gap by sampling its statistics: the longest time between two
-/// samples that saw new media (decodable video frames; audio frames when it receives no video), from its
+/// Finds each subscriber's longest media gap by sampling its progress (``BraidSubscriber/mediaProgress()``):
+/// the longest time between two samples that saw new media (decodable video frames; audio frames when it
+/// receives no video; media packets under light reception), from its
 /// first media to the last sample, so a gap still open when the run ends counts too. Resolution: the
 /// sample interval.
 actor GapTracker {
@@ -712,10 +755,8 @@ actor GapTracker {
 
     func sample(_ outcomes: Outcomes) async {
         for (index, subscriber) in await outcomes.subscribers() {
-            guard let stats = await subscriber.statistics() else { continue }
+            let progress = await subscriber.mediaProgress()
             let now = ContinuousClock.now
-            let video = stats.video.reduce(Int64(0)) { $0 + Int64($1.framesDecodable) }
-            let progress = stats.video.isEmpty ? stats.audio.reduce(Int64(0)) { $0 + $1.framesReceived } : video
             guard progress > 0 else { continue }
             guard var state = self.states[index] else {
                 self.states[index] = State(progress: progress, lastProgress: now, longest: .zero)
