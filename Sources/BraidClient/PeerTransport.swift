@@ -345,8 +345,11 @@ final class PeerTransport: @unchecked Sendable {
     /// fails), then the handler reads its header. Returns false when the packet must go the full way
     /// (the handler needs its payload, or its header does not parse).
     private func receiveSealed(_ datagram: ByteBuffer, from source: SocketAddress, interval: Int, now: NIODeadline) -> Bool {
-        // Before the keys the full path counts the packet as an unprotect failure.
-        guard self.secure.isKeyed, let sealed = try? RTPPacket(datagram) else { return false }
+        // Before the keys, or from another address than the selected pair, the full path counts the packet
+        // as an unprotect failure.
+        guard self.secure.isKeyed, self.secure.destination == source, let sealed = try? RTPPacket(datagram) else {
+            return false
+        }
         self.sealedSinceSample += 1
         var decrypted = false
         if self.sealedSinceSample >= interval {
@@ -549,6 +552,11 @@ enum PeerSocket {
         } catch {
             throw .connectionFailed("binding a UDP socket on \(host): \(error)")
         }
+    }
+
+    /// The peer's own socket; nil for a shared one.
+    var ownChannel: (any Channel)? {
+        if case .own(let channel) = self { channel } else { nil }
     }
 
     var eventLoop: any EventLoop {
