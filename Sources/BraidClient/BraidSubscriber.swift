@@ -240,6 +240,11 @@ struct SubscriberMedia {
     /// Light reception (``SubscriberReception/light(authenticateEvery:)``): packets are counted from their
     /// headers, video frames are not assembled.
     var light = false
+    /// When new media last arrived (see ``noteProgress(now:)``) and the longest time between two such
+    /// arrivals: a player's longest stall, measured where it happens rather than by polling.
+    var lastProgress: NIODeadline?
+    var longestGap = TimeAmount.zero
+    let hasVideo: Bool
     var rtcp = ByteBuffer()
     var missing: ContiguousArray<UInt16> = []
     let cname = "braid-subscriber"
@@ -256,6 +261,7 @@ struct SubscriberMedia {
         self.senderSSRC = senderSSRC
         let accepted = sections.filter(\.accepted)
         self.tracks = accepted.map { IncomingTrack(section: $0, audioDeadline: audioDeadline) }
+        self.hasVideo = accepted.contains { $0.kind == .video }
         if decodeAudio {
             for track in self.tracks where track.kind == .audio { track.audioDecoder = try? AudioPlayout() }
         }
@@ -350,6 +356,7 @@ struct SubscriberMedia {
         }
         switch track.kind {
         case .audio:
+            if !self.hasVideo { self.noteProgress(now: now) }
             self.receivedAudio(packet, payload: payload, track: track, latency: latency, isRetransmission: isRTX)
         case .video:
             // An FEC rebuild is no answer to a NACK: it must not be taken for a round trip.
@@ -385,6 +392,7 @@ struct SubscriberMedia {
                 }
             }
             for _ in 0..<rendered { track.freezes.frameRendered(at: now) }
+            if rendered > 0 { self.noteProgress(now: now) }
             track.framesDecodableInTime += inTime
             if keyframe {
                 track.keyframes?.keyframeReceived()
@@ -396,21 +404,11 @@ struct SubscriberMedia {
         }
     }
 
-    /// See ``BraidSubscriber/mediaProgress()``.
-    var progress: Int64 {
-        var video: Int64 = 0
-        var audio: Int64 = 0
-        for track in self.tracks {
-            if self.light {
-                video += (track.statistics?.packetsReceived ?? 0) + track.earlier.packetsReceived
-            } else if track.kind == .video {
-                video += Int64(track.assembler.framesDecodable + track.earlier.framesDecodable)
-            } else {
-                let frames = track.audioFrames.totals
-                audio += Int64(frames.inTime + frames.late + track.earlierAudioFrames.inTime + track.earlierAudioFrames.late)
-            }
-        }
-        return self.light || self.tracks.contains(where: { $0.kind == .video }) ? video : audio
+    /// New media arrived for the player: a decodable video frame, or an audio packet when there is no
+    /// video; under light reception, any media packet.
+    mutating func noteProgress(now: NIODeadline) {
+        if let last = self.lastProgress, now - last > self.longestGap { self.longestGap = now - last }
+        self.lastProgress = now
     }
 
     /// Capture to arrival from the packet's abs-capture-time, recorded in the track's histogram.
@@ -450,6 +448,7 @@ struct SubscriberMedia {
         let latency = self.recordLatency(packet, index: index, wallClock: wallClock)
         track.statistics?.packetReceived(packet, now: now)
         track.mediaBytes += Int64(packet.length)
+        self.noteProgress(now: now)
         switch track.kind {
         case .audio:
             track.audioFrames.received(
@@ -636,7 +635,7 @@ struct SubscriberMedia {
         self.receiverReportsSent += 1
     }
 
-    func snapshot(connectTime: Duration?, transport: TransportStatistics) -> SubscriberStatistics {
+    func snapshot(connectTime: Duration?, transport: TransportStatistics, now: NIODeadline = .now()) -> SubscriberStatistics {
         var audio: [AudioTrackStatistics] = []
         var video: [VideoTrackStatistics] = []
         for track in self.tracks {
@@ -688,11 +687,17 @@ struct SubscriberMedia {
                         latency: LatencySummary(track.latency), latencyHistogram: track.latency))
             }
         }
-        return SubscriberStatistics(
+        var statistics = SubscriberStatistics(
             joinTime: self.joinTime, connectTime: connectTime, audio: audio, video: video,
             nacksSent: self.nacksSent, keyframeRequestsSent: self.keyframeRequestsSent,
             receiverReportsSent: self.receiverReportsSent, transportFeedbackSent: self.transportFeedbackSent,
             unknownSSRCPackets: self.unknownSSRCPackets, transport: transport)
+        if let last = self.lastProgress {
+            // A stall still going on counts too.
+            statistics.longestMediaGap = .nanoseconds(max(self.longestGap, now - last).nanoseconds)
+        }
+        statistics.isLight = self.light
+        return statistics
     }
 }
 
@@ -934,16 +939,8 @@ public final class BraidSubscriber: PeerMediaHandler, FailingOverPeer, @unchecke
             statistics.failedReconnectAttempts = self.failover.failedAttempts
             statistics.reconnecting = self.failover.reconnecting
             statistics.endpoint = self.candidates.endpoints[self.candidates.current].description
-            statistics.isLight = self.media.light
             return statistics
         }.get()
-    }
-
-    /// How much media has arrived so far, cheaply (no snapshot): decodable video frames, or audio frames
-    /// when there is no video track; under light reception, which assembles no frames, media packets. A
-    /// load test samples it often to find the longest gap in each subscriber's media.
-    public func mediaProgress() async -> Int64 {
-        (try? await self.eventLoop.submit { self.media.progress }.get()) ?? 0
     }
 
     /// The nodes this subscriber may move to, the one in use first (the fallbacks and discovered nodes).

@@ -108,7 +108,8 @@ struct PeerJoin {
             if let token = options.bearerToken { headers.append(("Authorization", "Bearer \(token)")) }
             let requestedAt = NIODeadline.now()
             var endpoint = endpoint
-            var response = try await WHTTPClient(group: group).request(
+            let http = WHTTPClient(group: group, localAddress: socket.httpLocalAddress)
+            var response = try await http.request(
                 .post, endpoint, headers: headers, body: offer.text, timeout: timeout ?? options.timeout)
             // RFC 9725 §4.5: a 307 (or 308) sends the same POST to another endpoint, e.g. a node of the
             // cluster nearer the client. A few hops at most, so two misconfigured nodes cannot loop.
@@ -118,7 +119,7 @@ struct PeerJoin {
             {
                 redirects += 1
                 endpoint = try endpoint.resolving(location)
-                response = try await WHTTPClient(group: group).request(
+                response = try await http.request(
                     .post, endpoint, headers: headers, body: offer.text, timeout: timeout ?? options.timeout)
             }
             guard response.status == 201 else {
@@ -167,7 +168,7 @@ struct PeerJoin {
         guard let resource else { return }
         var headers: [(String, String)] = []
         if let token = options.bearerToken { headers.append(("Authorization", "Bearer \(token)")) }
-        let response = try await WHTTPClient(group: group).request(
+        let response = try await WHTTPClient(group: group, localAddress: transport.socket.httpLocalAddress).request(
             .delete, resource, headers: headers, timeout: timeout ?? options.timeout)
         guard (200..<300).contains(response.status) else {
             throw .httpStatus(code: response.status, body: response.body)

@@ -574,6 +574,13 @@ enum PeerSocket {
         }
     }
 
+    /// Where this peer's HTTP requests come from: its own loopback address on a shared socket, so the node
+    /// sees one client per address for signalling too; nil (the system's choice) for an own socket.
+    var httpLocalAddress: SocketAddress? {
+        guard case .shared(let socket, let address) = self else { return nil }
+        return socket.socketAddress(address).flatMap { $0.ipAddress }.flatMap { try? SocketAddress(ipAddress: $0, port: 0) }
+    }
+
     /// Delivers what arrives for this peer to `transport`. On the event loop.
     func attach(_ transport: PeerTransport) throws {
         switch self {

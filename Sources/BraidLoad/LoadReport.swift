@@ -151,8 +151,9 @@ public struct PeerFigures: Codable, Hashable, Sendable {
     /// after its publisher left). In a conference of P participants that is 2 (P − 1) when every other
     /// participant's audio and video arrived.
     public var remoteTracks: Int? = nil
-    /// Subscribers: the longest time without new media (decodable video frames; audio frames without
-    /// video) between its first media and the end of the run, sampled every 200 ms; nil without media.
+    /// Subscribers: the longest time without new media (decodable video frames; audio packets without
+    /// video; media packets for a light subscriber) between its first media and the end of the run, as the
+    /// subscriber measured it (``BraidClient/SubscriberStatistics/longestMediaGap``); nil without media.
     public var longestGapMs: Double? = nil
     /// Subscribers with failover (`--failover-node`): how many times it moved to another node.
     public var reconnects: Int? = nil

@@ -65,9 +65,6 @@ public struct LoadConfiguration: Sendable {
     /// Local address the peers' UDP sockets bind to.
     public var localHost: String
     public var slo: [SLO]
-    /// How often every subscriber's statistics are sampled to find its longest media gap (see
-    /// ``PeerFigures/longestGapMs``).
-    public var gapSampleInterval: Duration = .milliseconds(200)
     /// audio-room: the subscribers receive one mix of the room (the node's `audio-mix` edge function,
     /// started through its API once every publisher has joined) instead of every publisher's track, so
     /// their latency figures are capture to receive through the function.
@@ -267,13 +264,6 @@ public enum LoadRunner {
         let progressTask: Task<Void, Never>? = progress.map { report in
             Task { await Self.reportProgress(outcomes: outcomes, every: .seconds(1), report) }
         }
-        let gaps = GapTracker()
-        let gapTask = Task {
-            while !Task.isCancelled {
-                await gaps.sample(outcomes)
-                try? await Task.sleep(for: configuration.gapSampleInterval)
-            }
-        }
         await withTaskGroup(of: Void.self) { tasks in
             for (index, plan) in plans.enumerated() {
                 let offset = Double(index) / rate
@@ -317,14 +307,9 @@ public enum LoadRunner {
         }
         try? await Task.sleep(for: configuration.duration)
         progressTask?.cancel()
-        gapTask.cancel()
-        await gapTask.value
-        // A last sample: a subscriber whose media stopped for good ends with its trailing gap.
-        await gaps.sample(outcomes)
-        let longestGaps = await gaps.longestGaps()
         let all = await outcomes.all()
         let wall = ContinuousClock.now - started
-        var report = await Self.collect(all, configuration: configuration, wall: wall, gaps: longestGaps)
+        var report = await Self.collect(all, configuration: configuration, wall: wall)
         report.processCPUSeconds = Self.cpuSeconds() - cpuStart
         if report.peersJoined > 0 {
             report.residentKBPerPeer = max(0, report.processMaxResidentMB - residentAtStart) * 1024 / Double(report.peersJoined)
@@ -468,7 +453,7 @@ public enum LoadRunner {
     }
 
     static func collect(
-        _ outcomes: [PeerOutcome], configuration: LoadConfiguration, wall: Duration, gaps: [Int: Duration] = [:]
+        _ outcomes: [PeerOutcome], configuration: LoadConfiguration, wall: Duration
     ) async -> LoadReport {
         var failures: [String: Int] = [:]
         var messages: [String: [String]] = [:]
@@ -489,6 +474,7 @@ public enum LoadRunner {
         var impairment = (upLoss: Int64(0), upQueue: Int64(0), downLoss: Int64(0), downQueue: Int64(0))
         var joined = 0
         var lightSubscribers = 0
+        var longestGap: Duration?
         var packetsAuthenticated: Int64 = 0
         var authenticationFailures: Int64 = 0
         // Per subscriber node, in the order the nodes were given.
@@ -507,7 +493,7 @@ public enum LoadRunner {
         }
         func ms(_ duration: Duration?) -> Double? { duration.map { Self.seconds($0) * 1000 } }
 
-        for (index, outcome) in outcomes.enumerated() {
+        for outcome in outcomes {
             if outcome.plan.role == .subscriber {
                 if nodeFigures[outcome.plan.node] == nil {
                     nodeOrder.append(outcome.plan.node)
@@ -536,12 +522,13 @@ public enum LoadRunner {
             case .subscriber(let subscriber):
                 joined += 1
                 nodeFigures[outcome.plan.node]?.joined += 1
-                if let gap = gaps[index] {
+                guard let stats = await subscriber.statistics() else { break }
+                if let gap = stats.longestMediaGap {
                     figures.longestGapMs = ms(gap)
+                    longestGap = max(longestGap ?? gap, gap)
                     let worst = nodeFigures[outcome.plan.node]?.gap
                     if worst.map({ gap > $0 }) ?? true { nodeFigures[outcome.plan.node]?.gap = gap }
                 }
-                guard let stats = await subscriber.statistics() else { break }
                 if stats.isLight {
                     lightSubscribers += 1
                     packetsAuthenticated += Int64(stats.transport.rtpPacketsAuthenticated)
@@ -636,7 +623,6 @@ public enum LoadRunner {
                     latency: LatencyFigures($0.latency), longestGapMs: ms($0.gap))
             }
         }
-        let longestGap = gaps.values.max()
 
         var parameters: [String: String] = [
             "scenario": configuration.scenario.name, "nodes": configuration.nodes.joined(separator: " "),
@@ -737,43 +723,6 @@ actor Outcomes {
             guard case .subscriber(let subscriber) = outcome?.peer else { return nil }
             return (index, subscriber)
         }
-    }
-}
-
-/// Finds each subscriber's longest media gap by sampling its progress (``BraidSubscriber/mediaProgress()``):
-/// the longest time between two samples that saw new media (decodable video frames; audio frames when it
-/// receives no video; media packets under light reception), from its
-/// first media to the last sample, so a gap still open when the run ends counts too. Resolution: the
-/// sample interval.
-actor GapTracker {
-    private struct State {
-        var progress: Int64
-        var lastProgress: ContinuousClock.Instant
-        var longest: Duration
-    }
-    private var states: [Int: State] = [:]
-
-    func sample(_ outcomes: Outcomes) async {
-        for (index, subscriber) in await outcomes.subscribers() {
-            let progress = await subscriber.mediaProgress()
-            let now = ContinuousClock.now
-            guard progress > 0 else { continue }
-            guard var state = self.states[index] else {
-                self.states[index] = State(progress: progress, lastProgress: now, longest: .zero)
-                continue
-            }
-            if progress != state.progress {
-                state.progress = progress
-                state.lastProgress = now
-            }
-            state.longest = max(state.longest, now - state.lastProgress)
-            self.states[index] = state
-        }
-    }
-
-    /// The longest gap of every subscriber that received media, by plan index.
-    func longestGaps() -> [Int: Duration] {
-        self.states.mapValues(\.longest)
     }
 }
 
