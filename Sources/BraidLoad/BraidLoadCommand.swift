@@ -77,6 +77,21 @@ public struct CommonLoadOptions: ParsableArguments {
     @Option(name: .customLong("downlink-rate"), help: "Downlink bandwidth cap (e.g. 500kbps).")
     public var downlinkRate: String?
 
+    @Option(name: .customLong("video-size"), help: "Publishers' video size, WIDTHxHEIGHT (even numbers).")
+    public var videoSize: String = "320x180"
+    @Option(name: .customLong("video-bitrate"), help: "Publishers' video bitrate (e.g. 300kbps, 1.5mbps).")
+    public var videoBitrate: String = "300kbps"
+    @Option(name: .customLong("frame-rate"), help: "Publishers' video frames per second (1-60).")
+    public var frameRate: Int = 30
+    @Option(name: .customLong("temporal-layers"), help: "Publishers' VP8 temporal layers (1-4).")
+    public var temporalLayers: Int = 1
+    @Option(name: .customLong("packet-size"), help: "Largest VP8 RTP payload in bytes (100-1400).")
+    public var packetSize: Int = 1200
+    @Option(
+        name: .customLong("video-noise"),
+        help: "Luma noise amplitude (0-64) over the test pattern, so the encoder reaches --video-bitrate (the plain pattern encodes far below it; the report shows the encoded bitrate).")
+    public var videoNoise: Int = 0
+
     @Flag(name: .customLong("no-loss-protection"), help: "Subscribers do not offer RED or FEC (to compare).")
     public var noLossProtection = false
     @Option(
@@ -175,6 +190,23 @@ public struct CommonLoadOptions: ParsableArguments {
             }
         }
         configuration.socketsPerThread = self.sharedSockets
+        guard let size = FrameSize(self.videoSize), size.width <= 3840, size.height <= 2160 else {
+            throw LoadArgumentError("--video-size WIDTHxHEIGHT with even numbers up to 3840x2160, got '\(self.videoSize)'")
+        }
+        let bitrate = try Quantities.bitRate(self.videoBitrate)
+        guard (10_000...20_000_000).contains(bitrate) else { throw LoadArgumentError("--video-bitrate 10kbps-20mbps") }
+        guard (1...60).contains(self.frameRate) else { throw LoadArgumentError("--frame-rate 1-60") }
+        guard (1...4).contains(self.temporalLayers) else { throw LoadArgumentError("--temporal-layers 1-4") }
+        guard BraidPublisher.videoPacketSizes.contains(self.packetSize) else {
+            throw LoadArgumentError("--packet-size \(BraidPublisher.videoPacketSizes.lowerBound)-\(BraidPublisher.videoPacketSizes.upperBound)")
+        }
+        configuration.video.size = size
+        configuration.video.bitrate = bitrate
+        configuration.video.framesPerSecond = self.frameRate
+        configuration.video.temporalLayers = self.temporalLayers
+        configuration.video.packetSize = self.packetSize
+        guard (0...64).contains(self.videoNoise) else { throw LoadArgumentError("--video-noise 0-64") }
+        configuration.video.noise = UInt8(self.videoNoise)
         if self.lightSubscribers {
             guard self.authenticateEvery >= 1 else { throw LoadArgumentError("--authenticate-every must be at least 1") }
             guard self.recordAudio == nil else {

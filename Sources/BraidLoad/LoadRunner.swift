@@ -79,6 +79,8 @@ public struct LoadConfiguration: Sendable {
     public var socketsPerThread = 0
     /// How subscribers treat what they receive: `.light` for thousands of subscribers per core.
     public var subscriberReception: SubscriberReception = .full
+    /// What publishers send as video (the moving test pattern, encoded once and replayed).
+    public var video = PublisherVideo()
 
     /// Creates a configuration; defaults suit a short run against one local node.
     public init(
@@ -101,6 +103,22 @@ public struct LoadConfiguration: Sendable {
         self.localHost = localHost
         self.slo = slo
     }
+}
+
+/// The video every publisher of a run replays: the moving test pattern, VP8-encoded once at start-up.
+public struct PublisherVideo: Sendable, Hashable {
+    public var size = FrameSize(width: 320, height: 180)
+    public var bitrate = 300_000
+    public var framesPerSecond = 30
+    /// Temporal layers (1 to 4, L1T1 to L1T4).
+    public var temporalLayers = 1
+    /// The largest VP8 RTP payload (``BraidClient/BraidPublisher/videoPacketSizes``).
+    public var packetSize = 1200
+    /// Sensor-like noise over the test pattern (``BraidCodecs/TestPattern/noise``), so the encoder reaches
+    /// ``bitrate``; without it the pattern encodes to a fraction of it.
+    public var noise: UInt8 = 0
+
+    public init() {}
 }
 
 /// One peer to start.
@@ -235,9 +253,19 @@ public enum LoadRunner {
     ) async throws -> LoadReport {
         let hasVideo: Bool = if case .audioRoom = configuration.scenario { false } else { true }
         // Encoded once; every publisher replays it with its own RTP timestamps and sequence numbers.
+        let video = configuration.video
+        // Two seconds of video: one keyframe, then delta frames.
+        let videoFrames = hasVideo ? 2 * video.framesPerSecond : 0
+        let synthetic = try PreEncodedMedia.synthetic(
+            audioSeconds: configuration.audioSource == nil ? 2 : 0, videoFrames: videoFrames, width: video.size.width,
+            height: video.size.height, framesPerSecond: video.framesPerSecond, videoBitrate: video.bitrate,
+            temporalLayers: video.temporalLayers, videoNoise: video.noise)
         let media =
-            try configuration.audioSource.map { try PreEncodedMedia.synthetic(audioPCM: $0, videoFrames: hasVideo ? 60 : 0) }
-            ?? PreEncodedMedia.synthetic(audioSeconds: 2, videoFrames: hasVideo ? 60 : 0)
+            try configuration.audioSource.map {
+                try PreEncodedMedia(
+                    audioPackets: PreEncodedMedia.synthetic(audioPCM: $0, videoFrames: 0).audioPackets,
+                    videoFrames: synthetic.videoFrames, framesPerSecond: synthetic.framesPerSecond)
+            } ?? synthetic
         let certificate = try DTLSCertificate(commonName: "braid-load")
         let plans = self.plan(configuration)
         let pool: PeerSocketPool? =
@@ -298,7 +326,8 @@ public enum LoadRunner {
                         }
                     }
                     let outcome = await Self.join(
-                        plan, participant: participant, tracks: tracks, media: media, options: options,
+                        plan, participant: participant, tracks: tracks, media: media, videoPacketSize: video.packetSize,
+                        options: options,
                         recordAudio: configuration.audioRecordingDirectory != nil,
                         reception: configuration.subscriberReception, group: group)
                     await outcomes.set(index, outcome)
@@ -311,6 +340,7 @@ public enum LoadRunner {
         let wall = ContinuousClock.now - started
         var report = await Self.collect(all, configuration: configuration, wall: wall)
         report.processCPUSeconds = Self.cpuSeconds() - cpuStart
+        if let bitrate = media.encodedVideoBitrate { report.parameters["videoEncodedKbps"] = "\(bitrate / 1000)" }
         if report.peersJoined > 0 {
             report.residentKBPerPeer = max(0, report.processMaxResidentMB - residentAtStart) * 1024 / Double(report.peersJoined)
         }
@@ -339,7 +369,7 @@ public enum LoadRunner {
     /// one with `tracks` takes only those tracks (WHEP `?track=`).
     static func join(
         _ plan: PeerPlan, participant: String? = nil, tracks: [String] = [], media: PreEncodedMedia,
-        options: ConnectionOptions,
+        videoPacketSize: Int = 1200, options: ConnectionOptions,
         recordAudio: Bool = false, reception: SubscriberReception = .full, group: any EventLoopGroup
     ) async -> PeerOutcome {
         let base = plan.node.hasSuffix("/") ? String(plan.node.dropLast()) : plan.node
@@ -348,7 +378,8 @@ public enum LoadRunner {
             case .publisher:
                 let publisher = try await BraidPublisher.publish(
                     to: "\(base)/whip/\(plan.room)", audio: plan.audio ? .preEncoded(media) : nil,
-                    video: plan.video ? .preEncoded(media) : nil, options: options, group: group)
+                    video: plan.video ? .preEncoded(media) : nil, videoPacketSize: videoPacketSize, options: options,
+                    group: group)
                 return PeerOutcome(plan: plan, peer: .publisher(publisher))
             case .subscriber:
                 let subscriber = try await BraidSubscriber.subscribe(
@@ -643,6 +674,14 @@ public enum LoadRunner {
             parameters["publishers"] = "\(publishers)"
             parameters["subscribers"] = "\(subscribers)"
         }
+        if case .audioRoom = configuration.scenario {} else {
+            let video = configuration.video
+            parameters["video"] =
+                "\(video.size) \(video.bitrate / 1000) kbit/s \(video.framesPerSecond) fps L1T\(video.temporalLayers), "
+                + "\(video.packetSize)-byte payloads" + (video.noise > 0 ? ", noise \(video.noise)" : "")
+        }
+        if configuration.socketsPerThread > 0 { parameters["sharedSockets"] = "\(configuration.socketsPerThread) per thread" }
+        if case .light(let every) = configuration.subscriberReception { parameters["lightSubscribers"] = "1 in \(every) authenticated" }
         if configuration.subscribeToMix { parameters["function"] = "audio-mix" }
         if let size = configuration.subscribeToTranscode { parameters["function"] = "transcode \(size)" }
         if !configuration.uplink.isNone { parameters["uplink"] = "\(configuration.uplink)" }

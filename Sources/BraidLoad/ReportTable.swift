@@ -18,6 +18,10 @@ extension LoadReport {
         if let fewest = remoteTracks.min(), let most = remoteTracks.max() {
             row("remote tracks per participant", "\(fewest) to \(most)")
         }
+        if let video = self.parameters["video"] {
+            let encoded = self.parameters["videoEncodedKbps"].map { " (encoded: \($0) kbit/s)" } ?? ""
+            row("publisher video", video + encoded)
+        }
         row("join p50 / p95 (subscribers)", "\(ms(self.subscriberJoin.p50Ms)) / \(ms(self.subscriberJoin.p95Ms))")
         row("latency p50 / p95 / p99", "\(ms(self.latency.p50Ms)) / \(ms(self.latency.p95Ms)) / \(ms(self.latency.p99Ms))")
         if self.video.packetsExpected > 0 {

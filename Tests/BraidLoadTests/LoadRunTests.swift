@@ -121,6 +121,31 @@ struct LoadRunTests {
         #expect(webinar.table().contains("not measured (light subscribers)"))
     }
 
+    @Test("Publisher options: size, bitrate, frame rate and packet size shape what subscribers receive")
+    func publisherOptions() async throws {
+        let (code, report) = try await withLoopbackNode { port in
+            try await runCommand(
+                .webinar(subscribers: 2),
+                [
+                    "--node", "http://127.0.0.1:\(port)", "--duration", "3s", "--video-size", "640x360",
+                    "--video-bitrate", "600kbps", "--frame-rate", "15", "--packet-size", "400", "--video-noise", "12",
+                ])
+        }
+        let result = try #require(report)
+        #expect(code == LoadExitCode.success, "\(result.table())")
+        #expect(result.parameters["video"] == "640x360 600 kbit/s 15 fps L1T1, 400-byte payloads, noise 12")
+        // The noise makes the encoder spend its budget: the replayed stream is near the target.
+        let encoded = try #require(result.parameters["videoEncodedKbps"].flatMap(Int.init))
+        #expect(encoded >= 400 && encoded <= 800, "\(encoded) kbit/s")
+        // About 15 frames a second for each of the 2 subscribers over the 3 s (and the join).
+        #expect(result.video.framesComplete >= 2 * 30 && result.video.framesComplete <= 2 * 70, "\(result.table())")
+        // 600 kbit/s at 15 fps is ~5 kB a frame: over 10 packets each, none above 400 bytes of payload
+        // plus the RTP header and extensions.
+        let perPacket = Double(result.video.mediaBytesReceived) / Double(result.video.packetsReceived)
+        #expect(perPacket <= 400 + 60 && perPacket >= 250, "\(perPacket)")
+        #expect(Double(result.video.packetsReceived) / Double(result.video.framesComplete) >= 8)
+    }
+
     /// The webinar size and objectives of this build. An optimised build runs the full case: 100 subscribers
     /// with latency and join objectives. A debug build of the in-process node falls seconds behind at 100
     /// subscribers on a two-core machine (its ICE and DTLS answers then time out), which measures the
