@@ -239,9 +239,13 @@ public struct LoadReport: Codable, Hashable, Sendable {
     /// Sockets the peers shared (0: a socket per peer) and datagrams that reached no peer on them.
     public var sharedSockets = 0
     public var unroutedDatagrams = 0
-    /// The generator's CPU per SRTP packet received by its peers, µs, and its memory per joined peer
-    /// (peak resident memory minus resident memory at the start, KiB).
+    /// The generator in the measurement window (after every join, for `--duration`): its CPU per SRTP
+    /// packet its subscribers received (µs; publishers' sending included), the packets per second they
+    /// received and its CPU (percent of one core). Then its memory per joined peer (peak resident memory
+    /// minus resident memory at the start, KiB).
     public var cpuMicrosecondsPerPacketReceived: Double? = nil
+    public var windowPacketsReceivedPerSecond: Double? = nil
+    public var windowCPUPercent: Double? = nil
     public var residentKBPerPeer: Double? = nil
 }
 

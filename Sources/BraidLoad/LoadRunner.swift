@@ -334,7 +334,10 @@ public enum LoadRunner {
                 }
             }
         }
+        // The measurement window: every join has finished (joined or failed).
+        let windowStart = (cpu: Self.cpuSeconds(), packets: await Self.packetsReceived(outcomes))
         try? await Task.sleep(for: configuration.duration)
+        let windowEnd = (cpu: Self.cpuSeconds(), packets: await Self.packetsReceived(outcomes))
         progressTask?.cancel()
         let all = await outcomes.all()
         let wall = ContinuousClock.now - started
@@ -344,8 +347,12 @@ public enum LoadRunner {
         if report.peersJoined > 0 {
             report.residentKBPerPeer = max(0, report.processMaxResidentMB - residentAtStart) * 1024 / Double(report.peersJoined)
         }
-        if report.packetsReceived > 0 {
-            report.cpuMicrosecondsPerPacketReceived = report.processCPUSeconds * 1e6 / Double(report.packetsReceived)
+        if windowEnd.packets > windowStart.packets {
+            report.cpuMicrosecondsPerPacketReceived =
+                (windowEnd.cpu - windowStart.cpu) * 1e6 / Double(windowEnd.packets - windowStart.packets)
+            report.windowPacketsReceivedPerSecond =
+                Double(windowEnd.packets - windowStart.packets) / Self.seconds(configuration.duration)
+            report.windowCPUPercent = (windowEnd.cpu - windowStart.cpu) * 100 / Self.seconds(configuration.duration)
         }
         if let pool {
             report.sharedSockets = pool.socketCount
@@ -715,6 +722,13 @@ public enum LoadRunner {
     }
 
     /// Peak resident set size of this process in MiB (Linux reports `ru_maxrss` in KiB).
+    /// SRTP packets every subscriber has received so far.
+    static func packetsReceived(_ outcomes: Outcomes) async -> Int {
+        var total = 0
+        for (_, subscriber) in await outcomes.subscribers() { total += await subscriber.packetsReceived() }
+        return total
+    }
+
     /// This process's resident memory now, from `/proc/self/statm` (0 where it cannot be read).
     static func residentMB() -> Double {
         guard let text = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return 0 }

@@ -86,8 +86,10 @@ extension LoadReport {
         row("generator CPU (total, per peer)",
             String(format: "%.1f s, %.3f s", self.processCPUSeconds, perPeer))
         row("generator peak RSS", String(format: "%.0f MiB", self.processMaxResidentMB))
-        if let perPacket = self.cpuMicrosecondsPerPacketReceived {
-            row("generator CPU per packet received", String(format: "%.2f µs", perPacket))
+        if let perPacket = self.cpuMicrosecondsPerPacketReceived, let rate = self.windowPacketsReceivedPerSecond,
+            let cpu = self.windowCPUPercent
+        {
+            row("generator in the window", String(format: "%.0f pkt/s in, %.0f %% of a core, %.2f µs per packet", rate, cpu, perPacket))
         }
         if let perPeer = self.residentKBPerPeer { row("generator memory per peer", String(format: "%.0f KiB", perPeer)) }
         for verdict in self.slo {
