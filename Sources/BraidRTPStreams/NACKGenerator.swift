@@ -24,9 +24,10 @@ public import NIOCore
 ///
 /// Ownership: one generator per inbound video (or NACK-enabled audio) stream, owned by that stream on
 /// its event loop. Passed by argument: `now`, the RTT estimate, the caller's output array. Allocated by
-/// this: the missing list, reserved once at ``Configuration/maxMissing`` entries in `init`; it never
-/// grows past that capacity (a gap that would need more clears it instead), so receiving packets and
-/// computing NACKs allocate nothing.
+/// this: the missing list, reserved once at ``Configuration/maxMissing`` entries (40 KB at the default)
+/// when the first gap shows — a receiver has one generator per track and many never lose a packet —; it
+/// never grows past that capacity (a gap that would need more clears it instead), so receiving packets
+/// and computing NACKs allocate nothing after that.
 public struct NACKGenerator: Sendable {
     /// Limits, with libwebrtc's values as defaults.
     public struct Configuration: Sendable, Hashable {
@@ -103,7 +104,13 @@ public struct NACKGenerator: Sendable {
         self.configuration = configuration
         self.roundTripTime = roundTripTime
         self.missing = ContiguousArray()
-        self.missing.reserveCapacity(configuration.maxMissing)
+    }
+
+    /// Reserves the missing list's full capacity before its first entry (see the type's notes).
+    private mutating func reserveOnce() {
+        if self.missing.capacity < self.configuration.maxMissing {
+            self.missing.reserveCapacity(self.configuration.maxMissing)
+        }
     }
 
     /// Number of sequence numbers currently missing.
@@ -153,7 +160,8 @@ public struct NACKGenerator: Sendable {
             self.keyframeRequests += 1
             return .keyframeNeeded
         }
-        // Never appends past the capacity reserved in init (checked just above), so no reallocation.
+        // Never appends past the capacity reserved once (checked just above), so no reallocation.
+        self.reserveOnce()
         for missingSequence in (highest + 1)..<sequence {
             self.missing.append(Entry(sequence: missingSequence, detectedAt: now, lastSentAt: nil, sendCount: 0))
         }
@@ -176,6 +184,7 @@ public struct NACKGenerator: Sendable {
         else { return 0 }
         _ = self.unwrapper.unwrap(sequenceNumber)
         self.dropEntries(olderThan: sequence - Int64(self.configuration.maxAge))
+        self.reserveOnce()
         for missingSequence in (highest + 1)...sequence {
             self.missing.append(Entry(sequence: missingSequence, detectedAt: now, lastSentAt: nil, sendCount: 0))
         }
