@@ -96,6 +96,10 @@ ip -n "$ns" addr add 10.200.0.1/24 dev jv0
 ip -n "$ns" addr add 10.200.0.2/24 dev jv1
 ip -n "$ns" link set jv0 up
 ip -n "$ns" link set jv1 up
+# libnice sends out of the interface of its candidate (jv1), so its datagrams to 10.200.0.1 arrive on jv0
+# with a source address of this namespace: accept those instead of dropping them as martians.
+ip netns exec "$ns" sysctl -qw net.ipv4.conf.all.accept_local=1 net.ipv4.conf.jv0.accept_local=1 \
+    net.ipv4.conf.jv1.accept_local=1
 
 cores="$(nproc)"
 conf="$work/janus-conf"

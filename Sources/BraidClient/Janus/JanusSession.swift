@@ -30,6 +30,8 @@ public actor JanusSession {
     /// Events that arrived for a transaction nobody waits for (yet).
     private var unclaimed: [String: JanusMessage] = [:]
     private var pollTask: Task<Void, Never>?
+    /// Set when the long-poll loop has returned (no request of it is in flight).
+    private var pollEnded = false
     private var closed = false
     private var failure: BraidClientError?
     private var counter: UInt64 = 0
@@ -102,12 +104,17 @@ public actor JanusSession {
         }
     }
 
-    /// Destroys the session (every handle with it) and stops the long-poll.
+    /// Destroys the session (every handle with it) and stops the long-poll: returns once the poll in
+    /// flight has ended (Janus answers it when the session goes), or after 3 s, so that the event loops
+    /// may be shut down afterwards.
     public func destroy() async {
-        guard !self.closed else { return }
-        _ = try? await self.send(
-            path: "/\(self.id)", body: JanusRequest.simple("destroy", transaction: Self.transactionID()))
-        self.finish(.closed)
+        if !self.closed {
+            _ = try? await self.send(
+                path: "/\(self.id)", body: JanusRequest.simple("destroy", transaction: Self.transactionID()))
+            self.finish(.closed)
+        }
+        let deadline = ContinuousClock.now + .seconds(3)
+        while !self.pollEnded, ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(20)) }
     }
 
     // MARK: Transport
@@ -173,9 +180,24 @@ public actor JanusSession {
 
     private func startPolling() {
         self.pollTask = Task { [weak self] in
+            await self?.poll()
+        }
+    }
+
+    private func pollFinished() { self.pollEnded = true }
+
+    /// The long-poll loop: runs until the session is closed or gone.
+    private nonisolated func poll() async {
+        await self.pollLoop()
+        await self.pollFinished()
+    }
+
+    private nonisolated func pollLoop() async {
+        do {
             var failures = 0
             var rid: UInt64 = 0
-            while let session = self, await !session.isClosed {
+            let session = self
+            while await !session.isClosed {
                 rid += 1
                 var endpoint = session.base
                 endpoint.path += "/\(session.id)?maxev=10&rid=\(rid)"
