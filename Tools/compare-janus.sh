@@ -59,9 +59,10 @@ if ! command -v janus > /dev/null; then
         exit 1
     fi
 fi
-janus_version="$(janus --version 2>/dev/null | sed -n 's/^Janus version: .*(\(.*\))/\1/p')"
-plugins_dir="$(dirname "$(dpkg -L janus 2>/dev/null | grep 'libjanus_videoroom.so$' | head -1)")"
-transports_dir="$(dirname "$(dpkg -L janus 2>/dev/null | grep 'libjanus_http.so$' | head -1)")"
+janus_version="$( (janus --version 2>/dev/null || true) | sed -n 's/^Janus version: .*(\(.*\))/\1/p')"
+janus_files="$(dpkg -L janus 2>/dev/null || true)"
+plugins_dir="$(dirname "$(grep 'libjanus_videoroom.so$' <<< "$janus_files" || echo /nonexistent/x)")"
+transports_dir="$(dirname "$(grep 'libjanus_http.so$' <<< "$janus_files" || echo /nonexistent/x)")"
 if [ ! -f "$plugins_dir/libjanus_videoroom.so" ] || [ ! -f "$transports_dir/libjanus_http.so" ]; then
     echo "compare-janus: cannot find Janus's VideoRoom plugin or HTTP transport (dpkg -L janus)" >&2
     exit 1

@@ -39,6 +39,23 @@ struct JanusLoadFailureTests {
         #expect(result.failureMessages["janus-error"]?.first?.contains("malformed") == true)
     }
 
+    @Test("A Janus that accepts connections but never answers: timeout for every peer, exit code 3, no hang")
+    func notAnswering() async throws {
+        // Accepts TCP connections and reads nothing: every request runs into the peer timeout.
+        let silent = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .bind(host: "127.0.0.1", port: 0).get()
+        defer { Task { try? await silent.close() } }
+        let port = try #require(silent.localAddress?.port)
+        let started = ContinuousClock.now
+        let (code, report) = try await runCommand(
+            .webinar(subscribers: 2),
+            ["--janus", "http://127.0.0.1:\(port)/janus", "--duration", "0s", "--timeout", "1s"])
+        #expect(ContinuousClock.now - started < .seconds(10))
+        #expect(code == LoadExitCode.nothingJoined)
+        let result = try #require(report)
+        #expect(result.failures == ["timeout": 3])
+    }
+
     @Test("--janus runs the webinar only")
     func conferenceRejected() async throws {
         let (code, report) = try await runCommand(
