@@ -24,6 +24,21 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / TICKS
 
 
+def thread_cpu_seconds(pid):
+    """CPU seconds of each thread, by thread id and name."""
+    threads = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/comm") as f:
+                name = f.read().strip()
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            threads[(tid, name)] = (int(fields[11]) + int(fields[12])) / TICKS
+        except OSError:
+            continue
+    return threads
+
+
 def rss_kb(pid):
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -133,9 +148,9 @@ def measure(kind, subscribers, args):
                 now = time.time()
                 peak_kb = max(peak_kb, rss_kb(pid))
                 if cpu_a is None and now >= steady_start:
-                    cpu_a, t_a = cpu_seconds(pid), now
+                    cpu_a, t_a, threads_a = cpu_seconds(pid), now, thread_cpu_seconds(pid)
                 elif cpu_a is not None and cpu_b is None and now >= steady_end:
-                    cpu_b, t_b = cpu_seconds(pid), now
+                    cpu_b, t_b, threads_b = cpu_seconds(pid), now, thread_cpu_seconds(pid)
                 time.sleep(0.25)
             cpu_end = cpu_seconds(pid)
             row["load_exit_code"] = load.returncode
@@ -148,6 +163,12 @@ def measure(kind, subscribers, args):
         row["error"] = f"no braid-load report ({error}); braid-load exit {row.get('load_exit_code')} (log: {log_path})"
         return row
     joined, served, median_p95 = score(report)
+    busiest = None
+    if cpu_b is not None:
+        deltas = [(threads_b[key] - threads_a.get(key, 0), key[1]) for key in threads_b]
+        if deltas:
+            seconds, name = max(deltas)
+            busiest = {"thread": name, "cpu_percent": round(seconds / (t_b - t_a) * 100, 1)}
     packets = report.get("packetsReceived", 0)
     row.update({
         "joined": joined,
@@ -155,6 +176,7 @@ def measure(kind, subscribers, args):
         "failures": report.get("failures", {}),
         "median_subscriber_video_p95_ms": median_p95,
         "steady_cpu_percent": round((cpu_b - cpu_a) / (t_b - t_a) * 100, 1) if cpu_b is not None else None,
+        "busiest_thread": busiest,
         "run_cpu_seconds": round(cpu_end - cpu0, 2),
         "subscriber_rtp_packets": packets,
         "cpu_us_per_packet": round((cpu_end - cpu0) * 1e6 / packets, 2) if packets else None,
@@ -207,7 +229,7 @@ def main():
              f"ramp-up {args.ramp_up:g}/s; Janus {args.janus_version} with event_loops={args.cores}, "
              f"braid-node with {args.cores} event loops; {os.cpu_count()} cores shared with braid-load")
     print(title)
-    header = (f"{'server':<7}{'subs':>6}{'joined':>8}{'served':>8}{'p95 ms':>8}{'cpu%':>8}"
+    header = (f"{'server':<7}{'subs':>6}{'joined':>8}{'served':>8}{'p95 ms':>8}{'cpu%':>8}{'top thr%':>9}"
               f"{'µs/pkt':>9}{'KB/sub':>9}{'load cpu s':>11}  failures")
     print(header)
     for row in rows:
@@ -217,6 +239,7 @@ def main():
         failures = ", ".join(f"{k}×{v}" for k, v in sorted(row["failures"].items())) or "-"
         print(f"{row['server']:<7}{row['subscribers']:>6}{row['joined']:>8}{row['served']:>8}"
               f"{cell(row['median_subscriber_video_p95_ms'], 8, 0)}{cell(row['steady_cpu_percent'], 8, 1)}"
+              f"{cell((row['busiest_thread'] or {}).get('cpu_percent'), 9, 1)}"
               f"{cell(row['cpu_us_per_packet'], 9, 2)}{cell(row['rss_kb_per_subscriber'], 9, 1)}"
               f"{cell(row['load_generator_cpu_seconds'], 11, 1)}  {failures}")
     if args.json:

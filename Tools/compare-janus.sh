@@ -12,7 +12,9 @@
 #   served   subscribers whose video p95 capture-to-receive latency < 100 ms and whose residual loss
 #            (lost − recovered, audio and video) < 1 %. Video latency only, for both servers: Janus forwards
 #            no abs-capture-time, so braid-load matches Janus's video frames by VP8 picture ID;
+#   p95 ms   the median over subscribers of each one's video p95 latency;
 #   cpu%     server CPU over the steady window (all joined + 3 s, --window seconds), % of one core;
+#   top thr% the server's busiest thread over that window, % of one core (--json names it);
 #   µs/pkt   server CPU time over the whole load run (joins included) ÷ RTP packets the subscribers
 #            received (braid-load's counters; neither server's own): both servers are measured the same way;
 #   KB/sub   (peak − idle) server RSS ÷ subscribers asked for.
