@@ -192,6 +192,7 @@ let package = Package(
                 "BraidSDP",
                 "BraidCodecs",
                 "BraidRTPStreams",
+                "CBraidShims",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

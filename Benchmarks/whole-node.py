@@ -13,6 +13,7 @@ percentiles. One run gives ratios on a busy shared machine; compare figures from
 Usage:
   swift build -c release --product braid-node --product braid-load
   Benchmarks/whole-node.py --subscribers 100 --event-loops 1 [--duration 25] [--window 10] [--json out.json]
+      [--load-args '--light-subscribers --shared-sockets 4 --video-noise 16']
 """
 import argparse
 import json
@@ -80,6 +81,8 @@ def main() -> int:
     parser.add_argument("--window", type=int, default=10, help="steady-state measurement window, seconds")
     parser.add_argument("--bin", default=None, help="folder of the release binaries")
     parser.add_argument("--json", default=None, help="write the figures here")
+    parser.add_argument("--load-args", default="",
+                        help="more braid-load arguments, e.g. '--light-subscribers --shared-sockets 4 --video-noise 16'")
     parser.add_argument("--perf", default=None,
                         help="also record a call-graph profile of the node over the window (perf record -o FILE)")
     args = parser.parse_args()
@@ -108,7 +111,7 @@ def main() -> int:
         load = subprocess.Popen(
             [f"{bin_dir}/braid-load", "webinar", "--subscribers", str(args.subscribers),
              "--duration", f"{args.duration}s", "--ramp-up", "100", "--timeout", "20s",
-             "--node", url, "--json", report_path],
+             "--node", url, "--json", report_path] + args.load_args.split(),
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         # Steady state: every subscriber joined, then two more seconds.
         deadline = time.time() + 60
@@ -165,7 +168,12 @@ def main() -> int:
         "latency_p95_ms": report["latency"].get("p95Ms"),
         "latency_p99_ms": report["latency"].get("p99Ms"),
         "video_loss_after_repair": report["video"].get("residualLoss", report["video"].get("loss")),
+        "audio_loss": report["audio"].get("loss"),
         "load_generator_cpu_seconds": report.get("processCPUSeconds"),
+        "load_generator_us_per_packet_in": report.get("cpuMicrosecondsPerPacketReceived"),
+        "load_generator_cpu_percent": report.get("windowCPUPercent"),
+        "load_generator_kb_per_peer": report.get("residentKBPerPeer"),
+        "publisher_video_kbps": report["parameters"].get("videoEncodedKbps"),
     }
     print(json.dumps(figures, indent=2))
     if args.json:

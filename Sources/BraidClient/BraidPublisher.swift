@@ -186,17 +186,23 @@ public final class BraidPublisher: PeerMediaHandler, FailingOverPeer, @unchecked
     /// - Parameters:
     ///   - audio: the audio source, or nil for no audio section.
     ///   - video: the video source, or nil for no video section.
+    ///   - videoPacketSize: the largest VP8 RTP payload (``videoPacketSizes``); a frame is split into packets
+    ///     of at most this size.
     /// - Throws: ``BraidClientError`` from the HTTP exchange, the answer, ICE or DTLS;
     ///   ``BraidClientError/badArgument(_:)`` for no source or a bad fallback URL.
     public static func publish(
         to url: String,
         audio: AudioSource?,
         video: VideoSource?,
+        videoPacketSize: Int = 1200,
         options: ConnectionOptions = ConnectionOptions(),
         group: any EventLoopGroup
     ) async throws(BraidClientError) -> BraidPublisher {
         let endpoint = try HTTPEndpoint(url: url)
         guard audio != nil || video != nil else { throw .badArgument("publish needs audio, video or both") }
+        guard (Self.videoPacketSizes).contains(videoPacketSize) else {
+            throw .badArgument("video packet size \(Self.videoPacketSizes), got \(videoPacketSize)")
+        }
         let candidates = try FailoverCandidates(
             origin: endpoint, roomPath: endpoint.path, fallbacks: options.failover.fallbacks)
         let tracks = Self.offeredTracks(audio: audio != nil, video: video != nil)
@@ -207,6 +213,7 @@ public final class BraidPublisher: PeerMediaHandler, FailingOverPeer, @unchecked
             publisher = try BraidPublisher(
                 join: join, tracks: tracks, candidates: candidates, audio: audio, video: video, options: options,
                 group: group)
+            publisher.packetizer.maximumPayloadSize = videoPacketSize
         } catch {
             try? await PeerJoin.leave(
                 transport: join.transport, resource: join.resource, options: options, group: group)
@@ -270,6 +277,10 @@ public final class BraidPublisher: PeerMediaHandler, FailingOverPeer, @unchecked
         }
         return (audio, video)
     }
+
+    /// The VP8 payload sizes a publisher can packetise to (the RTP payload, descriptor included; SRTP adds
+    /// the header, extensions and a 16-byte tag).
+    public static let videoPacketSizes = 100...1400
 
     init(
         join: PeerJoin, tracks: [OfferedTrack], candidates: FailoverCandidates, audio: AudioSource?,

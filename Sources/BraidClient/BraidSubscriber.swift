@@ -237,6 +237,14 @@ struct SubscriberMedia {
     var transportFeedbackSent = 0
     var unknownSSRCPackets = 0
     var tick = 0
+    /// Light reception (``SubscriberReception/light(authenticateEvery:)``): packets are counted from their
+    /// headers, video frames are not assembled.
+    var light = false
+    /// When new media last arrived (see ``noteProgress(now:)``) and the longest time between two such
+    /// arrivals: a player's longest stall, measured where it happens rather than by polling.
+    var lastProgress: NIODeadline?
+    var longestGap = TimeAmount.zero
+    let hasVideo: Bool
     var rtcp = ByteBuffer()
     var missing: ContiguousArray<UInt16> = []
     /// Without abs-capture-time: a video packet's capture time from its VP8 picture ID (see
@@ -256,6 +264,7 @@ struct SubscriberMedia {
         self.senderSSRC = senderSSRC
         let accepted = sections.filter(\.accepted)
         self.tracks = accepted.map { IncomingTrack(section: $0, audioDeadline: audioDeadline) }
+        self.hasVideo = accepted.contains { $0.kind == .video }
         if decodeAudio {
             for track in self.tracks where track.kind == .audio { track.audioDecoder = try? AudioPlayout() }
         }
@@ -285,7 +294,13 @@ struct SubscriberMedia {
         self.twccIDs = accepted.map(\.extensions.transportSequenceNumber)
         self.midIDs = accepted.map(\.extensions.mid)
         self.captureIDs = accepted.map(\.extensions.absCaptureTime)
-        self.feedback = TransportFeedbackRecorder(capacity: 1024, maximumPacketSize: 1000)
+        self.feedback = Self.makeFeedbackRecorder(light: self.light)
+    }
+
+    /// The transport-wide feedback recorder: room for 1024 packets between two feedback packets, or 256
+    /// under light reception (a tenth of a second of a few Mbit/s), which saves 18 KB per subscriber.
+    static func makeFeedbackRecorder(light: Bool) -> TransportFeedbackRecorder {
+        TransportFeedbackRecorder(capacity: light ? 256 : 1024, maximumPacketSize: 1000)
     }
 
     mutating func received(
@@ -294,6 +309,10 @@ struct SubscriberMedia {
         if self.joinTime == nil { self.joinTime = .nanoseconds((now - self.requestedAt).nanoseconds) }
         guard let index = self.trackIndex(for: packet) else {
             self.unknownSSRCPackets += 1
+            return
+        }
+        if self.light {
+            self.receivedLightRetransmission(packet, index: index, now: now, wallClock: wallClock, send: send)
             return
         }
         if let id = self.twccIDs[index], let value = try? packet.headerExtension(TransportSequenceNumber.self, id: id) {
@@ -325,16 +344,7 @@ struct SubscriberMedia {
         _ packet: RTPPacket, index: Int, now: NIODeadline, wallClock: UInt64, recovered: Bool,
         send: (ByteBuffer) -> Void
     ) {
-        var latency: Int64?
-        if let id = self.captureIDs[index], let element = packet.extension(id: id),
-            let capture = try? AbsCaptureTime(extensionValue: element.value)
-        {
-            let offset = capture.estimatedCaptureClockOffset ?? 0
-            let microseconds = WallClock.microseconds(
-                fromNTP: capture.captureTimestamp &+ UInt64(bitPattern: offset), to: wallClock)
-            self.tracks[index].latency.record(microseconds: microseconds)
-            latency = microseconds
-        }
+        var latency = self.recordLatency(packet, index: index, wallClock: wallClock)
         let track = self.tracks[index]
         let isRTX =
             packet.ssrc == track.rtxSSRC || (packet.payloadType == track.rtxPayloadType && track.rtxPayloadType != nil)
@@ -355,6 +365,7 @@ struct SubscriberMedia {
         }
         switch track.kind {
         case .audio:
+            if !self.hasVideo { self.noteProgress(now: now) }
             self.receivedAudio(packet, payload: payload, track: track, latency: latency, isRetransmission: isRTX)
         case .video:
             // An FEC rebuild is no answer to a NACK: it must not be taken for a round trip.
@@ -397,6 +408,7 @@ struct SubscriberMedia {
                 }
             }
             for _ in 0..<rendered { track.freezes.frameRendered(at: now) }
+            if rendered > 0 { self.noteProgress(now: now) }
             track.framesDecodableInTime += inTime
             if keyframe {
                 track.keyframes?.keyframeReceived()
@@ -405,6 +417,85 @@ struct SubscriberMedia {
             }
             let needKeyframe = track.assembler.needsKeyframe && track.assembler.framesComplete > 0
             if needKeyframe { self.requestKeyframe(track, now: now, send: send) }
+        }
+    }
+
+    /// New media arrived for the player: a decodable video frame, or an audio packet when there is no
+    /// video; under light reception, any media packet.
+    mutating func noteProgress(now: NIODeadline) {
+        if let last = self.lastProgress, now - last > self.longestGap { self.longestGap = now - last }
+        self.lastProgress = now
+    }
+
+    /// Capture to arrival from the packet's abs-capture-time, recorded in the track's histogram.
+    mutating func recordLatency(_ packet: RTPPacket, index: Int, wallClock: UInt64) -> Int64? {
+        guard let id = self.captureIDs[index], let element = packet.extension(id: id),
+            let capture = try? AbsCaptureTime(extensionValue: element.value)
+        else { return nil }
+        let offset = capture.estimatedCaptureClockOffset ?? 0
+        let microseconds = WallClock.microseconds(
+            fromNTP: capture.captureTimestamp &+ UInt64(bitPattern: offset), to: wallClock)
+        self.tracks[index].latency.record(microseconds: microseconds)
+        return microseconds
+    }
+
+    // MARK: Light reception
+
+    /// A packet still encrypted (light reception): everything a receiver learns from RTP headers —
+    /// statistics for the receiver reports, loss and NACKs, transport-wide feedback, capture-to-arrival
+    /// latency, audio frames against their playout deadline — and nothing that needs the payload (video
+    /// frames, RED blocks, decoding). Returns true for a retransmission, whose original sequence number
+    /// is in its payload: the transport then decrypts it for ``received(rtp:now:wallClock:send:)``.
+    mutating func receivedSealed(
+        rtp packet: RTPPacket, now: NIODeadline, wallClock: UInt64, send: (ByteBuffer) -> Void
+    ) -> Bool {
+        if self.joinTime == nil { self.joinTime = .nanoseconds((now - self.requestedAt).nanoseconds) }
+        guard let index = self.trackIndex(for: packet) else {
+            self.unknownSSRCPackets += 1
+            return false
+        }
+        if let id = self.twccIDs[index], let value = try? packet.headerExtension(TransportSequenceNumber.self, id: id) {
+            self.feedback.record(value.value, arrival: now)
+        }
+        let track = self.tracks[index]
+        if packet.ssrc == track.rtxSSRC || (packet.payloadType == track.rtxPayloadType && track.rtxPayloadType != nil) {
+            return true
+        }
+        let latency = self.recordLatency(packet, index: index, wallClock: wallClock)
+        track.statistics?.packetReceived(packet, now: now)
+        track.mediaBytes += Int64(packet.length)
+        self.noteProgress(now: now)
+        switch track.kind {
+        case .audio:
+            track.audioFrames.received(
+                timestamp: packet.timestamp, durationTicks: nil, latencyMicroseconds: latency, redundant: false)
+        case .video:
+            let outcome = track.nack.packetReceived(sequenceNumber: packet.sequenceNumber, isRetransmission: false, now: now)
+            if case .keyframeNeeded = outcome { self.requestKeyframe(track, now: now, send: send) }
+            self.sendNACKs(track, now: now, send: send)
+        }
+        return false
+    }
+
+    /// A retransmission under light reception, decrypted: the repair is counted by its original sequence
+    /// number (RFC 4588 §4).
+    mutating func receivedLightRetransmission(
+        _ packet: RTPPacket, index: Int, now: NIODeadline, wallClock: UInt64, send: (ByteBuffer) -> Void
+    ) {
+        let track = self.tracks[index]
+        var payload = packet.payload
+        guard packet.ssrc == track.rtxSSRC || (packet.payloadType == track.rtxPayloadType && track.rtxPayloadType != nil),
+            let original = payload.readInteger(as: UInt16.self), payload.readableBytes > 0
+        else { return }
+        track.retransmissionsReceived += 1
+        track.retransmissionBytes += Int64(packet.length)
+        let latency = self.recordLatency(packet, index: index, wallClock: wallClock)
+        switch track.kind {
+        case .audio:
+            track.audioFrames.received(
+                timestamp: packet.timestamp, durationTicks: nil, latencyMicroseconds: latency, redundant: false)
+        case .video:
+            _ = track.nack.packetReceived(sequenceNumber: original, isRetransmission: true, now: now)
         }
     }
 
@@ -493,8 +584,8 @@ struct SubscriberMedia {
         self.keyframeRequestsSent += 1
     }
 
-    /// The 20 ms tick: gives up stale frames, sends NACKs and keyframe requests, and every 100 ms
-    /// transport-wide feedback, every second a receiver report.
+    /// The 20 ms tick (100 ms under light reception): gives up stale frames, sends NACKs and keyframe
+    /// requests, and every 100 ms transport-wide feedback, every second a receiver report.
     mutating func onTick(now: NIODeadline, send: (ByteBuffer) -> Void) {
         self.tick += 1
         for index in self.tracks.indices where self.tracks[index].kind == .video {
@@ -514,8 +605,9 @@ struct SubscriberMedia {
                 }
             }
         }
-        if self.tick % 5 == 0 { self.sendTransportFeedback(send: send) }
-        if self.tick % 50 == 0 { self.sendReceiverReport(now: now, send: send) }
+        // Every 100 ms and every second (the light tick is 100 ms).
+        if self.light || self.tick % 5 == 0 { self.sendTransportFeedback(send: send) }
+        if self.tick % (self.light ? 10 : 50) == 0 { self.sendReceiverReport(now: now, send: send) }
     }
 
     /// Sends a NACK for the track's missing packets that are due: at once when a gap shows (libwebrtc's
@@ -559,7 +651,7 @@ struct SubscriberMedia {
         self.receiverReportsSent += 1
     }
 
-    func snapshot(connectTime: Duration?, transport: TransportStatistics) -> SubscriberStatistics {
+    func snapshot(connectTime: Duration?, transport: TransportStatistics, now: NIODeadline = .now()) -> SubscriberStatistics {
         var audio: [AudioTrackStatistics] = []
         var video: [VideoTrackStatistics] = []
         for track in self.tracks {
@@ -611,11 +703,17 @@ struct SubscriberMedia {
                         latency: LatencySummary(track.latency), latencyHistogram: track.latency))
             }
         }
-        return SubscriberStatistics(
+        var statistics = SubscriberStatistics(
             joinTime: self.joinTime, connectTime: connectTime, audio: audio, video: video,
             nacksSent: self.nacksSent, keyframeRequestsSent: self.keyframeRequestsSent,
             receiverReportsSent: self.receiverReportsSent, transportFeedbackSent: self.transportFeedbackSent,
             unknownSSRCPackets: self.unknownSSRCPackets, transport: transport)
+        if let last = self.lastProgress {
+            // A stall still going on counts too.
+            statistics.longestMediaGap = .nanoseconds(max(self.longestGap, now - last).nanoseconds)
+        }
+        statistics.isLight = self.light
+        return statistics
     }
 }
 
@@ -647,6 +745,21 @@ struct SubscriberMedia {
 /// is enough, as decoding costs CPU per packet).
 ///
 /// State lives on one event loop of `group` (`@unchecked Sendable` for that reason).
+/// How a subscriber treats what it receives.
+public enum SubscriberReception: Sendable, Hashable {
+    /// Every packet is authenticated and decrypted; video frames are assembled (freezes, frames decodable
+    /// in time), audio can be decoded and played.
+    case full
+    /// For load tests with thousands of subscribers: packets are counted from their RTP headers, which
+    /// SRTP leaves unencrypted (sequence numbers, timestamps, abs-capture-time, transport-wide sequence
+    /// numbers). One packet in `authenticateEvery` is authenticated and decrypted — a failure is counted and
+    /// the packet dropped —, and so is every retransmission (its original sequence number is in the payload)
+    /// and every RTCP packet. Loss, repair by retransmission, NACKs, receiver reports, transport-wide
+    /// feedback, latency, jitter and audio frames against the playout deadline are measured; video frames
+    /// and freezes are not, audio is not decoded, and RED and FEC are not offered (they need payloads).
+    case light(authenticateEvery: Int)
+}
+
 public final class BraidSubscriber: PeerMediaHandler, FailingOverPeer, @unchecked Sendable {
     /// The loop all of this subscriber's state lives on; every transport it uses runs there.
     let eventLoop: any EventLoop
@@ -657,7 +770,10 @@ public final class BraidSubscriber: PeerMediaHandler, FailingOverPeer, @unchecke
     let group: any EventLoopGroup
     let requestedAt: NIODeadline
     var media: SubscriberMedia
+    let reception: SubscriberReception
     var tasks: [RepeatedTask] = []
+    /// Ticked by the event loop's ``LoopTicker`` (light reception).
+    var ticking = false
     var connectTime: Duration?
     /// NTP receive time for capture-to-receive latency: the event loop's clock mapped to the wall clock
     /// read once at creation (a publisher maps its capture times the same way).
@@ -694,11 +810,18 @@ public final class BraidSubscriber: PeerMediaHandler, FailingOverPeer, @unchecke
         decodeAudio: Bool = false,
         recordAudio: Bool = false,
         participant: String? = nil,
+        reception: SubscriberReception = .full,
         options: ConnectionOptions = ConnectionOptions(),
         group: any EventLoopGroup
     ) async throws(BraidClientError) -> BraidSubscriber {
         guard audioTracks >= 0, videoTracks >= 0, audioTracks + videoTracks > 0, audioTracks + videoTracks <= 64 else {
             throw .badArgument("between 1 and 64 tracks, got \(audioTracks) audio and \(videoTracks) video")
+        }
+        var options = options
+        if case .light(let every) = reception {
+            guard every >= 1 else { throw .badArgument("light reception authenticates one packet in N >= 1, got \(every)") }
+            guard !decodeAudio, !recordAudio else { throw .badArgument("light reception does not decode audio") }
+            options.offersLossProtection = false
         }
         let room = try HTTPEndpoint(url: url)
         var endpoint = room
@@ -715,8 +838,8 @@ public final class BraidSubscriber: PeerMediaHandler, FailingOverPeer, @unchecke
             endpoint: endpoint, tracks: tracks, direction: .recvonly, options: options, group: group)
         let subscriber = BraidSubscriber(
             join: join, tracks: tracks, candidates: candidates, decodeAudio: decodeAudio, recordAudio: recordAudio,
-            options: options, group: group)
-        join.transport.handler = subscriber
+            reception: reception, options: options, group: group)
+        subscriber.adopt(join.transport)
         do {
             try await PeerJoin.connect(join.transport, timeout: options.timeout)
         } catch {
@@ -730,8 +853,10 @@ public final class BraidSubscriber: PeerMediaHandler, FailingOverPeer, @unchecke
 
     init(
         join: PeerJoin, tracks: [OfferedTrack], candidates: FailoverCandidates, decodeAudio: Bool,
-        recordAudio: Bool = false, options: ConnectionOptions, group: any EventLoopGroup
+        recordAudio: Bool = false, reception: SubscriberReception = .full, options: ConnectionOptions,
+        group: any EventLoopGroup
     ) {
+        self.reception = reception
         self.eventLoop = join.transport.eventLoop
         self.transport = join.transport
         self.resource = join.resource
@@ -744,6 +869,16 @@ public final class BraidSubscriber: PeerMediaHandler, FailingOverPeer, @unchecke
             sections: join.answer.sections, requestedAt: join.requestedAt,
             senderSSRC: UInt32.random(in: 1...UInt32.max),
             decodeAudio: decodeAudio, recordAudio: recordAudio)
+        if case .light = reception {
+            self.media.light = true
+            self.media.feedback = SubscriberMedia.makeFeedbackRecorder(light: true)
+        }
+    }
+
+    /// Makes `transport` deliver to this subscriber, as its reception asks.
+    private func adopt(_ transport: PeerTransport) {
+        if case .light(let every) = self.reception { transport.lightAuthenticationInterval = every }
+        transport.handler = self
     }
 
     // MARK: PeerMediaHandler
@@ -752,7 +887,17 @@ public final class BraidSubscriber: PeerMediaHandler, FailingOverPeer, @unchecke
         if self.connectTime == nil {
             self.connectTime = .nanoseconds((now - self.requestedAt).nanoseconds)
         }
-        guard self.tasks.isEmpty, !self.failover.closing else { return }
+        guard self.tasks.isEmpty, !self.ticking, !self.failover.closing else { return }
+        if self.media.light {
+            // Light reception has no frames to give up: a 100 ms tick, from the loop's shared ticker.
+            self.ticking = true
+            LoopTicker.on(self.eventLoop).add(self) { [weak self] now in
+                guard let self else { return false }
+                if self.transport.isKeyed { self.media.onTick(now: now) { self.transport.sendRTCP($0) } }
+                return true
+            }
+            return
+        }
         self.tasks.append(
             self.eventLoop.scheduleRepeatedTask(initialDelay: .milliseconds(20), delay: .milliseconds(20)) {
                 _ in
@@ -774,6 +919,11 @@ public final class BraidSubscriber: PeerMediaHandler, FailingOverPeer, @unchecke
         self.media.received(rtcp: compound, now: now)
     }
 
+    func receivedSealed(rtp packet: RTPPacket, now: NIODeadline) -> Bool {
+        let received = self.wallClock.ntpTimestamp(at: now)
+        return self.media.receivedSealed(rtp: packet, now: now, wallClock: received) { self.transport.sendRTCP($0) }
+    }
+
     func transportLost(reason: String, lastHeard: NIODeadline, now: NIODeadline) {
         self.nodeLost(lastHeard: lastHeard, reason: reason)
     }
@@ -792,7 +942,7 @@ public final class BraidSubscriber: PeerMediaHandler, FailingOverPeer, @unchecke
         self.resource = join.resource
         self.candidates.current = index
         self.media.restart(sections: join.answer.sections)
-        join.transport.handler = self
+        self.adopt(join.transport)
         return true
     }
 
@@ -822,6 +972,14 @@ public final class BraidSubscriber: PeerMediaHandler, FailingOverPeer, @unchecke
         }.get()
     }
 
+    /// SRTP packets received so far (this transport and earlier ones), without building a full snapshot:
+    /// cheap enough to sum over thousands of subscribers.
+    public func packetsReceived() async -> Int {
+        (try? await self.eventLoop.submit {
+            self.transport.statistics.rtpPacketsReceived + self.earlierTransports.rtpPacketsReceived
+        }.get()) ?? 0
+    }
+
     /// The nodes this subscriber may move to, the one in use first (the fallbacks and discovered nodes).
     public func failoverEndpoints() async -> [String] {
         (try? await self.eventLoop.submit {
@@ -836,6 +994,10 @@ public final class BraidSubscriber: PeerMediaHandler, FailingOverPeer, @unchecke
             self.failover.closing = true
             for task in self.tasks { task.cancel() }
             self.tasks.removeAll()
+            if self.ticking {
+                LoopTicker.on(self.eventLoop).remove(self)
+                self.ticking = false
+            }
             return (self.transport, self.failover.reconnecting ? nil : self.resource)
         }.get()
         guard let (transport, resource) = current else { return }

@@ -127,8 +127,12 @@ public struct WHTTPClient: Sendable {
     let group: any EventLoopGroup
 
     /// Creates a client whose connections run on `group`.
-    public init(group: any EventLoopGroup) {
+    /// The local address connections are made from (port 0: any); nil lets the system choose.
+    let localAddress: SocketAddress?
+
+    public init(group: any EventLoopGroup, localAddress: SocketAddress? = nil) {
         self.group = group
+        self.localAddress = localAddress
     }
 
     /// Sends one request and collects the whole response.
@@ -153,7 +157,9 @@ public struct WHTTPClient: Sendable {
         let deadline = eventLoop.scheduleTask(in: timeAmount) {
             promise.fail(BraidClientError.timeout("\(method.rawValue) \(endpoint) after \(timeout)"))
         }
-        let bootstrap = ClientBootstrap(group: eventLoop)
+        var bootstrap = ClientBootstrap(group: eventLoop)
+        if let localAddress = self.localAddress { bootstrap = bootstrap.bind(to: localAddress) }
+        bootstrap = bootstrap
             .connectTimeout(timeAmount)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {

@@ -26,6 +26,9 @@ public struct ConnectionOptions: Sendable {
     /// Whether a receiver offers the node's loss protection: RED for audio, Braid's FEC for video. On by
     /// default (the node adds it only when the link loses packets); off to measure without it.
     public var offersLossProtection = true
+    /// Sockets to share with other peers (each peer gets a loopback address of its own on one of them;
+    /// see ``PeerSocketPool``); nil: the peer binds a socket of its own at ``localHost``.
+    public var socketPool: PeerSocketPool?
 
     /// Creates options.
     public init(
@@ -69,7 +72,13 @@ struct PeerJoin {
         guard !tracks.isEmpty else { throw .badArgument("an offer needs at least one track") }
         // A reconnecting peer keeps its event loop: its state is confined there.
         let eventLoop = loop ?? group.next()
-        let channel = try await PeerTransport.bind(host: options.localHost, on: eventLoop)
+        let socket: PeerSocket
+        if let pool = options.socketPool {
+            let (shared, address) = try pool.lease(on: eventLoop)
+            socket = .shared(shared, address: address)
+        } else {
+            socket = try await PeerSocket.bind(host: options.localHost, on: eventLoop)
+        }
         do {
             let certificate: DTLSCertificate
             if let shared = options.certificate {
@@ -83,7 +92,7 @@ struct PeerJoin {
             }
             let credentials = ICECredentials.random()
             var candidates: [SDPCandidate] = []
-            if let local = channel.localAddress, options.localHost != "0.0.0.0", options.localHost != "::",
+            if let local = socket.localAddress, options.socketPool != nil || (options.localHost != "0.0.0.0" && options.localHost != "::"),
                 let ip = local.ipAddress, let port = local.port, let portValue = UInt16(exactly: port)
             {
                 let priority = ICECandidate.priority(
@@ -99,7 +108,8 @@ struct PeerJoin {
             if let token = options.bearerToken { headers.append(("Authorization", "Bearer \(token)")) }
             let requestedAt = NIODeadline.now()
             var endpoint = endpoint
-            var response = try await WHTTPClient(group: group).request(
+            let http = WHTTPClient(group: group, localAddress: socket.httpLocalAddress)
+            var response = try await http.request(
                 .post, endpoint, headers: headers, body: offer.text, timeout: timeout ?? options.timeout)
             // RFC 9725 §4.5: a 307 (or 308) sends the same POST to another endpoint, e.g. a node of the
             // cluster nearer the client. A few hops at most, so two misconfigured nodes cannot loop.
@@ -109,7 +119,7 @@ struct PeerJoin {
             {
                 redirects += 1
                 endpoint = try endpoint.resolving(location)
-                response = try await WHTTPClient(group: group).request(
+                response = try await http.request(
                     .post, endpoint, headers: headers, body: offer.text, timeout: timeout ?? options.timeout)
             }
             guard response.status == 201 else {
@@ -120,12 +130,12 @@ struct PeerJoin {
                 try endpoint.resolving(location)
             }
             let transport = try PeerTransport(
-                channel: channel, local: credentials, certificate: certificate, answer: answer,
+                socket: socket, local: credentials, certificate: certificate, answer: answer,
                 lossTimeout: options.failover.isEnabled ? options.failover.lossTimeout : nil)
             transport.installImpairments(options)
             return PeerJoin(transport: transport, answer: answer, resource: resource, requestedAt: requestedAt)
         } catch {
-            try? await channel.close()
+            try? await eventLoop.flatSubmit { socket.close() }.get()
             throw (error as? BraidClientError) ?? .connectionFailed("\(error)")
         }
     }
@@ -158,7 +168,7 @@ struct PeerJoin {
         guard let resource else { return }
         var headers: [(String, String)] = []
         if let token = options.bearerToken { headers.append(("Authorization", "Bearer \(token)")) }
-        let response = try await WHTTPClient(group: group).request(
+        let response = try await WHTTPClient(group: group, localAddress: transport.socket.httpLocalAddress).request(
             .delete, resource, headers: headers, timeout: timeout ?? options.timeout)
         guard (200..<300).contains(response.status) else {
             throw .httpStatus(code: response.status, body: response.body)

@@ -36,6 +36,14 @@ public final class PreEncodedMedia: Sendable {
     /// Video frame rate the frames were encoded for.
     public let framesPerSecond: Int
 
+    /// The video's bitrate as encoded (bits of the group of pictures over its duration), which a simple
+    /// picture can leave far below the encoder's target; nil without video.
+    public var encodedVideoBitrate: Int? {
+        guard !self.videoFrames.isEmpty else { return nil }
+        let bytes = self.videoFrames.reduce(0) { $0 + $1.data.readableBytes }
+        return bytes * 8 * self.framesPerSecond / self.videoFrames.count
+    }
+
     /// Wraps packets a program encoded itself.
     /// - Throws: ``BraidClientError/badArgument(_:)`` when there is video but its first frame is not a keyframe.
     public init(
@@ -90,7 +98,8 @@ public final class PreEncodedMedia: Sendable {
         height: Int = 180,
         framesPerSecond: Int = 30,
         videoBitrate: Int = 300_000,
-        temporalLayers: Int = 1
+        temporalLayers: Int = 1,
+        videoNoise: UInt8 = 0
     ) throws(BraidClientError) -> PreEncodedMedia {
         guard audioSeconds.isFinite, (0...600).contains(audioSeconds), (0...3600).contains(videoFrames),
             (1...120).contains(framesPerSecond), (1...4).contains(temporalLayers)
@@ -110,7 +119,7 @@ public final class PreEncodedMedia: Sendable {
             }
             let video = try Self.encodeTestPattern(
                 frames: videoFrames, width: width, height: height, framesPerSecond: framesPerSecond,
-                bitrate: videoBitrate, temporalLayers: temporalLayers)
+                bitrate: videoBitrate, temporalLayers: temporalLayers, noise: videoNoise)
             return try PreEncodedMedia(audioPackets: audio, videoFrames: video, framesPerSecond: framesPerSecond)
         } catch let error as BraidClientError {
             throw error
@@ -133,14 +142,15 @@ public final class PreEncodedMedia: Sendable {
 
     /// Encodes `frames` frames of the moving test pattern, the first a keyframe.
     private static func encodeTestPattern(
-        frames: Int, width: Int, height: Int, framesPerSecond: Int, bitrate: Int, temporalLayers: Int
+        frames: Int, width: Int, height: Int, framesPerSecond: Int, bitrate: Int, temporalLayers: Int, noise: UInt8 = 0
     ) throws -> [EncodedVideoFrame] {
         guard frames > 0 else { return [] }
         let encoder = try VP8Encoder(
             VP8Encoder.Configuration(
                 width: width, height: height, framesPerSecond: framesPerSecond, bitrate: bitrate,
                 maxKeyframeInterval: 100_000, temporalLayers: temporalLayers))
-        let pattern = try TestPattern(width: width, height: height)
+        var pattern = try TestPattern(width: width, height: height)
+        pattern.noise = noise
         let picture = try I420Buffer(width: width, height: height)
         var video: [EncodedVideoFrame] = []
         for index in 0..<frames {

@@ -156,4 +156,11 @@ public struct SubscriberStatistics: Hashable, Sendable {
     public var reconnecting = false
     /// The WHEP endpoint in use.
     public var endpoint: String?
+    /// The longest time the player went without new media, from its first media to this snapshot (a
+    /// stall still going on counts): between two decodable video frames, or two audio packets when there
+    /// is no video; between two media packets under light reception. Nil before any media.
+    public var longestMediaGap: Duration?
+    /// Light reception (``SubscriberReception/light(authenticateEvery:)``): video frames and freezes were
+    /// not measured.
+    public var isLight = false
 }

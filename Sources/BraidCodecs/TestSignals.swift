@@ -62,6 +62,11 @@ public struct TestPattern: Sendable {
     public let height: Int
     /// Side of one frame-index block, in luma pixels: large enough to survive lossy coding.
     public let blockSize: Int
+    /// Amplitude of a pseudo-random luma noise over the colour bars that changes every frame (0: none). The
+    /// plain pattern compresses to a small fraction of any bitrate an encoder is given; noise, like a
+    /// camera's sensor noise, makes each frame cost bits, so a stream reaches its target bitrate. The frame
+    /// index blocks and the box stay clean.
+    public var noise: UInt8 = 0
 
     /// Luma, Cb, Cr of the eight bars: white, yellow, cyan, green, magenta, red, blue, black.
     private static let bars: [(UInt8, UInt8, UInt8)] = [
@@ -103,6 +108,16 @@ public struct TestPattern: Sendable {
                     luma = bit < 16 && (index >> (15 - bit)) & 1 == 1 ? 235 : 16
                 } else if (boxX..<boxX + box).contains(column), (boxY..<boxY + box).contains(row) {
                     luma = 235
+                } else if self.noise > 0 {
+                    // xorshift of the pixel's position and the frame: a fresh grain every frame.
+                    var hash = UInt32(truncatingIfNeeded: row &* self.width &+ column) &* 0x9E37_79B9
+                        ^ UInt32(truncatingIfNeeded: frameIndex) &* 0x85EB_CA6B
+                    hash ^= hash >> 15
+                    hash &*= 0x2C1B_3C6D
+                    hash ^= hash >> 12
+                    let span = 2 * Int(self.noise) + 1
+                    let grain = Int(hash % UInt32(span)) - Int(self.noise)
+                    luma = UInt8(clamping: Int(Self.bars[column * 8 / self.width].0) + grain)
                 } else {
                     luma = Self.bars[column * 8 / self.width].0
                 }

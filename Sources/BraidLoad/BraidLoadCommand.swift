@@ -47,6 +47,16 @@ public struct CommonLoadOptions: ParsableArguments {
     public var localHost: String = "127.0.0.1"
     @Option(name: .customLong("threads"), help: "Event loop threads shared by every peer (1-2 suits a 2-core host).")
     public var threads: Int = 1
+    @Option(
+        name: .customLong("shared-sockets"),
+        help: "Peers share this many UDP sockets per --threads loop, each peer on a loopback address of its own (127.64.0.0/10), so the node must be on loopback; 0: a socket per peer.")
+    public var sharedSockets: Int = 0
+    @Flag(
+        name: .customLong("light-subscribers"),
+        help: "Subscribers count packets from their RTP headers and authenticate a sample (--authenticate-every), so thousands fit on a core; video frames and freezes are not measured, RED/FEC not offered.")
+    public var lightSubscribers = false
+    @Option(name: .customLong("authenticate-every"), help: "Light subscribers authenticate and decrypt one RTP packet in N.")
+    public var authenticateEvery: Int = 16
 
     @Option(name: .customLong("uplink-loss"), help: "Random uplink loss (e.g. 5%).")
     public var uplinkLoss: String?
@@ -66,6 +76,21 @@ public struct CommonLoadOptions: ParsableArguments {
     public var uplinkRate: String?
     @Option(name: .customLong("downlink-rate"), help: "Downlink bandwidth cap (e.g. 500kbps).")
     public var downlinkRate: String?
+
+    @Option(name: .customLong("video-size"), help: "Publishers' video size, WIDTHxHEIGHT (even numbers).")
+    public var videoSize: String = "320x180"
+    @Option(name: .customLong("video-bitrate"), help: "Publishers' video bitrate (e.g. 300kbps, 1.5mbps).")
+    public var videoBitrate: String = "300kbps"
+    @Option(name: .customLong("frame-rate"), help: "Publishers' video frames per second (1-60).")
+    public var frameRate: Int = 30
+    @Option(name: .customLong("temporal-layers"), help: "Publishers' VP8 temporal layers (1-4).")
+    public var temporalLayers: Int = 1
+    @Option(name: .customLong("packet-size"), help: "Largest VP8 RTP payload in bytes (100-1400).")
+    public var packetSize: Int = 1200
+    @Option(
+        name: .customLong("video-noise"),
+        help: "Luma noise amplitude (0-64) over the test pattern, so the encoder reaches --video-bitrate (the plain pattern encodes far below it; the report shows the encoded bitrate).")
+    public var videoNoise: Int = 0
 
     @Flag(name: .customLong("no-loss-protection"), help: "Subscribers do not offer RED or FEC (to compare).")
     public var noLossProtection = false
@@ -161,12 +186,49 @@ public struct CommonLoadOptions: ParsableArguments {
         }
         configuration.audioRecordingDirectory = self.recordAudio
         configuration.operatorToken = self.operatorToken
+        guard (0...64).contains(self.sharedSockets) else { throw LoadArgumentError("--shared-sockets 0-64") }
+        if self.sharedSockets > 0 {
+            let loopback = ([self.publisherNode].compactMap { $0 } + nodes + self.failoverNodes).allSatisfy {
+                (try? HTTPEndpoint(url: $0)).map { $0.host.hasPrefix("127.") || $0.host == "localhost" } ?? false
+            }
+            guard loopback else {
+                throw LoadArgumentError("--shared-sockets gives peers loopback addresses: every node must be on 127.0.0.0/8")
+            }
+        }
+        configuration.socketsPerThread = self.sharedSockets
+        guard let size = FrameSize(self.videoSize), size.width <= 3840, size.height <= 2160 else {
+            throw LoadArgumentError("--video-size WIDTHxHEIGHT with even numbers up to 3840x2160, got '\(self.videoSize)'")
+        }
+        let bitrate = try Quantities.bitRate(self.videoBitrate)
+        guard (10_000...20_000_000).contains(bitrate) else { throw LoadArgumentError("--video-bitrate 10kbps-20mbps") }
+        guard (1...60).contains(self.frameRate) else { throw LoadArgumentError("--frame-rate 1-60") }
+        guard (1...4).contains(self.temporalLayers) else { throw LoadArgumentError("--temporal-layers 1-4") }
+        guard BraidPublisher.videoPacketSizes.contains(self.packetSize) else {
+            throw LoadArgumentError("--packet-size \(BraidPublisher.videoPacketSizes.lowerBound)-\(BraidPublisher.videoPacketSizes.upperBound)")
+        }
+        configuration.video.size = size
+        configuration.video.bitrate = bitrate
+        configuration.video.framesPerSecond = self.frameRate
+        configuration.video.temporalLayers = self.temporalLayers
+        configuration.video.packetSize = self.packetSize
+        guard (0...64).contains(self.videoNoise) else { throw LoadArgumentError("--video-noise 0-64") }
+        configuration.video.noise = UInt8(self.videoNoise)
+        if self.lightSubscribers {
+            guard self.authenticateEvery >= 1 else { throw LoadArgumentError("--authenticate-every must be at least 1") }
+            guard self.recordAudio == nil else {
+                throw LoadArgumentError("--record-audio needs subscribers that decode: not with --light-subscribers")
+            }
+            configuration.subscriberReception = .light(authenticateEvery: self.authenticateEvery)
+        }
         if let janus = self.janus {
             guard case .webinar = scenario else { throw LoadArgumentError("--janus runs the webinar scenario only") }
             guard self.nodes.isEmpty, self.publisherNode == nil, self.failoverNodes.isEmpty else {
                 throw LoadArgumentError("--janus replaces --node, --publisher-node and --failover-node")
             }
             guard self.recordAudio == nil else { throw LoadArgumentError("--janus does not record audio") }
+            guard self.sharedSockets == 0, !self.lightSubscribers else {
+                throw LoadArgumentError("--janus peers bind sockets of their own: not with --shared-sockets or --light-subscribers")
+            }
             do { _ = try HTTPEndpoint(url: janus) } catch { throw LoadArgumentError("--janus '\(janus)': \(error)") }
             configuration.janus = janus
             configuration.nodes = [janus]

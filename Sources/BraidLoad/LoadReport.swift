@@ -151,8 +151,9 @@ public struct PeerFigures: Codable, Hashable, Sendable {
     /// after its publisher left). In a conference of P participants that is 2 (P − 1) when every other
     /// participant's audio and video arrived.
     public var remoteTracks: Int? = nil
-    /// Subscribers: the longest time without new media (decodable video frames; audio frames without
-    /// video) between its first media and the end of the run, sampled every 200 ms; nil without media.
+    /// Subscribers: the longest time without new media (decodable video frames; audio packets without
+    /// video; media packets for a light subscriber) between its first media and the end of the run, as the
+    /// subscriber measured it (``BraidClient/SubscriberStatistics/longestMediaGap``); nil without media.
     public var longestGapMs: Double? = nil
     /// Subscribers with failover (`--failover-node`): how many times it moved to another node.
     public var reconnects: Int? = nil
@@ -230,6 +231,22 @@ public struct LoadReport: Codable, Hashable, Sendable {
     /// The edge function the subscribers played through (`--mix`, `--transcode`), as the node reported it
     /// at the end of the run.
     public var function: FunctionFigures? = nil
+    /// Subscribers with light reception (packets counted from headers, a sample authenticated; no video
+    /// frames or freezes measured), the packets they authenticated and how many of those failed.
+    public var lightSubscribers = 0
+    public var lightPacketsAuthenticated: Int64 = 0
+    public var lightAuthenticationFailures: Int64 = 0
+    /// Sockets the peers shared (0: a socket per peer) and datagrams that reached no peer on them.
+    public var sharedSockets = 0
+    public var unroutedDatagrams = 0
+    /// The generator in the measurement window (after every join, for `--duration`): its CPU per SRTP
+    /// packet its subscribers received (µs; publishers' sending included), the packets per second they
+    /// received and its CPU (percent of one core). Then its memory per joined peer (peak resident memory
+    /// minus resident memory at the start, KiB).
+    public var cpuMicrosecondsPerPacketReceived: Double? = nil
+    public var windowPacketsReceivedPerSecond: Double? = nil
+    public var windowCPUPercent: Double? = nil
+    public var residentKBPerPeer: Double? = nil
 }
 
 /// An edge function's own figures, from `GET /api/v1/rooms/{room}/functions/{id}`.

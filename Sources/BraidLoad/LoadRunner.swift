@@ -65,9 +65,6 @@ public struct LoadConfiguration: Sendable {
     /// Local address the peers' UDP sockets bind to.
     public var localHost: String
     public var slo: [SLO]
-    /// How often every subscriber's statistics are sampled to find its longest media gap (see
-    /// ``PeerFigures/longestGapMs``).
-    public var gapSampleInterval: Duration = .milliseconds(200)
     /// audio-room: the subscribers receive one mix of the room (the node's `audio-mix` edge function,
     /// started through its API once every publisher has joined) instead of every publisher's track, so
     /// their latency figures are capture to receive through the function.
@@ -77,6 +74,13 @@ public struct LoadConfiguration: Sendable {
     public var subscribeToTranscode: FrameSize?
     /// Bearer token for the node's operator routes (the functions API), when its listener asks for one.
     public var operatorToken: String?
+    /// Peers share this many UDP sockets per event loop, each on a loopback address of its own
+    /// (``BraidClient/PeerSocketPool``); 0: every peer binds a socket of its own.
+    public var socketsPerThread = 0
+    /// How subscribers treat what they receive: `.light` for thousands of subscribers per core.
+    public var subscriberReception: SubscriberReception = .full
+    /// What publishers send as video (the moving test pattern, encoded once and replayed).
+    public var video = PublisherVideo()
     /// The Janus HTTP API base (`http://host:8088/janus`): the peers join a Janus VideoRoom there instead of
     /// ``nodes`` (webinar only; see `JanusLoad`).
     public var janus: String?
@@ -102,6 +106,22 @@ public struct LoadConfiguration: Sendable {
         self.localHost = localHost
         self.slo = slo
     }
+}
+
+/// The video every publisher of a run replays: the moving test pattern, VP8-encoded once at start-up.
+public struct PublisherVideo: Sendable, Hashable {
+    public var size = FrameSize(width: 320, height: 180)
+    public var bitrate = 300_000
+    public var framesPerSecond = 30
+    /// Temporal layers (1 to 4, L1T1 to L1T4).
+    public var temporalLayers = 1
+    /// The largest VP8 RTP payload (``BraidClient/BraidPublisher/videoPacketSizes``).
+    public var packetSize = 1200
+    /// Sensor-like noise over the test pattern (``BraidCodecs/TestPattern/noise``), so the encoder reaches
+    /// ``bitrate``; without it the pattern encodes to a fraction of it.
+    public var noise: UInt8 = 0
+
+    public init() {}
 }
 
 /// One peer to start.
@@ -237,11 +257,27 @@ public enum LoadRunner {
     ) async throws -> LoadReport {
         let hasVideo: Bool = if case .audioRoom = configuration.scenario { false } else { true }
         // Encoded once; every publisher replays it with its own RTP timestamps and sequence numbers.
+        let video = configuration.video
+        // Two seconds of video: one keyframe, then delta frames.
+        let videoFrames = hasVideo ? 2 * video.framesPerSecond : 0
+        let synthetic = try PreEncodedMedia.synthetic(
+            audioSeconds: configuration.audioSource == nil ? 2 : 0, videoFrames: videoFrames, width: video.size.width,
+            height: video.size.height, framesPerSecond: video.framesPerSecond, videoBitrate: video.bitrate,
+            temporalLayers: video.temporalLayers, videoNoise: video.noise)
         let media =
-            try configuration.audioSource.map { try PreEncodedMedia.synthetic(audioPCM: $0, videoFrames: hasVideo ? 60 : 0) }
-            ?? PreEncodedMedia.synthetic(audioSeconds: 2, videoFrames: hasVideo ? 60 : 0)
+            try configuration.audioSource.map {
+                try PreEncodedMedia(
+                    audioPackets: PreEncodedMedia.synthetic(audioPCM: $0, videoFrames: 0).audioPackets,
+                    videoFrames: synthetic.videoFrames, framesPerSecond: synthetic.framesPerSecond)
+            } ?? synthetic
         let certificate = try DTLSCertificate(commonName: "braid-load")
         let plans = self.plan(configuration)
+        let pool: PeerSocketPool? =
+            configuration.socketsPerThread > 0
+            ? try await PeerSocketPool.make(
+                loops: Array(group.makeIterator()), socketsPerLoop: configuration.socketsPerThread)
+            : nil
+        let residentAtStart = Self.residentMB()
         let cpuStart = Self.cpuSeconds()
         let started = ContinuousClock.now
         let rate = configuration.rampUp.isFinite && configuration.rampUp > 0 ? configuration.rampUp : 1_000_000
@@ -261,13 +297,6 @@ public enum LoadRunner {
         let progressTask: Task<Void, Never>? = progress.map { report in
             Task { await Self.reportProgress(outcomes: outcomes, every: .seconds(1), report) }
         }
-        let gaps = GapTracker()
-        let gapTask = Task {
-            while !Task.isCancelled {
-                await gaps.sample(outcomes)
-                try? await Task.sleep(for: configuration.gapSampleInterval)
-            }
-        }
         await withTaskGroup(of: Void.self) { tasks in
             for (index, plan) in plans.enumerated() {
                 let offset = Double(index) / rate
@@ -278,6 +307,7 @@ public enum LoadRunner {
                         uplink: configuration.uplink, downlink: configuration.downlink,
                         impairmentSeed: SplitMix64.derive(configuration.seed, UInt64(index)))
                     options.offersLossProtection = configuration.lossProtection
+                    options.socketPool = pool
                     if plan.role == .subscriber, !configuration.failoverNodes.isEmpty {
                         options.failover = FailoverOptions(fallbacks: configuration.failoverNodes)
                     }
@@ -305,23 +335,38 @@ public enum LoadRunner {
                         return
                     }
                     let outcome = await Self.join(
-                        plan, participant: participant, tracks: tracks, media: media, options: options,
-                        recordAudio: configuration.audioRecordingDirectory != nil, group: group)
+                        plan, participant: participant, tracks: tracks, media: media, videoPacketSize: video.packetSize,
+                        options: options,
+                        recordAudio: configuration.audioRecordingDirectory != nil,
+                        reception: configuration.subscriberReception, group: group)
                     await outcomes.set(index, outcome)
                 }
             }
         }
+        // The measurement window: every join has finished (joined or failed).
+        let windowStart = (cpu: Self.cpuSeconds(), packets: await Self.packetsReceived(outcomes))
         try? await Task.sleep(for: configuration.duration)
+        let windowEnd = (cpu: Self.cpuSeconds(), packets: await Self.packetsReceived(outcomes))
         progressTask?.cancel()
-        gapTask.cancel()
-        await gapTask.value
-        // A last sample: a subscriber whose media stopped for good ends with its trailing gap.
-        await gaps.sample(outcomes)
-        let longestGaps = await gaps.longestGaps()
         let all = await outcomes.all()
         let wall = ContinuousClock.now - started
-        var report = await Self.collect(all, configuration: configuration, wall: wall, gaps: longestGaps)
+        var report = await Self.collect(all, configuration: configuration, wall: wall)
         report.processCPUSeconds = Self.cpuSeconds() - cpuStart
+        if let bitrate = media.encodedVideoBitrate { report.parameters["videoEncodedKbps"] = "\(bitrate / 1000)" }
+        if report.peersJoined > 0 {
+            report.residentKBPerPeer = max(0, report.processMaxResidentMB - residentAtStart) * 1024 / Double(report.peersJoined)
+        }
+        if windowEnd.packets > windowStart.packets {
+            report.cpuMicrosecondsPerPacketReceived =
+                (windowEnd.cpu - windowStart.cpu) * 1e6 / Double(windowEnd.packets - windowStart.packets)
+            report.windowPacketsReceivedPerSecond =
+                Double(windowEnd.packets - windowStart.packets) / Self.seconds(configuration.duration)
+            report.windowCPUPercent = (windowEnd.cpu - windowStart.cpu) * 100 / Self.seconds(configuration.duration)
+        }
+        if let pool {
+            report.sharedSockets = pool.socketCount
+            report.unroutedDatagrams = await pool.unroutedDatagrams()
+        }
         if let function, let node = plans.first?.node, let room = plans.first?.room {
             report.function = await function.figures(node: node, room: room)
         }
@@ -330,6 +375,7 @@ public enum LoadRunner {
             if !failed.isEmpty { report.failureMessages["audio-recording"] = failed }
         }
         await Self.closeAll(all.compactMap(\.peer))
+        await pool?.close()
         await janus?.finish()
         report.slo = configuration.slo.map { $0.evaluate(report) }
         report.sloPassed = report.slo.allSatisfy(\.passed)
@@ -340,8 +386,8 @@ public enum LoadRunner {
     /// one with `tracks` takes only those tracks (WHEP `?track=`).
     static func join(
         _ plan: PeerPlan, participant: String? = nil, tracks: [String] = [], media: PreEncodedMedia,
-        options: ConnectionOptions,
-        recordAudio: Bool = false, group: any EventLoopGroup
+        videoPacketSize: Int = 1200, options: ConnectionOptions,
+        recordAudio: Bool = false, reception: SubscriberReception = .full, group: any EventLoopGroup
     ) async -> PeerOutcome {
         let base = plan.node.hasSuffix("/") ? String(plan.node.dropLast()) : plan.node
         do {
@@ -349,14 +395,16 @@ public enum LoadRunner {
             case .publisher:
                 let publisher = try await BraidPublisher.publish(
                     to: "\(base)/whip/\(plan.room)", audio: plan.audio ? .preEncoded(media) : nil,
-                    video: plan.video ? .preEncoded(media) : nil, options: options, group: group)
+                    video: plan.video ? .preEncoded(media) : nil, videoPacketSize: videoPacketSize, options: options,
+                    group: group)
                 return PeerOutcome(plan: plan, peer: .publisher(publisher))
             case .subscriber:
                 let subscriber = try await BraidSubscriber.subscribe(
                     to: "\(base)/whep/\(plan.room)"
                         + (tracks.isEmpty ? "" : "?" + tracks.map { "track=\($0)" }.joined(separator: "&")),
                     audioTracks: plan.audioTracks, videoTracks: plan.videoTracks,
-                    recordAudio: recordAudio, participant: participant, options: options, group: group)
+                    recordAudio: recordAudio, participant: participant, reception: reception, options: options,
+                    group: group)
                 return PeerOutcome(plan: plan, peer: .subscriber(subscriber))
             }
         } catch {
@@ -453,7 +501,7 @@ public enum LoadRunner {
     }
 
     static func collect(
-        _ outcomes: [PeerOutcome], configuration: LoadConfiguration, wall: Duration, gaps: [Int: Duration] = [:]
+        _ outcomes: [PeerOutcome], configuration: LoadConfiguration, wall: Duration
     ) async -> LoadReport {
         var failures: [String: Int] = [:]
         var messages: [String: [String]] = [:]
@@ -473,6 +521,10 @@ public enum LoadRunner {
         var bytesReceived: Int64 = 0
         var impairment = (upLoss: Int64(0), upQueue: Int64(0), downLoss: Int64(0), downQueue: Int64(0))
         var joined = 0
+        var lightSubscribers = 0
+        var longestGap: Duration?
+        var packetsAuthenticated: Int64 = 0
+        var authenticationFailures: Int64 = 0
         // Per subscriber node, in the order the nodes were given.
         var nodeOrder: [String] = []
         var nodeFigures: [String: (planned: Int, joined: Int, latency: LatencyHistogram, gap: Duration?)] = [:]
@@ -489,7 +541,7 @@ public enum LoadRunner {
         }
         func ms(_ duration: Duration?) -> Double? { duration.map { Self.seconds($0) * 1000 } }
 
-        for (index, outcome) in outcomes.enumerated() {
+        for outcome in outcomes {
             if outcome.plan.role == .subscriber {
                 if nodeFigures[outcome.plan.node] == nil {
                     nodeOrder.append(outcome.plan.node)
@@ -518,12 +570,18 @@ public enum LoadRunner {
             case .subscriber(let subscriber):
                 joined += 1
                 nodeFigures[outcome.plan.node]?.joined += 1
-                if let gap = gaps[index] {
+                guard let stats = await subscriber.statistics() else { break }
+                if let gap = stats.longestMediaGap {
                     figures.longestGapMs = ms(gap)
+                    longestGap = max(longestGap ?? gap, gap)
                     let worst = nodeFigures[outcome.plan.node]?.gap
                     if worst.map({ gap > $0 }) ?? true { nodeFigures[outcome.plan.node]?.gap = gap }
                 }
-                guard let stats = await subscriber.statistics() else { break }
+                if stats.isLight {
+                    lightSubscribers += 1
+                    packetsAuthenticated += Int64(stats.transport.rtpPacketsAuthenticated)
+                    authenticationFailures += Int64(stats.transport.unprotectFailures)
+                }
                 figures.joinMs = ms(stats.joinTime)
                 if !configuration.failoverNodes.isEmpty { figures.reconnects = stats.reconnects }
                 if let join = figures.joinMs { subscriberJoins.append(join) }
@@ -613,7 +671,6 @@ public enum LoadRunner {
                     latency: LatencyFigures($0.latency), longestGapMs: ms($0.gap))
             }
         }
-        let longestGap = gaps.values.max()
 
         var parameters: [String: String] = [
             "scenario": configuration.scenario.name, "nodes": configuration.nodes.joined(separator: " "),
@@ -634,6 +691,14 @@ public enum LoadRunner {
             parameters["publishers"] = "\(publishers)"
             parameters["subscribers"] = "\(subscribers)"
         }
+        if case .audioRoom = configuration.scenario {} else {
+            let video = configuration.video
+            parameters["video"] =
+                "\(video.size) \(video.bitrate / 1000) kbit/s \(video.framesPerSecond) fps L1T\(video.temporalLayers), "
+                + "\(video.packetSize)-byte payloads" + (video.noise > 0 ? ", noise \(video.noise)" : "")
+        }
+        if configuration.socketsPerThread > 0 { parameters["sharedSockets"] = "\(configuration.socketsPerThread) per thread" }
+        if case .light(let every) = configuration.subscriberReception { parameters["lightSubscribers"] = "1 in \(every) authenticated" }
         if configuration.subscribeToMix { parameters["function"] = "audio-mix" }
         if let size = configuration.subscribeToTranscode { parameters["function"] = "transcode \(size)" }
         if !configuration.uplink.isNone { parameters["uplink"] = "\(configuration.uplink)" }
@@ -650,7 +715,8 @@ public enum LoadRunner {
             uplinkDroppedByLoss: impairment.upLoss, uplinkDroppedByQueue: impairment.upQueue,
             downlinkDroppedByLoss: impairment.downLoss, downlinkDroppedByQueue: impairment.downQueue,
             processCPUSeconds: 0, processMaxResidentMB: Self.maxResidentMB(), longestGapMs: ms(longestGap),
-            perNode: perNode, peers: peers, slo: [], sloPassed: true)
+            perNode: perNode, peers: peers, slo: [], sloPassed: true, lightSubscribers: lightSubscribers,
+            lightPacketsAuthenticated: packetsAuthenticated, lightAuthenticationFailures: authenticationFailures)
     }
 
     static func seconds(_ duration: Duration) -> Double {
@@ -666,6 +732,21 @@ public enum LoadRunner {
     }
 
     /// Peak resident set size of this process in MiB (Linux reports `ru_maxrss` in KiB).
+    /// SRTP packets every subscriber has received so far.
+    static func packetsReceived(_ outcomes: Outcomes) async -> Int {
+        var total = 0
+        for (_, subscriber) in await outcomes.subscribers() { total += await subscriber.packetsReceived() }
+        return total
+    }
+
+    /// This process's resident memory now, from `/proc/self/statm` (0 where it cannot be read).
+    static func residentMB() -> Double {
+        guard let text = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return 0 }
+        let fields = text.split(separator: " ")
+        guard fields.count > 1, let pages = Double(fields[1]) else { return 0 }
+        return pages * Double(sysconf(Int32(_SC_PAGESIZE))) / (1024 * 1024)
+    }
+
     static func maxResidentMB() -> Double {
         var usage = rusage()
         guard getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage) == 0 else { return 0 }
@@ -705,44 +786,6 @@ actor Outcomes {
             guard case .subscriber(let subscriber) = outcome?.peer else { return nil }
             return (index, subscriber)
         }
-    }
-}
-
-/// Finds each subscriber's longest media gap by sampling its statistics: the longest time between two
-/// samples that saw new media (decodable video frames; audio frames when it receives no video), from its
-/// first media to the last sample, so a gap still open when the run ends counts too. Resolution: the
-/// sample interval.
-actor GapTracker {
-    private struct State {
-        var progress: Int64
-        var lastProgress: ContinuousClock.Instant
-        var longest: Duration
-    }
-    private var states: [Int: State] = [:]
-
-    func sample(_ outcomes: Outcomes) async {
-        for (index, subscriber) in await outcomes.subscribers() {
-            guard let stats = await subscriber.statistics() else { continue }
-            let now = ContinuousClock.now
-            let video = stats.video.reduce(Int64(0)) { $0 + Int64($1.framesDecodable) }
-            let progress = stats.video.isEmpty ? stats.audio.reduce(Int64(0)) { $0 + $1.framesReceived } : video
-            guard progress > 0 else { continue }
-            guard var state = self.states[index] else {
-                self.states[index] = State(progress: progress, lastProgress: now, longest: .zero)
-                continue
-            }
-            if progress != state.progress {
-                state.progress = progress
-                state.lastProgress = now
-            }
-            state.longest = max(state.longest, now - state.lastProgress)
-            self.states[index] = state
-        }
-    }
-
-    /// The longest gap of every subscriber that received media, by plan index.
-    func longestGaps() -> [Int: Duration] {
-        self.states.mapValues(\.longest)
     }
 }
 

@@ -18,6 +18,10 @@ extension LoadReport {
         if let fewest = remoteTracks.min(), let most = remoteTracks.max() {
             row("remote tracks per participant", "\(fewest) to \(most)")
         }
+        if let video = self.parameters["video"] {
+            let encoded = self.parameters["videoEncodedKbps"].map { " (encoded: \($0) kbit/s)" } ?? ""
+            row("publisher video", video + encoded)
+        }
         row("join p50 / p95 (subscribers)", "\(ms(self.subscriberJoin.p50Ms)) / \(ms(self.subscriberJoin.p95Ms))")
         row("latency p50 / p95 / p99", "\(ms(self.latency.p50Ms)) / \(ms(self.latency.p95Ms)) / \(ms(self.latency.p99Ms))")
         if self.video.packetsExpected > 0 {
@@ -30,18 +34,30 @@ extension LoadReport {
                     "\(self.video.repairPacketsReceived) / \(self.video.packetsRecoveredByFEC)")
             }
             row("video bytes recv / media bytes", String(format: "%.2fx", self.video.bitrateOverhead))
-            row("video frames complete / lost", "\(self.video.framesComplete) / \(self.video.framesLost)")
-            row("frames decodable within 250 ms", percent(self.video.framesInTimeRatio))
-            row("freezes (count, total)",
-                "\(self.video.freezeCount), \(String(format: "%.2f s", self.video.totalFreezesSeconds))")
-            row("freezes at 250 ms playout",
-                "\(self.video.playoutFreezeCount), \(String(format: "%.2f s", self.video.totalPlayoutFreezesSeconds))")
+            if self.lightSubscribers < self.peers.filter({ $0.role == "subscriber" && $0.failure == nil }).count {
+                row("video frames complete / lost", "\(self.video.framesComplete) / \(self.video.framesLost)")
+                row("frames decodable within 250 ms", percent(self.video.framesInTimeRatio))
+                row("freezes (count, total)",
+                    "\(self.video.freezeCount), \(String(format: "%.2f s", self.video.totalFreezesSeconds))")
+                row("freezes at 250 ms playout",
+                    "\(self.video.playoutFreezeCount), \(String(format: "%.2f s", self.video.totalPlayoutFreezesSeconds))")
+            } else {
+                row("video frames, freezes", "not measured (light subscribers)")
+            }
         }
+
         if self.audio.packetsExpected > 0 {
             row("audio latency p50 / p95", "\(ms(self.audio.latency.p50Ms)) / \(ms(self.audio.latency.p95Ms))")
             row("audio packet loss (concealed)", "\(percent(self.audio.loss)) (\(self.audio.framesConcealed))")
             row("audio in time 200ms / late / RED",
                 "\(percent(self.audio.inTimeRatio)) / \(self.audio.framesLate) / \(self.audio.framesFromRedundancy)")
+        }
+        if self.lightSubscribers > 0 {
+            row("light subscribers", "\(self.lightSubscribers)")
+            row("  packets authenticated / failed", "\(self.lightPacketsAuthenticated) / \(self.lightAuthenticationFailures)")
+        }
+        if self.sharedSockets > 0 {
+            row("shared sockets / unrouted", "\(self.sharedSockets) / \(self.unroutedDatagrams)")
         }
         if let gap = self.longestGapMs { row("longest media gap (subscriber)", String(format: "%.2f s", gap / 1000)) }
         if let publisherNode = self.parameters["publisherNode"] { row("publisher node", publisherNode) }
@@ -70,6 +86,12 @@ extension LoadReport {
         row("generator CPU (total, per peer)",
             String(format: "%.1f s, %.3f s", self.processCPUSeconds, perPeer))
         row("generator peak RSS", String(format: "%.0f MiB", self.processMaxResidentMB))
+        if let perPacket = self.cpuMicrosecondsPerPacketReceived, let rate = self.windowPacketsReceivedPerSecond,
+            let cpu = self.windowCPUPercent
+        {
+            row("generator in the window", String(format: "%.0f pkt/s in, %.0f %% of a core, %.2f µs per packet", rate, cpu, perPacket))
+        }
+        if let perPeer = self.residentKBPerPeer { row("generator memory per peer", String(format: "%.0f KiB", perPeer)) }
         for verdict in self.slo {
             let measured = verdict.measured.map { String(format: "%.4g", $0) } ?? "not measured"
             row("SLO \(verdict.name) <= \(String(format: "%.4g", verdict.limit))",

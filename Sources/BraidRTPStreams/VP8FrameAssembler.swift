@@ -115,9 +115,13 @@ public struct VP8FrameAssembler: Sendable {
         self.maximumWaitBeforeKeyframe = min(maximumWait, maximumWaitBeforeKeyframe)
         self.capacity = max(4, capacity)
         self.pending = []
-        self.pending.reserveCapacity(self.capacity + 1)
-        self.seen = ContiguousArray(repeating: -1, count: 1024)
+        // Storage comes with the first packet: a receiver keeps one assembler per track, and most never
+        // see a VP8 packet (audio tracks; light subscribers, which count packets from headers).
+        self.seen = []
     }
+
+    /// Sequence numbers remembered for duplicate detection.
+    static let seenWindow = 1024
 
     /// Adds one packet (an original or a repaired one with its original sequence number) and releases
     /// whatever became releasable.
@@ -126,7 +130,11 @@ public struct VP8FrameAssembler: Sendable {
         _ emit: (Event) -> Void
     ) {
         let sequence = self.sequences.unwrap(sequenceNumber)
-        let slot = Int(sequence & 1023)
+        if self.seen.isEmpty {
+            self.seen = ContiguousArray(repeating: -1, count: Self.seenWindow)
+            self.pending.reserveCapacity(self.capacity + 1)
+        }
+        let slot = Int(sequence & Int64(Self.seenWindow - 1))
         if self.seen[slot] == sequence {
             self.packetsDiscarded += 1
             return

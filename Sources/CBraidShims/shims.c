@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <netinet/in.h>
 
 int braid_opus_encoder_set_int(void *encoder, int request, int32_t value) {
     return opus_encoder_ctl((OpusEncoder *)encoder, request, (opus_int32)value);
@@ -220,6 +221,37 @@ int braid_send_batch_send(braid_send_batch *batch, int fd, unsigned start, unsig
     for (;;) {
         int sent = sendmmsg(fd, batch->messages + start, count, MSG_DONTWAIT);
         if (sent >= 0) return sent;
+        if (errno != EINTR) return -errno;
+    }
+}
+
+int braid_sendmsg_from_ipv4(int fd, const void *data, size_t length, const void *address,
+                            unsigned address_length, uint32_t source_ipv4) {
+    struct iovec iov = {.iov_base = (void *)data, .iov_len = length};
+    union {
+        char buffer[CMSG_SPACE(sizeof(struct in_pktinfo))];
+        struct cmsghdr align;
+    } control;
+    memset(&control, 0, sizeof(control));
+    struct msghdr message = {
+        .msg_name = (void *)address,
+        .msg_namelen = address_length,
+        .msg_iov = &iov,
+        .msg_iovlen = 1,
+        .msg_control = control.buffer,
+        .msg_controllen = sizeof(control.buffer),
+    };
+    struct cmsghdr *header = CMSG_FIRSTHDR(&message);
+    header->cmsg_level = IPPROTO_IP;
+    header->cmsg_type = IP_PKTINFO;
+    header->cmsg_len = CMSG_LEN(sizeof(struct in_pktinfo));
+    struct in_pktinfo info;
+    memset(&info, 0, sizeof(info));
+    info.ipi_spec_dst.s_addr = source_ipv4;
+    memcpy(CMSG_DATA(header), &info, sizeof(info));
+    for (;;) {
+        ssize_t sent = sendmsg(fd, &message, MSG_DONTWAIT);
+        if (sent >= 0) return (int)sent;
         if (errno != EINTR) return -errno;
     }
 }

@@ -173,9 +173,13 @@ struct EdgeFunctionTests {
             let mosaic = try await BraidSubscriber.subscribe(
                 to: "\(base)/whep/video?track=\(grid)", audioTracks: 0, videoTracks: 1,
                 options: forwardingOptions, group: group)
-            try await Task.sleep(for: .seconds(3))
-
-            // The subscribers play the outputs: whole, decodable frames at the functions' rates.
+            // The subscribers play the outputs: whole, decodable frames at the functions' rates (about 3 s
+            // of them; a debug build on a busy machine may take longer).
+            _ = try await eventually(within: 12) {
+                let transcoded = await small.statistics()?.video.first?.framesDecodable ?? 0
+                let mosaic = await mosaic.statistics()?.video.first?.framesDecodable ?? 0
+                return transcoded > 45 && mosaic > 20
+            }
             let smallVideo = try #require(await small.statistics()?.video.first)
             #expect(smallVideo.framesDecodable > 45 && smallVideo.keyframes >= 1, "\(smallVideo)")
             let mosaicVideo = try #require(await mosaic.statistics()?.video.first)

@@ -366,7 +366,7 @@ struct MediaLimitsAbuseTests {
                 group: MultiThreadedEventLoopGroup.singleton)
             let stalledID = try #require(sessionID(stalled.resource))
             #expect(try await eventually(within: 5) { (await stalled.statistics()?.video.first?.framesDecodable ?? 0) >= 10 })
-            try await stalled.transport.channel.setOption(.autoRead, value: false).get()
+            try await #require(stalled.transport.socket.ownChannel).setOption(.autoRead, value: false).get()
             let before = try await dashboard.status()
             let sentBefore = before.sessions.list.first { $0.id == stalledID }?.sent?.rtpSent.packets ?? 0
             try await call.keepsPlaying(minimumSeconds: 3) {}
@@ -380,7 +380,7 @@ struct MediaLimitsAbuseTests {
             #expect(after.limits.configured.outboundQueuePackets == queue)
             let peak = await node.media.sessions.outboundQueuePeaks().values.max() ?? 0
             #expect(peak <= queue)
-            try await stalled.transport.channel.setOption(.autoRead, value: true).get()
+            try await #require(stalled.transport.socket.ownChannel).setOption(.autoRead, value: true).get()
             try await stalled.close()
             try await call.close()
             print(

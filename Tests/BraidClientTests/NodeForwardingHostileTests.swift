@@ -170,10 +170,10 @@ struct NodeForwardingHostileTests {
                 return counts
             }
             try await spray(stranger, from: outsider, to: nodeMedia)
-            try await spray(fromPeer, from: subscriber.transport.channel, to: nodeMedia)
-            try await spray(fromPeer, from: publisher.transport.channel, to: nodeMedia)
-            try await spray(peerControl, from: subscriber.transport.channel, to: nodeMedia)
-            try await spray(peerControl, from: publisher.transport.channel, to: nodeMedia)
+            try await spray(fromPeer, from: #require(subscriber.transport.socket.ownChannel), to: nodeMedia)
+            try await spray(fromPeer, from: #require(publisher.transport.socket.ownChannel), to: nodeMedia)
+            try await spray(peerControl, from: #require(subscriber.transport.socket.ownChannel), to: nodeMedia)
+            try await spray(peerControl, from: #require(publisher.transport.socket.ownChannel), to: nodeMedia)
 
             // 3. Malformed and oversized offers at the signalling endpoints during the call.
             let offer = Self.realOffer()

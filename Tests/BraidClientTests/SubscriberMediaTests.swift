@@ -454,3 +454,85 @@ struct SubscriberMediaTests {
         #expect(frames.totals.inTime == 602)
     }
 }
+
+@Suite("Subscriber media path under light reception (headers only)")
+struct LightSubscriberMediaTests {
+    /// Hands a packet to the light path as the transport would: sealed first, decrypted only when asked.
+    static func deliverSealed(_ packet: ByteBuffer, to loop: inout MediaLoop) -> Bool {
+        var sink: [ByteBuffer] = []
+        let parsed = try! RTPPacket(packet)
+        let needsPayload = loop.media.receivedSealed(rtp: parsed, now: loop.now, wallClock: loop.wallClock) {
+            sink.append($0)
+        }
+        if needsPayload {
+            loop.media.received(rtp: parsed, now: loop.now, wallClock: loop.wallClock) { sink.append($0) }
+        }
+        loop.rtcp += sink
+        return needsPayload
+    }
+
+    @Test("Headers give loss, NACKs, latency, audio deadlines and feedback; a retransmission is the one payload read")
+    func lightReception() throws {
+        var loop = MediaLoop()
+        loop.media.light = true
+        var lost: UInt16?
+        var withheld: ByteBuffer?
+        for index in 0..<30 {
+            if index % 3 != 2 {
+                let audio = loop.sendAudio(deliver: false)
+                #expect(!Self.deliverSealed(audio, to: &loop))
+            }
+            // Build the frame's packets without delivering, then deliver all but one of frame 10.
+            var packets: [ByteBuffer] = []
+            let stream = loop.video
+            var sequence = loop.transportSequence
+            let capture = loop.wallClock &- (UInt64(20) << 32) / 1000
+            _ = loop.packetizer.packetize(
+                frame: ByteBuffer(bytes: [UInt8](repeating: index == 0 ? 0x10 : 0x11, count: 2600)), scratch: &loop.scratch
+            ) { payload, last in
+                stream.build(
+                    timestamp: UInt32(index) &* 3000, marker: last, payload: payload, transportSequence: sequence,
+                    captureTime: capture, now: loop.now, nowNTP: loop.wallClock)
+                sequence &+= 1
+                packets.append(stream.packet)
+            }
+            loop.video = stream
+            loop.transportSequence = sequence
+            for (position, packet) in packets.enumerated() {
+                if index == 10, position == 1 {
+                    lost = try RTPPacket(packet).sequenceNumber
+                    withheld = packet
+                    continue
+                }
+                #expect(!Self.deliverSealed(packet, to: &loop))
+            }
+            loop.advance(.milliseconds(33))
+            if index % 3 == 0 { loop.tick() }
+        }
+        let nacks = loop.feedback().compactMap { packet -> RTCPGenericNACK? in
+            if case .genericNACK(let nack) = packet { return nack }
+            return nil
+        }
+        let nack = try #require(nacks.first)
+        #expect(Array(nack.lostSequenceNumbers) == [try #require(lost)])
+        // The publisher's retransmission is the one packet whose payload the light path asks for.
+        _ = try #require(withheld)
+        var repairs: [ByteBuffer] = []
+        _ = loop.video.answer(nack, now: loop.now, transportSequence: &loop.transportSequence) { repairs.append($0) }
+        let repair = try #require(repairs.first)
+        #expect(Self.deliverSealed(repair, to: &loop))
+
+        let stats = loop.statistics
+        let video = try #require(stats.video.first)
+        let audio = try #require(stats.audio.first)
+        #expect(video.packetsReceived == 89 && video.packetsLost == 1)
+        #expect(video.retransmissionsReceived == 1 && video.packetsRecovered == 1 && video.packetsUnrecovered == 0)
+        #expect(video.framesComplete == 0, "no frames are assembled from headers")
+        // 20 ms from capture (the histogram's 1 ms bucket); the late retransmission is the one outlier.
+        let p50 = try #require(video.latency.p50)
+        #expect(video.latency.count == 90 && p50 >= .milliseconds(20) && p50 <= .milliseconds(21), "\(video.latency)")
+        #expect(audio.packetsReceived == 20 && audio.framesInTime == 20 && audio.framesConcealed == 0)
+        #expect(stats.transportFeedbackSent >= 5 && stats.receiverReportsSent >= 1)
+        #expect(stats.nacksSent >= 1)
+    }
+}

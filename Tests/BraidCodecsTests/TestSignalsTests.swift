@@ -14,6 +14,44 @@ struct TestSignalsTests {
         }
     }
 
+    @Test("noise changes every frame within its amplitude, keeps the index readable, and makes the encoder spend its budget")
+    func noiseTexture() throws {
+        var pattern = try TestPattern(width: 320, height: 240)
+        pattern.noise = 10
+        let a = try I420Buffer(width: 320, height: 240)
+        let b = try I420Buffer(width: 320, height: 240)
+        try pattern.render(frameIndex: 7, into: a)
+        try pattern.render(frameIndex: 8, into: b)
+        #expect(a.withImage { pattern.readFrameIndex(from: $0) } == 7)
+        var changed = 0
+        for row in 100..<200 {
+            for column in 0..<40 {
+                let luma = Int(a.y[row * 320 + column])
+                #expect(abs(luma - 180) <= 10)
+                if a.y[row * 320 + column] != b.y[row * 320 + column] { changed += 1 }
+            }
+        }
+        #expect(changed > 3000, "the grain is fresh in most pixels of the next frame")
+        // The plain pattern encodes far below 400 kbit/s; with noise the encoder comes near it.
+        func encodedBits(noise: UInt8) throws -> Int {
+            var pattern = try TestPattern(width: 320, height: 240)
+            pattern.noise = noise
+            let encoder = try VP8Encoder(.init(width: 320, height: 240, bitrate: 400_000))
+            let input = try I420Buffer(width: 320, height: 240)
+            var bytes = 0
+            for index in 0..<30 {
+                try pattern.render(frameIndex: index, into: input)
+                try input.withImage { (image: I420Image) throws(CodecError) in
+                    try encoder.encode(image, forceKeyframe: index == 0) { bytes += $0.data.count }
+                }
+            }
+            return bytes * 8
+        }
+        let plain = try encodedBits(noise: 0)
+        let noisy = try encodedBits(noise: 16)
+        #expect(noisy > 2 * plain && noisy > 250_000, "plain \(plain) bits, noisy \(noisy) bits in 1 s")
+    }
+
     @Test("consecutive frames differ (the box moves) and the bars are in place")
     func patternMoves() throws {
         let pattern = try TestPattern(width: 320, height: 240)

@@ -91,6 +91,61 @@ struct LoadRunTests {
         #expect(result.sloPassed && result.slo.count == 5)
     }
 
+    @Test("Shared sockets: a conference whose 8 peers use 2 sockets, and light subscribers of a webinar on 2 sockets")
+    func sharedSocketsAndLightSubscribers() async throws {
+        let (conference, webinar) = try await withLoopbackNode { port in
+            let node = ["--node", "http://127.0.0.1:\(port)", "--duration", "3s", "--ramp-up", "100", "--shared-sockets", "2"]
+            let (_, conference) = try await runCommand(
+                .conference(rooms: 1, participants: 4), node + ["--room-prefix", "shared"])
+            let (_, webinar) = try await runCommand(
+                .webinar(subscribers: 20),
+                node + ["--room-prefix", "light", "--light-subscribers", "--authenticate-every", "8"])
+            return (try #require(conference), try #require(webinar))
+        }
+        // Publishers and full subscribers on shared sockets: each peer has its own loopback address.
+        #expect(conference.peersJoined == 8 && conference.peersFailed == 0, "\(conference.table())")
+        #expect(conference.sharedSockets == 2 && conference.unroutedDatagrams == 0)
+        for subscriber in conference.peers where subscriber.role == "subscriber" {
+            #expect(subscriber.remoteTracks == 6 && subscriber.tracks.allSatisfy { $0.packetsReceived > 20 })
+        }
+        #expect(conference.video.framesComplete > 4 * 3 * 60 && conference.video.freezeCount == 0)
+        // Light subscribers: every packet counted, one in eight authenticated, none failed, no frames.
+        #expect(webinar.peersJoined == 21 && webinar.lightSubscribers == 20, "\(webinar.table())")
+        #expect(webinar.peers.filter { $0.role == "subscriber" }.allSatisfy {
+            $0.tracks.count == 2 && $0.tracks.allSatisfy { $0.packetsReceived > 20 }
+        })
+        #expect(webinar.lightAuthenticationFailures == 0)
+        #expect(webinar.lightPacketsAuthenticated >= webinar.packetsReceived / 8 - 40)
+        #expect(webinar.video.residualLoss < 0.01 && webinar.video.framesComplete == 0)
+        #expect(webinar.latency.samples > 20 * 100)
+        #expect(webinar.table().contains("not measured (light subscribers)"))
+    }
+
+    @Test("Publisher options: size, bitrate, frame rate and packet size shape what subscribers receive")
+    func publisherOptions() async throws {
+        let (code, report) = try await withLoopbackNode { port in
+            try await runCommand(
+                .webinar(subscribers: 2),
+                [
+                    "--node", "http://127.0.0.1:\(port)", "--duration", "3s", "--video-size", "640x360",
+                    "--video-bitrate", "600kbps", "--frame-rate", "15", "--packet-size", "400", "--video-noise", "12",
+                ])
+        }
+        let result = try #require(report)
+        #expect(code == LoadExitCode.success, "\(result.table())")
+        #expect(result.parameters["video"] == "640x360 600 kbit/s 15 fps L1T1, 400-byte payloads, noise 12")
+        // The noise makes the encoder spend its budget: the replayed stream is near the target.
+        let encoded = try #require(result.parameters["videoEncodedKbps"].flatMap(Int.init))
+        #expect(encoded >= 400 && encoded <= 800, "\(encoded) kbit/s")
+        // About 15 frames a second for each of the 2 subscribers over the 3 s (and the join).
+        #expect(result.video.framesComplete >= 2 * 30 && result.video.framesComplete <= 2 * 70, "\(result.table())")
+        // 600 kbit/s at 15 fps is ~5 kB a frame: over 10 packets each, none above 400 bytes of payload
+        // plus the RTP header and extensions.
+        let perPacket = Double(result.video.mediaBytesReceived) / Double(result.video.packetsReceived)
+        #expect(perPacket <= 400 + 60 && perPacket >= 250, "\(perPacket)")
+        #expect(Double(result.video.packetsReceived) / Double(result.video.framesComplete) >= 8)
+    }
+
     /// The webinar size and objectives of this build. An optimised build runs the full case: 100 subscribers
     /// with latency and join objectives. A debug build of the in-process node falls seconds behind at 100
     /// subscribers on a two-core machine (its ICE and DTLS answers then time out), which measures the

@@ -69,7 +69,7 @@ extension BraidPublisher {
                 }
                 let answer = try RemoteAnswer(parsing: jsep.sdp, offeredSections: tracks.count)
                 let transport = try PeerTransport(
-                    channel: local.channel, local: local.credentials, certificate: local.certificate, answer: answer)
+                    socket: local.socket, local: local.credentials, certificate: local.certificate, answer: answer)
                 transport.installImpairments(options)
                 let join = PeerJoin(transport: transport, answer: answer, resource: nil, requestedAt: requestedAt)
                 let candidates = try FailoverCandidates(origin: session.base, roomPath: session.base.path, fallbacks: [])
@@ -83,7 +83,7 @@ extension BraidPublisher {
                 try await PeerJoin.connect(transport, timeout: options.timeout)
                 return (publisher, JanusHandle(id: handle, feed: feed))
             } catch {
-                try? await local.channel.close()
+                try? await local.socket.eventLoop.flatSubmit { local.socket.close() }.get()
                 throw error
             }
         } catch {
@@ -123,7 +123,7 @@ extension BraidSubscriber {
                     offer: jsep.sdp, credentials: local.credentials, fingerprint: local.certificate.fingerprint,
                     candidates: local.candidates)
                 let transport = try PeerTransport(
-                    channel: local.channel, local: local.credentials, certificate: local.certificate,
+                    socket: local.socket, local: local.credentials, certificate: local.certificate,
                     answer: answer.remote, iceLite: true)
                 transport.installImpairments(options)
                 let join = PeerJoin(
@@ -143,7 +143,7 @@ extension BraidSubscriber {
                 try await JanusLocalPeer.wait(for: connected, transport: transport, timeout: options.timeout)
                 return (subscriber, JanusHandle(id: handle, feed: nil))
             } catch {
-                try? await local.channel.eventLoop.flatSubmit { local.channel.close() }.get()
+                try? await local.socket.eventLoop.flatSubmit { local.socket.close() }.get()
                 throw error
             }
         } catch {
@@ -155,14 +155,14 @@ extension BraidSubscriber {
 
 /// This side of one Janus PeerConnection: socket, credentials, certificate, host candidate.
 struct JanusLocalPeer {
-    var channel: any Channel
+    var socket: PeerSocket
     var credentials: ICECredentials
     var certificate: DTLSCertificate
     var candidates: [SDPCandidate]
     var cname: String
 
     static func make(options: ConnectionOptions, group: any EventLoopGroup) async throws(BraidClientError) -> Self {
-        let channel = try await PeerTransport.bind(host: options.localHost, on: group.next())
+        let socket = try await PeerSocket.bind(host: options.localHost, on: group.next())
         let certificate: DTLSCertificate
         if let shared = options.certificate {
             certificate = shared
@@ -170,12 +170,12 @@ struct JanusLocalPeer {
             do {
                 certificate = try DTLSCertificate(commonName: "braid-client")
             } catch {
-                try? await channel.close()
+                try? await socket.eventLoop.flatSubmit { socket.close() }.get()
                 throw .dtlsFailed("creating a certificate: \(error)")
             }
         }
         var candidates: [SDPCandidate] = []
-        if let local = channel.localAddress, options.localHost != "0.0.0.0", options.localHost != "::",
+        if let local = socket.localAddress, options.localHost != "0.0.0.0", options.localHost != "::",
             let ip = local.ipAddress, let port = local.port, let portValue = UInt16(exactly: port)
         {
             let priority = ICECandidate.priority(
@@ -184,7 +184,7 @@ struct JanusLocalPeer {
         }
         let cname = "braid-" + String(UInt64.random(in: 0...UInt64.max), radix: 36)
         return JanusLocalPeer(
-            channel: channel, credentials: ICECredentials.random(), certificate: certificate, candidates: candidates,
+            socket: socket, credentials: ICECredentials.random(), certificate: certificate, candidates: candidates,
             cname: cname)
     }
 

@@ -99,4 +99,12 @@ void braid_send_batch_set(braid_send_batch *batch, unsigned index, unsigned leng
 /// (the kernel stops at the first that fails), or -errno when the first failed.
 int braid_send_batch_send(braid_send_batch *batch, int fd, unsigned start, unsigned count);
 
+// MARK: Sending from a chosen local address (the cmsg macros are not visible from Swift)
+
+/// `sendmsg(fd, data, MSG_DONTWAIT)` to `address` with an `IP_PKTINFO` control message whose
+/// `ipi_spec_dst` is `source_ipv4` (network byte order): the datagram leaves from that local address
+/// whatever the socket is bound to. Retried on EINTR; bytes sent, or -errno.
+int braid_sendmsg_from_ipv4(int fd, const void *data, size_t length, const void *address,
+                            unsigned address_length, uint32_t source_ipv4);
+
 #endif
