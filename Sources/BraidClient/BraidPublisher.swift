@@ -143,6 +143,9 @@ public final class BraidPublisher: PeerMediaHandler, FailingOverPeer, @unchecked
     var earlierTransports = TransportStatistics()
     /// Whether the sources were started (the first transport was keyed).
     var sourcesStarted = false
+    /// Told each video frame's VP8 picture ID and NTP capture time as it goes out (on the event loop), for
+    /// servers that forward no abs-capture-time (see ``CaptureTimeLog``).
+    var videoFrameSent: ((UInt16, UInt64) -> Void)?
 
     /// The session resource (from `Location`), if the server gave one; after a move to another node, the
     /// session there.
@@ -534,6 +537,7 @@ public final class BraidPublisher: PeerMediaHandler, FailingOverPeer, @unchecked
         let capture = captureTime ?? nowNTP
         let timestamp = self.mediaTimestamp(base: stream.timestampBase, clockRate: 90_000, now: now)
         var packets = 0
+        self.videoFrameSent?(self.packetizer.pictureID, capture)
         _ = self.packetizer.packetize(
             frame: frame.data, temporalLayer: frame.temporalLayer, layerSync: frame.layerSync,
             scratch: &self.payloadScratch

@@ -247,6 +247,9 @@ struct SubscriberMedia {
     let hasVideo: Bool
     var rtcp = ByteBuffer()
     var missing: ContiguousArray<UInt16> = []
+    /// Without abs-capture-time: a video packet's capture time from its VP8 picture ID (see
+    /// ``CaptureTimeLog``).
+    var captureTimeLookup: (@Sendable (UInt16) -> UInt64?)?
     let cname = "braid-subscriber"
     /// The playout deadline audio frames are counted against (capture to arrival).
     public static let defaultAudioDeadline = Duration.milliseconds(200)
@@ -341,7 +344,7 @@ struct SubscriberMedia {
         _ packet: RTPPacket, index: Int, now: NIODeadline, wallClock: UInt64, recovered: Bool,
         send: (ByteBuffer) -> Void
     ) {
-        let latency = self.recordLatency(packet, index: index, wallClock: wallClock)
+        var latency = self.recordLatency(packet, index: index, wallClock: wallClock)
         let track = self.tracks[index]
         let isRTX =
             packet.ssrc == track.rtxSSRC || (packet.payloadType == track.rtxPayloadType && track.rtxPayloadType != nil)
@@ -375,6 +378,13 @@ struct SubscriberMedia {
             // FEC waits for the repair packet's other rebuilds.
             if !recovered { self.sendNACKs(track, now: now, send: send) }
             guard let vp8 = try? VP8Payload(payload) else { return }
+            if latency == nil, let lookup = self.captureTimeLookup, let pictureID = vp8.descriptor.pictureID,
+                let capture = lookup(pictureID.value)
+            {
+                let microseconds = WallClock.microseconds(fromNTP: capture, to: wallClock)
+                track.latency.record(microseconds: microseconds)
+                latency = microseconds
+            }
             var rendered = 0
             var inTime = 0
             var keyframe = false

@@ -122,9 +122,11 @@ final class PeerTransport: @unchecked Sendable {
     var wasKeyed = false
     var lossReported = false
 
+    /// - Parameter iceLite: answer the peer's checks as an ICE-lite agent and send none (a peer that made
+    ///   the offer and controls ICE, such as Janus for its subscribers; our SDP then says `a=ice-lite`).
     init(
         socket: PeerSocket, local: ICECredentials, certificate: DTLSCertificate, answer: RemoteAnswer,
-        lossTimeout: Duration? = nil
+        lossTimeout: Duration? = nil, iceLite: Bool = false
     ) throws(BraidClientError) {
         self.eventLoop = socket.eventLoop
         self.socket = socket
@@ -151,7 +153,19 @@ final class PeerTransport: @unchecked Sendable {
             throw .dtlsFailed("\(error)")
         }
         let allocator = ByteBufferAllocator()
-        self.secure = SecureTransport(ice: .controlling(checker), dtls: dtls, allocator: allocator)
+        if iceLite {
+            let agent: ICELiteAgent
+            do {
+                agent = try ICELiteAgent(
+                    local: local, remote: ICECredentials(ufrag: answer.iceUfrag, password: answer.icePassword),
+                    now: .now)
+            } catch {
+                throw .iceFailed("the peer's ICE credentials: \(error)")
+            }
+            self.secure = SecureTransport(ice: .lite(agent), dtls: dtls, allocator: allocator)
+        } else {
+            self.secure = SecureTransport(ice: .controlling(checker), dtls: dtls, allocator: allocator)
+        }
         self.connected = socket.eventLoop.makePromise()
         self.scratch = allocator.buffer(capacity: 1500)
         self.received = allocator.buffer(capacity: 2048)
@@ -289,6 +303,10 @@ final class PeerTransport: @unchecked Sendable {
         }
         switch DatagramKind(firstByte: first, secondByte: second) {
         case .stun:
+            if let agent = self.secure.agent {
+                self.answerCheck(datagram, agent: agent, from: source)
+                return
+            }
             switch self.secure.receiveSTUN(datagram, from: source, now: now, send: self.sendDatagram) {
             case .rejected:
                 return  // counted by the secure transport
@@ -338,6 +356,22 @@ final class PeerTransport: @unchecked Sendable {
             }
         case .zrtp, .turnChannel, .unknown:
             self.ownStatistics.datagramsDropped += 1
+        }
+    }
+
+    /// ICE-lite role: answers the peer's check (RFC 8445 §7.3, see `ICELiteAgent`); DTLS and media are
+    /// then admitted from its address.
+    private func answerCheck(_ datagram: ByteBuffer, agent: ICELiteAgent, from source: SocketAddress) {
+        guard let message = try? STUNMessage(parsing: datagram) else {
+            self.ownStatistics.datagramsDropped += 1
+            return
+        }
+        var response = ByteBuffer()
+        let outcome = agent.handleBindingRequest(message: message, from: source, now: .now, responseInto: &response)
+        if case .respond = outcome, response.readableBytes > 0 { self.sendDatagram(response, to: source) }
+        self.secure.checkAnswered(outcome, from: source)
+        if case .respond(.success) = outcome, self.ownStatistics.remoteAddress == nil {
+            self.ownStatistics.remoteAddress = "\(source)"
         }
     }
 

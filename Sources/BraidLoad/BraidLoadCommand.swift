@@ -108,6 +108,12 @@ public struct CommonLoadOptions: ParsableArguments {
         help: "Bearer token for the node's operator API (an admin token), sent when braid-load starts an edge function (--mix, --transcode) on a node whose public listener needs one.")
     public var operatorToken: String?
 
+    @Option(
+        help: ArgumentHelp(
+            "Run against a Janus VideoRoom through Janus's HTTP API at this base URL (e.g. http://10.200.0.2:8088/janus) instead of WHIP/WHEP nodes (webinar only).",
+            valueName: "url"))
+    public var janus: String?
+
     @Option(help: "Write the full report as JSON to this file.")
     public var json: String?
     @Option(help: "Objectives, e.g. p95-latency=200ms,residual-loss=1%,freezes=0,join-p95=500ms,failures=0")
@@ -213,6 +219,19 @@ public struct CommonLoadOptions: ParsableArguments {
                 throw LoadArgumentError("--record-audio needs subscribers that decode: not with --light-subscribers")
             }
             configuration.subscriberReception = .light(authenticateEvery: self.authenticateEvery)
+        }
+        if let janus = self.janus {
+            guard case .webinar = scenario else { throw LoadArgumentError("--janus runs the webinar scenario only") }
+            guard self.nodes.isEmpty, self.publisherNode == nil, self.failoverNodes.isEmpty else {
+                throw LoadArgumentError("--janus replaces --node, --publisher-node and --failover-node")
+            }
+            guard self.recordAudio == nil else { throw LoadArgumentError("--janus does not record audio") }
+            guard self.sharedSockets == 0, !self.lightSubscribers else {
+                throw LoadArgumentError("--janus peers bind sockets of their own: not with --shared-sockets or --light-subscribers")
+            }
+            do { _ = try HTTPEndpoint(url: janus) } catch { throw LoadArgumentError("--janus '\(janus)': \(error)") }
+            configuration.janus = janus
+            configuration.nodes = [janus]
         }
         return configuration
     }
@@ -332,6 +351,9 @@ public struct BraidLoadCommand: AsyncParsableCommand {
             }
         }
         public func run() async throws {
+            if self.transcode != nil, self.common.janus != nil {
+                throw ValidationError("--transcode is a Braid edge function: not with --janus")
+            }
             let size = self.transcode.flatMap(FrameSize.init)
             let (code, _) = await self.common.execute(.webinar(subscribers: self.subscribers)) {
                 $0.subscribeToTranscode = size

@@ -81,6 +81,9 @@ public struct LoadConfiguration: Sendable {
     public var subscriberReception: SubscriberReception = .full
     /// What publishers send as video (the moving test pattern, encoded once and replayed).
     public var video = PublisherVideo()
+    /// The Janus HTTP API base (`http://host:8088/janus`): the peers join a Janus VideoRoom there instead of
+    /// ``nodes`` (webinar only; see `JanusLoad`).
+    public var janus: String?
 
     /// Creates a configuration; defaults suit a short run against one local node.
     public init(
@@ -168,7 +171,8 @@ public enum LoadRunner {
     public static func cause(of error: BraidClientError) -> String {
         switch error {
         case .connectionFailed(let reason):
-            reason.lowercased().contains("refused") ? "connection-refused" : "connection"
+            reason.lowercased().contains("refused")
+                ? "connection-refused" : reason.hasPrefix("Janus") ? "janus-error" : "connection"
         case .timeout: "timeout"
         case .httpStatus(let code, _): "http-\(code)"
         case .malformedAnswer: "malformed-answer"
@@ -288,6 +292,7 @@ public enum LoadRunner {
                 nil
             }
         let publisherIndices = plans.indices.filter { plans[$0].role == .publisher }
+        let janus = configuration.janus.map { JanusLoad(url: $0, group: group, timeout: configuration.timeout) }
 
         let progressTask: Task<Void, Never>? = progress.map { report in
             Task { await Self.reportProgress(outcomes: outcomes, every: .seconds(1), report) }
@@ -324,6 +329,10 @@ public enum LoadRunner {
                             await outcomes.set(index, PeerOutcome(plan: plan, failure: error))
                             return
                         }
+                    }
+                    if let janus {
+                        await outcomes.set(index, await janus.join(plan, index: index, media: media, options: options))
+                        return
                     }
                     let outcome = await Self.join(
                         plan, participant: participant, tracks: tracks, media: media, videoPacketSize: video.packetSize,
@@ -367,6 +376,7 @@ public enum LoadRunner {
         }
         await Self.closeAll(all.compactMap(\.peer))
         await pool?.close()
+        await janus?.finish()
         report.slo = configuration.slo.map { $0.evaluate(report) }
         report.sloPassed = report.slo.allSatisfy(\.passed)
         return report
