@@ -32,6 +32,8 @@ final class IncomingTrack {
     var fecPayloadType: UInt8?
     var fecSSRC: UInt32?
     var fec: SlidingWindowFECDecoder?
+    /// Repair rounds asked for and not yet answered.
+    var repairRequests = RepairRequests()
     var packetsRecoveredByFEC = 0
     var repairPacketsReceived = 0
     var framesDecodableInTime = 0
@@ -303,6 +305,10 @@ struct SubscriberMedia {
         TransportFeedbackRecorder(capacity: light ? 256 : 1024, maximumPacketSize: 1000)
     }
 
+    /// Packets asked for before a video stream's first one when that is not a keyframe's first packet
+    /// (at 50 % loss, losing the first 8 of a keyframe happens once in 256 joins).
+    static let packetsAskedBeforeFirst = 8
+
     mutating func received(
         rtp packet: RTPPacket, now: NIODeadline, wallClock: UInt64, send: (ByteBuffer) -> Void
     ) {
@@ -323,14 +329,18 @@ struct SubscriberMedia {
             track.repairPacketsReceived += 1
             track.repairBytes += Int64(packet.length)
             // The repair names the newest packet sent: anything up to it not yet here is missing now.
-            if let header = try? FECRepairHeader(packet.payload), header.sourceCount > 0 {
+            let header = try? FECRepairHeader(packet.payload)
+            if header?.answersNACK == true { track.repairRequests.answerArrived() }
+            if let header, header.sourceCount > 0 {
                 let last = header.firstSequenceNumber &+ UInt16(truncatingIfNeeded: header.sourceCount - 1)
                 track.nack.sentThrough(sequenceNumber: last, now: now)
             }
             for bytes in track.fec?.repairReceived(packet.payload) ?? [] {
                 guard let recovered = try? RTPPacket(bytes) else { continue }
                 track.packetsRecoveredByFEC += 1
-                self.receivedMedia(recovered, index: index, now: now, wallClock: wallClock, recovered: true, send: send)
+                self.receivedMedia(
+                    recovered, index: index, now: now, wallClock: wallClock, recovered: true,
+                    answeredNACK: header?.answersNACK ?? false, send: send)
             }
             self.sendNACKs(track, now: now, send: send)
             return
@@ -339,10 +349,12 @@ struct SubscriberMedia {
     }
 
     /// A media or RTX packet of track `index`, as received or as rebuilt from FEC (`recovered`: it never
-    /// arrived, so the RTP statistics, which the receiver reports feed on, do not count it).
+    /// arrived, so the RTP statistics, which the receiver reports feed on, do not count it;
+    /// `answeredNACK`: rebuilt by a repair sent in answer to a NACK, so it times the round trip as a
+    /// retransmission does).
     mutating func receivedMedia(
         _ packet: RTPPacket, index: Int, now: NIODeadline, wallClock: UInt64, recovered: Bool,
-        send: (ByteBuffer) -> Void
+        answeredNACK: Bool = false, send: (ByteBuffer) -> Void
     ) {
         var latency = self.recordLatency(packet, index: index, wallClock: wallClock)
         let track = self.tracks[index]
@@ -368,16 +380,39 @@ struct SubscriberMedia {
             if !self.hasVideo { self.noteProgress(now: now) }
             self.receivedAudio(packet, payload: payload, track: track, latency: latency, isRetransmission: isRTX)
         case .video:
-            // An FEC rebuild is no answer to a NACK: it must not be taken for a round trip.
-            let outcome = track.nack.packetReceived(sequenceNumber: sequenceNumber, isRetransmission: isRTX, now: now)
+            // A rebuild from repairs sent with the media is no answer to a NACK: it must not be taken for a
+            // round trip.
+            let outcome = track.nack.packetReceived(
+                sequenceNumber: sequenceNumber, isRetransmission: isRTX || answeredNACK, now: now)
             // Rebuilt before a later packet showed it missing: lost on the wire, repaired all the same.
             if recovered, case .advanced = outcome { track.packetsRebuiltBeforeDetection += 1 }
+            // The first loss starts the FEC record (if no repair did): the repairs answering its NACK cover
+            // it and everything after it, this packet included.
+            if !isRTX, !recovered, case .advanced(let newlyMissing) = outcome, newlyMissing > 0,
+                track.fec?.isActive == false
+            {
+                track.fec!.startRecording(from: sequenceNumber &- UInt16(truncatingIfNeeded: newlyMissing))
+                track.fec!.sourceReceived(packet.bytes, sequenceNumber: sequenceNumber)
+            }
+            // A retransmission that fills a hole answers a request as a repair round's packet does; the
+            // FEC equations over it cannot use it (its extensions are fresh).
+            if isRTX, case .recovered = outcome {
+                track.repairRequests.answerArrived()
+                track.fec?.sourceRecoveredElsewhere(sequenceNumber: sequenceNumber)
+            }
             if case .keyframeNeeded = outcome { self.requestKeyframe(track, now: now, send: send) }
             // NACKs go out when due, not only on the tick: at once for a new gap, a retry one round trip
             // after the last (the 20 ms tick alone would add 10 ms to every round). A packet rebuilt from
             // FEC waits for the repair packet's other rebuilds.
             if !recovered { self.sendNACKs(track, now: now, send: send) }
             guard let vp8 = try? VP8Payload(payload) else { return }
+            // The first packet is not a keyframe's first: the ones before it were lost (the node starts a
+            // subscriber's video at a keyframe), and a later packet will never show them missing.
+            if case .first = outcome, !vp8.isKeyFrame, track.nack.expectEarlier(Self.packetsAskedBeforeFirst, now: now) > 0 {
+                track.fec?.startRecording(from: sequenceNumber &- UInt16(Self.packetsAskedBeforeFirst))
+                track.fec?.sourceReceived(packet.bytes, sequenceNumber: sequenceNumber)
+                self.sendNACKs(track, now: now, send: send)
+            }
             if latency == nil, let lookup = self.captureTimeLookup, let pictureID = vp8.descriptor.pictureID,
                 let capture = lookup(pictureID.value)
             {
@@ -414,6 +449,7 @@ struct SubscriberMedia {
                 track.keyframes?.keyframeReceived()
                 // Older holes no longer matter to the decoder.
                 track.nack.forgetMissing(before: sequenceNumber)
+                track.fec?.forgetEquations(before: sequenceNumber)
             }
             let needKeyframe = track.assembler.needsKeyframe && track.assembler.framesComplete > 0
             if needKeyframe { self.requestKeyframe(track, now: now, send: send) }
@@ -612,16 +648,31 @@ struct SubscriberMedia {
 
     /// Sends a NACK for the track's missing packets that are due: at once when a gap shows (libwebrtc's
     /// receiver does the same), again on the tick once a round trip has passed.
+    ///
+    /// With FEC repairs coming, the NACK asks only for the deficit: the missing packets the repair
+    /// equations in hand cannot rebuild. The node answers it with a round of fresh repairs over the span
+    /// from the oldest packet named through its newest (see the node's `VideoFECPolicy`), so naming the
+    /// oldest due packets, as many as the deficit, asks for exactly what is needed.
     mutating func sendNACKs(_ track: IncomingTrack, now: NIODeadline, send: (ByteBuffer) -> Void) {
         guard let ssrc = track.ssrc else { return }
         track.nack.pending(now: now, into: &self.missing)
         guard !self.missing.isEmpty else { return }
+        // What was asked for within the last round trip is on its way: not asked for twice.
+        let answerExpected = track.nack.roundTripTime + track.nack.configuration.retryMargin
+        let fecActive = track.fec?.isActive == true
+        if fecActive {
+            let deficit = track.nack.missingCount - track.fec!.pendingEquations
+                - track.repairRequests.outstanding(now: now, expiry: answerExpected)
+            guard deficit > 0 else { return }
+            if self.missing.count > deficit { self.missing.removeLast(self.missing.count - deficit) }
+        }
         self.rtcp.clear()
         guard (try? NACKGenerator.writeNACK(
             senderSSRC: self.senderSSRC, mediaSSRC: ssrc, sequenceNumbers: self.missing, into: &self.rtcp)) != nil
         else { return }
         send(self.rtcp)
         self.nacksSent += 1
+        if fecActive { track.repairRequests.asked(self.missing.count, at: now) }
     }
 
     mutating func sendTransportFeedback(send: (ByteBuffer) -> Void) {

@@ -191,6 +191,24 @@ public struct NACKGenerator: Sendable {
         return count
     }
 
+    /// Learns that the sender probably sent `count` packets before the first one received: a stream joined
+    /// in the middle of a frame (its first packets lost) would otherwise never ask for them, and every
+    /// frame would wait for the next keyframe. Only right after the first packet, with nothing missing yet;
+    /// numbers the sender never sent go unanswered and are given up like any other (or forgotten at the
+    /// first keyframe, see ``forgetMissing(before:)``).
+    /// - Returns: how many numbers became missing.
+    @discardableResult
+    public mutating func expectEarlier(_ count: Int, now: NIODeadline) -> Int {
+        guard let highest = self.unwrapper.highest, self.missing.isEmpty, count > 0,
+            count <= min(Self.maximumAnnouncedGap, self.configuration.maxMissing)
+        else { return 0 }
+        self.reserveOnce()
+        for sequence in (highest - Int64(count))..<highest {
+            self.missing.append(Entry(sequence: sequence, detectedAt: now, lastSentAt: nil, sendCount: 0))
+        }
+        return count
+    }
+
     /// The largest jump ``sentThrough(sequenceNumber:now:)`` accepts.
     public static let maximumAnnouncedGap = 64
 

@@ -184,7 +184,13 @@ public struct VP8FrameAssembler: Sendable {
             // lost and are being repaired: wait for them like for an incomplete frame (unless it is a
             // keyframe and the chain is broken anyway).
             var gapBefore = false
-            if let last = self.lastReleasedSequence, let first = head.firstSequence { gapBefore = first != last + 1 }
+            if let last = self.lastReleasedSequence, let first = head.firstSequence {
+                gapBefore = first != last + 1
+            } else if self.lastReleasedTimestamp == nil, !head.isKeyframe {
+                // The stream starts with a frame that is not a keyframe: the keyframe before it lost its
+                // packets and may still be repaired (a sender starts a receiver's video at a keyframe).
+                gapBefore = true
+            }
             if head.isComplete, !gapBefore || (head.isKeyframe && self.chainBroken) {
                 self.pending.removeFirst()
                 self.release(head, now: now, emit)

@@ -89,6 +89,9 @@ public struct SFUProtectionStatus: Sendable, Hashable, Codable {
     public var audioRepeats: Bool
     /// Video: FEC repair packets per media packet (Braid's sliding-window FEC; 0 = none).
     public var videoRepairRatio: Double
+    /// Video: NACKs answered with a repair round, and the repair packets those rounds sent.
+    public var videoRepairRounds: Int
+    public var videoRoundRepairs: Int
     /// Bytes the protection added (redundant blocks, repeated packets, repair packets).
     public var protectionBytes: Int
     /// Payload bytes sent, protection included.
@@ -101,6 +104,8 @@ public struct SFUProtectionStatus: Sendable, Hashable, Codable {
         case audioRedundancyDistance = "audio_redundancy_distance"
         case audioRepeats = "audio_repeats"
         case videoRepairRatio = "video_repair_ratio"
+        case videoRepairRounds = "video_repair_rounds"
+        case videoRoundRepairs = "video_round_repairs"
         case protectionBytes = "protection_bytes"
         case payloadBytes = "payload_bytes"
         case overhead
@@ -108,8 +113,10 @@ public struct SFUProtectionStatus: Sendable, Hashable, Codable {
 
     public init(
         measuredLoss: Double, audioRedundancyDistance: Int, audioRepeats: Bool, videoRepairRatio: Double,
-        protectionBytes: Int, payloadBytes: Int
+        videoRepairRounds: Int = 0, videoRoundRepairs: Int = 0, protectionBytes: Int, payloadBytes: Int
     ) {
+        self.videoRepairRounds = videoRepairRounds
+        self.videoRoundRepairs = videoRoundRepairs
         self.measuredLoss = measuredLoss
         self.audioRedundancyDistance = audioRedundancyDistance
         self.audioRepeats = audioRepeats

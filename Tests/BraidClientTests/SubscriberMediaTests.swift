@@ -13,6 +13,7 @@ struct MediaLoop {
     static let audioSSRC: UInt32 = 0xA0A0
     static let videoSSRC: UInt32 = 0xB0B0
     static let rtxSSRC: UInt32 = 0xC0C0
+    static let fecSSRC: UInt32 = 0xD0D0
 
     static var extensions: RTPHeaderExtensionMap {
         var map = RTPHeaderExtensionMap()
@@ -42,7 +43,10 @@ struct MediaLoop {
     var wallClock = NTPTime.timestamp(unixSeconds: 1_800_000_000, nanoseconds: 0)
     var rtcp: [ByteBuffer] = []
 
-    init(signalSSRCs: Bool = true, decodeAudio: Bool = false, recordAudio: Bool = false, red: UInt8? = nil) {
+    init(
+        signalSSRCs: Bool = true, decodeAudio: Bool = false, recordAudio: Bool = false, red: UInt8? = nil,
+        fec: Bool = false
+    ) {
         func section(
             _ kind: OfferedTrack.Kind, mid: String, pt: UInt8, rtx: UInt8?, ssrc: UInt32?, rtxSSRC: UInt32?
         )
@@ -52,12 +56,17 @@ struct MediaLoop {
                 mid: mid, kind: kind, accepted: true, direction: .sendonly, payloadType: pt, rtxPayloadType: rtx,
                 redPayloadType: kind == .audio ? red : nil, extensions: Self.extensions, ssrc: ssrc, rtxSSRC: rtxSSRC)
         }
+        var video = section(
+            .video, mid: "1", pt: 96, rtx: 97, ssrc: signalSSRCs ? Self.videoSSRC : nil,
+            rtxSSRC: signalSSRCs ? Self.rtxSSRC : nil)
+        if fec {
+            video.fecPayloadType = 98
+            video.fecSSRC = Self.fecSSRC
+        }
         self.media = SubscriberMedia(
             sections: [
                 section(.audio, mid: "0", pt: 111, rtx: nil, ssrc: signalSSRCs ? Self.audioSSRC : nil, rtxSSRC: nil),
-                section(
-                    .video, mid: "1", pt: 96, rtx: 97, ssrc: signalSSRCs ? Self.videoSSRC : nil,
-                    rtxSSRC: signalSSRCs ? Self.rtxSSRC : nil),
+                video,
             ],
             requestedAt: .uptimeNanoseconds(900_000_000), senderSSRC: 77, decodeAudio: decodeAudio,
             recordAudio: recordAudio)
@@ -452,6 +461,49 @@ struct SubscriberMediaTests {
         #expect(totals.inTime == 602 && totals.late == 1 && totals.missing == 1)
         frames.received(timestamp: UInt32.max - 100, durationTicks: 960, latencyMicroseconds: 20_000, redundant: false)
         #expect(frames.totals.inTime == 602)
+    }
+
+    @Test("With FEC, a NACK asks only for the deficit, and a repair round's answer rebuilds every missing packet")
+    func fecDeficit() throws {
+        var loop = MediaLoop(fec: true)
+        var encoder = SlidingWindowFECEncoder(capacity: 24)
+        var repairSequence: UInt16 = 500
+        func repair(since: UInt16? = nil) -> ByteBuffer {
+            var packet = ByteBuffer(bytes: [0x80, 98, UInt8(repairSequence >> 8), UInt8(repairSequence & 0xFF)])
+            packet.writeInteger(UInt32(0))
+            packet.writeInteger(MediaLoop.fecSSRC)
+            repairSequence &+= 1
+            let written =
+                if let since { encoder.writeRepair(since: since, into: &packet) } else {
+                    encoder.writeRepair(now: loop.now, maximumAge: .seconds(1), maximumSources: 2, into: &packet)
+                }
+            #expect(written)
+            return packet
+        }
+        /// Sends one single-packet frame, keeps it for the encoder, delivers it unless `lost`.
+        func frame(_ index: Int, lost: Bool = false) -> UInt16 {
+            let sequences = loop.sendVideo(index: index, key: index == 0, size: 300, drop: lost ? [0] : [])
+            encoder.add(loop.video.packet, sequenceNumber: sequences[0], now: loop.now)
+            loop.advance(.milliseconds(33))
+            return sequences[0]
+        }
+        func nacks() -> [[UInt16]] { loop.feedback().compactMap { if case .genericNACK(let n) = $0 { Array(n.lostSequenceNumbers) } else { nil } } }
+
+        _ = frame(0)
+        _ = frame(1)
+        let lostA = frame(2, lost: true)
+        let lostB = frame(3, lost: true)
+        // A repair over the last two packets: one equation for two unknowns (it also shows both missing).
+        loop.deliver(repair())
+        #expect(nacks() == [[lostA]])  // deficit 2 − 1 equation: only the oldest is asked for
+        loop.rtcp.removeAll()
+        _ = frame(4)
+        #expect(nacks().isEmpty)  // asked for within the round trip: not asked again
+        // The node's round: repairs over the span from the packet asked for; one is enough.
+        loop.deliver(repair(since: lostA))
+        let track = try #require(loop.statistics.video.first)
+        #expect(track.packetsRecoveredByFEC == 2)
+        #expect(track.framesDecodable == 5)
     }
 }
 

@@ -181,6 +181,27 @@ struct VP8PacketizationTests {
         #expect(assembler.framesLost == 0)
     }
 
+    @Test("A stream that starts after its keyframe's first packets waits for them to be repaired")
+    func keyframeStartRepaired() {
+        // The receiver's first packets arrive after the keyframe's: its packets come later, as repairs.
+        let frames = [frame(size: 2500, key: true, seed: 1), frame(size: 300, key: false, seed: 2), frame(size: 300, key: false, seed: 3)]
+        let packets = packetize(frames)
+        let start = NIODeadline.uptimeNanoseconds(0)
+        var assembler = VP8FrameAssembler(maximumWait: .milliseconds(300))
+        var events = Self.run(packets[0].suffix(1) + packets[1] + packets[2], assembler: &assembler, start: start)
+        #expect(events.isEmpty)  // the complete deltas wait for the keyframe before them
+        events += Self.run(Array(packets[0].dropLast()), assembler: &assembler, start: start + .milliseconds(60))
+        #expect(Self.decodability(events) == [true, true, true])
+        #expect(assembler.framesLost == 0 && !assembler.needsKeyframe)
+
+        // Never repaired: after the wait the deltas go, undecodable, and a keyframe is needed.
+        var unrepaired = VP8FrameAssembler(maximumWait: .milliseconds(300))
+        var later = Self.run(packets[1] + packets[2], assembler: &unrepaired, start: start)
+        unrepaired.poll(now: start + .milliseconds(400)) { later.append($0) }
+        #expect(Self.decodability(later) == [false, false])
+        #expect(unrepaired.needsKeyframe)
+    }
+
     @Test("A frame being repaired is waited for a while even when a later keyframe is complete")
     func repairBeforeKeyframe() {
         // Key, delta (lost whole, repaired 60 ms later), key.

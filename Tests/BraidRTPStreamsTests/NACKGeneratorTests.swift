@@ -200,5 +200,24 @@ import Testing
         _ = generator.packetReceived(sequenceNumber: 5, isRetransmission: true, now: at(150))
         #expect(generator.roundTripTime == .milliseconds(55))
     }
-}
 
+    @Test func packetsBeforeAStreamsFirstCanBeAskedForOnce() {
+        var generator = NACKGenerator()
+        var out = ContiguousArray<UInt16>()
+        #expect(generator.expectEarlier(4, now: at(0)) == 0)  // nothing received yet
+        #expect(generator.packetReceived(sequenceNumber: 2, now: at(0)) == .first)
+        #expect(generator.expectEarlier(100, now: at(0)) == 0)  // more than a repair window
+        #expect(generator.expectEarlier(4, now: at(0)) == 4)
+        generator.pending(now: at(0), into: &out)
+        #expect(Array(out) == [65_534, 65_535, 0, 1])  // across the wrap
+        #expect(generator.expectEarlier(4, now: at(1)) == 0)  // only once, with nothing missing
+        // One of them comes as a retransmission; the stream goes on without a new gap.
+        #expect(
+            generator.packetReceived(sequenceNumber: 1, isRetransmission: true, now: at(50))
+                == .recovered(retransmission: true, nackCount: 1))
+        #expect(generator.packetReceived(sequenceNumber: 3, now: at(60)) == .advanced(newlyMissing: 0))
+        // A keyframe at 3: the rest is forgotten, not counted as given up.
+        generator.forgetMissing(before: 3)
+        #expect(generator.missingCount == 0 && generator.packetsGivenUp == 0)
+    }
+}

@@ -9,16 +9,88 @@ import Testing
         let policy = VideoFECPolicy()
         #expect(policy.repairRatio(loss: 0) == 0)
         #expect(policy.repairRatio(loss: 0.004) == 0)
-        #expect(abs(policy.repairRatio(loss: 0.2) - 1.5 * 0.25) < 1e-9)
-        #expect(abs(policy.repairRatio(loss: 0.5) - 1.5) < 1e-9)
+        #expect(abs(policy.repairRatio(loss: 0.2) - policy.margin * 0.25) < 1e-9)
+        #expect(abs(policy.repairRatio(loss: 0.5) - policy.margin) < 1e-9)
         #expect(policy.repairRatio(loss: 0.9) == 2)
         #expect(policy.repairRatio(loss: .nan) == 0)
     }
 
-    static func fecSlot() -> SubscriberSlotDescription {
+    static func fecSlot(fec: Bool = true) -> SubscriberSlotDescription {
         SubscriberSlotDescription(
             mid: "v0", kind: .video, payloadType: 100, clockRate: 90000, rtxPayloadType: 101, ssrc: 0xAAAA_0001,
-            rtxSSRC: 0xAAAA_0002, fecPayloadType: 98, fecSSRC: 0xAAAA_0003, feedback: allFeedback)
+            rtxSSRC: 0xAAAA_0002, fecPayloadType: fec ? 98 : nil, fecSSRC: fec ? 0xAAAA_0003 : nil,
+            feedback: allFeedback)
+    }
+
+    @Test func aRepairRoundSendsEnoughRepairsForTheDeficitAtTheLinksLoss() {
+        let policy = VideoFECPolicy()
+        // 50 %: one missing packet needs 4 repairs for a 90 % chance (93.8 %), 6 in a second round for 97 %
+        // (98.4 %; 5 give 96.9 %).
+        #expect(policy.repairs(deficit: 1, loss: 0.5, round: 0) == 4)
+        #expect(policy.repairs(deficit: 1, loss: 0.5, round: 1) == 6)
+        // Three missing: 9 repairs (P(≥ 3 of 9) = 91.0 %; of 8 it is 85.5 %), where copies of each would
+        // take 15 (5 each: 0.969³ = 91.0 %).
+        #expect(policy.repairs(deficit: 3, loss: 0.5, round: 0) == 9)
+        #expect(policy.repairs(deficit: 2, loss: 0, round: 0) == 2)
+        #expect(policy.repairs(deficit: 0, loss: 0.5, round: 0) == 0)
+        #expect(policy.repairs(deficit: 4, loss: 1, round: 0) == policy.maximumRoundRepairs)
+        #expect(policy.repairs(deficit: 30, loss: 0.9, round: 2) == policy.maximumRoundRepairs)
+        #expect(abs(VideoFECPolicy.atLeast(3, of: 8, arriving: 0.5) - (1 - 37.0 / 256)) < 1e-12)
+    }
+
+    @Test func aNACKOnAnFECLinkIsAnsweredWithARepairRoundOverTheMissingSpan() throws {
+        var setup = SingleStream(slot: Self.fecSlot())
+        setup.publisher.receiveRTP(setup.next(keyframe: true), now: at(0))
+        try Self.report(setup, fraction: 128, at: 10)  // 50 %
+        setup.router.tick(now: at(11))
+        for index in 1..<12 { setup.publisher.receiveRTP(setup.next(), now: at(Int64(index) * 33)) }
+        let sent = setup.subscriberTransport.rtp
+        let media = sent.filter { (try? RTPPacket($0))?.ssrc == 0xAAAA_0001 }
+        // The subscriber lost media packets 4 and 6, and every repair sent with the media.
+        let lost = [media[4], media[6]].map { try! RTPPacket($0).sequenceNumber }
+        var decoder = SlidingWindowFECDecoder()
+        var repairsSeen = 0
+        for buffer in sent {
+            let packet = try RTPPacket(buffer)
+            if packet.ssrc == 0xAAAA_0003 {
+                // The first repair only starts the decoder's record (it covers a packet before it).
+                if repairsSeen == 0 { #expect(decoder.repairReceived(packet.payload).isEmpty) }
+                repairsSeen += 1
+            } else if !lost.contains(packet.sequenceNumber) {
+                decoder.sourceReceived(buffer, sequenceNumber: packet.sequenceNumber)
+            }
+        }
+        #expect(repairsSeen > 0 && decoder.pendingEquations == 0)
+        setup.subscriberTransport.reset()
+        var nack = ByteBufferAllocator().buffer(capacity: 64)
+        try RTCPGenericNACK.write(senderSSRC: 1, mediaSSRC: 0xAAAA_0001, lostSequenceNumbers: lost, into: &nack)
+        setup.subscriber.receiveRTCP(nack, now: at(400))
+        let answers = try setup.subscriberTransport.rtp.map { try RTPPacket($0) }
+        // No RTX: fresh repairs, as many as the policy gives a deficit of 2 at 50 %, each flagged as an
+        // answer and covering packet 4 through the newest.
+        #expect(answers.allSatisfy { $0.ssrc == 0xAAAA_0003 })
+        let expected = VideoFECPolicy().repairs(deficit: 2, loss: 0.5, round: 0)
+        #expect(answers.count == expected)
+        for answer in answers {
+            let header = try FECRepairHeader(answer.payload)
+            #expect(header.answersNACK)
+            #expect(header.firstSequenceNumber == lost[0])
+            #expect(header.sourceCount == media.count - 4)
+        }
+        // Any two of them rebuild both packets byte for byte.
+        #expect(decoder.repairReceived(answers[answers.count - 1].payload).isEmpty)
+        let rebuilt = decoder.repairReceived(answers[0].payload)
+        #expect(rebuilt.map(bytes) == [bytes(media[4]), bytes(media[6])])
+        #expect(setup.subscriber.counters.repairRounds == 1)
+        #expect(setup.subscriber.counters.roundRepairs == expected)
+        #expect(setup.subscriber.counters.retransmissions == 0)
+        // The same NACK within the round trip is a duplicate; a packet older than the encoder's window
+        // still gets RTX.
+        setup.subscriberTransport.reset()
+        setup.subscriber.receiveRTCP(nack, now: at(420))
+        #expect(setup.subscriberTransport.rtp.isEmpty)
+        let status = try #require(setup.router.roomStatuses(now: at(500)).first?.subscribers.first?.protection)
+        #expect(status.videoRepairRounds == 1 && status.videoRoundRepairs == expected)
     }
 
     /// The subscriber reports `fraction`/256 loss.
@@ -40,8 +112,8 @@ import Testing
         let media = sent.filter { (try? RTPPacket($0))?.ssrc == 0xAAAA_0001 }
         let repairs = sent.filter { (try? RTPPacket($0))?.ssrc == 0xAAAA_0003 }
         #expect(media.count == 60)
-        // 1.5 repairs per packet at 50 %.
-        #expect(repairs.count == 90)
+        // `margin` repairs per packet at 50 %.
+        #expect(repairs.count == Int(60 * VideoFECPolicy().margin))
         let first = try RTPPacket(try #require(repairs.first))
         #expect(first.payloadType == 98)
         // Each repair has its own sequence number and transport-wide number.
@@ -71,7 +143,7 @@ import Testing
         #expect(recovered.count == 30, "recovered \(recovered.count) of \(lost.count)")
         for (sequence, packet) in recovered { #expect(lost[sequence] == packet) }
         let status = try #require(setup.router.roomStatuses(now: at(3000)).first?.subscribers.first?.protection)
-        #expect(abs(status.videoRepairRatio - 1.5) < 1e-9)
+        #expect(abs(status.videoRepairRatio - VideoFECPolicy().margin) < 1e-9)
         #expect(status.protectionBytes > 0)
     }
 }
@@ -89,8 +161,8 @@ import Testing
         #expect(policy.copies(previousResends: 0, loss: 1) == 2)
     }
 
-    @Test func aNACKOnALossyLinkIsAnsweredWithSeveralCopiesMoreEachRound() throws {
-        var setup = SingleStream(slot: VideoFECTests.fecSlot())
+    @Test func aNACKOnALossyLinkWithoutFECIsAnsweredWithSeveralCopiesMoreEachRound() throws {
+        var setup = SingleStream(slot: VideoFECTests.fecSlot(fec: false))
         for index in 0..<5 { setup.publisher.receiveRTP(setup.next(keyframe: index == 0), now: at(Int64(index) * 33)) }
         let original = setup.subscriberTransport.rtpPackets.filter { $0.ssrc == 0xAAAA_0001 }[2]
         try VideoFECTests.report(setup, fraction: 128, at: 170)  // 50 %

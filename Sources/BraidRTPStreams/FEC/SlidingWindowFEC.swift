@@ -9,7 +9,7 @@ public import NIOCore
 ///  0                   1                   2                   3
 ///  0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1
 /// +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
-/// |  first source sequence number |  source count |   repair id   |
+/// |  first source sequence number |  source count |A|  repair id  |
 /// +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
 /// |  repair symbol: Σ c(id, s) · (length₁₆ ‖ source packet s), over the window ...
 /// ```
@@ -17,9 +17,11 @@ public import NIOCore
 /// The window is `source count` consecutive media sequence numbers from the first. A source symbol is the
 /// protected RTP packet exactly as sent (header, extensions, payload; before SRTP) behind its 16-bit
 /// length, zero-padded to the longest in the window. `c(id, s)` is ``CauchyCode/coefficient(repair:source:)``
-/// with repair `id mod 128` and source `s mod 128`, so repair packets whose windows cover the same lost
+/// with repair `id` (7 bits) and source `s mod 128`, so repair packets whose windows cover the same lost
 /// packets form a Cauchy system, which is always solvable (the sliding-window random linear codes of
-/// RFC 8681, with Cauchy coefficients in place of its pseudo-random ones).
+/// RFC 8681, with Cauchy coefficients in place of its pseudo-random ones). `A` is set on a repair sent in
+/// answer to the receiver's NACK (a repair round, LOSS-NOTES §1.2), which lets the receiver time the round
+/// trip as it does from a retransmission.
 public struct FECRepairHeader: Hashable, Sendable {
     /// Bytes before the symbol.
     public static let length = 4
@@ -30,13 +32,16 @@ public struct FECRepairHeader: Hashable, Sendable {
     public var firstSequenceNumber: UInt16
     /// Protected packets (1 ... ``maximumSources``).
     public var sourceCount: Int
-    /// The repair id (its coefficient row is `id mod 128`).
+    /// The repair id: its coefficient row (0–127).
     public var repairID: UInt8
+    /// Sent in answer to a NACK.
+    public var answersNACK: Bool
 
-    public init(firstSequenceNumber: UInt16, sourceCount: Int, repairID: UInt8) {
+    public init(firstSequenceNumber: UInt16, sourceCount: Int, repairID: UInt8, answersNACK: Bool = false) {
         self.firstSequenceNumber = firstSequenceNumber
         self.sourceCount = sourceCount
-        self.repairID = repairID
+        self.repairID = repairID & 0x7F
+        self.answersNACK = answersNACK
     }
 
     /// Reads the header at the start of `payload`.
@@ -51,14 +56,15 @@ public struct FECRepairHeader: Hashable, Sendable {
         guard payload.readableBytes > Self.length + 2 else { throw WireError(.truncated, "repair packet without a symbol") }
         self.firstSequenceNumber = first
         self.sourceCount = Int(count)
-        self.repairID = id
+        self.repairID = id & 0x7F
+        self.answersNACK = id & 0x80 != 0
     }
 
     /// Writes the header.
     public func write(into buffer: inout ByteBuffer) {
         buffer.writeInteger(self.firstSequenceNumber)
         buffer.writeInteger(UInt8(self.sourceCount))
-        buffer.writeInteger(self.repairID)
+        buffer.writeInteger(self.repairID | (self.answersNACK ? 0x80 : 0))
     }
 }
 
@@ -136,7 +142,7 @@ public struct SlidingWindowFECEncoder {
         var sources = 0
         var symbolLength = 0
         while sources < min(self.count, maximumSources) {
-            let slot = (self.head - 1 - sources + 2 * self.capacity) % self.capacity
+            let slot = self.slot(back: sources)
             guard now - self.sentAt[slot] <= maximumAge else { break }
             let length = self.lengths[slot] + 2
             guard sources == 0 || length / maximumSymbolGrowth <= symbolLength else { break }
@@ -144,11 +150,52 @@ public struct SlidingWindowFECEncoder {
             sources += 1
         }
         guard sources > 0 else { return false }
-        let firstSlot = (self.head - sources + 2 * self.capacity) % self.capacity
+        self.writeRepair(sources: sources, skippingNewest: 0, symbolLength: symbolLength, answersNACK: false, into: &buffer)
+        return true
+    }
+
+    /// How many kept packets, from `sequenceNumber` through the newest, a repair starting there would
+    /// cover; nil when `sequenceNumber` is no longer kept (or was never sent).
+    public func sourcesSince(_ sequenceNumber: UInt16) -> Int? {
+        guard self.count > 0 else { return nil }
+        let newest = self.sequenceNumbers[self.slot(back: 0)]
+        let sources = Int(newest &- sequenceNumber) + 1
+        guard sources <= self.count else { return nil }
+        return sources
+    }
+
+    /// Writes a repair payload over `count` kept packets from `sequenceNumber` (all of them through the
+    /// newest when nil), flagged as an answer to a NACK (a repair round): whatever the receiver is missing
+    /// in that span, any that many of these repairs that arrive rebuild it. A span of one packet is a copy
+    /// of it that the receiver's decoder learns exactly (a retransmission carries fresh header extensions,
+    /// so it would not). Returns false when `sequenceNumber` is no longer kept or the span is wider than
+    /// ``FECRepairHeader/maximumSources``.
+    public mutating func writeRepair(since sequenceNumber: UInt16, count: Int? = nil, into buffer: inout ByteBuffer) -> Bool {
+        guard let kept = self.sourcesSince(sequenceNumber) else { return false }
+        let sources = min(kept, max(1, count ?? kept))
+        guard sources <= FECRepairHeader.maximumSources else { return false }
+        // The span ends `kept - sources` packets behind the newest.
+        let newer = kept - sources
+        var symbolLength = 0
+        for back in newer..<kept { symbolLength = max(symbolLength, self.lengths[self.slot(back: back)] + 2) }
+        self.writeRepair(sources: sources, skippingNewest: newer, symbolLength: symbolLength, answersNACK: true, into: &buffer)
+        return true
+    }
+
+    /// The slot of the packet `back` places behind the newest.
+    private func slot(back: Int) -> Int { (self.head - 1 - back + 2 * self.capacity) % self.capacity }
+
+    /// Writes the header and the symbol over `sources` kept packets ending `skippingNewest` behind the newest.
+    private mutating func writeRepair(
+        sources: Int, skippingNewest: Int, symbolLength: Int, answersNACK: Bool, into buffer: inout ByteBuffer
+    ) {
+        let firstSlot = self.slot(back: skippingNewest + sources - 1)
         let id = self.nextRepairID
-        self.nextRepairID &+= 1
-        FECRepairHeader(firstSequenceNumber: self.sequenceNumbers[firstSlot], sourceCount: sources, repairID: id)
-            .write(into: &buffer)
+        self.nextRepairID = (self.nextRepairID &+ 1) & 0x7F
+        FECRepairHeader(
+            firstSequenceNumber: self.sequenceNumbers[firstSlot], sourceCount: sources, repairID: id,
+            answersNACK: answersNACK
+        ).write(into: &buffer)
         let slotBytes = self.slotBytes
         buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: symbolLength) { out in
             let symbol = UnsafeMutableRawBufferPointer(rebasing: out[0..<symbolLength])
@@ -159,12 +206,11 @@ public struct SlidingWindowFECEncoder {
                     let start = slot * slotBytes
                     let source = UnsafeRawBufferPointer(rebasing: slab[start..<(start + self.lengths[slot] + 2)])
                     CauchyCode.accumulate(
-                        source, source: Int(self.sequenceNumbers[slot] % 128), repair: Int(id % 128), into: symbol)
+                        source, source: Int(self.sequenceNumbers[slot] % 128), repair: Int(id), into: symbol)
                 }
             }
             return symbolLength
         }
-        return true
     }
 }
 
@@ -209,6 +255,38 @@ public struct SlidingWindowFECDecoder {
         self.horizon = Int64(max(horizon, FECRepairHeader.maximumSources))
     }
 
+    /// Whether sources are kept: since the first repair packet, or since ``startRecording(from:)``.
+    public var isActive: Bool { self.recordedFrom != nil }
+
+    /// Keeps sources from `sequenceNumber` on, before any repair came: the receiver saw its first loss
+    /// there, and repairs answering its NACK will cover that packet and the ones after it.
+    public mutating func startRecording(from sequenceNumber: UInt16) {
+        guard self.recordedFrom == nil else { return }
+        self.recordedFrom = self.sequences.unwrap(sequenceNumber)
+    }
+
+    /// Repair equations in hand that still have unknowns: each will rebuild one missing packet once
+    /// enough others arrive. A receiver's deficit is its missing packets minus these.
+    public var pendingEquations: Int { self.equations.count }
+
+    /// Packet `sequenceNumber` arrived in a form that is not its source symbol (a retransmission carries
+    /// fresh header extensions): the equations covering it can no longer be reduced by it, so they are
+    /// dropped rather than left pending on an unknown the receiver does not miss.
+    public mutating func sourceRecoveredElsewhere(sequenceNumber: UInt16) {
+        guard self.sequences.highest != nil else { return }
+        let sequence = self.sequences.peek(sequenceNumber)
+        guard self.known[sequence] == nil else { return }
+        self.equations.removeAll { sequence >= $0.first && sequence < $0.first + Int64($0.count) }
+    }
+
+    /// Drops the equations that cover only packets before `sequenceNumber` (a keyframe made them
+    /// irrelevant to the decoder), so they no longer count as pending.
+    public mutating func forgetEquations(before sequenceNumber: UInt16) {
+        guard self.sequences.highest != nil else { return }
+        let limit = self.sequences.peek(sequenceNumber)
+        self.equations.removeAll { $0.first + Int64($0.count) <= limit }
+    }
+
     /// A source packet (the RTP packet as received, after SRTP) arrived.
     public mutating func sourceReceived(_ packet: ByteBuffer, sequenceNumber: UInt16) {
         let sequence = self.sequences.unwrap(sequenceNumber)
@@ -231,8 +309,12 @@ public struct SlidingWindowFECDecoder {
             self.repairsDiscarded += 1
             return []
         }
+        // The record starts after the newest source seen before this repair (read before the repair's own
+        // window moves the newest along: the packets it covers past that point were lost, not missed).
+        if self.recordedFrom == nil {
+            self.recordedFrom = self.sequences.highest.map { $0 + 1 } ?? Int64(header.firstSequenceNumber)
+        }
         let first = self.sequences.unwrap(header.firstSequenceNumber)
-        if self.recordedFrom == nil { self.recordedFrom = (self.sequences.highest ?? first) + 1 }
         guard let recordedFrom = self.recordedFrom, first >= recordedFrom else {
             self.repairsDiscarded += 1  // it covers packets that arrived before anything was recorded
             return []
@@ -244,7 +326,7 @@ public struct SlidingWindowFECDecoder {
                 $0.copyMemory(from: UnsafeRawBufferPointer(rebasing: bytes[FECRepairHeader.length...]))
             }
         }
-        var equation = Equation(first: first, count: header.sourceCount, row: Int(header.repairID % 128), residue: residue)
+        var equation = Equation(first: first, count: header.sourceCount, row: Int(header.repairID), residue: residue)
         var unknown = 0
         for sequence in first..<(first + Int64(header.sourceCount)) {
             if let symbol = self.known[sequence] {

@@ -76,13 +76,17 @@ public final class SFUSubscriber {
         }
         return SFUProtectionStatus(
             measuredLoss: self.measuredLoss, audioRedundancyDistance: distance, audioRepeats: repeats,
-            videoRepairRatio: repairRatio, protectionBytes: protectionBytes, payloadBytes: payloadBytes)
+            videoRepairRatio: repairRatio, videoRepairRounds: self.counters.repairRounds,
+            videoRoundRepairs: self.counters.roundRepairs, protectionBytes: protectionBytes, payloadBytes: payloadBytes)
     }
 
     struct Counters {
         var malformedRTCP = 0
         var nacksReceived = 0
         var retransmissions = 0
+        /// NACKs answered with a repair round, and the repair packets those rounds sent.
+        var repairRounds = 0
+        var roundRepairs = 0
         var keyframeRequestsReceived = 0
         var transportFeedbackReceived = 0
         var sendFailures = 0
@@ -210,12 +214,17 @@ public final class SFUSubscriber {
         self.scratch = out.buffer
     }
 
-    /// Sends one FEC repair packet of `slot` over its recent packets: its own SSRC, payload type and sequence
-    /// numbers, the protected media's timestamp, fresh abs-send-time and transport-wide sequence number.
-    private func sendRepair(slot: SubscriberSlot, timestamp: UInt32, now: NIODeadline) {
+    /// Sends one FEC repair packet of `slot`: its own SSRC, payload type and sequence numbers, the protected
+    /// media's timestamp, fresh abs-send-time and transport-wide sequence number. The repair covers the
+    /// recent packets (sent with the media), or every packet from `since` through the newest (a repair
+    /// round answering a NACK). Returns false when there was nothing to cover.
+    @discardableResult
+    private func sendRepair(
+        slot: SubscriberSlot, timestamp: UInt32, since: UInt16? = nil, count: Int? = nil, now: NIODeadline
+    ) -> Bool {
         guard let ssrc = slot.slot.fecSSRC, let payloadType = slot.slot.fecPayloadType,
             slot.protection.encoder != nil, self.transport.isWritable, var buffer = self.scratch.take()
-        else { return }
+        else { return false }
         defer { self.scratch = buffer }
         buffer.clear()
         let header = RTPHeader(
@@ -227,15 +236,82 @@ public final class SFUSubscriber {
             self.appendSendTimeAndSequence(to: &writer, now: now)
             return writer.finish() ?? 0
         }
+        guard headerLength > 0 else { return false }
         let policy = self.configuration.videoFEC
-        guard headerLength > 0,
-            slot.protection.encoder!.writeRepair(
-                now: now, maximumAge: policy.windowDuration, maximumSources: policy.window,
-                maximumSymbolGrowth: policy.maximumSymbolGrowth, into: &buffer)
-        else { return }
+        let written =
+            if let since {
+                slot.protection.encoder!.writeRepair(since: since, count: count, into: &buffer)
+            } else {
+                slot.protection.encoder!.writeRepair(
+                    now: now, maximumAge: policy.windowDuration, maximumSources: policy.window,
+                    maximumSymbolGrowth: policy.maximumSymbolGrowth, into: &buffer)
+            }
+        guard written else { return false }
         slot.protection.nextSequenceNumber &+= 1
         slot.protection.counted(bytes: buffer.readableBytes - headerLength)
         self.transmit(buffer, now: now)
+        return true
+    }
+
+    /// Answers a NACK of `slot` with a repair round when its link gets FEC (see ``VideoFECPolicy``): the
+    /// asked-for packets still in the encoder's window are the receiver's deficit, and fresh repairs over
+    /// the span from the oldest of them through the newest packet sent rebuild them all once that many
+    /// arrive. A deficit of one gets repairs over that packet alone (copies of it, no longer than it: a
+    /// repair is as long as the longest packet of its span), which, unlike RTX, the receiver's FEC decoder
+    /// learns byte for byte. `uncovered` gets the asked-for packets the round does not take (older than
+    /// the encoder's window; all of them when the slot gets no FEC), for RTX.
+    func answerWithRepairRound(
+        _ sequenceNumbers: some Sequence<UInt16>, slot: SubscriberSlot, now: NIODeadline,
+        uncovered: (UInt16) -> Void
+    ) {
+        // The encoder is read in place: a copy held across `sendRepair` would copy its slab on write.
+        guard slot.protection.ratio > 0, slot.protection.encoder != nil else {
+            for sequenceNumber in sequenceNumbers { uncovered(sequenceNumber) }
+            return
+        }
+        // First pass: the deficit the round would take, without marking anything.
+        var deficit = 0
+        var widest = 0
+        var oldest: UInt16 = 0
+        var timestamp: UInt32 = 0
+        var round = 0
+        for sequenceNumber in sequenceNumbers {
+            guard let sources = slot.protection.encoder?.sourcesSince(sequenceNumber),
+                sources <= FECRepairHeader.maximumSources,
+                // Asked for again within the round trip (a duplicate NACK) or by a stale attachment: skip.
+                let entry = slot.history.lookup(
+                    sequenceNumber, generation: slot.generation, now: now, maxAge: slot.maxResendAge,
+                    minimumResendInterval: slot.minimumResendInterval)
+            else { continue }
+            deficit += 1
+            round = max(round, Int(entry.resends))
+            if sources > widest {
+                widest = sources
+                oldest = sequenceNumber
+                timestamp = entry.timestamp
+            }
+        }
+        guard deficit > 0 else {
+            for sequenceNumber in sequenceNumbers { uncovered(sequenceNumber) }
+            return
+        }
+        for sequenceNumber in sequenceNumbers {
+            guard let sources = slot.protection.encoder?.sourcesSince(sequenceNumber),
+                sources <= FECRepairHeader.maximumSources
+            else {
+                uncovered(sequenceNumber)
+                continue
+            }
+            slot.history.markResent(sequenceNumber, now: now)
+        }
+        let repairs = self.configuration.videoFEC.repairs(deficit: deficit, loss: self.linkLoss(slot), round: round)
+        var sent = 0
+        let span = deficit == 1 ? 1 : nil
+        while sent < repairs, self.sendRepair(slot: slot, timestamp: timestamp, since: oldest, count: span, now: now) {
+            sent += 1
+        }
+        self.counters.repairRounds += 1
+        self.counters.roundRepairs += sent
     }
 
     /// The extensions written fresh into every packet to this peer: abs-send-time, and the transport-wide

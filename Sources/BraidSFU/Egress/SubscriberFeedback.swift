@@ -23,9 +23,8 @@ extension SFUSubscriber {
                 guard let slot = self.slotsBySSRC[nack.mediaSSRC], slot.slot.ssrc == nack.mediaSSRC
                 else { continue }
                 self.counters.nacksReceived += 1
-                for sequenceNumber in nack.lostSequenceNumbers
-                where self.retransmit(sequenceNumber, slot: slot, now: now) {
-                    self.counters.retransmissions += 1
+                self.answerWithRepairRound(nack.lostSequenceNumbers, slot: slot, now: now) { sequenceNumber in
+                    if self.retransmit(sequenceNumber, slot: slot, now: now) { self.counters.retransmissions += 1 }
                 }
             case .pictureLossIndication(let pli):
                 guard let slot = self.slotsBySSRC[pli.mediaSSRC] else { continue }
