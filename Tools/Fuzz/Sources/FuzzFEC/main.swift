@@ -2,10 +2,14 @@
 // decoder, driven by a script of operations on a genuine encoder and on forged repair packets.
 //
 // Script, one operation per step (the input is read until it runs out):
-//   0x00–0x3F  a source packet of 12 + (byte & 0x3F) · 19 bytes goes through the encoder; bit 0x20 of
-//              the next byte says whether the decoder receives it
-//   0x40–0x7F  the encoder writes a repair over up to (byte & 0x1F) + 1 recent packets (growth limit 2
-//              when bit 0x20 is set); the decoder receives it
+//   0x00–0x3F  a source packet of 12 + (byte & 0x3F) · 19 bytes goes through the encoder; in the next
+//              byte, bit 0x20 says whether the decoder receives it; if not, bit 0x40 starts the
+//              decoder's record at it (a first loss) and bit 0x80 tells the decoder it came another way
+//              (a retransmission); bit 0x10 drops the equations before it (a keyframe)
+//   0x40–0x5F  the encoder writes a repair over up to (byte & 0x0F) + 1 recent packets (growth limit 2
+//              when bit 0x10 is set); the decoder receives it
+//   0x60–0x7F  the encoder writes a repair round from (byte & 0x0F) packets behind the newest through the
+//              newest (over that packet alone when bit 0x10 is set); the decoder receives it
 //   0x80–0xFF  a forged repair payload of (byte & 0x7F) bytes taken from the input
 //
 // Properties: nothing traps or hangs; every packet the decoder returns is at least an RTP header long; and
@@ -55,18 +59,31 @@ private func fuzz(_ input: [UInt8]) {
             let buffer = ByteBuffer(bytes: bytes)
             encoder.add(buffer, sequenceNumber: next, now: now)
             sent[next] = bytes
-            if (take() ?? 0) & 0x20 != 0 { decoder.sourceReceived(buffer, sequenceNumber: next) }
+            let flags = take() ?? 0
+            if flags & 0x20 != 0 {
+                decoder.sourceReceived(buffer, sequenceNumber: next)
+            } else {
+                if flags & 0x40 != 0 { decoder.startRecording(from: next) }
+                if flags & 0x80 != 0 { decoder.sourceRecoveredElsewhere(sequenceNumber: next) }
+            }
+            if flags & 0x10 != 0 { decoder.forgetEquations(before: next) }
             next &+= 1
         case 0x40..<0x80:
             var payload = ByteBuffer()
-            let growth = operation & 0x20 != 0 ? 2 : Int.max
-            guard
-                encoder.writeRepair(
-                    now: now, maximumAge: .seconds(1), maximumSources: Int(operation & 0x1F) + 1,
-                    maximumSymbolGrowth: growth, into: &payload)
-            else { continue }
+            let written: Bool
+            if operation < 0x60 {
+                written = encoder.writeRepair(
+                    now: now, maximumAge: .seconds(1), maximumSources: Int(operation & 0x0F) + 1,
+                    maximumSymbolGrowth: operation & 0x10 != 0 ? 2 : Int.max, into: &payload)
+            } else {
+                let since = next &- 1 &- UInt16(operation & 0x0F)
+                written = encoder.writeRepair(since: since, count: operation & 0x10 != 0 ? 1 : nil, into: &payload)
+                check(written == (encoder.sourcesSince(since) != nil), "a repair round over kept packets failed")
+            }
+            guard written else { continue }
             if let header = try? FECRepairHeader(payload) {
                 check(header.sourceCount >= 1 && header.sourceCount <= 32, "encoder wrote a bad source count")
+                check(header.answersNACK == (operation >= 0x60), "a repair round is not flagged as one")
             } else {
                 fatalError("the encoder's repair header does not parse")
             }
