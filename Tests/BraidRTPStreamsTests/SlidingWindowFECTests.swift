@@ -219,6 +219,16 @@ import Testing
         #expect(decoder.pendingEquations == 1)
         decoder.forgetEquations(before: 19)
         #expect(decoder.pendingEquations == 0)
+
+        // A record that sees no repair for its horizon stops: the sender repairs that link otherwise.
+        var quiet = SlidingWindowFECDecoder()
+        quiet.sourceReceived(Self.packet(1, seed: 4), sequenceNumber: 1)
+        quiet.startRecording(from: 2)
+        let last = UInt16(2 + quiet.horizon)
+        for sequence in 3...last { quiet.sourceReceived(Self.packet(sequence, seed: 4), sequenceNumber: sequence) }
+        #expect(quiet.isActive)
+        quiet.sourceReceived(Self.packet(last + 1, seed: 4), sequenceNumber: last + 1)
+        #expect(!quiet.isActive)
     }
 
     @Test func repairRequestsCountWhatIsOnItsWayUntilAnsweredOrExpired() {

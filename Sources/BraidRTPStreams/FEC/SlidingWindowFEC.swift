@@ -223,9 +223,11 @@ public struct SlidingWindowFECEncoder {
 /// older than ``horizon`` packets behind the newest are dropped. Bad repair packets (a window that
 /// overlaps a source longer than the symbol) are counted and dropped.
 ///
-/// Sources are kept only from the first repair packet on: a stream on a clean link (the sender adds repair
-/// only when the link loses packets) costs no copies. Repair windows reaching back before that point are
-/// discarded, since the packets there arrived unrecorded.
+/// Sources are kept only from the first repair packet (or the first loss, ``startRecording(from:)``) on:
+/// a stream on a clean link (the sender adds repair only when the link loses packets) costs no copies.
+/// Repair windows reaching back before that point are discarded, since the packets there arrived
+/// unrecorded. A record that sees no repair for ``horizon`` packets stops (and frees its copies): the
+/// sender answered that loss with retransmissions, not repairs.
 public struct SlidingWindowFECDecoder {
     struct Equation {
         var first: Int64
@@ -245,6 +247,8 @@ public struct SlidingWindowFECDecoder {
     private var known: [Int64: [UInt8]] = [:]
     /// The first source recorded (the one after the newest when the first repair came); nil before.
     private var recordedFrom: Int64?
+    /// The newest source when the record started or the last repair came.
+    private var lastRepairAt: Int64 = 0
     private var equations: [Equation] = []
     /// Packets recovered, repair packets received, and repair packets that were useless or malformed.
     public private(set) var packetsRecovered = 0
@@ -263,6 +267,7 @@ public struct SlidingWindowFECDecoder {
     public mutating func startRecording(from sequenceNumber: UInt16) {
         guard self.recordedFrom == nil else { return }
         self.recordedFrom = self.sequences.unwrap(sequenceNumber)
+        self.lastRepairAt = self.sequences.highest ?? 0
     }
 
     /// Repair equations in hand that still have unknowns: each will rebuild one missing packet once
@@ -291,6 +296,13 @@ public struct SlidingWindowFECDecoder {
     public mutating func sourceReceived(_ packet: ByteBuffer, sequenceNumber: UInt16) {
         let sequence = self.sequences.unwrap(sequenceNumber)
         guard let recordedFrom = self.recordedFrom, sequence >= recordedFrom, self.known[sequence] == nil else { return }
+        if sequence - self.lastRepairAt > self.horizon {
+            // No repair for a horizon: the link gets none; stop copying every packet.
+            self.recordedFrom = nil
+            self.known = [:]
+            self.equations = []
+            return
+        }
         var symbol = [UInt8](repeating: 0, count: packet.readableBytes + 2)
         symbol[0] = UInt8(truncatingIfNeeded: packet.readableBytes >> 8)
         symbol[1] = UInt8(truncatingIfNeeded: packet.readableBytes)
@@ -315,6 +327,7 @@ public struct SlidingWindowFECDecoder {
             self.recordedFrom = self.sequences.highest.map { $0 + 1 } ?? Int64(header.firstSequenceNumber)
         }
         let first = self.sequences.unwrap(header.firstSequenceNumber)
+        self.lastRepairAt = self.sequences.highest ?? first
         guard let recordedFrom = self.recordedFrom, first >= recordedFrom else {
             self.repairsDiscarded += 1  // it covers packets that arrived before anything was recorded
             return []
