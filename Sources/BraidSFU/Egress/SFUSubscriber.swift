@@ -216,8 +216,8 @@ public final class SFUSubscriber {
 
     /// Sends one FEC repair packet of `slot`: its own SSRC, payload type and sequence numbers, the protected
     /// media's timestamp, fresh abs-send-time and transport-wide sequence number. The repair covers the
-    /// recent packets (sent with the media), or every packet from `since` through the newest (a repair
-    /// round answering a NACK). Returns false when there was nothing to cover.
+    /// recent packets (sent with the media), or `count` packets from `since` (all of them through the
+    /// newest when nil: a repair round answering a NACK). Returns false when there was nothing to cover.
     @discardableResult
     private func sendRepair(
         slot: SubscriberSlot, timestamp: UInt32, since: UInt16? = nil, count: Int? = nil, now: NIODeadline
