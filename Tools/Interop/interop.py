@@ -28,6 +28,7 @@ import urllib.error
 import urllib.request
 
 from cdp import Browser, CDPError
+from lossy_link import LossyLink
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PUBLISH_ROOM = "chromium-sim"
@@ -36,6 +37,8 @@ AIORTC_ROOM = "aiortc"
 MESH_ROOM = "aiortc-mesh"
 SAMPLE_SECONDS = 10
 CAP_BPS = 150_000
+LOSSY_SECONDS = 15          # each lossy-link measurement window
+LOSSY_LEVELS = (0.2, 0.5)   # RTP dropped toward the subscribers
 
 
 class ScenarioFailure(Exception):
@@ -732,6 +735,75 @@ class Suite:
         for part in parts:
             await asyncio.to_thread(part.stop)
 
+    # (c') ------------------------------------------------------------------------------------------------
+    async def chromium_lossy_link(self):
+        """Two Chromium subscribers to the simulcast room, each behind its own lossy link (lossy_link.py) that
+        drops 20 %, then 50 %, of the RTP toward it: one offers what Chromium offers (RED for audio, FlexFEC
+        and ULPFEC for video), the other offers none of it (`?protect=0`, setCodecPreferences). Chromium's
+        own counters over the same window must show the protection working: concealed audio samples down by
+        at least a factor of two."""
+        status = await self.node.status()
+        node_address = ("127.0.0.1", status["media"]["listener"]["port"])
+        endpoint = f"{self.node.base}/whep/{PUBLISH_ROOM}"
+        rows = []
+        for level in LOSSY_LEVELS:
+            pages = {}
+            links = {}
+            try:
+                for protect in (1, 0):
+                    link = LossyLink(node_address, level, seed=7 + protect)
+                    port = await link.start("127.0.0.1")
+                    links[protect] = link
+                    pages[protect] = await self.browser(
+                        f"lossy-{int(level * 100)}-{'protected' if protect else 'plain'}",
+                        f"subscribe.html?whep={endpoint}&video=1&protect={protect}&via={port}")
+                for protect, page in pages.items():
+                    await self.wait_page_connected(page, 20, f"subscriber behind {level:.0%} loss (protect={protect})")
+
+                async def playing():
+                    stats = [await page.evaluate("window.braidLossStats()") for page in pages.values()]
+                    return stats if all(s["video"]["framesDecoded"] > 0 and s["audio"]["totalSamplesReceived"] > 0
+                                        for s in stats) else None
+                if await wait_for(playing, 20) is None:
+                    raise ScenarioFailure(f"{level:.0%} loss: a subscriber did not start playing within 20 s")
+                # Let the node measure the link and plan its protection before the window opens.
+                await asyncio.sleep(4)
+                before = {p: await page.evaluate("window.braidLossStats()") for p, page in pages.items()}
+                await asyncio.sleep(LOSSY_SECONDS)
+                after = {p: await page.evaluate("window.braidLossStats()") for p, page in pages.items()}
+            finally:
+                for page in pages.values():
+                    await self.stop_browser(page)
+                for link in links.values():
+                    link.close()
+            row = {"level": level}
+            for protect in (1, 0):
+                a, b = after[protect], before[protect]
+                video = {k: a["video"][k] - b["video"][k] for k in a["video"] if k != "frameWidth"}
+                audio = {k: a["audio"][k] - b["audio"][k] for k in a["audio"]}
+                concealed = audio["concealedSamples"] / audio["totalSamplesReceived"] if audio["totalSamplesReceived"] else 1.0
+                row[protect] = {"video": video, "audio": audio, "concealed": concealed,
+                                "link_loss": links[protect].measured_loss(), "codecs": sorted(set(a["codecs"]))}
+            rows.append(row)
+        described = []
+        for row in rows:
+            for protect in (1, 0):
+                r = row[protect]
+                v = r["video"]
+                described.append(
+                    f"{row['level']:.0%} {'protected' if protect else 'plain'} (link dropped {r['link_loss']:.1%}): "
+                    f"audio concealed {r['concealed']:.1%}, video {v['framesDecoded']} frames decoded, "
+                    f"{v['freezeCount']} freezes {v['totalFreezesDuration']:.1f} s, fec {v['fecPacketsReceived']}, "
+                    f"nack {v['nackCount']}")
+        figures = "; ".join(described)
+        for row in rows:
+            protected, plain = row[1], row[0]
+            if abs(protected["link_loss"] - row["level"]) > 0.06 or abs(plain["link_loss"] - row["level"]) > 0.06:
+                raise ScenarioFailure(f"the links did not drop about {row['level']:.0%}: {figures}")
+            if protected["concealed"] * 2 > plain["concealed"]:
+                raise ScenarioFailure(f"at {row['level']:.0%} loss audio protection did not halve concealment: {figures}")
+        return figures
+
     async def stop_browser(self, browser):
         if browser is not None:
             await browser.stop()
@@ -815,6 +887,7 @@ SCENARIOS = [
     ("chromium-whip-simulcast", Suite.chromium_whip_simulcast, 60),
     ("chromium-whep", Suite.chromium_whep, 50),
     ("chromium-layer-cap", Suite.chromium_layer_cap, 55),
+    ("chromium-lossy-link", Suite.chromium_lossy_link, 100),
     ("aiortc-publish", Suite.aiortc_publish, 40),
     ("aiortc-subscribe", Suite.aiortc_subscribe, 50),
     ("chromium-demo-page", Suite.chromium_demo_page, 50),
@@ -855,7 +928,7 @@ async def run(args):
             except Exception as error:  # noqa: BLE001 (a harness or peer error fails this scenario only)
                 failures += 1
                 print(f"FAIL {name} ({time.monotonic() - began:.0f} s): {type(error).__name__}: {error}", flush=True)
-            if name == "chromium-layer-cap":
+            if name == "chromium-lossy-link":
                 # The Chromium peers are done: free the CPU for aiortc.
                 await suite.stop_browser(suite.subscriber)
                 await suite.stop_browser(suite.publisher)

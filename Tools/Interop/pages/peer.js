@@ -38,7 +38,7 @@ async function braidExchange(pc, endpoint) {
     window.braidState.location = response.headers.get('Location');
     window.braidState.answer = body;
     braidStep('setRemoteDescription');
-    await pc.setRemoteDescription({ type: 'answer', sdp: body });
+    await pc.setRemoteDescription({ type: 'answer', sdp: braidVia(body) });
     braidStep('connecting');
     const update = () => {
         window.braidState.connectionState = pc.connectionState;
@@ -52,4 +52,12 @@ async function braidExchange(pc, endpoint) {
 function braidQuery(name, fallback) {
     const value = new URLSearchParams(location.search).get(name);
     return value === null ? fallback : value;
+}
+
+// `?via=PORT`: the harness's lossy link (lossy_link.py) listens on PORT of the node's address and relays to
+// the node, so the answer's host candidates are pointed at it.
+function braidVia(sdp) {
+    const port = braidQuery('via', null);
+    if (port === null) { return sdp; }
+    return sdp.replace(/^(a=candidate:\S+ \d+ udp \d+ \S+ )\d+( typ host)/gim, `$1${port}$2`);
 }
