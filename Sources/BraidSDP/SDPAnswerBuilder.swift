@@ -111,7 +111,8 @@ public struct SDPLocalParameters: Sendable {
     public var videoRTX: Bool
     /// Whether to accept RED (RFC 2198) for audio when offered.
     public var audioRED: Bool
-    /// Whether to accept Braid's sliding-window video FEC (``videoFECEncoding``) when a receiver offers it.
+    /// Whether to accept video FEC when a receiver offers it: Braid's sliding-window code
+    /// (``videoFECEncoding``), else FlexFEC (``flexFECEncoding``).
     public var videoFEC: Bool
     /// Supported `a=rtcp-fb` values (`type[ parameter]`).
     public var feedback: [String]
@@ -177,6 +178,9 @@ extension SDPLocalParameters {
     /// sliding-window FEC over GF(2⁸) (BraidRTPStreams' `FECRepairHeader` describes the payload). Not a
     /// registered name, hence the `x-`; browsers never offer it.
     public static let videoFECEncoding = "x-braid-fec"
+    /// FlexFEC as browsers decode it (draft-ietf-payload-flexible-fec-scheme-03; Chromium offers it in
+    /// every video section it receives with). Answered only where ``videoFECEncoding`` is not offered.
+    public static let flexFECEncoding = "flexfec-03"
 }
 
 /// The codec chosen for a section.
@@ -236,7 +240,10 @@ public struct SDPNegotiatedSection: Hashable, Sendable {
     /// The RED payload type wrapping ``codec``, if negotiated.
     public var redPayloadType: UInt8?
     /// The repair (FEC) payload type protecting ``codec``, if negotiated.
-    public var fecPayloadType: UInt8? = nil
+    public var fecPayloadType: UInt8?
+    /// Its encoding name, lowercased (``SDPLocalParameters/videoFECEncoding`` or
+    /// ``SDPLocalParameters/flexFECEncoding``).
+    public var fecEncoding: String?
     /// The negotiated header extensions with the offer's IDs.
     public var extensions: [SDPExtMap]
     /// Simulcast layers the client sends, in `a=simulcast` order (empty without simulcast).
@@ -391,6 +398,7 @@ public struct SDPAnswerBuilder: Sendable {
             self.section.rtxPayloadType = nil
             self.section.redPayloadType = nil
             self.section.fecPayloadType = nil
+            self.section.fecEncoding = nil
             self.section.extensions = []
             self.section.rids = []
             self.section.simulcast = nil
@@ -412,6 +420,8 @@ public struct SDPAnswerBuilder: Sendable {
                 codec: nil,
                 rtxPayloadType: nil,
                 redPayloadType: nil,
+                fecPayloadType: nil,
+                fecEncoding: nil,
                 extensions: [],
                 rids: [],
                 simulcast: nil,
@@ -474,6 +484,8 @@ public struct SDPAnswerBuilder: Sendable {
         var rtx: SDPRTPMap?
         var red: SDPRTPMap?
         var fec: SDPRTPMap?
+        var flexFEC: SDPRTPMap?
+        let sendsVideoFEC = media.kind == .video && self.local.videoFEC && self.local.role == .send
         for pt in offeredPTs {
             guard let map = table.maps[pt] else { continue }
             let name = map.encoding.lowercased()
@@ -486,12 +498,18 @@ public struct SDPAnswerBuilder: Sendable {
                 map.clockRate == chosen.clockRate, Self.redWraps(chosen.payloadType, parameters)
             {
                 red = map
-            } else if name == SDPLocalParameters.videoFECEncoding, fec == nil, media.kind == .video,
-                self.local.videoFEC, self.local.role == .send, map.clockRate == chosen.clockRate
+            } else if name == SDPLocalParameters.videoFECEncoding, fec == nil, sendsVideoFEC,
+                map.clockRate == chosen.clockRate
             {
                 fec = map
+            } else if name == SDPLocalParameters.flexFECEncoding, flexFEC == nil, sendsVideoFEC,
+                map.clockRate == chosen.clockRate
+            {
+                flexFEC = map
             }
         }
+        // Braid's own code where the receiver decodes it, else FlexFEC.
+        if fec == nil { fec = flexFEC }
 
         // Header extensions: the offer's IDs, only URIs we handle (RFC 8285 §7).
         let extensions = media.extMaps.filter { self.local.headerExtensions.contains($0.uri) }.map { offered in
@@ -521,6 +539,7 @@ public struct SDPAnswerBuilder: Sendable {
         plan.section.rtxPayloadType = rtx?.payloadType
         plan.section.redPayloadType = red?.payloadType
         plan.section.fecPayloadType = fec?.payloadType
+        plan.section.fecEncoding = fec?.encoding.lowercased()
         plan.section.extensions = extensions
 
         let used = Set([chosen.payloadType] + [rtx?.payloadType, red?.payloadType, fec?.payloadType].compactMap { $0 })

@@ -168,8 +168,10 @@ public struct SubscriberSlotDescription: Sendable, Hashable {
     public var ssrc: UInt32
     /// The RTX SSRC the node chose, if RTX was negotiated.
     public var rtxSSRC: UInt32?
-    /// The repair payload type of Braid's video FEC (`x-braid-fec`), if negotiated.
+    /// The repair payload type of video FEC, if negotiated.
     public var fecPayloadType: UInt8?
+    /// Which FEC that payload type carries.
+    public var fecScheme: VideoRepairScheme
     /// The repair SSRC the node chose (`a=ssrc-group:FEC-FR`), if FEC was negotiated.
     public var fecSSRC: UInt32?
     /// Feedback the subscriber sends and accepts.
@@ -179,9 +181,10 @@ public struct SubscriberSlotDescription: Sendable, Hashable {
     public init(
         mid: String, kind: MediaKind, payloadType: UInt8, clockRate: UInt32, rtxPayloadType: UInt8? = nil,
         redPayloadType: UInt8? = nil, ssrc: UInt32, rtxSSRC: UInt32? = nil, fecPayloadType: UInt8? = nil,
-        fecSSRC: UInt32? = nil, feedback: RTCPFeedbackSupport = .init()
+        fecSSRC: UInt32? = nil, fecScheme: VideoRepairScheme = .slidingWindow, feedback: RTCPFeedbackSupport = .init()
     ) {
         self.fecPayloadType = fecPayloadType
+        self.fecScheme = fecScheme
         self.fecSSRC = fecSSRC
         self.mid = mid
         self.kind = kind
@@ -224,4 +227,12 @@ extension RTPHeaderExtensionMap {
         self.audioLevel = ids.audioLevel
         self.absCaptureTime = ids.absCaptureTime
     }
+}
+
+/// The video FEC a subscriber negotiated.
+public enum VideoRepairScheme: Sendable, Hashable {
+    /// Braid's sliding-window Cauchy code (`x-braid-fec`), with repair rounds: receivers built on BraidClient.
+    case slidingWindow
+    /// FlexFEC draft-03 XOR repairs (`flexfec-03`): browsers.
+    case flexFEC
 }

@@ -43,6 +43,8 @@ public struct SFUConfiguration: Sendable {
     public var audioRedundancy = AudioRedundancyPolicy()
     /// How many FEC repair packets each subscriber's measured loss gets (video, BraidClient subscribers).
     public var videoFEC = VideoFECPolicy()
+    /// How much FlexFEC each browser subscriber's measured loss gets (video).
+    public var flexFEC = FlexFECPolicy()
     /// How many copies of a retransmission each subscriber's measured loss gets.
     public var retransmission = RetransmissionPolicy()
 

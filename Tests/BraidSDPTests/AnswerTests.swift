@@ -280,6 +280,46 @@ struct AnswerTests {
         #expect(Fixtures.sections(whip.text)[1].contains("a=inactive"))
     }
 
+    @Test("video FEC: FlexFEC as Chromium offers it, Braid's own code where offered, nothing otherwise")
+    func videoFEC() throws {
+        let senders = [
+            "0": SDPLocalSender(trackID: "alice-audio", ssrc: 1111),
+            "1": SDPLocalSender(trackID: "alice-video", ssrc: 2222, rtxSSRC: 3333, fecSSRC: 4444),
+        ]
+        // Chromium 156's recvonly video section lists flexfec-03 after VP8 and its RTX.
+        let flexOffer = Fixtures.whep
+            .replacing("m=video 9 UDP/TLS/RTP/SAVPF 96 97 102 103", with: "m=video 9 UDP/TLS/RTP/SAVPF 96 97 102 103 49")
+            .replacing(
+                "a=fmtp:103 apt=102\n",
+                with: "a=fmtp:103 apt=102\na=rtpmap:49 flexfec-03/90000\na=rtcp-fb:49 goog-remb\na=rtcp-fb:49 transport-cc\na=fmtp:49 repair-window=10000000\n")
+        let flex = try self.answer(flexOffer, Fixtures.local(.send, senders: senders))
+        let video = Fixtures.sections(flex.text)[2]
+        #expect(video[0] == "m=video 9 UDP/TLS/RTP/SAVPF 96 97 49")
+        #expect(video.contains("a=rtpmap:49 flexfec-03/90000"))
+        #expect(video.contains("a=fmtp:49 repair-window=10000000"))
+        #expect(flex.sections[1].fecPayloadType == 49)
+        #expect(flex.sections[1].fecEncoding == SDPLocalParameters.flexFECEncoding)
+        // The media SSRC's a=ssrc line comes first: Chromium takes the first one as the media SSRC.
+        let ssrcLines = video.filter { $0.hasPrefix("a=ssrc:") }
+        #expect(ssrcLines == ["a=ssrc:2222 cname:braidnode", "a=ssrc:3333 cname:braidnode", "a=ssrc:4444 cname:braidnode"])
+        #expect(video.contains("a=ssrc-group:FEC-FR 2222 4444"))
+        #expect(flex.sections[0].fecPayloadType == nil)
+
+        // Offered both: Braid's sliding-window code wins.
+        let bothOffer = flexOffer
+            .replacing("96 97 102 103 49", with: "96 97 102 103 49 50")
+            .replacing("a=fmtp:49 repair-window=10000000\n", with: "a=fmtp:49 repair-window=10000000\na=rtpmap:50 x-braid-fec/90000\n")
+        let both = try self.answer(bothOffer, Fixtures.local(.send, senders: senders))
+        #expect(both.sections[1].fecPayloadType == 50)
+        #expect(both.sections[1].fecEncoding == SDPLocalParameters.videoFECEncoding)
+        #expect(!Fixtures.sections(both.text)[2].contains { $0.contains("flexfec") })
+
+        // Not offered, or not sending (WHIP): no repair stream.
+        let plain = try self.answer(Fixtures.whep, Fixtures.local(.send, senders: senders))
+        #expect(plain.sections[1].fecPayloadType == nil)
+        #expect(!Fixtures.sections(plain.text)[2].contains { $0.contains("FEC-FR") })
+    }
+
     @Test("data channel section: rejected with port 0, mid kept, left out of BUNDLE")
     func dataChannelRejected() throws {
         let answer = try self.answer(Fixtures.dataChannel, Fixtures.local(.receive))

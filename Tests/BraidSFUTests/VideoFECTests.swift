@@ -148,6 +148,92 @@ import Testing
     }
 }
 
+@Suite struct FlexFECEgressTests {
+    static func flexSlot() -> SubscriberSlotDescription {
+        SubscriberSlotDescription(
+            mid: "v0", kind: .video, payloadType: 100, clockRate: 90000, rtxPayloadType: 101, ssrc: 0xAAAA_0001,
+            rtxSSRC: 0xAAAA_0002, fecPayloadType: 49, fecSSRC: 0xAAAA_0003, fecScheme: .flexFEC,
+            feedback: allFeedback)
+    }
+
+    @Test func spanFollowsTheLoss() {
+        let policy = FlexFECPolicy()
+        #expect(policy.span(loss: 0) == nil)
+        #expect(policy.span(loss: 0.005) == nil)
+        #expect(policy.span(loss: 0.02) == policy.maximumSpan)
+        #expect(policy.span(loss: 0.2) == 4)
+        #expect(policy.span(loss: 0.3) == 2)
+        #expect(policy.span(loss: 0.5) == 1)
+        #expect(policy.span(loss: 0.9) == 1)
+        #expect(policy.span(loss: .nan) == nil)
+    }
+
+    @Test func aBrowsersLossyLinkGetsFlexFECThatRebuildsOneLostPacketPerRepair() throws {
+        var setup = SingleStream(slot: Self.flexSlot())
+        setup.publisher.receiveRTP(setup.next(keyframe: true), now: at(0))
+        for index in 1..<5 { setup.publisher.receiveRTP(setup.next(), now: at(Int64(index) * 33)) }
+        #expect(setup.subscriberTransport.rtpPackets.allSatisfy { $0.ssrc == 0xAAAA_0001 })
+        try VideoFECTests.report(setup, fraction: 51, at: 170)  // 20 %: a repair after every 4 packets
+        setup.router.tick(now: at(171))
+        setup.subscriberTransport.reset()
+        for index in 6..<46 { setup.publisher.receiveRTP(setup.next(), now: at(Int64(index) * 33)) }
+        let sent = try setup.subscriberTransport.rtp.map { try RTPPacket($0) }
+        let media = sent.filter { $0.ssrc == 0xAAAA_0001 }
+        let repairs = sent.filter { $0.ssrc == 0xAAAA_0003 }
+        #expect(media.count == 40)
+        #expect(repairs.count == 10)
+        #expect(repairs.allSatisfy { $0.payloadType == 49 })
+        #expect(zip(repairs, repairs.dropFirst()).allSatisfy { $1.sequenceNumber == $0.sequenceNumber &+ 1 })
+        // Each repair follows the four packets it covers, named by SN base and mask.
+        for (index, repair) in repairs.enumerated() {
+            let header = try FlexFECHeader(repair.payload)
+            #expect(header.protectedSSRC == 0xAAAA_0001)
+            #expect(header.sequenceNumberBase == media[index * 4].sequenceNumber)
+            #expect(header.offsets == [0, 1, 2, 3])
+        }
+        // Lose one packet of each four: the decoder rebuilds each (transport-wide sequence number and
+        // abs-send-time data aside, which browsers zero before XOR as the node does).
+        var decoder = FlexFECDecoder(ssrc: 0xAAAA_0001)
+        var rebuilt = 0
+        var mediaIndex = 0
+        for packet in sent {
+            if packet.ssrc == 0xAAAA_0001 {
+                defer { mediaIndex += 1 }
+                if mediaIndex % 4 == mediaIndex / 4 % 4 { continue }
+                decoder.received(Self.zeroingSendExtensions(packet, setup: setup), sequenceNumber: packet.sequenceNumber)
+            } else if let packet = decoder.repairReceived(packet.payload) {
+                let recovered = try RTPPacket(packet)
+                let original = try #require(media.first { $0.sequenceNumber == recovered.sequenceNumber })
+                #expect(recovered.timestamp == original.timestamp)
+                #expect(recovered.marker == original.marker)
+                #expect(recovered.payloadType == original.payloadType)
+                #expect(bytes(recovered.payload) == bytes(original.payload))
+                #expect(recovered.buffer == Self.zeroingSendExtensions(original, setup: setup))
+                rebuilt += 1
+            }
+        }
+        #expect(rebuilt == 10)
+
+        // A NACK is answered with RTX: browsers get no repair rounds.
+        setup.subscriberTransport.reset()
+        var nack = ByteBufferAllocator().buffer(capacity: 64)
+        try RTCPGenericNACK.write(
+            senderSSRC: 1, mediaSSRC: 0xAAAA_0001, lostSequenceNumbers: [media[38].sequenceNumber], into: &nack)
+        setup.subscriber.receiveRTCP(nack, now: at(1500))
+        #expect(setup.subscriberTransport.rtpPackets.contains { $0.ssrc == 0xAAAA_0002 })
+        #expect(!setup.subscriberTransport.rtpPackets.contains { $0.ssrc == 0xAAAA_0003 })
+    }
+
+    /// `packet` with the data of its abs-send-time and transport-wide sequence number set to zero.
+    static func zeroingSendExtensions(_ packet: RTPPacket, setup: SingleStream) -> ByteBuffer {
+        var copy = packet
+        let ids = subscriberIDs
+        if let id = ids.absSendTime { try? copy.setExtension(AbsSendTime(rawValue: 0), id: id) }
+        if let id = ids.transportWideSequence { try? copy.setExtension(TransportSequenceNumber(0), id: id) }
+        return copy.buffer
+    }
+}
+
 @Suite struct RetransmissionCopiesTests {
     @Test func copiesGrowPerRoundOnALossyLinkOnly() {
         let policy = RetransmissionPolicy()

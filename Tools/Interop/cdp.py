@@ -44,8 +44,9 @@ class CDPError(Exception):
 class Browser:
     """One headless Chromium process with its own user-data dir, showing one page."""
 
-    def __init__(self, name, user_data_dir, log_path):
+    def __init__(self, name, user_data_dir, log_path, extra_flags=()):
         self.name = name
+        self.extra_flags = list(extra_flags)
         self.user_data_dir = user_data_dir
         self.log_path = log_path
         self.process = None
@@ -64,7 +65,7 @@ class Browser:
             os.remove(port_file)
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
-            [CHROMIUM_BINARY, *CHROMIUM_FLAGS, f"--user-data-dir={self.user_data_dir}", url],
+            [CHROMIUM_BINARY, *CHROMIUM_FLAGS, *self.extra_flags, f"--user-data-dir={self.user_data_dir}", url],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
         log.close()

@@ -270,9 +270,9 @@ class Suite:
         self.mesh_nodes = {}         # its nodes by name, and its aiortc publisher on mesh-a
         self.mesh_publisher = None
 
-    async def browser(self, name, page):
+    async def browser(self, name, page, extra_flags=()):
         browser = Browser(name, os.path.join(self.work_dir, f"{name}-profile"),
-                          os.path.join(self.work_dir, f"{name}.log"))
+                          os.path.join(self.work_dir, f"{name}.log"), extra_flags)
         self.browsers.append(browser)
         await browser.start(f"{self.pages_base}/{page}")
         return browser
@@ -741,7 +741,8 @@ class Suite:
         drops 20 %, then 50 %, of the RTP toward it: one offers what Chromium offers (RED for audio, FlexFEC
         and ULPFEC for video), the other offers none of it (`?protect=0`, setCodecPreferences). Chromium's
         own counters over the same window must show the protection working: concealed audio samples down by
-        at least a factor of two."""
+        at least a factor of two, FlexFEC packets received by the protected subscriber only, and packets
+        rebuilt from them (libwebrtc's own log line per rebuilt packet, over the whole session)."""
         status = await self.node.status()
         node_address = ("127.0.0.1", status["media"]["listener"]["port"])
         endpoint = f"{self.node.base}/whep/{PUBLISH_ROOM}"
@@ -756,7 +757,9 @@ class Suite:
                     links[protect] = link
                     pages[protect] = await self.browser(
                         f"lossy-{int(level * 100)}-{'protected' if protect else 'plain'}",
-                        f"subscribe.html?whep={endpoint}&video=1&protect={protect}&via={port}")
+                        f"subscribe.html?whep={endpoint}&video=1&protect={protect}&via={port}",
+                        # libwebrtc logs every packet its FlexFEC receiver rebuilds at this level.
+                        ["--enable-logging=stderr", "--v=0", "--vmodule=flexfec_receiver=1"])
                 for protect, page in pages.items():
                     await self.wait_page_connected(page, 20, f"subscriber behind {level:.0%} loss (protect={protect})")
 
@@ -783,7 +786,8 @@ class Suite:
                 audio = {k: a["audio"][k] - b["audio"][k] for k in a["audio"]}
                 concealed = audio["concealedSamples"] / audio["totalSamplesReceived"] if audio["totalSamplesReceived"] else 1.0
                 row[protect] = {"video": video, "audio": audio, "concealed": concealed,
-                                "link_loss": links[protect].measured_loss(), "codecs": sorted(set(a["codecs"]))}
+                                "link_loss": links[protect].measured_loss(), "codecs": sorted(set(a["codecs"])),
+                                "rebuilt": self.flexfec_recoveries(pages[protect])}
             rows.append(row)
         described = []
         for row in rows:
@@ -793,8 +797,8 @@ class Suite:
                 described.append(
                     f"{row['level']:.0%} {'protected' if protect else 'plain'} (link dropped {r['link_loss']:.1%}): "
                     f"audio concealed {r['concealed']:.1%}, video {v['framesDecoded']} frames decoded, "
-                    f"{v['freezeCount']} freezes {v['totalFreezesDuration']:.1f} s, fec {v['fecPacketsReceived']}, "
-                    f"nack {v['nackCount']}")
+                    f"{v['freezeCount']} freezes {v['totalFreezesDuration']:.1f} s, {v['fecPacketsReceived']} FlexFEC "
+                    f"packets received, {r['rebuilt']} packets rebuilt from them, {v['nackCount']} NACKs")
         figures = "; ".join(described)
         for row in rows:
             protected, plain = row[1], row[0]
@@ -802,7 +806,18 @@ class Suite:
                 raise ScenarioFailure(f"the links did not drop about {row['level']:.0%}: {figures}")
             if protected["concealed"] * 2 > plain["concealed"]:
                 raise ScenarioFailure(f"at {row['level']:.0%} loss audio protection did not halve concealment: {figures}")
+            if protected["video"]["fecPacketsReceived"] == 0 or protected["rebuilt"] == 0:
+                raise ScenarioFailure(f"at {row['level']:.0%} loss Chromium rebuilt no video packet from FlexFEC: {figures}")
+            if plain["video"]["fecPacketsReceived"] != 0:
+                raise ScenarioFailure(f"FlexFEC reached the subscriber that did not offer it: {figures}")
         return figures
+
+    @staticmethod
+    def flexfec_recoveries(browser):
+        """Packets Chromium's FlexFEC receiver rebuilt, from its log (getStats has no counter for them)."""
+        with contextlib.suppress(OSError), open(browser.log_path, errors="replace") as log:
+            return sum(1 for line in log if "Recovered media packet" in line)
+        return 0
 
     async def stop_browser(self, browser):
         if browser is not None:

@@ -120,6 +120,7 @@ extension SubscriberDescription {
                     rtxSSRC: section.rtxPayloadType == nil ? nil : sender.rtxSSRC,
                     fecPayloadType: sender.fecSSRC == nil ? nil : section.fecPayloadType,
                     fecSSRC: section.fecPayloadType == nil ? nil : sender.fecSSRC,
+                    fecScheme: section.fecEncoding == SDPLocalParameters.flexFECEncoding ? .flexFEC : .slidingWindow,
                     feedback: RTCPFeedbackSupport(codec.feedback)
                 )
             )

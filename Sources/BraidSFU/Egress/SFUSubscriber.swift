@@ -223,7 +223,8 @@ public final class SFUSubscriber {
         slot: SubscriberSlot, timestamp: UInt32, since: UInt16? = nil, count: Int? = nil, now: NIODeadline
     ) -> Bool {
         guard let ssrc = slot.slot.fecSSRC, let payloadType = slot.slot.fecPayloadType,
-            slot.protection.encoder != nil, self.transport.isWritable, var buffer = self.scratch.take()
+            slot.protection.encoder != nil || slot.protection.flexEncoder != nil, self.transport.isWritable,
+            var buffer = self.scratch.take()
         else { return false }
         defer { self.scratch = buffer }
         buffer.clear()
@@ -239,7 +240,10 @@ public final class SFUSubscriber {
         guard headerLength > 0 else { return false }
         let policy = self.configuration.videoFEC
         let written =
-            if let since {
+            if slot.slot.fecScheme == .flexFEC {
+                slot.protection.flexEncoder!.writeRepair(
+                    protecting: slot.slot.ssrc, span: slot.protection.flexSpan, into: &buffer)
+            } else if let since {
                 slot.protection.encoder!.writeRepair(since: since, count: count, into: &buffer)
             } else {
                 slot.protection.encoder!.writeRepair(
@@ -356,9 +360,18 @@ public final class SFUSubscriber {
             let loss = self.linkLoss(slot)
             if slot.kind == .video, slot.slot.fecPayloadType != nil {
                 self.measuredLoss = loss
-                slot.protection.update(
-                    ratio: video.repairRatio(loss: loss), window: video.window,
-                    maximumPacketSize: self.configuration.maximumPacketSize)
+                switch slot.slot.fecScheme {
+                case .slidingWindow:
+                    slot.protection.update(
+                        ratio: video.repairRatio(loss: loss), window: video.window,
+                        maximumPacketSize: self.configuration.maximumPacketSize)
+                case .flexFEC:
+                    let ids = self.description.extensions
+                    slot.protection.updateFlex(
+                        span: self.configuration.flexFEC.span(loss: loss),
+                        maximumPacketSize: self.configuration.maximumPacketSize,
+                        mutableExtensionIDs: (ids.transportWideSequence ?? 0, ids.absSendTime ?? 0, 0))
+                }
             } else if slot.kind == .audio, slot.slot.redPayloadType != nil {
                 self.measuredLoss = loss
                 let frame = slot.redundancy.frameDuration(clockRate: slot.slot.clockRate)

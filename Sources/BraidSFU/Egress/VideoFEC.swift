@@ -79,12 +79,38 @@ public struct VideoFECPolicy: Sendable, Hashable {
     }
 }
 
+/// How much FlexFEC a browser's link gets (``BraidRTPStreams/FlexFECEncoder``): one XOR repair after every
+/// `span` media packets, over those packets. A browser rebuilds a packet only when it is the one missing
+/// packet of a repair (libwebrtc recovers one packet per FEC packet), so the span is about the number of
+/// packets the link delivers per packet it loses, `(1 − p) / p`: 4 at 20 % loss, 1 (a copy of every
+/// packet) from 50 %. What FEC does not rebuild is left to NACK and RTX. No repair below
+/// ``lossThreshold``.
+public struct FlexFECPolicy: Sendable, Hashable {
+    /// Below this loss no repair packets are sent.
+    public var lossThreshold: Double = 0.01
+    /// The widest span (the least overhead, 1 / span, on a link barely losing).
+    public var maximumSpan: Int = 10
+
+    public init() {}
+
+    /// Media packets per repair packet on a link losing `loss` (0–1) of its packets; nil: no repair.
+    public func span(loss: Double) -> Int? {
+        guard loss.isFinite, loss >= self.lossThreshold else { return nil }
+        guard loss < 0.5 else { return 1 }
+        return max(1, min(self.maximumSpan, Int(((1 - loss) / loss).rounded(.down))))
+    }
+}
+
 /// The repair stream of one video slot: the encoder (made the first time the link needs repair), the
 /// repair packets' own sequence numbers, and the fractional repair credit that spreads `ρ` repairs per
 /// packet evenly. Owned by its slot on the router's event loop.
 struct VideoProtection {
     private(set) var ratio = 0.0
+    /// Braid's sliding-window code (BraidClient receivers).
     var encoder: SlidingWindowFECEncoder?
+    /// FlexFEC (browsers), and its media packets per repair (0: none).
+    var flexEncoder: FlexFECEncoder?
+    private(set) var flexSpan = 0
     private var credit = 0.0
     var nextSequenceNumber: UInt16
     private(set) var repairsSent = 0
@@ -94,7 +120,7 @@ struct VideoProtection {
         self.nextSequenceNumber = UInt16(truncatingIfNeeded: ssrc &* 40_503)
     }
 
-    var footprint: Int { self.encoder?.footprint ?? 0 }
+    var footprint: Int { (self.encoder?.footprint ?? 0) + (self.flexEncoder?.footprint ?? 0) }
 
     mutating func update(ratio: Double, window: Int, maximumPacketSize: Int) {
         self.ratio = ratio
@@ -104,8 +130,23 @@ struct VideoProtection {
         if ratio == 0 { self.credit = 0 }
     }
 
+    /// FlexFEC toward a browser: one repair per `span` packets (nil: none). The encoder, made the first
+    /// time, zeroes the data of `mutableExtensionIDs` in its copies, as the browser does in its own.
+    mutating func updateFlex(span: Int?, maximumPacketSize: Int, mutableExtensionIDs: (UInt8, UInt8, UInt8)) {
+        self.flexSpan = span ?? 0
+        self.ratio = span.map { 1 / Double($0) } ?? 0
+        if let span, self.flexEncoder == nil {
+            self.flexEncoder = FlexFECEncoder(
+                capacity: max(span, 16), maximumPacketSize: maximumPacketSize, mutableExtensionIDs: mutableExtensionIDs)
+        }
+    }
+
     /// Keeps a media packet just sent and says how many repair packets to send after it.
     mutating func sent(_ packet: ByteBuffer, sequenceNumber: UInt16, now: NIODeadline) -> Int {
+        if self.flexSpan > 0, self.flexEncoder != nil {
+            self.flexEncoder!.add(packet, sequenceNumber: sequenceNumber)
+            return self.flexEncoder!.unprotected >= self.flexSpan ? 1 : 0
+        }
         guard self.ratio > 0, self.encoder != nil else { return 0 }
         self.encoder!.add(packet, sequenceNumber: sequenceNumber, now: now)
         self.credit += self.ratio
@@ -115,7 +156,10 @@ struct VideoProtection {
     }
 
     /// The slot shows another track: its packets continue the output stream, but the window restarts.
-    mutating func reset() { self.encoder?.reset() }
+    mutating func reset() {
+        self.encoder?.reset()
+        self.flexEncoder?.reset()
+    }
 
     mutating func counted(bytes: Int) {
         self.repairsSent += 1
