@@ -8,6 +8,7 @@ import PackageDescription
 let fuzzTargets: [(name: String, product: String)] = [
     ("FuzzRTP", "BraidWire"),
     ("FuzzFEC", "BraidRTPStreams"),
+    ("FuzzFlexFEC", "BraidRTPStreams"),
     ("FuzzRTCP", "BraidWire"),
     ("FuzzSTUN", "BraidWire"),
     ("FuzzVP8", "BraidWire"),
