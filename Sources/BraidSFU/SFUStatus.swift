@@ -87,8 +87,12 @@ public struct SFUProtectionStatus: Sendable, Hashable, Codable {
     public var audioRedundancyDistance: Int
     /// Audio: packets are sent more than once over their frame interval.
     public var audioRepeats: Bool
-    /// Video: FEC repair packets per media packet (Braid's sliding-window FEC; 0 = none).
+    /// Video: FEC repair packets per media packet sent with the media (0 = none).
     public var videoRepairRatio: Double
+    /// Video: the FEC negotiated (`x-braid-fec` or `flexfec-03`; nil: none).
+    public var videoFEC: String?
+    /// Video: FEC repair packets sent, with the media and in repair rounds.
+    public var videoRepairsSent: Int
     /// Video: NACKs answered with a repair round, and the repair packets those rounds sent.
     public var videoRepairRounds: Int
     public var videoRoundRepairs: Int
@@ -104,6 +108,8 @@ public struct SFUProtectionStatus: Sendable, Hashable, Codable {
         case audioRedundancyDistance = "audio_redundancy_distance"
         case audioRepeats = "audio_repeats"
         case videoRepairRatio = "video_repair_ratio"
+        case videoFEC = "video_fec"
+        case videoRepairsSent = "video_repairs_sent"
         case videoRepairRounds = "video_repair_rounds"
         case videoRoundRepairs = "video_round_repairs"
         case protectionBytes = "protection_bytes"
@@ -113,8 +119,11 @@ public struct SFUProtectionStatus: Sendable, Hashable, Codable {
 
     public init(
         measuredLoss: Double, audioRedundancyDistance: Int, audioRepeats: Bool, videoRepairRatio: Double,
-        videoRepairRounds: Int = 0, videoRoundRepairs: Int = 0, protectionBytes: Int, payloadBytes: Int
+        videoRepairRounds: Int = 0, videoRoundRepairs: Int = 0, videoFEC: String? = nil, videoRepairsSent: Int = 0,
+        protectionBytes: Int, payloadBytes: Int
     ) {
+        self.videoFEC = videoFEC
+        self.videoRepairsSent = videoRepairsSent
         self.videoRepairRounds = videoRepairRounds
         self.videoRoundRepairs = videoRoundRepairs
         self.measuredLoss = measuredLoss

@@ -144,6 +144,8 @@ import Testing
         for (sequence, packet) in recovered { #expect(lost[sequence] == packet) }
         let status = try #require(setup.router.roomStatuses(now: at(3000)).first?.subscribers.first?.protection)
         #expect(abs(status.videoRepairRatio - VideoFECPolicy().margin) < 1e-9)
+        #expect(status.videoFEC == "x-braid-fec")
+        #expect(status.videoRepairsSent == 60)
         #expect(status.protectionBytes > 0)
     }
 }
@@ -213,6 +215,10 @@ import Testing
             }
         }
         #expect(rebuilt == 10)
+        let status = try #require(setup.router.roomStatuses(now: at(1500)).first?.subscribers.first?.protection)
+        #expect(status.videoFEC == "flexfec-03")
+        #expect(status.videoRepairsSent == 10)
+        #expect(abs(status.videoRepairRatio - 0.25) < 1e-9)
 
         // A NACK is answered with RTX: browsers get no repair rounds.
         setup.subscriberTransport.reset()

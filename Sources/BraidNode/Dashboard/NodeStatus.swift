@@ -424,9 +424,12 @@ extension NodeStatus {
             if let protection = peer.protection, protection.protectionBytes > 0 || protection.measuredLoss > 0 {
                 line += "  protect loss \(Self.fixed(protection.measuredLoss * 100, 1)) % red \(protection.audioRedundancyDistance)"
                 if protection.audioRepeats { line += "+repeats" }
-                if protection.videoRepairRatio > 0 || protection.videoRepairRounds > 0 {
-                    line += " fec \(Self.fixed(protection.videoRepairRatio, 2))/pkt"
-                    line += " rounds \(protection.videoRepairRounds) (\(protection.videoRoundRepairs) repairs)"
+                if protection.videoRepairRatio > 0 || protection.videoRepairsSent > 0 {
+                    line += " \(protection.videoFEC ?? "fec") \(Self.fixed(protection.videoRepairRatio, 2))/pkt"
+                    line += " \(protection.videoRepairsSent) repairs"
+                    if protection.videoRepairRounds > 0 {
+                        line += ", rounds \(protection.videoRepairRounds) (\(protection.videoRoundRepairs) repairs)"
+                    }
                 }
                 line += " overhead \(Self.fixed(protection.overhead * 100, 0)) %"
             }

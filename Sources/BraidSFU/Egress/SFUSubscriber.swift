@@ -64,12 +64,18 @@ public final class SFUSubscriber {
         var distance = 0
         var repeats = false
         var repairRatio = 0.0
+        var repairsSent = 0
+        var fec: String?
         var protectionBytes = 0
         var payloadBytes = 0
         for slot in self.slots {
             distance = max(distance, slot.redundancy.plan.distance)
             repeats = repeats || slot.redundancy.plan.repeats
             repairRatio = max(repairRatio, slot.protection.ratio)
+            repairsSent += slot.protection.repairsSent
+            if slot.slot.fecPayloadType != nil {
+                fec = slot.slot.fecScheme == .flexFEC ? "flexfec-03" : "x-braid-fec"
+            }
             protectionBytes += slot.redundancy.redundantBytesSent + slot.redundancy.repeatBytesSent
                 + slot.protection.repairBytesSent
             payloadBytes += slot.payloadOctetsSent + slot.protection.repairBytesSent
@@ -77,7 +83,8 @@ public final class SFUSubscriber {
         return SFUProtectionStatus(
             measuredLoss: self.measuredLoss, audioRedundancyDistance: distance, audioRepeats: repeats,
             videoRepairRatio: repairRatio, videoRepairRounds: self.counters.repairRounds,
-            videoRoundRepairs: self.counters.roundRepairs, protectionBytes: protectionBytes, payloadBytes: payloadBytes)
+            videoRoundRepairs: self.counters.roundRepairs, videoFEC: fec, videoRepairsSent: repairsSent,
+            protectionBytes: protectionBytes, payloadBytes: payloadBytes)
     }
 
     struct Counters {
