@@ -110,6 +110,10 @@ public struct PublishedTrackDescription: Sendable, Hashable, Codable {
     public var ssrcs: [UInt32]
     /// FID groups: RTX SSRC -> media SSRC.
     public var rtxSSRCs: [UInt32: UInt32]
+    /// Braid's sliding-window FEC on the uplink (`x-braid-fec`, a BraidClient publisher): the repair
+    /// stream's SSRC (`a=ssrc-group:FEC-FR <media> <repair>`) and payload type. One stream only (no simulcast).
+    public var fecSSRC: UInt32?
+    public var fecPayloadType: UInt8?
     /// Feedback the publisher accepts.
     public var feedback: RTCPFeedbackSupport
 
@@ -117,8 +121,11 @@ public struct PublishedTrackDescription: Sendable, Hashable, Codable {
     public init(
         mid: String, kind: MediaKind, trackID: String, streamID: String, codecName: String, payloadType: UInt8,
         clockRate: UInt32, rtxPayloadType: UInt8? = nil, redPayloadType: UInt8? = nil, rids: [String] = [],
-        ssrcs: [UInt32] = [], rtxSSRCs: [UInt32: UInt32] = [:], feedback: RTCPFeedbackSupport = .init()
+        ssrcs: [UInt32] = [], rtxSSRCs: [UInt32: UInt32] = [:], fecSSRC: UInt32? = nil, fecPayloadType: UInt8? = nil,
+        feedback: RTCPFeedbackSupport = .init()
     ) {
+        self.fecSSRC = fecSSRC
+        self.fecPayloadType = fecPayloadType
         self.mid = mid
         self.kind = kind
         self.trackID = trackID

@@ -15,11 +15,16 @@ struct SingleStream {
     var timestamp: UInt32 = 90_000
     var pictureID: UInt16 = 1
 
-    init(slot: SubscriberSlotDescription = videoSlot(), configuration: SFUConfiguration = .init()) {
+    /// `uplinkFEC`: the publisher also sends Braid FEC repairs on SSRC 4244, payload type 98.
+    init(slot: SubscriberSlotDescription = videoSlot(), configuration: SFUConfiguration = .init(), uplinkFEC: Bool = false) {
         self.router = SFURouter(configuration: configuration, wallClock: testWallClock)
         var track = videoTrack(rids: [])
         track.ssrcs = [4242]
         track.rtxSSRCs = [4243: 4242]
+        if uplinkFEC {
+            track.fecSSRC = 4244
+            track.fecPayloadType = 98
+        }
         self.publisher = router.addPublisher(
             room: "r", peerID: "pub", description: PublisherDescription(extensions: publisherIDs, tracks: [track]),
             transport: publisherTransport, now: at(0))

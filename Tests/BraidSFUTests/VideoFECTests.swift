@@ -240,6 +240,53 @@ import Testing
     }
 }
 
+@Suite struct UplinkFECTests {
+    @Test func aPublishersRepairsRebuildItsLostPacketsBeforeAnyRetransmission() throws {
+        var setup = SingleStream(slot: VideoFECTests.fecSlot(fec: false), uplinkFEC: true)
+        var encoder = SlidingWindowFECEncoder(capacity: 24)
+        var sent: [ByteBuffer] = []
+        var lostSequenceNumbers: [UInt16] = []
+        var sequence: UInt16 = 5000
+        for index in 0..<40 {
+            let packet = setup.next(keyframe: index == 0)
+            let now = at(Int64(index) * 33)
+            encoder.add(packet, sequenceNumber: try RTPPacket(packet).sequenceNumber, now: now)
+            sent.append(packet)
+            // Every third packet after the keyframe is lost on the uplink; a repair over the last six follows
+            // every second packet.
+            if index > 0, index % 3 == 0 {
+                lostSequenceNumbers.append(try RTPPacket(packet).sequenceNumber)
+            } else {
+                setup.publisher.receiveRTP(packet, now: now)
+            }
+            if index % 2 == 1 {
+                var payload = ByteBuffer()
+                #expect(encoder.writeRepair(
+                    now: now, maximumAge: .milliseconds(200), maximumSources: 6, maximumSymbolGrowth: 2, into: &payload))
+                let repair = rtpPacket(payloadType: 98, sequenceNumber: sequence, timestamp: 0, ssrc: 4244, payload: Array(payload.readableBytesView))
+                sequence &+= 1
+                setup.publisher.receiveRTP(repair, now: now)
+            }
+        }
+        // The subscriber got every packet, the lost ones rebuilt byte for byte (payloads as published).
+        let forwarded = setup.subscriberTransport.rtpPackets.filter { $0.ssrc == 0xAAAA_0001 }
+        #expect(forwarded.count == 40)
+        let published = try sent.map { bytes(try RTPPacket($0).payload) }
+        let received = forwarded.sorted { $0.sequenceNumber &- forwarded[0].sequenceNumber < $1.sequenceNumber &- forwarded[0].sequenceNumber }
+            .map { bytes($0.payload) }
+        #expect(received.count == published.count)
+        // VP8 descriptors are rewritten per subscriber; the frames after them are the publisher's.
+        for (sentPayload, receivedPayload) in zip(published, received) {
+            #expect(sentPayload.count == receivedPayload.count)
+            #expect(sentPayload.suffix(max(0, sentPayload.count - 6)) == receivedPayload.suffix(max(0, receivedPayload.count - 6)))
+        }
+        let stream = setup.publisher.streams[0][0]
+        #expect(stream.packetsRecoveredByFEC == lostSequenceNumbers.count)
+        // Rebuilt packets are not received ones: the receiver reports still count them lost.
+        #expect(stream.statistics?.packetsReceived == Int64(40 - lostSequenceNumbers.count))
+    }
+}
+
 @Suite struct RetransmissionCopiesTests {
     @Test func copiesGrowPerRoundOnALossyLinkOnly() {
         let policy = RetransmissionPolicy()

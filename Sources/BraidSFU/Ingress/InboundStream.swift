@@ -15,6 +15,10 @@ final class InboundStream {
     private(set) var ssrc: UInt32?
     /// The RTX SSRC, once known.
     var rtxSSRC: UInt32?
+    /// The uplink's FEC decoder, when the publisher sends Braid's sliding-window repairs for this stream.
+    var fec: SlidingWindowFECDecoder?
+    /// Packets rebuilt from those repairs.
+    var packetsRecoveredByFEC = 0
     var statistics: ReceiveStatistics?
     var nack: NACKGenerator
     var throttle: KeyframeRequestThrottle?

@@ -29,11 +29,12 @@ public final class SFUPublisher: TrackSource {
     /// This hop's receive state per producer and layer.
     var streams: [[InboundStream]] = []
 
-    /// Media or RTX stream bound to an SSRC.
+    /// Media, RTX or FEC repair stream bound to an SSRC.
     struct Binding {
         var stream: InboundStream
         var producer: TrackProducer
         var isRTX: Bool
+        var isRepair = false
     }
     private var bindings: [UInt32: Binding] = [:]
 
@@ -89,6 +90,11 @@ public final class SFUPublisher: TrackSource {
                     self.bind(ssrc: rtx, stream: binding.stream, producer: producer, isRTX: true)
                 }
             }
+            // Uplink FEC protects the one stream of a track without simulcast.
+            if let repair = producer.track.fecSSRC, producer.track.fecPayloadType != nil, streams.count == 1 {
+                streams[0].fec = SlidingWindowFECDecoder()
+                self.bindings[repair] = Binding(stream: streams[0], producer: producer, isRTX: false, isRepair: true)
+            }
         }
     }
 
@@ -118,6 +124,27 @@ public final class SFUPublisher: TrackSource {
             self.counters.unknownSSRC += 1
             return
         }
+        if binding.isRepair {
+            self.receiveRepair(rtp, binding: binding, now: now)
+            return
+        }
+        self.receiveMedia(rtp, binding: binding, recovered: false, now: now)
+    }
+
+    /// A repair packet of the uplink's FEC: each packet it rebuilds goes in as if received (it never
+    /// arrived, so reception statistics and transport-wide feedback leave it out).
+    private func receiveRepair(_ rtp: RTPPacket, binding: Binding, now: NIODeadline) {
+        let stream = binding.stream
+        guard stream.fec != nil else { return }
+        for rebuilt in stream.fec!.repairReceived(rtp.payload) {
+            guard let packet = try? RTPPacket(rebuilt), packet.ssrc == stream.ssrc else { continue }
+            stream.packetsRecoveredByFEC += 1
+            self.receiveMedia(packet, binding: binding, recovered: true, now: now)
+        }
+    }
+
+    /// A media or RTX packet of `binding`'s stream, received or (`recovered`) rebuilt from FEC.
+    private func receiveMedia(_ rtp: RTPPacket, binding: Binding, recovered: Bool, now: NIODeadline) {
         let stream = binding.stream
         let producer = binding.producer
         var sequenceNumber = rtp.sequenceNumber
@@ -130,21 +157,36 @@ public final class SFUPublisher: TrackSource {
             }
             sequenceNumber = osn
         }
-        _ = stream.statistics?.packetReceived(
-            sequenceNumber: sequenceNumber, timestamp: rtp.timestamp, now: now, isRetransmission: binding.isRTX)
-        if producer.track.feedback.nack {
+        if !recovered {
+            _ = stream.statistics?.packetReceived(
+                sequenceNumber: sequenceNumber, timestamp: rtp.timestamp, now: now, isRetransmission: binding.isRTX)
+            // Only originals are FEC sources: a retransmission comes with fresh header extensions.
+            if !binding.isRTX { stream.fec?.sourceReceived(rtp.buffer, sequenceNumber: sequenceNumber) }
+        }
+        if producer.track.feedback.nack || stream.fec != nil {
             let outcome = stream.nack.packetReceived(
-                sequenceNumber: sequenceNumber, isRetransmission: binding.isRTX, now: now)
+                sequenceNumber: sequenceNumber, isRetransmission: binding.isRTX || recovered, now: now)
             if outcome == .keyframeNeeded { self.requestKeyframe(producer, layer: stream.index, now: now) }
+            // The first loss starts the FEC record: repairs sent after it cover it and what follows.
+            if !binding.isRTX, !recovered, case .advanced(let newlyMissing) = outcome, newlyMissing > 0,
+                stream.fec?.isActive == false
+            {
+                stream.fec!.startRecording(from: sequenceNumber &- UInt16(truncatingIfNeeded: newlyMissing))
+                stream.fec!.sourceReceived(rtp.buffer, sequenceNumber: sequenceNumber)
+            }
+            if binding.isRTX, case .recovered = outcome {
+                stream.fec?.sourceRecoveredElsewhere(sequenceNumber: sequenceNumber)
+            }
         }
         let outcome = producer.ingest(
             IngressPacket(
                 rtp: rtp, extensions: self.extensionMap, layer: stream.index, sequenceNumber: sequenceNumber,
-                payload: payload, isRetransmission: binding.isRTX),
+                payload: payload, isRetransmission: binding.isRTX || recovered),
             now: now)
         if case .forwarded(keyframe: true) = outcome {
             stream.throttle?.keyframeReceived()
             stream.nack.forgetMissing(before: sequenceNumber)
+            stream.fec?.forgetEquations(before: sequenceNumber)
         }
     }
 
