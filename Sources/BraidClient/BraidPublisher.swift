@@ -39,6 +39,8 @@ public struct PublisherStatistics: Hashable, Sendable {
     public var nacksReceived = 0
     /// Packets retransmitted in answer (RTX for video, verbatim for audio).
     public var retransmissionsSent = 0
+    /// Uplink FEC repair packets sent (Braid's FEC, sized from the node's reports of the uplink's loss).
+    public var repairPacketsSent = 0
     /// PLIs and FIRs received.
     public var keyframeRequestsReceived = 0
     /// RTCP sender reports sent.
@@ -243,7 +245,9 @@ public final class BraidPublisher: PeerMediaHandler, FailingOverPeer, @unchecked
             let ssrc: UInt32 = random.next()
             var rtxSSRC: UInt32 = random.next()
             while rtxSSRC == ssrc { rtxSSRC = random.next() }
-            tracks.append(OfferedTrack(kind: .video, ssrc: ssrc, rtxSSRC: rtxSSRC, trackID: "video0"))
+            var fecSSRC: UInt32 = random.next()
+            while fecSSRC == ssrc || fecSSRC == rtxSSRC { fecSSRC = random.next() }
+            tracks.append(OfferedTrack(kind: .video, ssrc: ssrc, rtxSSRC: rtxSSRC, fecSSRC: fecSSRC, trackID: "video0"))
         }
         return tracks
     }
@@ -270,6 +274,9 @@ public final class BraidPublisher: PeerMediaHandler, FailingOverPeer, @unchecked
                 video = OutgoingStream(
                     ssrc: ssrc, payloadType: payloadType, clockRate: 90_000, isAudio: false,
                     extensionIDs: section.extensions, mid: section.mid, rtx: rtx)
+                if let fecSSRC = track.fecSSRC, let fecPayloadType = section.fecPayloadType {
+                    video?.fec = UplinkFEC(ssrc: fecSSRC, payloadType: fecPayloadType)
+                }
             }
         }
         guard audio != nil || video != nil else {
@@ -360,10 +367,24 @@ public final class BraidPublisher: PeerMediaHandler, FailingOverPeer, @unchecked
                 if pli.mediaSSRC == self.video?.ssrc { self.requestKeyframe() }
             case .fullIntraRequest(let fir):
                 if fir.entries.contains(where: { $0.ssrc == self.video?.ssrc }) { self.requestKeyframe() }
+            case .transportWideFeedback(let feedback):
+                self.transportFeedbackReceived(feedback)
             default:
                 break
             }
         }
+    }
+
+    /// The node's transport-wide feedback sizes the uplink FEC: the packets it reports missing.
+    private func transportFeedbackReceived(_ feedback: RTCPTransportWideFeedback) {
+        guard let video = self.video, video.fec != nil else { return }
+        var total = 0
+        var lost = 0
+        for packet in feedback.packets {
+            total += 1
+            if packet.status == .notReceived { lost += 1 }
+        }
+        video.fec!.feedbackReceived(lost: lost, of: total)
     }
 
     func transportLost(reason: String, lastHeard: NIODeadline, now: NIODeadline) {
@@ -547,6 +568,9 @@ public final class BraidPublisher: PeerMediaHandler, FailingOverPeer, @unchecked
                 captureTime: capture, now: now, nowNTP: nowNTP)
             self.transport.sendRTP(stream.packet)
             packets += 1
+            self.stats.repairPacketsSent += stream.sendRepairs(
+                timestamp: timestamp, now: now, nowNTP: nowNTP, transportSequence: { self.nextTransportSequence() }
+            ) { self.transport.sendRTP($0) }
         }
         self.stats.videoPacketsSent += packets
         self.stats.videoFramesSent += 1

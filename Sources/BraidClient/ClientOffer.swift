@@ -17,11 +17,14 @@ public struct OfferedTrack: Hashable, Sendable {
     public var ssrc: UInt32?
     /// The RTX SSRC this side sends (publish video only).
     public var rtxSSRC: UInt32?
+    /// The FEC repair SSRC this side sends (publish video only, offered with loss protection).
+    public var fecSSRC: UInt32?
     /// The track id in `a=msid`.
     public var trackID: String
 
     /// Creates a section description.
-    public init(kind: Kind, ssrc: UInt32? = nil, rtxSSRC: UInt32? = nil, trackID: String) {
+    public init(kind: Kind, ssrc: UInt32? = nil, rtxSSRC: UInt32? = nil, fecSSRC: UInt32? = nil, trackID: String) {
+        self.fecSSRC = fecSSRC
         self.kind = kind
         self.ssrc = ssrc
         self.rtxSSRC = rtxSSRC
@@ -57,7 +60,7 @@ public enum ClientOffer {
         public static let rtx: UInt8 = 97
         /// RED (RFC 2198) around Opus, offered by receivers (Chrome's number).
         public static let red: UInt8 = 63
-        /// Braid's sliding-window video FEC (`x-braid-fec`), offered by receivers.
+        /// Braid's sliding-window video FEC (`x-braid-fec`), offered by receivers and by publishers.
         public static let fec: UInt8 = 98
     }
 
@@ -72,7 +75,8 @@ public enum ClientOffer {
     ///   - cname: the RTCP CNAME of this side's streams.
     ///   - streamID: the `a=msid` stream id shared by the tracks (one A/V sync group).
     ///   - sessionID: the `o=` session id.
-    ///   - lossProtection: a receive-only section also offers RED (audio) or Braid's FEC (video).
+    ///   - lossProtection: a receive-only section also offers RED (audio) or Braid's FEC (video); a
+    ///     send-only video section with a ``OfferedTrack/fecSSRC`` offers to protect its uplink with that FEC.
     public static func make(
         tracks: [OfferedTrack],
         direction: SDPDirection,
@@ -140,8 +144,9 @@ public enum ClientOffer {
                 }
                 attributes.append(SDPAttribute("rtpmap", "\(rtx) rtx/90000"))
                 attributes.append(SDPAttribute("fmtp", "\(rtx) apt=\(pt)"))
-                if direction == .recvonly, lossProtection {
-                    // A receiver takes the node's FEC repair stream, sized from this link's loss.
+                if lossProtection, direction == .recvonly || track.fecSSRC != nil {
+                    // A receiver takes the node's FEC repair stream, sized from this link's loss; a publisher
+                    // sends one to the node, sized from the node's reports of its uplink's loss.
                     let fec = PayloadType.fec
                     formats.append(String(fec))
                     attributes.append(SDPAttribute("rtpmap", "\(fec) \(SDPLocalParameters.videoFECEncoding)/90000"))
@@ -149,7 +154,9 @@ public enum ClientOffer {
             }
             if let ssrc = track.ssrc {
                 if let rtx = track.rtxSSRC { attributes.append(SDPAttribute("ssrc-group", "FID \(ssrc) \(rtx)")) }
-                for source in [ssrc] + (track.rtxSSRC.map { [$0] } ?? []) {
+                let repair = lossProtection ? track.fecSSRC : nil
+                if let repair { attributes.append(SDPAttribute("ssrc-group", "FEC-FR \(ssrc) \(repair)")) }
+                for source in [ssrc] + (track.rtxSSRC.map { [$0] } ?? []) + (repair.map { [$0] } ?? []) {
                     attributes.append(SDPAttribute("ssrc", "\(source) cname:\(cname)"))
                     attributes.append(SDPAttribute("ssrc", "\(source) msid:\(streamID) \(track.trackID)"))
                 }

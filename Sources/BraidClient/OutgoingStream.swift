@@ -23,6 +23,9 @@ final class OutgoingStream {
     var packet = ByteBuffer()
     var repair = ByteBuffer()
 
+    /// Braid's FEC on this (video) stream's uplink, when the answer took it.
+    var fec: UplinkFEC?
+
     var packetsSent: UInt32 = 0
     var octetsSent: UInt32 = 0
     var lastTimestamp: UInt32 = 0
@@ -87,6 +90,32 @@ final class OutgoingStream {
         self.octetsSent &+= UInt32(truncatingIfNeeded: payload.readableBytes)
         self.lastTimestamp = timestamp
         self.lastSentAt = now
+    }
+
+    /// Sends the uplink FEC repairs due after the packet just built and sent (``packet``): each with its
+    /// own transport-wide sequence number (`transportSequence()`) and abs-send-time.
+    /// - Returns: the number of repair packets sent.
+    func sendRepairs(
+        timestamp: UInt32, now: NIODeadline, nowNTP: UInt64, transportSequence: () -> UInt16,
+        send: (ByteBuffer) -> Void
+    ) -> Int {
+        guard self.fec != nil else { return 0 }
+        let repairs = self.fec!.sent(self.packet, sequenceNumber: self.sequenceNumber &- 1, now: now)
+        var sent = 0
+        for _ in 0..<repairs {
+            self.extensions.removeAll()
+            if let id = self.extensionIDs.transportSequenceNumber {
+                try? self.extensions.append(TransportSequenceNumber(transportSequence()), id: id)
+            }
+            if let id = self.extensionIDs.absSendTime {
+                try? self.extensions.append(AbsSendTime(ntpTimestamp: nowNTP), id: id)
+            }
+            guard self.fec!.writeRepair(timestamp: timestamp, extensions: self.extensions, now: now, into: &self.repair)
+            else { break }
+            send(self.repair)
+            sent += 1
+        }
+        return sent
     }
 
     /// Answers a generic NACK from the retransmission history: each packet still held is sent again (RTX

@@ -23,8 +23,9 @@ public struct ConnectionOptions: Sendable {
     public var impairmentSeed: UInt64?
     /// Other nodes to move to when this peer's node is lost (see ``FailoverOptions``); off by default.
     public var failover: FailoverOptions
-    /// Whether a receiver offers the node's loss protection: RED for audio, Braid's FEC for video. On by
-    /// default (the node adds it only when the link loses packets); off to measure without it.
+    /// Whether a receiver offers the node's loss protection (RED for audio, Braid's FEC for video), and a
+    /// publisher offers to protect its video uplink with Braid's FEC. On by default (repairs are added
+    /// only when the link loses packets); off to measure without it.
     public var offersLossProtection = true
     /// Sockets to share with other peers (each peer gets a loopback address of its own on one of them;
     /// see ``PeerSocketPool``); nil: the peer binds a socket of its own at ``localHost``.

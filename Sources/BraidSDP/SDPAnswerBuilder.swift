@@ -111,8 +111,8 @@ public struct SDPLocalParameters: Sendable {
     public var videoRTX: Bool
     /// Whether to accept RED (RFC 2198) for audio when offered.
     public var audioRED: Bool
-    /// Whether to accept video FEC when a receiver offers it: Braid's sliding-window code
-    /// (``videoFECEncoding``), else FlexFEC (``flexFECEncoding``).
+    /// Whether to accept video FEC: Braid's sliding-window code (``videoFECEncoding``) from a receiver or a
+    /// publisher that offers it, else FlexFEC (``flexFECEncoding``) toward a receiver.
     public var videoFEC: Bool
     /// Supported `a=rtcp-fb` values (`type[ parameter]`).
     public var feedback: [String]
@@ -485,7 +485,10 @@ public struct SDPAnswerBuilder: Sendable {
         var red: SDPRTPMap?
         var fec: SDPRTPMap?
         var flexFEC: SDPRTPMap?
-        let sendsVideoFEC = media.kind == .video && self.local.videoFEC && self.local.role == .send
+        // Braid's code both ways (BraidClient receivers, and BraidClient publishers protecting their uplink);
+        // FlexFEC only toward a receiver.
+        let takesVideoFEC = media.kind == .video && self.local.videoFEC
+        let sendsVideoFEC = takesVideoFEC && self.local.role == .send
         for pt in offeredPTs {
             guard let map = table.maps[pt] else { continue }
             let name = map.encoding.lowercased()
@@ -498,7 +501,7 @@ public struct SDPAnswerBuilder: Sendable {
                 map.clockRate == chosen.clockRate, Self.redWraps(chosen.payloadType, parameters)
             {
                 red = map
-            } else if name == SDPLocalParameters.videoFECEncoding, fec == nil, sendsVideoFEC,
+            } else if name == SDPLocalParameters.videoFECEncoding, fec == nil, takesVideoFEC,
                 map.clockRate == chosen.clockRate
             {
                 fec = map

@@ -62,9 +62,13 @@ public struct SFUPeerStatus: Sendable, Hashable, Codable {
     public var sources: [String: SFUSlotSource] = [:]
     /// Subscribers: the loss protection the node adds toward the peer.
     public var protection: SFUProtectionStatus? = nil
+    /// Publishers: packets lost on the uplink and rebuilt from the publisher's own FEC repairs (Braid's
+    /// sliding-window code; nil when the publisher sends none).
+    public var recoveredByFEC: Int? = nil
 
     enum CodingKeys: String, CodingKey {
         case id, direction, codecs, layers, retransmissions, participant, sources, protection
+        case recoveredByFEC = "recovered_by_fec"
         case remoteAddress = "remote_address"
         case bitrateInBps = "bitrate_in_bps"
         case bitrateOutBps = "bitrate_out_bps"
@@ -245,7 +249,9 @@ extension Room {
                 keyframeRequests: c.keyframeRequestsSent,
                 packetsDropped: c.malformedRTP + c.unknownSSRC + c.malformedRTCP
                     + publisher.producers.reduce(0) { $0 + $1.malformedPayloads },
-                participant: publisher.participant)
+                participant: publisher.participant,
+                recoveredByFEC: publisher.streams.joined().contains { $0.fec != nil }
+                    ? publisher.streams.joined().reduce(0) { $0 + $1.packetsRecoveredByFEC } : nil)
         }
         let subscribers = self.subscribers.map { subscriber -> SFUPeerStatus in
             var lost = 0

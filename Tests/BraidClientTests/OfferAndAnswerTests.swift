@@ -66,6 +66,45 @@ struct OfferAndAnswerTests {
         #expect(audio.ssrcAttributes.contains(SDPSSRCAttribute(ssrc: 1111, name: "cname", value: "cn")))
     }
 
+    @Test("A publisher offers Braid FEC on its video uplink, and the node's WHIP answer takes it")
+    func publishOfferWithUplinkFEC() throws {
+        let tracks = [
+            OfferedTrack(kind: .audio, ssrc: 1111, trackID: "a0"),
+            OfferedTrack(kind: .video, ssrc: 2222, rtxSSRC: 3333, fecSSRC: 4444, trackID: "v0"),
+        ]
+        func offer(_ protection: Bool) throws -> SessionDescription {
+            try SessionDescription(
+                parsing: ClientOffer.make(
+                    tracks: tracks, direction: .sendonly, credentials: Self.credentials, fingerprint: Self.fingerprint,
+                    cname: "cn", streamID: "st", sessionID: 42, lossProtection: protection
+                ).text)
+        }
+        let protected = try offer(true)
+        let video = protected.media[1]
+        #expect(video.formats == ["96", "97", "98"])
+        #expect(video.rtpMap(for: 98)?.encoding == SDPLocalParameters.videoFECEncoding)
+        #expect(video.ssrcGroups.contains(SDPSSRCGroup(semantics: "FEC-FR", ssrcs: [2222, 4444])))
+        #expect(Set(video.ssrcAttributes.map(\.ssrc)) == [2222, 3333, 4444])
+        #expect(!protected.media[0].formats.contains("98"))
+        // Without loss protection: no repair stream offered.
+        let plain = try offer(false).media[1]
+        #expect(plain.formats == ["96", "97"])
+        #expect(!plain.ssrcGroups.contains { $0.semantics == "FEC-FR" })
+
+        // The node as WHIP endpoint answers the repair payload type (and never FlexFEC, which it only sends).
+        let local = SDPLocalParameters(
+            iceUfrag: "brd1", icePwd: "0123456789abcdefABCDEF+/",
+            fingerprint: SDPFingerprint(algorithm: "sha-256", bytes: Array(0..<32)),
+            candidates: [SDPCandidate(foundation: "1", priority: 2_130_706_431, address: "127.0.0.1", port: 40000)],
+            role: .receive, sessionID: "1", sessionVersion: "1", streamID: "s", cname: "node")
+        let answer = try SDPAnswerBuilder(local: local).answer(to: protected)
+        #expect(answer.sections[1].fecPayloadType == 98)
+        #expect(answer.sections[1].fecEncoding == SDPLocalParameters.videoFECEncoding)
+        #expect(answer.sections[1].remoteSSRCGroups.contains(SDPSSRCGroup(semantics: "FEC-FR", ssrcs: [2222, 4444])))
+        let parsed = try RemoteAnswer(parsing: answer.text, offeredSections: 2)
+        #expect(parsed.sections[1].fecPayloadType == 98)
+    }
+
     @Test("A subscribe offer has N audio and M video receive-only sections and no SSRC")
     func subscribeOffer() throws {
         let tracks =

@@ -1,4 +1,5 @@
 @testable import BraidSFU
+import BraidRTPStreams
 import BraidWire
 import NIOCore
 import Testing

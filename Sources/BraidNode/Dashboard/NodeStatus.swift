@@ -419,6 +419,7 @@ extension NodeStatus {
         line += "  layers " + (layers.isEmpty ? "-" : layers)
         if publishes {
             line += "  nacks out \(peer.nacksSent)  rtx in \(peer.retransmissions)  plis out \(peer.keyframeRequests)"
+            if let rebuilt = peer.recoveredByFEC { line += "  fec rebuilt \(rebuilt)" }
         } else {
             line += "  nacks in \(peer.nacksReceived)  rtx \(peer.retransmissions)  plis in \(peer.keyframeRequests)"
             if let protection = peer.protection, protection.protectionBytes > 0 || protection.measuredLoss > 0 {

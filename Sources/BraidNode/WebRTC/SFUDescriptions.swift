@@ -65,9 +65,14 @@ extension PublisherDescription {
             for group in section.remoteSSRCGroups where group.semantics.uppercased() == "FID" && group.ssrcs.count == 2 {
                 rtxSSRCs[group.ssrcs[1]] = group.ssrcs[0]
             }
+            // A FEC-FR group pairs the media SSRC with the repair stream of Braid's uplink FEC (RFC 5956 §4.1).
+            let fecSSRC =
+                section.fecEncoding == SDPLocalParameters.videoFECEncoding
+                ? section.remoteSSRCGroups.first { $0.semantics.uppercased() == "FEC-FR" && $0.ssrcs.count == 2 }?.ssrcs[1]
+                : nil
             var mediaSSRCs: [UInt32] = []
             for attribute in section.remoteSSRCs
-            where rtxSSRCs[attribute.ssrc] == nil && !mediaSSRCs.contains(attribute.ssrc) {
+            where rtxSSRCs[attribute.ssrc] == nil && attribute.ssrc != fecSSRC && !mediaSSRCs.contains(attribute.ssrc) {
                 mediaSSRCs.append(attribute.ssrc)
             }
             let rids: [String]
@@ -91,6 +96,8 @@ extension PublisherDescription {
                     rids: rids,
                     ssrcs: rids.isEmpty ? mediaSSRCs : [],
                     rtxSSRCs: rids.isEmpty ? rtxSSRCs : [:],
+                    fecSSRC: rids.isEmpty ? fecSSRC : nil,
+                    fecPayloadType: rids.isEmpty && fecSSRC != nil ? section.fecPayloadType : nil,
                     feedback: RTCPFeedbackSupport(codec.feedback)
                 )
             )

@@ -1,3 +1,4 @@
+import BraidRTPStreams
 import BraidCongestion
 import BraidWire
 public import NIOCore
@@ -92,22 +93,3 @@ extension SFUSubscriber {
 
 }
 
-/// A loss fraction averaged over recent packets: each report moves the average toward its own fraction by
-/// its share of a ~100-packet memory, so a report of many packets weighs more than a report of few, and
-/// the first report counts in full (a lossy link is protected within one feedback interval).
-struct LossAverage {
-    /// Packets the average remembers.
-    static let memory = 100.0
-    private(set) var fraction = 0.0
-    private(set) var packets = 0.0
-
-    var hasSamples: Bool { self.packets > 0 }
-
-    mutating func add(lost: Int, of total: Int) {
-        guard total > 0 else { return }
-        // A plain average until the memory is full, then an exponential one over about `memory` packets.
-        let share = min(1, Double(total) / min(Self.memory, self.packets + Double(total)))
-        self.fraction += share * (Double(lost) / Double(total) - self.fraction)
-        self.packets = min(Self.memory, self.packets + Double(total))
-    }
-}

@@ -1,0 +1,88 @@
+import BraidRTPStreams
+import BraidWire
+import NIOCore
+
+/// Braid's sliding-window FEC on a publisher's uplink (`x-braid-fec`, the code the node sends its
+/// BraidClient subscribers; ``BraidRTPStreams/SlidingWindowFECEncoder``): repair packets on their own SSRC
+/// (`a=ssrc-group:FEC-FR <media> <repair>` in the offer) after the video packets, `loss / (1 − loss)` per
+/// packet over the packets of the last 200 ms, so the node rebuilds about as many packets as the uplink
+/// loses before it has to NACK (what is left goes to NACK and RTX). The loss is read from the node's
+/// transport-wide feedback, packet by packet before any repair (its receiver reports count retransmitted
+/// packets as received, so they show the loss left after repair); nothing is sent below 0.5 %. Confined to
+/// the publisher's event loop.
+struct UplinkFEC {
+    /// Below this loss no repair packets are sent.
+    static let lossThreshold = 0.005
+    /// Most repair packets per media packet.
+    static let maximumRatio = 2.0
+    /// Packets and time a repair covers at most (the node's defaults toward subscribers).
+    static let window = 24
+    static let windowDuration = TimeAmount.milliseconds(200)
+
+    let ssrc: UInt32
+    let payloadType: UInt8
+    private(set) var sequenceNumber: UInt16
+    /// Made the first time the uplink loses packets.
+    private var encoder: SlidingWindowFECEncoder?
+    private(set) var ratio = 0.0
+    private var loss = LossAverage()
+    private var credit = 0.0
+    private(set) var repairsSent = 0
+    /// Repair payload scratch, reused.
+    private var scratch = ByteBuffer()
+
+    init(ssrc: UInt32, payloadType: UInt8) {
+        self.ssrc = ssrc
+        self.payloadType = payloadType
+        self.sequenceNumber = UInt16.random(in: 0...0x7FFF)
+    }
+
+    /// Repair packets per media packet for an uplink losing `loss` (0–1).
+    static func ratio(loss: Double) -> Double {
+        guard loss.isFinite, loss >= Self.lossThreshold else { return 0 }
+        guard loss < 1 else { return Self.maximumRatio }
+        return min(Self.maximumRatio, loss / (1 - loss))
+    }
+
+    /// The node's transport-wide feedback reported `lost` of `total` packets missing.
+    mutating func feedbackReceived(lost: Int, of total: Int) {
+        self.loss.add(lost: lost, of: total)
+        self.ratio = Self.ratio(loss: self.loss.fraction)
+        if self.ratio > 0, self.encoder == nil {
+            self.encoder = SlidingWindowFECEncoder(capacity: Self.window, maximumPacketSize: 1500)
+        }
+        if self.ratio == 0 { self.credit = 0 }
+    }
+
+    /// Keeps the media packet just sent and says how many repairs to send after it.
+    mutating func sent(_ packet: ByteBuffer, sequenceNumber: UInt16, now: NIODeadline) -> Int {
+        guard self.ratio > 0, self.encoder != nil else { return 0 }
+        self.encoder!.add(packet, sequenceNumber: sequenceNumber, now: now)
+        self.credit += self.ratio
+        let repairs = Int(self.credit)
+        self.credit -= Double(repairs)
+        return repairs
+    }
+
+    /// Writes the next repair packet into `buffer`: the repair SSRC's header with `extensions` and the
+    /// media's `timestamp`, then a repair over the recent packets. Returns false when there is nothing
+    /// to cover.
+    mutating func writeRepair(
+        timestamp: UInt32, extensions: RTPHeaderExtensionBuilder, now: NIODeadline, into buffer: inout ByteBuffer
+    ) -> Bool {
+        guard self.encoder != nil else { return false }
+        self.scratch.clear()
+        guard self.encoder!.writeRepair(
+            now: now, maximumAge: Self.windowDuration, maximumSources: Self.window, maximumSymbolGrowth: 2,
+            into: &self.scratch)
+        else { return false }
+        buffer.clear()
+        let header = RTPHeader(
+            marker: false, payloadType: self.payloadType, sequenceNumber: self.sequenceNumber, timestamp: timestamp,
+            ssrc: self.ssrc)
+        guard (try? buffer.writeRTPPacket(header, extensions: extensions, payload: self.scratch)) != nil else { return false }
+        self.sequenceNumber &+= 1
+        self.repairsSent += 1
+        return true
+    }
+}

@@ -1,0 +1,44 @@
+import BraidNode
+import BraidSFU
+import NIOPosix
+import Testing
+
+@testable import BraidClient
+
+@Suite("Uplink FEC: a BraidClient publisher protects its video on the way to the node")
+struct UplinkFECEndToEndTests {
+    @Test("On a lossy uplink the publisher sends repairs sized from the node's reports, and the node rebuilds from them")
+    func lossyUplink() async throws {
+        let media = try forwardingMedia(videoFrames: 60)
+        try await withLoopbackNode { _, port in
+            let dashboard = NodeDashboard(port: port)
+            var options = forwardingOptions
+            options.uplink = NetworkImpairment(lossRate: 0.3)
+            options.impairmentSeed = 11
+            let publisher = try await BraidPublisher.publish(
+                to: "http://127.0.0.1:\(port)/whip/uplink", audio: nil, video: .preEncoded(media), options: options,
+                group: MultiThreadedEventLoopGroup.singleton)
+            // The node's transport-wide feedback (every 100 ms) tells the publisher of its uplink's loss.
+            let rebuilt = try await eventually(within: 8) {
+                let publishers = try await dashboard.status().rooms.first { $0.name == "uplink" }?.publishers ?? []
+                return (publishers.first?.recoveredByFEC ?? 0) > 5
+            }
+            #expect(rebuilt)
+            let sent = await publisher.statistics()
+            #expect(sent.repairPacketsSent > 0)
+            try await publisher.close()
+
+            // Without loss protection no repair stream is offered: nothing to rebuild from.
+            options.offersLossProtection = false
+            let plain = try await BraidPublisher.publish(
+                to: "http://127.0.0.1:\(port)/whip/plain", audio: nil, video: .preEncoded(media), options: options,
+                group: MultiThreadedEventLoopGroup.singleton)
+            try await Task.sleep(for: .seconds(2))
+            #expect(await plain.statistics().repairPacketsSent == 0)
+            let status = try await dashboard.status().rooms.first { $0.name == "plain" }?.publishers.first
+            #expect(status != nil)
+            #expect(status?.recoveredByFEC == nil)
+            try await plain.close()
+        }
+    }
+}
