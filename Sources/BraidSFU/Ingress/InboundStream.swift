@@ -30,7 +30,12 @@ final class InboundStream {
     init(index: Int, rid: String?) {
         self.index = index
         self.rid = rid
-        self.nack = NACKGenerator()
+        // A publisher's RTCP gives this hop no round-trip time (it sends sender reports, not receiver
+        // reports): the NACKs learn it from the retransmissions that answer them, and a retry waits a
+        // little past it instead of a fixed 100 ms.
+        var nack = NACKGenerator(configuration: .init(retryMargin: .milliseconds(8)))
+        nack.learnsRoundTripTime = true
+        self.nack = nack
     }
 
     func bind(ssrc: UInt32, clockRate: UInt32, keyframeInterval: TimeAmount) {
