@@ -56,12 +56,47 @@ def thread_cpu_seconds(pid: int) -> dict:
     return threads
 
 
-def rss_kb(pid: int) -> int:
+def rss_kb(pid: int, field: str = "VmRSS") -> int:
+    """A resident-memory field of /proc/PID/status in KB: VmRSS (all), RssAnon (heap and stacks) or RssFile
+    (pages of the binary and libraries, which stay resident once the code has run)."""
     with open(f"/proc/{pid}/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1])
     return 0
+
+
+def limit_event_loops(pid: int, fraction: float) -> list:
+    """Puts each of the node's event-loop threads (NIO-ELT-*) in a cgroup (v1 cpu controller) of its own
+    that may use `fraction` of one CPU: "a core" of known size for every loop, so that one and two loops
+    can be compared on a machine whose other cores run the load generator. Returns the cgroup folders."""
+    # A short period: a throttled loop waits at most (1 - fraction) of it.
+    period = 5_000
+    folders = []
+    for tid in sorted(os.listdir(f"/proc/{pid}/task"), key=int):
+        with open(f"/proc/{pid}/task/{tid}/comm") as f:
+            if not f.read().startswith("NIO-ELT-"):
+                continue
+        folder = f"/sys/fs/cgroup/cpu/braid-loop-{pid}-{tid}"
+        os.makedirs(folder, exist_ok=True)
+        with open(f"{folder}/cpu.cfs_period_us", "w") as f:
+            f.write(str(period))
+        with open(f"{folder}/cpu.cfs_quota_us", "w") as f:
+            f.write(str(int(period * fraction)))
+        with open(f"{folder}/tasks", "w") as f:
+            f.write(tid)
+        folders.append(folder)
+    if not folders:
+        raise SystemExit("--loop-cpu: no NIO-ELT-* threads found in the node")
+    return folders
+
+
+def remove_cgroups(folders: list) -> None:
+    for folder in folders:
+        try:
+            os.rmdir(folder)
+        except OSError:
+            pass
 
 
 def node_status(url: str) -> dict:
@@ -83,6 +118,9 @@ def main() -> int:
     parser.add_argument("--json", default=None, help="write the figures here")
     parser.add_argument("--load-args", default="",
                         help="more braid-load arguments, e.g. '--light-subscribers --shared-sockets 4 --video-noise 16'")
+    parser.add_argument("--loop-cpu", type=float, default=None,
+                        help="cap each event-loop thread at this fraction of one CPU (cgroup v1 cpu controller, "
+                             "root): compares 1 and 2 loops with the load generator on the same machine")
     parser.add_argument("--perf", default=None,
                         help="also record a call-graph profile of the node over the window (perf record -o FILE)")
     args = parser.parse_args()
@@ -98,6 +136,7 @@ def main() -> int:
          # Every simulated peer comes from 127.0.0.1: lift the per-address session limit (256 by default).
          "--limits-sessions-per-address", "0"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    cgroups = []
     try:
         for _ in range(100):
             try:
@@ -106,7 +145,10 @@ def main() -> int:
             except OSError:
                 time.sleep(0.1)
         time.sleep(1)
+        if args.loop_cpu:
+            cgroups = limit_event_loops(node.pid, args.loop_cpu)
         idle_kb = rss_kb(node.pid)
+        idle_anon_kb, idle_file_kb = rss_kb(node.pid, "RssAnon"), rss_kb(node.pid, "RssFile")
         report_path = tempfile.mktemp(suffix=".json")
         load = subprocess.Popen(
             [f"{bin_dir}/braid-load", "webinar", "--subscribers", str(args.subscribers),
@@ -139,17 +181,20 @@ def main() -> int:
         # Closed sessions are freed at once; the consent sweep (1 s) trims malloc afterwards.
         time.sleep(3)
         after_kb = rss_kb(node.pid)
+        after_anon_kb, after_file_kb = rss_kb(node.pid, "RssAnon"), rss_kb(node.pid, "RssFile")
         with open(report_path) as f:
             report = json.load(f)
     finally:
         node.terminate()
         node.wait(timeout=10)
+        remove_cgroups(cgroups)
 
     packets = sent1 - sent0
     seconds = t1 - t0
     cpu = cpu1 - cpu0
     figures = {
         "event_loops": args.event_loops,
+        "loop_cpu_cap": args.loop_cpu,
         "subscribers": args.subscribers,
         "subscribers_joined": report["peersJoined"] - 1,
         "packets_out_per_second": round(packets / seconds),
@@ -164,6 +209,9 @@ def main() -> int:
         "rss_after_close_mb": round(after_kb / 1024, 1),
         "kb_per_subscriber": round((peak_kb - idle_kb) / args.subscribers, 1),
         "rss_after_close_over_idle": round(after_kb / idle_kb, 2),
+        # The same split in heap (anonymous) and file-backed pages, idle -> after close, MB.
+        "rss_anon_idle_after_mb": [round(idle_anon_kb / 1024, 1), round(after_anon_kb / 1024, 1)],
+        "rss_file_idle_after_mb": [round(idle_file_kb / 1024, 1), round(after_file_kb / 1024, 1)],
         "latency_p50_ms": report["latency"].get("p50Ms"),
         "latency_p95_ms": report["latency"].get("p95Ms"),
         "latency_p99_ms": report["latency"].get("p99Ms"),

@@ -11,7 +11,8 @@ func endpoints(
     serverProfiles: [SRTPProfile] = [.aeadAES128GCM, .aesCM128HMACSHA1_80],
     clientExpects: DTLSFingerprint = serverCertificate.fingerprint,
     serverExpects: DTLSFingerprint = clientCertificate.fingerprint,
-    mtu: Int = 1200
+    mtu: Int = 1200,
+    serverIdentity: DTLSCertificate = serverCertificate
 ) throws -> (client: DTLSEndpoint, server: DTLSEndpoint) {
     let timers = (initial: Duration.milliseconds(40), maximum: Duration.milliseconds(160))
     let client = try DTLSEndpoint(
@@ -23,7 +24,7 @@ func endpoints(
     )
     let server = try DTLSEndpoint(
         role: .server,
-        certificate: serverCertificate,
+        certificate: serverIdentity,
         remoteFingerprint: serverExpects,
         configuration: .init(srtpProfiles: serverProfiles, mtu: mtu, initialRetransmitTimeout: timers.initial,
                              maximumRetransmitTimeout: timers.maximum)
