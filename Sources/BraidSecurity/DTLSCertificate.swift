@@ -242,14 +242,6 @@ public final class DTLSCertificate: @unchecked Sendable {
         self.fingerprint = fingerprint
     }
 
-    /// Sessions held in the session caches of this certificate's shared contexts (for tests: none are
-    /// kept, WebRTC never resumes a DTLS session).
-    var cachedSessionCount: Int {
-        self.sharedContexts.withLock { contexts in
-            contexts.values.reduce(0) { $0 + SSL_CTX_ctrl($1, SSL_CTRL_SESS_NUMBER, 0, nil) }
-        }
-    }
-
     deinit {
         for context in self.sharedContexts.withLock({ $0.values }) { SSL_CTX_free(context) }
         X509_free(self.certificate)

@@ -226,10 +226,6 @@ public final class DTLSEndpoint {
         // After the handshake a WebRTC association sees only the odd alert: give the record buffers back
         // while idle (tens of KB per session on a node with thousands of sessions).
         SSL_CTX_ctrl(context, SSL_CTRL_MODE, Int(SSL_MODE_RELEASE_BUFFERS), nil)
-        // No session cache either: OpenSSL's server default keeps every handshake's session, the peer's
-        // certificate included, for 300 s and up to 20,480 of them, in this context shared by all
-        // sessions: memory that outlives the sessions and grows with the handshake rate.
-        SSL_CTX_ctrl(context, SSL_CTRL_SET_SESS_CACHE_MODE, Int(SSL_SESS_CACHE_OFF), nil)
         guard braid_ssl_ctx_set1_groups_list(UnsafeMutableRawPointer(context), "X25519:P-256") == 1 else {
             throw DTLSError(.library, "cannot set the ECDHE groups: \(openSSLErrors())")
         }

@@ -11,8 +11,7 @@ func endpoints(
     serverProfiles: [SRTPProfile] = [.aeadAES128GCM, .aesCM128HMACSHA1_80],
     clientExpects: DTLSFingerprint = serverCertificate.fingerprint,
     serverExpects: DTLSFingerprint = clientCertificate.fingerprint,
-    mtu: Int = 1200,
-    serverIdentity: DTLSCertificate = serverCertificate
+    mtu: Int = 1200
 ) throws -> (client: DTLSEndpoint, server: DTLSEndpoint) {
     let timers = (initial: Duration.milliseconds(40), maximum: Duration.milliseconds(160))
     let client = try DTLSEndpoint(
@@ -24,7 +23,7 @@ func endpoints(
     )
     let server = try DTLSEndpoint(
         role: .server,
-        certificate: serverIdentity,
+        certificate: serverCertificate,
         remoteFingerprint: serverExpects,
         configuration: .init(srtpProfiles: serverProfiles, mtu: mtu, initialRetransmitTimeout: timers.initial,
                              maximumRetransmitTimeout: timers.maximum)
