@@ -56,14 +56,16 @@ def thread_cpu_seconds(pid: int) -> dict:
     return threads
 
 
-def rss_kb(pid: int, field: str = "VmRSS") -> int:
-    """A resident-memory field of /proc/PID/status in KB: VmRSS (all), RssAnon (heap and stacks) or RssFile
+def resident_kb(pid: int) -> dict:
+    """Resident memory from /proc/PID/status in KB: VmRSS (all), RssAnon (heap and stacks) and RssFile
     (pages of the binary and libraries, which stay resident once the code has run)."""
+    fields = {"VmRSS": 0, "RssAnon": 0, "RssFile": 0}
     with open(f"/proc/{pid}/status") as f:
         for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    return 0
+            name = line.split(":", 1)[0]
+            if name in fields:
+                fields[name] = int(line.split()[1])
+    return fields
 
 
 def limit_event_loops(pid: int, fraction: float) -> list:
@@ -78,14 +80,18 @@ def limit_event_loops(pid: int, fraction: float) -> list:
             if not f.read().startswith("NIO-ELT-"):
                 continue
         folder = f"/sys/fs/cgroup/cpu/braid-loop-{pid}-{tid}"
-        os.makedirs(folder, exist_ok=True)
-        with open(f"{folder}/cpu.cfs_period_us", "w") as f:
-            f.write(str(period))
-        with open(f"{folder}/cpu.cfs_quota_us", "w") as f:
-            f.write(str(int(period * fraction)))
-        with open(f"{folder}/tasks", "w") as f:
-            f.write(tid)
-        folders.append(folder)
+        try:
+            os.makedirs(folder, exist_ok=True)
+            folders.append(folder)
+            with open(f"{folder}/cpu.cfs_period_us", "w") as f:
+                f.write(str(period))
+            with open(f"{folder}/cpu.cfs_quota_us", "w") as f:
+                f.write(str(int(period * fraction)))
+            with open(f"{folder}/tasks", "w") as f:
+                f.write(tid)
+        except OSError as error:
+            remove_cgroups(folders)
+            raise SystemExit(f"--loop-cpu needs root and the cgroup v1 cpu controller at /sys/fs/cgroup/cpu: {error}")
     if not folders:
         raise SystemExit("--loop-cpu: no NIO-ELT-* threads found in the node")
     return folders
@@ -147,8 +153,7 @@ def main() -> int:
         time.sleep(1)
         if args.loop_cpu:
             cgroups = limit_event_loops(node.pid, args.loop_cpu)
-        idle_kb = rss_kb(node.pid)
-        idle_anon_kb, idle_file_kb = rss_kb(node.pid, "RssAnon"), rss_kb(node.pid, "RssFile")
+        idle = resident_kb(node.pid)
         report_path = tempfile.mktemp(suffix=".json")
         load = subprocess.Popen(
             [f"{bin_dir}/braid-load", "webinar", "--subscribers", str(args.subscribers),
@@ -169,10 +174,10 @@ def main() -> int:
             ["perf", "record", "-e", "cpu-clock", "-g", "-p", str(node.pid), "-o", args.perf,
              "--", "sleep", str(args.window)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) if args.perf else None
-        peak_kb = rss_kb(node.pid)
+        peak_kb = resident_kb(node.pid)["VmRSS"]
         while time.time() - t0 < args.window:
             time.sleep(0.5)
-            peak_kb = max(peak_kb, rss_kb(node.pid))
+            peak_kb = max(peak_kb, resident_kb(node.pid)["VmRSS"])
         cpu1, sent1, t1 = cpu_seconds(node.pid), rtp_sent(node_status(url)), time.time()
         threads1 = thread_cpu_seconds(node.pid)
         if profiler:
@@ -180,8 +185,7 @@ def main() -> int:
         load.wait(timeout=args.duration + 120)
         # Closed sessions are freed at once; the consent sweep (1 s) trims malloc afterwards.
         time.sleep(3)
-        after_kb = rss_kb(node.pid)
-        after_anon_kb, after_file_kb = rss_kb(node.pid, "RssAnon"), rss_kb(node.pid, "RssFile")
+        after = resident_kb(node.pid)
         with open(report_path) as f:
             report = json.load(f)
     finally:
@@ -204,14 +208,14 @@ def main() -> int:
         "busiest_threads_cores": dict(sorted(
             ((name, round((threads1[name] - threads0.get(name, 0)) / seconds, 3)) for name in threads1),
             key=lambda item: -item[1])[:4]),
-        "rss_idle_mb": round(idle_kb / 1024, 1),
+        "rss_idle_mb": round(idle["VmRSS"] / 1024, 1),
         "rss_peak_mb": round(peak_kb / 1024, 1),
-        "rss_after_close_mb": round(after_kb / 1024, 1),
-        "kb_per_subscriber": round((peak_kb - idle_kb) / args.subscribers, 1),
-        "rss_after_close_over_idle": round(after_kb / idle_kb, 2),
+        "rss_after_close_mb": round(after["VmRSS"] / 1024, 1),
+        "kb_per_subscriber": round((peak_kb - idle["VmRSS"]) / args.subscribers, 1),
+        "rss_after_close_over_idle": round(after["VmRSS"] / idle["VmRSS"], 2),
         # The same split in heap (anonymous) and file-backed pages, idle -> after close, MB.
-        "rss_anon_idle_after_mb": [round(idle_anon_kb / 1024, 1), round(after_anon_kb / 1024, 1)],
-        "rss_file_idle_after_mb": [round(idle_file_kb / 1024, 1), round(after_file_kb / 1024, 1)],
+        "rss_anon_idle_after_mb": [round(idle["RssAnon"] / 1024, 1), round(after["RssAnon"] / 1024, 1)],
+        "rss_file_idle_after_mb": [round(idle["RssFile"] / 1024, 1), round(after["RssFile"] / 1024, 1)],
         "latency_p50_ms": report["latency"].get("p50Ms"),
         "latency_p95_ms": report["latency"].get("p95Ms"),
         "latency_p99_ms": report["latency"].get("p99Ms"),
