@@ -68,6 +68,29 @@ def resident_kb(pid: int) -> dict:
     return fields
 
 
+def resident_by_mapping(pid: int) -> dict:
+    """Resident KB per mapping from /proc/PID/smaps, keyed by what is mapped: a file path, [heap],
+    [stack], or "anon <size class>" for anonymous mappings (thread stacks, malloc arenas, mmapped
+    blocks), so that two snapshots show which kind of memory grew."""
+    totals = {}
+    name = None
+    with open(f"/proc/{pid}/smaps") as f:
+        for line in f:
+            head = line.split()
+            if not head:
+                continue
+            if "-" in head[0] and not head[0].endswith(":"):
+                start, end = (int(x, 16) for x in head[0].split("-"))
+                if len(head) > 5:
+                    name = head[5]
+                else:
+                    size_kb = (end - start) // 1024
+                    name = f"anon {size_kb} KB mapping"
+            elif head[0] == "Rss:":
+                totals[name] = totals.get(name, 0) + int(head[1])
+    return totals
+
+
 def limit_event_loops(pid: int, fraction: float) -> list:
     """Puts each of the node's event-loop threads (NIO-ELT-*) in a cgroup (v1 cpu controller) of its own
     that may use `fraction` of one CPU: "a core" of known size for every loop, so that one and two loops
@@ -127,6 +150,9 @@ def main() -> int:
     parser.add_argument("--loop-cpu", type=float, default=None,
                         help="cap each event-loop thread at this fraction of one CPU (cgroup v1 cpu controller, "
                              "root): compares 1 and 2 loops with the load generator on the same machine")
+    parser.add_argument("--node-args", default="", help="extra braid-node arguments, e.g. '--no-media-offload'")
+    parser.add_argument("--smaps", action="store_true",
+                        help="also print which mappings (by /proc/PID/smaps) grew from idle to after close")
     parser.add_argument("--perf", default=None,
                         help="also record a call-graph profile of the node over the window (perf record -o FILE)")
     args = parser.parse_args()
@@ -140,7 +166,7 @@ def main() -> int:
         [f"{bin_dir}/braid-node", "--admin-port", "0", "--http-port", str(port), "--media-port", "0",
          "--event-loop-threads", str(args.event_loops), "--log-level", "warning",
          # Every simulated peer comes from 127.0.0.1: lift the per-address session limit (256 by default).
-         "--limits-sessions-per-address", "0"],
+         "--limits-sessions-per-address", "0"] + args.node_args.split(),
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     cgroups = []
     try:
@@ -154,6 +180,7 @@ def main() -> int:
         if args.loop_cpu:
             cgroups = limit_event_loops(node.pid, args.loop_cpu)
         idle = resident_kb(node.pid)
+        idle_maps = resident_by_mapping(node.pid) if args.smaps else {}
         report_path = tempfile.mktemp(suffix=".json")
         load = subprocess.Popen(
             [f"{bin_dir}/braid-load", "webinar", "--subscribers", str(args.subscribers),
@@ -186,6 +213,7 @@ def main() -> int:
         # Closed sessions are freed at once; the consent sweep (1 s) trims malloc afterwards.
         time.sleep(3)
         after = resident_kb(node.pid)
+        after_maps = resident_by_mapping(node.pid) if args.smaps else {}
         with open(report_path) as f:
             report = json.load(f)
     finally:
@@ -227,6 +255,10 @@ def main() -> int:
         "load_generator_kb_per_peer": report.get("residentKBPerPeer"),
         "publisher_video_kbps": report["parameters"].get("videoEncodedKbps"),
     }
+    if args.smaps:
+        growth = sorted(((after_maps.get(k, 0) - idle_maps.get(k, 0), k) for k in set(idle_maps) | set(after_maps)),
+                        reverse=True)
+        figures["rss_growth_by_mapping_kb"] = {k: d for d, k in growth if abs(d) >= 64}
     print(json.dumps(figures, indent=2))
     if args.json:
         with open(args.json, "w") as f:
