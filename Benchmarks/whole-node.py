@@ -150,7 +150,7 @@ def main() -> int:
     parser.add_argument("--loop-cpu", type=float, default=None,
                         help="cap each event-loop thread at this fraction of one CPU (cgroup v1 cpu controller, "
                              "root): compares 1 and 2 loops with the load generator on the same machine")
-    parser.add_argument("--node-args", default="", help="extra braid-node arguments, e.g. '--no-media-offload'")
+    parser.add_argument("--node-args", default="", help="extra braid-node arguments; write --node-args=--no-media-offload when they start with a dash")
     parser.add_argument("--smaps", action="store_true",
                         help="also print which mappings (by /proc/PID/smaps) grew from idle to after close")
     parser.add_argument("--perf", default=None,
