@@ -70,8 +70,8 @@ def resident_kb(pid: int) -> dict:
 
 def resident_by_mapping(pid: int) -> dict:
     """Resident KB per mapping from /proc/PID/smaps, keyed by what is mapped: a file path, [heap],
-    [stack], or "anon <size class>" for anonymous mappings (thread stacks, malloc arenas, mmapped
-    blocks), so that two snapshots show which kind of memory grew."""
+    [stack], or "anon at <start address>" for anonymous mappings (thread stacks, malloc arenas, mmapped
+    blocks). An arena grows in place from its start address, so two snapshots compare it with itself."""
     totals = {}
     name = None
     with open(f"/proc/{pid}/smaps") as f:
@@ -80,12 +80,7 @@ def resident_by_mapping(pid: int) -> dict:
             if not head:
                 continue
             if "-" in head[0] and not head[0].endswith(":"):
-                start, end = (int(x, 16) for x in head[0].split("-"))
-                if len(head) > 5:
-                    name = head[5]
-                else:
-                    size_kb = (end - start) // 1024
-                    name = f"anon {size_kb} KB mapping"
+                name = head[5] if len(head) > 5 else f"anon at 0x{head[0].split('-')[0]}"
             elif head[0] == "Rss:":
                 totals[name] = totals.get(name, 0) + int(head[1])
     return totals
@@ -150,7 +145,9 @@ def main() -> int:
     parser.add_argument("--loop-cpu", type=float, default=None,
                         help="cap each event-loop thread at this fraction of one CPU (cgroup v1 cpu controller, "
                              "root): compares 1 and 2 loops with the load generator on the same machine")
-    parser.add_argument("--node-args", default="", help="extra braid-node arguments; write --node-args=--no-media-offload when they start with a dash")
+    parser.add_argument("--node-args", default="",
+                        help="extra braid-node arguments; write --node-args=--no-media-offload when they start "
+                             "with a dash")
     parser.add_argument("--smaps", action="store_true",
                         help="also print which mappings (by /proc/PID/smaps) grew from idle to after close")
     parser.add_argument("--perf", default=None,
