@@ -68,11 +68,14 @@ def resident_kb(pid: int) -> dict:
     return fields
 
 
-def resident_by_mapping(pid: int) -> dict:
+def resident_by_mapping(pid: int) -> tuple:
     """Resident KB per mapping from /proc/PID/smaps, keyed by what is mapped: a file path, [heap],
     [stack], or "anon at <start address>" for anonymous mappings (thread stacks, malloc arenas, mmapped
-    blocks). An arena grows in place from its start address, so two snapshots compare it with itself."""
+    blocks). An arena grows in place from its start address, so two snapshots compare it with itself.
+    Also returns the mapped KB per key, which tells a malloc arena (64 MB apart) from a thread stack
+    (8 MB) or one large block."""
     totals = {}
+    sizes = {}
     name = None
     with open(f"/proc/{pid}/smaps") as f:
         for line in f:
@@ -81,9 +84,11 @@ def resident_by_mapping(pid: int) -> dict:
                 continue
             if "-" in head[0] and not head[0].endswith(":"):
                 name = head[5] if len(head) > 5 else f"anon at 0x{head[0].split('-')[0]}"
+            elif head[0] == "Size:":
+                sizes[name] = sizes.get(name, 0) + int(head[1])
             elif head[0] == "Rss:":
                 totals[name] = totals.get(name, 0) + int(head[1])
-    return totals
+    return totals, sizes
 
 
 def limit_event_loops(pid: int, fraction: float) -> list:
@@ -177,7 +182,7 @@ def main() -> int:
         if args.loop_cpu:
             cgroups = limit_event_loops(node.pid, args.loop_cpu)
         idle = resident_kb(node.pid)
-        idle_maps = resident_by_mapping(node.pid) if args.smaps else {}
+        idle_maps, idle_sizes = resident_by_mapping(node.pid) if args.smaps else ({}, {})
         report_path = tempfile.mktemp(suffix=".json")
         load = subprocess.Popen(
             [f"{bin_dir}/braid-load", "webinar", "--subscribers", str(args.subscribers),
@@ -210,7 +215,7 @@ def main() -> int:
         # Closed sessions are freed at once; the consent sweep (1 s) trims malloc afterwards.
         time.sleep(3)
         after = resident_kb(node.pid)
-        after_maps = resident_by_mapping(node.pid) if args.smaps else {}
+        after_maps, after_sizes = resident_by_mapping(node.pid) if args.smaps else ({}, {})
         with open(report_path) as f:
             report = json.load(f)
     finally:
@@ -255,7 +260,11 @@ def main() -> int:
     if args.smaps:
         growth = sorted(((after_maps.get(k, 0) - idle_maps.get(k, 0), k) for k in set(idle_maps) | set(after_maps)),
                         reverse=True)
-        figures["rss_growth_by_mapping_kb"] = {k: d for d, k in growth if abs(d) >= 64}
+        def label(key):
+            if not key.startswith("anon at "):
+                return key
+            return f"{key} ({after_sizes.get(key, idle_sizes.get(key, 0))} KB mapped)"
+        figures["rss_growth_by_mapping_kb"] = {label(k): d for d, k in growth if abs(d) >= 64}
     print(json.dumps(figures, indent=2))
     if args.json:
         with open(args.json, "w") as f:

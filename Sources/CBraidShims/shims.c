@@ -158,7 +158,9 @@ void braid_cleanse(void *pointer, size_t length) { OPENSSL_cleanse(pointer, leng
 #include <malloc.h>
 int braid_malloc_trim(size_t pad) { return malloc_trim(pad); }
 size_t braid_heap_bytes_in_use(void) { return mallinfo2().uordblks; }
+int braid_malloc_set_mmap_threshold(size_t bytes) { return mallopt(M_MMAP_THRESHOLD, (int)bytes); }
 #else
+int braid_malloc_set_mmap_threshold(size_t bytes) { (void)bytes; return 0; }
 size_t braid_heap_bytes_in_use(void) { return 0; }
 int braid_malloc_trim(size_t pad) { (void)pad; return 0; }
 #endif

@@ -14,6 +14,12 @@ struct BraidNodeMain: AsyncParsableCommand {
         subcommands: [BraidNodeCommand.self, TokenCommand.self],
         defaultSubcommand: BraidNodeCommand.self
     )
+
+    /// Makes the node's process-wide settings (``NodeProcess``) before anything runs, then parses and runs.
+    static func main() async {
+        NodeProcess.configureForServing()
+        await Self.main(nil)
+    }
 }
 
 /// `braid-node [serve]`: parses arguments, resolves the configuration and runs a ``NodeServer``.

@@ -31,6 +31,15 @@ struct ConfigurationTests {
         #expect(suffix.count == 6 && suffix.allSatisfy(\.isHexDigit))
     }
 
+    @Test("with GRO a read call takes at most 8 reads of 64 KiB; without, the configured batch")
+    func readsPerCall() {
+        #expect(MediaService.readsPerCall(configured: 32, receiveOffload: true) == 8)
+        #expect(MediaService.readsPerCall(configured: 4, receiveOffload: true) == 4)
+        #expect(MediaService.readsPerCall(configured: 32, receiveOffload: false) == 32)
+        #expect(MediaService.readsPerCall(configured: 1024, receiveOffload: false) == 1024)
+        #expect(MediaService.groReceiveBufferBytes / MediaService.groSlotSize == 8)
+    }
+
     @Test("flags > environment > config file > defaults, key by key")
     func precedence() throws {
         let file = try Self.writeConfigFile(

@@ -68,7 +68,8 @@ public enum ConfigurationKey: String, Sendable, CaseIterable, CustomStringConver
             "Address announced to peers for media; repeat or comma-separate (default: the media bind address)."
         case .mediaReceiveBatchSize:
             "Datagrams read per system call, 1-\(NodeConfiguration.maximumReceiveBatchSize) "
-                + "(default: \(NodeConfiguration.defaultReceiveBatchSize))."
+                + "(default: \(NodeConfiguration.defaultReceiveBatchSize); at most "
+                + "\(MediaService.groReceiveBufferBytes / MediaService.groSlotSize) with GRO, each up to 64 KiB)."
         case .mediaOffload: "Use UDP GRO/GSO where the kernel supports them (default: on)."
         case .eventLoopThreads: "Event loop threads, 1-256 (default: number of CPU cores); each forwards media on its own socket."
         case .logLevel:

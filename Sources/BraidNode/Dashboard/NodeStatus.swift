@@ -158,7 +158,8 @@ public struct NodeStatus: Codable, Sendable, Equatable {
         public var listener: Listener
         /// Addresses announced to peers.
         public var advertisedAddresses: [String]
-        /// Datagrams per vector read.
+        /// Reads per vector read (`recvmmsg` call): the configured batch, capped with GRO
+        /// (``MediaService/readsPerCall(configured:receiveOffload:)``).
         public var receiveBatchSize: Int
         /// UDP GRO in use on receive.
         public var groEnabled: Bool
@@ -216,7 +217,8 @@ extension NodeStatus.MediaSection {
         }
         self.listener = listener
         self.advertisedAddresses = configuration.advertisedAddresses
-        self.receiveBatchSize = configuration.receiveBatchSize
+        self.receiveBatchSize = MediaService.readsPerCall(
+            configured: configuration.receiveBatchSize, receiveOffload: offload.receiveOffload)
         self.groEnabled = offload.receiveOffload
         self.gsoEnabled = offload.segmentationOffload
         self.received = byKind(traffic.received)

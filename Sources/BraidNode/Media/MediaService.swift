@@ -31,8 +31,8 @@ public enum MediaServiceError: Error, Sendable, Equatable {
 
 /// The node's UDP media socket as a `Service`: binds on `run()`, closes on graceful shutdown or cancellation.
 ///
-/// Reads use `recvmmsg` (``NodeConfiguration/Media/receiveBatchSize`` datagrams per call) into a fixed
-/// receive buffer of one slot per datagram: 2 KiB per slot, or 64 KiB with GRO because a coalesced read
+/// Reads use `recvmmsg` (``readsPerCall(configured:receiveOffload:)`` reads per call) into a fixed
+/// receive buffer of one slot per read: 2 KiB per slot, or 64 KiB with GRO because a coalesced read
 /// can carry up to 64 KiB. Every datagram goes through a ``MediaChannelHandler``.
 public final class MediaService: Service, Sendable {
     /// The largest UDP payload a slot holds without GRO. Media datagrams stay under the path MTU (~1200 B);
@@ -40,6 +40,18 @@ public final class MediaService: Service, Sendable {
     public static let slotSize = 2048
     /// The slot size with GRO: the kernel coalesces up to 64 KiB per read.
     public static let groSlotSize = 65536
+    /// The receive buffer's size with GRO, which caps the reads per call: 8 slots of 64 KiB, each able to
+    /// carry dozens of one flow's datagrams. 32 slots (2 MiB) cost no less CPU per packet on a webinar,
+    /// and NIO's receive pool keeps up to four buffers per socket (one per read of a wake-up whose
+    /// slices are still held) for as long as the socket is open (Benchmarks/README.md, "Memory after the
+    /// sessions close").
+    public static let groReceiveBufferBytes = 8 * groSlotSize
+
+    /// Reads per `recvmmsg` call: the configured ``NodeConfiguration/Media/receiveBatchSize``, at most
+    /// ``groReceiveBufferBytes`` / ``groSlotSize`` with GRO.
+    public static func readsPerCall(configured: Int, receiveOffload: Bool) -> Int {
+        receiveOffload ? max(1, min(configured, Self.groReceiveBufferBytes / Self.groSlotSize)) : configured
+    }
 
     /// The socket receive buffer requested (SO_RCVBUF); the kernel grants at most `net.core.rmem_max`.
     public static let receiveBufferBytes = 4 << 20
@@ -210,10 +222,12 @@ public final class MediaService: Service, Sendable {
         }
         self.sessions.mediaBound(port: address.port)
         for waiter in waiters { waiter.resume(returning: address) }
+        let readsPerCall = Self.readsPerCall(
+            configured: self.configuration.receiveBatchSize, receiveOffload: self.offload.receiveOffload)
         self.logger.info(
             "media socket listening",
             metadata: [
-                "address": "\(address)", "receive_batch_size": "\(self.configuration.receiveBatchSize)",
+                "address": "\(address)", "reads_per_call": "\(readsPerCall)",
                 "gro": "\(self.offload.receiveOffload)", "gso": "\(self.offload.segmentationOffload)",
                 "event_loops": "\(self.shards)",
             ]
@@ -236,7 +250,8 @@ public final class MediaService: Service, Sendable {
         shard index: Int, on loop: any EventLoop, socket: CInt, certificate: DTLSCertificate
     ) -> DatagramBootstrap {
         let slot = self.offload.receiveOffload ? Self.groSlotSize : Self.slotSize
-        let batch = self.configuration.receiveBatchSize
+        let batch = Self.readsPerCall(
+            configured: self.configuration.receiveBatchSize, receiveOffload: self.offload.receiveOffload)
         var bootstrap = DatagramBootstrap(group: loop)
             .channelOption(.datagramVectorReadMessageCount, value: batch)
             // A deep kernel queue absorbs bursts while the loop is busy; Linux caps it at net.core.rmem_max.

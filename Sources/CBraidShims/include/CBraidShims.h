@@ -80,6 +80,10 @@ size_t braid_heap_bytes_in_use(void);
 /// glibc's `malloc_trim(pad)` (declared in <malloc.h>, which the Glibc module does not export): gives
 /// free heap memory back to the system. Returns 1 when memory was released; 0 elsewhere or on other libcs.
 int braid_malloc_trim(size_t pad);
+/// glibc's `mallopt(M_MMAP_THRESHOLD, bytes)`: allocations of at least `bytes` get their own mapping, which
+/// goes back to the system when freed. Setting it also turns off glibc's dynamic threshold, which after the
+/// first such free would move later large allocations into the arenas. Returns 1 on success, 0 elsewhere.
+int braid_malloc_set_mmap_threshold(size_t bytes);
 
 // MARK: Batched datagram sends (sendmmsg is a GNU extension the Glibc module does not export)
 
