@@ -12,7 +12,9 @@ public enum SRTPImplementation: Hashable, Sendable, CaseIterable {
 }
 
 /// One direction's implementation: exactly one of the two is set. Two optional `let`s rather than an enum
-/// with payloads, so that the packet path reads the object without retaining it.
+/// with payloads, meant to let the packet path read the object without retaining it; the release build
+/// (Swift 6.3) still retains and releases the transform around each call, about 1.5 % of the node's CPU
+/// in a 300-subscriber webinar profile (Benchmarks/README.md).
 struct SRTPBackend {
     let openSSL: SRTPTransform?
     let libsrtp: LibSRTPBackend?

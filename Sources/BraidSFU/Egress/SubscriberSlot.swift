@@ -137,11 +137,13 @@ final class SubscriberSlot: TrackSink {
             self.rewriter.drop(sequenceNumber: packet.sequenceNumber)
             return .accepted
         }
-        guard self.subscriber.transport.isWritable else {
+        // One strong load of the unowned reference for both uses (each load is a retain and a release).
+        let subscriber = self.subscriber
+        guard subscriber.transport.isWritable else {
             self.backPressureDrops += 1
             return .backPressure
         }
-        self.subscriber.send(packet, slot: self, now: now)
+        subscriber.send(packet, slot: self, now: now)
         return .accepted
     }
 
