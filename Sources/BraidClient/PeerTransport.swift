@@ -103,7 +103,8 @@ final class PeerTransport: @unchecked Sendable {
     /// Light reception: nil decrypts every RTP packet. N hands RTP packets to the handler still encrypted
     /// (``PeerMediaHandler/receivedSealed(rtp:now:)``) and authenticates one in N of them — that one is
     /// dropped if it fails, as a forged or corrupted packet would be. Saves the decryption of the rest,
-    /// which is most of a simulated subscriber's cost.
+    /// which is most of a simulated subscriber's cost. A light transport also compacts its DTLS endpoint
+    /// once keyed (``SecureTransport/compactDTLS()``).
     var lightAuthenticationInterval: Int?
     private var sealedSinceSample = 0
     /// Simulated network, per direction; nil when that direction is not impaired.
@@ -448,6 +449,9 @@ final class PeerTransport: @unchecked Sendable {
             self.ownStatistics.state = "connected"
             self.wasKeyed = true
             self.lastHeard = now
+            // A light subscriber keeps no DTLS state past the handshake (~40 KB of OpenSSL buffers per
+            // peer); the node's close_notify is then recognised by its record type alone.
+            if self.lightAuthenticationInterval != nil { self.secure.compactDTLS() }
             self.startLossTimer()
             self.handler?.transportConnected(now: now)
             self.connected.succeed(())

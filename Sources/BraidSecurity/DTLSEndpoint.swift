@@ -12,6 +12,7 @@ internal import COpenSSL
 /// nextTimeout(now:)  when to call handleTimeout(); nil when no flight awaits an answer
 /// handleTimeout()    retransmits the last flight when its timer has expired
 /// close()            returns a close_notify
+/// compact()          client, once connected: frees OpenSSL's state, keeping a close_notify for close()
 /// ```
 ///
 /// **Datagrams out.** OpenSSL writes each DTLS record to the write BIO with its own `BIO_write` and sizes
@@ -88,17 +89,26 @@ public final class DTLSEndpoint {
     /// Bytes of application data received and discarded (no data channels yet).
     public private(set) var discardedApplicationBytes: Int = 0
     /// Records received after the handshake that OpenSSL could not process (forged, corrupted or out of
-    /// place); they are dropped without ending the association.
+    /// place), and once ``isCompact`` every record but an alert; they are dropped without ending the
+    /// association.
     public private(set) var rejectedRecords: Int = 0
+    /// Whether ``compact()`` has freed the OpenSSL state.
+    public private(set) var isCompact = false
 
-    /// `SSL_CTX *`, owned.
-    private let context: OpaquePointer
-    /// `SSL *`, owned; owns both BIOs.
-    private let ssl: OpaquePointer
+    /// `SSL_CTX *`, one reference owned; nil once compact.
+    private var context: OpaquePointer?
+    /// `SSL *`, owned; owns both BIOs. Nil once compact: every path that uses it (or the BIOs) is reached
+    /// only from a state in which it is set.
+    private var ssl: OpaquePointer?
     /// `BIO *` OpenSSL reads from (we write received datagrams here); owned by `ssl`.
-    private let readBIO: OpaquePointer
+    private var readBIO: OpaquePointer?
     /// `BIO *` OpenSSL writes to (we read datagrams to send); owned by `ssl`.
-    private let writeBIO: OpaquePointer
+    private var writeBIO: OpaquePointer?
+    /// What a compact endpoint still knows: the close_notify prepared before the state was freed, the
+    /// exported keying material and the peer's fingerprint.
+    private var preparedCloseNotify: [[UInt8]] = []
+    private var compactKeyingMaterial: [UInt8]?
+    private var compactPeerFingerprint: DTLSFingerprint?
     /// Set by the verify callback once the peer's leaf certificate matched ``remoteFingerprint``.
     fileprivate var peerFingerprintVerified = false
     /// Set by the verify callback when the peer's certificate did not match.
@@ -172,10 +182,10 @@ public final class DTLSEndpoint {
             throw error
         }
         self.context = context
-        self.ssl = ssl!
+        self.ssl = ssl
         // The callbacks find this endpoint through the SSL's ex data; unretained, since `self` owns `ssl`.
-        SSL_set_ex_data(self.ssl, endpointExDataIndex, Unmanaged.passUnretained(self).toOpaque())
-        DTLS_set_timer_cb(self.ssl, dtlsTimerCallback)
+        SSL_set_ex_data(ssl, endpointExDataIndex, Unmanaged.passUnretained(self).toOpaque())
+        DTLS_set_timer_cb(ssl, dtlsTimerCallback)
     }
 
     private static func microseconds(_ duration: Duration) -> UInt32? {
@@ -244,8 +254,8 @@ public final class DTLSEndpoint {
     }
 
     deinit {
-        SSL_free(self.ssl)
-        SSL_CTX_free(self.context)
+        if let ssl = self.ssl { SSL_free(ssl) }
+        if let context = self.context { SSL_CTX_free(context) }
     }
 
     // MARK: Driving the handshake
@@ -274,6 +284,10 @@ public final class DTLSEndpoint {
         }
         guard Self.isWellFormed(datagram), let count = Int32(exactly: datagram.count) else {
             throw DTLSError(.malformedDatagram, "not a sequence of whole DTLS 1.0/1.2 records")
+        }
+        if self.isCompact {
+            self.receiveWhileCompact(datagram)
+            return []
         }
         self.started = true  // a server starts on its first datagram
         guard BIO_write(self.readBIO, datagram.baseAddress, count) == count else {
@@ -326,6 +340,7 @@ public final class DTLSEndpoint {
     ///   ``DTLSError/Code/badParameter`` for a message that does not fit a datagram.
     public func sendApplicationData(_ data: [UInt8]) throws(DTLSError) -> [[UInt8]] {
         guard case .connected = self.state else { throw DTLSError(.notConnected, "not connected") }
+        guard !self.isCompact else { throw DTLSError(.notUsable, "the endpoint is compact") }
         guard data.count <= self.maximumApplicationDataLength else {
             throw DTLSError(.badParameter, "\(data.count) bytes do not fit one datagram")
         }
@@ -340,7 +355,7 @@ public final class DTLSEndpoint {
     /// The largest application message that fits one datagram with the negotiated cipher (0 before the
     /// handshake completes).
     public var maximumApplicationDataLength: Int {
-        guard case .connected = self.state else { return 0 }
+        guard case .connected = self.state, !self.isCompact else { return 0 }
         return Int(DTLS_get_data_mtu(self.ssl))
     }
 
@@ -350,10 +365,61 @@ public final class DTLSEndpoint {
         case .closed, .failed: return []
         case .handshaking, .connected: break
         }
+        self.state = .closed
+        if self.isCompact { return self.preparedCloseNotify }
         ERR_clear_error()
         if self.started { _ = SSL_shutdown(self.ssl) }
-        self.state = .closed
         return self.drainOutgoing()
+    }
+
+    /// Frees the association's OpenSSL state once a client's handshake is over, keeping what a WebRTC
+    /// association still uses: the SRTP keying material, the peer's fingerprint, and a close_notify
+    /// written now (OpenSSL numbers it with the next record sequence number, and nothing else is sent
+    /// over DTLS afterwards) for ``close()`` to return later.
+    ///
+    /// OpenSSL keeps a DTLS connection's handshake buffer (about 21 KB) and record buffers (about 17 KB)
+    /// for as long as the connection lives, in case a flight is retransmitted. A client needs neither
+    /// once its handshake is complete: the server sent its last flight before the client could complete,
+    /// and repeats it only when the client repeats its own, which a complete client no longer does.
+    ///
+    /// What changes: records received afterwards are not decrypted. An alert record closes the endpoint
+    /// (``State/closed``) without authentication, so anyone able to send from the peer's address can end
+    /// the association; every other record is counted in ``rejectedRecords``. Use it where that is
+    /// acceptable, such as braid-load's light subscribers, which authenticate only a sample of media too.
+    /// - Returns: whether the endpoint is compact: false unless it is a connected client.
+    @discardableResult
+    public func compact() -> Bool {
+        if self.isCompact { return true }
+        guard self.role == .client, case .connected = self.state, let ssl = self.ssl else { return false }
+        guard let material = try? self.exportSRTPKeyingMaterial() else { return false }
+        self.compactKeyingMaterial = material
+        self.compactPeerFingerprint = self.peerCertificateFingerprint
+        ERR_clear_error()
+        _ = SSL_shutdown(ssl)
+        self.preparedCloseNotify = self.drainOutgoing()
+        SSL_free(ssl)
+        if let context = self.context { SSL_CTX_free(context) }
+        self.ssl = nil
+        self.readBIO = nil
+        self.writeBIO = nil
+        self.context = nil
+        self.isCompact = true
+        return true
+    }
+
+    /// A compact endpoint's receive: an alert record (RFC 6347 §4.1, content type 21, any epoch) closes it;
+    /// anything else is counted. `datagram` is well formed.
+    private func receiveWhileCompact(_ datagram: UnsafeRawBufferPointer) {
+        var offset = 0
+        while offset < datagram.count {
+            let length = Int(datagram[offset + 11]) << 8 | Int(datagram[offset + 12])
+            if datagram[offset] == Self.alertContentType {
+                self.state = .closed
+                return
+            }
+            self.rejectedRecords += 1
+            offset += Self.recordHeaderLength + length
+        }
     }
 
     // MARK: Keys
@@ -366,6 +432,7 @@ public final class DTLSEndpoint {
         guard case .connected = self.state, let profile = self.negotiatedProfile else {
             throw DTLSError(.notConnected, "keys exist only once connected")
         }
+        if let material = self.compactKeyingMaterial { return material }
         let label = Array("EXTRACTOR-dtls_srtp".utf8)
         var material = [UInt8](repeating: 0, count: profile.keyingMaterialLength)
         ERR_clear_error()
@@ -401,6 +468,7 @@ public final class DTLSEndpoint {
 
     /// The SHA-256 fingerprint of the certificate the peer presented, once it has presented one.
     public var peerCertificateFingerprint: DTLSFingerprint? {
+        if self.isCompact { return self.compactPeerFingerprint }
         guard let certificate = SSL_get1_peer_certificate(self.ssl) else { return nil }
         defer { X509_free(certificate) }
         return DTLSFingerprint.of(certificate: certificate, algorithm: .sha256)
@@ -525,6 +593,8 @@ public final class DTLSEndpoint {
 
     /// DTLS record header length ([RFC 6347 §4.1](https://www.rfc-editor.org/rfc/rfc6347#section-4.1)).
     static let recordHeaderLength = 13
+    /// ContentType alert (RFC 5246 §6.2.1).
+    static let alertContentType: UInt8 = 21
 
     /// Checks that `datagram` is one or more whole DTLS 1.0/1.2 plaintext-format records
     /// ([RFC 6347 §4.1](https://www.rfc-editor.org/rfc/rfc6347#section-4.1)):

@@ -301,6 +301,15 @@ public final class SecureTransport {
         for record in records { send(self.allocator.buffer(bytes: record), peer) }
     }
 
+    /// Frees the DTLS endpoint's OpenSSL state once the keys are derived (``DTLSEndpoint/compact()``: a
+    /// client only; an alert the peer sends afterwards closes the association unauthenticated).
+    /// - Returns: whether the endpoint is compact.
+    @discardableResult
+    public func compactDTLS() -> Bool {
+        guard self.srtp != nil else { return false }
+        return self.dtls.compact()
+    }
+
     /// Drops the SRTP keys for good: nothing more is protected or unprotected, and a later DTLS event does
     /// not derive them again. For consent loss and for the end of the session (the SRTP session state is freed
     /// now, whoever still holds the transport).

@@ -368,6 +368,46 @@ struct DTLSEndpointTests {
         #expect(throws: DTLSError(.notUsable, "")) { try client.receive(goodbye[0]) }
     }
 
+    @Test("a compact client keeps its keys, fingerprint and a close_notify the server accepts")
+    func compactClientCloses() async throws {
+        let (client, server) = try endpoints()
+        #expect(!client.compact())  // not connected yet
+        _ = try await pump(client, server)
+        let keys = try client.exportSRTPKeyingMaterial()
+        let fingerprint = client.peerCertificateFingerprint
+        #expect(!server.compact())  // a server keeps its state for retransmitted flights
+        #expect(client.compact())
+        #expect(client.isCompact && client.state == .connected)
+        #expect(try client.exportSRTPKeyingMaterial() == keys)
+        #expect(client.peerCertificateFingerprint == fingerprint)
+        #expect(client.maximumApplicationDataLength == 0)
+        #expect(throws: DTLSError(.notUsable, "")) { try client.sendApplicationData([1]) }
+        #expect(client.timeoutRemaining == nil && client.handleTimeout().isEmpty)
+
+        // Records other than alerts are counted and change nothing.
+        let data = try server.sendApplicationData([1, 2, 3])
+        #expect(try client.receive(data[0]).isEmpty)
+        #expect(client.rejectedRecords == 1 && client.state == .connected)
+
+        // The close_notify prepared at compaction is a valid record for the server.
+        let goodbye = client.close()
+        #expect(client.state == .closed)
+        #expect(goodbye.count == 1)
+        _ = try server.receive(goodbye[0])
+        #expect(server.state == .closed)
+        #expect(client.close().isEmpty)
+    }
+
+    @Test("a compact client closes on the server's alert")
+    func compactClientSeesAlert() async throws {
+        let (client, server) = try endpoints()
+        _ = try await pump(client, server)
+        #expect(client.compact())
+        let goodbye = server.close()
+        #expect(try client.receive(goodbye[0]).isEmpty)
+        #expect(client.state == .closed)
+    }
+
     @Test("bad configuration is rejected")
     func badConfiguration() {
         for configuration in [

@@ -395,4 +395,26 @@ struct SecureTransportTests {
         wire.node.discardKeys()
         #expect(!wire.node.isKeyed && wire.node.protect(BackToBack.rtp(sequence: 1), isRTCP: false) == nil)
     }
+
+    @Test("A compact client still sends media, its close_notify closes the node's side, and the node's closes it")
+    func compactClient() throws {
+        let wire = try BackToBack()
+        #expect(!wire.client.compactDTLS())  // no keys yet
+        try wire.connect()
+        #expect(!wire.node.compactDTLS())  // the lite side is the DTLS server
+        #expect(wire.client.compactDTLS())
+        #expect(wire.client.isKeyed && wire.client.dtlsState == .connected)
+        #expect(wire.client.protect(BackToBack.rtp(sequence: 1), isRTCP: false) != nil)
+        wire.client.closeDTLS(send: wire.fromClient)
+        #expect(wire.client.dtlsState == .closed)
+        try wire.pump()
+        #expect(wire.node.dtlsState == .closed)
+
+        let second = try BackToBack()
+        try second.connect()
+        #expect(second.client.compactDTLS())
+        second.node.closeDTLS(send: second.fromNode)
+        try second.pump()
+        #expect(second.client.dtlsState == .closed)
+    }
 }
