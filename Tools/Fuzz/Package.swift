@@ -16,6 +16,7 @@ let fuzzTargets: [(name: String, product: String)] = [
     ("FuzzSFU", "BraidSFU"),
     ("FuzzRouterLink", "BraidSFU"),
     ("FuzzSRTP", "BraidSecurity"),
+    ("FuzzDTLS", "BraidSecurity"),
     ("FuzzMesh", "BraidMesh"),
     ("FuzzAccess", "BraidAccess"),
     ("FuzzWasm", "BraidWasm"),

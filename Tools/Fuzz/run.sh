@@ -18,7 +18,7 @@ fi
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 scratch="$here/.build-fuzz"
 findings="$here/corpus-findings"  # ignored by git (/Tools/Fuzz/corpus-*/)
-read -r -a targets <<< "${FUZZ_TARGETS:-FuzzRTP FuzzFEC FuzzFlexFEC FuzzRTCP FuzzSTUN FuzzVP8 FuzzSDP FuzzSFU FuzzRouterLink FuzzSRTP FuzzMesh FuzzAccess FuzzWasm}"
+read -r -a targets <<< "${FUZZ_TARGETS:-FuzzRTP FuzzFEC FuzzFlexFEC FuzzRTCP FuzzSTUN FuzzVP8 FuzzSDP FuzzSFU FuzzRouterLink FuzzSRTP FuzzDTLS FuzzMesh FuzzAccess FuzzWasm}"
 
 # Every Swift module (BraidWire, NIOCore, ...) must be compiled with -sanitize=fuzzer,address in ONE flag:
 # SwiftPM's `--sanitize fuzzer --sanitize address` passes them as two, and swiftc keeps only the last, so
