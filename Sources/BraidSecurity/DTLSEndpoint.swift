@@ -377,9 +377,10 @@ public final class DTLSEndpoint {
     /// written now (OpenSSL numbers it with the next record sequence number, and nothing else is sent
     /// over DTLS afterwards) for ``close()`` to return later.
     ///
-    /// OpenSSL keeps a DTLS connection's handshake buffer (about 21 KB) and record buffers (about 17 KB)
-    /// for as long as the connection lives, in case a flight is retransmitted. A client needs neither
-    /// once its handshake is complete: the server sent its last flight before the client could complete,
+    /// OpenSSL keeps a DTLS connection's handshake buffer (about 21 KB, in case a flight is retransmitted)
+    /// and about 17 KB more allocated when the first flight is written, for as long as the connection
+    /// lives (heap profile of braid-load, Benchmarks/README.md). A client needs none of it once its
+    /// handshake is complete: the server sent its last flight before the client could complete,
     /// and repeats it only when the client repeats its own, which a complete client no longer does.
     ///
     /// What changes: records received afterwards are not decrypted. An alert record closes the endpoint
