@@ -24,9 +24,10 @@ struct UplinkFEC {
     private(set) var sequenceNumber: UInt16
     /// Made the first time the uplink loses packets.
     private var encoder: SlidingWindowFECEncoder?
-    private(set) var ratio = 0.0
+    /// Repairs per media packet, spread over the packets.
+    private var credit = RepairCredit()
+    var ratio: Double { self.credit.ratio }
     private var loss = LossAverage()
-    private var credit = 0.0
     private(set) var repairsSent = 0
     /// Repair payload scratch, reused.
     private var scratch = ByteBuffer()
@@ -39,29 +40,23 @@ struct UplinkFEC {
 
     /// Repair packets per media packet for an uplink losing `loss` (0–1).
     static func ratio(loss: Double) -> Double {
-        guard loss.isFinite, loss >= Self.lossThreshold else { return 0 }
-        guard loss < 1 else { return Self.maximumRatio }
-        return min(Self.maximumRatio, loss / (1 - loss))
+        RepairCredit.ratio(loss: loss, threshold: Self.lossThreshold, maximum: Self.maximumRatio)
     }
 
     /// The node's transport-wide feedback reported `lost` of `total` packets missing.
     mutating func feedbackReceived(lost: Int, of total: Int) {
         self.loss.add(lost: lost, of: total)
-        self.ratio = Self.ratio(loss: self.loss.fraction)
+        self.credit.set(ratio: Self.ratio(loss: self.loss.fraction))
         if self.ratio > 0, self.encoder == nil {
             self.encoder = SlidingWindowFECEncoder(capacity: Self.window, maximumPacketSize: 1500)
         }
-        if self.ratio == 0 { self.credit = 0 }
     }
 
     /// Keeps the media packet just sent and says how many repairs to send after it.
     mutating func sent(_ packet: ByteBuffer, sequenceNumber: UInt16, now: NIODeadline) -> Int {
         guard self.ratio > 0, self.encoder != nil else { return 0 }
         self.encoder!.add(packet, sequenceNumber: sequenceNumber, now: now)
-        self.credit += self.ratio
-        let repairs = Int(self.credit)
-        self.credit -= Double(repairs)
-        return repairs
+        return self.credit.packetSent()
     }
 
     /// Writes the next repair packet into `buffer`: the repair SSRC's header with `extensions` and the

@@ -7,9 +7,8 @@ public import NIOCore
 /// (``BraidRTPStreams/SlidingWindowFECEncoder``; hops with BraidClient at the other end): repair packets
 /// sent with the media up front, and repair rounds in answer to NACKs (LOSS-NOTES §1.2).
 ///
-/// Up front: with random loss `p`, a window of `w` packets loses `p·w` of them; `ρ` repair packets per
-/// packet over the same window bring `ρ·w·(1 − p)`, so `ρ = margin · p / (1 − p)` repairs about `margin` of
-/// the losses before the receiver has to ask. What is left is the receiver's deficit: it NACKs that many
+/// Up front: `ρ = margin · p / (1 − p)` repairs per packet at loss `p` repair about `margin` of the losses
+/// before the receiver has to ask (``BraidRTPStreams/RepairCredit``). What is left is the receiver's deficit: it NACKs that many
 /// of its missing packets, and the node answers with fresh repairs over the span from the oldest of them
 /// through the newest packet sent, as many as make it likely that at least the deficit arrives
 /// (``repairs(deficit:loss:round:)``). Any deficit-many repairs rebuild every missing packet in the span,
@@ -45,9 +44,7 @@ public struct VideoFECPolicy: Sendable, Hashable {
 
     /// Repair packets per media packet for a link losing `loss` (0–1) of its packets.
     public func repairRatio(loss: Double) -> Double {
-        guard loss.isFinite, loss >= self.lossThreshold else { return 0 }
-        guard loss < 1 else { return self.maximumRatio }
-        return min(self.maximumRatio, self.margin * loss / (1 - loss))
+        RepairCredit.ratio(loss: loss, margin: self.margin, threshold: self.lossThreshold, maximum: self.maximumRatio)
     }
 
     /// Repair packets to send in answer to a NACK of `deficit` packets on a link losing `loss` (0–1), in
@@ -102,16 +99,16 @@ public struct FlexFECPolicy: Sendable, Hashable {
 }
 
 /// The repair stream of one video slot: the encoder (made the first time the link needs repair), the
-/// repair packets' own sequence numbers, and the fractional repair credit that spreads `ρ` repairs per
-/// packet evenly. Owned by its slot on the router's event loop.
+/// repair packets' own sequence numbers, and the credit that spreads `ρ` repairs per packet evenly
+/// (with FlexFEC, `ratio` is 1 / span). Owned by its slot on the router's event loop.
 struct VideoProtection {
-    private(set) var ratio = 0.0
+    private var credit = RepairCredit()
+    var ratio: Double { self.credit.ratio }
     /// Braid's sliding-window code (BraidClient receivers).
     var encoder: SlidingWindowFECEncoder?
     /// FlexFEC (browsers), and its media packets per repair (0: none).
     var flexEncoder: FlexFECEncoder?
     private(set) var flexSpan = 0
-    private var credit = 0.0
     var nextSequenceNumber: UInt16
     private(set) var repairsSent = 0
     var repairBytesSent = 0
@@ -123,18 +120,17 @@ struct VideoProtection {
     var footprint: Int { (self.encoder?.footprint ?? 0) + (self.flexEncoder?.footprint ?? 0) }
 
     mutating func update(ratio: Double, window: Int, maximumPacketSize: Int) {
-        self.ratio = ratio
+        self.credit.set(ratio: ratio)
         if ratio > 0, self.encoder == nil {
             self.encoder = SlidingWindowFECEncoder(capacity: window, maximumPacketSize: maximumPacketSize)
         }
-        if ratio == 0 { self.credit = 0 }
     }
 
     /// FlexFEC toward a browser: one repair per `span` packets (nil: none). The encoder, made the first
     /// time, zeroes the data of `mutableExtensionIDs` in its copies, as the browser does in its own.
     mutating func updateFlex(span: Int?, maximumPacketSize: Int, mutableExtensionIDs: (UInt8, UInt8, UInt8)) {
         self.flexSpan = span ?? 0
-        self.ratio = span.map { 1 / Double($0) } ?? 0
+        self.credit.set(ratio: span.map { 1 / Double($0) } ?? 0)
         if let span, self.flexEncoder == nil {
             self.flexEncoder = FlexFECEncoder(
                 capacity: max(span, 16), maximumPacketSize: maximumPacketSize, mutableExtensionIDs: mutableExtensionIDs)
@@ -149,10 +145,7 @@ struct VideoProtection {
         }
         guard self.ratio > 0, self.encoder != nil else { return 0 }
         self.encoder!.add(packet, sequenceNumber: sequenceNumber, now: now)
-        self.credit += self.ratio
-        let repairs = Int(self.credit)
-        self.credit -= Double(repairs)
-        return repairs
+        return self.credit.packetSent()
     }
 
     /// The slot shows another track: its packets continue the output stream, but the window restarts.
