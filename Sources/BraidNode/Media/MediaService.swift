@@ -53,6 +53,11 @@ public final class MediaService: Service, Sendable {
         receiveOffload ? max(1, min(configured, Self.groReceiveBufferBytes / Self.groSlotSize)) : configured
     }
 
+    /// This socket's reads per `recvmmsg` call.
+    private var readsPerCall: Int {
+        Self.readsPerCall(configured: self.configuration.receiveBatchSize, receiveOffload: self.offload.receiveOffload)
+    }
+
     /// The socket receive buffer requested (SO_RCVBUF); the kernel grants at most `net.core.rmem_max`.
     public static let receiveBufferBytes = 4 << 20
     /// The socket send buffer requested (SO_SNDBUF); the kernel grants at most `net.core.wmem_max`.
@@ -222,12 +227,10 @@ public final class MediaService: Service, Sendable {
         }
         self.sessions.mediaBound(port: address.port)
         for waiter in waiters { waiter.resume(returning: address) }
-        let readsPerCall = Self.readsPerCall(
-            configured: self.configuration.receiveBatchSize, receiveOffload: self.offload.receiveOffload)
         self.logger.info(
             "media socket listening",
             metadata: [
-                "address": "\(address)", "reads_per_call": "\(readsPerCall)",
+                "address": "\(address)", "reads_per_call": "\(self.readsPerCall)",
                 "gro": "\(self.offload.receiveOffload)", "gso": "\(self.offload.segmentationOffload)",
                 "event_loops": "\(self.shards)",
             ]
@@ -250,8 +253,7 @@ public final class MediaService: Service, Sendable {
         shard index: Int, on loop: any EventLoop, socket: CInt, certificate: DTLSCertificate
     ) -> DatagramBootstrap {
         let slot = self.offload.receiveOffload ? Self.groSlotSize : Self.slotSize
-        let batch = Self.readsPerCall(
-            configured: self.configuration.receiveBatchSize, receiveOffload: self.offload.receiveOffload)
+        let batch = self.readsPerCall
         var bootstrap = DatagramBootstrap(group: loop)
             .channelOption(.datagramVectorReadMessageCount, value: batch)
             // A deep kernel queue absorbs bursts while the loop is busy; Linux caps it at net.core.rmem_max.
