@@ -41,6 +41,10 @@ public struct PublisherStatistics: Hashable, Sendable {
     public var retransmissionsSent = 0
     /// Uplink FEC repair packets sent (Braid's FEC, sized from the node's reports of the uplink's loss).
     public var repairPacketsSent = 0
+    /// Audio: bytes of RED blocks sent on the uplink (earlier frames carried again, sized from the node's
+    /// reports of the uplink's loss), and the distance in use (earlier frames per packet).
+    public var audioRedundantBytesSent = 0
+    public var audioRedundancyDistance = 0
     /// PLIs and FIRs received.
     public var keyframeRequestsReceived = 0
     /// RTCP sender reports sent.
@@ -113,6 +117,8 @@ public final class BraidPublisher: PeerMediaHandler, FailingOverPeer, @unchecked
     var audio: OutgoingStream?
     var video: OutgoingStream?
     var transportSequence: UInt16 = 0
+    /// The uplink's loss before repair, from the node's transport-wide feedback.
+    var uplinkLoss = LossAverage()
     var stats = PublisherStatistics()
     var tasks: [RepeatedTask] = []
     let requestedAt: NIODeadline
@@ -266,6 +272,7 @@ public final class BraidPublisher: PeerMediaHandler, FailingOverPeer, @unchecked
                 audio = OutgoingStream(
                     ssrc: ssrc, payloadType: payloadType, clockRate: 48_000, isAudio: true,
                     extensionIDs: section.extensions, mid: section.mid, rtx: nil)
+                if let red = section.redPayloadType { audio?.red = UplinkRED(payloadType: red) }
             case .video:
                 var rtx: RetransmissionBuffer.RTX?
                 if let rtxSSRC = track.rtxSSRC, let rtxPayloadType = section.rtxPayloadType {
@@ -375,16 +382,22 @@ public final class BraidPublisher: PeerMediaHandler, FailingOverPeer, @unchecked
         }
     }
 
-    /// The node's transport-wide feedback sizes the uplink FEC: the packets it reports missing.
+    /// The node's transport-wide feedback sizes the uplink's protection (video FEC, audio RED): the packets
+    /// it reports missing, before any repair.
     private func transportFeedbackReceived(_ feedback: RTCPTransportWideFeedback) {
-        guard let video = self.video, video.fec != nil else { return }
+        guard self.video?.fec != nil || self.audio?.red != nil else { return }
         var total = 0
         var lost = 0
         for packet in feedback.packets {
             total += 1
             if packet.status == .notReceived { lost += 1 }
         }
-        video.fec!.feedbackReceived(lost: lost, of: total)
+        self.uplinkLoss.add(lost: lost, of: total)
+        if let video = self.video, video.fec != nil { video.fec!.update(loss: self.uplinkLoss.fraction) }
+        if let audio = self.audio, audio.red != nil {
+            audio.red!.update(loss: self.uplinkLoss.fraction)
+            self.stats.audioRedundancyDistance = audio.red!.distance
+        }
     }
 
     func transportLost(reason: String, lastHeard: NIODeadline, now: NIODeadline) {
@@ -543,10 +556,16 @@ public final class BraidPublisher: PeerMediaHandler, FailingOverPeer, @unchecked
         let nowNTP = self.wallClock.ntpTimestamp(at: now)
         // 20 ms per packet on the 48 kHz clock, whatever the scheduling jitter.
         let timestamp = stream.timestampBase &+ UInt32(truncatingIfNeeded: stream.packetsSent) &* 960
+        var redPayload: ByteBuffer?
+        if stream.red != nil {
+            let before = stream.red!.redundantBytesSent
+            redPayload = stream.red!.wrap(payload, timestamp: timestamp, opusPayloadType: stream.payloadType)
+            self.stats.audioRedundantBytesSent += stream.red!.redundantBytesSent - before
+        }
         stream.build(
-            timestamp: timestamp, marker: stream.packetsSent == 0, payload: payload,
+            timestamp: timestamp, marker: stream.packetsSent == 0, payload: redPayload ?? payload,
             transportSequence: self.nextTransportSequence(), captureTime: captureTime ?? nowNTP, now: now,
-            nowNTP: nowNTP)
+            nowNTP: nowNTP, payloadType: redPayload == nil ? nil : stream.red!.payloadType)
         self.transport.sendRTP(stream.packet)
         self.stats.audioPacketsSent += 1
     }

@@ -58,7 +58,7 @@ public enum ClientOffer {
         public static let opus: UInt8 = 111
         public static let vp8: UInt8 = 96
         public static let rtx: UInt8 = 97
-        /// RED (RFC 2198) around Opus, offered by receivers (Chrome's number).
+        /// RED (RFC 2198) around Opus, offered by receivers and publishers (Chrome's number).
         public static let red: UInt8 = 63
         /// Braid's sliding-window video FEC (`x-braid-fec`), offered by receivers and by publishers.
         public static let fec: UInt8 = 98
@@ -75,8 +75,9 @@ public enum ClientOffer {
     ///   - cname: the RTCP CNAME of this side's streams.
     ///   - streamID: the `a=msid` stream id shared by the tracks (one A/V sync group).
     ///   - sessionID: the `o=` session id.
-    ///   - lossProtection: a receive-only section also offers RED (audio) or Braid's FEC (video); a
-    ///     send-only video section with a ``OfferedTrack/fecSSRC`` offers to protect its uplink with that FEC.
+    ///   - lossProtection: an audio section also offers RED (both ways: the node protects a receiver's
+    ///     downlink, a publisher its uplink); a receive-only video section offers Braid's FEC, and a
+    ///     send-only video section with a ``OfferedTrack/fecSSRC`` offers to protect its uplink with it.
     public static func make(
         tracks: [OfferedTrack],
         direction: SDPDirection,
@@ -127,8 +128,9 @@ public enum ClientOffer {
                 attributes.append(SDPAttribute("rtpmap", "\(pt) opus/48000/2"))
                 attributes.append(SDPAttribute("rtcp-fb", "\(pt) transport-cc"))
                 attributes.append(SDPAttribute("fmtp", "\(pt) minptime=10;useinbandfec=1"))
-                if direction == .recvonly, lossProtection {
-                    // A receiver takes RED: the node sizes its redundancy from this link's loss.
+                if lossProtection {
+                    // A receiver takes RED: the node sizes its redundancy from this link's loss. A publisher
+                    // sends it: the node rebuilds lost uplink packets from the blocks (UplinkRED).
                     let red = PayloadType.red
                     formats.append(String(red))
                     attributes.append(SDPAttribute("rtpmap", "\(red) red/48000/2"))

@@ -25,6 +25,8 @@ final class OutgoingStream {
 
     /// Braid's FEC on this (video) stream's uplink, when the answer took it.
     var fec: UplinkFEC?
+    /// RED on this (audio) stream's uplink, when the answer took it.
+    var red: UplinkRED?
 
     var packetsSent: UInt32 = 0
     var octetsSent: UInt32 = 0
@@ -56,14 +58,15 @@ final class OutgoingStream {
         self.repair.reserveCapacity(1500)
     }
 
-    /// Builds the next packet into ``packet`` and records it for retransmission.
+    /// Builds the next packet into ``packet`` (under `payloadType` when given: RED) and records it for
+    /// retransmission.
     ///
     /// Extensions, each under the ID the answer gave it (absent when the answer dropped it): MID,
     /// transport-wide sequence number, abs-send-time, abs-capture-time (NTP of capture) and, for audio,
     /// the audio level (RFC 6464, a fixed -30 dBov with voice activity).
     func build(
         timestamp: UInt32, marker: Bool, payload: ByteBuffer, transportSequence: UInt16, captureTime: UInt64,
-        now: NIODeadline, nowNTP: UInt64
+        now: NIODeadline, nowNTP: UInt64, payloadType: UInt8? = nil
     ) {
         self.extensions.removeAll()
         if let id = self.extensionIDs.mid, let mid = self.mid { try? self.extensions.append(mid, id: id) }
@@ -81,7 +84,8 @@ final class OutgoingStream {
         }
         self.packet.clear()
         let header = RTPHeader(
-            marker: marker, payloadType: self.payloadType, sequenceNumber: self.sequenceNumber, timestamp: timestamp,
+            marker: marker, payloadType: payloadType ?? self.payloadType, sequenceNumber: self.sequenceNumber,
+            timestamp: timestamp,
             ssrc: self.ssrc)
         _ = try? self.packet.writeRTPPacket(header, extensions: self.extensions, payload: payload)
         if let view = try? RTPPacket(self.packet) { self.retransmissions.store(view, now: now) }

@@ -27,7 +27,6 @@ struct UplinkFEC {
     /// Repairs per media packet, spread over the packets.
     private var credit = RepairCredit()
     var ratio: Double { self.credit.ratio }
-    private var loss = LossAverage()
     private(set) var repairsSent = 0
     /// Repair payload scratch, reused.
     private var scratch = ByteBuffer()
@@ -43,10 +42,9 @@ struct UplinkFEC {
         RepairCredit.ratio(loss: loss, threshold: Self.lossThreshold, maximum: Self.maximumRatio)
     }
 
-    /// The node's transport-wide feedback reported `lost` of `total` packets missing.
-    mutating func feedbackReceived(lost: Int, of total: Int) {
-        self.loss.add(lost: lost, of: total)
-        self.credit.set(ratio: Self.ratio(loss: self.loss.fraction))
+    /// Re-sizes from the uplink's loss (0–1, the publisher's average of the node's feedback).
+    mutating func update(loss: Double) {
+        self.credit.set(ratio: Self.ratio(loss: loss))
         if self.ratio > 0, self.encoder == nil {
             self.encoder = SlidingWindowFECEncoder(capacity: Self.window, maximumPacketSize: 1500)
         }

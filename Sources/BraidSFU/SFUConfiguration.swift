@@ -1,3 +1,4 @@
+public import BraidRTPStreams
 public import BraidWire
 public import NIOCore
 

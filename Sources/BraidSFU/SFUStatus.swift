@@ -65,10 +65,14 @@ public struct SFUPeerStatus: Sendable, Hashable, Codable {
     /// Publishers: packets lost on the uplink and rebuilt from the publisher's own FEC repairs (Braid's
     /// sliding-window code; nil when the publisher sends none).
     public var recoveredByFEC: Int? = nil
+    /// Publishers that send RED audio: packets lost on the uplink and rebuilt from the redundant blocks of
+    /// the packets after them (nil when no audio track negotiated RED).
+    public var recoveredByRED: Int? = nil
 
     enum CodingKeys: String, CodingKey {
         case id, direction, codecs, layers, retransmissions, participant, sources, protection
         case recoveredByFEC = "recovered_by_fec"
+        case recoveredByRED = "recovered_by_red"
         case remoteAddress = "remote_address"
         case bitrateInBps = "bitrate_in_bps"
         case bitrateOutBps = "bitrate_out_bps"
@@ -251,7 +255,9 @@ extension Room {
                     + publisher.producers.reduce(0) { $0 + $1.malformedPayloads },
                 participant: publisher.participant,
                 recoveredByFEC: publisher.streams.joined().contains { $0.fec != nil }
-                    ? publisher.streams.joined().reduce(0) { $0 + $1.packetsRecoveredByFEC } : nil)
+                    ? publisher.streams.joined().reduce(0) { $0 + $1.packetsRecoveredByFEC } : nil,
+                recoveredByRED: publisher.streams.joined().contains { $0.redRecovery != nil }
+                    ? publisher.streams.joined().reduce(0) { $0 + ($1.redRecovery?.packetsRebuilt ?? 0) } : nil)
         }
         let subscribers = self.subscribers.map { subscriber -> SFUPeerStatus in
             var lost = 0

@@ -51,7 +51,10 @@ struct OfferAndAnswerTests {
         #expect(audio.mid == "0" && video.mid == "1")
         #expect(audio.extMaps.contains { $0.uri == RTPHeaderExtensionMap.audioLevelURI })
         #expect(!video.extMaps.contains { $0.uri == RTPHeaderExtensionMap.audioLevelURI })
-        #expect(audio.formats == ["111"])
+        // RED around Opus: the publisher protects its audio uplink once the node reports loss.
+        #expect(audio.formats == ["111", "63"])
+        #expect(audio.rtpMap(for: 63)?.encoding == "red")
+        #expect(audio.parameters(for: 63).isEmpty == false)
         #expect(audio.rtpMap(for: 111)?.encoding == "opus")
         #expect(audio.rtpMap(for: 111)?.clockRate == 48000)
         #expect(audio.parameters(for: 111).contains(SDPParameter("useinbandfec", "1")))
@@ -66,7 +69,7 @@ struct OfferAndAnswerTests {
         #expect(audio.ssrcAttributes.contains(SDPSSRCAttribute(ssrc: 1111, name: "cname", value: "cn")))
     }
 
-    @Test("A publisher offers Braid FEC on its video uplink, and the node's WHIP answer takes it")
+    @Test("A publisher offers Braid FEC on its video uplink and RED on its audio, and the node's WHIP answer takes both")
     func publishOfferWithUplinkFEC() throws {
         let tracks = [
             OfferedTrack(kind: .audio, ssrc: 1111, trackID: "a0"),
@@ -86,9 +89,10 @@ struct OfferAndAnswerTests {
         #expect(video.ssrcGroups.contains(SDPSSRCGroup(semantics: "FEC-FR", ssrcs: [2222, 4444])))
         #expect(Set(video.ssrcAttributes.map(\.ssrc)) == [2222, 3333, 4444])
         #expect(!protected.media[0].formats.contains("98"))
-        // Without loss protection: no repair stream offered.
+        // Without loss protection: no repair stream offered, and no RED.
         let plain = try offer(false).media[1]
         #expect(plain.formats == ["96", "97"])
+        #expect(try offer(false).media[0].formats == ["111"])
         #expect(!plain.ssrcGroups.contains { $0.semantics == "FEC-FR" })
 
         // The node as WHIP endpoint answers the repair payload type (and never FlexFEC, which it only sends).
@@ -98,6 +102,7 @@ struct OfferAndAnswerTests {
             candidates: [SDPCandidate(foundation: "1", priority: 2_130_706_431, address: "127.0.0.1", port: 40000)],
             role: .receive, sessionID: "1", sessionVersion: "1", streamID: "s", cname: "node")
         let answer = try SDPAnswerBuilder(local: local).answer(to: protected)
+        #expect(answer.sections[0].redPayloadType == 63)
         #expect(answer.sections[1].fecPayloadType == 98)
         #expect(answer.sections[1].fecEncoding == SDPLocalParameters.videoFECEncoding)
         #expect(answer.sections[1].remoteSSRCGroups.contains(SDPSSRCGroup(semantics: "FEC-FR", ssrcs: [2222, 4444])))

@@ -5,7 +5,7 @@ import Testing
 
 @testable import BraidClient
 
-@Suite("Uplink FEC: a BraidClient publisher protects its video on the way to the node")
+@Suite("Uplink protection: a BraidClient publisher protects its video (FEC) and audio (RED) on the way to the node")
 struct UplinkFECEndToEndTests {
     @Test("On a lossy uplink the publisher sends repairs sized from the node's reports, and the node rebuilds from them")
     func lossyUplink() async throws {
@@ -39,6 +39,30 @@ struct UplinkFECEndToEndTests {
             #expect(status != nil)
             #expect(status?.recoveredByFEC == nil)
             try await plain.close()
+        }
+    }
+
+    @Test("On a lossy uplink the publisher's audio carries RED, and the node rebuilds lost packets from it")
+    func lossyAudioUplink() async throws {
+        let media = try PreEncodedMedia.synthetic(audioSeconds: 1, videoFrames: 1, width: 160, height: 96)
+        try await withLoopbackNode { _, port in
+            let dashboard = NodeDashboard(port: port)
+            var options = forwardingOptions
+            options.uplink = NetworkImpairment(lossRate: 0.3)
+            options.impairmentSeed = 12
+            let publisher = try await BraidPublisher.publish(
+                to: "http://127.0.0.1:\(port)/whip/red-uplink", audio: .preEncoded(media), video: nil, options: options,
+                group: MultiThreadedEventLoopGroup.singleton)
+            let rebuilt = try await eventually(within: 8) {
+                let publishers = try await dashboard.status().rooms.first { $0.name == "red-uplink" }?.publishers ?? []
+                return (publishers.first?.recoveredByRED ?? 0) > 5
+            }
+            #expect(rebuilt)
+            let sent = await publisher.statistics()
+            // 30 % loss: two or more earlier frames in each packet.
+            #expect(sent.audioRedundancyDistance >= 2)
+            #expect(sent.audioRedundantBytesSent > 0)
+            try await publisher.close()
         }
     }
 }

@@ -422,6 +422,7 @@ extension NodeStatus {
         if publishes {
             line += "  nacks out \(peer.nacksSent)  rtx in \(peer.retransmissions)  plis out \(peer.keyframeRequests)"
             if let rebuilt = peer.recoveredByFEC { line += "  fec rebuilt \(rebuilt)" }
+            if let rebuilt = peer.recoveredByRED { line += "  red rebuilt \(rebuilt)" }
         } else {
             line += "  nacks in \(peer.nacksReceived)  rtx \(peer.retransmissions)  plis in \(peer.keyframeRequests)"
             if let protection = peer.protection, protection.protectionBytes > 0 || protection.measuredLoss > 0 {

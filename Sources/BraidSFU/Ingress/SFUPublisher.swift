@@ -90,6 +90,9 @@ public final class SFUPublisher: TrackSource {
                     self.bind(ssrc: rtx, stream: binding.stream, producer: producer, isRTX: true)
                 }
             }
+            if producer.track.kind == .audio, producer.track.redPayloadType != nil {
+                for stream in streams { stream.redRecovery = REDRecovery() }
+            }
             // Uplink FEC protects the one stream of a track without simulcast.
             if let repair = producer.track.fecSSRC, producer.track.fecPayloadType != nil, streams.count == 1 {
                 streams[0].fec = SlidingWindowFECDecoder()
@@ -128,7 +131,32 @@ public final class SFUPublisher: TrackSource {
             self.receiveRepair(rtp, binding: binding, now: now)
             return
         }
+        if binding.stream.redRecovery != nil, !binding.isRTX {
+            self.receiveRedundantBlocks(rtp, binding: binding, now: now)
+        }
         self.receiveMedia(rtp, binding: binding, recovered: false, now: now)
+    }
+
+    /// An audio packet of a track that negotiated RED: the packets its redundant blocks rebuild go in
+    /// first, as if received (oldest first, ahead of the packet that carried them), like those of FEC.
+    private func receiveRedundantBlocks(_ rtp: RTPPacket, binding: Binding, now: NIODeadline) {
+        let stream = binding.stream
+        let track = binding.producer.track
+        stream.redRecovery!.arrived(rtp.sequenceNumber)
+        guard let red = track.redPayloadType, rtp.payloadType == red else { return }
+        let rebuilt = stream.redRecovery!.rebuild(
+            redPayload: rtp.payload, sequenceNumber: rtp.sequenceNumber, timestamp: rtp.timestamp,
+            mediaPayloadType: track.payloadType)
+        for packet in rebuilt {
+            var buffer = ByteBufferAllocator().buffer(capacity: 12 + packet.payload.readableBytes)
+            let header = RTPHeader(
+                payloadType: track.payloadType, sequenceNumber: packet.sequenceNumber, timestamp: packet.timestamp,
+                ssrc: rtp.ssrc)
+            guard (try? buffer.writeRTPPacket(header, payload: packet.payload)) != nil,
+                let rebuiltRTP = try? RTPPacket(buffer)
+            else { continue }
+            self.receiveMedia(rebuiltRTP, binding: binding, recovered: true, now: now)
+        }
     }
 
     /// A repair packet of the uplink's FEC: each packet it rebuilds goes in as if received (it never

@@ -83,19 +83,21 @@ public struct AudioRedundancyPolicy: Sendable, Hashable {
 /// Storage (a ring of ``AudioRedundancy/slotBytes``-byte slots and the last packet, for repeats) is made
 /// the first time a plan asks for redundancy, so a slot on a clean link holds nothing. Owned by its slot
 /// on the router's event loop.
-struct AudioRedundancy {
+public struct AudioRedundancy {
+    public init() {}
+
     /// Longest frame kept (Opus at 64 kbit/s and 20 ms is 160 bytes; longer frames go unprotected).
-    static let slotBytes = 512
+    public static let slotBytes = 512
     /// Most bytes of redundant blocks in one packet, so that a packet stays well under the MTU: the
     /// oldest frames are left out first.
-    static let maximumRedundantBytes = 1000
+    public static let maximumRedundantBytes = 1000
 
     struct Frame {
         var timestamp: UInt32
         var length: Int
     }
 
-    private(set) var plan = AudioRedundancyPolicy.Plan.none
+    public private(set) var plan = AudioRedundancyPolicy.Plan.none
     /// Frames in send order, `capacity` slots of ``slotBytes``.
     private var frames: [Frame] = []
     private var storage: ByteBuffer?
@@ -104,26 +106,26 @@ struct AudioRedundancy {
     /// Scratch for the RED payload being written.
     private var payloadScratch: ByteBuffer?
     /// The last primary packet as sent, kept for its repeat (only while repeats are on).
-    var lastPacket: ByteBuffer?
+    public var lastPacket: ByteBuffer?
     /// When the last primary went out, and how many of its repeats are still to send.
-    var lastPrimaryAt: NIODeadline?
-    var repeatsPending = 0
+    public var lastPrimaryAt: NIODeadline?
+    public var repeatsPending = 0
 
     /// Bytes of redundant blocks (headers included), and repeat packets sent.
-    private(set) var redundantBytesSent = 0
-    var repeatsSent = 0
-    var repeatBytesSent = 0
+    public private(set) var redundantBytesSent = 0
+    public var repeatsSent = 0
+    public var repeatBytesSent = 0
 
     /// Whether frames are kept (from the first plan with redundancy on); before that, `payload` has nothing
     /// to do.
-    var keepsFrames: Bool { self.storage != nil }
+    public var keepsFrames: Bool { self.storage != nil }
     /// Bytes held.
-    var footprint: Int {
+    public var footprint: Int {
         (self.storage?.capacity ?? 0) + (self.payloadScratch?.capacity ?? 0) + (self.lastPacket?.capacity ?? 0)
     }
 
     /// Adopts a new plan; the storage is made on the first plan with redundancy.
-    mutating func update(plan: AudioRedundancyPolicy.Plan) {
+    public mutating func update(plan: AudioRedundancyPolicy.Plan) {
         self.plan = plan
         if plan.distance > 0, self.storage == nil {
             let capacity = AudioRedundancyPolicy().maximumDistance + 1
@@ -140,7 +142,7 @@ struct AudioRedundancy {
     }
 
     /// Forgets the frames (the slot shows another track: its timestamps are another clock's).
-    mutating func reset() {
+    public mutating func reset() {
         self.count = 0
         self.lastPacket = nil
         self.repeatsPending = 0
@@ -149,7 +151,7 @@ struct AudioRedundancy {
     /// The payload to send for `primary` (timestamp `timestamp`): a RED payload of the plan's earlier frames
     /// and `primary` under `payloadType`, or nil when no redundancy is planned (send `primary` as it is).
     /// Either way the frame is kept for the next packets.
-    mutating func payload(primary: ByteBuffer, timestamp: UInt32, payloadType: UInt8) -> ByteBuffer? {
+    public mutating func payload(primary: ByteBuffer, timestamp: UInt32, payloadType: UInt8) -> ByteBuffer? {
         guard var storage = self.storage.take() else { return nil }
         defer { self.storage = storage }
         var out: ByteBuffer?
@@ -203,7 +205,7 @@ struct AudioRedundancy {
     }
 
     /// Keeps a copy of the packet just sent, to repeat it over its frame interval.
-    mutating func keepForRepeat(_ packet: ByteBuffer, now: NIODeadline) {
+    public mutating func keepForRepeat(_ packet: ByteBuffer, now: NIODeadline) {
         if self.lastPacket == nil { self.lastPacket = ByteBufferAllocator().buffer(capacity: 1500) }
         self.lastPacket!.clear()
         self.lastPacket!.writeImmutableBuffer(packet)
@@ -212,7 +214,7 @@ struct AudioRedundancy {
     }
 
     /// When the next repeat of the last packet is due: send `k` of `s` goes `k / s` of a frame after it.
-    func nextRepeatDue(clockRate: UInt32) -> NIODeadline? {
+    public func nextRepeatDue(clockRate: UInt32) -> NIODeadline? {
         guard self.repeatsPending > 0, let sentAt = self.lastPrimaryAt else { return nil }
         let sends = Int64(self.plan.sendsPerFrame)
         let index = sends - Int64(self.repeatsPending)
@@ -221,7 +223,7 @@ struct AudioRedundancy {
 
     /// The duration of a frame: the timestamp step between the last two frames kept (48 kHz ticks),
     /// or 20 ms when unknown.
-    func frameDuration(clockRate: UInt32) -> TimeAmount {
+    public func frameDuration(clockRate: UInt32) -> TimeAmount {
         guard self.count >= 2, clockRate > 0 else { return .milliseconds(20) }
         let last = self.frames[(self.head - 1 + self.frames.count) % self.frames.count]
         let before = self.frames[(self.head - 2 + self.frames.count) % self.frames.count]
