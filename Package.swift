@@ -99,7 +99,8 @@ let package = Package(
         .target(
             name: "BraidMesh",
             dependencies: [
-                "BraidWire", "BraidSecurity", "BraidSFU", .product(name: "NIOCore", package: "swift-nio"),
+                "BraidWire", "BraidSecurity", "BraidSFU", "BraidRTPStreams",
+                .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),

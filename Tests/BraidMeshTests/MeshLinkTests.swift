@@ -24,8 +24,11 @@ final class Wire {
     var atA: [RouterLinkMessage] = []
     var atB: [RouterLinkMessage] = []
 
-    init(secretA: [UInt8] = Array("cluster secret".utf8), secretB: [UInt8] = Array("cluster secret".utf8), epochA: UInt64 = 1_000, epochB: UInt64 = 2_000) throws {
-        self.a = try self.makeA(secret: secretA, epoch: epochA)
+    init(
+        secretA: [UInt8] = Array("cluster secret".utf8), secretB: [UInt8] = Array("cluster secret".utf8), epochA: UInt64 = 1_000,
+        epochB: UInt64 = 2_000, configurationA: MeshLink.Configuration = .init()
+    ) throws {
+        self.a = try self.makeA(secret: secretA, epoch: epochA, configuration: configurationA)
         self.b = try MeshLink(
             local: NodeID(name: "b"), peer: NodeID(name: "a"), secret: secretB, epoch: epochB
         ) { [unowned self] bytes in
@@ -34,8 +37,10 @@ final class Wire {
         self.b.onMessage = { [unowned self] in self.atB.append($0) }
     }
 
-    func makeA(secret: [UInt8], epoch: UInt64) throws -> MeshLink {
-        let link = try MeshLink(local: NodeID(name: "a"), peer: NodeID(name: "b"), secret: secret, epoch: epoch) {
+    func makeA(secret: [UInt8], epoch: UInt64, configuration: MeshLink.Configuration = .init()) throws -> MeshLink {
+        let link = try MeshLink(
+            local: NodeID(name: "a"), peer: NodeID(name: "b"), secret: secret, epoch: epoch, configuration: configuration
+        ) {
             [unowned self] bytes in
             self.sentAToB += 1
             guard !self.dropAToB(self.sentAToB) else { return }
@@ -160,6 +165,43 @@ func recordSequences(_ messages: [RouterLinkMessage]) -> [UInt16] {
         #expect(wire.a.counters.retransmissionsSent > 0)
         // The loss A measures is that of first transmissions: about a third.
         #expect(wire.a.measurements.loss > 0.15)
+    }
+
+    /// A steady stream (five 1,000-byte records every 20 ms) for 4 s over a link losing a third of A's
+    /// datagrams, repairs and retransmissions included; returns the wire once everything settled.
+    func lossyStream(fec: Bool) throws -> Wire {
+        var configuration = MeshLink.Configuration()
+        if !fec { configuration.repairMargin = 0 }
+        let wire = try Wire(configurationA: configuration)
+        var random = SplitMix64(seed: 11)
+        wire.dropAToB = { _ in random.nextUnit() < 0.33 }
+        for round in 0..<200 {
+            wire.a.send(.media(mediaBatch(self.track, first: UInt16(round * 5), count: 5, payloadSize: 1_000)), now: wire.now)
+            wire.a.flush(now: wire.now)
+            wire.run(until: Int64(round + 1) * 20)
+        }
+        wire.run(until: 6_000)
+        return wire
+    }
+
+    @Test func repairsFollowTheMeasuredLossAndRebuildMostLossesWithoutARoundTrip() throws {
+        let protected = try self.lossyStream(fec: true)
+        let plain = try self.lossyStream(fec: false)
+        for wire in [protected, plain] {
+            let sequences = recordSequences(wire.atB)
+            // Everything arrives once: a rebuilt datagram's retransmission is dropped, not delivered again.
+            #expect(sequences.count == Set(sequences).count)
+            #expect(Set(sequences).count >= 995)
+        }
+        #expect(plain.a.counters.repairsSent == 0)
+        #expect(plain.b.counters.recoveredByFEC == 0)
+        // Repairs start once B's probe replies show the loss (about a second in), about one per datagram.
+        #expect(protected.a.counters.repairsSent > 100)
+        #expect(protected.b.counters.repairsReceived > 0)
+        #expect(protected.b.counters.recoveredByFEC > 50)
+        // Most losses no longer wait for a NACK and a retransmission.
+        #expect(protected.a.counters.retransmissionsSent * 2 < plain.a.counters.retransmissionsSent)
+        #expect(protected.b.counters.nacksSent < plain.b.counters.nacksSent)
     }
 
     @Test func aRestartedPeerIsAcceptedAndItsOldRunIsNot() throws {

@@ -67,6 +67,8 @@ public final class NodeMetrics: Sendable {
         var sentDatagrams: CoreMetrics.Counter
         var receivedDatagrams: CoreMetrics.Counter
         var retransmissions: CoreMetrics.Counter
+        var repairs: CoreMetrics.Counter
+        var recoveredByFEC: CoreMetrics.Counter
         var rejected: CoreMetrics.Counter
         var relayedTracks: CoreMetrics.Gauge
     }
@@ -258,6 +260,8 @@ public final class NodeMetrics: Sendable {
                 Self.add(
                     UInt64(link.retransmissionsSent), UInt64(entry.last.retransmissionsSent),
                     to: entry.metrics.retransmissions)
+                Self.add(UInt64(link.repairsSent), UInt64(entry.last.repairsSent), to: entry.metrics.repairs)
+                Self.add(UInt64(link.recoveredByFEC), UInt64(entry.last.recoveredByFEC), to: entry.metrics.recoveredByFEC)
                 Self.add(UInt64(link.rejected), UInt64(entry.last.rejected), to: entry.metrics.rejected)
                 published.meshLinks[link.peerName] = (entry.metrics, link)
             }
@@ -269,6 +273,8 @@ public final class NodeMetrics: Sendable {
         zero.datagramsSent = 0
         zero.datagramsReceived = 0
         zero.retransmissionsSent = 0
+        zero.repairsSent = 0
+        zero.recoveredByFEC = 0
         zero.rejected = 0
         return zero
     }
@@ -286,6 +292,8 @@ public final class NodeMetrics: Sendable {
             loss: gauge("braid_mesh_link_loss_ratio"), sentDatagrams: counter("braid_mesh_link_sent_datagrams_total"),
             receivedDatagrams: counter("braid_mesh_link_received_datagrams_total"),
             retransmissions: counter("braid_mesh_link_retransmissions_total"),
+            repairs: counter("braid_mesh_link_fec_repairs_total"),
+            recoveredByFEC: counter("braid_mesh_link_fec_recovered_datagrams_total"),
             rejected: counter("braid_mesh_link_rejected_datagrams_total"),
             relayedTracks: gauge("braid_mesh_link_relayed_tracks"))
     }

@@ -39,6 +39,9 @@ public struct MeshStatus: Sendable, Codable, Equatable {
         public var retransmissionsSent: Int
         public var repaired: Int
         public var unrepaired: Int
+        /// FEC repair datagrams sent to the peer, and datagrams from it rebuilt from its repairs.
+        public var repairsSent: Int
+        public var recoveredByFEC: Int
         public var rejected: Int
         public var downs: Int
         /// Tracks this node relays to the peer (one copy each), with the layers pulled.
@@ -55,6 +58,8 @@ public struct MeshStatus: Sendable, Codable, Equatable {
             case datagramsSent = "datagrams_sent"
             case datagramsReceived = "datagrams_received"
             case retransmissionsSent = "retransmissions_sent"
+            case repairsSent = "repairs_sent"
+            case recoveredByFEC = "recovered_by_fec"
         }
     }
 
@@ -116,7 +121,9 @@ public struct MeshStatus: Sendable, Codable, Equatable {
             let rtt = link.rttMs.map { String(format: "%.1f ms", $0) } ?? "-"
             lines.append(
                 "  link → \(link.peerName): \(link.up ? "up" : "DOWN"), rtt \(rtt), loss \(String(format: "%.1f", link.loss * 100)) %, "
-                    + "\(Int(link.sendKbps)) kbit/s, relays \(link.relayed.count), pulls \(link.pulled.count)")
+                    + "\(Int(link.sendKbps)) kbit/s, relays \(link.relayed.count), pulls \(link.pulled.count)"
+                    + (link.repairsSent + link.recoveredByFEC > 0
+                        ? ", fec sent \(link.repairsSent) rebuilt \(link.recoveredByFEC)" : ""))
         }
         for track in self.remoteTracks {
             lines.append("  track \(track.id) [\(track.room)] via \(track.path.joined(separator: " → ")), consumers \(track.consumers)")
@@ -143,7 +150,8 @@ extension MeshForwarder {
                 rttMs: m.rtt.map { Double($0.nanoseconds) / 1e6 }, jitterMs: Double(m.jitter.nanoseconds) / 1e6,
                 loss: m.loss, sendKbps: m.sendRateKbps, datagramsSent: c.datagramsSent,
                 datagramsReceived: c.datagramsReceived, retransmissionsSent: c.retransmissionsSent,
-                repaired: c.repaired, unrepaired: c.unrepaired, rejected: c.rejected, downs: c.downs,
+                repaired: c.repaired, unrepaired: c.unrepaired, repairsSent: c.repairsSent,
+                recoveredByFEC: c.recoveredByFEC, rejected: c.rejected, downs: c.downs,
                 relayed: peer.routerLink.relayedTracks.map { "\($0.id)" }, pulled: peer.routerLink.mirroredTracks.map(\.description))
         }
         let tracks = self.remoteTracks.values.sorted { $0.id < $1.id }.map { announcement in

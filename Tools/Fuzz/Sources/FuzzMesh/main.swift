@@ -3,9 +3,10 @@
 //
 // Node B's MeshLink from node A feeds a RouterLink on B's router, which mirrors a simulcast VP8 track of
 // A and forwards it to a WebRTC subscriber. The input is a script of records `[op][length: 2 bytes][bytes]`:
-// op & 3 == 0 hands the bytes to B's link as a raw datagram (no valid key: must be refused), 1 seals them
+// op & 7 == 0 hands the bytes to B's link as a raw datagram (no valid key: must be refused), 1 seals them
 // as the frames of an authenticated datagram from A (the real key schedule), 2 seals them behind a valid
-// prefix but a newer epoch, 3 ticks B after `length` ms. Every packet B sends its subscriber must parse.
+// prefix but a newer epoch, 3 ticks B after `length` ms, 4–7 seal them as the payload of one of A's FEC
+// repair datagrams (repair SSRC, its own numbering): a forged repair must never yield a wrong datagram. Every packet B sends its subscriber must parse.
 import BraidMesh
 import BraidSFU
 import BraidSecurity
@@ -39,11 +40,14 @@ private let slots = SubscriberDescription(
     ])
 
 /// Seals `frames` as A's datagram number `index` of `epoch`, the way a MeshLink does.
-func seal(_ frames: UnsafeRawBufferPointer, index: UInt16, epoch: UInt64) -> ByteBuffer? {
+func seal(
+    _ frames: UnsafeRawBufferPointer, index: UInt16, epoch: UInt64,
+    ssrc: UInt32 = UInt32(truncatingIfNeeded: nodeA.rawValue)
+) -> ByteBuffer? {
     let key = MeshLink.masterKey(secret: secret, from: nodeA, to: nodeB, epoch: epoch)
     guard let session = try? SRTPOutboundSession(profile: .aeadAES128GCM, masterKey: key) else { return nil }
     var plain = ByteBuffer()
-    plain.writeMultipleIntegers(UInt8(0x80), UInt8(127), index, UInt32(0), UInt32(truncatingIfNeeded: nodeA.rawValue))
+    plain.writeMultipleIntegers(UInt8(0x80), UInt8(127), index, UInt32(0), ssrc)
     plain.writeBytes(frames)
     var datagram = ByteBuffer()
     datagram.writeMultipleIntegers(nodeA.rawValue, epoch)
@@ -68,10 +72,11 @@ public func fuzzOneInput(_ start: UnsafeRawPointer?, _ count: Int) -> CInt {
     let transport = CheckingTransport()
     router.addSubscriber(room: "r", peerID: "s", description: slots, transport: transport, now: now)
     var index: UInt16 = 1
+    var repairIndex: UInt16 = 1
     var epoch: UInt64 = 10
     var offset = 0
     while offset + 3 <= input.count {
-        let op = input[offset] & 3
+        let op = input[offset] & 7
         let length = Int(input[offset + 1]) << 8 | Int(input[offset + 2])
         offset += 3
         if op == 3 {
@@ -90,6 +95,11 @@ public func fuzzOneInput(_ start: UnsafeRawPointer?, _ count: Int) -> CInt {
         case 1:
             if let datagram = seal(bytes, index: index, epoch: epoch) { link.receive(datagram, now: now) }
             index &+= 1
+        case 4...:
+            if let datagram = seal(bytes, index: repairIndex, epoch: epoch, ssrc: MeshLink.repairSSRC(nodeA)) {
+                link.receive(datagram, now: now)
+            }
+            repairIndex &+= 1
         default:
             epoch += 1
             index = 1
