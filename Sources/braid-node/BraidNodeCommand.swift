@@ -111,6 +111,8 @@ struct BraidNodeCommand: AsyncParsableCommand {
 
     @Option(help: Self.help(.clusterLinkEmulation))
     var clusterLinkEmulation: String?
+    @Flag(inversion: .prefixedNo, help: Self.help(.clusterLinkFEC))
+    var clusterLinkFEC: Bool?
 
     @Option(help: Self.help(.authTokenKey))
     var authTokenKey: String?
@@ -194,6 +196,7 @@ struct BraidNodeCommand: AsyncParsableCommand {
             clusterMeshAdvertisedAddress: self.clusterMeshAdvertisedAddress,
             clusterHTTPURL: self.clusterHttpUrl,
             clusterLinkEmulation: self.clusterLinkEmulation,
+            clusterLinkFEC: self.clusterLinkFEC,
             authTokenKey: self.authTokenKey,
             authTokenKeyFile: self.authTokenKeyFile,
             insecureOpen: self.insecureOpen ? true : nil,

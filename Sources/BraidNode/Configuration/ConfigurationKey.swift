@@ -23,6 +23,7 @@ public enum ConfigurationKey: String, Sendable, CaseIterable, CustomStringConver
     case clusterMeshAdvertisedAddress = "cluster.mesh_advertised_address"
     case clusterHTTPURL = "cluster.http_url"
     case clusterLinkEmulation = "cluster.link_emulation"
+    case clusterLinkFEC = "cluster.link_fec"
     case authTokenKey = "auth.token_key"
     case authTokenKeyFile = "auth.token_key_file"
     case insecureOpen = "insecure_open"
@@ -86,6 +87,8 @@ public enum ConfigurationKey: String, Sendable, CaseIterable, CustomStringConver
         case .clusterMeshAdvertisedAddress:
             "Address other nodes reach the relay socket at (default: the first media advertised address)."
         case .clusterHTTPURL: "Base URL other nodes and clients reach this node's HTTP API at (default: from http.*)."
+        case .clusterLinkFEC:
+            "Send FEC repairs on relay links, sized from the loss each peer reports (default: on)."
         case .clusterLinkEmulation:
             "JSON file of emulated relay-link impairments per peer node name (latency_ms, jitter_ms, loss, bandwidth_kbps)."
         case .authTokenKey:

@@ -25,6 +25,7 @@ public struct NodeConfigurationLayer: Sendable, Equatable {
     public var clusterMeshAdvertisedAddress: String?
     public var clusterHTTPURL: String?
     public var clusterLinkEmulation: String?
+    public var clusterLinkFEC: Bool?
     public var authTokenKey: String?
     public var authTokenKeyFile: String?
     public var insecureOpen: Bool?
@@ -56,6 +57,7 @@ public struct NodeConfigurationLayer: Sendable, Equatable {
         clusterMeshAdvertisedAddress: String? = nil,
         clusterHTTPURL: String? = nil,
         clusterLinkEmulation: String? = nil,
+        clusterLinkFEC: Bool? = nil,
         authTokenKey: String? = nil,
         authTokenKeyFile: String? = nil,
         insecureOpen: Bool? = nil,
@@ -93,6 +95,7 @@ public struct NodeConfigurationLayer: Sendable, Equatable {
         self.clusterMeshAdvertisedAddress = clusterMeshAdvertisedAddress
         self.clusterHTTPURL = clusterHTTPURL
         self.clusterLinkEmulation = clusterLinkEmulation
+        self.clusterLinkFEC = clusterLinkFEC
     }
 }
 
@@ -164,6 +167,7 @@ extension NodeConfigurationLayer {
         self.clusterMeshAdvertisedAddress = value(.clusterMeshAdvertisedAddress)
         self.clusterHTTPURL = value(.clusterHTTPURL)
         self.clusterLinkEmulation = value(.clusterLinkEmulation)
+        self.clusterLinkFEC = try boolean(.clusterLinkFEC)
     }
 
     /// `BRAID_*` variables in `environment` that configure nothing (most likely typos).
@@ -332,7 +336,7 @@ private struct FileLayer: Decodable {
                 cluster,
                 allowed: [
                     "etcd", "secret", "secret_file", "region", "mesh_address", "mesh_port", "mesh_advertised_address",
-                    "http_url", "link_emulation",
+                    "http_url", "link_emulation", "link_fec",
                 ],
                 prefix: "cluster.")
             self.layer.clusterEtcd = try Self.strings(cluster, "etcd", path: "cluster.")
@@ -344,6 +348,7 @@ private struct FileLayer: Decodable {
             self.layer.clusterMeshAdvertisedAddress = try Self.string(cluster, "mesh_advertised_address", path: "cluster.")
             self.layer.clusterHTTPURL = try Self.string(cluster, "http_url", path: "cluster.")
             self.layer.clusterLinkEmulation = try Self.string(cluster, "link_emulation", path: "cluster.")
+            self.layer.clusterLinkFEC = try Self.boolean(cluster, "link_fec", path: "cluster.")
         }
         if try root.contains(AnyKey("log")) && !root.decodeNil(forKey: AnyKey("log")) {
             let log = try root.nestedContainer(keyedBy: AnyKey.self, forKey: AnyKey("log"))
@@ -461,6 +466,7 @@ extension NodeConfiguration {
             take(
                 layer.clusterLinkEmulation.map(Optional.some), .clusterLinkEmulation,
                 into: &configuration.cluster.linkEmulation)
+            take(layer.clusterLinkFEC, .clusterLinkFEC, into: &configuration.cluster.linkFEC)
             take(layer.authTokenKey.map(Optional.some), .authTokenKey, into: &configuration.auth.tokenKey)
             take(layer.authTokenKeyFile.map(Optional.some), .authTokenKeyFile, into: &configuration.auth.tokenKeyFile)
             take(layer.insecureOpen, .insecureOpen, into: &configuration.insecureOpen)

@@ -226,11 +226,14 @@ public struct NodeConfiguration: Codable, Sendable, Equatable {
         /// A JSON file `{"peer-node-name": {"latency_ms": 20, "loss": 0.01}}` of emulated impairments
         /// applied to what this node sends to each peer (tests and local meshes; no `tc netem` needed).
         public var linkEmulation: String?
+        /// Whether relay links send FEC repairs (sized from the loss each peer reports; see ``BraidMesh/MeshLink``).
+        public var linkFEC: Bool
 
         public init(
             etcd: [String] = [], secret: String? = nil, secretFile: String? = nil, region: String = "default",
             meshAddress: String? = nil, meshPort: Int = NodeConfiguration.defaultMeshPort,
-            meshAdvertisedAddress: String? = nil, httpURL: String? = nil, linkEmulation: String? = nil
+            meshAdvertisedAddress: String? = nil, httpURL: String? = nil, linkEmulation: String? = nil,
+            linkFEC: Bool = true
         ) {
             self.etcd = etcd
             self.secret = secret
@@ -241,6 +244,7 @@ public struct NodeConfiguration: Codable, Sendable, Equatable {
             self.meshAdvertisedAddress = meshAdvertisedAddress
             self.httpURL = httpURL
             self.linkEmulation = linkEmulation
+            self.linkFEC = linkFEC
         }
 
         /// Whether the node joins a cluster.
@@ -254,6 +258,7 @@ public struct NodeConfiguration: Codable, Sendable, Equatable {
             case meshAdvertisedAddress = "mesh_advertised_address"
             case httpURL = "http_url"
             case linkEmulation = "link_emulation"
+            case linkFEC = "link_fec"
         }
 
         public init(from decoder: any Decoder) throws {
@@ -267,7 +272,8 @@ public struct NodeConfiguration: Codable, Sendable, Equatable {
                 meshPort: try c.decodeIfPresent(Int.self, forKey: .meshPort) ?? NodeConfiguration.defaultMeshPort,
                 meshAdvertisedAddress: try c.decodeIfPresent(String.self, forKey: .meshAdvertisedAddress),
                 httpURL: try c.decodeIfPresent(String.self, forKey: .httpURL),
-                linkEmulation: try c.decodeIfPresent(String.self, forKey: .linkEmulation))
+                linkEmulation: try c.decodeIfPresent(String.self, forKey: .linkEmulation),
+                linkFEC: try c.decodeIfPresent(Bool.self, forKey: .linkFEC) ?? true)
         }
 
         public func encode(to encoder: any Encoder) throws {
@@ -282,6 +288,7 @@ public struct NodeConfiguration: Codable, Sendable, Equatable {
             try c.encodeIfPresent(self.meshAdvertisedAddress, forKey: .meshAdvertisedAddress)
             try c.encodeIfPresent(self.httpURL, forKey: .httpURL)
             try c.encodeIfPresent(self.linkEmulation, forKey: .linkEmulation)
+            try c.encode(self.linkFEC, forKey: .linkFEC)
         }
     }
 

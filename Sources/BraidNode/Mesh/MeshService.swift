@@ -116,6 +116,8 @@ public final class MeshService: Service, Sendable {
         let bindAddress = cluster.meshAddress ?? self.configuration.media.address
         let epoch = UInt64(Date().timeIntervalSince1970 * 1000)
         let node = self.node
+        var linkConfiguration = MeshLink.Configuration()
+        if !cluster.linkFEC { linkConfiguration.repairMargin = 0 }
 
         let channel = try await DatagramBootstrap(group: loop)
             .channelOption(.socketOption(.so_rcvbuf), value: 4 << 20)
@@ -126,7 +128,8 @@ public final class MeshService: Service, Sendable {
                     let store = shard.store.value
                     let forwarder = MeshForwarder(
                         node: node, router: store.forwarding, secret: Array(secret.utf8), epoch: epoch,
-                        channel: channel, emulation: emulation, flushMedia: { store.flush() })
+                        channel: channel, emulation: emulation, linkConfiguration: linkConfiguration,
+                        flushMedia: { store.flush() })
                     try channel.pipeline.syncOperations.addHandler(MeshChannelHandler(forwarder: forwarder))
                 }
             }
