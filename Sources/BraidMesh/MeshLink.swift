@@ -69,6 +69,8 @@ public final class MeshLink {
         public var maximumNACKs = 6
         /// SRTP replay window (datagrams): must cover what can arrive late by retransmission.
         public var replayWindow = 8_192
+        /// Copies of a retransmission, from the loss the peer reports and how often it was asked for.
+        public var retransmission = RetransmissionPolicy()
         /// Repairs sent per data datagram repair about this share of the losses up front (0: no FEC). More
         /// than a subscriber link's 1.0: a hop is one of several on a path, and what it leaves to NACK costs
         /// every subscriber behind it a round trip. At 33 % loss, 1.5 cut retransmissions from 542 to 236
@@ -459,6 +461,9 @@ public final class MeshLink {
             return
         }
         if index > self.highestIndex {
+            // A datagram rebuilt before a later one showed it missing was lost all the same: the peer's repairs
+            // are sized from this count.
+            if rebuilt { self.gapsSeen += 1 }
             let gap = index - self.highestIndex - 1
             if gap > 0 {
                 self.gapsSeen += gap
@@ -511,16 +516,23 @@ public final class MeshLink {
         }
     }
 
+    /// Sends the asked-for datagrams again, the same bytes; on a lossy link in several copies, one more
+    /// each time the same datagram is asked for again (``BraidSFU/RetransmissionPolicy``, as toward
+    /// subscribers): the receiver's replay window drops the copies after the first that arrives.
     private func retransmit(_ indices: [UInt64], now: NIODeadline) {
         for index in indices {
-            guard let sent = self.history[Int(index % UInt64(self.history.count))], sent.index == index,
-                now - sent.sentAt < .seconds(1)
-            else {
+            let slot = Int(index % UInt64(self.history.count))
+            guard let sent = self.history[slot], sent.index == index, now - sent.sentAt < .seconds(1) else {
                 self.counters.retransmissionsUnavailable += 1
                 continue
             }
-            self.counters.retransmissionsSent += 1
-            self.emit(sent.bytes, now: now)
+            let copies = self.configuration.retransmission.copies(
+                previousResends: sent.resends, loss: self.measurements.loss)
+            self.history[slot]?.resends += 1
+            for _ in 0..<copies {
+                self.counters.retransmissionsSent += 1
+                self.emit(sent.bytes, now: now)
+            }
         }
     }
 
@@ -626,6 +638,8 @@ private struct SentDatagram {
     let index: UInt64
     let sentAt: NIODeadline
     let bytes: ByteBuffer
+    /// Times it was asked for and sent again.
+    var resends = 0
 }
 
 /// A hop sequence number seen missing.

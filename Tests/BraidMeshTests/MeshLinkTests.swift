@@ -199,6 +199,8 @@ func recordSequences(_ messages: [RouterLinkMessage]) -> [UInt16] {
         #expect(protected.a.counters.repairsSent > 100)
         #expect(protected.b.counters.repairsReceived > 0)
         #expect(protected.b.counters.recoveredByFEC > 50)
+        // The loss A is told of counts rebuilt datagrams as lost: the repairs stay sized for a third.
+        #expect(protected.a.measurements.loss > 0.2)
         // Most losses no longer wait for a NACK and a retransmission.
         #expect(protected.a.counters.retransmissionsSent * 2 < plain.a.counters.retransmissionsSent)
         #expect(protected.b.counters.nacksSent < plain.b.counters.nacksSent)
