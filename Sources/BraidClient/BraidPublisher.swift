@@ -45,6 +45,10 @@ public struct PublisherStatistics: Hashable, Sendable {
     /// reports of the uplink's loss), and the distance in use (earlier frames per packet).
     public var audioRedundantBytesSent = 0
     public var audioRedundancyDistance = 0
+    /// Audio packets sent again as identical copies when RED alone cannot reach the node in time (from
+    /// about 50 % uplink loss), and the times each packet is sent now.
+    public var audioRepeatsSent = 0
+    public var audioSendsPerFrame = 1
     /// PLIs and FIRs received.
     public var keyframeRequestsReceived = 0
     /// RTCP sender reports sent.
@@ -117,6 +121,9 @@ public final class BraidPublisher: PeerMediaHandler, FailingOverPeer, @unchecked
     var audio: OutgoingStream?
     var video: OutgoingStream?
     var transportSequence: UInt16 = 0
+    /// Times the packet of each recent transport-wide sequence number (modulo the count) was sent: the
+    /// node's feedback on an audio packet sent in several copies says whether any copy arrived.
+    var sendsBySequence = [UInt8](repeating: 1, count: 1024)
     /// The uplink's loss before repair, from the node's transport-wide feedback.
     var uplinkLoss = LossAverage()
     var stats = PublisherStatistics()
@@ -383,20 +390,38 @@ public final class BraidPublisher: PeerMediaHandler, FailingOverPeer, @unchecked
     }
 
     /// The node's transport-wide feedback sizes the uplink's protection (video FEC, audio RED): the packets
-    /// it reports missing, before any repair.
+    /// it reports missing, before any repair. A packet sent in `c` copies is lost only when all of them
+    /// are (`p^c`), so it counts only when nothing was sent once in the report, and then as `(lost share)^(1/c)`.
     private func transportFeedbackReceived(_ feedback: RTCPTransportWideFeedback) {
         guard self.video?.fec != nil || self.audio?.red != nil else { return }
         var total = 0
         var lost = 0
+        var repeatedTotal = 0
+        var repeatedLost = 0
+        var copies = 1
         for packet in feedback.packets {
-            total += 1
-            if packet.status == .notReceived { lost += 1 }
+            let sends = Int(self.sendsBySequence[Int(packet.sequenceNumber) % self.sendsBySequence.count])
+            let missing = packet.status == .notReceived
+            if sends <= 1 {
+                total += 1
+                if missing { lost += 1 }
+            } else {
+                repeatedTotal += 1
+                if missing { repeatedLost += 1 }
+                copies = max(copies, sends)
+            }
         }
-        self.uplinkLoss.add(lost: lost, of: total)
+        if total > 0 {
+            self.uplinkLoss.add(lost: lost, of: total)
+        } else if repeatedTotal > 0 {
+            let raw = pow(Double(repeatedLost) / Double(repeatedTotal), 1 / Double(copies))
+            self.uplinkLoss.add(lost: Int((raw * Double(repeatedTotal)).rounded()), of: repeatedTotal)
+        }
         if let video = self.video, video.fec != nil { video.fec!.update(loss: self.uplinkLoss.fraction) }
         if let audio = self.audio, audio.red != nil {
             audio.red!.update(loss: self.uplinkLoss.fraction)
             self.stats.audioRedundancyDistance = audio.red!.distance
+            self.stats.audioSendsPerFrame = audio.red!.sendsPerFrame
         }
     }
 
@@ -539,8 +564,9 @@ public final class BraidPublisher: PeerMediaHandler, FailingOverPeer, @unchecked
         self.eventLoop.execute { self.sendVideoOnLoop(frame, captureTime: captureTime) }
     }
 
-    private func nextTransportSequence() -> UInt16 {
+    private func nextTransportSequence(sends: Int = 1) -> UInt16 {
         defer { self.transportSequence &+= 1 }
+        self.sendsBySequence[Int(self.transportSequence) % self.sendsBySequence.count] = UInt8(clamping: sends)
         return self.transportSequence
     }
 
@@ -557,17 +583,21 @@ public final class BraidPublisher: PeerMediaHandler, FailingOverPeer, @unchecked
         // 20 ms per packet on the 48 kHz clock, whatever the scheduling jitter.
         let timestamp = stream.timestampBase &+ UInt32(truncatingIfNeeded: stream.packetsSent) &* 960
         var redPayload: ByteBuffer?
+        var sends = 1
         if stream.red != nil {
             let before = stream.red!.redundantBytesSent
             redPayload = stream.red!.wrap(payload, timestamp: timestamp, opusPayloadType: stream.payloadType)
             self.stats.audioRedundantBytesSent += stream.red!.redundantBytesSent - before
+            if redPayload != nil { sends = stream.red!.sendsPerFrame }
         }
         stream.build(
             timestamp: timestamp, marker: stream.packetsSent == 0, payload: redPayload ?? payload,
-            transportSequence: self.nextTransportSequence(), captureTime: captureTime ?? nowNTP, now: now,
+            transportSequence: self.nextTransportSequence(sends: sends), captureTime: captureTime ?? nowNTP, now: now,
             nowNTP: nowNTP, payloadType: redPayload == nil ? nil : stream.red!.payloadType)
-        self.transport.sendRTP(stream.packet)
+        // Copies spread over the frame's 20 ms, as the node repeats toward its subscribers.
+        self.transport.sendRTP(stream.packet, copies: sends, spacing: .nanoseconds(UplinkRED.frameDuration.nanoseconds / Int64(sends)))
         self.stats.audioPacketsSent += 1
+        self.stats.audioRepeatsSent += sends - 1
     }
 
     private func sendVideoOnLoop(_ frame: EncodedVideoFrame, captureTime: UInt64?) {

@@ -45,7 +45,7 @@ final class IncomingTrack {
     let clockRate: UInt32
     var earlier = Earlier()
     var statistics: ReceiveStatistics?
-    var nack = IncomingTrack.makeNACKGenerator()
+    var nack = IncomingTrack.makeNACKGenerator(repairs: false)
     var assembler = VP8FrameAssembler()
     var freezes = FreezeDetector()
     /// Freezes of a player with a fixed playout point: each frame shown 250 ms after its capture, or when it
@@ -77,16 +77,26 @@ final class IncomingTrack {
 
     /// A subscriber sends no sender reports, so RTCP gives it no round-trip time: its NACKs learn it.
     /// Retries wait a little past the round trip, so that they do not race the previous NACK's answer.
-    static func makeNACKGenerator() -> NACKGenerator {
-        var generator = NACKGenerator(configuration: .init(retryMargin: .milliseconds(8)))
+    ///
+    /// With FEC `repairs`, a new gap is asked for only after ``repairGrace``: the node sends a packet's
+    /// up-front repairs right behind it, so the packet that shows a gap is often followed within a
+    /// millisecond by a repair that fills it, and a repair round asked for at once is wasted (at 50 % loss
+    /// most round repairs arrive with nothing left to rebuild; Benchmarks/README.md, "Loss protection").
+    static func makeNACKGenerator(repairs: Bool) -> NACKGenerator {
+        var generator = NACKGenerator(
+            configuration: .init(reorderingDelay: repairs ? Self.repairGrace : .zero, retryMargin: .milliseconds(8)))
         generator.learnsRoundTripTime = true
         return generator
     }
+
+    /// How long a new gap waits for the repairs sent behind the packet that showed it.
+    static let repairGrace = TimeAmount.milliseconds(4)
 
     private func setRepairStream(_ section: RemoteAnswer.Section) {
         self.fecPayloadType = section.fecPayloadType
         self.fecSSRC = section.fecSSRC
         self.fec = section.fecPayloadType == nil ? nil : SlidingWindowFECDecoder()
+        self.nack = IncomingTrack.makeNACKGenerator(repairs: self.fec != nil)
     }
 
     /// Whether `packet` belongs to the FEC repair stream.
@@ -129,7 +139,6 @@ final class IncomingTrack {
         self.keyframes = nil
         self.rtxSSRC = section.rtxSSRC
         if let ssrc = section.ssrc { self.bind(ssrc: ssrc) }
-        self.nack = IncomingTrack.makeNACKGenerator()
         self.assembler = VP8FrameAssembler()
         self.audioDecoder?.restart()
     }

@@ -416,19 +416,42 @@ final class PeerTransport: @unchecked Sendable {
         self.protectAndSend(packet, isRTCP: true)
     }
 
+    /// Protects an RTP packet once and sends it `copies` times: now, then `spacing` apart. The copies are
+    /// the same datagram (same sequence number), so the receiver's SRTP replay check keeps the first that
+    /// arrives and drops the others. For audio on a lossy uplink (``UplinkRED``).
+    func sendRTP(_ packet: ByteBuffer, copies: Int, spacing: TimeAmount) {
+        guard copies > 1 else { return self.sendRTP(packet) }
+        guard !self.closed else { return }
+        self.scratch.clear()
+        guard let remote = self.secure.protect(packet, isRTCP: false, appendingTo: &self.scratch) else { return }
+        self.emit(self.scratch, to: remote)
+        let datagram = ByteBuffer(buffer: self.scratch)  // its own storage: the scratch is reused at once
+        for copy in 1..<copies {
+            self.eventLoop.scheduleTask(in: .nanoseconds(spacing.nanoseconds * Int64(copy))) {
+                guard !self.closed else { return }
+                self.emit(datagram, to: remote)
+            }
+        }
+    }
+
     private func protectAndSend(_ packet: ByteBuffer, isRTCP: Bool) {
         guard !self.closed else { return }
         self.scratch.clear()
         // Nil without keys or selected pair (or when protection fails): nothing is sent.
         guard let remote = self.secure.protect(packet, isRTCP: isRTCP, appendingTo: &self.scratch) else { return }
+        self.emit(self.scratch, to: remote)
+    }
+
+    /// Sends a protected datagram, through the uplink simulation when one is configured.
+    private func emit(_ datagram: ByteBuffer, to remote: SocketAddress) {
         if self.uplink != nil {
-            self.impair(self.scratch, address: remote, isUplink: true) { datagram, address in
+            self.impair(datagram, address: remote, isUplink: true) { datagram, address in
                 self.socket.write(datagram, to: address)
                 self.socket.flush()
             }
             return
         }
-        self.socket.write(self.scratch, to: remote)
+        self.socket.write(datagram, to: remote)
         self.socket.flush()
     }
 

@@ -13,10 +13,14 @@ public struct SecureTransportCounters: Sendable, Hashable {
     public var rtcpPacketsReceived: UInt64 = 0
     /// Their protected sizes, in bytes.
     public var rtcpBytesReceived: UInt64 = 0
-    /// SRTP or SRTCP packets that failed authentication, were replayed, arrived before the keys (or after
-    /// they were discarded), did not fit the scratch buffer, or — controlling role — came from another
-    /// address than the selected pair.
+    /// SRTP or SRTCP packets that failed authentication, arrived before the keys (or after they were
+    /// discarded), did not fit the scratch buffer, or — controlling role — came from another address than
+    /// the selected pair.
     public var unprotectFailures: UInt64 = 0
+    /// SRTP or SRTCP packets whose index was already received (the replay check, RFC 3711 §3.3.2): copies a
+    /// sender repeats on purpose (a BraidClient publisher's audio on a lossy uplink), duplicates the network
+    /// made, or a replay attack. Dropped, and not counted as failures.
+    public var duplicatesDropped: UInt64 = 0
     /// DTLS datagrams the endpoint rejected: not whole DTLS records, or after the handshake failed or the
     /// association closed.
     public var dtlsErrors: UInt64 = 0
@@ -387,8 +391,10 @@ public final class SecureTransport {
             return .failed
         }
         scratch.clear()
-        guard (try? srtp.inbound.unprotect(datagram, isRTCP: isRTCP, appendingTo: &scratch)) != nil else {
-            self.counters.unprotectFailures &+= 1
+        do {
+            _ = try srtp.inbound.unprotect(datagram, isRTCP: isRTCP, appendingTo: &scratch)
+        } catch {
+            if error.code == .replayed { self.counters.duplicatesDropped &+= 1 } else { self.counters.unprotectFailures &+= 1 }
             return .failed
         }
         if isRTCP {

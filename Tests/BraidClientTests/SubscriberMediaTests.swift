@@ -495,6 +495,10 @@ struct SubscriberMediaTests {
         let lostB = frame(3, lost: true)
         // A repair over the last two packets: one equation for two unknowns (it also shows both missing).
         loop.deliver(repair())
+        // A new gap waits for the repairs the node sends right behind the packet that showed it.
+        #expect(nacks().isEmpty)
+        loop.advance(IncomingTrack.repairGrace)
+        loop.tick()
         #expect(nacks() == [[lostA]])  // deficit 2 − 1 equation: only the oldest is asked for
         loop.rtcp.removeAll()
         _ = frame(4)

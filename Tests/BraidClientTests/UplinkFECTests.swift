@@ -62,6 +62,37 @@ struct UplinkFECEndToEndTests {
             // 30 % loss: two or more earlier frames in each packet.
             #expect(sent.audioRedundancyDistance >= 2)
             #expect(sent.audioRedundantBytesSent > 0)
+            #expect(sent.audioRepeatsSent == 0)  // 30 %: RED alone reaches the node in time
+            try await publisher.close()
+        }
+    }
+
+    @Test("At 70 % uplink loss the publisher also repeats its audio packets; the node keeps the first copy")
+    func veryLossyAudioUplinkRepeats() async throws {
+        let media = try PreEncodedMedia.synthetic(audioSeconds: 1, videoFrames: 1, width: 160, height: 96)
+        try await withLoopbackNode { _, port in
+            let dashboard = NodeDashboard(port: port)
+            var options = forwardingOptions
+            options.uplink = NetworkImpairment(lossRate: 0.7)
+            options.impairmentSeed = 5
+            let publisher = try await BraidPublisher.publish(
+                to: "http://127.0.0.1:\(port)/whip/repeats", audio: .preEncoded(media), video: nil, options: options,
+                group: MultiThreadedEventLoopGroup.singleton)
+            // Copies that arrive after the first are dropped by the SRTP replay check, as duplicates.
+            let duplicates = try await eventually(within: 8) {
+                let session = try await dashboard.status().sessions.list.first { $0.room == "repeats" }
+                return (session?.counters.duplicatesDropped ?? 0) > 20 && session?.counters.unprotectFailures == 0
+            }
+            #expect(duplicates)
+            // The feedback on a repeated packet says whether any copy arrived; the publisher still reads the
+            // raw loss from it, so the repeats stay on instead of switching themselves off.
+            try await Task.sleep(for: .seconds(2))
+            let sent = await publisher.statistics()
+            #expect(sent.audioSendsPerFrame >= 2)
+            #expect(sent.audioRedundancyDistance >= 3)
+            #expect(sent.audioRepeatsSent > sent.audioPacketsSent / 2)
+            let status = try await dashboard.status().rooms.first { $0.name == "repeats" }?.publishers.first
+            #expect((status?.recoveredByRED ?? 0) > 20)
             try await publisher.close()
         }
     }

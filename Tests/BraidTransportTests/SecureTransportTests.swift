@@ -214,11 +214,12 @@ struct SecureTransportTests {
         #expect(wire.client.counters.rtpPacketsReceived == 1 && wire.client.counters.rtcpPacketsReceived == 1)
         #expect(wire.client.counters.unprotectFailures == 0)
 
-        // A replay is refused and counted.
+        // A replay is refused and counted as a duplicate, not as a failure.
         wire.fromClient(outgoing, BackToBack.nodeAddress)
         try wire.pump()
         #expect(wire.nodeResults.last == .failed)
-        #expect(wire.node.counters.unprotectFailures == 1)
+        #expect(wire.node.counters.duplicatesDropped == 1)
+        #expect(wire.node.counters.unprotectFailures == 0)
     }
 
     @Test("A dropped DTLS flight is retransmitted when the transport's timer says so")

@@ -19,8 +19,10 @@ public struct WebRTCSessionCounters: Sendable, Equatable, Codable {
     public var rtpReceived = PacketCount()
     /// SRTCP packets that decrypted and authenticated, with their protected sizes.
     public var rtcpReceived = PacketCount()
-    /// SRTP or SRTCP packets that failed authentication, were replayed, or arrived before the keys.
+    /// SRTP or SRTCP packets that failed authentication or arrived before the keys.
     public var unprotectFailures: UInt64 = 0
+    /// SRTP or SRTCP packets already received (a publisher's deliberate audio repeats, network duplicates).
+    public var duplicatesDropped: UInt64 = 0
     /// DTLS records that the endpoint rejected (the handshake then fails).
     public var dtlsErrors: UInt64 = 0
     /// STUN requests for this session that got no success answer (bad integrity, no fingerprint, ...).
@@ -33,6 +35,7 @@ public struct WebRTCSessionCounters: Sendable, Equatable, Codable {
         self.rtpReceived = PacketCount(packets: counters.rtpPacketsReceived, bytes: counters.rtpBytesReceived)
         self.rtcpReceived = PacketCount(packets: counters.rtcpPacketsReceived, bytes: counters.rtcpBytesReceived)
         self.unprotectFailures = counters.unprotectFailures
+        self.duplicatesDropped = counters.duplicatesDropped
         self.dtlsErrors = counters.dtlsErrors
         self.stunRejected = counters.stunRejected
     }
@@ -41,6 +44,7 @@ public struct WebRTCSessionCounters: Sendable, Equatable, Codable {
         case rtpReceived = "rtp_received"
         case rtcpReceived = "rtcp_received"
         case unprotectFailures = "unprotect_failures"
+        case duplicatesDropped = "duplicates_dropped"
         case dtlsErrors = "dtls_errors"
         case stunRejected = "stun_rejected"
     }
