@@ -52,11 +52,21 @@ public struct NodeRecord: Codable, Sendable, Hashable {
     public var draining: Bool
     /// When the node started (ISO 8601): tells a restart from a long-lived node.
     public var started: String
+    /// What the node's relay links understand beyond plain media datagrams (``LinkFeature``), so that a
+    /// newer node sends an older one nothing it would misread (a mesh upgraded one node at a time). Absent
+    /// from the records of nodes that predate it: none.
+    public var linkFeatures: [String]
+
+    /// Names in ``linkFeatures``.
+    public enum LinkFeature {
+        /// FEC repair datagrams under the sender's repair SSRC (BraidMesh's `MeshLink`).
+        public static let repairs = "fec-repairs"
+    }
 
     public init(
         id: UInt64, name: String, region: String, latitude: Double? = nil, longitude: Double? = nil,
         httpURL: String, meshAddress: String, load: NodeLoad = .init(), draining: Bool = false,
-        started: String = Date().formatted(.iso8601)
+        started: String = Date().formatted(.iso8601), linkFeatures: [String] = []
     ) {
         self.id = id
         self.name = name
@@ -68,10 +78,11 @@ public struct NodeRecord: Codable, Sendable, Hashable {
         self.load = load
         self.draining = draining
         self.started = started
+        self.linkFeatures = linkFeatures
     }
 
     enum CodingKeys: String, CodingKey {
-        case id, name, region, latitude, longitude, httpURL, meshAddress, load, draining, started
+        case id, name, region, latitude, longitude, httpURL, meshAddress, load, draining, started, linkFeatures
     }
 
     public init(from decoder: any Decoder) throws {
@@ -86,6 +97,7 @@ public struct NodeRecord: Codable, Sendable, Hashable {
         self.load = try c.decode(NodeLoad.self, forKey: .load)
         self.draining = try c.decode(Bool.self, forKey: .draining)
         self.started = try c.decode(String.self, forKey: .started)
+        self.linkFeatures = try c.decodeIfPresent([String].self, forKey: .linkFeatures) ?? []
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -100,6 +112,7 @@ public struct NodeRecord: Codable, Sendable, Hashable {
         try c.encode(self.load, forKey: .load)
         try c.encode(self.draining, forKey: .draining)
         try c.encode(self.started, forKey: .started)
+        if !self.linkFeatures.isEmpty { try c.encode(self.linkFeatures, forKey: .linkFeatures) }
     }
 }
 

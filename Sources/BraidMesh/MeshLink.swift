@@ -137,6 +137,11 @@ public final class MeshLink {
     /// This side's epoch (its process start, ms since 1970): newer than any earlier run's.
     public let epoch: UInt64
     public let configuration: Configuration
+    /// Whether the peer understands repair datagrams (its cluster record says so): an older node would take
+    /// them for data. Without it the link sends none, whatever the loss; it still decodes the peer's.
+    public var peerDecodesRepairs = true {
+        didSet { self.updateRepairRatio() }
+    }
     public private(set) var counters = Counters()
     public private(set) var measurements = Measurements()
     /// Whether the peer has been heard within ``Configuration/deadAfter``.
@@ -321,7 +326,7 @@ public final class MeshLink {
         let ratio = RepairCredit.ratio(
             loss: self.measurements.loss, margin: self.configuration.repairMargin,
             threshold: self.configuration.repairLossThreshold, maximum: self.configuration.maximumRepairRatio)
-        self.repairCredit.set(ratio: self.configuration.repairMargin > 0 ? ratio : 0)
+        self.repairCredit.set(ratio: self.configuration.repairMargin > 0 && self.peerDecodesRepairs ? ratio : 0)
         if self.repairCredit.ratio > 0, self.fecEncoder == nil {
             self.fecEncoder = SlidingWindowFECEncoder(
                 capacity: self.configuration.repairWindow, maximumPacketSize: self.configuration.maximumDatagramSize)

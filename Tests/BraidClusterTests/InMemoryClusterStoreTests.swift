@@ -137,4 +137,15 @@ import Testing
         #expect(try JSONDecoder().decode(LinkRecord.self, from: Data(linkJSON.utf8)) == link)
         #expect(NodeIDText.parse("123") == nil)
     }
+
+    @Test func linkFeaturesAreAbsentFromAnOlderNodesRecord() throws {
+        var record = node(idA, "a")
+        let older = String(decoding: try JSONEncoder().encode(record), as: UTF8.self)
+        #expect(!older.contains("linkFeatures"))
+        #expect(try JSONDecoder().decode(NodeRecord.self, from: Data(older.utf8)).linkFeatures.isEmpty)
+        record.linkFeatures = [NodeRecord.LinkFeature.repairs]
+        let newer = String(decoding: try JSONEncoder().encode(record), as: UTF8.self)
+        #expect(newer.contains(#""linkFeatures":["fec-repairs"]"#))
+        #expect(try JSONDecoder().decode(NodeRecord.self, from: Data(newer.utf8)) == record)
+    }
 }

@@ -169,10 +169,11 @@ func recordSequences(_ messages: [RouterLinkMessage]) -> [UInt16] {
 
     /// A steady stream (five 1,000-byte records every 20 ms) for 4 s over a link losing a third of A's
     /// datagrams, repairs and retransmissions included; returns the wire once everything settled.
-    func lossyStream(fec: Bool) throws -> Wire {
+    func lossyStream(fec: Bool, peerDecodesRepairs: Bool = true) throws -> Wire {
         var configuration = MeshLink.Configuration()
         if !fec { configuration.repairMargin = 0 }
         let wire = try Wire(configurationA: configuration)
+        wire.a.peerDecodesRepairs = peerDecodesRepairs
         var random = SplitMix64(seed: 11)
         wire.dropAToB = { _ in random.nextUnit() < 0.33 }
         for round in 0..<200 {
@@ -204,6 +205,15 @@ func recordSequences(_ messages: [RouterLinkMessage]) -> [UInt16] {
         // Most losses no longer wait for a NACK and a retransmission.
         #expect(protected.a.counters.retransmissionsSent * 2 < plain.a.counters.retransmissionsSent)
         #expect(protected.b.counters.nacksSent < plain.b.counters.nacksSent)
+    }
+
+    @Test func aPeerThatDoesNotDecodeRepairsGetsNone() throws {
+        // An older node in the mesh (its cluster record lists no "fec-repairs") would take repairs for data.
+        let wire = try self.lossyStream(fec: true, peerDecodesRepairs: false)
+        #expect(wire.a.counters.repairsSent == 0)
+        #expect(wire.b.counters.repairsReceived == 0)
+        #expect(wire.a.counters.retransmissionsSent > 100)
+        #expect(Set(recordSequences(wire.atB)).count >= 995)
     }
 
     @Test func aRestartedPeerIsAcceptedAndItsOldRunIsNot() throws {

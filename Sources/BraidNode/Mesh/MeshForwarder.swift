@@ -128,13 +128,16 @@ final class MeshForwarder {
             self.counters.badDirectoryEntries += 1
             return
         }
+        let peerDecodesRepairs = record.linkFeatures.contains(NodeRecord.LinkFeature.repairs)
         if let peer = self.peers[id] {
             peer.address = address
+            peer.link.peerDecodesRepairs = peerDecodesRepairs  // a restart may have changed its version
             return
         }
         do {
             let peer = try MeshPeer(
                 forwarder: self, id: id, name: record.name, address: address, emulation: self.emulation[record.name])
+            peer.link.peerDecodesRepairs = peerDecodesRepairs
             self.peers[id] = peer
         } catch {
             self.counters.badDirectoryEntries += 1

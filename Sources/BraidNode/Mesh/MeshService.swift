@@ -157,9 +157,10 @@ public final class MeshService: Service, Sendable {
             try? await Task.sleep(for: .milliseconds(20))
             httpURL = self.httpURL()
         }
+        // Repairs are understood whether or not this node sends them (cluster.link_fec).
         let record = NodeRecord(
             id: node.rawValue, name: self.configuration.nodeID, region: cluster.region,
-            httpURL: httpURL, meshAddress: meshAddress)
+            httpURL: httpURL, meshAddress: meshAddress, linkFeatures: [NodeRecord.LinkFeature.repairs])
         do {
             try await self.store.join(node: record)
         } catch {
