@@ -205,6 +205,12 @@ func recordSequences(_ messages: [RouterLinkMessage]) -> [UInt16] {
         // Most losses no longer wait for a NACK and a retransmission.
         #expect(protected.a.counters.retransmissionsSent * 2 < plain.a.counters.retransmissionsSent)
         #expect(protected.b.counters.nacksSent < plain.b.counters.nacksSent)
+        // Probes and replies that came in a retransmitted or rebuilt datagram are not timed: B's RTT is the
+        // wire's 20 ms, not that plus a repair's delay.
+        for wire in [protected, plain] {
+            #expect(wire.b.counters.staleProbes > 0)
+            #expect(try #require(wire.b.measurements.rtt) < .milliseconds(25))
+        }
     }
 
     @Test func aPeerThatDoesNotDecodeRepairsGetsNone() throws {
