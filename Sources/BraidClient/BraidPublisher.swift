@@ -628,15 +628,9 @@ public final class BraidPublisher: PeerMediaHandler, FailingOverPeer, @unchecked
 
     private func answer(_ nack: RTCPGenericNACK, now: NIODeadline) {
         for stream in [self.video, self.audio].compactMap({ $0 }) where stream.ssrc == nack.mediaSSRC {
-            var sequence = self.transportSequence
             self.stats.retransmissionsSent += stream.answer(
-                nack, now: now, transportSequence: &self.transportSequence
+                nack, now: now, transportSequence: { self.nextTransportSequence() }
             ) { self.transport.sendRTP($0) }
-            // Retransmissions go out once each.
-            while sequence != self.transportSequence {
-                self.sendsBySequence[Int(sequence) % self.sendsBySequence.count] = 1
-                sequence &+= 1
-            }
         }
     }
 

@@ -124,25 +124,21 @@ final class OutgoingStream {
 
     /// Answers a generic NACK from the retransmission history: each packet still held is sent again (RTX
     /// when negotiated, RFC 4588 §4, else verbatim). Every packet on the transport, retransmissions
-    /// included, takes the next transport-wide sequence number (the stored one is stale), so it is
-    /// patched in place before sending.
+    /// included, takes the next transport-wide sequence number (`transportSequence()`; the stored one is
+    /// stale), so it is patched in place before sending.
     /// - Returns: the number of packets sent.
     func answer(
-        _ nack: RTCPGenericNACK, now: NIODeadline, transportSequence: inout UInt16, send: (ByteBuffer) -> Void
+        _ nack: RTCPGenericNACK, now: NIODeadline, transportSequence: () -> UInt16, send: (ByteBuffer) -> Void
     ) -> Int {
         let twccID = self.extensionIDs.transportSequenceNumber
-        var sequence = transportSequence
-        let sent = self.retransmissions.answer(nack, now: now, scratch: &self.repair) { buffer in
+        return self.retransmissions.answer(nack, now: now, scratch: &self.repair) { buffer in
             if let twccID, let view = try? RTPPacket(buffer), let element = view.extension(id: twccID),
                 element.length == 2
             {
-                buffer.setInteger(sequence, at: buffer.readerIndex + element.valueOffset)
-                sequence &+= 1
+                buffer.setInteger(transportSequence(), at: buffer.readerIndex + element.valueOffset)
             }
             send(buffer)
         }
-        transportSequence = sequence
-        return sent
     }
 
     /// The RTP timestamp "now" for a sender report (RFC 3550 §6.4.1): the last packet's timestamp

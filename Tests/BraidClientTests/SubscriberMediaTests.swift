@@ -230,7 +230,7 @@ struct SubscriberMediaTests {
                 // sequence number.
                 let fresh = loop.transportSequence
                 var repairs: [ByteBuffer] = []
-                let sent = loop.video.answer(nack, now: loop.now, transportSequence: &loop.transportSequence) {
+                let sent = loop.video.answer(nack, now: loop.now, transportSequence: { loop.nextTransportSequence() }) {
                     repairs.append($0)
                 }
                 #expect(sent == 1 && repairs.count == 1)
@@ -242,7 +242,7 @@ struct SubscriberMediaTests {
                 #expect(rtx.payload.getInteger(at: rtx.payload.readerIndex, as: UInt16.self) == lost)
                 // A second NACK right away is throttled (the repair is still in flight).
                 #expect(
-                    loop.video.answer(nack, now: loop.now, transportSequence: &loop.transportSequence) { _ in } == 0)
+                    loop.video.answer(nack, now: loop.now, transportSequence: { loop.nextTransportSequence() }) { _ in } == 0)
                 loop.deliver(repair)
             }
         }
@@ -265,7 +265,7 @@ struct SubscriberMediaTests {
                         if case .genericNACK(let nack) = packet { return nack }
                         return nil
                     }.first)
-                _ = loop.video.answer(nack, now: loop.now, transportSequence: &loop.transportSequence) { held.append($0) }
+                _ = loop.video.answer(nack, now: loop.now, transportSequence: { loop.nextTransportSequence() }) { held.append($0) }
             }
             // The repair arrives six frames (198 ms) later: frame 10 is 218 ms old when it becomes decodable.
             if index == 16 { for repair in held { loop.deliver(repair) } }
@@ -574,7 +574,7 @@ struct LightSubscriberMediaTests {
         // The publisher's retransmission is the one packet whose payload the light path asks for.
         _ = try #require(withheld)
         var repairs: [ByteBuffer] = []
-        _ = loop.video.answer(nack, now: loop.now, transportSequence: &loop.transportSequence) { repairs.append($0) }
+        _ = loop.video.answer(nack, now: loop.now, transportSequence: { loop.nextTransportSequence() }) { repairs.append($0) }
         let repair = try #require(repairs.first)
         #expect(Self.deliverSealed(repair, to: &loop))
 

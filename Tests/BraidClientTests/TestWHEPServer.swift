@@ -190,7 +190,7 @@ final class TestWHEPServer: @unchecked Sendable {
             self.counters.nacks += 1
             for stream in [self.video, self.audio].compactMap({ $0 }) where stream.ssrc == nack.mediaSSRC {
                 self.counters.retransmissions += stream.answer(
-                    nack, now: .now(), transportSequence: &self.transportSequence
+                    nack, now: .now(), transportSequence: { self.nextTransportSequence() }
                 ) { self.protectAndSend($0) }
             }
         case .pictureLossIndication:
