@@ -42,17 +42,22 @@ struct UplinkFECEndToEndTests {
         }
     }
 
+    /// An audio-only publisher to `room` on the node at `port`, behind an uplink losing `lossRate` (seeded).
+    static func publishAudio(room: String, port: Int, lossRate: Double, seed: UInt64) async throws -> BraidPublisher {
+        let media = try PreEncodedMedia.synthetic(audioSeconds: 1, videoFrames: 1, width: 160, height: 96)
+        var options = forwardingOptions
+        options.uplink = NetworkImpairment(lossRate: lossRate)
+        options.impairmentSeed = seed
+        return try await BraidPublisher.publish(
+            to: "http://127.0.0.1:\(port)/whip/\(room)", audio: .preEncoded(media), video: nil, options: options,
+            group: MultiThreadedEventLoopGroup.singleton)
+    }
+
     @Test("On a lossy uplink the publisher's audio carries RED, and the node rebuilds lost packets from it")
     func lossyAudioUplink() async throws {
-        let media = try PreEncodedMedia.synthetic(audioSeconds: 1, videoFrames: 1, width: 160, height: 96)
         try await withLoopbackNode { _, port in
             let dashboard = NodeDashboard(port: port)
-            var options = forwardingOptions
-            options.uplink = NetworkImpairment(lossRate: 0.3)
-            options.impairmentSeed = 12
-            let publisher = try await BraidPublisher.publish(
-                to: "http://127.0.0.1:\(port)/whip/red-uplink", audio: .preEncoded(media), video: nil, options: options,
-                group: MultiThreadedEventLoopGroup.singleton)
+            let publisher = try await Self.publishAudio(room: "red-uplink", port: port, lossRate: 0.3, seed: 12)
             let rebuilt = try await eventually(within: 8) {
                 let publishers = try await dashboard.status().rooms.first { $0.name == "red-uplink" }?.publishers ?? []
                 return (publishers.first?.recoveredByRED ?? 0) > 5
@@ -69,15 +74,9 @@ struct UplinkFECEndToEndTests {
 
     @Test("At 70 % uplink loss the publisher also repeats its audio packets; the node keeps the first copy")
     func veryLossyAudioUplinkRepeats() async throws {
-        let media = try PreEncodedMedia.synthetic(audioSeconds: 1, videoFrames: 1, width: 160, height: 96)
         try await withLoopbackNode { _, port in
             let dashboard = NodeDashboard(port: port)
-            var options = forwardingOptions
-            options.uplink = NetworkImpairment(lossRate: 0.7)
-            options.impairmentSeed = 5
-            let publisher = try await BraidPublisher.publish(
-                to: "http://127.0.0.1:\(port)/whip/repeats", audio: .preEncoded(media), video: nil, options: options,
-                group: MultiThreadedEventLoopGroup.singleton)
+            let publisher = try await Self.publishAudio(room: "repeats", port: port, lossRate: 0.7, seed: 5)
             // Copies that arrive after the first are dropped by the SRTP replay check, as duplicates.
             let duplicates = try await eventually(within: 8) {
                 let session = try await dashboard.status().sessions.list.first { $0.room == "repeats" }
