@@ -44,6 +44,17 @@ import Testing
         #expect(recovery.isMissing(199))
     }
 
+    /// A packet exactly half the sequence space behind the newest (an Int16.min difference) once trapped
+    /// when the distance was negated; found by the FuzzRouterLink target. It is too old to note.
+    @Test func aPacketHalfTheSequenceSpaceAwayIsIgnored() {
+        var recovery = REDRecovery()
+        recovery.arrived(40_000)
+        recovery.arrived(40_000 &- 32_768)
+        #expect(!recovery.isMissing(40_000 &- 32_768))
+        recovery.arrived(40_002)
+        #expect(recovery.isMissing(40_001))
+    }
+
     @Test func blocksRebuildTheMissingPacketsOnceOldestFirst() throws {
         var recovery = REDRecovery()
         recovery.arrived(100)

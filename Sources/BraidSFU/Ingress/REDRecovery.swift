@@ -53,12 +53,13 @@ struct REDRecovery {
             self.span = 1
             return
         }
-        let ahead = Int16(bitPattern: sequenceNumber &- newest)
+        // Widened before negating: half the sequence space away is Int16.min, whose negation traps.
+        let ahead = Int(Int16(bitPattern: sequenceNumber &- newest))
         if ahead > 0 {
-            self.received = Int(ahead) >= Self.window ? 1 : (self.received << UInt64(ahead)) | 1
-            self.span = min(Self.window, self.span + Int(ahead))
+            self.received = ahead >= Self.window ? 1 : (self.received << UInt64(ahead)) | 1
+            self.span = min(Self.window, self.span + ahead)
             self.newest = sequenceNumber
-        } else if Int(-ahead) < Self.window {
+        } else if -ahead < Self.window {
             self.received |= 1 << UInt64(-ahead)
         }
     }
