@@ -22,6 +22,12 @@ final class IncomingTrack {
 
     let kind: OfferedTrack.Kind
     var mid: String?
+    /// The header extension IDs the answer gave this m-section (transport-wide sequence number, MID,
+    /// abs-capture-time). Kept on the track, which every packet reads anyway, rather than in arrays of
+    /// their own that would each cost a cache miss per packet among hundreds of subscribers.
+    var transportSequenceID: UInt8?
+    var midID: UInt8?
+    var captureTimeID: UInt8?
     var ssrc: UInt32?
     var rtxSSRC: UInt32?
     var payloadType: UInt8?
@@ -65,6 +71,9 @@ final class IncomingTrack {
     init(section: RemoteAnswer.Section, audioDeadline: Duration) {
         self.kind = section.kind
         self.mid = section.mid
+        self.transportSequenceID = section.extensions.transportSequenceNumber
+        self.midID = section.extensions.mid
+        self.captureTimeID = section.extensions.absCaptureTime
         self.payloadType = section.payloadType
         self.rtxPayloadType = section.rtxPayloadType
         self.redPayloadType = section.redPayloadType
@@ -130,6 +139,9 @@ final class IncomingTrack {
         self.earlierAudioFrames.fromRedundancy += self.audioFrames.framesFromRedundancy
         self.audioFrames = AudioFrameDeadlines(deadlineMicroseconds: self.audioFrames.deadlineMicroseconds)
         self.mid = section.mid
+        self.transportSequenceID = section.extensions.transportSequenceNumber
+        self.midID = section.extensions.mid
+        self.captureTimeID = section.extensions.absCaptureTime
         self.payloadType = section.payloadType
         self.rtxPayloadType = section.rtxPayloadType
         self.redPayloadType = section.redPayloadType
@@ -236,10 +248,9 @@ extension AudioPlayout {
 struct SubscriberMedia {
     let requestedAt: NIODeadline
     let senderSSRC: UInt32
-    var twccIDs: [UInt8?]
-    var midIDs: [UInt8?]
-    var captureIDs: [UInt8?]
     var tracks: [IncomingTrack]
+    /// Which track each known SSRC belongs to, rebuilt whenever a track's SSRCs change.
+    var routes = TrackRoutes()
     var feedback = TransportFeedbackRecorder(capacity: 1024, maximumPacketSize: 1000)
     var joinTime: Duration?
     var nacksSent = 0
@@ -285,9 +296,7 @@ struct SubscriberMedia {
                 track.audioDecoder?.recording = []
             }
         }
-        self.twccIDs = accepted.map(\.extensions.transportSequenceNumber)
-        self.midIDs = accepted.map(\.extensions.mid)
-        self.captureIDs = accepted.map(\.extensions.absCaptureTime)
+        self.routes.rebuild(self.tracks)
         self.rtcp.reserveCapacity(1500)
         self.missing.reserveCapacity(1000)
     }
@@ -302,9 +311,7 @@ struct SubscriberMedia {
     mutating func restart(sections: [RemoteAnswer.Section]) {
         let accepted = sections.filter(\.accepted)
         for (track, section) in zip(self.tracks, accepted) { track.restart(section: section) }
-        self.twccIDs = accepted.map(\.extensions.transportSequenceNumber)
-        self.midIDs = accepted.map(\.extensions.mid)
-        self.captureIDs = accepted.map(\.extensions.absCaptureTime)
+        self.routes.rebuild(self.tracks)
         self.feedback = Self.makeFeedbackRecorder(light: self.light)
     }
 
@@ -330,10 +337,12 @@ struct SubscriberMedia {
             self.receivedLightRetransmission(packet, index: index, now: now, wallClock: wallClock, send: send)
             return
         }
-        if let id = self.twccIDs[index], let value = try? packet.headerExtension(TransportSequenceNumber.self, id: id) {
+        let track = self.tracks[index]
+        if let id = track.transportSequenceID,
+            let value = try? packet.headerExtension(TransportSequenceNumber.self, id: id)
+        {
             self.feedback.record(value.value, arrival: now)
         }
-        let track = self.tracks[index]
         if track.isRepair(packet) {
             track.repairPacketsReceived += 1
             track.repairBytes += Int64(packet.length)
@@ -474,13 +483,14 @@ struct SubscriberMedia {
 
     /// Capture to arrival from the packet's abs-capture-time, recorded in the track's histogram.
     mutating func recordLatency(_ packet: RTPPacket, index: Int, wallClock: UInt64) -> Int64? {
-        guard let id = self.captureIDs[index], let element = packet.extension(id: id),
+        let track = self.tracks[index]
+        guard let id = track.captureTimeID, let element = packet.extension(id: id),
             let capture = try? AbsCaptureTime(extensionValue: element.value)
         else { return nil }
         let offset = capture.estimatedCaptureClockOffset ?? 0
         let microseconds = WallClock.microseconds(
             fromNTP: capture.captureTimestamp &+ UInt64(bitPattern: offset), to: wallClock)
-        self.tracks[index].latency.record(microseconds: microseconds)
+        track.latency.record(microseconds: microseconds)
         return microseconds
     }
 
@@ -499,10 +509,12 @@ struct SubscriberMedia {
             self.unknownSSRCPackets += 1
             return false
         }
-        if let id = self.twccIDs[index], let value = try? packet.headerExtension(TransportSequenceNumber.self, id: id) {
+        let track = self.tracks[index]
+        if let id = track.transportSequenceID,
+            let value = try? packet.headerExtension(TransportSequenceNumber.self, id: id)
+        {
             self.feedback.record(value.value, arrival: now)
         }
-        let track = self.tracks[index]
         if packet.ssrc == track.rtxSSRC || (packet.payloadType == track.rtxPayloadType && track.rtxPayloadType != nil) {
             return true
         }
@@ -586,6 +598,15 @@ struct SubscriberMedia {
     /// Finds the track of a packet: by SSRC (signalled or bound earlier), else by MID, else by a payload
     /// type only one unbound track uses; binds the SSRC it found.
     mutating func trackIndex(for packet: RTPPacket) -> Int? {
+        if let index = self.routes.index(of: packet.ssrc) { return index }
+        guard let index = self.bindTrack(for: packet) else { return nil }
+        self.routes.rebuild(self.tracks)
+        return index
+    }
+
+    /// A packet of an SSRC no track has yet: the track it belongs to by its MID extension, or by its
+    /// payload type when exactly one unbound track has that type, which then takes the SSRC.
+    private mutating func bindTrack(for packet: RTPPacket) -> Int? {
         let ssrc = packet.ssrc
         for index in self.tracks.indices
         where self.tracks[index].ssrc == ssrc || self.tracks[index].rtxSSRC == ssrc || self.tracks[index].fecSSRC == ssrc {
@@ -593,7 +614,7 @@ struct SubscriberMedia {
         }
         let isRTX: (IncomingTrack) -> Bool = { $0.rtxPayloadType == packet.payloadType }
         for index in self.tracks.indices {
-            guard let id = self.midIDs[index], let mid = self.tracks[index].mid,
+            guard let id = self.tracks[index].midID, let mid = self.tracks[index].mid,
                 let element = packet.extension(id: id),
                 let value = try? RTPStreamIdentifier(extensionValue: element.value), value.matches(mid)
             else { continue }

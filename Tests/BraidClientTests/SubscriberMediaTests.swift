@@ -320,6 +320,19 @@ struct SubscriberMediaTests {
         #expect(stats.video.first?.ssrc == MediaLoop.videoSSRC)
         #expect(stats.video.first?.framesDecodable == 5)
         #expect(stats.unknownSSRCPackets == 1)
+        // The SSRCs learnt are routed without reading the tracks; the stranger's is not.
+        #expect(loop.media.routes.index(of: MediaLoop.audioSSRC) == 0)
+        #expect(loop.media.routes.index(of: MediaLoop.videoSSRC) == 1)
+        #expect(loop.media.routes.index(of: 0xDEAD) == nil)
+    }
+
+    @Test func signalledSSRCsAreRoutedFromTheStart() {
+        let loop = MediaLoop(fec: true)
+        #expect(loop.media.routes.count == 4)
+        #expect(loop.media.routes.index(of: MediaLoop.audioSSRC) == 0)
+        for ssrc in [MediaLoop.videoSSRC, MediaLoop.rtxSSRC, MediaLoop.fecSSRC] {
+            #expect(loop.media.routes.index(of: ssrc) == 1)
+        }
     }
 
     @Test("Hostile packets (random headers, extensions, VP8 descriptors, RTX) never trap and are accounted for")
@@ -492,7 +505,7 @@ struct SubscriberMediaTests {
         _ = frame(0)
         _ = frame(1)
         let lostA = frame(2, lost: true)
-        let lostB = frame(3, lost: true)
+        _ = frame(3, lost: true)
         // A repair over the last two packets: one equation for two unknowns (it also shows both missing).
         loop.deliver(repair())
         // A new gap waits for the repairs the node sends right behind the packet that showed it.
