@@ -91,6 +91,10 @@ public struct SFUPeerStatus: Sendable, Hashable, Codable {
 public struct SFUProtectionStatus: Sendable, Hashable, Codable {
     /// The loss fraction (0–1) the protection is sized for: transport-wide feedback, else receiver reports.
     public var measuredLoss: Double
+    /// The mean length, in packets, of a run of lost packets on the link (transport-wide feedback; nil
+    /// without it). About 1 / (1 − loss) where losses are independent; repair rounds are sized for the
+    /// bursts when it is clearly longer (``BraidRTPStreams/BurstLossModel``).
+    public var lossBurstLength: Double?
     /// Audio: earlier frames carried in each packet (RED distance; 0 = none), the largest over the slots.
     public var audioRedundancyDistance: Int
     /// Audio: packets are sent more than once over their frame interval.
@@ -113,6 +117,7 @@ public struct SFUProtectionStatus: Sendable, Hashable, Codable {
 
     enum CodingKeys: String, CodingKey {
         case measuredLoss = "measured_loss"
+        case lossBurstLength = "loss_burst_length"
         case audioRedundancyDistance = "audio_redundancy_distance"
         case audioRepeats = "audio_repeats"
         case videoRepairRatio = "video_repair_ratio"
@@ -128,8 +133,9 @@ public struct SFUProtectionStatus: Sendable, Hashable, Codable {
     public init(
         measuredLoss: Double, audioRedundancyDistance: Int, audioRepeats: Bool, videoRepairRatio: Double,
         videoRepairRounds: Int = 0, videoRoundRepairs: Int = 0, videoFEC: String? = nil, videoRepairsSent: Int = 0,
-        protectionBytes: Int, payloadBytes: Int
+        protectionBytes: Int, payloadBytes: Int, lossBurstLength: Double? = nil
     ) {
+        self.lossBurstLength = lossBurstLength
         self.videoFEC = videoFEC
         self.videoRepairsSent = videoRepairsSent
         self.videoRepairRounds = videoRepairRounds

@@ -38,6 +38,31 @@ import Testing
         #expect(abs(VideoFECPolicy.atLeast(3, of: 8, arriving: 0.5) - (1 - 37.0 / 256)) < 1e-12)
     }
 
+    @Test func aRoundOnABurstyLinkSendsMoreThanAtTheSameRandomLoss() {
+        let policy = VideoFECPolicy()
+        // 20 % loss in bursts of five, fitted from a pattern (20 arrive, 5 are lost), and random 20 % loss.
+        var bursts = BurstLossModel()
+        var random = BurstLossModel()
+        var sequence: UInt16 = 0
+        var state: UInt64 = 7  // a seeded LCG: the same "random" loss every run
+        for _ in 0..<200 {
+            for index in 0..<25 {
+                bursts.add(sequence: sequence, lost: index >= 20)
+                state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+                random.add(sequence: sequence, lost: Double(state >> 11) / Double(UInt64(1) << 53) < 0.2)
+                sequence &+= 1
+            }
+        }
+        // One missing packet: 2 repairs at independent 20 % loss (96 %), but a burst takes a whole round
+        // one time in five; it needs 5 back to back for 90 % (1 − 0.2 · 0.8⁴ = 91.8 %).
+        #expect(policy.repairs(deficit: 1, loss: 0.2, round: 0) == 2)
+        #expect(policy.repairs(deficit: 1, bursts: bursts, round: 0) == 5)
+        // Independent loss fitted as a chain gives the binomial's answer, give or take the fit's noise.
+        #expect((2...3).contains(policy.repairs(deficit: 1, bursts: random, round: 0)))
+        #expect(policy.repairs(deficit: 0, bursts: bursts, round: 0) == 0)
+        #expect(policy.repairs(deficit: 2, bursts: BurstLossModel(), round: 0) == 2)  // nothing lost yet
+    }
+
     @Test func aNACKOnAnFECLinkIsAnsweredWithARepairRoundOverTheMissingSpan() throws {
         var setup = SingleStream(slot: Self.fecSlot())
         setup.publisher.receiveRTP(setup.next(keyframe: true), now: at(0))

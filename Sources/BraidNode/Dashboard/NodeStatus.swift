@@ -426,7 +426,9 @@ extension NodeStatus {
         } else {
             line += "  nacks in \(peer.nacksReceived)  rtx \(peer.retransmissions)  plis in \(peer.keyframeRequests)"
             if let protection = peer.protection, protection.protectionBytes > 0 || protection.measuredLoss > 0 {
-                line += "  protect loss \(Self.fixed(protection.measuredLoss * 100, 1)) % red \(protection.audioRedundancyDistance)"
+                line += "  protect loss \(Self.fixed(protection.measuredLoss * 100, 1)) %"
+                if let burst = protection.lossBurstLength { line += " bursts \(Self.fixed(burst, 1))" }
+                line += " red \(protection.audioRedundancyDistance)"
                 if protection.audioRepeats { line += "+repeats" }
                 if protection.videoRepairRatio > 0 || protection.videoRepairsSent > 0 {
                     line += " \(protection.videoFEC ?? "fec") \(Self.fixed(protection.videoRepairRatio, 2))/pkt"

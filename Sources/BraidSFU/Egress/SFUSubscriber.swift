@@ -58,6 +58,8 @@ public final class SFUSubscriber {
     var measuredLoss = 0.0
     /// Downlink loss from transport-wide feedback (every packet, every 100 ms).
     var transportLoss = LossAverage()
+    /// The same feedback fitted as bursts, for sizing repair rounds (their repairs go out back to back).
+    var transportBursts = BurstLossModel()
 
     /// The dashboard's view of the protection toward this peer.
     var protectionStatus: SFUProtectionStatus {
@@ -84,7 +86,9 @@ public final class SFUSubscriber {
             measuredLoss: self.measuredLoss, audioRedundancyDistance: distance, audioRepeats: repeats,
             videoRepairRatio: repairRatio, videoRepairRounds: self.counters.repairRounds,
             videoRoundRepairs: self.counters.roundRepairs, videoFEC: fec, videoRepairsSent: repairsSent,
-            protectionBytes: protectionBytes, payloadBytes: payloadBytes)
+            protectionBytes: protectionBytes, payloadBytes: payloadBytes,
+            lossBurstLength: self.transportBursts.hasSamples && self.transportBursts.meanBurstLength.isFinite
+                ? self.transportBursts.meanBurstLength : nil)
     }
 
     struct Counters {
@@ -315,7 +319,11 @@ public final class SFUSubscriber {
             }
             slot.history.markResent(sequenceNumber, now: now)
         }
-        let repairs = self.configuration.videoFEC.repairs(deficit: deficit, loss: self.linkLoss(slot), round: round)
+        let policy = self.configuration.videoFEC
+        let repairs =
+            self.transportBursts.isBursty
+            ? policy.repairs(deficit: deficit, bursts: self.transportBursts, round: round)
+            : policy.repairs(deficit: deficit, loss: self.linkLoss(slot), round: round)
         var sent = 0
         let span = deficit == 1 ? 1 : nil
         while sent < repairs, self.sendRepair(slot: slot, timestamp: timestamp, since: oldest, count: span, now: now) {

@@ -86,7 +86,11 @@ extension SFUSubscriber {
         self.lastFeedbackResultCount = scratch.results.count
         guard !scratch.results.isEmpty else { return }
         var lost = 0
-        for result in scratch.results where result.arrivalTimeUs == nil { lost += 1 }
+        for result in scratch.results {
+            let missing = result.arrivalTimeUs == nil
+            if missing { lost += 1 }
+            self.transportBursts.add(sequence: result.sequenceNumber, lost: missing)
+        }
         self.transportLoss.add(lost: lost, of: scratch.results.count)
         self.estimator.onFeedback(results: scratch.results, now: now.microseconds)
     }

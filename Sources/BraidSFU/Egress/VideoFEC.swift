@@ -1,5 +1,5 @@
 import Foundation
-import BraidRTPStreams
+public import BraidRTPStreams
 import BraidWire
 public import NIOCore
 
@@ -51,13 +51,29 @@ public struct VideoFECPolicy: Sendable, Hashable {
     /// repair round `round` (0 for the first time these packets are asked for): the fewest `m` with
     /// P(at least `deficit` of `m` arrive) ≥ ``roundSuccess``, at most ``maximumRoundRepairs``.
     public func repairs(deficit: Int, loss: Double, round: Int) -> Int {
+        guard loss.isFinite, loss > 0 else { return deficit > 0 ? deficit : 0 }
+        guard loss < 1 else { return deficit > 0 ? max(deficit, self.maximumRoundRepairs) : 0 }
+        return self.repairs(deficit: deficit, round: round) { Self.atLeast($0, of: $1, arriving: 1 - loss) }
+    }
+
+    /// ``repairs(deficit:loss:round:)`` on a link whose losses come in bursts, as `bursts` measured them:
+    /// the round's repairs go out back to back, so a burst can take them all, and the fewest that reach
+    /// the round's target under the fitted chain are sent (more than for independent loss at the same
+    /// rate, since extra repairs die in the same burst; LOSS-NOTES §1.4).
+    public func repairs(deficit: Int, bursts: BurstLossModel, round: Int) -> Int {
+        let loss = bursts.lossRate
+        guard loss.isFinite, loss > 0, loss < 1 else { return self.repairs(deficit: deficit, loss: loss, round: round) }
+        return self.repairs(deficit: deficit, round: round) { bursts.atLeast($0, of: $1) }
+    }
+
+    /// The fewest `m` in deficit...cap with `atLeast(deficit, m)` ≥ the round's target, or the cap.
+    private func repairs(deficit: Int, round: Int, atLeast: (Int, Int) -> Double) -> Int {
         guard deficit > 0 else { return 0 }
         let cap = max(deficit, self.maximumRoundRepairs)
-        guard loss.isFinite, loss > 0 else { return deficit }
-        guard loss < 1, let target = self.roundSuccess.isEmpty ? nil : self.roundSuccess[min(round, self.roundSuccess.count - 1)]
+        guard let target = self.roundSuccess.isEmpty ? nil : self.roundSuccess[min(round, self.roundSuccess.count - 1)]
         else { return cap }
         var m = deficit
-        while m < cap, Self.atLeast(deficit, of: m, arriving: 1 - loss) < target { m += 1 }
+        while m < cap, atLeast(deficit, m) < target { m += 1 }
         return m
     }
 
