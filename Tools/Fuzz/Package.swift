@@ -28,10 +28,22 @@ let package = Package(
         .package(name: "braid", path: "../.."),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
     ],
-    targets: fuzzTargets.map { target in
+    targets: [
+        // Reading an input as a script of records, and the checking subscriber transport.
+        .target(
+            name: "FuzzSupport",
+            dependencies: [
+                .product(name: "BraidSFU", package: "braid"),
+                .product(name: "BraidWire", package: "braid"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        )
+    ] + fuzzTargets.map { target in
         .executableTarget(
             name: target.name,
             dependencies: [
+                "FuzzSupport",
                 .product(name: target.product, package: "braid"),
                 .product(name: "BraidSFU", package: "braid"),
                 .product(name: "BraidSecurity", package: "braid"),

@@ -19,6 +19,7 @@
 // a sanitizer report, a fatalError) is a finding. Tests/BraidSecurityTests/DTLSFuzzSeedTests.swift writes
 // the seeds in Corpus/DTLS/.
 import BraidSecurity
+import FuzzSupport
 
 let clientCertificate = try! DTLSCertificate(commonName: "fuzz-client")
 let serverCertificate = try! DTLSCertificate(commonName: "fuzz-server")
@@ -64,21 +65,11 @@ func records(_ bytes: UnsafeRawBufferPointer) -> (wellFormed: Bool, alert: Bool)
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzOneInput(_ start: UnsafeRawPointer?, _ count: Int) -> CInt {
-    guard let start else { return 0 }
-    let input = UnsafeRawBufferPointer(start: start, count: count)
+    guard let input = FuzzScript.input(start, count) else { return 0 }
     var server: DTLSEndpoint?
-    var offset = 0
-    while offset < input.count {
-        let selector = input[offset]
-        var length = input.count - offset - 1
-        if length >= 2 {
-            length = min(Int(input[offset + 1]) << 8 | Int(input[offset + 2]), input.count - offset - 3)
-            offset += 3
-        } else {
-            offset += 1
-        }
-        let datagram = UnsafeRawBufferPointer(rebasing: input[offset..<(offset + length)])
-        offset += length
+    for entry in FuzzScript.tailed(input) {
+        let selector = entry.op
+        let datagram = entry.bytes
         let (wellFormed, alert) = records(datagram)
 
         if selector & 1 == 0 {

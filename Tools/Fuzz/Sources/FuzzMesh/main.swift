@@ -11,18 +11,8 @@ import BraidMesh
 import BraidSFU
 import BraidSecurity
 import BraidWire
+import FuzzSupport
 import NIOCore
-
-final class CheckingTransport: MediaTransport {
-    func sendRTP(_ packet: ByteBuffer) {
-        guard (try? RTPPacket(packet)) != nil else { fatalError("the router sent invalid RTP: \(packet)") }
-    }
-
-    func sendRTCP(_ packet: ByteBuffer) {
-        guard let compound = try? RTCPCompoundPacket(packet) else { fatalError("invalid RTCP: \(packet)") }
-        for _ in compound {}
-    }
-}
 
 private let secret = Array("fuzzing cluster secret".utf8)
 private let nodeA = NodeID(name: "a")
@@ -57,8 +47,7 @@ func seal(
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzOneInput(_ start: UnsafeRawPointer?, _ count: Int) -> CInt {
-    guard let start else { return 0 }
-    let input = UnsafeRawBufferPointer(start: start, count: count)
+    guard let input = FuzzScript.input(start, count) else { return 0 }
     var now = NIODeadline.uptimeNanoseconds(1_000_000_000)
     let clock = WallClock(referenceDeadline: now, referenceUnixNanoseconds: 1_700_000_000_000_000_000)
     let router = SFURouter(wallClock: clock, node: nodeB)
@@ -74,21 +63,16 @@ public func fuzzOneInput(_ start: UnsafeRawPointer?, _ count: Int) -> CInt {
     var index: UInt16 = 1
     var repairIndex: UInt16 = 1
     var epoch: UInt64 = 10
-    var offset = 0
-    while offset + 3 <= input.count {
-        let op = input[offset] & 7
-        let length = Int(input[offset + 1]) << 8 | Int(input[offset + 2])
-        offset += 3
+    for record in FuzzScript.framed(input, carriesBytes: { $0 & 7 != 3 }) {
+        let op = record.op & 7
         if op == 3 {
-            now = now + .milliseconds(Int64(length % 2000))
+            now = now + .milliseconds(Int64(record.length % 2000))
             link.tick(now: now)
             router.tick(now: now)
             router.flushLinks()
             continue
         }
-        let end = min(input.count, offset + length)
-        let bytes = UnsafeRawBufferPointer(rebasing: input[offset..<end])
-        offset = end
+        let bytes = record.bytes
         switch op {
         case 0:
             if link.receive(ByteBuffer(bytes: bytes), now: now) { fatalError("an unkeyed datagram was accepted") }

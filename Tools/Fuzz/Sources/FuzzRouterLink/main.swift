@@ -8,20 +8,8 @@
 // Every packet B sends its subscriber must parse; anything else is a bug and calls fatalError.
 import BraidSFU
 import BraidWire
+import FuzzSupport
 import NIOCore
-
-final class CheckingTransport: MediaTransport {
-    func sendRTP(_ packet: ByteBuffer) {
-        guard (try? RTPPacket(packet)) != nil else { fatalError("the router sent invalid RTP: \(packet)") }
-    }
-
-    func sendRTCP(_ packet: ByteBuffer) {
-        guard let compound = try? RTCPCompoundPacket(packet) else {
-            fatalError("the router sent an invalid RTCP compound: \(packet)")
-        }
-        for _ in compound {}
-    }
-}
 
 private let feedback = RTCPFeedbackSupport(nack: true, pli: true, fir: true, transportCC: true, remb: true)
 private let publisher = PublisherDescription(
@@ -49,8 +37,7 @@ private let subscriber = SubscriberDescription(
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzOneInput(_ start: UnsafeRawPointer?, _ count: Int) -> CInt {
-    guard let start else { return 0 }
-    let input = UnsafeRawBufferPointer(start: start, count: count)
+    guard let input = FuzzScript.input(start, count) else { return 0 }
     var now = NIODeadline.uptimeNanoseconds(1_000_000_000)
     let clock = WallClock(referenceDeadline: now, referenceUnixNanoseconds: 1_700_000_000_000_000_000)
     let a = SFURouter(wallClock: clock, shard: 0, shards: 2)
@@ -77,21 +64,16 @@ public func fuzzOneInput(_ start: UnsafeRawPointer?, _ count: Int) -> CInt {
     let up = a.addPublisher(room: "r", peerID: "p", description: publisher, transport: transport, now: now)
     let down = b.addSubscriber(room: "r", peerID: "s", description: subscriber, transport: transport, now: now)
     pump()
-    var offset = 0
-    while offset + 3 <= input.count {
-        let op = input[offset] & 3
-        let length = Int(input[offset + 1]) << 8 | Int(input[offset + 2])
-        offset += 3
+    for record in FuzzScript.framed(input, carriesBytes: { $0 & 3 != 3 }) {
+        let op = record.op & 3
         if op == 3 {
-            now = now + .milliseconds(Int64(length % 2000))
+            now = now + .milliseconds(Int64(record.length % 2000))
             a.tick(now: now)
             b.tick(now: now)
             pump()
             continue
         }
-        let end = min(input.count, offset + length)
-        let bytes = ByteBuffer(bytes: UnsafeRawBufferPointer(rebasing: input[offset..<end]))
-        offset = end
+        let bytes = ByteBuffer(bytes: record.bytes)
         switch op {
         case 0: linkB.receive(.media(bytes), now: now)
         case 1:

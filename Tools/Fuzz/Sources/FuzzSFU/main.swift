@@ -6,21 +6,8 @@
 // accept; anything else is a bug and calls fatalError. Crashes, traps and hangs are what libFuzzer finds.
 import BraidSFU
 import BraidWire
+import FuzzSupport
 import NIOCore
-
-/// Checks every outgoing packet; the core reuses its buffers, so the check runs inside the call.
-final class CheckingTransport: MediaTransport {
-    func sendRTP(_ packet: ByteBuffer) {
-        guard (try? RTPPacket(packet)) != nil else { fatalError("the router sent invalid RTP: \(packet)") }
-    }
-
-    func sendRTCP(_ packet: ByteBuffer) {
-        guard let compound = try? RTCPCompoundPacket(packet) else {
-            fatalError("the router sent an invalid RTCP compound: \(packet)")
-        }
-        for _ in compound {}
-    }
-}
 
 private let publisherIDs = RTPExtensionIDs(
     mid: 1, rid: 2, repairedRID: 3, absSendTime: 4, transportWideSequence: 5, audioLevel: 6, absCaptureTime: 7)
@@ -54,26 +41,20 @@ private let subscriber = SubscriberDescription(
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzOneInput(_ start: UnsafeRawPointer?, _ count: Int) -> CInt {
-    guard let start else { return 0 }
-    let input = UnsafeRawBufferPointer(start: start, count: count)
+    guard let input = FuzzScript.input(start, count) else { return 0 }
     var now = NIODeadline.uptimeNanoseconds(1_000_000_000)
     let router = SFURouter(wallClock: WallClock(referenceDeadline: now, referenceUnixNanoseconds: 1_700_000_000_000_000_000))
     let transport = CheckingTransport()
     let up = router.addPublisher(room: "r", peerID: "p", description: publisher, transport: transport, now: now)
     let down = router.addSubscriber(room: "r", peerID: "s", description: subscriber, transport: transport, now: now)
-    var offset = 0
-    while offset + 3 <= input.count {
-        let op = input[offset] & 3
-        let length = Int(input[offset + 1]) << 8 | Int(input[offset + 2])
-        offset += 3
+    for record in FuzzScript.framed(input, carriesBytes: { $0 & 3 != 3 }) {
+        let op = record.op & 3
         if op == 3 {
-            now = now + .milliseconds(Int64(length % 2000))
+            now = now + .milliseconds(Int64(record.length % 2000))
             router.tick(now: now)
             continue
         }
-        let end = min(input.count, offset + length)
-        let bytes = ByteBuffer(bytes: UnsafeRawBufferPointer(rebasing: input[offset..<end]))
-        offset = end
+        let bytes = ByteBuffer(bytes: record.bytes)
         switch op {
         case 0: up.receiveRTP(bytes, now: now)
         case 1: up.receiveRTCP(bytes, now: now)

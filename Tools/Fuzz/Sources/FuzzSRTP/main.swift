@@ -17,6 +17,7 @@
 // unchanged; nothing may trap. A failed check calls fatalError, which is how libFuzzer records a finding.
 // Tests/BraidSecurityTests/SRTPFuzzSeedTests.swift writes the seeds in Corpus/SRTP/.
 import BraidSecurity
+import FuzzSupport
 
 /// The master key of every session here, and of the seeds: key 01 02 … 10, salt 21 22 … (14 or 12 octets).
 func fuzzSRTPKey(_ profile: SRTPProfile) -> SRTPMasterKey {
@@ -43,21 +44,11 @@ final class Sessions {
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzOneInput(_ start: UnsafeRawPointer?, _ count: Int) -> CInt {
-    guard let start else { return 0 }
-    let input = UnsafeRawBufferPointer(start: start, count: count)
+    guard let input = FuzzScript.input(start, count) else { return 0 }
     var sessions: [Sessions?] = [nil, nil]
-    var offset = 0
-    while offset < input.count {
-        let selector = input[offset]
-        var length = input.count - offset - 1
-        if length >= 2 {
-            length = min(Int(input[offset + 1]) << 8 | Int(input[offset + 2]), input.count - offset - 3)
-            offset += 3
-        } else {
-            offset += 1
-        }
-        let record = UnsafeRawBufferPointer(rebasing: input[offset..<(offset + length)])
-        offset += length
+    for entry in FuzzScript.tailed(input) {
+        let selector = entry.op
+        let record = entry.bytes
 
         let profile: SRTPProfile = selector & 1 == 0 ? .aesCM128HMACSHA1_80 : .aeadAES128GCM
         let index = Int(selector & 1)
