@@ -1,4 +1,5 @@
 import BraidFunctions
+import BraidSFU
 import Foundation
 import Testing
 

@@ -35,10 +35,10 @@ final class TestVideoSource {
         let timestamp = UInt32(truncatingIfNeeded: 1_000 + self.frame * 3_000)
         let index = self.frame
         var scratch = ByteBuffer()
-        try self.picture.withImage { image throws(CodecError) in
+        _ = try self.picture.withImage { image throws(CodecError) in
             try self.encoder.encode(image, pts: Int64(index) * 3_000, forceKeyframe: keyframe) { encoded in
                 let data = ByteBuffer(bytes: encoded.data)
-                self.packetizer.packetize(frame: data, scratch: &scratch) { payload, last in
+                _ = self.packetizer.packetize(frame: data, scratch: &scratch) { payload, last in
                     packets.append(
                         TestVideoPacket(
                             sequenceNumber: self.sequenceNumber, timestamp: timestamp, marker: last,
