@@ -31,6 +31,17 @@ public struct BurstLossModel: Sendable, Hashable {
 
     public init() {}
 
+    /// A model as if fitted to a long run of the chain with these transition probabilities.
+    public init(enterBurst p: Double, leaveBurst r: Double) {
+        let p = min(1, max(0, p))
+        let r = min(1, max(0, r))
+        let lossRate = p + r > 0 ? p / (p + r) : 0
+        self.afterArrived = Self.memory * (1 - lossRate)
+        self.lostAfterArrived = self.afterArrived * p
+        self.afterLost = Self.memory * lossRate
+        self.lostAfterLost = self.afterLost * (1 - r)
+    }
+
     /// Packet `sequence` (a transport-wide number, in sending order) was `lost` or arrived.
     public mutating func add(sequence: UInt16, lost: Bool) {
         defer {

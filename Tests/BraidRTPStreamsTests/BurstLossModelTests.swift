@@ -72,6 +72,14 @@ import Testing
         #expect(abs(independent.lossRate - 0.5) < 0.1)
     }
 
+    @Test func aModelCanStartFromKnownTransitions() {
+        let model = BurstLossModel(enterBurst: 0.05, leaveBurst: 0.2)
+        #expect(model.hasSamples && model.isBursty)
+        #expect(abs(model.enterBurst - 0.05) < 1e-12 && abs(model.leaveBurst - 0.2) < 1e-12)
+        #expect(abs(model.lossRate - 0.2) < 1e-12 && abs(model.meanBurstLength - 5) < 1e-9)
+        #expect(!BurstLossModel(enterBurst: 0.3, leaveBurst: 0.7).isBursty)  // independent 30 %
+    }
+
     @Test func onlyConsecutivePacketsMakeATransition() {
         var model = BurstLossModel()
         model.add(sequence: 10, lost: true)

@@ -41,6 +41,31 @@ import Testing
         #expect(policy.plan(loss: 1, oneWayDelay: .zero, frameDuration: frame) == .init(distance: 7, sendsPerFrame: 3))
     }
 
+    @Test func burstsNeedMoreCopiesThanTheSameRandomLoss() {
+        let policy = AudioRedundancyPolicy()
+        let frame = TimeAmount.milliseconds(20)
+        // 20 % loss in bursts of five, audio every second packet of the link.
+        let bursts = BurstLossModel(enterBurst: 0.05, leaveBurst: 0.2)
+        #expect(bursts.isBursty)
+        // Independent 20 %: two earlier frames (0.2³). In bursts a loss two packets after a loss has odds
+        // 0.2 + 0.8 · 0.75² = 0.65, so seven copies in consecutive packets still miss 1.5 %; repeats, one
+        // packet apart (0.8 each), reach 99 % with 15 copies: four earlier frames, each packet sent three
+        // times.
+        #expect(policy.plan(loss: 0.2, oneWayDelay: .milliseconds(25), frameDuration: frame) == .init(distance: 2))
+        let plan = policy.plan(bursts: bursts, spacing: 2, oneWayDelay: .milliseconds(25), frameDuration: frame)
+        #expect(plan == .init(distance: 4, sendsPerFrame: 3), "\(plan)")
+        var noRepeats = policy
+        noRepeats.maximumSendsPerFrame = 1
+        // Without repeats, as many earlier frames as the deadline allows.
+        #expect(noRepeats.plan(bursts: bursts, spacing: 2, oneWayDelay: .milliseconds(25), frameDuration: frame)
+            == .init(distance: 6))
+        // Audio far apart on the link (ten packets between): most bursts have passed, a loss after a loss
+        // has odds 0.2 + 0.8 · 0.75¹⁰ = 0.245, and three earlier frames do.
+        #expect(policy.plan(bursts: bursts, spacing: 10, oneWayDelay: .milliseconds(25), frameDuration: frame)
+            == .init(distance: 3))
+        #expect(policy.plan(bursts: BurstLossModel(), spacing: 2, oneWayDelay: .zero, frameDuration: frame) == .none)
+    }
+
     @Test func lossAverageCountsTheFirstReportInFullThenSmoothsOverAHundredPackets() {
         var average = LossAverage()
         #expect(!average.hasSamples)

@@ -363,6 +363,16 @@ public final class SFUSubscriber {
         self.transportLoss.hasSamples ? self.transportLoss.fraction : Double(slot.fractionLost) / 256
     }
 
+    /// How many packets this subscriber's link carries per frame of `slot` (its own, repeats included,
+    /// and every other slot's media and repairs): how far apart, in a burst model counted per packet,
+    /// consecutive packets of the slot are.
+    func packetsPerFrame(of slot: SubscriberSlot) -> Double {
+        let frames = slot.packetsSent - slot.redundancy.repeatsSent
+        guard frames > 0 else { return 1 }
+        let all = self.slots.reduce(0) { $0 + $1.packetsSent + $1.protection.repairsSent }
+        return max(1, Double(all) / Double(frames))
+    }
+
     /// Re-plans each slot's protection (audio RED and repeats, video FEC) from the link's measured loss:
     /// transport-wide feedback (every packet) where the subscriber sends it, else the slot's last receiver
     /// report; the one-way delay is half the RTT.
@@ -390,7 +400,12 @@ public final class SFUSubscriber {
             } else if slot.kind == .audio, slot.slot.redPayloadType != nil {
                 self.measuredLoss = loss
                 let frame = slot.redundancy.frameDuration(clockRate: slot.slot.clockRate)
-                let plan = audio.plan(loss: loss, oneWayDelay: oneWay, frameDuration: frame)
+                let plan =
+                    self.transportBursts.isBursty
+                    ? audio.plan(
+                        bursts: self.transportBursts, spacing: self.packetsPerFrame(of: slot), oneWayDelay: oneWay,
+                        frameDuration: frame)
+                    : audio.plan(loss: loss, oneWayDelay: oneWay, frameDuration: frame)
                 slot.redundancy.update(plan: plan)
                 repeating = repeating || plan.repeats
             }
