@@ -58,7 +58,8 @@ public final class SFUSubscriber {
     var measuredLoss = 0.0
     /// Downlink loss from transport-wide feedback (every packet, every 100 ms).
     var transportLoss = LossAverage()
-    /// The same feedback fitted as bursts, for sizing repair rounds (their repairs go out back to back).
+    /// The same feedback fitted as bursts: where losses cluster, repair rounds (back to back) and audio
+    /// redundancy (copies in consecutive packets) are sized under it.
     var transportBursts = BurstLossModel()
 
     /// The dashboard's view of the protection toward this peer.
