@@ -58,7 +58,7 @@ public struct AudioRedundancyPolicy: Sendable, Hashable {
     }
 
     /// The plan for a link whose losses come in bursts, as `bursts` measured them, where `spacing` of the
-    /// link's packets go out per audio packet (audio shares the link with video and repairs).
+    /// link's packets go out per audio frame (audio shares the link with video and repairs).
     ///
     /// A frame's copies ride in consecutive audio packets, and repeats of one packet closer still, so one
     /// burst can take several of them: under the fitted chain (loss π, P(lost | arrived) = p, P(arrived |
@@ -71,7 +71,8 @@ public struct AudioRedundancyPolicy: Sendable, Hashable {
     ) -> Plan {
         let loss = bursts.lossRate
         guard loss.isFinite, loss >= self.lossThreshold else { return .none }
-        let decay = 1 - bursts.enterBurst - bursts.leaveBurst
+        // How fast a loss stops predicting the next; losses that alternate (negative) count as independent.
+        let decay = max(0, 1 - bursts.enterBurst - bursts.leaveBurst)
         return self.plan(oneWayDelay: oneWayDelay, frameDuration: frameDuration) { plan in
             let apart = max(1, spacing / Double(plan.sendsPerFrame))
             let lostAgain = min(1, loss + (1 - loss) * pow(decay, apart))

@@ -64,6 +64,10 @@ import Testing
         #expect(policy.plan(bursts: bursts, spacing: 10, oneWayDelay: .milliseconds(25), frameDuration: frame)
             == .init(distance: 3))
         #expect(policy.plan(bursts: BurstLossModel(), spacing: 2, oneWayDelay: .zero, frameDuration: frame) == .none)
+        // Losses that alternate (a loss makes the next one less likely) are taken as independent.
+        let alternating = BurstLossModel(enterBurst: 0.5, leaveBurst: 0.9)
+        #expect(policy.plan(bursts: alternating, spacing: 1.5, oneWayDelay: .milliseconds(25), frameDuration: frame)
+            == policy.plan(loss: alternating.lossRate, oneWayDelay: .milliseconds(25), frameDuration: frame))
     }
 
     @Test func lossAverageCountsTheFirstReportInFullThenSmoothsOverAHundredPackets() {
