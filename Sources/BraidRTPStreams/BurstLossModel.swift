@@ -12,9 +12,9 @@
 ///
 /// Independent loss at rate `q` is the chain with `p = q` and `r = 1 − q`, so the model reduces to the
 /// binomial where losses do not cluster. Under bursts it does not: at 20 % mean loss in bursts of five
-/// (p = 0.05, r = 0.2), a round of repairs sent together fails as a whole one time in five, however many
-/// repairs it holds beyond the deficit, where independent loss would lose them one by one (LOSS-NOTES
-/// §1.4). The transition counts decay over about ``memory`` packets, like ``LossAverage``. Pure and
+/// (p = 0.05, r = 0.2), two repairs sent together are both lost about one time in six (0.2 × 0.8), where
+/// independent loss would lose both one time in 25, and each further repair takes off only a fifth of
+/// what is left (LOSS-NOTES §1.4). The transition counts decay over about ``memory`` packets, like ``LossAverage``. Pure and
 /// allocation-free; fed from transport-wide feedback in sending order.
 public struct BurstLossModel: Sendable, Hashable {
     /// Packets the fit remembers.
