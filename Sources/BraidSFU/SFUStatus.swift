@@ -92,8 +92,8 @@ public struct SFUProtectionStatus: Sendable, Hashable, Codable {
     /// The loss fraction (0–1) the protection is sized for: transport-wide feedback, else receiver reports.
     public var measuredLoss: Double
     /// The mean length, in packets, of a run of lost packets on the link (transport-wide feedback; nil
-    /// without it). About 1 / (1 − loss) where losses are independent; repair rounds are sized for the
-    /// bursts when it is clearly longer (``BraidRTPStreams/BurstLossModel``).
+    /// without it). About 1 / (1 − loss) where losses are independent; repair rounds and audio
+    /// redundancy are sized for the bursts when it is clearly longer (``BraidRTPStreams/BurstLossModel``).
     public var lossBurstLength: Double?
     /// Audio: earlier frames carried in each packet (RED distance; 0 = none), the largest over the slots.
     public var audioRedundancyDistance: Int
