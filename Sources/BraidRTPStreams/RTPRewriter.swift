@@ -12,8 +12,10 @@ public import NIOCore
 ///
 /// - **SSRC**: every output packet carries ``outputSSRC``.
 /// - **Sequence numbers**: output = input + offset. ``drop(sequenceNumber:)`` removes an input number
-///   from the output space (later packets shift down by one), so skipped packets leave no gap. The last
-///   64 drops are remembered so that a packet reordered around a drop still maps to its own number.
+///   from the output space (later packets shift down by one), so skipped packets leave no gap;
+///   ``insert()`` numbers an extra packet (an audio repeat, a ULPFEC repair) and shifts later packets up.
+///   The last 64 renumberings are remembered so that a packet reordered around one still maps to its own
+///   number; a packet older than the oldest one remembered is discarded.
 /// - **Source switch**: a packet with another SSRC than the current source, or the first packet after
 ///   ``markSourceChange()``, starts a new source. Its output number is the last output + 1, or + 2 when
 ///   the last forwarded packet lacked the marker bit (its frame is incomplete: the receiver must see a
@@ -28,7 +30,7 @@ public import NIOCore
 ///   the width it has on the wire (7 or 15 bits), and differences are taken modulo the input's width.
 ///
 /// Ownership: one rewriter per consumer (subscriber m-section), owned on its event loop. It is a value of
-/// fixed size: the drop ring is a 64-entry array created in `init`; rewriting a packet allocates nothing
+/// fixed size: the renumbering ring is a 64-entry array created in `init`; rewriting a packet allocates nothing
 /// while the caller's packet buffer is uniquely referenced (see `RTPPacket+Rewrite.swift` in BraidWire).
 public struct RTPRewriter: Sendable {
     /// Whether a packet was rewritten for sending.
@@ -51,7 +53,7 @@ public struct RTPRewriter: Sendable {
     var unwrapper = SequenceNumberUnwrapper()
     /// Input numbers of the current source below this are discarded.
     var sourceBase: Int64 = 0
-    /// Output = input + offset (+ drops above the input, for reordered packets).
+    /// Output = input + offset (− the renumberings above the input, for reordered packets).
     var sequenceOffset: Int64 = 0
     /// Highest output number sent, and whether that packet had the marker bit.
     var lastOutputSequence: Int64?
@@ -64,11 +66,17 @@ public struct RTPRewriter: Sendable {
     var lastInputTL0: UInt8?
     var lastOutputTL0: UInt8?
 
-    /// Ring of the last dropped input numbers (extended), capacity fixed at init.
-    var drops: ContiguousArray<Int64>
-    var dropCount = 0
-    var dropHead = 0
-    static let dropMemory = 64
+    /// One renumbering: every input below `position` (extended) was numbered with `shift` added to the
+    /// offset that later inputs get (+1 for a drop, −1 for an insert).
+    struct Renumbering {
+        var position: Int64
+        var shift: Int64
+    }
+    /// Ring of the last renumberings, capacity fixed at init.
+    var renumberings: ContiguousArray<Renumbering>
+    var renumberingCount = 0
+    var renumberingHead = 0
+    static let renumberingMemory = 64
 
     /// Sequence number of the newest packet forwarded, for RTCP SR and RTX bookkeeping.
     public var lastSentSequenceNumber: UInt16? { self.lastOutputSequence.map { UInt16(truncatingIfNeeded: $0) } }
@@ -95,7 +103,7 @@ public struct RTPRewriter: Sendable {
         self.outputSSRC = outputSSRC
         self.clockRate = clockRate
         self.rewritesVP8 = rewritesVP8
-        self.drops = ContiguousArray(repeating: 0, count: Self.dropMemory)
+        self.renumberings = ContiguousArray(repeating: Renumbering(position: 0, shift: 0), count: Self.renumberingMemory)
     }
 
     /// The next packet starts a new source even if its SSRC is unchanged (a publisher restart).
@@ -112,24 +120,32 @@ public struct RTPRewriter: Sendable {
         guard sequence > highest else { return }
         _ = self.unwrapper.unwrap(sequenceNumber)
         self.sequenceOffset -= 1
-        self.drops[self.dropHead] = sequence
-        self.dropHead = (self.dropHead + 1) % Self.dropMemory
-        self.dropCount = min(self.dropCount + 1, Self.dropMemory)
+        self.remember(Renumbering(position: sequence, shift: 1))
         self.packetsDropped += 1
     }
 
-    /// Numbers one extra output packet right after the newest (a repeat of it, for redundancy): returns its
+    /// Numbers one extra output packet right after the newest (a repeat of it, a repair): returns its
     /// sequence number and the newest timestamp, or nil before anything was forwarded. Later packets shift
-    /// up by one, and input packets up to the newest handled are discarded from now on, so a reordered
-    /// late packet cannot take a number already sent.
+    /// up by one; a reordered late packet keeps the number it would have had.
     public mutating func insert() -> (sequenceNumber: UInt16, timestamp: UInt32)? {
         guard !self.resyncPending, let last = self.lastOutputSequence, let timestamp = self.lastOutputTimestamp,
             let highest = self.unwrapper.highest
         else { return nil }
         self.sequenceOffset += 1
-        self.sourceBase = highest + 1
+        self.remember(Renumbering(position: highest + 1, shift: -1))
         self.lastOutputSequence = last + 1
         return (UInt16(truncatingIfNeeded: last + 1), timestamp)
+    }
+
+    /// Keeps a renumbering; when it pushes out the oldest one, inputs below that one's position can no
+    /// longer be numbered and are discarded from now on.
+    private mutating func remember(_ renumbering: Renumbering) {
+        if self.renumberingCount == Self.renumberingMemory {
+            self.sourceBase = max(self.sourceBase, self.renumberings[self.renumberingHead].position)
+        }
+        self.renumberings[self.renumberingHead] = renumbering
+        self.renumberingHead = (self.renumberingHead + 1) % Self.renumberingMemory
+        self.renumberingCount = min(self.renumberingCount + 1, Self.renumberingMemory)
     }
 
     /// Rewrites SSRC, sequence number, timestamp and (for VP8) the payload descriptor of `packet` in place.
@@ -160,7 +176,7 @@ public struct RTPRewriter: Sendable {
         } else {
             input = self.unwrapper.peek(packet.sequenceNumber)
             guard input >= self.sourceBase else { return .discard }
-            outputSequence = input + self.sequenceOffset + Int64(self.dropsAbove(input))
+            outputSequence = input + self.sequenceOffset + self.shiftAbove(input)
         }
         let isNewest = switching || input > (self.unwrapper.highest ?? Int64.min)
 
@@ -214,7 +230,7 @@ public struct RTPRewriter: Sendable {
             self.sourceBase = input
             self.sequenceOffset = newOffset
             self.timestampOffset = newTimestampOffset
-            self.dropCount = 0
+            self.renumberingCount = 0
             self.lastInputPictureID = nil
             self.lastInputTL0 = nil
             self.sourceChanges += 1
@@ -242,10 +258,15 @@ public struct RTPRewriter: Sendable {
         return .forward
     }
 
-    /// Number of remembered drops newer than `input`: those shifted the offset after `input` was sent.
-    func dropsAbove(_ input: Int64) -> Int {
-        var count = 0
-        for index in 0..<self.dropCount where self.drops[index] > input { count += 1 }
-        return count
+    /// What the remembered renumberings above `input` changed in the offset since `input`'s place in the
+    /// stream: undone for a reordered packet. Zero for a packet newer than every one handled (the usual
+    /// case: no renumbering lies above it).
+    func shiftAbove(_ input: Int64) -> Int64 {
+        guard let highest = self.unwrapper.highest, input <= highest else { return 0 }
+        var shift: Int64 = 0
+        for index in 0..<self.renumberingCount where self.renumberings[index].position > input {
+            shift += self.renumberings[index].shift
+        }
+        return shift
     }
 }

@@ -181,6 +181,10 @@ extension SDPLocalParameters {
     /// FlexFEC as browsers decode it (draft-ietf-payload-flexible-fec-scheme-03; Chromium offers it in
     /// every video section it receives with). Answered only where ``videoFECEncoding`` is not offered.
     public static let flexFECEncoding = "flexfec-03"
+    /// ULPFEC (RFC 5109) inside video RED (RFC 2198), which every browser offers: answered, with the
+    /// offer's video `red`, only where neither ``videoFECEncoding`` nor ``flexFECEncoding`` is offered.
+    /// Its repairs travel on the media SSRC, so no FEC-FR group is announced.
+    public static let ulpfecEncoding = "ulpfec"
 }
 
 /// The codec chosen for a section.
@@ -241,8 +245,9 @@ public struct SDPNegotiatedSection: Hashable, Sendable {
     public var redPayloadType: UInt8?
     /// The repair (FEC) payload type protecting ``codec``, if negotiated.
     public var fecPayloadType: UInt8?
-    /// Its encoding name, lowercased (``SDPLocalParameters/videoFECEncoding`` or
-    /// ``SDPLocalParameters/flexFECEncoding``).
+    /// Its encoding name, lowercased (``SDPLocalParameters/videoFECEncoding``,
+    /// ``SDPLocalParameters/flexFECEncoding`` or ``SDPLocalParameters/ulpfecEncoding``, the last with video
+    /// ``redPayloadType``).
     public var fecEncoding: String?
     /// The negotiated header extensions with the offer's IDs.
     public var extensions: [SDPExtMap]
@@ -485,8 +490,10 @@ public struct SDPAnswerBuilder: Sendable {
         var red: SDPRTPMap?
         var fec: SDPRTPMap?
         var flexFEC: SDPRTPMap?
+        var videoRED: SDPRTPMap?
+        var ulpfec: SDPRTPMap?
         // Braid's code both ways (BraidClient receivers, and BraidClient publishers protecting their uplink);
-        // FlexFEC only toward a receiver.
+        // FlexFEC and ULPFEC only toward a receiver.
         let takesVideoFEC = media.kind == .video && self.local.videoFEC
         let sendsVideoFEC = takesVideoFEC && self.local.role == .send
         for pt in offeredPTs {
@@ -509,10 +516,20 @@ public struct SDPAnswerBuilder: Sendable {
                 map.clockRate == chosen.clockRate
             {
                 flexFEC = map
+            } else if name == "red", videoRED == nil, media.kind == .video, sendsVideoFEC, map.clockRate == chosen.clockRate {
+                videoRED = map
+            } else if name == SDPLocalParameters.ulpfecEncoding, ulpfec == nil, sendsVideoFEC,
+                map.clockRate == chosen.clockRate
+            {
+                ulpfec = map
             }
         }
-        // Braid's own code where the receiver decodes it, else FlexFEC.
+        // Braid's own code where the receiver decodes it, else FlexFEC, else ULPFEC inside RED.
         if fec == nil { fec = flexFEC }
+        if fec == nil, let videoRED, let ulpfec {
+            fec = ulpfec
+            red = videoRED
+        }
 
         // Header extensions: the offer's IDs, only URIs we handle (RFC 8285 §7).
         let extensions = media.extMaps.filter { self.local.headerExtensions.contains($0.uri) }.map { offered in
@@ -792,7 +809,9 @@ public struct SDPAnswerBuilder: Sendable {
             } else {
                 a.append(SDPAttribute("ssrc", "\(sender.ssrc) cname:\(self.local.cname)"))
             }
-            if let fecSSRC = sender.fecSSRC, section.fecPayloadType != nil {
+            if let fecSSRC = sender.fecSSRC, section.fecPayloadType != nil,
+                section.fecEncoding != SDPLocalParameters.ulpfecEncoding
+            {
                 a.append(
                     SDPAttribute(
                         "ssrc-group", SDPSSRCGroup(semantics: "FEC-FR", ssrcs: [sender.ssrc, fecSSRC]).attributeValue))

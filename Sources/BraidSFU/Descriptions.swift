@@ -169,7 +169,9 @@ public struct SubscriberSlotDescription: Sendable, Hashable {
     public var clockRate: UInt32
     /// The subscriber's RTX payload type; nil: retransmissions are resent on the media SSRC.
     public var rtxPayloadType: UInt8?
-    /// The subscriber's RED payload type; nil: RED from the publisher is reduced to its primary block.
+    /// The subscriber's RED payload type; nil: RED from the publisher is reduced to its primary block. On a
+    /// video slot: the RED that carries ULPFEC (``VideoRepairScheme/ulpfec``); the publisher's video RED is
+    /// always reduced to its primary block.
     public var redPayloadType: UInt8?
     /// The media SSRC the node chose and signalled in the answer.
     public var ssrc: UInt32
@@ -179,7 +181,7 @@ public struct SubscriberSlotDescription: Sendable, Hashable {
     public var fecPayloadType: UInt8?
     /// Which FEC that payload type carries.
     public var fecScheme: VideoRepairScheme
-    /// The repair SSRC the node chose (`a=ssrc-group:FEC-FR`), if FEC was negotiated.
+    /// The repair SSRC the node chose (`a=ssrc-group:FEC-FR`), if FEC other than ULPFEC was negotiated.
     public var fecSSRC: UInt32?
     /// Feedback the subscriber sends and accepts.
     public var feedback: RTCPFeedbackSupport
@@ -240,6 +242,18 @@ extension RTPHeaderExtensionMap {
 public enum VideoRepairScheme: Sendable, Hashable {
     /// Braid's sliding-window Cauchy code (`x-braid-fec`), with repair rounds: receivers built on BraidClient.
     case slidingWindow
-    /// FlexFEC draft-03 XOR repairs (`flexfec-03`): browsers.
+    /// FlexFEC draft-03 XOR repairs (`flexfec-03`): browsers that offer it (Chromium).
     case flexFEC
+    /// ULPFEC XOR repairs inside RED (`ulpfec` in `red`, RFC 5109 and RFC 2198) on the media SSRC: browsers
+    /// that offer no FlexFEC. While repairs are sent every media packet goes out RED-wrapped.
+    case ulpfec
+
+    /// The encoding name the dashboard shows.
+    public var encodingName: String {
+        switch self {
+        case .slidingWindow: "x-braid-fec"
+        case .flexFEC: "flexfec-03"
+        case .ulpfec: "ulpfec"
+        }
+    }
 }

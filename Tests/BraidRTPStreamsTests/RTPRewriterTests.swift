@@ -92,23 +92,46 @@ private func forward(
         #expect(rewriter.packetsDropped == 3)
     }
 
-    @Test func insertedRepeatsTakeTheNextNumbersAndLatePacketsCannotCollide() throws {
+    @Test func insertedPacketsTakeTheNextNumbersAndLatePacketsKeepTheirOwn() throws {
         var rewriter = RTPRewriter(outputSSRC: 7, clockRate: 48000)
         let none = rewriter.insert()
         #expect(none == nil)  // nothing forwarded yet
         var outputs: [UInt16] = []
-        for sequence: UInt16 in [100, 101] {
+        for sequence: UInt16 in [100, 102] {  // 101 comes late
             outputs.append(try #require(try forward(&rewriter, try makePacket(sequenceNumber: sequence, timestamp: 960), now: at(0))).sequenceNumber)
         }
         let inserted = [rewriter.insert(), rewriter.insert()]
         let repeat1 = try #require(inserted[0])
         let repeat2 = try #require(inserted[1])
-        #expect(repeat1.sequenceNumber == 102 && repeat2.sequenceNumber == 103)
+        #expect(repeat1.sequenceNumber == 103 && repeat2.sequenceNumber == 104)
         #expect(repeat1.timestamp == 960)
-        // The next packet follows the repeats; a late one from before them is discarded.
-        outputs.append(try #require(try forward(&rewriter, try makePacket(sequenceNumber: 102), now: at(20))).sequenceNumber)
-        #expect(outputs == [100, 101, 104])
-        #expect(try forward(&rewriter, try makePacket(sequenceNumber: 99), now: at(21)) == nil)
+        // The next packet follows the inserted ones; the late one takes the number left for it.
+        outputs.append(try #require(try forward(&rewriter, try makePacket(sequenceNumber: 103), now: at(20))).sequenceNumber)
+        outputs.append(try #require(try forward(&rewriter, try makePacket(sequenceNumber: 101), now: at(21))).sequenceNumber)
+        #expect(outputs == [100, 102, 105, 101])
+        #expect(try forward(&rewriter, try makePacket(sequenceNumber: 99), now: at(21)) == nil)  // before the source
+    }
+
+    @Test func aLatePacketOlderThanTheRememberedRenumberingsIsDiscarded() throws {
+        var rewriter = RTPRewriter(outputSSRC: 7, clockRate: 90000)
+        _ = try forward(&rewriter, try makePacket(sequenceNumber: 1), now: at(0))
+        var outputs: Set<UInt16> = [1]
+        for sequence: UInt16 in 3...80 {  // 2 comes late; an insert after every packet
+            outputs.insert(try #require(try forward(&rewriter, try makePacket(sequenceNumber: sequence), now: at(0))).sequenceNumber)
+            let inserted = rewriter.insert()
+            outputs.insert(try #require(inserted).sequenceNumber)
+        }
+        #expect(outputs.count == 1 + 2 * 78)
+        // Its place was forgotten 64 renumberings ago: a number for it could collide, so none is given.
+        #expect(try forward(&rewriter, try makePacket(sequenceNumber: 2), now: at(1)) == nil)
+        // One within the memory still gets the number kept for it.
+        var late = RTPRewriter(outputSSRC: 7, clockRate: 90000)
+        _ = try forward(&late, try makePacket(sequenceNumber: 1), now: at(0))
+        for sequence: UInt16 in 3...10 {
+            _ = try forward(&late, try makePacket(sequenceNumber: sequence), now: at(0))
+            _ = late.insert()
+        }
+        #expect(try forward(&late, try makePacket(sequenceNumber: 2), now: at(1))?.sequenceNumber == 2)
     }
 
     @Test func packetReorderedAroundADropKeepsItsNumber() throws {

@@ -280,7 +280,7 @@ struct AnswerTests {
         #expect(Fixtures.sections(whip.text)[1].contains("a=inactive"))
     }
 
-    @Test("video FEC: FlexFEC as Chromium offers it, Braid's own code where offered, nothing otherwise")
+    @Test("video FEC: FlexFEC as Chromium offers it, Braid's own code where offered, else ULPFEC in RED, nothing otherwise")
     func videoFEC() throws {
         let senders = [
             "0": SDPLocalSender(trackID: "alice-audio", ssrc: 1111),
@@ -313,6 +313,33 @@ struct AnswerTests {
         #expect(both.sections[1].fecPayloadType == 50)
         #expect(both.sections[1].fecEncoding == SDPLocalParameters.videoFECEncoding)
         #expect(!Fixtures.sections(both.text)[2].contains { $0.contains("flexfec") })
+
+        // A browser without FlexFEC (Firefox; Chromium without its receive default) offers red and ulpfec:
+        // ULPFEC inside RED, on the media SSRC, so no FEC-FR group.
+        let ulpOffer = Fixtures.whep
+            .replacing("m=video 9 UDP/TLS/RTP/SAVPF 96 97 102 103", with: "m=video 9 UDP/TLS/RTP/SAVPF 96 97 102 103 116 117 118")
+            .replacing(
+                "a=fmtp:103 apt=102\n",
+                with: "a=fmtp:103 apt=102\na=rtpmap:116 red/90000\na=rtpmap:117 rtx/90000\na=fmtp:117 apt=116\na=rtpmap:118 ulpfec/90000\n")
+        let ulp = try self.answer(ulpOffer, Fixtures.local(.send, senders: senders))
+        let ulpVideo = Fixtures.sections(ulp.text)[2]
+        #expect(ulpVideo[0] == "m=video 9 UDP/TLS/RTP/SAVPF 96 97 116 118")
+        #expect(ulpVideo.contains("a=rtpmap:116 red/90000") && ulpVideo.contains("a=rtpmap:118 ulpfec/90000"))
+        #expect(ulp.sections[1].redPayloadType == 116)
+        #expect(ulp.sections[1].fecPayloadType == 118)
+        #expect(ulp.sections[1].fecEncoding == SDPLocalParameters.ulpfecEncoding)
+        #expect(!ulpVideo.contains { $0.contains("FEC-FR") || $0.contains("4444") })
+        // Offered with FlexFEC too: FlexFEC, and no video RED.
+        let ulpAndFlex = try self.answer(
+            ulpOffer.replacing("96 97 102 103 116 117 118", with: "96 97 102 103 116 117 118 49")
+                .replacing("a=rtpmap:118 ulpfec/90000\n", with: "a=rtpmap:118 ulpfec/90000\na=rtpmap:49 flexfec-03/90000\n"),
+            Fixtures.local(.send, senders: senders))
+        #expect(ulpAndFlex.sections[1].fecEncoding == SDPLocalParameters.flexFECEncoding)
+        #expect(ulpAndFlex.sections[1].redPayloadType == nil)
+        // Receiving (WHIP): a publisher's red and ulpfec are not taken.
+        let ulpWHIP = try self.answer(
+            ulpOffer.replacing("a=recvonly", with: "a=sendonly"), Fixtures.local(.receive))
+        #expect(ulpWHIP.sections[1].fecPayloadType == nil && ulpWHIP.sections[1].redPayloadType == nil)
 
         // Not offered, or not sending (WHIP): no repair stream.
         let plain = try self.answer(Fixtures.whep, Fixtures.local(.send, senders: senders))

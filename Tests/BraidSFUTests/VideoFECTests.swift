@@ -354,3 +354,91 @@ import Testing
         #expect(setup.subscriber.counters.retransmissions == 2)
     }
 }
+
+@Suite struct ULPFECEgressTests {
+    static func ulpSlot() -> SubscriberSlotDescription {
+        SubscriberSlotDescription(
+            mid: "v0", kind: .video, payloadType: 100, clockRate: 90000, rtxPayloadType: 101, redPayloadType: 116,
+            ssrc: 0xAAAA_0001, rtxSSRC: 0xAAAA_0002, fecPayloadType: 117, fecScheme: .ulpfec, feedback: allFeedback)
+    }
+
+    /// A packet sent RED-wrapped, as the browser's ULPFEC receiver sees it: the RTP header with the
+    /// block's payload type, then the block's data.
+    static func unwrapped(_ packet: RTPPacket) throws -> RTPPacket {
+        let red = try REDPayload(packet.payload)
+        #expect(red.redundant.isEmpty)
+        var plain = packet.buffer.getSlice(at: packet.buffer.readerIndex, length: packet.headerLength)!
+        plain.setInteger(plain.getInteger(at: plain.readerIndex + 1, as: UInt8.self)! & 0x80 | red.primary.payloadType, at: plain.readerIndex + 1)
+        var copy = ByteBuffer()
+        copy.writeImmutableBuffer(plain)
+        copy.writeImmutableBuffer(red.primary.data)
+        return try RTPPacket(copy)
+    }
+
+    @Test func aBrowserWithoutFlexFECGetsULPFECInsideREDOnItsMediaStream() throws {
+        var setup = SingleStream(slot: Self.ulpSlot())
+        setup.publisher.receiveRTP(setup.next(keyframe: true), now: at(0))
+        for index in 1..<5 { setup.publisher.receiveRTP(setup.next(), now: at(Int64(index) * 33)) }
+        // A clean link: plain media, not a byte more.
+        #expect(setup.subscriberTransport.rtpPackets.allSatisfy { $0.ssrc == 0xAAAA_0001 && $0.payloadType == 100 })
+        try VideoFECTests.report(setup, fraction: 51, at: 170)  // 20 %: a repair after every 4 packets
+        setup.router.tick(now: at(171))
+        setup.subscriberTransport.reset()
+        for index in 6..<46 { setup.publisher.receiveRTP(setup.next(), now: at(Int64(index) * 33)) }
+        let sent = try setup.subscriberTransport.rtp.map { try RTPPacket($0) }
+        #expect(sent.allSatisfy { $0.ssrc == 0xAAAA_0001 && $0.payloadType == 116 })
+        // One stream of numbers: media and repairs share it without a gap.
+        #expect(zip(sent, sent.dropFirst()).allSatisfy { $1.sequenceNumber == $0.sequenceNumber &+ 1 })
+        let blocks = try sent.map { try REDPayload($0.payload).primary.payloadType }
+        let media = try zip(sent, blocks).filter { $0.1 == 100 }.map { try Self.unwrapped($0.0) }
+        let repairs = zip(sent, blocks).filter { $0.1 == 117 }.map(\.0)
+        #expect(media.count == 40)
+        #expect(repairs.count == 10)
+        #expect(blocks.count == 50)
+        for (index, repair) in repairs.enumerated() {
+            let header = try ULPFECHeader(try REDPayload(repair.payload).primary.data)
+            #expect(header.sequenceNumberBase == media[index * 4].sequenceNumber)
+            #expect(header.offsets == [0, 1, 2, 3])
+            #expect(repair.marker == false)
+            #expect(repair.timestamp == media[index * 4 + 3].timestamp)
+        }
+        // Lose one media packet of each four: the browser's decoder rebuilds each one, byte for byte as it
+        // was before RED (send-time extension data aside, which browsers zero before XOR as the node does).
+        var decoder = ULPFECDecoder(ssrc: 0xAAAA_0001)
+        var rebuilt = 0
+        var mediaIndex = 0
+        for (packet, block) in zip(sent, blocks) {
+            if block == 100 {
+                defer { mediaIndex += 1 }
+                if mediaIndex % 4 == mediaIndex / 4 % 4 { continue }
+                let plain = try Self.unwrapped(packet)
+                decoder.received(
+                    FlexFECEgressTests.zeroingSendExtensions(plain, setup: setup), sequenceNumber: plain.sequenceNumber)
+            } else if let packet = decoder.repairReceived(try REDPayload(packet.payload).primary.data) {
+                let recovered = try RTPPacket(packet)
+                let original = try #require(media.first { $0.sequenceNumber == recovered.sequenceNumber })
+                #expect(recovered.payloadType == 100)
+                #expect(recovered.buffer == FlexFECEgressTests.zeroingSendExtensions(original, setup: setup))
+                rebuilt += 1
+            }
+        }
+        #expect(rebuilt == 10)
+        let status = try #require(setup.router.roomStatuses(now: at(1500)).first?.subscribers.first?.protection)
+        #expect(status.videoFEC == "ulpfec")
+        #expect(status.videoRepairsSent == 10)
+
+        // A NACK of a media packet is answered with RTX of the plain packet; one of a repair's number with
+        // nothing (the browser learns the number from the repair it lost, not a packet to wait for).
+        setup.subscriberTransport.reset()
+        var nack = ByteBufferAllocator().buffer(capacity: 64)
+        try RTCPGenericNACK.write(
+            senderSSRC: 1, mediaSSRC: 0xAAAA_0001,
+            lostSequenceNumbers: [media[38].sequenceNumber, repairs[9].sequenceNumber], into: &nack)
+        setup.subscriber.receiveRTCP(nack, now: at(1500))
+        let answers = setup.subscriberTransport.rtpPackets
+        #expect(!answers.isEmpty && answers.allSatisfy { $0.ssrc == 0xAAAA_0002 && $0.payloadType == 101 })
+        for answer in answers {
+            #expect(answer.payload.getInteger(at: answer.payload.readerIndex, as: UInt16.self) == media[38].sequenceNumber)
+        }
+    }
+}

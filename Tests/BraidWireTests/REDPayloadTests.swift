@@ -50,6 +50,22 @@ import Testing
     }
 
     /// Every prefix of a valid payload either parses (the cut falls inside the primary data) or throws.
+    @Test func aPacketWrappedAsTheOnlyBlockKeepsItsHeaderAndMarker() throws {
+        // Header with one extension word (16 bytes), marker set, PT 96, then a three-byte payload.
+        var bytes: [UInt8] = [0x90, 0xE0, 0x00, 0x07, 0, 0, 0, 9, 0, 0, 0, 1, 0xBE, 0xDE, 0x00, 0x01]
+        bytes += [0x10, 0xAB, 0x00, 0x00, 0x01, 0x02, 0x03]
+        var buffer = ByteBuffer(bytes: bytes)
+        REDPayload.wrapPrimaryOnly(&buffer, headerLength: 20, redPayloadType: 116)
+        var expected = bytes
+        expected[1] = 0x80 | 116
+        expected.insert(96, at: 20)  // F = 0, block PT 96
+        #expect(Array(buffer.readableBytesView) == expected)
+        let packet = try RTPPacket(buffer)
+        let red = try REDPayload(packet.payload)
+        #expect(red.redundant.isEmpty && red.primary.payloadType == 96)
+        #expect(Array(red.primary.data.readableBytesView) == [1, 2, 3])
+    }
+
     @Test func truncatedPayloadsAreRefusedNotTrapped() throws {
         let full = Self.example
         for length in 0..<full.count {

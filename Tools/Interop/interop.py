@@ -737,31 +737,35 @@ class Suite:
 
     # (c') ------------------------------------------------------------------------------------------------
     async def chromium_lossy_link(self):
-        """Two Chromium subscribers to the simulcast room, each behind its own lossy link (lossy_link.py) that
+        """Three Chromium subscribers to the simulcast room, each behind its own lossy link (lossy_link.py) that
         drops 20 %, then 50 %, of the RTP toward it: one offers what Chromium offers (RED for audio, FlexFEC
-        and ULPFEC for video), the other offers none of it (`?protect=0`, setCodecPreferences). Chromium's
-        own counters over the same window must show the protection working: concealed audio samples down by
-        at least a factor of two, FlexFEC packets received by the protected subscriber only, and packets
-        rebuilt from them (libwebrtc's own log line per rebuilt packet, over the whole session)."""
+        and ULPFEC for video: the node sends FlexFEC), one offers no FlexFEC (`?protect=2`, as browsers other
+        than Chromium: the node sends ULPFEC inside RED), the third offers none of it (`?protect=0`,
+        setCodecPreferences). Chromium's own counters over the same window must show the protection working:
+        concealed audio samples down by at least a factor of two, FEC packets received by the protected
+        subscribers only, and packets rebuilt from them (libwebrtc's own log line per rebuilt packet, over
+        the whole session)."""
         status = await self.node.status()
         node_address = ("127.0.0.1", status["media"]["listener"]["port"])
         endpoint = f"{self.node.base}/whep/{PUBLISH_ROOM}"
+        variants = {1: "flexfec", 2: "ulpfec", 0: "plain"}
         rows = []
         for level in LOSSY_LEVELS:
             pages = {}
             links = {}
             try:
-                for protect in (1, 0):
+                for protect, variant in variants.items():
                     link = LossyLink(node_address, level, seed=7 + protect)
                     port = await link.start("127.0.0.1")
                     links[protect] = link
                     pages[protect] = await self.browser(
-                        f"lossy-{int(level * 100)}-{'protected' if protect else 'plain'}",
+                        f"lossy-{int(level * 100)}-{variant}",
                         f"subscribe.html?whep={endpoint}&video=1&protect={protect}&via={port}",
-                        # libwebrtc logs every packet its FlexFEC receiver rebuilds at this level.
-                        ["--enable-logging=stderr", "--v=0", "--vmodule=flexfec_receiver=1"])
+                        # libwebrtc logs every packet its FEC receivers rebuild at this level.
+                        ["--enable-logging=stderr", "--v=0",
+                         "--vmodule=flexfec_receiver=1,ulpfec_receiver=1,forward_error_correction=1"])
                 for protect, page in pages.items():
-                    await self.wait_page_connected(page, 20, f"subscriber behind {level:.0%} loss (protect={protect})")
+                    await self.wait_page_connected(page, 20, f"subscriber behind {level:.0%} loss ({variants[protect]})")
 
                 async def playing():
                     stats = [await page.evaluate("window.braidLossStats()") for page in pages.values()]
@@ -780,41 +784,45 @@ class Suite:
                 for link in links.values():
                     link.close()
             row = {"level": level}
-            for protect in (1, 0):
+            for protect in variants:
                 a, b = after[protect], before[protect]
                 video = {k: a["video"][k] - b["video"][k] for k in a["video"] if k != "frameWidth"}
                 audio = {k: a["audio"][k] - b["audio"][k] for k in a["audio"]}
                 concealed = audio["concealedSamples"] / audio["totalSamplesReceived"] if audio["totalSamplesReceived"] else 1.0
                 row[protect] = {"video": video, "audio": audio, "concealed": concealed,
                                 "link_loss": links[protect].measured_loss(), "codecs": sorted(set(a["codecs"])),
-                                "rebuilt": self.flexfec_recoveries(pages[protect])}
+                                "rebuilt": self.fec_recoveries(pages[protect])}
             rows.append(row)
         described = []
         for row in rows:
-            for protect in (1, 0):
+            for protect, variant in variants.items():
                 r = row[protect]
                 v = r["video"]
                 described.append(
-                    f"{row['level']:.0%} {'protected' if protect else 'plain'} (link dropped {r['link_loss']:.1%}): "
+                    f"{row['level']:.0%} {variant} (link dropped {r['link_loss']:.1%}): "
                     f"audio concealed {r['concealed']:.1%}, video {v['framesDecoded']} frames decoded, "
-                    f"{v['freezeCount']} freezes {v['totalFreezesDuration']:.1f} s, {v['fecPacketsReceived']} FlexFEC "
+                    f"{v['freezeCount']} freezes {v['totalFreezesDuration']:.1f} s, {v['fecPacketsReceived']} FEC "
                     f"packets received, {r['rebuilt']} packets rebuilt from them, {v['nackCount']} NACKs")
         figures = "; ".join(described)
         for row in rows:
-            protected, plain = row[1], row[0]
-            if abs(protected["link_loss"] - row["level"]) > 0.06 or abs(plain["link_loss"] - row["level"]) > 0.06:
+            plain = row[0]
+            if any(abs(row[p]["link_loss"] - row["level"]) > 0.06 for p in variants):
                 raise ScenarioFailure(f"the links did not drop about {row['level']:.0%}: {figures}")
-            if protected["concealed"] * 2 > plain["concealed"]:
-                raise ScenarioFailure(f"at {row['level']:.0%} loss audio protection did not halve concealment: {figures}")
-            if protected["video"]["fecPacketsReceived"] == 0 or protected["rebuilt"] == 0:
-                raise ScenarioFailure(f"at {row['level']:.0%} loss Chromium rebuilt no video packet from FlexFEC: {figures}")
+            for protect in (1, 2):
+                protected = row[protect]
+                if protected["concealed"] * 2 > plain["concealed"]:
+                    raise ScenarioFailure(f"at {row['level']:.0%} loss audio protection ({variants[protect]}) did not "
+                                          f"halve concealment: {figures}")
+                if protected["video"]["fecPacketsReceived"] == 0 or protected["rebuilt"] == 0:
+                    raise ScenarioFailure(f"at {row['level']:.0%} loss Chromium rebuilt no video packet from "
+                                          f"{variants[protect]}: {figures}")
             if plain["video"]["fecPacketsReceived"] != 0:
-                raise ScenarioFailure(f"FlexFEC reached the subscriber that did not offer it: {figures}")
+                raise ScenarioFailure(f"FEC reached the subscriber that did not offer it: {figures}")
         return figures
 
     @staticmethod
-    def flexfec_recoveries(browser):
-        """Packets Chromium's FlexFEC receiver rebuilt, from its log (getStats has no counter for them)."""
+    def fec_recoveries(browser):
+        """Packets Chromium's FEC receivers rebuilt, from its log (getStats has no counter for them)."""
         with contextlib.suppress(OSError), open(browser.log_path, errors="replace") as log:
             return sum(1 for line in log if "Recovered media packet" in line)
         return 0

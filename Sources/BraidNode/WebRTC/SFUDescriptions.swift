@@ -115,6 +115,8 @@ extension SubscriberDescription {
         for section in sections {
             guard let codec = section.codec, let kind = MediaKind(section.kind), let sender = section.localSender
             else { continue }
+            // ULPFEC repairs travel inside RED on the media SSRC.
+            let isULPFEC = section.fecEncoding == SDPLocalParameters.ulpfecEncoding && section.redPayloadType != nil
             slots.append(
                 SubscriberSlotDescription(
                     mid: section.mid ?? "\(section.index)",
@@ -125,13 +127,24 @@ extension SubscriberDescription {
                     redPayloadType: section.redPayloadType,
                     ssrc: sender.ssrc,
                     rtxSSRC: section.rtxPayloadType == nil ? nil : sender.rtxSSRC,
-                    fecPayloadType: sender.fecSSRC == nil ? nil : section.fecPayloadType,
-                    fecSSRC: section.fecPayloadType == nil ? nil : sender.fecSSRC,
-                    fecScheme: section.fecEncoding == SDPLocalParameters.flexFECEncoding ? .flexFEC : .slidingWindow,
+                    fecPayloadType: isULPFEC || sender.fecSSRC != nil ? section.fecPayloadType : nil,
+                    fecSSRC: section.fecPayloadType == nil || isULPFEC ? nil : sender.fecSSRC,
+                    fecScheme: VideoRepairScheme(encoding: section.fecEncoding),
                     feedback: RTCPFeedbackSupport(codec.feedback)
                 )
             )
         }
         self.init(extensions: RTPExtensionIDs(negotiated: sections), slots: slots, tracks: tracks)
+    }
+}
+
+extension VideoRepairScheme {
+    /// The scheme of a negotiated FEC encoding name (Braid's own code when it is none of the browsers').
+    init(encoding: String?) {
+        switch encoding {
+        case SDPLocalParameters.flexFECEncoding: self = .flexFEC
+        case SDPLocalParameters.ulpfecEncoding: self = .ulpfec
+        default: self = .slidingWindow
+        }
     }
 }

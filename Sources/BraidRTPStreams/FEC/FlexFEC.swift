@@ -186,104 +186,53 @@ func zeroExtensionData(_ packet: UnsafeMutableRawBufferPointer, ids: (UInt8, UIn
 
 /// The sending side of FlexFEC toward a browser: keeps the last packets sent on one SSRC (with their
 /// transport-wide sequence number, abs-send-time and transmission-offset data zeroed, as the receiver
-/// sees them) and writes XOR repairs over the newest of them.
+/// sees them) and writes XOR repairs over the newest of them (``XORPacketWindow``).
 ///
 /// Storage is one slab made in `init`; nothing is allocated per packet or per repair. Only packets
 /// actually kept are ever named in a mask: a receiver missing exactly one packet of a repair rebuilds it
 /// from the others, so a mask bit for a packet never sent would make it invent one.
 public struct FlexFECEncoder {
+    private var window: XORPacketWindow
     /// Packets kept.
-    public let capacity: Int
-    private let slotBytes: Int
-    private var slab: [UInt8]
-    private var sequenceNumbers: [UInt16]
-    private var lengths: [Int]
-    private var head = 0
+    public var capacity: Int { self.window.capacity }
     /// Packets kept in a row (consecutive sequence numbers).
-    public private(set) var count = 0
+    public var count: Int { self.window.count }
     /// Kept since the last repair.
-    public private(set) var unprotected = 0
+    public var unprotected: Int { self.window.unprotected }
     /// Extension ids whose data the receiver zeroes (0: none).
-    public var mutableExtensionIDs: (UInt8, UInt8, UInt8)
+    public var mutableExtensionIDs: (UInt8, UInt8, UInt8) {
+        get { self.window.mutableExtensionIDs }
+        set { self.window.mutableExtensionIDs = newValue }
+    }
 
     public init(capacity: Int = 16, maximumPacketSize: Int = 1500, mutableExtensionIDs: (UInt8, UInt8, UInt8) = (0, 0, 0)) {
-        self.capacity = max(1, min(capacity, FlexFECHeader.maximumSpan))
-        self.slotBytes = maximumPacketSize
-        self.slab = [UInt8](repeating: 0, count: self.capacity * maximumPacketSize)
-        self.sequenceNumbers = [UInt16](repeating: 0, count: self.capacity)
-        self.lengths = [Int](repeating: 0, count: self.capacity)
-        self.mutableExtensionIDs = mutableExtensionIDs
+        self.window = XORPacketWindow(
+            capacity: max(1, min(capacity, FlexFECHeader.maximumSpan)), maximumPacketSize: maximumPacketSize,
+            mutableExtensionIDs: mutableExtensionIDs)
     }
 
     /// Bytes held.
-    public var footprint: Int { self.slab.count + self.capacity * 16 }
+    public var footprint: Int { self.window.footprint }
 
     /// Keeps a packet just sent (plain RTP, before SRTP). A sequence number that does not follow the last
     /// one starts a new run.
     public mutating func add(_ packet: ByteBuffer, sequenceNumber: UInt16) {
-        let length = packet.readableBytes
-        guard length >= 12, length <= self.slotBytes else {
-            self.reset()  // unprotectable: the run restarts after it
-            return
-        }
-        if self.count > 0, sequenceNumber != self.sequenceNumbers[(self.head - 1 + self.capacity) % self.capacity] &+ 1 {
-            self.reset()
-        }
-        let base = self.head * self.slotBytes
-        let ids = self.mutableExtensionIDs
-        self.slab.withUnsafeMutableBytes { slab in
-            let slot = UnsafeMutableRawBufferPointer(rebasing: slab[base..<(base + length)])
-            packet.withUnsafeReadableBytes { bytes in slot.copyMemory(from: bytes) }
-            zeroExtensionData(slot, ids: ids)
-        }
-        self.sequenceNumbers[self.head] = sequenceNumber
-        self.lengths[self.head] = length
-        self.head = (self.head + 1) % self.capacity
-        self.count = min(self.count + 1, self.capacity)
-        self.unprotected = min(self.unprotected + 1, self.capacity)
+        self.window.add(packet, sequenceNumber: sequenceNumber, maximumGap: 1)
     }
 
     /// Forgets the kept packets (the stream's source changed).
-    public mutating func reset() {
-        self.count = 0
-        self.unprotected = 0
-    }
+    public mutating func reset() { self.window.reset() }
 
     /// Writes a repair payload (header and XOR) over the newest `span` kept packets (all kept ones when
     /// fewer) protecting `ssrc`, into `buffer`. Returns false when nothing is kept.
     public mutating func writeRepair(protecting ssrc: UInt32, span: Int, into buffer: inout ByteBuffer) -> Bool {
-        let covered = min(span, self.count)
-        guard covered > 0 else { return false }
-        let oldest = (self.head - covered + self.capacity) % self.capacity
-        var first: UInt16 = 0
-        var lengthRecovery: UInt16 = 0
-        var timestamp: UInt32 = 0
-        var longest = 0
-        for step in 0..<covered {
-            let slot = (oldest + step) % self.capacity
-            let base = slot * self.slotBytes
-            first ^= UInt16(self.slab[base]) << 8 | UInt16(self.slab[base + 1])
-            lengthRecovery ^= UInt16(self.lengths[slot] - 12)
-            for index in 4..<8 { timestamp ^= UInt32(self.slab[base + index]) << (8 * (7 - index)) }
-            longest = max(longest, self.lengths[slot] - 12)
-        }
+        guard let cover = self.window.cover(span: span, maximumOffset: FlexFECHeader.maximumSpan) else { return false }
         let header = FlexFECHeader(
-            recoveryBytes: first, lengthRecovery: lengthRecovery, timestampRecovery: timestamp, protectedSSRC: ssrc,
-            sequenceNumberBase: self.sequenceNumbers[oldest], mask: (1 << covered) - 1)
+            recoveryBytes: cover.recoveryBytes, lengthRecovery: cover.lengthRecovery,
+            timestampRecovery: cover.timestampRecovery, protectedSSRC: ssrc, sequenceNumberBase: cover.base,
+            mask: cover.mask)
         header.write(into: &buffer)
-        let payloadOffset = buffer.writerIndex - buffer.readerIndex
-        buffer.writeRepeatingByte(0, count: longest)
-        buffer.withUnsafeMutableReadableBytes { out in
-            let repair = UnsafeMutableRawBufferPointer(rebasing: out[payloadOffset...])
-            self.slab.withUnsafeBytes { slab in
-                for step in 0..<covered {
-                    let slot = (oldest + step) % self.capacity
-                    let base = slot * self.slotBytes + 12
-                    for index in 0..<(self.lengths[slot] - 12) { repair[index] ^= slab[base + index] }
-                }
-            }
-        }
-        self.unprotected = 0
+        self.window.writeXOR(of: cover, into: &buffer)
         return true
     }
 }
@@ -292,7 +241,7 @@ public struct FlexFECEncoder {
 /// that is missing. Used by tests and fuzzing to check the encoder against the format; packets are kept
 /// as given (the caller zeroes mutable extension data as the sender did).
 public struct FlexFECDecoder {
-    private var packets: [UInt16: [UInt8]] = [:]
+    private var packets = XORRecoveryStore()
     /// The protected SSRC.
     public let ssrc: UInt32
     public private(set) var repairsDiscarded = 0
@@ -301,12 +250,7 @@ public struct FlexFECDecoder {
 
     /// A media packet arrived (plain RTP).
     public mutating func received(_ packet: ByteBuffer, sequenceNumber: UInt16) {
-        self.packets[sequenceNumber] = Array(packet.readableBytesView)
-        if self.packets.count > 4 * 48 {
-            // Keep the newest 192, as libwebrtc's receiver does.
-            let newest = sequenceNumber
-            self.packets = self.packets.filter { newest &- $0.key < 192 }
-        }
+        self.packets.keep(Array(packet.readableBytesView), sequenceNumber: sequenceNumber)
     }
 
     /// A repair's payload arrived: the packet it rebuilds, if exactly one it covers is missing.
@@ -316,34 +260,16 @@ public struct FlexFECDecoder {
             return nil
         }
         let numbers = header.offsets.map { header.sequenceNumberBase &+ UInt16($0) }
-        let missing = numbers.filter { self.packets[$0] == nil }
-        guard missing.count == 1, let lost = missing.first else { return nil }
-        var first = header.recoveryBytes
-        var length = header.lengthRecovery
-        var timestamp = header.timestampRecovery
-        var repair = Array(payload.readableBytesView.dropFirst(header.length))
-        for number in numbers where number != lost {
-            let packet = self.packets[number]!
-            first ^= UInt16(packet[0]) << 8 | UInt16(packet[1])
-            length ^= UInt16(truncatingIfNeeded: packet.count - 12)
-            timestamp ^= UInt32(packet[4]) << 24 | UInt32(packet[5]) << 16 | UInt32(packet[6]) << 8 | UInt32(packet[7])
-            guard packet.count - 12 <= repair.count else {
-                self.repairsDiscarded += 1
-                return nil
-            }
-            for index in 0..<(packet.count - 12) { repair[index] ^= packet[12 + index] }
-        }
-        guard Int(length) <= repair.count else {
+        switch self.packets.rebuild(
+            numbers: numbers, recoveryBytes: header.recoveryBytes, lengthRecovery: header.lengthRecovery,
+            timestampRecovery: header.timestampRecovery, repair: Array(payload.readableBytesView.dropFirst(header.length)),
+            ssrc: self.ssrc)
+        {
+        case .rebuilt(let packet): return packet
+        case .nothingMissing: return nil
+        case .inconsistent:
             self.repairsDiscarded += 1
             return nil
         }
-        var rebuilt = ByteBuffer()
-        rebuilt.writeInteger((first | 0x8000) & 0xBFFF)
-        rebuilt.writeInteger(lost)
-        rebuilt.writeInteger(timestamp)
-        rebuilt.writeInteger(self.ssrc)
-        rebuilt.writeBytes(repair[0..<Int(length)])
-        self.packets[lost] = Array(rebuilt.readableBytesView)
-        return rebuilt
     }
 }

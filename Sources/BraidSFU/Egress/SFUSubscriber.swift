@@ -76,12 +76,11 @@ public final class SFUSubscriber {
             repeats = repeats || slot.redundancy.plan.repeats
             repairRatio = max(repairRatio, slot.protection.ratio)
             repairsSent += slot.protection.repairsSent
-            if slot.slot.fecPayloadType != nil {
-                fec = slot.slot.fecScheme == .flexFEC ? "flexfec-03" : "x-braid-fec"
-            }
+            if slot.slot.fecPayloadType != nil { fec = slot.slot.fecScheme.encodingName }
             protectionBytes += slot.redundancy.redundantBytesSent + slot.redundancy.repeatBytesSent
                 + slot.protection.repairBytesSent
-            payloadBytes += slot.payloadOctetsSent + slot.protection.repairBytesSent
+            // ULPFEC repairs are packets of the media stream, already in its octet count.
+            payloadBytes += slot.payloadOctetsSent + (slot.slot.fecScheme == .ulpfec ? 0 : slot.protection.repairBytesSent)
         }
         return SFUProtectionStatus(
             measuredLoss: self.measuredLoss, audioRedundancyDistance: distance, audioRepeats: repeats,
@@ -174,19 +173,28 @@ public final class SFUSubscriber {
             return
         }
         var repairs = 0
-        if decision == .forward {
+        let timestamp = out.timestamp
+        let forwarded = decision == .forward
+        if forwarded {
             self.record(out, from: packet, slot: slot, now: now)
             slot.packetsSent += 1
             slot.payloadOctetsSent += out.payloadLength
-            self.transmit(out.buffer, now: now)
-            if slot.redundancy.plan.repeats, !packet.isRetransmission {
-                slot.redundancy.keepForRepeat(out.buffer, now: now)
-            }
             repairs = slot.protection.sent(out.buffer, sequenceNumber: out.sequenceNumber, now: now)
         }
-        let timestamp = out.timestamp
+        let headerLength = out.headerLength
         // The packet's storage goes back to the scratch slot, uniquely referenced, before a repair reuses it.
-        self.scratch = (consume out).buffer
+        var wire = (consume out).buffer
+        if forwarded {
+            if slot.protection.wrapsInRED, let red = slot.slot.redPayloadType {
+                // ULPFEC: the repairs cover the packet as it was; the browser sees it so once RED is taken off.
+                REDPayload.wrapPrimaryOnly(&wire, headerLength: headerLength, redPayloadType: red)
+            }
+            self.transmit(wire, now: now)
+            if slot.redundancy.plan.repeats, !packet.isRetransmission {
+                slot.redundancy.keepForRepeat(wire, now: now)
+            }
+        }
+        self.scratch = wire
         for _ in 0..<repairs { self.sendRepair(slot: slot, timestamp: timestamp, now: now) }
     }
 
@@ -226,45 +234,68 @@ public final class SFUSubscriber {
         self.scratch = out.buffer
     }
 
-    /// Sends one FEC repair packet of `slot`: its own SSRC, payload type and sequence numbers, the protected
-    /// media's timestamp, fresh abs-send-time and transport-wide sequence number. The repair covers the
-    /// recent packets (sent with the media), or `count` packets from `since` (all of them through the
-    /// newest when nil: a repair round answering a NACK). Returns false when there was nothing to cover.
+    /// Sends one FEC repair packet of `slot`: its own SSRC, payload type and sequence numbers (ULPFEC: the
+    /// media's SSRC and next sequence number, inside RED), the protected media's timestamp, fresh
+    /// abs-send-time and transport-wide sequence number. The repair covers the recent packets (sent with
+    /// the media), or `count` packets from `since` (all of them through the newest when nil: a repair round
+    /// answering a NACK). Returns false when there was nothing to cover.
     @discardableResult
     private func sendRepair(
         slot: SubscriberSlot, timestamp: UInt32, since: UInt16? = nil, count: Int? = nil, now: NIODeadline
     ) -> Bool {
-        guard let ssrc = slot.slot.fecSSRC, let payloadType = slot.slot.fecPayloadType,
-            slot.protection.encoder != nil || slot.protection.flexEncoder != nil, self.transport.isWritable,
-            var buffer = self.scratch.take()
+        let ulpfec = slot.slot.fecScheme == .ulpfec
+        guard let ssrc = ulpfec ? slot.slot.ssrc : slot.slot.fecSSRC,
+            let payloadType = ulpfec ? slot.slot.redPayloadType : slot.slot.fecPayloadType,
+            let fecPayloadType = slot.slot.fecPayloadType,
+            slot.protection.hasEncoder, self.transport.isWritable, var buffer = self.scratch.take()
         else { return false }
         defer { self.scratch = buffer }
         buffer.clear()
+        // A ULPFEC repair's number is taken from the media stream once the repair is written.
         let header = RTPHeader(
-            marker: false, payloadType: payloadType, sequenceNumber: slot.protection.nextSequenceNumber,
+            marker: false, payloadType: payloadType, sequenceNumber: ulpfec ? 0 : slot.protection.nextSequenceNumber,
             timestamp: timestamp, ssrc: ssrc)
         let headerLength = buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: RTPHeaderWriter.maximumLength) {
             memory in
             var writer = RTPHeaderWriter(into: memory, header: header, csrcs: [UInt32]())
+            if ulpfec, let id = self.description.extensions.mid, let mid = slot.midValue {
+                writer.append(id: id, value: mid.bytes)
+            }
             self.appendSendTimeAndSequence(to: &writer, now: now)
             return writer.finish() ?? 0
         }
         guard headerLength > 0 else { return false }
         let policy = self.configuration.videoFEC
+        // Read before the encoder is accessed for writing (the optional chain holds `protection`).
+        let span = slot.protection.xorSpan
         let written =
-            if slot.slot.fecScheme == .flexFEC {
-                slot.protection.flexEncoder!.writeRepair(
-                    protecting: slot.slot.ssrc, span: slot.protection.flexSpan, into: &buffer)
-            } else if let since {
-                slot.protection.encoder!.writeRepair(since: since, count: count, into: &buffer)
-            } else {
-                slot.protection.encoder!.writeRepair(
-                    now: now, maximumAge: policy.windowDuration, maximumSources: policy.window,
-                    maximumSymbolGrowth: policy.maximumSymbolGrowth, into: &buffer)
+            switch slot.slot.fecScheme {
+            case .flexFEC:
+                slot.protection.flexEncoder?.writeRepair(protecting: slot.slot.ssrc, span: span, into: &buffer) ?? false
+            case .ulpfec:
+                // RFC 2198: one block, the ULPFEC payload type's.
+                buffer.writeInteger(fecPayloadType & 0x7F) > 0
+                    && slot.protection.ulpEncoder?.writeRepair(span: span, into: &buffer) ?? false
+            case .slidingWindow:
+                if let since {
+                    slot.protection.encoder?.writeRepair(since: since, count: count, into: &buffer) ?? false
+                } else {
+                    slot.protection.encoder?.writeRepair(
+                        now: now, maximumAge: policy.windowDuration, maximumSources: policy.window,
+                        maximumSymbolGrowth: policy.maximumSymbolGrowth, into: &buffer) ?? false
+                }
             }
         guard written else { return false }
-        slot.protection.nextSequenceNumber &+= 1
-        slot.protection.counted(bytes: buffer.readableBytes - headerLength)
+        let bytes = buffer.readableBytes - headerLength
+        if ulpfec {
+            guard let number = slot.rewriter.insert() else { return false }
+            buffer.setInteger(number.sequenceNumber, at: buffer.readerIndex + 2)
+            slot.packetsSent += 1
+            slot.payloadOctetsSent += bytes
+        } else {
+            slot.protection.nextSequenceNumber &+= 1
+        }
+        slot.protection.counted(bytes: bytes)
         self.transmit(buffer, now: now)
         return true
     }
@@ -391,10 +422,10 @@ public final class SFUSubscriber {
                     slot.protection.update(
                         ratio: video.repairRatio(loss: loss), window: video.window,
                         maximumPacketSize: self.configuration.maximumPacketSize)
-                case .flexFEC:
+                case .flexFEC, .ulpfec:
                     let ids = self.description.extensions
-                    slot.protection.updateFlex(
-                        span: self.configuration.flexFEC.span(loss: loss),
+                    slot.protection.updateXOR(
+                        span: self.configuration.flexFEC.span(loss: loss), ulpfec: slot.slot.fecScheme == .ulpfec,
                         maximumPacketSize: self.configuration.maximumPacketSize,
                         mutableExtensionIDs: (ids.transportWideSequence ?? 0, ids.absSendTime ?? 0, 0))
                 }

@@ -92,7 +92,8 @@ public struct VideoFECPolicy: Sendable, Hashable {
     }
 }
 
-/// How much FlexFEC a browser's link gets (``BraidRTPStreams/FlexFECEncoder``): one XOR repair after every
+/// How much FlexFEC or ULPFEC a browser's link gets (``BraidRTPStreams/FlexFECEncoder``,
+/// ``BraidRTPStreams/ULPFECEncoder``): one XOR repair after every
 /// `span` media packets, over those packets. A browser rebuilds a packet only when it is the one missing
 /// packet of a repair (libwebrtc recovers one packet per FEC packet), so the span is about the number of
 /// packets the link delivers per packet it loses, `(1 − p) / p`: 4 at 20 % loss, 1 (a copy of every
@@ -115,16 +116,19 @@ public struct FlexFECPolicy: Sendable, Hashable {
 }
 
 /// The repair stream of one video slot: the encoder (made the first time the link needs repair), the
-/// repair packets' own sequence numbers, and the credit that spreads `ρ` repairs per packet evenly
-/// (with FlexFEC, `ratio` is 1 / span). Owned by its slot on the router's event loop.
+/// repair packets' own sequence numbers (ULPFEC repairs take the media stream's instead), and the credit
+/// that spreads `ρ` repairs per packet evenly (with the XOR codes, `ratio` is 1 / span). Owned by its slot
+/// on the router's event loop.
 struct VideoProtection {
     private var credit = RepairCredit()
     var ratio: Double { self.credit.ratio }
     /// Braid's sliding-window code (BraidClient receivers).
     var encoder: SlidingWindowFECEncoder?
-    /// FlexFEC (browsers), and its media packets per repair (0: none).
+    /// FlexFEC (browsers that offer it) or ULPFEC (other browsers), and their media packets per repair
+    /// (0: none).
     var flexEncoder: FlexFECEncoder?
-    private(set) var flexSpan = 0
+    var ulpEncoder: ULPFECEncoder?
+    private(set) var xorSpan = 0
     var nextSequenceNumber: UInt16
     private(set) var repairsSent = 0
     var repairBytesSent = 0
@@ -133,7 +137,16 @@ struct VideoProtection {
         self.nextSequenceNumber = UInt16(truncatingIfNeeded: ssrc &* 40_503)
     }
 
-    var footprint: Int { (self.encoder?.footprint ?? 0) + (self.flexEncoder?.footprint ?? 0) }
+    var footprint: Int {
+        (self.encoder?.footprint ?? 0) + (self.flexEncoder?.footprint ?? 0) + (self.ulpEncoder?.footprint ?? 0)
+    }
+
+    /// Whether any encoder is set up.
+    var hasEncoder: Bool { self.encoder != nil || self.flexEncoder != nil || self.ulpEncoder != nil }
+
+    /// Whether media goes out RED-wrapped now: while ULPFEC repairs are sent, since a browser's ULPFEC
+    /// receiver sees only the packets that came in RED (on a clean link the media stays plain).
+    var wrapsInRED: Bool { self.xorSpan > 0 && self.ulpEncoder != nil }
 
     mutating func update(ratio: Double, window: Int, maximumPacketSize: Int) {
         self.credit.set(ratio: ratio)
@@ -142,22 +155,33 @@ struct VideoProtection {
         }
     }
 
-    /// FlexFEC toward a browser: one repair per `span` packets (nil: none). The encoder, made the first
-    /// time, zeroes the data of `mutableExtensionIDs` in its copies, as the browser does in its own.
-    mutating func updateFlex(span: Int?, maximumPacketSize: Int, mutableExtensionIDs: (UInt8, UInt8, UInt8)) {
-        self.flexSpan = span ?? 0
+    /// FlexFEC or ULPFEC toward a browser: one repair per `span` packets (nil: none). The encoder, made the
+    /// first time, zeroes the data of `mutableExtensionIDs` in its copies, as the browser does in its own.
+    mutating func updateXOR(
+        span: Int?, ulpfec: Bool, maximumPacketSize: Int, mutableExtensionIDs: (UInt8, UInt8, UInt8)
+    ) {
+        self.xorSpan = span ?? 0
         self.credit.set(ratio: span.map { 1 / Double($0) } ?? 0)
-        if let span, self.flexEncoder == nil {
+        guard let span else { return }
+        if ulpfec, self.ulpEncoder == nil {
+            self.ulpEncoder = ULPFECEncoder(
+                capacity: max(span, 16), maximumPacketSize: maximumPacketSize, mutableExtensionIDs: mutableExtensionIDs)
+        } else if !ulpfec, self.flexEncoder == nil {
             self.flexEncoder = FlexFECEncoder(
                 capacity: max(span, 16), maximumPacketSize: maximumPacketSize, mutableExtensionIDs: mutableExtensionIDs)
         }
     }
 
-    /// Keeps a media packet just sent and says how many repair packets to send after it.
+    /// Keeps a media packet about to be sent (for ULPFEC: before its RED header) and says how many repair
+    /// packets to send after it.
     mutating func sent(_ packet: ByteBuffer, sequenceNumber: UInt16, now: NIODeadline) -> Int {
-        if self.flexSpan > 0, self.flexEncoder != nil {
+        if self.xorSpan > 0, self.flexEncoder != nil {
             self.flexEncoder!.add(packet, sequenceNumber: sequenceNumber)
-            return self.flexEncoder!.unprotected >= self.flexSpan ? 1 : 0
+            return self.flexEncoder!.unprotected >= self.xorSpan ? 1 : 0
+        }
+        if self.xorSpan > 0, self.ulpEncoder != nil {
+            self.ulpEncoder!.add(packet, sequenceNumber: sequenceNumber)
+            return self.ulpEncoder!.unprotected >= self.xorSpan ? 1 : 0
         }
         guard self.ratio > 0, self.encoder != nil else { return 0 }
         self.encoder!.add(packet, sequenceNumber: sequenceNumber, now: now)
@@ -168,6 +192,7 @@ struct VideoProtection {
     mutating func reset() {
         self.encoder?.reset()
         self.flexEncoder?.reset()
+        self.ulpEncoder?.reset()
     }
 
     mutating func counted(bytes: Int) {

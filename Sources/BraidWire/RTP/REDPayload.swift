@@ -100,6 +100,24 @@ public struct REDPayload: Sendable {
         return written
     }
 
+    /// Wraps the RTP packet in `buffer` (readable bytes; `headerLength` bytes of header, then its payload,
+    /// no padding) in RED in place, with its payload as the only block: the one-byte primary header
+    /// (F = 0, the media payload type) goes between header and payload, and the RTP header takes
+    /// `redPayloadType`, marker kept. This is how video travels when ULPFEC repairs share its stream
+    /// (RFC 5109 §9). Moves the payload by one byte; nothing is allocated if `buffer` has room.
+    public static func wrapPrimaryOnly(_ buffer: inout ByteBuffer, headerLength: Int, redPayloadType: UInt8) {
+        let length = buffer.readableBytes
+        guard headerLength >= 12, headerLength <= length else { return }
+        buffer.writeInteger(UInt8(0))
+        buffer.withUnsafeMutableReadableBytes { bytes in
+            let mediaPayloadType = bytes[1] & 0x7F
+            let payload = bytes.baseAddress! + headerLength
+            (payload + 1).copyMemory(from: payload, byteCount: length - headerLength)  // memmove: overlapping
+            bytes[headerLength] = mediaPayloadType
+            bytes[1] = bytes[1] & 0x80 | redPayloadType & 0x7F
+        }
+    }
+
     /// The 4-byte header of a redundant block (F = 1).
     @inlinable
     public static func redundantHeader(payloadType: UInt8, timestampOffset: UInt16, length: Int) -> UInt32 {
