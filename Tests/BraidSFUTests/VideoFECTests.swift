@@ -441,4 +441,28 @@ import Testing
             #expect(answer.payload.getInteger(at: answer.payload.readerIndex, as: UInt16.self) == media[38].sequenceNumber)
         }
     }
+
+    /// A browser assembles a frame only from consecutive numbers: a repair may not take a number inside a
+    /// frame. After a frame of nine packets at span 4, three repairs follow its last packet (1 + 4 + 4).
+    @Test func ulpfecRepairsFollowTheFramesLastPacketNeverSplitIt() throws {
+        var setup = SingleStream(slot: Self.ulpSlot())
+        setup.publisher.receiveRTP(setup.next(keyframe: true), now: at(0))
+        try VideoFECTests.report(setup, fraction: 51, at: 10)  // 20 %: span 4
+        setup.router.tick(now: at(11))
+        setup.subscriberTransport.reset()
+        for index in 0..<9 {
+            let packet = rtpPacket(
+                payloadType: 96, sequenceNumber: setup.sequence &+ UInt16(index), timestamp: setup.timestamp, ssrc: 4242,
+                marker: index == 8,
+                payload: vp8Payload(pictureID: setup.pictureID, tl0: 0, keyframe: true, startOfFrame: index == 0))
+            setup.publisher.receiveRTP(packet, now: at(40))
+        }
+        let sent = try setup.subscriberTransport.rtp.map { try RTPPacket($0) }
+        let blocks = try sent.map { try REDPayload($0.payload).primary.payloadType }
+        #expect(blocks == Array(repeating: 100, count: 9) + [117, 117, 117])
+        #expect(zip(sent, sent.dropFirst()).allSatisfy { $1.sequenceNumber == $0.sequenceNumber &+ 1 })
+        let headers = try sent.suffix(3).map { try ULPFECHeader(try REDPayload($0.payload).primary.data) }
+        #expect(headers.map(\.sequenceNumberBase) == [0, 1, 5].map { sent[0].sequenceNumber &+ $0 })
+        #expect(headers.map(\.offsets) == [[0], [0, 1, 2, 3], [0, 1, 2, 3]])
+    }
 }

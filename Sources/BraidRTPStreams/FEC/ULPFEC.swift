@@ -144,10 +144,10 @@ public struct ULPFECEncoder {
     public mutating func reset() { self.window.reset() }
 
     /// Writes a repair (ULPFEC header and XOR, without the RED block header) over the newest `span` kept
-    /// packets (fewer when fewer are kept, or when the run's gaps would push the oldest past the mask's 48
-    /// numbers), into `buffer`. Returns false when nothing is kept.
-    public mutating func writeRepair(span: Int, into buffer: inout ByteBuffer) -> Bool {
-        guard let cover = self.window.cover(span: span, maximumOffset: ULPFECHeader.maximumSpan),
+    /// packets but the newest `skippingNewest` (fewer when fewer are kept, or when the run's gaps would push
+    /// the oldest past the mask's 48 numbers), into `buffer`. Returns false when nothing is left to cover.
+    public mutating func writeRepair(span: Int, skippingNewest skipped: Int = 0, into buffer: inout ByteBuffer) -> Bool {
+        guard let cover = self.window.cover(span: span, skippingNewest: skipped, maximumOffset: ULPFECHeader.maximumSpan),
             cover.longest <= Int(UInt16.max)
         else { return false }
         let header = ULPFECHeader(

@@ -69,10 +69,12 @@ struct XORPacketWindow {
 
     /// What a repair over the newest packets needs for its header: the XORed fields, the longest payload
     /// (the repair's payload length), the oldest covered sequence number and the mask (bit `i`: the packet
-    /// `base + i`). At most `span` packets are covered, and only those less than `maximumOffset` after the
-    /// oldest of them; nil when nothing is kept.
+    /// `base + i`). At most `span` packets are covered, the newest `skippingNewest` kept ones left out, and
+    /// only those less than `maximumOffset` after the oldest of them; nil when nothing is left to cover.
     struct Cover {
         var packets: Int
+        /// The slot of the oldest covered packet.
+        var oldest: Int
         var recoveryBytes: UInt16 = 0
         var lengthRecovery: UInt16 = 0
         var timestampRecovery: UInt32 = 0
@@ -81,18 +83,20 @@ struct XORPacketWindow {
         var mask: UInt128 = 0
     }
 
-    func cover(span: Int, maximumOffset: Int) -> Cover? {
-        var covered = min(span, self.count)
+    func cover(span: Int, skippingNewest skipped: Int = 0, maximumOffset: Int) -> Cover? {
+        guard skipped >= 0 else { return nil }
+        var covered = min(span, self.count - skipped)
         guard covered > 0 else { return nil }
-        let newest = self.sequenceNumbers[(self.head - 1 + self.capacity) % self.capacity]
+        let end = (self.head - skipped + self.capacity) % self.capacity  // one past the newest covered
+        let newest = self.sequenceNumbers[(end - 1 + self.capacity) % self.capacity]
         // Fewer packets when the run's gaps would push the oldest beyond the mask.
         while covered > 1,
-            Int(newest &- self.sequenceNumbers[(self.head - covered + self.capacity) % self.capacity]) >= maximumOffset
+            Int(newest &- self.sequenceNumbers[(end - covered + self.capacity) % self.capacity]) >= maximumOffset
         {
             covered -= 1
         }
-        let oldest = (self.head - covered + self.capacity) % self.capacity
-        var cover = Cover(packets: covered, base: self.sequenceNumbers[oldest])
+        let oldest = (end - covered + self.capacity) % self.capacity
+        var cover = Cover(packets: covered, oldest: oldest, base: self.sequenceNumbers[oldest])
         for step in 0..<covered {
             let slot = (oldest + step) % self.capacity
             let base = slot * self.slotBytes
@@ -110,7 +114,7 @@ struct XORPacketWindow {
     mutating func writeXOR(of cover: Cover, into buffer: inout ByteBuffer) {
         let payloadOffset = buffer.writerIndex - buffer.readerIndex
         buffer.writeRepeatingByte(0, count: cover.longest)
-        let oldest = (self.head - cover.packets + self.capacity) % self.capacity
+        let oldest = cover.oldest
         buffer.withUnsafeMutableReadableBytes { out in
             let repair = UnsafeMutableRawBufferPointer(rebasing: out[payloadOffset...])
             self.slab.withUnsafeBytes { slab in

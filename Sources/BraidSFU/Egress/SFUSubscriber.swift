@@ -195,7 +195,9 @@ public final class SFUSubscriber {
             }
         }
         self.scratch = wire
-        for _ in 0..<repairs { self.sendRepair(slot: slot, timestamp: timestamp, now: now) }
+        for index in 0..<repairs {
+            self.sendRepair(slot: slot, timestamp: timestamp, ulpfec: (index, repairs), now: now)
+        }
     }
 
     /// Sends the repeats of each repeating audio slot's last packet that are due (see
@@ -237,11 +239,13 @@ public final class SFUSubscriber {
     /// Sends one FEC repair packet of `slot`: its own SSRC, payload type and sequence numbers (ULPFEC: the
     /// media's SSRC and next sequence number, inside RED), the protected media's timestamp, fresh
     /// abs-send-time and transport-wide sequence number. The repair covers the recent packets (sent with
-    /// the media), or `count` packets from `since` (all of them through the newest when nil: a repair round
-    /// answering a NACK). Returns false when there was nothing to cover.
+    /// the media; ULPFEC: repair `ulpfec.index` of the `ulpfec.count` after a frame), or `count` packets
+    /// from `since` (all of them through the newest when nil: a repair round answering a NACK). Returns
+    /// false when there was nothing to cover.
     @discardableResult
     private func sendRepair(
-        slot: SubscriberSlot, timestamp: UInt32, since: UInt16? = nil, count: Int? = nil, now: NIODeadline
+        slot: SubscriberSlot, timestamp: UInt32, since: UInt16? = nil, count: Int? = nil,
+        ulpfec ulpfecRepair: (index: Int, count: Int) = (0, 1), now: NIODeadline
     ) -> Bool {
         let ulpfec = slot.slot.fecScheme == .ulpfec
         guard let ssrc = ulpfec ? slot.slot.ssrc : slot.slot.fecSSRC,
@@ -275,7 +279,7 @@ public final class SFUSubscriber {
             case .ulpfec:
                 // RFC 2198: one block, the ULPFEC payload type's.
                 buffer.writeInteger(fecPayloadType & 0x7F) > 0
-                    && slot.protection.ulpEncoder?.writeRepair(span: span, into: &buffer) ?? false
+                    && slot.protection.writeULPFECRepair(ulpfecRepair.index, of: ulpfecRepair.count, into: &buffer)
             case .slidingWindow:
                 if let since {
                     slot.protection.encoder?.writeRepair(since: since, count: count, into: &buffer) ?? false

@@ -129,6 +129,11 @@ struct VideoProtection {
     var flexEncoder: FlexFECEncoder?
     var ulpEncoder: ULPFECEncoder?
     private(set) var xorSpan = 0
+    /// ULPFEC: the packets sent since the last repair, through the frame just ended, that its repairs
+    /// cover. A browser assembles a frame only from consecutive sequence numbers and a ULPFEC repair takes
+    /// one, so repairs go out only after a frame's last packet (as libwebrtc sends them), once at least
+    /// `xorSpan` packets wait: one repair per `xorSpan` of them, the oldest taking what is left over.
+    private(set) var ulpFrameUncovered = 0
     var nextSequenceNumber: UInt16
     private(set) var repairsSent = 0
     var repairBytesSent = 0
@@ -164,8 +169,10 @@ struct VideoProtection {
         self.credit.set(ratio: span.map { 1 / Double($0) } ?? 0)
         guard let span else { return }
         if ulpfec, self.ulpEncoder == nil {
+            // Room for a keyframe's packets: its repairs are written after its last one.
             self.ulpEncoder = ULPFECEncoder(
-                capacity: max(span, 16), maximumPacketSize: maximumPacketSize, mutableExtensionIDs: mutableExtensionIDs)
+                capacity: ULPFECHeader.maximumSpan, maximumPacketSize: maximumPacketSize,
+                mutableExtensionIDs: mutableExtensionIDs)
         } else if !ulpfec, self.flexEncoder == nil {
             self.flexEncoder = FlexFECEncoder(
                 capacity: max(span, 16), maximumPacketSize: maximumPacketSize, mutableExtensionIDs: mutableExtensionIDs)
@@ -181,11 +188,25 @@ struct VideoProtection {
         }
         if self.xorSpan > 0, self.ulpEncoder != nil {
             self.ulpEncoder!.add(packet, sequenceNumber: sequenceNumber)
-            return self.ulpEncoder!.unprotected >= self.xorSpan ? 1 : 0
+            let marker = (packet.getInteger(at: packet.readerIndex + 1, as: UInt8.self) ?? 0) & 0x80 != 0
+            // Frames shorter than the span add up until they fill one.
+            let uncovered = self.ulpEncoder!.unprotected
+            guard marker, uncovered >= self.xorSpan else { return 0 }
+            self.ulpFrameUncovered = uncovered
+            return (uncovered + self.xorSpan - 1) / self.xorSpan
         }
         guard self.ratio > 0, self.encoder != nil else { return 0 }
         self.encoder!.add(packet, sequenceNumber: sequenceNumber, now: now)
         return self.credit.packetSent()
+    }
+
+    /// Writes ULPFEC repair `index` of the `count` that follow the frame just ended: repair 0 covers its
+    /// oldest packets (what is left over a multiple of the span), the last one its newest `xorSpan`.
+    mutating func writeULPFECRepair(_ index: Int, of count: Int, into buffer: inout ByteBuffer) -> Bool {
+        let skipped = (count - 1 - index) * self.xorSpan
+        let packets = min(self.xorSpan, self.ulpFrameUncovered - skipped)
+        guard packets > 0 else { return false }
+        return self.ulpEncoder?.writeRepair(span: packets, skippingNewest: skipped, into: &buffer) ?? false
     }
 
     /// The slot shows another track: its packets continue the output stream, but the window restarts.
