@@ -577,10 +577,9 @@ public struct SDPAnswerBuilder: Sendable {
                     parameters.append(SDPParameter("rtx-time", time))
                 }
                 plan.formatParameters.append(SDPFormatParameters(payloadType: pt, parameters: parameters))
-            } else {
-                plan.formatParameters.append(
-                    SDPFormatParameters(payloadType: pt, parameters: table.parameters[pt] ?? [])
-                )
+            } else if let parameters = table.parameters[pt], !parameters.isEmpty {
+                // As offered; none offered (video red, ulpfec): no a=fmtp line at all.
+                plan.formatParameters.append(SDPFormatParameters(payloadType: pt, parameters: parameters))
             }
         }
 

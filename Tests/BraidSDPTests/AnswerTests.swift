@@ -325,6 +325,7 @@ struct AnswerTests {
         let ulpVideo = Fixtures.sections(ulp.text)[2]
         #expect(ulpVideo[0] == "m=video 9 UDP/TLS/RTP/SAVPF 96 97 116 118")
         #expect(ulpVideo.contains("a=rtpmap:116 red/90000") && ulpVideo.contains("a=rtpmap:118 ulpfec/90000"))
+        #expect(!ulpVideo.contains { $0.hasPrefix("a=fmtp:116") || $0.hasPrefix("a=fmtp:118") })  // none offered
         #expect(ulp.sections[1].redPayloadType == 116)
         #expect(ulp.sections[1].fecPayloadType == 118)
         #expect(ulp.sections[1].fecEncoding == SDPLocalParameters.ulpfecEncoding)

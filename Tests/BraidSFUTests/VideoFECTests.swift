@@ -426,6 +426,8 @@ import Testing
         let status = try #require(setup.router.roomStatuses(now: at(1500)).first?.subscribers.first?.protection)
         #expect(status.videoFEC == "ulpfec")
         #expect(status.videoRepairsSent == 10)
+        // One repair per four packets, each about one packet long: about a quarter on top of the media.
+        #expect(status.overhead > 0.2 && status.overhead < 0.5, "\(status)")
 
         // A NACK of a media packet is answered with RTX of the plain packet; one of a repair's number with
         // nothing (the browser learns the number from the repair it lost, not a packet to wait for).

@@ -751,9 +751,15 @@ class Suite:
         endpoint = f"{self.node.base}/whep/{PUBLISH_ROOM}"
         variants = {1: "flexfec", 2: "ulpfec", 0: "plain"}
         rows = []
+
+        async def room_subscribers():
+            code, body = await asyncio.to_thread(http_request, "GET", f"{self.node.base}/api/v1/rooms/{PUBLISH_ROOM}")
+            return json.loads(body).get("subscribers", []) if code == 200 else []
         for level in LOSSY_LEVELS:
             pages = {}
             links = {}
+            # Subscribers of the last level may linger until their sessions time out.
+            earlier = {s.get("id") for s in await room_subscribers()}
             try:
                 for protect, variant in variants.items():
                     link = LossyLink(node_address, level, seed=7 + protect)
@@ -779,11 +785,10 @@ class Suite:
                 before = {p: await page.evaluate("window.braidLossStats()") for p, page in pages.items()}
                 await asyncio.sleep(LOSSY_SECONDS)
                 after = {p: await page.evaluate("window.braidLossStats()") for p, page in pages.items()}
-                # The node's own view of what it protects each subscriber with (newest three subscribers).
-                code, body = await asyncio.to_thread(http_request, "GET", f"{self.node.base}/api/v1/rooms/{PUBLISH_ROOM}")
-                subscribers = json.loads(body).get("subscribers", []) if code == 200 else []
-                node_view = [{k: s.get("protection", {}).get(k) for k in ("video_fec", "video_repairs_sent", "overhead")}
-                             for s in subscribers[-3:]]
+                # The node's own view of what it protects this level's subscribers with.
+                node_view = [{k: s.get("protection", {}).get(k) for k in (
+                    "video_fec", "video_repairs_sent", "overhead", "measured_loss", "audio_redundancy_distance")}
+                    for s in await room_subscribers() if s.get("id") not in earlier]
             finally:
                 for page in pages.values():
                     await self.stop_browser(page)
