@@ -42,6 +42,10 @@ public import NIOCore
 ///   plaintext of the last ``Configuration/repairWindow`` data datagrams, `margin · p / (1 − p)` of them per
 ///   datagram at loss `p` (``BraidRTPStreams/RepairCredit``), so most losses are rebuilt without waiting a
 ///   round trip and NACKs ask only for the deficit (missing datagrams minus the repair equations in hand).
+///   While repairs flow, a NACK is answered with a *repair round* rather than copies: fresh repairs over
+///   the span from the oldest asked-for datagram through the newest, as many as make it likely (90 %, then
+///   97 % and 99 % for datagrams asked for again) that the deficit arrives (``Configuration/repairRounds``,
+///   as toward BraidClient subscribers); datagrams older than the encoder's window go to retransmission.
 ///   A repair datagram is sealed under the sender's SSRC with its top bit flipped and numbered on its own,
 ///   so the data datagrams' hop sequence stays without gaps; its payload is the repair (``FECRepairHeader``
 ///   and symbol), at most 8 bytes longer than the longest datagram it covers. A rebuilt datagram is handled
@@ -84,6 +88,9 @@ public final class MeshLink {
         /// ``repairWindowDuration`` (older ones are left to retransmission).
         public var repairWindow = 16
         public var repairWindowDuration: TimeAmount = .milliseconds(100)
+        /// How a NACK is answered while repairs flow: the round's size for the deficit and the link's loss
+        /// (its `roundSuccess` and `maximumRoundRepairs`; the rest of the policy is the subscribers').
+        public var repairRounds = VideoFECPolicy()
 
         public init() {}
     }
@@ -112,6 +119,10 @@ public final class MeshLink {
         public var repairsSent = 0
         public var repairsReceived = 0
         public var recoveredByFEC = 0
+        /// NACKs answered with a round of fresh repairs, and the repairs those rounds sent (in ``repairsSent``
+        /// too).
+        public var repairRounds = 0
+        public var roundRepairs = 0
         public var probesSent = 0
         public var probeRepliesReceived = 0
         /// Probes and probe replies that came in a datagram filling a gap: not timed, probes not answered.
@@ -304,23 +315,34 @@ public final class MeshLink {
     /// The SSRC of this side's repair datagrams: its data SSRC with the top bit flipped.
     public static func repairSSRC(_ node: NodeID) -> UInt32 { UInt32(truncatingIfNeeded: node.rawValue) ^ 0x8000_0000 }
 
-    /// Seals and sends one repair over the latest data datagrams.
-    private func sendRepair(now: NIODeadline) {
+    /// Seals and sends one repair over the latest data datagrams, or in a repair round over `count`
+    /// datagrams from `since` (through the newest when nil). Returns false when there was nothing to cover.
+    @discardableResult
+    private func sendRepair(since: UInt16? = nil, count: Int? = nil, now: NIODeadline) -> Bool {
         self.repairScratch.clear()
         let milliseconds = UInt32(truncatingIfNeeded: now.uptimeNanoseconds / 1_000_000)
         self.repairScratch.writeMultipleIntegers(
             UInt8(0x80), Self.payloadType, self.nextRepairSequence, milliseconds, Self.repairSSRC(self.local))
-        guard self.fecEncoder!.writeRepair(
-            now: now, maximumAge: self.configuration.repairWindowDuration, maximumSources: self.configuration.repairWindow,
-            maximumSymbolGrowth: 2, into: &self.repairScratch)
-        else { return }
+        let written =
+            if let since {
+                self.fecEncoder?.writeRepair(since: since, count: count, into: &self.repairScratch) ?? false
+            } else {
+                self.fecEncoder?.writeRepair(
+                    now: now, maximumAge: self.configuration.repairWindowDuration,
+                    maximumSources: self.configuration.repairWindow, maximumSymbolGrowth: 2, into: &self.repairScratch)
+                    ?? false
+            }
+        guard written else { return false }
         self.nextRepairSequence &+= 1
         var datagram = ByteBufferAllocator().buffer(
             capacity: Self.prefixLength + self.repairScratch.readableBytes + Self.tagLength)
         datagram.writeMultipleIntegers(self.local.rawValue, self.epoch)
-        guard (try? self.outbound.protect(self.repairScratch, isRTCP: false, appendingTo: &datagram)) != nil else { return }
+        guard (try? self.outbound.protect(self.repairScratch, isRTCP: false, appendingTo: &datagram)) != nil else {
+            return false
+        }
         self.counters.repairsSent += 1
         self.emit(datagram, now: now)
+        return true
     }
 
     /// Re-sizes the up-front repairs from the loss the peer reports.
@@ -525,13 +547,53 @@ public final class MeshLink {
                 if late { self.counters.staleProbes += 1 }
                 self.probeReplied(echoed: echoed, expected: expected, gaps: gaps, timed: !late, now: now)
             case .nack(let indices):
-                self.retransmit(indices, now: now)
+                self.answer(nack: indices, now: now)
             }
         }
         if self.mediaBatch.readableBytes > 0 {
             // The router keeps slices of what it is handed: give it its own copy, not the scratch.
             self.onMessage(.media(ByteBuffer(buffer: self.mediaBatch)))
         }
+    }
+
+    /// Answers a NACK: with a repair round while repairs flow (the asked-for datagrams the encoder still
+    /// keeps are the receiver's deficit: fresh repairs over the span from the oldest of them through the
+    /// newest rebuild them all once that many arrive; a deficit of one gets repairs over that datagram
+    /// alone), the others by retransmission.
+    private func answer(nack indices: [UInt64], now: NIODeadline) {
+        guard self.repairCredit.ratio > 0, self.fecEncoder != nil else {
+            self.retransmit(indices, now: now)
+            return
+        }
+        var deficit = 0
+        var widest = 0
+        var oldest: UInt16 = 0
+        var round = 0
+        var older: [UInt64] = []
+        for index in indices {
+            let slot = Int(index % UInt64(self.history.count))
+            guard let sent = self.history[slot], sent.index == index,
+                let sources = self.fecEncoder?.sourcesSince(UInt16(truncatingIfNeeded: index)),
+                sources <= FECRepairHeader.maximumSources
+            else {
+                older.append(index)
+                continue
+            }
+            deficit += 1
+            round = max(round, sent.resends)
+            self.history[slot]?.resends += 1
+            if sources > widest {
+                widest = sources
+                oldest = UInt16(truncatingIfNeeded: index)
+            }
+        }
+        if !older.isEmpty { self.retransmit(older, now: now) }
+        guard deficit > 0 else { return }
+        let repairs = self.configuration.repairRounds.repairs(deficit: deficit, loss: self.measurements.loss, round: round)
+        var sent = 0
+        while sent < repairs, self.sendRepair(since: oldest, count: deficit == 1 ? 1 : nil, now: now) { sent += 1 }
+        self.counters.repairRounds += 1
+        self.counters.roundRepairs += sent
     }
 
     /// Sends the asked-for datagrams again, the same bytes; on a lossy link in several copies, one more

@@ -42,6 +42,8 @@ public struct MeshStatus: Sendable, Codable, Equatable {
         /// FEC repair datagrams sent to the peer, and datagrams from it rebuilt from its repairs.
         public var repairsSent: Int
         public var recoveredByFEC: Int
+        /// NACKs from the peer answered with a round of fresh repairs instead of retransmissions.
+        public var repairRounds: Int
         public var rejected: Int
         public var downs: Int
         /// Tracks this node relays to the peer (one copy each), with the layers pulled.
@@ -60,6 +62,7 @@ public struct MeshStatus: Sendable, Codable, Equatable {
             case retransmissionsSent = "retransmissions_sent"
             case repairsSent = "repairs_sent"
             case recoveredByFEC = "recovered_by_fec"
+            case repairRounds = "repair_rounds"
         }
     }
 
@@ -123,7 +126,7 @@ public struct MeshStatus: Sendable, Codable, Equatable {
                 "  link → \(link.peerName): \(link.up ? "up" : "DOWN"), rtt \(rtt), loss \(String(format: "%.1f", link.loss * 100)) %, "
                     + "\(Int(link.sendKbps)) kbit/s, relays \(link.relayed.count), pulls \(link.pulled.count)"
                     + (link.repairsSent + link.recoveredByFEC > 0
-                        ? ", fec sent \(link.repairsSent) rebuilt \(link.recoveredByFEC)" : ""))
+                        ? ", fec sent \(link.repairsSent) (rounds \(link.repairRounds)) rebuilt \(link.recoveredByFEC)" : ""))
         }
         for track in self.remoteTracks {
             lines.append("  track \(track.id) [\(track.room)] via \(track.path.joined(separator: " → ")), consumers \(track.consumers)")
@@ -151,7 +154,7 @@ extension MeshForwarder {
                 loss: m.loss, sendKbps: m.sendRateKbps, datagramsSent: c.datagramsSent,
                 datagramsReceived: c.datagramsReceived, retransmissionsSent: c.retransmissionsSent,
                 repaired: c.repaired, unrepaired: c.unrepaired, repairsSent: c.repairsSent,
-                recoveredByFEC: c.recoveredByFEC, rejected: c.rejected, downs: c.downs,
+                recoveredByFEC: c.recoveredByFEC, repairRounds: c.repairRounds, rejected: c.rejected, downs: c.downs,
                 relayed: peer.routerLink.relayedTracks.map { "\($0.id)" }, pulled: peer.routerLink.mirroredTracks.map(\.description))
         }
         let tracks = self.remoteTracks.values.sorted { $0.id < $1.id }.map { announcement in
