@@ -41,7 +41,7 @@ struct TestSignalsTests {
             var bytes = 0
             for index in 0..<30 {
                 try pattern.render(frameIndex: index, into: input)
-                try input.withImage { (image: I420Image) throws(CodecError) in
+                _ = try input.withImage { (image: I420Image) throws(CodecError) in
                     try encoder.encode(image, forceKeyframe: index == 0) { bytes += $0.data.count }
                 }
             }

@@ -116,8 +116,11 @@ public final class MeshService: Service, Sendable {
         let bindAddress = cluster.meshAddress ?? self.configuration.media.address
         let epoch = UInt64(Date().timeIntervalSince1970 * 1000)
         let node = self.node
-        var linkConfiguration = MeshLink.Configuration()
-        if !cluster.linkFEC { linkConfiguration.repairMargin = 0 }
+        let linkConfiguration = {
+            var configuration = MeshLink.Configuration()
+            if !cluster.linkFEC { configuration.repairMargin = 0 }
+            return configuration
+        }()
 
         let channel = try await DatagramBootstrap(group: loop)
             .channelOption(.socketOption(.so_rcvbuf), value: 4 << 20)
