@@ -788,6 +788,7 @@ class Suite:
                 # The node's own view of what it protects this level's subscribers with.
                 node_view = [{k: s.get("protection", {}).get(k) for k in (
                     "video_fec", "video_repairs_sent", "overhead", "measured_loss", "audio_redundancy_distance")}
+                    | {k: s.get(k) for k in ("retransmissions", "nacks_received")}
                     for s in await room_subscribers() if s.get("id") not in earlier]
             finally:
                 for page in pages.values():
