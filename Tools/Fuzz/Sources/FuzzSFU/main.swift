@@ -1,7 +1,8 @@
 // libFuzzer target for the forwarding core: what a hostile or broken peer can send into a room.
 //
 // The input is a script of records `[op][length: 2 bytes, big endian][bytes]`. The op's low two bits choose
-// where the bytes go: 0 publisher RTP, 1 publisher RTCP, 2 subscriber RTCP, 3 a tick after `length`
+// where the bytes go: 0 publisher RTP, 1 publisher RTCP, 2 subscriber RTCP (to both subscribers: one with Braid
+// FEC, one with ULPFEC inside RED), 3 a tick after `length`
 // milliseconds (no bytes). Every packet the router sends must be valid RTP or RTCP that our own parsers
 // accept; anything else is a bug and calls fatalError. Crashes, traps and hangs are what libFuzzer finds.
 import BraidSFU
@@ -39,6 +40,20 @@ private let subscriber = SubscriberDescription(
     ]
 )
 
+/// A browser's subscriber without FlexFEC: ULPFEC inside RED on the media SSRC (the same SSRCs, so the fuzzed
+/// RTCP reaches both subscribers' slots).
+private let ulpfecSubscriber = SubscriberDescription(
+    extensions: subscriberIDs,
+    slots: [
+        SubscriberSlotDescription(
+            mid: "v0", kind: .video, payloadType: 100, clockRate: 90000, rtxPayloadType: 101, redPayloadType: 116,
+            ssrc: 0xAAAA_0001, rtxSSRC: 0xAAAA_0002, fecPayloadType: 117, fecScheme: .ulpfec, feedback: feedback),
+        SubscriberSlotDescription(
+            mid: "a0", kind: .audio, payloadType: 109, clockRate: 48000, redPayloadType: 120, ssrc: 0xBBBB_0001,
+            feedback: feedback),
+    ]
+)
+
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzOneInput(_ start: UnsafeRawPointer?, _ count: Int) -> CInt {
     guard let input = FuzzScript.input(start, count) else { return 0 }
@@ -47,6 +62,8 @@ public func fuzzOneInput(_ start: UnsafeRawPointer?, _ count: Int) -> CInt {
     let transport = CheckingTransport()
     let up = router.addPublisher(room: "r", peerID: "p", description: publisher, transport: transport, now: now)
     let down = router.addSubscriber(room: "r", peerID: "s", description: subscriber, transport: transport, now: now)
+    let browser = router.addSubscriber(
+        room: "r", peerID: "u", description: ulpfecSubscriber, transport: transport, now: now)
     for record in FuzzScript.framed(input, carriesBytes: { $0 & 3 != 3 }) {
         let op = record.op & 3
         if op == 3 {
@@ -58,12 +75,15 @@ public func fuzzOneInput(_ start: UnsafeRawPointer?, _ count: Int) -> CInt {
         switch op {
         case 0: up.receiveRTP(bytes, now: now)
         case 1: up.receiveRTCP(bytes, now: now)
-        default: down.receiveRTCP(bytes, now: now)
+        default:
+            down.receiveRTCP(bytes, now: now)
+            browser.receiveRTCP(bytes, now: now)
         }
     }
     router.tick(now: now + .seconds(1))
     _ = router.roomStatuses(now: now)
     router.removePeer("p", now: now)
     router.removePeer("s", now: now)
+    router.removePeer("u", now: now)
     return 0
 }
