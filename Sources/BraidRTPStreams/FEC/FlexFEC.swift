@@ -244,32 +244,25 @@ public struct FlexFECDecoder {
     private var packets = XORRecoveryStore()
     /// The protected SSRC.
     public let ssrc: UInt32
-    public private(set) var repairsDiscarded = 0
+    /// Repairs that did not parse, protect another SSRC, or did not fit the packets they cover.
+    public var repairsDiscarded: Int { self.packets.repairsDiscarded }
 
     public init(ssrc: UInt32) { self.ssrc = ssrc }
 
     /// A media packet arrived (plain RTP).
     public mutating func received(_ packet: ByteBuffer, sequenceNumber: UInt16) {
-        self.packets.keep(Array(packet.readableBytesView), sequenceNumber: sequenceNumber)
+        self.packets.keep(packet, sequenceNumber: sequenceNumber)
     }
 
     /// A repair's payload arrived: the packet it rebuilds, if exactly one it covers is missing.
     public mutating func repairReceived(_ payload: ByteBuffer) -> ByteBuffer? {
         guard let header = try? FlexFECHeader(payload), header.protectedSSRC == self.ssrc else {
-            self.repairsDiscarded += 1
+            self.packets.discard()
             return nil
         }
-        let numbers = header.offsets.map { header.sequenceNumberBase &+ UInt16($0) }
-        switch self.packets.rebuild(
-            numbers: numbers, recoveryBytes: header.recoveryBytes, lengthRecovery: header.lengthRecovery,
-            timestampRecovery: header.timestampRecovery, repair: Array(payload.readableBytesView.dropFirst(header.length)),
-            ssrc: self.ssrc)
-        {
-        case .rebuilt(let packet): return packet
-        case .nothingMissing: return nil
-        case .inconsistent:
-            self.repairsDiscarded += 1
-            return nil
-        }
+        return self.packets.rebuild(
+            base: header.sequenceNumberBase, offsets: header.offsets, recoveryBytes: header.recoveryBytes,
+            lengthRecovery: header.lengthRecovery, timestampRecovery: header.timestampRecovery,
+            repair: Array(payload.readableBytesView.dropFirst(header.length)), ssrc: self.ssrc)
     }
 }

@@ -167,62 +167,56 @@ public struct ULPFECDecoder {
     private var packets = XORRecoveryStore()
     /// The protected SSRC (the media SSRC, which the repairs travel on).
     public let ssrc: UInt32
-    public private(set) var repairsDiscarded = 0
+    /// Repairs that did not parse or did not fit the packets they cover.
+    public var repairsDiscarded: Int { self.packets.repairsDiscarded }
 
     public init(ssrc: UInt32) { self.ssrc = ssrc }
 
     /// A media packet arrived (plain RTP, RED header taken off).
     public mutating func received(_ packet: ByteBuffer, sequenceNumber: UInt16) {
-        self.packets.keep(Array(packet.readableBytesView), sequenceNumber: sequenceNumber)
+        self.packets.keep(packet, sequenceNumber: sequenceNumber)
     }
 
     /// A repair's ULPFEC block arrived: the packet it rebuilds, if exactly one it covers is missing.
     public mutating func repairReceived(_ payload: ByteBuffer) -> ByteBuffer? {
         guard let header = try? ULPFECHeader(payload) else {
-            self.repairsDiscarded += 1
+            self.packets.discard()
             return nil
         }
         let data = payload.readableBytesView.dropFirst(header.length).prefix(Int(header.protectionLength))
-        let numbers = header.offsets.map { header.sequenceNumberBase &+ UInt16($0) }
-        switch self.packets.rebuild(
-            numbers: numbers, recoveryBytes: header.recoveryBytes, lengthRecovery: header.lengthRecovery,
-            timestampRecovery: header.timestampRecovery, repair: Array(data), ssrc: self.ssrc)
-        {
-        case .rebuilt(let packet): return packet
-        case .nothingMissing: return nil
-        case .inconsistent:
-            self.repairsDiscarded += 1
-            return nil
-        }
+        return self.packets.rebuild(
+            base: header.sequenceNumberBase, offsets: header.offsets, recoveryBytes: header.recoveryBytes,
+            lengthRecovery: header.lengthRecovery, timestampRecovery: header.timestampRecovery, repair: Array(data),
+            ssrc: self.ssrc)
     }
 }
 
 /// The media packets an XOR decoder holds (the newest 192, as libwebrtc's receiver keeps), and the rebuild
 /// both FEC formats share: the one missing packet of a repair is the XOR of the repair with the others.
+/// Repairs that cannot be used honestly (unparsable, or lengths that do not fit) are counted, never guessed.
 struct XORRecoveryStore {
     private var packets: [UInt16: [UInt8]] = [:]
+    private(set) var repairsDiscarded = 0
 
-    enum Outcome {
-        case rebuilt(ByteBuffer)
-        /// None or more than one covered packet is missing.
-        case nothingMissing
-        /// A length that does not fit the repair: a forged or corrupted repair.
-        case inconsistent
-    }
-
-    mutating func keep(_ packet: [UInt8], sequenceNumber: UInt16) {
-        self.packets[sequenceNumber] = packet
+    mutating func keep(_ packet: ByteBuffer, sequenceNumber: UInt16) {
+        self.packets[sequenceNumber] = Array(packet.readableBytesView)
         if self.packets.count > 4 * 48 {
             self.packets = self.packets.filter { sequenceNumber &- $0.key < 192 }
         }
     }
 
+    /// A repair the caller could not read (or that protects another stream): counted.
+    mutating func discard() { self.repairsDiscarded += 1 }
+
+    /// The packet a repair over `base + offsets` rebuilds when exactly one of them is missing; nil when
+    /// none or several are, or when a length does not fit the repair (a forged or corrupted one: counted).
     mutating func rebuild(
-        numbers: [UInt16], recoveryBytes: UInt16, lengthRecovery: UInt16, timestampRecovery: UInt32,
+        base: UInt16, offsets: [Int], recoveryBytes: UInt16, lengthRecovery: UInt16, timestampRecovery: UInt32,
         repair: [UInt8], ssrc: UInt32
-    ) -> Outcome {
+    ) -> ByteBuffer? {
+        let numbers = offsets.map { base &+ UInt16($0) }
         let missing = numbers.filter { self.packets[$0] == nil }
-        guard missing.count == 1, let lost = missing.first else { return .nothingMissing }
+        guard missing.count == 1, let lost = missing.first else { return nil }
         var first = recoveryBytes
         var length = lengthRecovery
         var timestamp = timestampRecovery
@@ -232,10 +226,16 @@ struct XORRecoveryStore {
             first ^= UInt16(packet[0]) << 8 | UInt16(packet[1])
             length ^= UInt16(truncatingIfNeeded: packet.count - 12)
             timestamp ^= UInt32(packet[4]) << 24 | UInt32(packet[5]) << 16 | UInt32(packet[6]) << 8 | UInt32(packet[7])
-            guard packet.count - 12 <= repair.count else { return .inconsistent }
+            guard packet.count - 12 <= repair.count else {
+                self.discard()
+                return nil
+            }
             for index in 0..<(packet.count - 12) { repair[index] ^= packet[12 + index] }
         }
-        guard Int(length) <= repair.count else { return .inconsistent }
+        guard Int(length) <= repair.count else {
+            self.discard()
+            return nil
+        }
         var rebuilt = ByteBuffer()
         rebuilt.writeInteger((first | 0x8000) & 0xBFFF)
         rebuilt.writeInteger(lost)
@@ -243,6 +243,6 @@ struct XORRecoveryStore {
         rebuilt.writeInteger(ssrc)
         rebuilt.writeBytes(repair[0..<Int(length)])
         self.packets[lost] = Array(rebuilt.readableBytesView)
-        return .rebuilt(rebuilt)
+        return rebuilt
     }
 }
