@@ -157,6 +157,10 @@ def main() -> int:
                         help="also print which mappings (by /proc/PID/smaps) grew from idle to after close")
     parser.add_argument("--perf", default=None,
                         help="also record a call-graph profile of the node over the window (perf record -o FILE)")
+    parser.add_argument("--node-cpus", default=None,
+                        help="run the node on these CPUs only (taskset -c list, e.g. 0)")
+    parser.add_argument("--load-cpus", default=None,
+                        help="run braid-load on these CPUs only (taskset -c list, e.g. 1)")
     args = parser.parse_args()
 
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -164,8 +168,10 @@ def main() -> int:
         ["swift", "build", "-c", "release", "--show-bin-path"], cwd=root, text=True).strip()
     port = free_port()
     url = f"http://127.0.0.1:{port}"
+    pin_node = ["taskset", "-c", args.node_cpus] if args.node_cpus else []
+    pin_load = ["taskset", "-c", args.load_cpus] if args.load_cpus else []
     node = subprocess.Popen(
-        [f"{bin_dir}/braid-node", "--admin-port", "0", "--http-port", str(port), "--media-port", "0",
+        pin_node + [f"{bin_dir}/braid-node", "--admin-port", "0", "--http-port", str(port), "--media-port", "0",
          "--event-loop-threads", str(args.event_loops), "--log-level", "warning",
          # Every simulated peer comes from 127.0.0.1: lift the per-address session limit (256 by default).
          "--limits-sessions-per-address", "0"] + args.node_args.split(),
@@ -185,7 +191,7 @@ def main() -> int:
         idle_maps, idle_sizes = resident_by_mapping(node.pid) if args.smaps else ({}, {})
         report_path = tempfile.mktemp(suffix=".json")
         load = subprocess.Popen(
-            [f"{bin_dir}/braid-load", "webinar", "--subscribers", str(args.subscribers),
+            pin_load + [f"{bin_dir}/braid-load", "webinar", "--subscribers", str(args.subscribers),
              "--duration", f"{args.duration}s", "--ramp-up", "100", "--timeout", "20s",
              "--node", url, "--json", report_path] + args.load_args.split(),
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -228,6 +234,8 @@ def main() -> int:
     cpu = cpu1 - cpu0
     figures = {
         "event_loops": args.event_loops,
+        "node_cpus": args.node_cpus,
+        "load_cpus": args.load_cpus,
         "loop_cpu_cap": args.loop_cpu,
         "subscribers": args.subscribers,
         "subscribers_joined": report["peersJoined"] - 1,

@@ -75,6 +75,18 @@ struct AudioFrameDeadlines {
         self.record(index: delta / self.frameTicks, latencyMicroseconds: latencyMicroseconds, redundant: redundant)
     }
 
+    /// Whether a copy of the frame with RTP timestamp `timestamp` has arrived (in time or late). Frames
+    /// already settled, or from before the first one, count as arrived: nothing can be done for them.
+    func hasFrame(timestamp: UInt32) -> Bool {
+        guard let origin = self.origin else { return false }
+        let delta = self.timestamps.peek(timestamp) - origin
+        guard delta >= 0 else { return true }
+        let index = delta / self.frameTicks
+        guard index >= self.settledBelow else { return true }
+        guard index <= self.newest else { return false }
+        return self.states[Int(index % Int64(Self.window))] != 0
+    }
+
     private mutating func record(index: Int64, latencyMicroseconds: Int64?, redundant: Bool) {
         guard index >= self.settledBelow else {
             self.duplicateCopies += 1

@@ -67,6 +67,17 @@ final class IncomingTrack {
     var audioFrames: AudioFrameDeadlines
     var earlierAudioFrames = (inTime: 0, late: 0, missing: 0, fromRedundancy: 0)
     var malformedRED = 0
+    /// Audio with generic NACK in the answer: a lost packet is asked for again while the answer can still
+    /// make its frame's playout point (``SubscriberMedia/askForLostAudio(_:track:latency:now:)``).
+    var asksForLostAudio = false
+    /// Audio: the newest packet in sequence (its number and timestamp), to place a gap's frames in time.
+    var newestAudioPacket: (sequenceNumber: UInt16, timestamp: UInt32)?
+    /// Audio: the missing numbers waiting for a NACK and the frame each most likely carried, so that one
+    /// whose frame arrives meanwhile (a redundant block) is not asked for.
+    var audioGaps: [(sequenceNumber: UInt16, timestamp: UInt32)] = []
+    /// Audio: how far back (ticks) the newest RED packet's redundant blocks reach: a lost frame can still
+    /// come that long after its own packet.
+    var redundancyReach: Int64 = 0
 
     init(section: RemoteAnswer.Section, audioDeadline: Duration) {
         self.kind = section.kind
@@ -106,6 +117,9 @@ final class IncomingTrack {
         self.fecSSRC = section.fecSSRC
         self.fec = section.fecPayloadType == nil ? nil : SlidingWindowFECDecoder()
         self.nack = IncomingTrack.makeNACKGenerator(repairs: self.fec != nil)
+        self.asksForLostAudio = section.kind == .audio && section.nack
+        self.newestAudioPacket = nil
+        self.audioGaps.removeAll()
     }
 
     /// Whether `packet` belongs to the FEC repair stream.
@@ -397,6 +411,9 @@ struct SubscriberMedia {
         case .audio:
             if !self.hasVideo { self.noteProgress(now: now) }
             self.receivedAudio(packet, payload: payload, track: track, latency: latency, isRetransmission: isRTX)
+            if track.asksForLostAudio, !isRTX, !recovered {
+                self.askForLostAudio(packet, track: track, latency: latency, now: now, send: send)
+            }
         case .video:
             // A rebuild from repairs sent with the media is no answer to a NACK: it must not be taken for a
             // round trip.
@@ -471,6 +488,98 @@ struct SubscriberMedia {
             }
             let needKeyframe = track.assembler.needsKeyframe && track.assembler.framesComplete > 0
             if needKeyframe { self.requestKeyframe(track, now: now, send: send) }
+        }
+    }
+
+    /// Audio NACK, deadline-aware (RFC 4585 generic NACK; the node resends from its audio store). Called
+    /// after the packet's frames (its RED blocks included) are counted:
+    /// - a gap in the packet numbers is asked for unless every frame between the packets on either side of
+    ///   it has arrived (as redundant blocks of the packet that showed it, or because the missing numbers
+    ///   were repeats of frames in hand);
+    /// - each missing number gets the playout deadline of the frame it most likely carried, its timestamp
+    ///   placed between its neighbours' by its number, and is asked for only while an answer sent now can
+    ///   arrive by then (``NACKGenerator/setDeadline(_:for:)``): a frame that would come after its playout
+    ///   point is concealed anyway.
+    mutating func askForLostAudio(
+        _ packet: RTPPacket, track: IncomingTrack, latency: Int64?, now: NIODeadline, send: (ByteBuffer) -> Void
+    ) {
+        let sequenceNumber = packet.sequenceNumber
+        // A plain resend fills its hole like a retransmission: it times the round trip.
+        let outcome = track.nack.packetReceived(sequenceNumber: sequenceNumber, isRetransmission: true, now: now)
+        switch outcome {
+        case .first:
+            track.newestAudioPacket = (sequenceNumber, packet.timestamp)
+        case .advanced(let newlyMissing):
+            let previous = track.newestAudioPacket
+            track.newestAudioPacket = (sequenceNumber, packet.timestamp)
+            guard newlyMissing > 0, let previous else { break }
+            self.placeAudioGap(
+                after: previous, before: (sequenceNumber, packet.timestamp), missing: newlyMissing, track: track,
+                latency: latency ?? 0, now: now)
+        default:
+            break
+        }
+        self.forgetArrivedAudio(track)
+        // Until its own NACKs are answered, the audio track takes the round trip video has measured.
+        if !track.nack.hasRoundTripSample,
+            let video = self.tracks.first(where: { $0.kind == .video && $0.nack.hasRoundTripSample })
+        {
+            track.nack.roundTripTime = video.nack.roundTripTime
+        }
+        self.sendNACKs(track, now: now, send: send)
+    }
+
+    /// The `missing` numbers between audio packets `previous` and `next` (which arrived now, `latency`
+    /// after its capture): each is placed on the frame it most likely carried, by its number between the two
+    /// packets' timestamps; forgotten when that frame has arrived (a redundant block, or the number was a
+    /// repeat of a frame in hand), else given that frame's playout deadline.
+    private func placeAudioGap(
+        after previous: (sequenceNumber: UInt16, timestamp: UInt32), before next: (sequenceNumber: UInt16, timestamp: UInt32),
+        missing: Int, track: IncomingTrack, latency: Int64, now: NIODeadline
+    ) {
+        let span = Int64(Int32(bitPattern: next.timestamp &- previous.timestamp))
+        let frameTicks = track.audioFrames.frameTicks
+        // Timestamps that place an implausible number of frames between the two say nothing.
+        let placeable = span >= 0 && span <= frameTicks * Int64(NACKGenerator.maximumAnnouncedGap)
+        for index in 0..<missing {
+            let number = previous.sequenceNumber &+ UInt16(truncatingIfNeeded: index + 1)
+            let ticksBefore = placeable ? span * Int64(missing - index) / Int64(missing + 1) : 0
+            if placeable {
+                let framesBefore = (ticksBefore + frameTicks / 2) / frameTicks
+                let timestamp = next.timestamp &- UInt32(truncatingIfNeeded: framesBefore * frameTicks)
+                if track.audioFrames.hasFrame(timestamp: timestamp) {
+                    track.nack.forget(number)
+                    continue
+                }
+            }
+            // Unplaceable: at least as urgent as the packet that showed the gap.
+            let age = latency + ticksBefore * 1_000_000 / Int64(track.clockRate)
+            let deadline = now + .microseconds(track.audioFrames.deadlineMicroseconds - age)
+            // A later packet's redundant blocks may still bring the frame: wait for the last of them, but ask
+            // no later than an answer can make the deadline.
+            let stillComing = max(0, track.redundancyReach - ticksBefore) * 1_000_000 / Int64(track.clockRate)
+            let lastAsk = deadline - track.nack.roundTripTime - track.nack.configuration.retryMargin
+            let askAt = min(now + .microseconds(stillComing) + Self.redundancyMargin, lastAsk)
+            track.nack.setDeadline(deadline, askNotBefore: askAt, for: number)
+            let frames = (ticksBefore + frameTicks / 2) / frameTicks
+            if track.audioGaps.count < NACKGenerator.maximumAnnouncedGap {
+                track.audioGaps.append((number, next.timestamp &- UInt32(truncatingIfNeeded: frames * frameTicks)))
+            }
+        }
+    }
+
+    /// How much later than its packet's neighbours the last redundant copy of a frame is waited for.
+    static let redundancyMargin = TimeAmount.milliseconds(5)
+
+    /// Forgets the missing audio numbers whose frame has arrived since (as a redundant block) and drops the
+    /// ones no longer missing from ``IncomingTrack/audioGaps``.
+    func forgetArrivedAudio(_ track: IncomingTrack) {
+        guard !track.audioGaps.isEmpty else { return }
+        track.audioGaps.removeAll { gap in
+            guard track.nack.isMissing(gap.sequenceNumber) else { return true }
+            guard track.audioFrames.hasFrame(timestamp: gap.timestamp) else { return false }
+            track.nack.forget(gap.sequenceNumber)
+            return true
         }
     }
 
@@ -578,6 +687,7 @@ struct SubscriberMedia {
             track.malformedRED += 1
             return
         }
+        track.redundancyReach = parsed.redundant.reduce(0) { max($0, Int64($1.timestampOffset)) }
         for block in parsed.redundant where block.payloadType == track.payloadType {
             frame(block.data, offset: UInt32(block.timestampOffset), isCopy: true)
         }
@@ -671,6 +781,10 @@ struct SubscriberMedia {
                 }
             }
         }
+        for index in self.tracks.indices where self.tracks[index].asksForLostAudio {
+            self.forgetArrivedAudio(self.tracks[index])
+            self.sendNACKs(self.tracks[index], now: now, send: send)
+        }
         // Every 100 ms and every second (the light tick is 100 ms).
         if self.light || self.tick % 5 == 0 { self.sendTransportFeedback(send: send) }
         if self.tick % (self.light ? 10 : 50) == 0 { self.sendReceiverReport(now: now, send: send) }
@@ -754,6 +868,7 @@ struct SubscriberMedia {
                         framesFromRedundancy: Int64(
                             track.audioFrames.framesFromRedundancy + earlierFrames.fromRedundancy),
                         malformedREDPackets: track.malformedRED,
+                        packetsRecoveredByNACK: track.nack.packetsRecovered, packetsPastDeadline: track.nack.packetsExpired,
                         framesDecoded: track.audioDecoder?.framesDecoded,
                         framesConcealedByDecoder: track.audioDecoder?.framesConcealed,
                         framesRecoveredByFEC: track.audioDecoder?.framesRecoveredByFEC,

@@ -76,7 +76,8 @@ public enum ClientOffer {
     ///   - streamID: the `a=msid` stream id shared by the tracks (one A/V sync group).
     ///   - sessionID: the `o=` session id.
     ///   - lossProtection: an audio section also offers RED (both ways: the node protects a receiver's
-    ///     downlink, a publisher its uplink); a receive-only video section offers Braid's FEC, and a
+    ///     downlink, a publisher its uplink) and, receiving, generic NACK unless `audioNACK` is false; a
+    ///     receive-only video section offers Braid's FEC, and a
     ///     send-only video section with a ``OfferedTrack/fecSSRC`` offers to protect its uplink with it.
     public static func make(
         tracks: [OfferedTrack],
@@ -87,7 +88,8 @@ public enum ClientOffer {
         cname: String,
         streamID: String,
         sessionID: UInt64,
-        lossProtection: Bool = true
+        lossProtection: Bool = true,
+        audioNACK: Bool = true
     ) -> SessionDescription {
         let mids = tracks.indices.map(String.init)
         var description = SessionDescription(
@@ -127,6 +129,11 @@ public enum ClientOffer {
                 formats = [String(pt)]
                 attributes.append(SDPAttribute("rtpmap", "\(pt) opus/48000/2"))
                 attributes.append(SDPAttribute("rtcp-fb", "\(pt) transport-cc"))
+                if lossProtection, audioNACK, direction == .recvonly {
+                    // A receiver asks for a lost packet again while the answer can still make its playout
+                    // point (SubscriberMedia.askForAudio); the node answers from its audio store.
+                    attributes.append(SDPAttribute("rtcp-fb", "\(pt) nack"))
+                }
                 attributes.append(SDPAttribute("fmtp", "\(pt) minptime=10;useinbandfec=1"))
                 if lossProtection {
                     // A receiver takes RED: the node sizes its redundancy from this link's loss. A publisher

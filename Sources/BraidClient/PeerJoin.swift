@@ -27,6 +27,9 @@ public struct ConnectionOptions: Sendable {
     /// publisher offers to protect its video uplink with Braid's FEC. On by default (repairs are added
     /// only when the link loses packets); off to measure without it.
     public var offersLossProtection = true
+    /// Whether a receiver with loss protection also offers generic NACK for audio: a lost audio packet is
+    /// asked for again while the answer can still make its playout point. On by default; off to compare.
+    public var offersAudioNACK = true
     /// Sockets to share with other peers (each peer gets a loopback address of its own on one of them;
     /// see ``PeerSocketPool``); nil: the peer binds a socket of its own at ``localHost``.
     public var socketPool: PeerSocketPool?
@@ -104,7 +107,7 @@ struct PeerJoin {
             let offer = ClientOffer.make(
                 tracks: tracks, direction: direction, credentials: credentials, fingerprint: certificate.fingerprint,
                 candidates: candidates, cname: cname, streamID: cname, sessionID: UInt64.random(in: 1...(1 << 62)),
-                lossProtection: options.offersLossProtection)
+                lossProtection: options.offersLossProtection, audioNACK: options.offersAudioNACK)
             var headers = [("Content-Type", "application/sdp"), ("Accept", "application/sdp")]
             if let token = options.bearerToken { headers.append(("Authorization", "Bearer \(token)")) }
             let requestedAt = NIODeadline.now()

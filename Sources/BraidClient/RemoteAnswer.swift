@@ -34,6 +34,8 @@ public struct RemoteAnswer: Sendable {
         public var rtxSSRC: UInt32?
         /// The remote repair SSRC (the second of `a=ssrc-group:FEC-FR`).
         public var fecSSRC: UInt32? = nil
+        /// Whether the answer kept generic NACK (`a=rtcp-fb:<pt> nack`, RFC 4585 §4.2) for ``payloadType``.
+        public var nack: Bool = false
     }
 
     /// The peer's ICE ufrag.
@@ -131,6 +133,9 @@ public struct RemoteAnswer: Sendable {
                 ssrc = media.ssrcAttributes.first?.ssrc
             }
             let fec = media.ssrcGroups.first(where: { $0.semantics == "FEC-FR" && $0.ssrcs.count >= 2 })?.ssrcs[1]
+            let nack = media.rtcpFeedback.contains {
+                ($0.payloadType == nil || $0.payloadType == payloadType) && $0.type == "nack" && $0.parameter == nil
+            }
             return Section(
                 mid: media.mid,
                 kind: kind,
@@ -143,7 +148,8 @@ public struct RemoteAnswer: Sendable {
                 extensions: extensions,
                 ssrc: ssrc,
                 rtxSSRC: rtxSSRC,
-                fecSSRC: fecPayloadType == nil ? nil : fec
+                fecSSRC: fecPayloadType == nil ? nil : fec,
+                nack: nack
             )
         }
         guard self.sections.contains(where: \.accepted) else {

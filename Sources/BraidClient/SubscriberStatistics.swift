@@ -50,6 +50,10 @@ public struct AudioTrackStatistics: Hashable, Sendable {
     public var framesFromRedundancy: Int64 = 0
     /// RED packets dropped because their block headers run past the payload.
     public var malformedREDPackets: Int = 0
+    /// Lost packets asked for again (generic NACK, when the answer kept it) that then arrived.
+    public var packetsRecoveredByNACK: Int = 0
+    /// Lost packets no longer asked for because an answer would have come after their playout point.
+    public var packetsPastDeadline: Int = 0
     /// With audio decoding on: packets decoded in time.
     public var framesDecoded: Int?
     /// With audio decoding on: frames filled by packet loss concealment.

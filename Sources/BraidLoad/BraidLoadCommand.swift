@@ -94,6 +94,8 @@ public struct CommonLoadOptions: ParsableArguments {
 
     @Flag(name: .customLong("no-loss-protection"), help: "Subscribers do not offer RED or FEC (to compare).")
     public var noLossProtection = false
+    @Flag(name: .customLong("no-audio-nack"), help: "Subscribers do not offer NACK for audio (to compare).")
+    public var noAudioNACK = false
     @Option(
         name: .customLong("audio-pcm"),
         help: "Publishers send this audio, looped: raw 48 kHz mono 16-bit little-endian PCM (default: a 440 Hz tone).")
@@ -175,6 +177,7 @@ public struct CommonLoadOptions: ParsableArguments {
             downlink: downlink, timeout: try Quantities.duration(self.timeout), roomPrefix: self.roomPrefix,
             localHost: self.localHost, slo: slo, publisherNode: self.publisherNode, failoverNodes: self.failoverNodes)
         configuration.lossProtection = !self.noLossProtection
+        configuration.audioNACK = !self.noAudioNACK
         if let path = self.audioPCM {
             guard let data = FileManager.default.contents(atPath: path) else {
                 throw LoadArgumentError("--audio-pcm '\(path)': cannot read the file")

@@ -96,8 +96,9 @@ public struct VideoFigures: Codable, Hashable, Sendable {
     public var latency: LatencyFigures
 }
 
-/// Audio received by every subscriber, summed over tracks. Audio is not retransmitted (as in browsers):
-/// every lost packet is a concealed frame.
+/// Audio received by every subscriber, summed over tracks. A lost packet's frame can still come as a
+/// later packet's RED block, or, where the node's answer kept generic NACK for audio, as a resend asked for
+/// while it can make the playout deadline; the rest is concealed.
 public struct AudioFigures: Codable, Hashable, Sendable {
     public var packetsExpected: Int64 = 0
     public var packetsReceived: Int64 = 0
@@ -114,6 +115,10 @@ public struct AudioFigures: Codable, Hashable, Sendable {
     public var framesLate: Int64 = 0
     /// Frames first received as a RED redundant block.
     public var framesFromRedundancy: Int64 = 0
+    /// Lost packets asked for again (audio NACK) that then arrived.
+    public var packetsRecoveredByNACK: Int64 = 0
+    /// Lost packets not asked for (again) because an answer would have come after the playout deadline.
+    public var packetsPastDeadline: Int64 = 0
     /// `framesInTime / framesExpected`.
     public var inTimeRatio: Double = 0
     public var latency: LatencyFigures

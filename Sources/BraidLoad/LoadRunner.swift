@@ -47,6 +47,8 @@ public struct LoadConfiguration: Sendable {
     public var duration: Duration
     /// Whether subscribers offer the node's loss protection (RED, Braid's FEC); off for A/B runs.
     public var lossProtection = true
+    /// Whether subscribers offer NACK for audio (with loss protection).
+    public var audioNACK = true
     /// What publishers send as audio: 48 kHz mono 16-bit samples, looped (nil: a 440 Hz tone).
     public var audioSource: [Int16]?
     /// Where subscribers write what they played (`subscriber-<n>-audio<k>.pcm`, raw 48 kHz mono s16le), for
@@ -307,6 +309,7 @@ public enum LoadRunner {
                         uplink: configuration.uplink, downlink: configuration.downlink,
                         impairmentSeed: SplitMix64.derive(configuration.seed, UInt64(index)))
                     options.offersLossProtection = configuration.lossProtection
+                    options.offersAudioNACK = configuration.audioNACK
                     options.socketPool = pool
                     if plan.role == .subscriber, !configuration.failoverNodes.isEmpty {
                         options.failover = FailoverOptions(fallbacks: configuration.failoverNodes)
@@ -628,12 +631,15 @@ public enum LoadRunner {
                     audio.framesInTime += track.framesInTime
                     audio.framesLate += track.framesLate
                     audio.framesFromRedundancy += track.framesFromRedundancy
+                    audio.packetsRecoveredByNACK += Int64(track.packetsRecoveredByNACK)
+                    audio.packetsPastDeadline += Int64(track.packetsPastDeadline)
                     audioHistogram.merge(track.latencyHistogram)
                     nodeFigures[outcome.plan.node]?.latency.merge(track.latencyHistogram)
                     figures.tracks.append(
                         TrackFigures(
                             kind: "audio", mid: track.mid, ssrc: track.ssrc, packetsReceived: track.packetsReceived,
-                            packetsLost: track.packetsLost, packetsRecovered: 0, freezeCount: 0,
+                            packetsLost: track.packetsLost, packetsRecovered: Int64(track.packetsRecoveredByNACK),
+                            freezeCount: 0,
                             latencyP50Ms: ms(track.latency.p50), latencyP95Ms: ms(track.latency.p95)))
                 }
                 // The node never shows one track in two slots of a subscriber, so slots with media are

@@ -51,6 +51,10 @@ extension LoadReport {
             row("audio packet loss (concealed)", "\(percent(self.audio.loss)) (\(self.audio.framesConcealed))")
             row("audio in time 200ms / late / RED",
                 "\(percent(self.audio.inTimeRatio)) / \(self.audio.framesLate) / \(self.audio.framesFromRedundancy)")
+            if self.audio.packetsRecoveredByNACK + self.audio.packetsPastDeadline > 0 {
+                row("audio NACK resent / too late",
+                    "\(self.audio.packetsRecoveredByNACK) / \(self.audio.packetsPastDeadline)")
+            }
         }
         if self.lightSubscribers > 0 {
             row("light subscribers", "\(self.lightSubscribers)")

@@ -77,6 +77,10 @@ public struct NACKGenerator: Sendable {
         var detectedAt: NIODeadline
         var lastSentAt: NIODeadline?
         var sendCount: Int
+        /// The latest time an answer is still useful (a playout deadline); nil: none.
+        var usefulUntil: NIODeadline? = nil
+        /// The first NACK waits until then (the content may still come another way); nil: no wait.
+        var askNotBefore: NIODeadline? = nil
     }
 
     /// The limits in force.
@@ -98,6 +102,9 @@ public struct NACKGenerator: Sendable {
     public private(set) var packetsGivenUp: Int = 0
     /// Times the list overflowed and a keyframe was asked for.
     public private(set) var keyframeRequests: Int = 0
+    /// Numbers dropped because an answer to a NACK sent now would come after their deadline
+    /// (see ``setDeadline(_:for:)``).
+    public private(set) var packetsExpired: Int = 0
 
     /// Creates a generator; `roundTripTime` is the initial RTT estimate.
     public init(configuration: Configuration = Configuration(), roundTripTime: TimeAmount = .milliseconds(100)) {
@@ -249,9 +256,14 @@ public struct NACKGenerator: Sendable {
             if let lastSent = entry.lastSentAt {
                 due = now - lastSent >= self.roundTripTime + self.configuration.retryMargin
             } else {
-                due = now - entry.detectedAt >= self.configuration.reorderingDelay
+                due = now - entry.detectedAt >= self.configuration.reorderingDelay && now >= (entry.askNotBefore ?? now)
             }
             if due {
+                // Past use: kept while a NACK already sent may still be answered, dropped when the next is due.
+                if let usefulUntil = entry.usefulUntil, now + self.roundTripTime > usefulUntil {
+                    self.packetsExpired += 1
+                    continue
+                }
                 if entry.sendCount >= self.configuration.maxRetries {
                     self.packetsGivenUp += 1
                     continue
@@ -273,6 +285,26 @@ public struct NACKGenerator: Sendable {
     ) throws(WireError) {
         try RTCPGenericNACK.write(
             senderSSRC: senderSSRC, mediaSSRC: mediaSSRC, lostSequenceNumbers: sequenceNumbers, into: &buffer)
+    }
+
+    /// Gives missing number `sequenceNumber` a deadline: it is asked for only while an answer sent now can
+    /// arrive by then (now + ``roundTripTime`` ≤ `deadline`), and dropped (``packetsExpired``) when a NACK
+    /// is due that could not. Audio uses it: a frame that would arrive after its playout point is concealed anyway, so
+    /// asking for it only costs bandwidth. No effect when the number is not missing.
+    ///
+    /// `askNotBefore` holds the first NACK until then: audio waits while a later packet's redundant block
+    /// may still bring the frame, but no later than the last moment an answer can make the deadline.
+    public mutating func setDeadline(_ deadline: NIODeadline, askNotBefore: NIODeadline? = nil, for sequenceNumber: UInt16) {
+        guard self.unwrapper.highest != nil, let index = self.index(of: self.unwrapper.peek(sequenceNumber)) else { return }
+        self.missing[index].usefulUntil = deadline
+        self.missing[index].askNotBefore = askNotBefore
+    }
+
+    /// Stops waiting for missing number `sequenceNumber`: its content arrived another way (audio: its
+    /// frame came as a redundant block of a later packet). Not counted as recovered or given up.
+    public mutating func forget(_ sequenceNumber: UInt16) {
+        guard self.unwrapper.highest != nil, let index = self.index(of: self.unwrapper.peek(sequenceNumber)) else { return }
+        self.missing.remove(at: index)
     }
 
     /// Binary search in the sorted missing list.

@@ -45,7 +45,7 @@ struct MediaLoop {
 
     init(
         signalSSRCs: Bool = true, decodeAudio: Bool = false, recordAudio: Bool = false, red: UInt8? = nil,
-        fec: Bool = false
+        fec: Bool = false, audioNACK: Bool = false
     ) {
         func section(
             _ kind: OfferedTrack.Kind, mid: String, pt: UInt8, rtx: UInt8?, ssrc: UInt32?, rtxSSRC: UInt32?
@@ -63,11 +63,10 @@ struct MediaLoop {
             video.fecPayloadType = 98
             video.fecSSRC = Self.fecSSRC
         }
+        var audio = section(.audio, mid: "0", pt: 111, rtx: nil, ssrc: signalSSRCs ? Self.audioSSRC : nil, rtxSSRC: nil)
+        audio.nack = audioNACK
         self.media = SubscriberMedia(
-            sections: [
-                section(.audio, mid: "0", pt: 111, rtx: nil, ssrc: signalSSRCs ? Self.audioSSRC : nil, rtxSSRC: nil),
-                video,
-            ],
+            sections: [audio, video],
             requestedAt: .uptimeNanoseconds(900_000_000), senderSSRC: 77, decodeAudio: decodeAudio,
             recordAudio: recordAudio)
     }
@@ -100,20 +99,24 @@ struct MediaLoop {
         return packet
     }
 
-    /// Sends frame `index` of `frames` as a RED packet with the `distance` frames before it (captured 20 ms
+    /// Sends frame `index` of `frames` as a RED packet with the `distance` frames before it (captured `age`
     /// ago); delivered unless `deliver` is false.
-    mutating func sendAudioRED(_ frames: [ByteBuffer], index: Int, distance: Int, deliver: Bool = true) {
+    @discardableResult
+    mutating func sendAudioRED(
+        _ frames: [ByteBuffer], index: Int, distance: Int, deliver: Bool = true, age: TimeAmount = .milliseconds(20)
+    ) -> ByteBuffer {
         let earlier = (max(0, index - distance)..<index).map {
             REDPayload.Block(payloadType: 111, timestampOffset: UInt16((index - $0) * 960), data: frames[$0])
         }
         var payload = ByteBuffer()
         REDPayload.write(primaryPayloadType: 111, primary: frames[index], redundant: earlier, into: &payload)
-        let capture = self.wallClock &- (UInt64(20) << 32) / 1000
+        let capture = self.wallClock &- UInt64(age.nanoseconds) * (1 << 32) / 1_000_000_000
         self.audioRED.build(
             timestamp: UInt32(index * 960), marker: false, payload: payload,
             transportSequence: self.nextTransportSequence(), captureTime: capture, now: self.now,
             nowNTP: self.wallClock)
         if deliver { self.deliver(self.audioRED.packet) }
+        return self.audioRED.packet
     }
 
     /// Sends one video frame captured 20 ms ago; `drop` picks packet indexes not to deliver.
@@ -446,6 +449,68 @@ struct SubscriberMediaTests {
         // The player decodes every frame it got, oldest block first, and conceals frame 20.
         #expect(audio.framesDecoded == 49)
         #expect((audio.framesConcealedByDecoder ?? 0) + (audio.framesRecoveredByFEC ?? 0) == 1)
+    }
+
+    @Test("Audio NACK: only frames no redundant block brought are asked for, and only while an answer can make the deadline")
+    func audioNACK() throws {
+        let frames = try PreEncodedMedia.synthetic(audioSeconds: 1, videoFrames: 0).audioPackets
+        var loop = MediaLoop(red: 63, audioNACK: true)
+        func nacks() -> [[UInt16]] {
+            loop.feedback().compactMap { if case .genericNACK(let n) = $0 { Array(n.lostSequenceNumbers) } else { nil } }
+        }
+        // RED distance 2: packet n carries frames n − 2 and n − 1 (the stream's sequence numbers are 0, 1, …
+        // from the first packet on).
+        var sent: [Int: ByteBuffer] = [:]
+        let first = loop.audioRED.sequenceNumber
+        for index in 0..<25 {
+            sent[index] = loop.sendAudioRED(frames, index: index, distance: 2, deliver: ![10, 11, 20, 21, 22].contains(index))
+            loop.advance(.milliseconds(20))
+            loop.tick()
+        }
+        // 10 and 11 came with packet 12, 21 and 22 with packet 23: only packet 20 is asked for, once so far.
+        #expect(nacks() == [[first &+ 20]])
+        // The node resends it (a plain copy under its own number): it fills the hole in time.
+        loop.deliver(sent[20]!)
+        var audio = try #require(loop.statistics.audio.first)
+        #expect(audio.packetsRecoveredByNACK == 1)
+        #expect(audio.framesInTime == 25)
+        #expect(audio.packetsPastDeadline == 0)
+
+        // Packets 30–32 are lost and packet 33 arrives 190 ms after its capture: frame 30, captured 60 ms
+        // before it, is already past its 200 ms playout point, so it is never asked for.
+        loop.rtcp.removeAll()
+        for index in 25..<33 {
+            loop.sendAudioRED(frames, index: index, distance: 2, deliver: index < 30)
+            loop.advance(.milliseconds(20))
+        }
+        loop.sendAudioRED(frames, index: 33, distance: 2, age: .milliseconds(190))
+        for _ in 0..<10 {
+            loop.advance(.milliseconds(20))
+            loop.tick()
+        }
+        #expect(nacks().isEmpty)
+        audio = try #require(loop.statistics.audio.first)
+        #expect(audio.packetsPastDeadline == 1)
+
+        // Lost again without an answer: asked for about once per round trip, then dropped once an answer
+        // could no longer come in time (capture + 200 ms − the 30 ms round trip the first answer measured).
+        loop.rtcp.removeAll()
+        for index in 34..<44 {
+            loop.sendAudioRED(frames, index: index, distance: 2, deliver: ![40, 41, 42].contains(index))
+            loop.advance(.milliseconds(20))
+        }
+        for _ in 0..<15 {
+            loop.advance(.milliseconds(10))
+            loop.tick()
+        }
+        let asked = nacks().filter { $0 == [first &+ 40] }.count
+        // Frame 40 is 80 ms old when packet 43 shows the gap (RED reaches two frames back, so no later packet
+        // can bring it). The round trip measured is 20 ms (packet 20's answer came on the next tick), so
+        // retries are 28 ms apart: asked on the ticks at 110, 140 and 170 ms of age; at 200 ms an answer
+        // would come after the playout point, and the number is dropped instead.
+        #expect(asked == 3)
+        audio = try #require(loop.statistics.audio.first)
+        #expect(audio.packetsPastDeadline == 2)
     }
 
     @Test("Audio deadlines: frames are in time, late or missing by their first copy's age")

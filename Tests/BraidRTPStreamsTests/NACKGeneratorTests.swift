@@ -35,6 +35,35 @@ import Testing
         #expect(Array(out) == [4])
     }
 
+    @Test("A number with a deadline is asked for only while the answer can make it; a forgotten one never")
+    func deadlinesAndForgetting() {
+        var generator = NACKGenerator()  // 100 ms round trip
+        var out = ContiguousArray<UInt16>()
+        _ = generator.packetReceived(sequenceNumber: 10, now: at(0))
+        #expect(generator.packetReceived(sequenceNumber: 14, now: at(0)) == .advanced(newlyMissing: 3))
+        generator.setDeadline(at(90), for: 11)  // an answer would come at 100 ms: never asked for
+        generator.setDeadline(at(150), for: 12)  // asked for now, not again at 100 ms
+        generator.forget(13)  // arrived another way
+        generator.setDeadline(at(500), for: 99)  // not missing: no effect
+        generator.pending(now: at(0), into: &out)
+        #expect(Array(out) == [12])
+        #expect(generator.packetsExpired == 1)
+        #expect(generator.missingCount == 1)
+        // Still waited for: the answer to the NACK already sent may come.
+        #expect(generator.packetReceived(sequenceNumber: 12, isRetransmission: true, now: at(60))
+            == .recovered(retransmission: true, nackCount: 1))
+
+        _ = generator.packetReceived(sequenceNumber: 16, now: at(100))
+        generator.setDeadline(at(250), for: 15)
+        generator.pending(now: at(100), into: &out)
+        #expect(Array(out) == [15])
+        generator.pending(now: at(200), into: &out)
+        #expect(out.isEmpty)
+        #expect(generator.packetsExpired == 2)
+        #expect(generator.missingCount == 0)
+        #expect(generator.packetsGivenUp == 0)
+    }
+
     @Test func givesUpAfterMaxRetries() {
         var generator = NACKGenerator(configuration: .init(maxRetries: 3))
         var out = ContiguousArray<UInt16>()

@@ -263,4 +263,39 @@ import Testing
         #expect(protection.measuredLoss > 0.79)
         #expect(protection.overhead > 2)
     }
+
+    @Test("An audio NACK is answered with the stored frame, plain, under its own number; a repeat's number with nothing")
+    func audioNACKResendsTheFrame() throws {
+        var room = AudioRoom()
+        for index in 0..<3 { room.frame(at: Int64(index) * 20) }
+        try room.report(fraction: 205, at: 60)  // 80 %: RED and repeats
+        room.router.tick(now: at(61))
+        room.redTransport.reset()
+        for index in 3..<6 {
+            room.frame(at: Int64(index) * 20)
+            room.router.tick(now: at(Int64(index) * 20 + 10))
+        }
+        let sent = room.redTransport.rtpPackets
+        try #require(sent.count >= 7)
+        let primary = sent[3]  // frame 4's first send
+        let repeatNumber = sent[4].sequenceNumber
+        #expect(sent[4].timestamp == primary.timestamp)
+        room.redTransport.reset()
+        var nack = ByteBufferAllocator().buffer(capacity: 64)
+        try RTCPGenericNACK.write(
+            senderSSRC: 1, mediaSSRC: 0xBBBB_0001, lostSequenceNumbers: [primary.sequenceNumber, repeatNumber], into: &nack)
+        room.redSubscriber.receiveRTCP(nack, now: at(125))
+        let resent = room.redTransport.rtpPackets
+        // At 80 % loss a first round goes out twice (RetransmissionPolicy); the repeat is not in the history.
+        #expect(resent.count == 2)
+        for packet in resent {
+            #expect(packet.ssrc == 0xBBBB_0001)
+            #expect(packet.sequenceNumber == primary.sequenceNumber)
+            #expect(packet.timestamp == primary.timestamp)
+            // The frame alone as plain Opus: the RED blocks it first came with carried older frames.
+            #expect(packet.payloadType == 109)
+            #expect(bytes(packet.payload) == bytes(try REDPayload(primary.payload).primary.data))
+        }
+        #expect(room.redSubscriber.counters.retransmissions == 1)
+    }
 }
