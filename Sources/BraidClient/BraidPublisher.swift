@@ -41,6 +41,9 @@ public struct PublisherStatistics: Hashable, Sendable {
     public var retransmissionsSent = 0
     /// Uplink FEC repair packets sent (Braid's FEC, sized from the node's reports of the uplink's loss).
     public var repairPacketsSent = 0
+    /// NACKs from the node answered with a round of fresh uplink FEC repairs (counted in
+    /// ``repairPacketsSent`` too) rather than retransmissions.
+    public var repairRounds = 0
     /// Audio: bytes of RED blocks sent on the uplink (earlier frames carried again, sized from the node's
     /// reports of the uplink's loss), and the distance in use (earlier frames per packet).
     public var audioRedundantBytesSent = 0
@@ -628,9 +631,13 @@ public final class BraidPublisher: PeerMediaHandler, FailingOverPeer, @unchecked
 
     private func answer(_ nack: RTCPGenericNACK, now: NIODeadline) {
         for stream in [self.video, self.audio].compactMap({ $0 }) where stream.ssrc == nack.mediaSSRC {
-            self.stats.retransmissionsSent += stream.answer(
-                nack, now: now, transportSequence: { self.nextTransportSequence() }
+            let nowNTP = self.wallClock.ntpTimestamp(at: now)
+            let answered = stream.answer(
+                nack, now: now, nowNTP: nowNTP, transportSequence: { self.nextTransportSequence() }
             ) { self.transport.sendRTP($0) }
+            self.stats.retransmissionsSent += answered.resent
+            self.stats.repairPacketsSent += answered.repairs
+            if answered.repairs > 0 { self.stats.repairRounds += 1 }
         }
     }
 

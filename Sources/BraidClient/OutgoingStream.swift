@@ -122,23 +122,70 @@ final class OutgoingStream {
         return sent
     }
 
-    /// Answers a generic NACK from the retransmission history: each packet still held is sent again (RTX
-    /// when negotiated, RFC 4588 §4, else verbatim). Every packet on the transport, retransmissions
-    /// included, takes the next transport-wide sequence number (`transportSequence()`; the stored one is
-    /// stale), so it is patched in place before sending.
-    /// - Returns: the number of packets sent.
+    /// Answers a generic NACK. With uplink FEC protecting the stream, the asked-for packets the encoder
+    /// still keeps are the node's deficit, answered by one round of fresh repairs over the span from the
+    /// oldest of them through the newest packet sent, as many as ``UplinkFEC/rounds`` sizes for the uplink's
+    /// loss and for how often these packets were asked for before (a deficit of one gets copies of that
+    /// packet, which the node's decoder learns byte for byte). The other packets are resent from the
+    /// retransmission history (RTX when negotiated, RFC 4588 §4, else verbatim). Every packet on the
+    /// transport, retransmissions included, takes the next transport-wide sequence number
+    /// (`transportSequence()`; a stored one is stale), patched in place before sending.
+    /// - Returns: the packets resent and the round's repairs sent.
     func answer(
-        _ nack: RTCPGenericNACK, now: NIODeadline, transportSequence: () -> UInt16, send: (ByteBuffer) -> Void
-    ) -> Int {
+        _ nack: RTCPGenericNACK, now: NIODeadline, nowNTP: UInt64, transportSequence: () -> UInt16,
+        send: (ByteBuffer) -> Void
+    ) -> (resent: Int, repairs: Int) {
+        let protecting = self.fec?.isProtecting == true
+        var deficit = 0
+        var widest = 0
+        var oldest: UInt16 = 0
+        var round = 0
+        var resent = 0
         let twccID = self.extensionIDs.transportSequenceNumber
-        return self.retransmissions.answer(nack, now: now, scratch: &self.repair) { buffer in
-            if let twccID, let view = try? RTPPacket(buffer), let element = view.extension(id: twccID),
+        for sequenceNumber in nack.lostSequenceNumbers {
+            if protecting, let sources = self.fec!.sourcesSince(sequenceNumber),
+                sources <= FECRepairHeader.maximumSources
+            {
+                // Covered by the round (unless asked for again within the round trip: a duplicate NACK).
+                guard let before = self.retransmissions.markAnswered(sequenceNumber, now: now) else { continue }
+                deficit += 1
+                round = max(round, before)
+                if sources > widest {
+                    widest = sources
+                    oldest = sequenceNumber
+                }
+                continue
+            }
+            self.repair.clear()
+            guard case .written = self.retransmissions.retransmit(sequenceNumber, now: now, into: &self.repair) else {
+                continue
+            }
+            if let twccID, let view = try? RTPPacket(self.repair), let element = view.extension(id: twccID),
                 element.length == 2
             {
-                buffer.setInteger(transportSequence(), at: buffer.readerIndex + element.valueOffset)
+                self.repair.setInteger(transportSequence(), at: self.repair.readerIndex + element.valueOffset)
             }
-            send(buffer)
+            send(self.repair)
+            resent += 1
         }
+        guard deficit > 0 else { return (resent, 0) }
+        let repairs = UplinkFEC.rounds.repairs(deficit: deficit, loss: self.fec!.loss, round: round)
+        var sent = 0
+        while sent < repairs {
+            self.extensions.removeAll()
+            if let id = twccID { try? self.extensions.append(TransportSequenceNumber(transportSequence()), id: id) }
+            if let id = self.extensionIDs.absSendTime {
+                try? self.extensions.append(AbsSendTime(ntpTimestamp: nowNTP), id: id)
+            }
+            guard self.fec!.writeRepair(
+                timestamp: self.lastTimestamp, extensions: self.extensions, now: now, since: oldest,
+                count: deficit == 1 ? 1 : nil, into: &self.repair)
+            else { break }
+            send(self.repair)
+            sent += 1
+        }
+        self.fec!.roundSent()
+        return (resent, sent)
     }
 
     /// The RTP timestamp "now" for a sender report (RFC 3550 §6.4.1): the last packet's timestamp

@@ -8,8 +8,13 @@ import NIOCore
 /// packet over the packets of the last 200 ms, so the node rebuilds about as many packets as the uplink
 /// loses before it has to NACK (what is left goes to NACK and RTX). The loss is read from the node's
 /// transport-wide feedback, packet by packet before any repair (its receiver reports count retransmitted
-/// packets as received, so they show the loss left after repair); nothing is sent below 0.5 %. Confined to
-/// the publisher's event loop.
+/// packets as received, so they show the loss left after repair); nothing is sent below 0.5 %.
+///
+/// A NACK from the node is answered as the node answers its BraidClient subscribers: the asked-for packets
+/// the encoder still keeps are the node's deficit, and a round of fresh repairs over the span from the
+/// oldest of them through the newest packet sent (``VideoFECPolicy/repairs(deficit:loss:round:)``)
+/// rebuilds them all once that many arrive (``OutgoingStream/answer(_:now:nowNTP:transportSequence:send:)``).
+/// Confined to the publisher's event loop.
 struct UplinkFEC {
     /// Below this loss no repair packets are sent.
     static let lossThreshold = 0.005
@@ -24,6 +29,11 @@ struct UplinkFEC {
     private(set) var sequenceNumber: UInt16
     /// Made the first time the uplink loses packets.
     private var encoder: SlidingWindowFECEncoder?
+    /// The uplink's loss the repairs are sized for.
+    private(set) var loss = 0.0
+    /// How many repairs a round answering a NACK sends (the node's defaults toward its subscribers).
+    static let rounds = VideoFECPolicy()
+    private(set) var repairRounds = 0
     /// Repairs per media packet, spread over the packets.
     private var credit = RepairCredit()
     var ratio: Double { self.credit.ratio }
@@ -44,11 +54,18 @@ struct UplinkFEC {
 
     /// Re-sizes from the uplink's loss (0–1, the publisher's average of the node's feedback).
     mutating func update(loss: Double) {
+        self.loss = loss
         self.credit.set(ratio: Self.ratio(loss: loss))
         if self.ratio > 0, self.encoder == nil {
             self.encoder = SlidingWindowFECEncoder(capacity: Self.window, maximumPacketSize: 1500)
         }
     }
+
+    /// Whether repairs go out now (the uplink loses packets), so a NACK is answered with a repair round.
+    var isProtecting: Bool { self.ratio > 0 && self.encoder != nil }
+
+    /// How many kept packets a repair from `sequenceNumber` through the newest would cover (nil: not kept).
+    func sourcesSince(_ sequenceNumber: UInt16) -> Int? { self.encoder?.sourcesSince(sequenceNumber) }
 
     /// Keeps the media packet just sent and says how many repairs to send after it.
     mutating func sent(_ packet: ByteBuffer, sequenceNumber: UInt16, now: NIODeadline) -> Int {
@@ -60,15 +77,24 @@ struct UplinkFEC {
     /// Writes the next repair packet into `buffer`: the repair SSRC's header with `extensions` and the
     /// media's `timestamp`, then a repair over the recent packets. Returns false when there is nothing
     /// to cover.
+    ///
+    /// With `since`, a repair of a round answering a NACK: over `count` packets from `since` (through the
+    /// newest when nil), flagged as an answer.
     mutating func writeRepair(
-        timestamp: UInt32, extensions: RTPHeaderExtensionBuilder, now: NIODeadline, into buffer: inout ByteBuffer
+        timestamp: UInt32, extensions: RTPHeaderExtensionBuilder, now: NIODeadline, since: UInt16? = nil,
+        count: Int? = nil, into buffer: inout ByteBuffer
     ) -> Bool {
         guard self.encoder != nil else { return false }
         self.scratch.clear()
-        guard self.encoder!.writeRepair(
-            now: now, maximumAge: Self.windowDuration, maximumSources: Self.window, maximumSymbolGrowth: 2,
-            into: &self.scratch)
-        else { return false }
+        let written =
+            if let since {
+                self.encoder!.writeRepair(since: since, count: count, into: &self.scratch)
+            } else {
+                self.encoder!.writeRepair(
+                    now: now, maximumAge: Self.windowDuration, maximumSources: Self.window, maximumSymbolGrowth: 2,
+                    into: &self.scratch)
+            }
+        guard written else { return false }
         buffer.clear()
         let header = RTPHeader(
             marker: false, payloadType: self.payloadType, sequenceNumber: self.sequenceNumber, timestamp: timestamp,
@@ -78,4 +104,7 @@ struct UplinkFEC {
         self.repairsSent += 1
         return true
     }
+
+    /// A round answering a NACK was sent.
+    mutating func roundSent() { self.repairRounds += 1 }
 }

@@ -210,6 +210,10 @@ public struct LoadReport: Codable, Hashable, Sendable {
     /// NACKs publishers received and retransmissions they sent.
     public var publisherNacksReceived: Int64
     public var publisherRetransmissionsSent: Int64
+    /// Publishers' uplink FEC: repair packets sent (with the media and in rounds) and NACKs answered with a
+    /// round of repairs.
+    public var publisherRepairsSent: Int64 = 0
+    public var publisherRepairRounds: Int64 = 0
     /// SRTP packets and bytes sent by all peers / received by all peers.
     public var packetsSent: Int64
     public var packetsReceived: Int64

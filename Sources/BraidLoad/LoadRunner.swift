@@ -518,6 +518,8 @@ public enum LoadRunner {
         var nacksSent: Int64 = 0
         var nacksReceived: Int64 = 0
         var retransmissionsSent: Int64 = 0
+        var publisherRepairs: Int64 = 0
+        var publisherRounds: Int64 = 0
         var packetsSent: Int64 = 0
         var packetsReceived: Int64 = 0
         var bytesSent: Int64 = 0
@@ -569,6 +571,8 @@ public enum LoadRunner {
                 if let join = figures.joinMs { publisherJoins.append(join) }
                 nacksReceived += Int64(stats.nacksReceived)
                 retransmissionsSent += Int64(stats.retransmissionsSent)
+                publisherRepairs += Int64(stats.repairPacketsSent)
+                publisherRounds += Int64(stats.repairRounds)
                 addTransport(stats.transport)
             case .subscriber(let subscriber):
                 joined += 1
@@ -716,7 +720,8 @@ public enum LoadRunner {
             failures: failures, failureMessages: messages, subscriberJoin: JoinFigures(subscriberJoins),
             publisherJoin: JoinFigures(publisherJoins), video: video, audio: audio, latency: LatencyFigures(all),
             nacksSent: nacksSent, publisherNacksReceived: nacksReceived,
-            publisherRetransmissionsSent: retransmissionsSent, packetsSent: packetsSent,
+            publisherRetransmissionsSent: retransmissionsSent, publisherRepairsSent: publisherRepairs,
+            publisherRepairRounds: publisherRounds, packetsSent: packetsSent,
             packetsReceived: packetsReceived, bytesSent: bytesSent, bytesReceived: bytesReceived,
             uplinkDroppedByLoss: impairment.upLoss, uplinkDroppedByQueue: impairment.upQueue,
             downlinkDroppedByLoss: impairment.downLoss, downlinkDroppedByQueue: impairment.downQueue,

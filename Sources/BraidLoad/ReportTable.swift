@@ -29,6 +29,10 @@ extension LoadReport {
             row("video loss before / after repair",
                 "\(percent(self.video.lossBeforeRecovery)) / \(percent(self.video.residualLoss))")
             row("NACKs sent / retransmissions recv", "\(self.nacksSent) / \(self.video.retransmissionsReceived)")
+            if self.publisherRepairsSent > 0 {
+                row("uplink: NACKs / RTX / FEC (rounds)",
+                    "\(self.publisherNacksReceived) / \(self.publisherRetransmissionsSent) / \(self.publisherRepairsSent) (\(self.publisherRepairRounds))")
+            }
             if self.video.repairPacketsReceived > 0 {
                 row("FEC repairs recv / packets rebuilt",
                     "\(self.video.repairPacketsReceived) / \(self.video.packetsRecoveredByFEC)")

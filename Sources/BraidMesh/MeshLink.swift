@@ -1,4 +1,4 @@
-import BraidRTPStreams
+public import BraidRTPStreams
 public import BraidSFU
 public import BraidSecurity
 public import NIOCore

@@ -69,6 +69,8 @@ public struct RetransmissionBuffer: Sendable {
         var paddingLength = 0
         var storedAt = NIODeadline.uptimeNanoseconds(0)
         var lastSentAt: NIODeadline?
+        /// Times it was asked for and answered (resent or repaired).
+        var answers = 0
     }
 
     /// Number of slots (a power of two, so every sequence number has one slot).
@@ -141,6 +143,22 @@ public struct RetransmissionBuffer: Sendable {
         return true
     }
 
+    /// Records that stored packet `sequenceNumber` is answered another way than by ``retransmit(_:now:into:)``
+    /// (a repair round of FEC covering it), with the same limits: nil when it is not held, too old, or was
+    /// answered within ``minimumResendInterval`` (a duplicate NACK). Returns how many times it had been
+    /// answered before: the repair round it is in.
+    public mutating func markAnswered(_ sequenceNumber: UInt16, now: NIODeadline) -> Int? {
+        let index = Int(sequenceNumber) & (self.capacity - 1)
+        var slot = self.slots[index]
+        guard slot.occupied, slot.sequenceNumber == sequenceNumber, now - slot.storedAt <= self.maxAge else { return nil }
+        if let lastSent = slot.lastSentAt, now - lastSent < self.minimumResendInterval { return nil }
+        let before = slot.answers
+        slot.lastSentAt = now
+        slot.answers += 1
+        self.slots[index] = slot
+        return before
+    }
+
     /// Whether a packet with `sequenceNumber` is stored and not older than ``maxAge``.
     public func contains(_ sequenceNumber: UInt16, now: NIODeadline) -> Bool {
         let slot = self.slots[Int(sequenceNumber) & (self.capacity - 1)]
@@ -158,6 +176,7 @@ public struct RetransmissionBuffer: Sendable {
         guard now - slot.storedAt <= self.maxAge else { return .expired }
         if let lastSent = slot.lastSentAt, now - lastSent < self.minimumResendInterval { return .throttled }
         slot.lastSentAt = now
+        slot.answers += 1
         self.slots[index] = slot
         self.packetsRetransmitted += 1
         let offset = index * self.slotSize

@@ -233,10 +233,10 @@ struct SubscriberMediaTests {
                 // sequence number.
                 let fresh = loop.transportSequence
                 var repairs: [ByteBuffer] = []
-                let sent = loop.video.answer(nack, now: loop.now, transportSequence: { loop.nextTransportSequence() }) {
+                let sent = loop.video.answer(nack, now: loop.now, nowNTP: loop.wallClock, transportSequence: { loop.nextTransportSequence() }) {
                     repairs.append($0)
                 }
-                #expect(sent == 1 && repairs.count == 1)
+                #expect(sent.resent == 1 && sent.repairs == 0 && repairs.count == 1)
                 #expect(loop.transportSequence == fresh &+ 1)
                 let repair = try #require(repairs.first)
                 let rtx = try RTPPacket(repair)
@@ -245,7 +245,7 @@ struct SubscriberMediaTests {
                 #expect(rtx.payload.getInteger(at: rtx.payload.readerIndex, as: UInt16.self) == lost)
                 // A second NACK right away is throttled (the repair is still in flight).
                 #expect(
-                    loop.video.answer(nack, now: loop.now, transportSequence: { loop.nextTransportSequence() }) { _ in } == 0)
+                    loop.video.answer(nack, now: loop.now, nowNTP: loop.wallClock, transportSequence: { loop.nextTransportSequence() }) { _ in }.resent == 0)
                 loop.deliver(repair)
             }
         }
@@ -268,7 +268,7 @@ struct SubscriberMediaTests {
                         if case .genericNACK(let nack) = packet { return nack }
                         return nil
                     }.first)
-                _ = loop.video.answer(nack, now: loop.now, transportSequence: { loop.nextTransportSequence() }) { held.append($0) }
+                _ = loop.video.answer(nack, now: loop.now, nowNTP: loop.wallClock, transportSequence: { loop.nextTransportSequence() }) { held.append($0) }
             }
             // The repair arrives six frames (198 ms) later: frame 10 is 218 ms old when it becomes decodable.
             if index == 16 { for repair in held { loop.deliver(repair) } }
@@ -652,7 +652,7 @@ struct LightSubscriberMediaTests {
         // The publisher's retransmission is the one packet whose payload the light path asks for.
         _ = try #require(withheld)
         var repairs: [ByteBuffer] = []
-        _ = loop.video.answer(nack, now: loop.now, transportSequence: { loop.nextTransportSequence() }) { repairs.append($0) }
+        _ = loop.video.answer(nack, now: loop.now, nowNTP: loop.wallClock, transportSequence: { loop.nextTransportSequence() }) { repairs.append($0) }
         let repair = try #require(repairs.first)
         #expect(Self.deliverSealed(repair, to: &loop))
 
@@ -668,5 +668,87 @@ struct LightSubscriberMediaTests {
         #expect(audio.packetsReceived == 20 && audio.framesInTime == 20 && audio.framesConcealed == 0)
         #expect(stats.transportFeedbackSent >= 5 && stats.receiverReportsSent >= 1)
         #expect(stats.nacksSent >= 1)
+    }
+}
+
+@Suite("Uplink repair rounds: a publisher answers the node's NACK with fresh FEC repairs over the missing span")
+struct UplinkRepairRoundTests {
+    @Test("Two packets asked for: a round sized for the deficit and the loss, which rebuilds both byte for byte")
+    func roundRebuildsTheDeficit() throws {
+        let stream = OutgoingStream(
+            ssrc: 0xB0B0, payloadType: 96, clockRate: 90_000, isAudio: false, extensionIDs: MediaLoop.extensions,
+            mid: "1", rtx: RetransmissionBuffer.RTX(ssrc: 0xC0C0, payloadType: 97))
+        stream.fec = UplinkFEC(ssrc: 0xD0D0, payloadType: 98)
+        stream.fec!.update(loss: 0.5)
+        var now = NIODeadline.uptimeNanoseconds(1_000_000_000)
+        var transport: UInt16 = 0
+        var sent: [(sequenceNumber: UInt16, bytes: ByteBuffer)] = []
+        var upFront = 0
+        for index in 0..<30 {
+            let payload = ByteBuffer(bytes: [0x10, 0, 0] + [UInt8](repeating: UInt8(index), count: 100 + index * 7))
+            stream.build(
+                timestamp: UInt32(index * 3000), marker: true, payload: payload, transportSequence: transport,
+                captureTime: 0, now: now, nowNTP: 0)
+            transport &+= 1
+            sent.append((stream.sequenceNumber &- 1, stream.packet))
+            upFront += stream.sendRepairs(timestamp: UInt32(index * 3000), now: now, nowNTP: 0, transportSequence: {
+                defer { transport &+= 1 }
+                return transport
+            }) { _ in }
+            now = now + .milliseconds(33)
+        }
+        #expect(upFront > 0)
+        let lost = [sent[26].sequenceNumber, sent[28].sequenceNumber]
+        var nack = ByteBufferAllocator().buffer(capacity: 64)
+        try RTCPGenericNACK.write(senderSSRC: 1, mediaSSRC: 0xB0B0, lostSequenceNumbers: lost, into: &nack)
+        let request = try #require(try Self.nack(in: nack))
+        var round: [ByteBuffer] = []
+        let answered = stream.answer(request, now: now, nowNTP: 0, transportSequence: { 0 }) { round.append($0) }
+        #expect(answered.resent == 0)
+        #expect(answered.repairs == VideoFECPolicy().repairs(deficit: 2, loss: 0.5, round: 0))
+        #expect(round.count == answered.repairs)
+        // Each repair: the repair stream, flagged as an answer, over packet 26 through the newest.
+        var decoder = SlidingWindowFECDecoder()
+        decoder.startRecording(from: sent[20].sequenceNumber)
+        for packet in sent where !lost.contains(packet.sequenceNumber) {
+            decoder.sourceReceived(packet.bytes, sequenceNumber: packet.sequenceNumber)
+        }
+        var rebuilt: [ByteBuffer] = []
+        for repair in round.prefix(2) {
+            let rtp = try RTPPacket(repair)
+            #expect(rtp.ssrc == 0xD0D0 && rtp.payloadType == 98)
+            let header = try FECRepairHeader(rtp.payload)
+            #expect(header.answersNACK)
+            #expect(header.firstSequenceNumber == lost[0] && header.sourceCount == 4)
+            rebuilt += decoder.repairReceived(rtp.payload)
+        }
+        // Any two of the round rebuild both packets, as sent.
+        #expect(Set(rebuilt.map { Array($0.readableBytesView) })
+            == Set([sent[26].bytes, sent[28].bytes].map { Array($0.readableBytesView) }))
+        #expect(stream.fec!.repairRounds == 1)
+
+        // The same NACK at once (a duplicate, within the resend interval): nothing.
+        #expect(stream.answer(request, now: now, nowNTP: 0, transportSequence: { 0 }) { _ in } == (0, 0))
+        // Asked for again later: the second round is surer, so larger.
+        let again = stream.answer(request, now: now + .milliseconds(60), nowNTP: 0, transportSequence: { 0 }) { _ in }
+        #expect(again.repairs == VideoFECPolicy().repairs(deficit: 2, loss: 0.5, round: 1))
+        #expect(again.repairs > answered.repairs)
+
+        // A packet older than the encoder's window (24 packets) goes out as RTX.
+        var old = ByteBufferAllocator().buffer(capacity: 64)
+        try RTCPGenericNACK.write(senderSSRC: 1, mediaSSRC: 0xB0B0, lostSequenceNumbers: [sent[0].sequenceNumber], into: &old)
+        var out: [ByteBuffer] = []
+        let result = stream.answer(try #require(try Self.nack(in: old)), now: now, nowNTP: 0, transportSequence: { 0 }) {
+            out.append($0)
+        }
+        #expect(result == (1, 0))
+        #expect(try RTPPacket(try #require(out.first)).ssrc == 0xC0C0)
+    }
+
+    static func nack(in buffer: ByteBuffer) throws -> RTCPGenericNACK? {
+        for packet in try RTCPCompoundPacket(buffer) {
+            if case .genericNACK(let nack) = packet { return nack }
+        }
+        return nil
     }
 }

@@ -190,8 +190,8 @@ final class TestWHEPServer: @unchecked Sendable {
             self.counters.nacks += 1
             for stream in [self.video, self.audio].compactMap({ $0 }) where stream.ssrc == nack.mediaSSRC {
                 self.counters.retransmissions += stream.answer(
-                    nack, now: .now(), transportSequence: { self.nextTransportSequence() }
-                ) { self.protectAndSend($0) }
+                    nack, now: .now(), nowNTP: 0, transportSequence: { self.nextTransportSequence() }
+                ) { self.protectAndSend($0) }.resent
             }
         case .pictureLossIndication:
             self.counters.keyframeRequests += 1

@@ -26,6 +26,9 @@ struct UplinkFECEndToEndTests {
             #expect(rebuilt)
             let sent = await publisher.statistics()
             #expect(sent.repairPacketsSent > 0)
+            // The node asks for what the repairs leave missing; the publisher answers with repair rounds.
+            let rounds = try await eventually(within: 8) { await publisher.statistics().repairRounds > 0 }
+            #expect(rounds)
             try await publisher.close()
 
             // Without loss protection no repair stream is offered: nothing to rebuild from.

@@ -312,6 +312,48 @@ import Testing
     }
 }
 
+extension UplinkFECTests {
+    @Test("With uplink FEC the node NACKs only its deficit, and the publisher's round of repairs rebuilds every loss")
+    func theNodeAsksTheUplinkOnlyForItsDeficit() throws {
+        var setup = SingleStream(slot: VideoFECTests.fecSlot(fec: false), uplinkFEC: true)
+        var encoder = SlidingWindowFECEncoder(capacity: 24)
+        var sequenceNumbers: [UInt16] = []
+        var repairSequence: UInt16 = 7000
+        func deliverRepair(at ms: Int64, _ write: (inout ByteBuffer) -> Bool) {
+            var payload = ByteBuffer()
+            guard write(&payload) else { return }
+            let repair = rtpPacket(
+                payloadType: 98, sequenceNumber: repairSequence, timestamp: 0, ssrc: 4244,
+                payload: Array(payload.readableBytesView))
+            repairSequence &+= 1
+            setup.publisher.receiveRTP(repair, now: at(ms))
+        }
+        for index in 0..<10 {
+            let packet = setup.next(keyframe: index == 0)
+            let sequenceNumber = try RTPPacket(packet).sequenceNumber
+            encoder.add(packet, sequenceNumber: sequenceNumber, now: at(Int64(index) * 33))
+            sequenceNumbers.append(sequenceNumber)
+            if ![4, 6, 8].contains(index) { setup.publisher.receiveRTP(packet, now: at(Int64(index) * 33)) }
+        }
+        // One repair sent with the media, over packets 4–9, arrives: three missing, one equation in hand.
+        deliverRepair(at: 300) {
+            encoder.writeRepair(now: at(297), maximumAge: .milliseconds(400), maximumSources: 6, into: &$0)
+        }
+        setup.publisherTransport.reset()
+        setup.router.tick(now: at(310))
+        // The deficit is two: the NACK names the two oldest missing packets.
+        #expect(setup.publisherTransport.nacks.map { Array($0.lostSequenceNumbers) } == [[sequenceNumbers[4], sequenceNumbers[6]]])
+        // The publisher's round: two fresh repairs over the span from packet 4 (flagged as an answer).
+        for _ in 0..<2 {
+            deliverRepair(at: 340) { encoder.writeRepair(since: sequenceNumbers[4], into: &$0) }
+        }
+        let stream = setup.publisher.streams[0][0]
+        #expect(stream.packetsRecoveredByFEC == 3)
+        #expect(stream.nack.missingCount == 0)
+        #expect(setup.subscriberTransport.rtpPackets.filter { $0.ssrc == 0xAAAA_0001 }.count == 10)
+    }
+}
+
 @Suite struct RetransmissionCopiesTests {
     @Test func copiesGrowPerRoundOnALossyLinkOnly() {
         let policy = RetransmissionPolicy()

@@ -19,6 +19,8 @@ final class InboundStream {
     var fec: SlidingWindowFECDecoder?
     /// Packets rebuilt from those repairs.
     var packetsRecoveredByFEC = 0
+    /// Repair rounds asked of the publisher and not yet answered (its NACKs then ask only for the deficit).
+    var repairRequests = RepairRequests()
     /// Rebuilds lost audio packets from the publisher's RED blocks (an audio track that negotiated RED).
     var redRecovery: REDRecovery?
     var statistics: ReceiveStatistics?

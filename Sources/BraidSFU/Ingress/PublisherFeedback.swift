@@ -66,6 +66,19 @@ extension SFUPublisher {
                 guard producer.track.feedback.nack, let ssrc = stream.ssrc else { continue }
                 stream.nack.pending(now: now, into: &stream.pendingNACKs)
                 guard !stream.pendingNACKs.isEmpty else { continue }
+                // With uplink FEC, only the deficit: the missing packets the repair equations in hand cannot
+                // rebuild, less what an earlier round is still bringing. The publisher answers with a round
+                // of repairs over the span from the oldest packet named (BraidClient's UplinkFEC).
+                let fecActive = stream.fec?.isActive == true
+                if fecActive {
+                    let answerExpected = stream.nack.roundTripTime + stream.nack.configuration.retryMargin
+                    let deficit = stream.nack.missingCount - stream.fec!.pendingEquations
+                        - stream.repairRequests.outstanding(now: now, expiry: answerExpected)
+                    guard deficit > 0 else { continue }
+                    if stream.pendingNACKs.count > deficit {
+                        stream.pendingNACKs.removeLast(stream.pendingNACKs.count - deficit)
+                    }
+                }
                 self.rtcpScratch.clear()
                 do {
                     try NACKGenerator.writeNACK(
@@ -75,6 +88,7 @@ extension SFUPublisher {
                     continue
                 }
                 self.counters.nacksSent += 1
+                if fecActive { stream.repairRequests.asked(stream.pendingNACKs.count, at: now) }
                 self.transport.sendRTCP(self.rtcpScratch)
             }
         }

@@ -164,6 +164,13 @@ public final class SFUPublisher: TrackSource {
     private func receiveRepair(_ rtp: RTPPacket, binding: Binding, now: NIODeadline) {
         let stream = binding.stream
         guard stream.fec != nil else { return }
+        let header = try? FECRepairHeader(rtp.payload)
+        if header?.answersNACK == true { stream.repairRequests.answerArrived() }
+        // The repair names the newest packet sent: anything up to it not yet here is missing now.
+        if let header, header.sourceCount > 0 {
+            stream.nack.sentThrough(
+                sequenceNumber: header.firstSequenceNumber &+ UInt16(truncatingIfNeeded: header.sourceCount - 1), now: now)
+        }
         for rebuilt in stream.fec!.repairReceived(rtp.payload) {
             guard let packet = try? RTPPacket(rebuilt), packet.ssrc == stream.ssrc else { continue }
             stream.packetsRecoveredByFEC += 1
