@@ -13,6 +13,9 @@ public import NIOCore
 /// - ``pending(now:into:)`` returns each missing number once at first, then again about once per
 ///   ``roundTripTime`` (default 100 ms) plus ``Configuration/retryMargin``, at most
 ///   ``Configuration/maxRetries`` times (default 10);
+/// - a number may carry a deadline and a hold (``setDeadline(_:askNotBefore:for:)``, audio's playout point):
+///   it is not asked for before the hold, and dropped instead of asked for once an answer would come after
+///   the deadline (``packetsExpired``); ``forget(_:)`` drops a number whose content came another way;
 /// - an arriving packet, original or RTX-recovered, removes its number from the list;
 /// - with ``learnsRoundTripTime`` (a receiver that has no RTCP round-trip time, such as a subscriber that
 ///   sends no sender reports), the time from a NACK to the retransmission that answers it updates
