@@ -510,6 +510,8 @@ struct SubscriberMedia {
         case .first:
             track.newestAudioPacket = (sequenceNumber, packet.timestamp)
         case .advanced(let newlyMissing):
+            // A plain packet in sequence: the sender stopped RED, so nothing lost can come later but by NACK.
+            if packet.payloadType != track.redPayloadType { track.redundancyReach = 0 }
             let previous = track.newestAudioPacket
             track.newestAudioPacket = (sequenceNumber, packet.timestamp)
             guard newlyMissing > 0, let previous else { break }

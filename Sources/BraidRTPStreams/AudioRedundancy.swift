@@ -46,15 +46,79 @@ public struct AudioRedundancyPolicy: Sendable, Hashable {
         public static let none = Plan(distance: 0)
     }
 
+    /// A receiver that NACKs lost audio (BraidClient, `a=rtcp-fb:<opus> nack`): its round trip, and the
+    /// copies the sender resends in each round (round 0 first).
+    public struct NACKRounds: Sendable, Hashable {
+        public var roundTrip: TimeAmount
+        public var copies: [Int]
+        /// How much later than one round trip a receiver asks again.
+        public var retryMargin: TimeAmount
+
+        public init(roundTrip: TimeAmount, copies: [Int], retryMargin: TimeAmount = .milliseconds(20)) {
+            self.roundTrip = roundTrip
+            self.copies = copies
+            self.retryMargin = retryMargin
+        }
+    }
+
     public init() {}
 
     /// The plan for a link with random loss `loss` (0–1) and one-way delay `oneWayDelay`, for frames of
     /// `frameDuration`.
-    public func plan(loss: Double, oneWayDelay: TimeAmount, frameDuration: TimeAmount) -> Plan {
+    ///
+    /// With `nack` (the receiver asks for lost frames), the plan with the fewest sends per frame and then the
+    /// fewest copies sent per frame, counting the resends the rounds are expected to take, whose frames
+    /// reach the target once the rounds
+    /// that can still arrive before the playout deadline are counted: a frame every copy of which was lost
+    /// is seen missing when the first packet after its last copy arrives, and each round's answer comes a
+    /// round trip after it is asked for. Where no such plan exists (the copies alone fill the deadline, as
+    /// at 80 % loss), the plan without NACK.
+    public func plan(loss: Double, oneWayDelay: TimeAmount, frameDuration: TimeAmount, nack: NACKRounds? = nil) -> Plan {
         guard loss.isFinite, loss >= self.lossThreshold else { return .none }
+        if let nack, loss < 1, frameDuration.nanoseconds > 0,
+            let plan = self.planWithNACK(loss: loss, oneWayDelay: oneWayDelay, frameDuration: frameDuration, nack: nack)
+        {
+            return plan
+        }
         return self.plan(oneWayDelay: oneWayDelay, frameDuration: frameDuration) { plan in
             pow(loss, Double(plan.copies))
         }
+    }
+
+    private func planWithNACK(loss: Double, oneWayDelay: TimeAmount, frameDuration: TimeAmount, nack: NACKRounds) -> Plan? {
+        let frame = Double(frameDuration.nanoseconds)
+        let deadline = Double(self.playoutDeadline.nanoseconds)
+        let window = deadline - Double(oneWayDelay.nanoseconds + self.margin.nanoseconds)
+        var best: Plan?
+        var bestCost = Double.infinity
+        for sends in 1...max(1, self.maximumSendsPerFrame) {
+            let usable = window - frame * Double(sends - 1) / Double(sends)
+            let reach = max(0, min(self.maximumDistance, Int(usable / frame)))
+            for distance in 0...reach {
+                let plan = Plan(distance: distance, sendsPerFrame: sends)
+                // Age at which the receiver sees the frame missing: its last copy's send, the way to the
+                // receiver, and the wait for the next packet that arrives.
+                let lastCopy = Double(self.margin.nanoseconds + oneWayDelay.nanoseconds) + Double(distance) * frame
+                    + frame * Double(sends - 1) / Double(sends)
+                var askedAt = lastCopy + frame / Double(sends) / (1 - loss)
+                var missing = pow(loss, Double(plan.copies))
+                var cost = Double(plan.copies)
+                for copies in nack.copies {
+                    let answered = askedAt + Double(nack.roundTrip.nanoseconds)
+                    guard answered <= deadline else { break }
+                    cost += missing * Double(copies)
+                    missing *= pow(loss, Double(copies))
+                    askedAt = answered + Double(nack.retryMargin.nanoseconds)
+                }
+                if missing <= 1 - self.target, cost < bestCost {
+                    best = plan
+                    bestCost = cost
+                }
+            }
+            // Repeats cost a whole packet each: more sends only when fewer cannot reach the target.
+            if best != nil { return best }
+        }
+        return nil
     }
 
     /// The plan for a link whose losses come in bursts, as `bursts` measured them, where `spacing` of the

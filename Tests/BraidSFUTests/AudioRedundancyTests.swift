@@ -41,6 +41,32 @@ import Testing
         #expect(policy.plan(loss: 1, oneWayDelay: .zero, frameDuration: frame) == .init(distance: 7, sendsPerFrame: 3))
     }
 
+    @Test("A receiver that NACKs gets less redundancy where a round trip still fits the deadline")
+    func nackLeavesRoomForFewerCopies() {
+        let policy = AudioRedundancyPolicy()
+        let frame = TimeAmount.milliseconds(20)
+        let oneWay = TimeAmount.milliseconds(25)
+        func rounds(_ loss: Double, rtt: Int64 = 50) -> AudioRedundancyPolicy.NACKRounds {
+            .init(roundTrip: .milliseconds(rtt), copies: (0..<4).map { RetransmissionPolicy().copies(previousResends: $0, loss: loss) })
+        }
+        // 20 %: without NACK two earlier frames (0.2³ = 0.8 %). With it, plain packets: a lost frame is seen
+        // missing at about 90 ms, its two resent copies come at 140 ms, 0.2 · 0.2² = 0.8 %.
+        #expect(policy.plan(loss: 0.2, oneWayDelay: oneWay, frameDuration: frame) == .init(distance: 2))
+        #expect(policy.plan(loss: 0.2, oneWayDelay: oneWay, frameDuration: frame, nack: rounds(0.2)) == .none)
+        // A long round trip leaves no room for an answer: RED as without NACK.
+        #expect(policy.plan(loss: 0.2, oneWayDelay: oneWay, frameDuration: frame, nack: rounds(0.2, rtt: 200))
+            == .init(distance: 2))
+        // 50 %: the five earlier frames a round trip would leave room for miss 1.6 % and are seen missing
+        // too late for an answer; the plan stays six earlier frames.
+        #expect(policy.plan(loss: 0.5, oneWayDelay: oneWay, frameDuration: frame, nack: rounds(0.5))
+            == policy.plan(loss: 0.5, oneWayDelay: oneWay, frameDuration: frame))
+        // 80 %: the copies alone fill the deadline.
+        #expect(policy.plan(loss: 0.8, oneWayDelay: oneWay, frameDuration: frame, nack: rounds(0.8))
+            == .init(distance: 6, sendsPerFrame: 3))
+        // A clean link: nothing either way.
+        #expect(policy.plan(loss: 0, oneWayDelay: oneWay, frameDuration: frame, nack: rounds(0)) == .none)
+    }
+
     @Test func burstsNeedMoreCopiesThanTheSameRandomLoss() {
         let policy = AudioRedundancyPolicy()
         let frame = TimeAmount.milliseconds(20)

@@ -441,12 +441,21 @@ public final class SFUSubscriber {
                     ? audio.plan(
                         bursts: self.transportBursts, spacing: self.packetsPerFrame(of: slot), oneWayDelay: oneWay,
                         frameDuration: frame)
-                    : audio.plan(loss: loss, oneWayDelay: oneWay, frameDuration: frame)
+                    : audio.plan(loss: loss, oneWayDelay: oneWay, frameDuration: frame, nack: self.audioNACKRounds(slot, loss: loss))
                 slot.redundancy.update(plan: plan)
                 repeating = repeating || plan.repeats
             }
         }
         self.hasRepeatingSlots = repeating
+    }
+
+    /// What a subscriber that NACKs lost audio (its answer kept `nack` for the slot) can count on: its round
+    /// trip and the copies ``RetransmissionPolicy`` resends per round; nil without NACK or a measured RTT.
+    private func audioNACKRounds(_ slot: SubscriberSlot, loss: Double) -> AudioRedundancyPolicy.NACKRounds? {
+        guard slot.slot.feedback.nack, let roundTrip = self.roundTripTime else { return nil }
+        let policy = self.configuration.retransmission
+        return AudioRedundancyPolicy.NACKRounds(
+            roundTrip: roundTrip, copies: (0..<4).map { policy.copies(previousResends: $0, loss: loss) })
     }
 
     /// Writes `packet` for this subscriber into the scratch buffer, still under the origin's SSRC,
