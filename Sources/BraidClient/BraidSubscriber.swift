@@ -498,8 +498,9 @@ struct SubscriberMedia {
     ///   were repeats of frames in hand);
     /// - each missing number gets the playout deadline of the frame it most likely carried, its timestamp
     ///   placed between its neighbours' by its number, and is asked for only while an answer sent now can
-    ///   arrive by then (``NACKGenerator/setDeadline(_:for:)``): a frame that would come after its playout
-    ///   point is concealed anyway.
+    ///   arrive by then (``NACKGenerator/setDeadline(_:askNotBefore:for:)``): a frame that would come after
+    ///   its playout point is concealed anyway; the first NACK waits while a later packet's redundant blocks
+    ///   may still bring the frame.
     mutating func askForLostAudio(
         _ packet: RTPPacket, track: IncomingTrack, latency: Int64?, now: NIODeadline, send: (ByteBuffer) -> Void
     ) {
@@ -546,6 +547,8 @@ struct SubscriberMedia {
         for index in 0..<missing {
             let number = previous.sequenceNumber &+ UInt16(truncatingIfNeeded: index + 1)
             let ticksBefore = placeable ? span * Int64(missing - index) / Int64(missing + 1) : 0
+            // The frame it most likely carried, on the frame grid.
+            var frame: UInt32?
             if placeable {
                 let framesBefore = (ticksBefore + frameTicks / 2) / frameTicks
                 let timestamp = next.timestamp &- UInt32(truncatingIfNeeded: framesBefore * frameTicks)
@@ -553,6 +556,7 @@ struct SubscriberMedia {
                     track.nack.forget(number)
                     continue
                 }
+                frame = timestamp
             }
             // Unplaceable: at least as urgent as the packet that showed the gap.
             let age = latency + ticksBefore * 1_000_000 / Int64(track.clockRate)
@@ -563,9 +567,8 @@ struct SubscriberMedia {
             let lastAsk = deadline - track.nack.roundTripTime - track.nack.configuration.retryMargin
             let askAt = min(now + .microseconds(stillComing) + Self.redundancyMargin, lastAsk)
             track.nack.setDeadline(deadline, askNotBefore: askAt, for: number)
-            let frames = (ticksBefore + frameTicks / 2) / frameTicks
-            if track.audioGaps.count < NACKGenerator.maximumAnnouncedGap {
-                track.audioGaps.append((number, next.timestamp &- UInt32(truncatingIfNeeded: frames * frameTicks)))
+            if let frame, track.audioGaps.count < NACKGenerator.maximumAnnouncedGap {
+                track.audioGaps.append((number, frame))
             }
         }
     }

@@ -106,7 +106,7 @@ public struct NACKGenerator: Sendable {
     /// Times the list overflowed and a keyframe was asked for.
     public private(set) var keyframeRequests: Int = 0
     /// Numbers dropped because an answer to a NACK sent now would come after their deadline
-    /// (see ``setDeadline(_:for:)``).
+    /// (see ``setDeadline(_:askNotBefore:for:)``).
     public private(set) var packetsExpired: Int = 0
 
     /// Creates a generator; `roundTripTime` is the initial RTT estimate.
@@ -292,8 +292,8 @@ public struct NACKGenerator: Sendable {
 
     /// Gives missing number `sequenceNumber` a deadline: it is asked for only while an answer sent now can
     /// arrive by then (now + ``roundTripTime`` ≤ `deadline`), and dropped (``packetsExpired``) when a NACK
-    /// is due that could not. Audio uses it: a frame that would arrive after its playout point is concealed anyway, so
-    /// asking for it only costs bandwidth. No effect when the number is not missing.
+    /// is due that could not. Audio uses it: a frame that would arrive after its playout point is concealed
+    /// anyway, so asking for it only costs bandwidth. No effect when the number is not missing.
     ///
     /// `askNotBefore` holds the first NACK until then: audio waits while a later packet's redundant block
     /// may still bring the frame, but no later than the last moment an answer can make the deadline.

@@ -174,12 +174,16 @@ public final class SFUPublisher: TrackSource {
         for rebuilt in stream.fec!.repairReceived(rtp.payload) {
             guard let packet = try? RTPPacket(rebuilt), packet.ssrc == stream.ssrc else { continue }
             stream.packetsRecoveredByFEC += 1
-            self.receiveMedia(packet, binding: binding, recovered: true, now: now)
+            self.receiveMedia(packet, binding: binding, recovered: true, answeredNACK: header?.answersNACK ?? false, now: now)
         }
     }
 
-    /// A media or RTX packet of `binding`'s stream, received or (`recovered`) rebuilt from FEC.
-    private func receiveMedia(_ rtp: RTPPacket, binding: Binding, recovered: Bool, now: NIODeadline) {
+    /// A media or RTX packet of `binding`'s stream, received or (`recovered`) rebuilt from FEC or RED;
+    /// `answeredNACK`: rebuilt by a repair round answering a NACK, so it times the round trip as a
+    /// retransmission does (a rebuild from repairs sent with the media must not).
+    private func receiveMedia(
+        _ rtp: RTPPacket, binding: Binding, recovered: Bool, answeredNACK: Bool = false, now: NIODeadline
+    ) {
         let stream = binding.stream
         let producer = binding.producer
         var sequenceNumber = rtp.sequenceNumber
@@ -200,7 +204,7 @@ public final class SFUPublisher: TrackSource {
         }
         if producer.track.feedback.nack || stream.fec != nil {
             let outcome = stream.nack.packetReceived(
-                sequenceNumber: sequenceNumber, isRetransmission: binding.isRTX || recovered, now: now)
+                sequenceNumber: sequenceNumber, isRetransmission: binding.isRTX || answeredNACK, now: now)
             if outcome == .keyframeNeeded { self.requestKeyframe(producer, layer: stream.index, now: now) }
             // The first loss starts the FEC record: repairs sent after it cover it and what follows.
             if !binding.isRTX, !recovered, case .advanced(let newlyMissing) = outcome, newlyMissing > 0,
