@@ -254,7 +254,10 @@ struct LoadRunTests {
         #expect(clean.peersFailed == 0 && lossy.peersFailed == 0 && delayed.peersFailed == 0)
         #expect(clean.video.lossBeforeRecovery < 0.01)
         #expect(lossy.video.lossBeforeRecovery > 0.07 && lossy.video.lossBeforeRecovery < 0.13, "\(lossy.table())")
-        #expect(lossy.audio.loss > 0.07 && lossy.audio.loss < 0.13)
+        // Audio packets count as received when a NACK brings them back (the node plans little or no RED for
+        // a subscriber that asks, at 10 %), so the loss left is at most the link's.
+        #expect(lossy.audio.loss < 0.13, "\(lossy.table())")
+        #expect(lossy.audio.packetsRecoveredByNACK > 0, "\(lossy.table())")
         #expect(lossy.video.residualLoss < 0.01, "\(lossy.table())")
         #expect(lossy.nacksSent > 0 && lossy.video.retransmissionsReceived > 0)
         #expect(lossy.downlinkDroppedByLoss > 0)
