@@ -362,7 +362,13 @@ struct SubscriberMedia {
             track.repairBytes += Int64(packet.length)
             // The repair names the newest packet sent: anything up to it not yet here is missing now.
             let header = try? FECRepairHeader(packet.payload)
-            if header?.answersNACK == true { track.repairRequests.answerArrived() }
+            // The first answer of a round times the round trip of the NACK it answers.
+            if let header, header.answersNACK,
+                let roundTrip = track.repairRequests.answerArrived(covering: header.firstSequenceNumber, now: now),
+                track.nack.learnsRoundTripTime
+            {
+                track.nack.roundTripSample(roundTrip)
+            }
             if let header, header.sourceCount > 0 {
                 let last = header.firstSequenceNumber &+ UInt16(truncatingIfNeeded: header.sourceCount - 1)
                 track.nack.sentThrough(sequenceNumber: last, now: now)
@@ -370,9 +376,7 @@ struct SubscriberMedia {
             for bytes in track.fec?.repairReceived(packet.payload) ?? [] {
                 guard let recovered = try? RTPPacket(bytes) else { continue }
                 track.packetsRecoveredByFEC += 1
-                self.receivedMedia(
-                    recovered, index: index, now: now, wallClock: wallClock, recovered: true,
-                    answeredNACK: header?.answersNACK ?? false, send: send)
+                self.receivedMedia(recovered, index: index, now: now, wallClock: wallClock, recovered: true, send: send)
             }
             self.sendNACKs(track, now: now, send: send)
             return
@@ -381,12 +385,10 @@ struct SubscriberMedia {
     }
 
     /// A media or RTX packet of track `index`, as received or as rebuilt from FEC (`recovered`: it never
-    /// arrived, so the RTP statistics, which the receiver reports feed on, do not count it;
-    /// `answeredNACK`: rebuilt by a repair sent in answer to a NACK, so it times the round trip as a
-    /// retransmission does).
+    /// arrived, so the RTP statistics, which the receiver reports feed on, do not count it).
     mutating func receivedMedia(
         _ packet: RTPPacket, index: Int, now: NIODeadline, wallClock: UInt64, recovered: Bool,
-        answeredNACK: Bool = false, send: (ByteBuffer) -> Void
+        send: (ByteBuffer) -> Void
     ) {
         var latency = self.recordLatency(packet, index: index, wallClock: wallClock)
         let track = self.tracks[index]
@@ -415,10 +417,9 @@ struct SubscriberMedia {
                 self.askForLostAudio(packet, track: track, latency: latency, now: now, send: send)
             }
         case .video:
-            // A rebuild from repairs sent with the media is no answer to a NACK: it must not be taken for a
-            // round trip.
-            let outcome = track.nack.packetReceived(
-                sequenceNumber: sequenceNumber, isRetransmission: isRTX || answeredNACK, now: now)
+            // A rebuild times no round trip: which NACK, if any, its repair answered is ``RepairRequests``'s to
+            // say (see `received(rtp:)`).
+            let outcome = track.nack.packetReceived(sequenceNumber: sequenceNumber, isRetransmission: isRTX, now: now)
             // Rebuilt before a later packet showed it missing: lost on the wire, repaired all the same.
             if recovered, case .advanced = outcome { track.packetsRebuiltBeforeDetection += 1 }
             // The first loss starts the FEC record (if no repair did): the repairs answering its NACK cover
@@ -432,7 +433,7 @@ struct SubscriberMedia {
             // A retransmission that fills a hole answers a request as a repair round's packet does; the
             // FEC equations over it cannot use it (its extensions are fresh).
             if isRTX, case .recovered = outcome {
-                track.repairRequests.answerArrived()
+                track.repairRequests.answerArrived(covering: sequenceNumber, now: now)
                 track.fec?.sourceRecoveredElsewhere(sequenceNumber: sequenceNumber)
             }
             if case .keyframeNeeded = outcome { self.requestKeyframe(track, now: now, send: send) }
@@ -821,7 +822,7 @@ struct SubscriberMedia {
         else { return }
         send(self.rtcp)
         self.nacksSent += 1
-        if fecActive { track.repairRequests.asked(self.missing.count, at: now) }
+        if fecActive { track.repairRequests.asked(self.missing, at: now) }
     }
 
     mutating func sendTransportFeedback(send: (ByteBuffer) -> Void) {

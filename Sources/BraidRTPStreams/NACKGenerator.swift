@@ -116,6 +116,17 @@ public struct NACKGenerator: Sendable {
         self.missing = ContiguousArray()
     }
 
+    /// Moves ``roundTripTime`` toward one measured NACK-to-answer time (RFC 6298 §2.2–2.3: the first sample
+    /// is the estimate, later ones move it by 1/8), clamped to 10 ms–1 s. The generator takes samples itself
+    /// from retransmissions when ``learnsRoundTripTime``; an owner that knows which NACK a repair round
+    /// answered (``RepairRequests``) adds those.
+    public mutating func roundTripSample(_ sample: TimeAmount) {
+        let sample = min(max(sample.nanoseconds, 10_000_000), 1_000_000_000)
+        let current = self.hasRoundTripSample ? self.roundTripTime.nanoseconds : sample
+        self.roundTripTime = .nanoseconds(current + (sample - current) / 8)
+        self.hasRoundTripSample = true
+    }
+
     /// Reserves the missing list's full capacity before its first entry (see the type's notes).
     private mutating func reserveOnce() {
         if self.missing.capacity < self.configuration.maxMissing {
@@ -151,10 +162,7 @@ public struct NACKGenerator: Sendable {
             if isRetransmission, self.learnsRoundTripTime, nackCount == 1, let sentAt = self.missing[index].lastSentAt {
                 // Only a packet NACKed once: with several NACKs out, which one it answers is unknown.
                 // RFC 6298 §2.2–2.3: the first sample is the estimate, later ones move it by 1/8.
-                let sample = min(max((now - sentAt).nanoseconds, 10_000_000), 1_000_000_000)
-                let current = self.hasRoundTripSample ? self.roundTripTime.nanoseconds : sample
-                self.roundTripTime = .nanoseconds(current + (sample - current) / 8)
-                self.hasRoundTripSample = true
+                self.roundTripSample(now - sentAt)
             }
             self.missing.remove(at: index)
             self.packetsRecovered += 1

@@ -234,17 +234,37 @@ import Testing
     @Test func repairRequestsCountWhatIsOnItsWayUntilAnsweredOrExpired() {
         var requests = RepairRequests()
         let start = NIODeadline.uptimeNanoseconds(1_000_000_000)
-        #expect(requests.outstanding(now: start, expiry: .milliseconds(60)) == 0)
-        requests.asked(2, at: start)
-        requests.asked(1, at: start + .milliseconds(20))
-        #expect(requests.outstanding(now: start + .milliseconds(30), expiry: .milliseconds(60)) == 3)
-        requests.answerArrived()  // settles the oldest request first
-        requests.answerArrived()
-        #expect(requests.outstanding(now: start + .milliseconds(40), expiry: .milliseconds(60)) == 1)
+        let expiry = TimeAmount.milliseconds(60)
+        #expect(requests.outstanding(now: start, expiry: expiry) == 0)
+        requests.asked([10, 12], at: start)
+        requests.asked([20], at: start + .milliseconds(20))
+        #expect(requests.outstanding(now: start + .milliseconds(30), expiry: expiry) == 3)
+        // A round's first answer (its span starts at the oldest packet named) times the round trip of
+        // the NACK it answers, not of the later one.
+        #expect(requests.answerArrived(covering: 10, now: start + .milliseconds(50)) == .milliseconds(50))
+        #expect(requests.outstanding(now: start + .milliseconds(50), expiry: expiry) == 2)
+        // Its second answer, back to back, settles the rest of it; a third (surplus) settles nothing else.
+        #expect(requests.answerArrived(covering: 10, now: start + .milliseconds(51)) == nil)
+        #expect(requests.answerArrived(covering: 10, now: start + .milliseconds(51)) == nil)
+        #expect(requests.outstanding(now: start + .milliseconds(52), expiry: expiry) == 1)
+        // A round that starts inside the packets named (the sender could not cover the oldest) answers it.
+        #expect(requests.answerArrived(covering: 20, now: start + .milliseconds(71)) == .milliseconds(51))
+        #expect(requests.outstanding(now: start + .milliseconds(72), expiry: expiry) == 0)
+        // A round that answered only part of a request: the rest counts until the round has landed.
+        requests.asked([30, 31, 32], at: start + .milliseconds(100))
+        requests.answerArrived(covering: 30, now: start + .milliseconds(150))
+        #expect(requests.outstanding(now: start + .milliseconds(152), expiry: expiry) == 2)
+        #expect(requests.outstanding(now: start + .milliseconds(150) + RepairRequests.landing, expiry: expiry) == 0)
+        // An answer to nothing asked for settles nothing.
+        requests.asked([40], at: start + .milliseconds(200))
+        #expect(requests.answerArrived(covering: 39, now: start + .milliseconds(240)) == nil)
+        #expect(requests.outstanding(now: start + .milliseconds(240), expiry: expiry) == 1)
         // Unanswered for an expiry: forgotten, so the NACK generator's retry asks again.
-        #expect(requests.outstanding(now: start + .milliseconds(80), expiry: .milliseconds(60)) == 0)
+        #expect(requests.outstanding(now: start + .milliseconds(260), expiry: expiry) == 0)
         // Never more than its capacity: the oldest go first.
-        for index in 0..<40 { requests.asked(1, at: start + .milliseconds(100 + Int64(index))) }
-        #expect(requests.outstanding(now: start + .milliseconds(150), expiry: .milliseconds(60)) == RepairRequests.capacity)
+        for index in 0..<40 {
+            requests.asked([UInt16(100 + index)], at: start + .milliseconds(300 + Int64(index)))
+        }
+        #expect(requests.outstanding(now: start + .milliseconds(350), expiry: expiry) == RepairRequests.capacity)
     }
 }

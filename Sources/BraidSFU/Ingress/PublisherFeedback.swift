@@ -88,7 +88,7 @@ extension SFUPublisher {
                     continue
                 }
                 self.counters.nacksSent += 1
-                if fecActive { stream.repairRequests.asked(stream.pendingNACKs.count, at: now) }
+                if fecActive { stream.repairRequests.asked(stream.pendingNACKs, at: now) }
                 self.transport.sendRTCP(self.rtcpScratch)
             }
         }

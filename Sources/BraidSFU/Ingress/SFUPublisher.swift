@@ -165,7 +165,13 @@ public final class SFUPublisher: TrackSource {
         let stream = binding.stream
         guard stream.fec != nil else { return }
         let header = try? FECRepairHeader(rtp.payload)
-        if header?.answersNACK == true { stream.repairRequests.answerArrived() }
+        // The first answer of a round times the round trip of the NACK it answers.
+        if let header, header.answersNACK,
+            let roundTrip = stream.repairRequests.answerArrived(covering: header.firstSequenceNumber, now: now),
+            stream.nack.learnsRoundTripTime
+        {
+            stream.nack.roundTripSample(roundTrip)
+        }
         // The repair names the newest packet sent: anything up to it not yet here is missing now.
         if let header, header.sourceCount > 0 {
             stream.nack.sentThrough(
@@ -174,15 +180,14 @@ public final class SFUPublisher: TrackSource {
         for rebuilt in stream.fec!.repairReceived(rtp.payload) {
             guard let packet = try? RTPPacket(rebuilt), packet.ssrc == stream.ssrc else { continue }
             stream.packetsRecoveredByFEC += 1
-            self.receiveMedia(packet, binding: binding, recovered: true, answeredNACK: header?.answersNACK ?? false, now: now)
+            self.receiveMedia(packet, binding: binding, recovered: true, now: now)
         }
     }
 
-    /// A media or RTX packet of `binding`'s stream, received or (`recovered`) rebuilt from FEC or RED;
-    /// `answeredNACK`: rebuilt by a repair round answering a NACK, so it times the round trip as a
-    /// retransmission does (a rebuild from repairs sent with the media must not).
+    /// A media or RTX packet of `binding`'s stream, received or (`recovered`) rebuilt from FEC or RED. A
+    /// rebuild times no round trip: ``RepairRequests`` knows which NACK a repair answered.
     private func receiveMedia(
-        _ rtp: RTPPacket, binding: Binding, recovered: Bool, answeredNACK: Bool = false, now: NIODeadline
+        _ rtp: RTPPacket, binding: Binding, recovered: Bool, now: NIODeadline
     ) {
         let stream = binding.stream
         let producer = binding.producer
@@ -204,7 +209,7 @@ public final class SFUPublisher: TrackSource {
         }
         if producer.track.feedback.nack || stream.fec != nil {
             let outcome = stream.nack.packetReceived(
-                sequenceNumber: sequenceNumber, isRetransmission: binding.isRTX || answeredNACK, now: now)
+                sequenceNumber: sequenceNumber, isRetransmission: binding.isRTX, now: now)
             if outcome == .keyframeNeeded { self.requestKeyframe(producer, layer: stream.index, now: now) }
             // The first loss starts the FEC record: repairs sent after it cover it and what follows.
             if !binding.isRTX, !recovered, case .advanced(let newlyMissing) = outcome, newlyMissing > 0,
@@ -214,6 +219,8 @@ public final class SFUPublisher: TrackSource {
                 stream.fec!.sourceReceived(rtp.buffer, sequenceNumber: sequenceNumber)
             }
             if binding.isRTX, case .recovered = outcome {
+                // It answers a NACK as a repair round's packet does.
+                stream.repairRequests.answerArrived(covering: sequenceNumber, now: now)
                 stream.fec?.sourceRecoveredElsewhere(sequenceNumber: sequenceNumber)
             }
         }
