@@ -359,7 +359,7 @@ public final class SFUSubscriber {
         let repairs =
             self.transportBursts.isBursty
             ? policy.repairs(deficit: deficit, bursts: self.transportBursts, round: round)
-            : policy.repairs(deficit: deficit, loss: self.linkLoss(slot), round: round)
+            : policy.repairs(deficit: deficit, loss: self.plannedLoss(slot), round: round)
         var sent = 0
         let span = deficit == 1 ? 1 : nil
         while sent < repairs, self.sendRepair(slot: slot, timestamp: timestamp, since: oldest, count: span, now: now) {
@@ -399,6 +399,13 @@ public final class SFUSubscriber {
         self.transportLoss.hasSamples ? self.transportLoss.fraction : Double(slot.fractionLost) / 256
     }
 
+    /// The loss `slot`'s protection is planned for: ``linkLoss(_:)`` once feedback has measured it, before
+    /// that ``SFUConfiguration/lossBeforeFeedback``.
+    func plannedLoss(_ slot: SubscriberSlot) -> Double {
+        self.transportLoss.hasSamples || slot.hasReceiverReport
+            ? self.linkLoss(slot) : self.configuration.lossBeforeFeedback
+    }
+
     /// How many packets this subscriber's link carries per frame of `slot` (its own, repeats included,
     /// and every other slot's media and repairs): how far apart, in a burst model counted per packet,
     /// consecutive packets of the slot are.
@@ -418,9 +425,9 @@ public final class SFUSubscriber {
         let oneWay = TimeAmount.nanoseconds((self.roundTripTime?.nanoseconds ?? 0) / 2)
         var repeating = false
         for slot in self.slots {
-            let loss = self.linkLoss(slot)
+            let loss = self.plannedLoss(slot)
             if slot.kind == .video, slot.slot.fecPayloadType != nil {
-                self.measuredLoss = loss
+                self.measuredLoss = self.linkLoss(slot)
                 switch slot.slot.fecScheme {
                 case .slidingWindow:
                     slot.protection.update(
@@ -434,7 +441,7 @@ public final class SFUSubscriber {
                         mutableExtensionIDs: (ids.transportWideSequence ?? 0, ids.absSendTime ?? 0, 0))
                 }
             } else if slot.kind == .audio, slot.slot.redPayloadType != nil {
-                self.measuredLoss = loss
+                self.measuredLoss = self.linkLoss(slot)
                 let frame = slot.redundancy.frameDuration(clockRate: slot.slot.clockRate)
                 let plan =
                     self.transportBursts.isBursty

@@ -61,6 +61,7 @@ extension SFUSubscriber {
         for block in blocks {
             guard let slot = self.slotsBySSRC[block.ssrc], slot.slot.ssrc == block.ssrc else { continue }
             slot.fractionLost = block.fractionLost
+            slot.hasReceiverReport = true
             slot.cumulativeLost = block.cumulativeLost
             guard block.lastSenderReport != 0 else { continue }
             let arrival = UInt32(truncatingIfNeeded: self.wallClock.ntpTimestamp(at: now) >> 16)

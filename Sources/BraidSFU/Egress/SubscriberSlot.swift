@@ -46,6 +46,8 @@ final class SubscriberSlot: TrackSink {
     var lastSenderReportAt: NIODeadline?
     /// Loss and RTT from the subscriber's receiver reports about this SSRC.
     var fractionLost: UInt8 = 0
+    /// Whether a receiver report has described this slot's stream (``fractionLost`` is measured).
+    var hasReceiverReport = false
     var cumulativeLost: Int32 = 0
 
     init(subscriber: SFUSubscriber, slot: SubscriberSlotDescription, configuration: SFUConfiguration) {
