@@ -93,6 +93,7 @@ extension SFUSubscriber {
             self.transportBursts.add(sequence: result.sequenceNumber, lost: missing)
         }
         self.transportLoss.add(lost: lost, of: scratch.results.count)
+        self.transportPacketsMeasured += scratch.results.count
         self.estimator.onFeedback(results: scratch.results, now: now.microseconds)
     }
 
