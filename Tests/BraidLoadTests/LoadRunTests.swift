@@ -259,7 +259,9 @@ struct LoadRunTests {
         #expect(lossy.audio.loss < 0.13, "\(lossy.table())")
         #expect(lossy.audio.packetsRecoveredByNACK > 0, "\(lossy.table())")
         #expect(lossy.video.residualLoss < 0.01, "\(lossy.table())")
-        #expect(lossy.nacksSent > 0 && lossy.video.retransmissionsReceived > 0)
+        // Repaired by NACKs answered with RTX or repair rounds, and by FEC sent up front (the node protects a
+        // new subscriber before its first feedback, so at 10 % the repairs may leave nothing to RTX).
+        #expect(lossy.nacksSent > 0 && lossy.video.retransmissionsReceived + lossy.video.packetsRecoveredByFEC > 0)
         #expect(lossy.downlinkDroppedByLoss > 0)
         let cleanP95 = try #require(clean.video.latency.p95Ms)
         let lossyP95 = try #require(lossy.video.latency.p95Ms)
