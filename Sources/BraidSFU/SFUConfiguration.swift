@@ -49,7 +49,8 @@ public struct SFUConfiguration: Sendable {
     /// comes 100 ms to 1 s after its media starts, and its first keyframe, which every later frame needs,
     /// goes out before that. At 50 % loss an unprotected keyframe of six packets arrives whole one time in 64,
     /// and a broken start waits for the next keyframe (the node asks for at most one a second). On a clean
-    /// link the cost is the first 100 ms protected as at this loss. 0 plans nothing before feedback. (RTX copies
+    /// link the cost is the first 100 ms protected as at this loss and the next seconds less and less (see
+    /// ``lossPriorPackets``): 2 % more bytes over a 30 s run. Both at 0 plan from the measured loss alone. (RTX copies
     /// follow the measured loss only: a NACK before feedback gets one copy.)
     public var lossBeforeFeedback: Double = 0.5
     /// How many packets of transport-wide feedback ``lossBeforeFeedback`` weighs as against the measured loss
