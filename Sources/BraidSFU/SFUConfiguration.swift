@@ -44,14 +44,14 @@ public struct SFUConfiguration: Sendable {
     public var audioRedundancy = AudioRedundancyPolicy()
     /// How many FEC repair packets each subscriber's measured loss gets (video, BraidClient subscribers).
     public var videoFEC = VideoFECPolicy()
-    /// The loss a subscriber's protection (video FEC up front and its repair rounds, audio redundancy) is planned
-    /// for until its first feedback measures the link: its first transport-wide feedback or receiver report
-    /// comes 100 ms to 1 s after its media starts, and its first keyframe, which every later frame needs,
-    /// goes out before that. At 50 % loss an unprotected keyframe of six packets arrives whole one time in 64,
-    /// and a broken start waits for the next keyframe (the node asks for at most one a second). On a clean
-    /// link the cost is the first 100 ms protected as at this loss and the next seconds less and less (see
-    /// ``lossPriorPackets``): 2 % more bytes over a 30 s run. Both at 0 plan from the measured loss alone. (RTX copies
-    /// follow the measured loss only: a NACK before feedback gets one copy.)
+    /// The loss a subscriber's protection (video FEC up front and its repair rounds, audio redundancy) is
+    /// planned for until its first feedback measures the link: its first transport-wide feedback or receiver
+    /// report comes 100 ms to 1 s after its media starts, and its first keyframe, which every later frame
+    /// needs, goes out before that. At 50 % loss an unprotected keyframe of six packets arrives whole one time
+    /// in 64, and a broken start waits for the next keyframe (the node asks for at most one a second). On a
+    /// clean link the cost is the first 100 ms protected as at this loss and the next seconds less and less
+    /// (see ``lossPriorPackets``): 2 % more bytes over a 30 s run. Both at 0 plan from the measured loss
+    /// alone. (RTX copies follow the measured loss only: a NACK before feedback gets one copy.)
     public var lossBeforeFeedback: Double = 0.5
     /// How many packets of transport-wide feedback ``lossBeforeFeedback`` weighs as against the measured loss
     /// (its weight is this over this plus the packets measured): on a clean link the planned loss is about
