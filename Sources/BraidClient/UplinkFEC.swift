@@ -21,8 +21,8 @@ struct UplinkFEC {
     /// Most repair packets per media packet.
     static let maximumRatio = 2.0
     /// Packets and time a repair covers at most (the node's defaults toward subscribers).
-    static let window = 24
-    static let windowDuration = TimeAmount.milliseconds(200)
+    static let window = Self.rounds.window
+    static let windowDuration = Self.rounds.windowDuration
 
     let ssrc: UInt32
     let payloadType: UInt8
@@ -57,7 +57,8 @@ struct UplinkFEC {
         self.loss = loss
         self.credit.set(ratio: Self.ratio(loss: loss))
         if self.ratio > 0, self.encoder == nil {
-            self.encoder = SlidingWindowFECEncoder(capacity: Self.window, maximumPacketSize: 1500)
+            self.encoder = SlidingWindowFECEncoder(
+                capacity: Self.window, maximumPacketSize: 1500, retention: Self.windowDuration)
         }
     }
 

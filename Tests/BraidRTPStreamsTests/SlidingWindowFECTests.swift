@@ -187,6 +187,52 @@ import Testing
         #expect(header.getInteger(at: 3, as: UInt8.self) == 0x85)
     }
 
+    /// An encoder with a retention keeps every packet sent within it, growing its slots (8, 16, 32, 64) when
+    /// packets come fast, across the ring's wrap, and no more than it needs when they come slowly.
+    @Test func aRetainingEncoderGrowsToKeepEveryPacketSentWithinItsRetention() throws {
+        let start = NIODeadline.uptimeNanoseconds(1_000_000_000)
+        var slow = SlidingWindowFECEncoder(capacity: 64, retention: .milliseconds(200))
+        // 30 packets a second: 200 ms hold 6, so the first 8 slots stay.
+        for index in 0..<100 {
+            let sequence = UInt16(truncatingIfNeeded: 65_500 + index)
+            slow.add(Self.packet(sequence, seed: 5), sequenceNumber: sequence, now: start + .milliseconds(33 * Int64(index)))
+        }
+        #expect(slow.allocated == 8)
+        #expect(slow.sourcesSince(UInt16(truncatingIfNeeded: 65_592)) == 8)
+        #expect(slow.sourcesSince(UInt16(truncatingIfNeeded: 65_591)) == nil)
+
+        // A keyframe of 40 packets at once, then about 150 packets a second.
+        var fast = SlidingWindowFECEncoder(capacity: 64, retention: .milliseconds(200))
+        var decoder = SlidingWindowFECDecoder()
+        let first: UInt16 = 65_520
+        decoder.startRecording(from: first)
+        var now = start
+        for index in 0..<70 {
+            let sequence = first &+ UInt16(index)
+            now = index < 40 ? start : start + .milliseconds(Int64(index - 39) * 7)
+            fast.add(Self.packet(sequence, seed: 5), sequenceNumber: sequence, now: now)
+            if ![5, 30, 66].contains(index) { decoder.sourceReceived(Self.packet(sequence, seed: 5), sequenceNumber: sequence) }
+        }
+        #expect(fast.allocated == 64)
+        // All 64 slots hold the newest 64 packets, in order, the oldest of them 6 behind the first.
+        #expect(fast.sourcesSince(first &+ 6) == 64 && fast.sourcesSince(first &+ 5) == nil)
+        var rebuilt: [UInt16: ByteBuffer] = [:]
+        for _ in 0..<2 {
+            var payload = ByteBuffer()
+            #expect(fast.writeRepair(since: first &+ 30, into: &payload))
+            for packet in decoder.repairReceived(payload) {
+                rebuilt[packet.getInteger(at: packet.readerIndex + 2, as: UInt16.self)!] = packet
+            }
+        }
+        #expect(rebuilt.count == 2)
+        for index in [30, 66] {
+            let sequence = first &+ UInt16(index)
+            #expect(rebuilt[sequence] == Self.packet(sequence, seed: 5))
+        }
+        // Without a retention every slot is made at once.
+        #expect(SlidingWindowFECEncoder(capacity: 24).allocated == 24)
+    }
+
     @Test func aFirstLossStartsTheRecordAndRetransmittedPacketsRetireTheirEquations() throws {
         var encoder = SlidingWindowFECEncoder(capacity: 16)
         let now = NIODeadline.uptimeNanoseconds(1_000_000_000)

@@ -70,11 +70,18 @@ public struct FECRepairHeader: Hashable, Sendable {
 
 /// The sending side: keeps the last packets sent on a stream and writes repair symbols over them.
 ///
-/// Storage is one slab of `capacity` slots of `length₁₆ ‖ packet`, made in `init`; writing a repair
-/// symbol allocates nothing. Owned by one stream on one event loop.
+/// Storage is one slab of slots of `length₁₆ ‖ packet`; writing a repair symbol allocates nothing. An
+/// encoder made with a retention starts with a few slots and doubles them (up to `capacity`) whenever the
+/// oldest packet it would overwrite was sent within the retention: the window then spans the same time
+/// at any packet rate (a 1.5 Mbit/s stream sends 30 packets in 200 ms, a keyframe 40 at once) while a
+/// 300 kbit/s stream keeps 8 slots. Owned by one stream on one event loop.
 public struct SlidingWindowFECEncoder {
-    /// Packets kept (the widest window).
+    /// Most packets kept (the widest window).
     public let capacity: Int
+    /// Slots grow while the packet they would overwrite is younger than this (nil: all made at once).
+    public let retention: TimeAmount?
+    /// Slots made so far.
+    public private(set) var allocated: Int
     private let slotBytes: Int
     private var slab: [UInt8]
     private var sequenceNumbers: [UInt16]
@@ -84,19 +91,24 @@ public struct SlidingWindowFECEncoder {
     private var head = 0
     private(set) var count = 0
     private var nextRepairID: UInt8 = 0
+    /// Slots an encoder with a retention starts with.
+    static let initialSlots = 8
 
-    /// An encoder keeping `capacity` packets of at most `maximumPacketSize` bytes.
-    public init(capacity: Int = 32, maximumPacketSize: Int = 1500) {
+    /// An encoder keeping up to `capacity` packets of at most `maximumPacketSize` bytes: all of them
+    /// from the start, or, with `retention`, as many as were sent within it.
+    public init(capacity: Int = 32, maximumPacketSize: Int = 1500, retention: TimeAmount? = nil) {
         self.capacity = max(1, min(capacity, FECRepairHeader.maximumSources))
+        self.retention = retention
+        self.allocated = retention == nil ? self.capacity : min(self.capacity, Self.initialSlots)
         self.slotBytes = maximumPacketSize + 2
-        self.slab = [UInt8](repeating: 0, count: self.capacity * self.slotBytes)
-        self.sequenceNumbers = [UInt16](repeating: 0, count: self.capacity)
-        self.sentAt = [NIODeadline](repeating: .uptimeNanoseconds(0), count: self.capacity)
-        self.lengths = [Int](repeating: 0, count: self.capacity)
+        self.slab = [UInt8](repeating: 0, count: self.allocated * self.slotBytes)
+        self.sequenceNumbers = [UInt16](repeating: 0, count: self.allocated)
+        self.sentAt = [NIODeadline](repeating: .uptimeNanoseconds(0), count: self.allocated)
+        self.lengths = [Int](repeating: 0, count: self.allocated)
     }
 
     /// Bytes held.
-    public var footprint: Int { self.slab.count + self.capacity * 24 }
+    public var footprint: Int { self.slab.count + self.allocated * 24 }
 
     /// Keeps a packet just sent. A sequence number that does not follow the last one starts a new window.
     public mutating func add(_ packet: ByteBuffer, sequenceNumber: UInt16, now: NIODeadline) {
@@ -106,8 +118,13 @@ public struct SlidingWindowFECEncoder {
             return
         }
         if self.count > 0 {
-            let last = self.sequenceNumbers[(self.head - 1 + self.capacity) % self.capacity]
+            let last = self.sequenceNumbers[self.slot(back: 0)]
             if sequenceNumber != last &+ 1 { self.count = 0 }
+        }
+        if self.count == self.allocated, self.allocated < self.capacity, let retention = self.retention,
+            now - self.sentAt[self.slot(back: self.count - 1)] < retention
+        {
+            self.grow(to: min(self.capacity, self.allocated * 2))
         }
         let base = self.head * self.slotBytes
         self.slab[base] = UInt8(length >> 8)
@@ -120,8 +137,35 @@ public struct SlidingWindowFECEncoder {
         self.sequenceNumbers[self.head] = sequenceNumber
         self.sentAt[self.head] = now
         self.lengths[self.head] = length
-        self.head = (self.head + 1) % self.capacity
-        self.count = min(self.count + 1, self.capacity)
+        self.head = (self.head + 1) % self.allocated
+        self.count = min(self.count + 1, self.allocated)
+    }
+
+    /// Moves the kept packets, oldest first, into `slots` new slots.
+    private mutating func grow(to slots: Int) {
+        var slab = [UInt8](repeating: 0, count: slots * self.slotBytes)
+        var sequenceNumbers = [UInt16](repeating: 0, count: slots)
+        var sentAt = [NIODeadline](repeating: .uptimeNanoseconds(0), count: slots)
+        var lengths = [Int](repeating: 0, count: slots)
+        let slotBytes = self.slotBytes
+        slab.withUnsafeMutableBytes { target in
+            self.slab.withUnsafeBytes { source in
+                for index in 0..<self.count {
+                    let from = self.slot(back: self.count - 1 - index)
+                    target.baseAddress!.advanced(by: index * slotBytes).copyMemory(
+                        from: source.baseAddress!.advanced(by: from * slotBytes), byteCount: self.lengths[from] + 2)
+                    sequenceNumbers[index] = self.sequenceNumbers[from]
+                    sentAt[index] = self.sentAt[from]
+                    lengths[index] = self.lengths[from]
+                }
+            }
+        }
+        self.slab = slab
+        self.sequenceNumbers = sequenceNumbers
+        self.sentAt = sentAt
+        self.lengths = lengths
+        self.head = self.count
+        self.allocated = slots
     }
 
     /// Forgets the kept packets (the stream's source changed).
@@ -183,7 +227,7 @@ public struct SlidingWindowFECEncoder {
     }
 
     /// The slot of the packet `back` places behind the newest.
-    private func slot(back: Int) -> Int { (self.head - 1 - back + 2 * self.capacity) % self.capacity }
+    private func slot(back: Int) -> Int { (self.head - 1 - back + 2 * self.allocated) % self.allocated }
 
     /// Writes the header and the symbol over `sources` kept packets ending `skippingNewest` behind the newest.
     private mutating func writeRepair(
@@ -202,7 +246,7 @@ public struct SlidingWindowFECEncoder {
             symbol.initializeMemory(as: UInt8.self, repeating: 0)
             self.slab.withUnsafeBytes { slab in
                 for offset in 0..<sources {
-                    let slot = (firstSlot + offset) % self.capacity
+                    let slot = (firstSlot + offset) % self.allocated
                     let start = slot * slotBytes
                     let source = UnsafeRawBufferPointer(rebasing: slab[start..<(start + self.lengths[slot] + 2)])
                     CauchyCode.accumulate(
