@@ -58,7 +58,7 @@ struct UplinkFEC {
         self.credit.set(ratio: Self.ratio(loss: loss))
         if self.ratio > 0, self.encoder == nil {
             self.encoder = SlidingWindowFECEncoder(
-                capacity: Self.window, maximumPacketSize: 1500, retention: Self.windowDuration)
+                capacity: Self.window, maximumPacketSize: 1500, retention: Self.rounds.keptDuration)
         }
     }
 

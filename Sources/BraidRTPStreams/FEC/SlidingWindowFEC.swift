@@ -73,8 +73,8 @@ public struct FECRepairHeader: Hashable, Sendable {
 /// Storage is one slab of slots of `length₁₆ ‖ packet`; writing a repair symbol allocates nothing. An
 /// encoder made with a retention starts with a few slots and doubles them (up to `capacity`) whenever the
 /// oldest packet it would overwrite was sent within the retention: the window then spans the same time
-/// at any packet rate (a 1.5 Mbit/s stream sends 30 packets in 200 ms, a keyframe 40 at once) while a
-/// 300 kbit/s stream keeps 8 slots. Owned by one stream on one event loop.
+/// at any packet rate (a 1.4 Mbit/s stream sends 30 packets in 200 ms, a keyframe 40 at once) while a
+/// slow stream keeps few slots. Owned by one stream on one event loop.
 public struct SlidingWindowFECEncoder {
     /// Most packets kept (the widest window).
     public let capacity: Int

@@ -30,7 +30,7 @@ public struct VideoFECPolicy: Sendable, Hashable {
     public var roundSuccess: [Double] = [0.9, 0.97, 0.99]
     /// Most repair packets in one round.
     public var maximumRoundRepairs: Int = 32
-    /// Packets a repair covers at most. The encoder keeps what was sent within ``windowDuration``, up to this
+    /// Packets a repair covers at most. The encoder keeps what was sent within ``keptDuration``, up to this
     /// many: a 1.4 Mbit/s stream sends about 30 packets in 200 ms and a keyframe of 40 packets at once.
     /// 24 packets (the earlier default) cut such a stream's window short: at 50 % loss, packets left out of
     /// every span were lost for good and broke the decoding chain until the next keyframe (83–85 % of frames
@@ -38,6 +38,11 @@ public struct VideoFECPolicy: Sendable, Hashable {
     public var window: Int = 64
     /// A repair covers only packets sent this recently (older ones would be recovered too late to play).
     public var windowDuration: TimeAmount = .milliseconds(200)
+    /// The encoder keeps the packets sent this recently (at most ``window``): a repair round answering a
+    /// NACK reaches back to the oldest packet named. That may be older than ``windowDuration``: a frame
+    /// rebuilt after its playout point still keeps the decoding chain whole, where a packet lost for good
+    /// breaks it until the next keyframe. (800 ms is what the earlier fixed 24 slots held at 300 kbit/s.)
+    public var keptDuration: TimeAmount = .milliseconds(800)
     /// A repair's window stops before a packet that would make it more than this many times longer than
     /// the newer packets need (a keyframe's full-size packets would otherwise inflate every later repair).
     public var maximumSymbolGrowth: Int = 2

@@ -442,7 +442,7 @@ public final class SFUSubscriber {
                 case .slidingWindow:
                     slot.protection.update(
                         ratio: video.repairRatio(loss: loss), window: video.window,
-                        windowDuration: video.windowDuration, maximumPacketSize: self.configuration.maximumPacketSize)
+                        keptDuration: video.keptDuration, maximumPacketSize: self.configuration.maximumPacketSize)
                 case .flexFEC, .ulpfec:
                     let ids = self.description.extensions
                     slot.protection.updateXOR(

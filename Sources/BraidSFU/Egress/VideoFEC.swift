@@ -64,11 +64,11 @@ struct VideoProtection {
     /// receiver sees only the packets that came in RED (on a clean link the media stays plain).
     var wrapsInRED: Bool { self.xorSpan > 0 && self.ulpEncoder != nil }
 
-    mutating func update(ratio: Double, window: Int, windowDuration: TimeAmount, maximumPacketSize: Int) {
+    mutating func update(ratio: Double, window: Int, keptDuration: TimeAmount, maximumPacketSize: Int) {
         self.credit.set(ratio: ratio)
         if ratio > 0, self.encoder == nil {
             self.encoder = SlidingWindowFECEncoder(
-                capacity: window, maximumPacketSize: maximumPacketSize, retention: windowDuration)
+                capacity: window, maximumPacketSize: maximumPacketSize, retention: keptDuration)
         }
     }
 
