@@ -695,9 +695,9 @@ struct UplinkRepairRoundTests {
                 defer { transport &+= 1 }
                 return transport
             }) { _ in }
-            // 55 ms apart: the encoder keeps what was sent in the last 800 ms, here 16 slots (the 17th packet
-            // finds the oldest 880 ms old), so it keeps packets 14-29.
-            now = now + .milliseconds(55)
+            // The encoder keeps what was sent in the last 400 ms: 16 slots here (the 17th packet finds the
+            // oldest 528 ms old), so packets 14-29.
+            now = now + .milliseconds(33)
         }
         #expect(upFront > 0)
         let lost = [sent[26].sequenceNumber, sent[28].sequenceNumber]
@@ -736,9 +736,9 @@ struct UplinkRepairRoundTests {
         #expect(again.repairs == VideoFECPolicy().repairs(deficit: 2, loss: 0.5, round: 1))
         #expect(again.repairs > answered.repairs)
 
-        // A packet the encoder no longer keeps (and the RTX buffer still does: 935 ms old) goes out as RTX.
+        // A packet the encoder no longer keeps (and the RTX buffer still does) goes out as RTX.
         var old = ByteBufferAllocator().buffer(capacity: 64)
-        try RTCPGenericNACK.write(senderSSRC: 1, mediaSSRC: 0xB0B0, lostSequenceNumbers: [sent[13].sequenceNumber], into: &old)
+        try RTCPGenericNACK.write(senderSSRC: 1, mediaSSRC: 0xB0B0, lostSequenceNumbers: [sent[10].sequenceNumber], into: &old)
         var out: [ByteBuffer] = []
         let result = stream.answer(try #require(try Self.nack(in: old)), now: now, nowNTP: 0, transportSequence: { 0 }) {
             out.append($0)

@@ -15,6 +15,27 @@ import Testing
         #expect(policy.repairRatio(loss: .nan) == 0)
     }
 
+    /// The encoder exists while the link gets repairs, with the slots its stream's rate needs, and goes
+    /// when the link is clean (every subscriber starts protected; its start's copies are not kept for good).
+    @Test func theEncoderIsMadeForALossyLinkAndFreedWhenItIsClean() {
+        let policy = VideoFECPolicy()
+        var protection = VideoProtection(ssrc: 1)
+        protection.update(
+            ratio: policy.repairRatio(loss: 0.5), window: policy.window, keptDuration: policy.keptDuration,
+            maximumPacketSize: 1200)
+        #expect(protection.encoder?.allocated == 8 && protection.encoder?.capacity == 64)
+        var packet = ByteBuffer()
+        packet.writeRepeatingByte(7, count: 1000)
+        // 150 packets a second: the 400 ms kept grow the slots to 64.
+        for index in 0..<80 {
+            _ = protection.sent(packet, sequenceNumber: UInt16(index), now: .uptimeNanoseconds(UInt64(index) * 6_666_667))
+        }
+        #expect(protection.encoder?.allocated == 64)
+        protection.update(ratio: 0, window: policy.window, keptDuration: policy.keptDuration, maximumPacketSize: 1200)
+        #expect(protection.encoder == nil && protection.footprint == 0)
+        #expect(protection.sent(packet, sequenceNumber: 80, now: .uptimeNanoseconds(600_000_000)) == 0)
+    }
+
     static func fecSlot(fec: Bool = true) -> SubscriberSlotDescription {
         SubscriberSlotDescription(
             mid: "v0", kind: .video, payloadType: 100, clockRate: 90000, rtxPayloadType: 101, ssrc: 0xAAAA_0001,

@@ -38,11 +38,12 @@ public struct VideoFECPolicy: Sendable, Hashable {
     public var window: Int = 64
     /// A repair covers only packets sent this recently (older ones would be recovered too late to play).
     public var windowDuration: TimeAmount = .milliseconds(200)
-    /// The encoder keeps the packets sent this recently (at most ``window``): a repair round answering a
-    /// NACK reaches back to the oldest packet named. That may be older than ``windowDuration``: a frame
-    /// rebuilt after its playout point still keeps the decoding chain whole, where a packet lost for good
-    /// breaks it until the next keyframe. (800 ms is what the earlier fixed 24 slots held at 300 kbit/s.)
-    public var keptDuration: TimeAmount = .milliseconds(800)
+    /// The encoder keeps the packets sent this recently (at most ``window``; slots grow in powers of two,
+    /// so a 30-packet-a-second stream keeps 16, 530 ms): a repair round answering a NACK reaches back to the
+    /// oldest packet named. That may be older than ``windowDuration``: a frame rebuilt after its playout
+    /// point still keeps the decoding chain whole, where a packet lost for good breaks it until the next
+    /// keyframe. Older packets go to RTX, whose buffer keeps a second.
+    public var keptDuration: TimeAmount = .milliseconds(400)
     /// A repair's window stops before a packet that would make it more than this many times longer than
     /// the newer packets need (a keyframe's full-size packets would otherwise inflate every later repair).
     public var maximumSymbolGrowth: Int = 2

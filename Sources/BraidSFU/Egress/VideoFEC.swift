@@ -69,6 +69,10 @@ struct VideoProtection {
         if ratio > 0, self.encoder == nil {
             self.encoder = SlidingWindowFECEncoder(
                 capacity: window, maximumPacketSize: maximumPacketSize, retention: keptDuration)
+        } else if ratio == 0 {
+            // A clean link keeps no copies: every subscriber is protected from its start, so otherwise
+            // each would hold its start's slots for good. Loss coming back makes a fresh encoder.
+            self.encoder = nil
         }
     }
 
