@@ -20,10 +20,6 @@ struct UplinkFEC {
     static let lossThreshold = 0.005
     /// Most repair packets per media packet.
     static let maximumRatio = 2.0
-    /// Packets and time a repair covers at most (the node's defaults toward subscribers).
-    static let window = Self.rounds.window
-    static let windowDuration = Self.rounds.windowDuration
-
     let ssrc: UInt32
     let payloadType: UInt8
     private(set) var sequenceNumber: UInt16
@@ -31,7 +27,8 @@ struct UplinkFEC {
     private var encoder: SlidingWindowFECEncoder?
     /// The uplink's loss the repairs are sized for.
     private(set) var loss = 0.0
-    /// How many repairs a round answering a NACK sends (the node's defaults toward its subscribers).
+    /// The node's defaults toward its subscribers: the packets and time a repair covers, what the encoder
+    /// keeps, and how many repairs a round answering a NACK sends.
     static let rounds = VideoFECPolicy()
     private(set) var repairRounds = 0
     /// Repairs per media packet, spread over the packets.
@@ -58,7 +55,7 @@ struct UplinkFEC {
         self.credit.set(ratio: Self.ratio(loss: loss))
         if self.ratio > 0, self.encoder == nil {
             self.encoder = SlidingWindowFECEncoder(
-                capacity: Self.window, maximumPacketSize: 1500, retention: Self.rounds.keptDuration)
+                capacity: Self.rounds.window, maximumPacketSize: 1500, retention: Self.rounds.keptDuration)
         }
     }
 
@@ -92,8 +89,8 @@ struct UplinkFEC {
                 self.encoder!.writeRepair(since: since, count: count, into: &self.scratch)
             } else {
                 self.encoder!.writeRepair(
-                    now: now, maximumAge: Self.windowDuration, maximumSources: Self.window, maximumSymbolGrowth: 2,
-                    into: &self.scratch)
+                    now: now, maximumAge: Self.rounds.windowDuration, maximumSources: Self.rounds.window,
+                    maximumSymbolGrowth: Self.rounds.maximumSymbolGrowth, into: &self.scratch)
             }
         guard written else { return false }
         buffer.clear()

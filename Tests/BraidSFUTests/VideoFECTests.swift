@@ -20,9 +20,7 @@ import Testing
     @Test func theEncoderIsMadeForALossyLinkAndFreedWhenItIsClean() {
         let policy = VideoFECPolicy()
         var protection = VideoProtection(ssrc: 1)
-        protection.update(
-            ratio: policy.repairRatio(loss: 0.5), window: policy.window, keptDuration: policy.keptDuration,
-            maximumPacketSize: 1200)
+        protection.update(ratio: policy.repairRatio(loss: 0.5), policy: policy, maximumPacketSize: 1200)
         #expect(protection.encoder?.allocated == 8 && protection.encoder?.capacity == 64)
         var packet = ByteBuffer()
         packet.writeRepeatingByte(7, count: 1000)
@@ -31,7 +29,7 @@ import Testing
             _ = protection.sent(packet, sequenceNumber: UInt16(index), now: .uptimeNanoseconds(UInt64(index) * 6_666_667))
         }
         #expect(protection.encoder?.allocated == 64)
-        protection.update(ratio: 0, window: policy.window, keptDuration: policy.keptDuration, maximumPacketSize: 1200)
+        protection.update(ratio: 0, policy: policy, maximumPacketSize: 1200)
         #expect(protection.encoder == nil && protection.footprint == 0)
         #expect(protection.sent(packet, sequenceNumber: 80, now: .uptimeNanoseconds(600_000_000)) == 0)
     }

@@ -441,8 +441,8 @@ public final class SFUSubscriber {
                 switch slot.slot.fecScheme {
                 case .slidingWindow:
                     slot.protection.update(
-                        ratio: video.repairRatio(loss: loss), window: video.window,
-                        keptDuration: video.keptDuration, maximumPacketSize: self.configuration.maximumPacketSize)
+                        ratio: video.repairRatio(loss: loss), policy: video,
+                        maximumPacketSize: self.configuration.maximumPacketSize)
                 case .flexFEC, .ulpfec:
                     let ids = self.description.extensions
                     slot.protection.updateXOR(

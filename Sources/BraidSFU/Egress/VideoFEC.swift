@@ -64,11 +64,12 @@ struct VideoProtection {
     /// receiver sees only the packets that came in RED (on a clean link the media stays plain).
     var wrapsInRED: Bool { self.xorSpan > 0 && self.ulpEncoder != nil }
 
-    mutating func update(ratio: Double, window: Int, keptDuration: TimeAmount, maximumPacketSize: Int) {
+    /// Sends `ratio` repairs per packet, with an encoder kept as `policy` says.
+    mutating func update(ratio: Double, policy: VideoFECPolicy, maximumPacketSize: Int) {
         self.credit.set(ratio: ratio)
         if ratio > 0, self.encoder == nil {
             self.encoder = SlidingWindowFECEncoder(
-                capacity: window, maximumPacketSize: maximumPacketSize, retention: keptDuration)
+                capacity: policy.window, maximumPacketSize: maximumPacketSize, retention: policy.keptDuration)
         } else if ratio == 0 {
             // A clean link keeps no copies: every subscriber is protected from its start, so otherwise
             // each would hold its start's slots for good. Loss coming back makes a fresh encoder.
