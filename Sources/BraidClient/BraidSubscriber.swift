@@ -40,6 +40,8 @@ final class IncomingTrack {
     var fec: SlidingWindowFECDecoder?
     /// Repair rounds asked for and not yet answered.
     var repairRequests = RepairRequests()
+    /// Video with Braid's FEC: asks for what a silence of the stream probably hid.
+    var silence = SilenceProbe()
     var packetsRecoveredByFEC = 0
     var repairPacketsReceived = 0
     var framesDecodableInTime = 0
@@ -117,6 +119,7 @@ final class IncomingTrack {
         self.fecSSRC = section.fecSSRC
         self.fec = section.fecPayloadType == nil ? nil : SlidingWindowFECDecoder()
         self.nack = IncomingTrack.makeNACKGenerator(repairs: self.fec != nil)
+        self.silence = SilenceProbe()
         self.asksForLostAudio = section.kind == .audio && section.nack
         self.newestAudioPacket = nil
         self.audioGaps.removeAll()
@@ -373,6 +376,7 @@ struct SubscriberMedia {
                 let last = header.firstSequenceNumber &+ UInt16(truncatingIfNeeded: header.sourceCount - 1)
                 track.nack.sentThrough(sequenceNumber: last, now: now)
             }
+            track.silence.arrived(newest: track.nack.newestSequence, now: now)
             for bytes in track.fec?.repairReceived(packet.payload) ?? [] {
                 guard let recovered = try? RTPPacket(bytes) else { continue }
                 track.packetsRecoveredByFEC += 1
@@ -420,6 +424,7 @@ struct SubscriberMedia {
             // A rebuild times no round trip: which NACK, if any, its repair answered is ``RepairRequests``'s to
             // say (see `received(rtp:)`).
             let outcome = track.nack.packetReceived(sequenceNumber: sequenceNumber, isRetransmission: isRTX, now: now)
+            if !recovered { track.silence.arrived(newest: track.nack.newestSequence, now: now) }
             // Rebuilt before a later packet showed it missing: lost on the wire, repaired all the same.
             if recovered, case .advanced = outcome { track.packetsRebuiltBeforeDetection += 1 }
             // The first loss starts the FEC record (if no repair did): the repairs answering its NACK cover
@@ -775,6 +780,7 @@ struct SubscriberMedia {
             track.assembler.poll(now: now) { _ in }
             if track.ssrc != nil {
                 self.sendNACKs(track, now: now, send: send)
+                self.probeSilence(track, now: now, send: send)
                 if track.assembler.needsKeyframe && track.assembler.framesComplete > 0 {
                     self.requestKeyframe(track, now: now, send: send)
                 } else if var throttle = track.keyframes, throttle.retryDue(now: now) != nil {
@@ -812,7 +818,8 @@ struct SubscriberMedia {
         let fecActive = track.fec?.isActive == true
         if fecActive {
             let deficit = track.nack.missingCount - track.fec!.pendingEquations
-                - track.repairRequests.outstanding(now: now, expiry: answerExpected)
+                - track.repairRequests.outstanding(
+                    now: now, expiry: answerExpected, reaching: track.nack.oldestMissing)
             guard deficit > 0 else { return }
             if self.missing.count > deficit { self.missing.removeLast(self.missing.count - deficit) }
         }
@@ -823,6 +830,24 @@ struct SubscriberMedia {
         send(self.rtcp)
         self.nacksSent += 1
         if fecActive { track.repairRequests.asked(self.missing, at: now) }
+    }
+
+    /// Asks for what a silence of a lossy video stream probably hid (``SilenceProbe``): the numbers after the
+    /// newest packet seen, as a NACK the node answers with a repair round over those it has sent. Only while
+    /// the track's FEC is active: on a clean link a silence is a pause, not a loss.
+    mutating func probeSilence(_ track: IncomingTrack, now: NIODeadline, send: (ByteBuffer) -> Void) {
+        guard let ssrc = track.ssrc, track.fec?.isActive == true, let newest = track.nack.newestSequence else { return }
+        let answerTime = track.nack.roundTripTime + track.nack.configuration.retryMargin
+        guard let count = track.silence.due(now: now, answerTime: answerTime) else { return }
+        self.missing.removeAll(keepingCapacity: true)
+        for offset in 1...Int64(count) { self.missing.append(UInt16(truncatingIfNeeded: newest + offset)) }
+        self.rtcp.clear()
+        guard (try? NACKGenerator.writeNACK(
+            senderSSRC: self.senderSSRC, mediaSSRC: ssrc, sequenceNumbers: self.missing, into: &self.rtcp)) != nil
+        else { return }
+        send(self.rtcp)
+        self.nacksSent += 1
+        track.repairRequests.asked(self.missing, at: now)
     }
 
     mutating func sendTransportFeedback(send: (ByteBuffer) -> Void) {
@@ -890,6 +915,7 @@ struct SubscriberMedia {
                         packetsRecoveredByFEC: track.packetsRecoveredByFEC,
                         repairPacketsReceived: track.repairPacketsReceived,
                         repairPacketsDiscarded: track.fec?.repairsDiscarded ?? 0,
+                        silenceProbesSent: track.silence.probesSent,
                         mediaBytesReceived: track.mediaBytes, retransmissionBytesReceived: track.retransmissionBytes,
                         repairBytesReceived: track.repairBytes,
                         framesDecodableInTime: track.framesDecodableInTime,

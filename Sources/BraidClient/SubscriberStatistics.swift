@@ -88,6 +88,8 @@ public struct VideoTrackStatistics: Hashable, Sendable {
     public var repairPacketsReceived: Int = 0
     /// Repair packets dropped: malformed, covering only packets already received, or inconsistent with them.
     public var repairPacketsDiscarded: Int = 0
+    /// NACKs sent for what a silence of the stream probably hid (``SilenceProbe``; part of the NACKs sent).
+    public var silenceProbesSent: Int = 0
     /// Bytes received (RTP header and payload): media, RTX and FEC repair packets.
     public var mediaBytesReceived: Int64 = 0
     public var retransmissionBytesReceived: Int64 = 0

@@ -71,6 +71,8 @@ public struct VideoFigures: Codable, Hashable, Sendable {
     public var packetsRecoveredByFEC: Int64 = 0
     /// FEC repair packets received.
     public var repairPacketsReceived: Int64 = 0
+    /// NACKs subscribers sent for what a silence of their video probably hid (part of ``LoadReport/nacksSent``).
+    public var silenceProbesSent: Int64 = 0
     /// Bytes received on the media SSRCs, as RTX and as FEC repair packets.
     public var mediaBytesReceived: Int64 = 0
     public var retransmissionBytesReceived: Int64 = 0

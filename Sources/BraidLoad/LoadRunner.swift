@@ -604,6 +604,7 @@ public enum LoadRunner {
                     video.retransmissionsReceived += Int64(track.retransmissionsReceived)
                     video.packetsRecoveredByFEC += Int64(track.packetsRecoveredByFEC)
                     video.repairPacketsReceived += Int64(track.repairPacketsReceived)
+                    video.silenceProbesSent += Int64(track.silenceProbesSent)
                     video.mediaBytesReceived += track.mediaBytesReceived
                     video.retransmissionBytesReceived += track.retransmissionBytesReceived
                     video.repairBytesReceived += track.repairBytesReceived

@@ -29,6 +29,9 @@ extension LoadReport {
             row("video loss before / after repair",
                 "\(percent(self.video.lossBeforeRecovery)) / \(percent(self.video.residualLoss))")
             row("NACKs sent / retransmissions recv", "\(self.nacksSent) / \(self.video.retransmissionsReceived)")
+            if self.video.silenceProbesSent > 0 {
+                row("  of the NACKs: silence probes", "\(self.video.silenceProbesSent)")
+            }
             if self.publisherRepairsSent > 0 {
                 row("uplink: NACKs / RTX / FEC (rounds)",
                     "\(self.publisherNacksReceived) / \(self.publisherRetransmissionsSent) / \(self.publisherRepairsSent) (\(self.publisherRepairRounds))")

@@ -109,6 +109,10 @@ public struct NACKGenerator: Sendable {
     /// (see ``setDeadline(_:askNotBefore:for:)``).
     public private(set) var packetsExpired: Int = 0
 
+    /// The newest sequence number received or announced (``sentThrough(sequenceNumber:now:)``), unwrapped;
+    /// nil before the first packet.
+    public var newestSequence: Int64? { self.unwrapper.highest }
+
     /// Creates a generator; `roundTripTime` is the initial RTT estimate.
     public init(configuration: Configuration = Configuration(), roundTripTime: TimeAmount = .milliseconds(100)) {
         self.configuration = configuration
@@ -136,6 +140,8 @@ public struct NACKGenerator: Sendable {
 
     /// Number of sequence numbers currently missing.
     public var missingCount: Int { self.missing.count }
+    /// The oldest number still missing, if any.
+    public var oldestMissing: UInt16? { self.missing.first.map { UInt16(truncatingIfNeeded: $0.sequence) } }
 
     /// Whether `sequenceNumber` is currently in the missing list.
     public func isMissing(_ sequenceNumber: UInt16) -> Bool {

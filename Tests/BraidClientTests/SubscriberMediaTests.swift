@@ -587,6 +587,49 @@ struct SubscriberMediaTests {
         #expect(track.packetsRecoveredByFEC == 2)
         #expect(track.framesDecodable == 5)
     }
+
+    @Test("With FEC, a silence of the video is probed: a NACK names the numbers after the newest, and the round rebuilds them")
+    func silenceProbe() throws {
+        var loop = MediaLoop(fec: true)
+        var encoder = SlidingWindowFECEncoder(capacity: 24)
+        func repair(since: UInt16) -> ByteBuffer {
+            var packet = ByteBuffer(bytes: [0x80, 98, 0, 1, 0, 0, 0, 0])
+            packet.writeInteger(MediaLoop.fecSSRC)
+            #expect(encoder.writeRepair(since: since, into: &packet))
+            return packet
+        }
+        func frame(_ index: Int, lost: Bool = false) -> UInt16 {
+            let sequences = loop.sendVideo(index: index, key: index == 0, size: 300, drop: lost ? [0] : [])
+            encoder.add(loop.video.packet, sequenceNumber: sequences[0], now: loop.now)
+            loop.advance(.milliseconds(33))
+            loop.tick()
+            return sequences[0]
+        }
+        func nacks() -> [[UInt16]] { loop.feedback().compactMap { if case .genericNACK(let n) = $0 { Array(n.lostSequenceNumbers) } else { nil } } }
+
+        // A loss makes the link lossy (the FEC decoder starts its record); the rest arrive 33 ms apart.
+        _ = frame(0)
+        let first = frame(1, lost: true)
+        loop.deliver(repair(since: first))
+        var newest: UInt16 = first
+        for index in 2..<8 { newest = frame(index) }
+        loop.rtcp.removeAll()
+        // Two frames lost with everything sent behind them: after 2.5 packet intervals of silence, a probe.
+        let hidden = [frame(8, lost: true), frame(9, lost: true)]
+        #expect(nacks() == [[newest &+ 1, newest &+ 2, newest &+ 3]])
+        #expect(hidden == [newest &+ 1, newest &+ 2])
+        // The node's round over what it has sent of those (the third was not sent yet) rebuilds both.
+        loop.deliver(repair(since: hidden[0]))
+        loop.deliver(repair(since: hidden[0]))
+        let track = try #require(loop.statistics.video.first)
+        #expect(track.packetsRecoveredByFEC == 3)
+        #expect(track.silenceProbesSent == 1)
+        #expect(track.framesDecodable == 10)
+        // The stream goes on: no further probe.
+        loop.rtcp.removeAll()
+        _ = frame(10)
+        #expect(nacks().isEmpty)
+    }
 }
 
 @Suite("Subscriber media path under light reception (headers only)")

@@ -313,4 +313,77 @@ import Testing
         }
         #expect(requests.outstanding(now: start + .milliseconds(350), expiry: expiry) == RepairRequests.capacity)
     }
+
+    /// A round covers the span from the oldest packet its NACK named: a request for newer packets (a later
+    /// loss, a silence probe) holds back no NACK for an older one, across the 16-bit wrap too.
+    @Test func onlyRequestsWhoseRoundsReachTheOldestMissingPacketCountAsOutstanding() {
+        var requests = RepairRequests()
+        let start = NIODeadline.uptimeNanoseconds(1_000_000_000)
+        let expiry = TimeAmount.milliseconds(60)
+        requests.asked([65_534, 65_535], at: start)
+        requests.asked([3, 4, 5], at: start + .milliseconds(10))
+        let now = start + .milliseconds(20)
+        #expect(requests.outstanding(now: now, expiry: expiry) == 5)
+        #expect(requests.outstanding(now: now, expiry: expiry, reaching: 65_534) == 2)
+        #expect(requests.outstanding(now: now, expiry: expiry, reaching: 65_533) == 0)
+        #expect(requests.outstanding(now: now, expiry: expiry, reaching: 1) == 2)
+        #expect(requests.outstanding(now: now, expiry: expiry, reaching: 3) == 5)
+        #expect(requests.outstanding(now: now, expiry: expiry, reaching: 9) == 5)
+    }
+}
+
+@Suite struct SilenceProbeTests {
+    static let start = NIODeadline.uptimeNanoseconds(1_000_000_000)
+    static func at(_ milliseconds: Int64) -> NIODeadline { start + .milliseconds(milliseconds) }
+
+    /// A probe that learned a stream of one packet every `interval` ms, the last arriving at `last`.
+    static func learned(interval: Int64 = 33, packets: Int64 = 10) -> (probe: SilenceProbe, last: Int64) {
+        var probe = SilenceProbe()
+        for index in 0..<packets { probe.arrived(newest: 100 + index, now: at(index * interval)) }
+        return (probe, (packets - 1) * interval)
+    }
+
+    @Test func aSilenceOfTwoAndAHalfPacketIntervalsIsProbedForThePacketsItProbablyHid() throws {
+        var (probe, last) = Self.learned()
+        let interval = try #require(probe.packetInterval)
+        #expect(abs(interval - 33_000_000) < 1_000)
+        #expect(probe.due(now: Self.at(last + 80), answerTime: .milliseconds(60)) == nil)
+        // 100 ms of silence: about three packets were sent and lost.
+        #expect(probe.due(now: Self.at(last + 100), answerTime: .milliseconds(60)) == 3)
+        // The next probe waits for this one's answer, then names what the longer silence hid.
+        #expect(probe.due(now: Self.at(last + 140), answerTime: .milliseconds(60)) == nil)
+        #expect(probe.due(now: Self.at(last + 165), answerTime: .milliseconds(60)) == 5)
+        #expect(probe.due(now: Self.at(last + 230), answerTime: .milliseconds(60)) == 7)
+        // After three, the stream has paused: no more until a packet comes.
+        #expect(probe.due(now: Self.at(last + 400), answerTime: .milliseconds(60)) == nil)
+        #expect(probe.probesSent == 3)
+        probe.arrived(newest: 120, now: Self.at(last + 410))
+        #expect(probe.due(now: Self.at(last + 450), answerTime: .milliseconds(60)) == nil)
+        // Names at most `maximumNamed`.
+        #expect(probe.due(now: Self.at(last + 900), answerTime: .milliseconds(60)) == probe.maximumNamed)
+    }
+
+    @Test func aFastStreamIsProbedNoSoonerThanTheMinimumSilence() {
+        var (probe, last) = Self.learned(interval: 5, packets: 60)
+        #expect(probe.due(now: Self.at(last + 30), answerTime: .milliseconds(60)) == nil)
+        #expect(probe.due(now: Self.at(last + 40), answerTime: .milliseconds(60)) == 8)
+    }
+
+    @Test func aKeyframesBackToBackPacketsDoNotShortenTheInterval() throws {
+        var (probe, last) = Self.learned()
+        // Eight packets within a millisecond, then the stream goes on at 33 ms.
+        for index in 0..<8 { probe.arrived(newest: 110 + Int64(index), now: Self.at(last + 33)) }
+        for index in 1...6 { probe.arrived(newest: 117 + Int64(index), now: Self.at(last + 33 + 33 * Int64(index))) }
+        // Samples span at least 100 ms: the burst is one sample of 12 ms among 33 ms ones, not eight of zero.
+        let interval = try #require(probe.packetInterval)
+        #expect(interval > 20_000_000)
+    }
+
+    @Test func noProbeBeforeTheIntervalIsKnown() {
+        var probe = SilenceProbe()
+        probe.arrived(newest: 1, now: Self.at(0))
+        #expect(probe.due(now: Self.at(1_000), answerTime: .milliseconds(60)) == nil)
+        probe.arrived(newest: nil, now: Self.at(1_000))
+        #expect(probe.due(now: Self.at(2_000), answerTime: .milliseconds(60)) == nil)
+    }
 }

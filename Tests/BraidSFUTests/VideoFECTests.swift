@@ -137,6 +137,37 @@ import Testing
         #expect(status.videoRepairRounds == 1 && status.videoRoundRepairs == expected)
     }
 
+    /// A subscriber's silence probe names the numbers after the newest packet it saw: the round covers the
+    /// ones sent, and numbers not sent yet cost nothing (no repair, no RTX, no round).
+    @Test func aProbeForPacketsNotSentYetIsAnsweredOnlyForThoseSent() throws {
+        var setup = SingleStream(slot: Self.fecSlot())
+        setup.publisher.receiveRTP(setup.next(keyframe: true), now: at(0))
+        try Self.report(setup, fraction: 128, at: 10)  // 50 %
+        setup.router.tick(now: at(11))
+        for index in 1..<8 { setup.publisher.receiveRTP(setup.next(), now: at(Int64(index) * 33)) }
+        let media = setup.subscriberTransport.rtp.compactMap { try? RTPPacket($0) }.filter { $0.ssrc == 0xAAAA_0001 }
+        let newest = try #require(media.last?.sequenceNumber)
+        func probe(_ numbers: [UInt16], at ms: Int64) throws -> [RTPPacket] {
+            setup.subscriberTransport.reset()
+            var nack = ByteBufferAllocator().buffer(capacity: 64)
+            try RTCPGenericNACK.write(senderSSRC: 1, mediaSSRC: 0xAAAA_0001, lostSequenceNumbers: numbers, into: &nack)
+            setup.subscriber.receiveRTCP(nack, now: at(ms))
+            return try setup.subscriberTransport.rtp.map { try RTPPacket($0) }
+        }
+        // Nothing named was sent: nothing goes out.
+        #expect(try probe([newest &+ 1, newest &+ 2, newest &+ 3], at: 300).isEmpty)
+        #expect(setup.subscriber.counters.repairRounds == 0 && setup.subscriber.counters.retransmissions == 0)
+        // The last two sent and three not yet: a round for a deficit of two, over those two.
+        let answers = try probe([newest &- 1, newest, newest &+ 1, newest &+ 2, newest &+ 3], at: 320)
+        #expect(answers.count == VideoFECPolicy().repairs(deficit: 2, loss: 0.5, round: 0))
+        for answer in answers {
+            let header = try FECRepairHeader(answer.payload)
+            #expect(answer.ssrc == 0xAAAA_0003 && header.answersNACK)
+            #expect(header.firstSequenceNumber == newest &- 1 && header.sourceCount == 2)
+        }
+        #expect(setup.subscriber.counters.repairRounds == 1 && setup.subscriber.counters.retransmissions == 0)
+    }
+
     /// The subscriber reports `fraction`/256 loss.
     static func report(_ setup: SingleStream, fraction: UInt8, at ms: Int64) throws {
         setup.subscriber.receiveRTCP(try receiverReport(about: 0xAAAA_0001, fractionLost: fraction), now: at(ms))

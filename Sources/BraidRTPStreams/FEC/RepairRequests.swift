@@ -70,11 +70,20 @@ public struct RepairRequests: Sendable {
     /// Packets asked for less than `expiry` before `now` and not answered (a request answered counts what
     /// its round may still bring for ``landing``); older requests are forgotten (a retry due exactly one
     /// expiry later asks again).
-    public mutating func outstanding(now: NIODeadline, expiry: TimeAmount) -> Int {
+    ///
+    /// With `reaching`, the receiver's oldest missing packet, only requests whose rounds cover it count: a
+    /// round spans from the oldest packet its NACK named through the newest sent, so one asked for newer
+    /// packets (a later loss, or a ``SilenceProbe``) rebuilds nothing older, and counting it would hold back
+    /// the NACK the older packet needs until that round had come and gone.
+    public mutating func outstanding(now: NIODeadline, expiry: TimeAmount, reaching oldest: UInt16? = nil) -> Int {
         self.requests.removeAll { request in
             if let answeredAt = request.answeredAt { return now - answeredAt >= Self.landing }
             return now - request.sentAt >= expiry
         }
-        return self.requests.reduce(0) { $0 + $1.outstanding }
+        guard let oldest else { return self.requests.reduce(0) { $0 + $1.outstanding } }
+        return self.requests.reduce(0) { total, request in
+            // `first` at or before `oldest` in sequence order (RFC 3550 numbers wrap).
+            oldest &- request.first < 0x8000 ? total + request.outstanding : total
+        }
     }
 }

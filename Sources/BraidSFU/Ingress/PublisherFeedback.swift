@@ -73,7 +73,8 @@ extension SFUPublisher {
                 if fecActive {
                     let answerExpected = stream.nack.roundTripTime + stream.nack.configuration.retryMargin
                     let deficit = stream.nack.missingCount - stream.fec!.pendingEquations
-                        - stream.repairRequests.outstanding(now: now, expiry: answerExpected)
+                        - stream.repairRequests.outstanding(
+                    now: now, expiry: answerExpected, reaching: stream.nack.oldestMissing)
                     guard deficit > 0 else { continue }
                     if stream.pendingNACKs.count > deficit {
                         stream.pendingNACKs.removeLast(stream.pendingNACKs.count - deficit)
