@@ -174,7 +174,11 @@ import Testing
     }
 
     @Test func aLossyLinkGetsRepairPacketsThatRebuildTheLostOnesByteForByte() throws {
-        var setup = SingleStream(slot: Self.fecSlot())
+        // One repair per packet at 50 % (the default margin leaves part of the loss to repair rounds): with
+        // every other packet lost, the repairs alone rebuild them all.
+        var configuration = SFUConfiguration()
+        configuration.videoFEC.margin = 1
+        var setup = SingleStream(slot: Self.fecSlot(), configuration: configuration)
         setup.publisher.receiveRTP(setup.next(keyframe: true), now: at(0))
         // Clean: media only.
         for index in 1..<5 { setup.publisher.receiveRTP(setup.next(), now: at(Int64(index) * 33)) }
@@ -188,7 +192,7 @@ import Testing
         let repairs = sent.filter { (try? RTPPacket($0))?.ssrc == 0xAAAA_0003 }
         #expect(media.count == 60)
         // `margin` repairs per packet at 50 %.
-        #expect(repairs.count == Int(60 * VideoFECPolicy().margin))
+        #expect(repairs.count == 60)
         let first = try RTPPacket(try #require(repairs.first))
         #expect(first.payloadType == 98)
         // Each repair has its own sequence number and transport-wide number.
@@ -218,7 +222,7 @@ import Testing
         #expect(recovered.count == 30, "recovered \(recovered.count) of \(lost.count)")
         for (sequence, packet) in recovered { #expect(lost[sequence] == packet) }
         let status = try #require(setup.router.roomStatuses(now: at(3000)).first?.subscribers.first?.protection)
-        #expect(abs(status.videoRepairRatio - VideoFECPolicy().margin) < 1e-9)
+        #expect(abs(status.videoRepairRatio - 1) < 1e-9)
         #expect(status.videoFEC == "x-braid-fec")
         #expect(status.videoRepairsSent == 60)
         #expect(status.protectionBytes > 0)
@@ -401,6 +405,36 @@ extension UplinkFECTests {
         #expect(stream.packetsRecoveredByFEC == 3)
         #expect(stream.nack.missingCount == 0)
         #expect(setup.subscriberTransport.rtpPackets.filter { $0.ssrc == 0xAAAA_0001 }.count == 10)
+    }
+}
+
+extension UplinkFECTests {
+    @Test("A lossy uplink that falls silent is probed: the node NACKs the numbers after the newest it saw")
+    func theNodeProbesASilentLossyUplink() throws {
+        var setup = SingleStream(slot: VideoFECTests.fecSlot(fec: false), uplinkFEC: true)
+        var sequenceNumbers: [UInt16] = []
+        for index in 0..<10 {
+            let packet = setup.next(keyframe: index == 0)
+            sequenceNumbers.append(try RTPPacket(packet).sequenceNumber)
+            // Packet 3 is lost: the uplink is lossy, and the FEC decoder starts its record.
+            if index != 3 { setup.publisher.receiveRTP(packet, now: at(Int64(index) * 33)) }
+        }
+        let stream = setup.publisher.streams[0][0]
+        #expect(stream.fec?.isActive == true)
+        setup.publisherTransport.reset()
+        // 70 ms after the last packet (2.1 intervals): nothing yet beyond the NACK for packet 3.
+        setup.router.tick(now: at(9 * 33 + 70))
+        let newest = sequenceNumbers[9]
+        #expect(!setup.publisherTransport.nacks.contains { $0.lostSequenceNumbers.contains(newest &+ 1) })
+        setup.publisherTransport.reset()
+        // 100 ms: a probe for the three packets the silence probably hid.
+        setup.router.tick(now: at(9 * 33 + 100))
+        #expect(setup.publisherTransport.nacks.map { Array($0.lostSequenceNumbers) } == [[newest &+ 1, newest &+ 2, newest &+ 3]])
+        #expect(setup.publisher.counters.silenceProbesSent == 1)
+        // Within its answer time, no second probe.
+        setup.publisherTransport.reset()
+        setup.router.tick(now: at(9 * 33 + 120))
+        #expect(setup.publisherTransport.nacks.isEmpty)
     }
 }
 

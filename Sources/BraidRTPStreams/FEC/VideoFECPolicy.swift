@@ -15,11 +15,12 @@ public import NIOCore
 public struct VideoFECPolicy: Sendable, Hashable {
     /// Below this loss no repair packets are sent.
     public var lossThreshold: Double = 0.005
-    /// Repairs sent up front that arrive per packet lost. Measured with braid-load at 50 % loss (see
-    /// Benchmarks/README.md, "Loss protection"): 1.0 made 99.3 % of frames decodable in time at 3.6× the
-    /// media bytes; 0.7 and 0.5 left more to the repair rounds, which were later and dearer (98.1–98.7 %
-    /// at 3.6×, 97.7 % at 3.9×).
-    public var margin: Double = 1.0
+    /// Repairs sent up front that arrive per packet lost. Measured with braid-load at 50 % loss and 300
+    /// kbit/s (Benchmarks/README.md, "Loss protection", "Silence probes"), seeds 7–10 interleaved: since
+    /// subscribers probe a silent stream, 0.7 made 99.57–99.80 % of frames decodable in time at 2.93–2.98×
+    /// the media bytes, 1.0 99.21–99.88 % at 3.03–3.12×, 0.5 99.39–99.59 % at 2.85–3.00×. (Before the
+    /// probes, less up front meant later rounds: 0.8 gave 97.8–98.3 %.)
+    public var margin: Double = 0.7
     /// Most repair packets per media packet.
     public var maximumRatio: Double = 2
     /// The chance that a repair round brings at least the deficit, for the first round and for each later

@@ -21,6 +21,8 @@ final class InboundStream {
     var packetsRecoveredByFEC = 0
     /// Repair rounds asked of the publisher and not yet answered (its NACKs then ask only for the deficit).
     var repairRequests = RepairRequests()
+    /// With uplink FEC: asks for what a silence of the stream probably hid.
+    var silence = SilenceProbe()
     /// Rebuilds lost audio packets from the publisher's RED blocks (an audio track that negotiated RED).
     var redRecovery: REDRecovery?
     var statistics: ReceiveStatistics?

@@ -55,6 +55,27 @@ extension SFUPublisher {
         self.transport.sendRTCP(self.rtcpScratch)
     }
 
+    /// Asks a publisher whose lossy uplink fell silent for what the silence probably hid (``SilenceProbe``,
+    /// as BraidClient subscribers ask the node): a NACK for the numbers after the newest packet seen, which
+    /// the publisher answers with a repair round over those it has sent. Only while the stream's uplink FEC
+    /// is active: on a clean uplink a silence is a pause.
+    private func probeSilence(_ stream: InboundStream, ssrc: UInt32, now: NIODeadline) {
+        guard stream.fec?.isActive == true, let newest = stream.nack.newestSequence else { return }
+        let answerTime = stream.nack.roundTripTime + stream.nack.configuration.retryMargin
+        guard let count = stream.silence.due(now: now, answerTime: answerTime) else { return }
+        stream.pendingNACKs.removeAll(keepingCapacity: true)
+        for offset in 1...Int64(count) { stream.pendingNACKs.append(UInt16(truncatingIfNeeded: newest + offset)) }
+        self.rtcpScratch.clear()
+        guard (try? NACKGenerator.writeNACK(
+            senderSSRC: self.rtcpSSRC, mediaSSRC: ssrc, sequenceNumbers: stream.pendingNACKs, into: &self.rtcpScratch))
+            != nil
+        else { return }
+        self.counters.nacksSent += 1
+        self.counters.silenceProbesSent += 1
+        stream.repairRequests.asked(stream.pendingNACKs, at: now)
+        self.transport.sendRTCP(self.rtcpScratch)
+    }
+
     /// Periodic work: keyframe retries, NACKs, receiver reports, transport-wide feedback.
     func tick(now: NIODeadline) {
         self.inbound.roll(now: now, window: self.configuration.bitrateWindow)
@@ -64,6 +85,7 @@ extension SFUPublisher {
                     self.sendKeyframeRequest(producer: producer, stream: stream, request: request)
                 }
                 guard producer.track.feedback.nack, let ssrc = stream.ssrc else { continue }
+                self.probeSilence(stream, ssrc: ssrc, now: now)
                 stream.nack.pending(now: now, into: &stream.pendingNACKs)
                 guard !stream.pendingNACKs.isEmpty else { continue }
                 // With uplink FEC, only the deficit: the missing packets the repair equations in hand cannot

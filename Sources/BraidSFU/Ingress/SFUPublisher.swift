@@ -52,6 +52,8 @@ public final class SFUPublisher: TrackSource {
         var paddingPackets = 0
         var malformedRTCP = 0
         var nacksSent = 0
+        /// Of those, silence probes (``SilenceProbe``) on a lossy uplink with FEC.
+        var silenceProbesSent = 0
         var keyframeRequestsSent = 0
         var transportFeedbackSent = 0
         var receiverReportsSent = 0
@@ -177,6 +179,7 @@ public final class SFUPublisher: TrackSource {
             stream.nack.sentThrough(
                 sequenceNumber: header.firstSequenceNumber &+ UInt16(truncatingIfNeeded: header.sourceCount - 1), now: now)
         }
+        stream.silence.arrived(newest: stream.nack.newestSequence, now: now)
         for rebuilt in stream.fec!.repairReceived(rtp.payload) {
             guard let packet = try? RTPPacket(rebuilt), packet.ssrc == stream.ssrc else { continue }
             stream.packetsRecoveredByFEC += 1
@@ -211,6 +214,7 @@ public final class SFUPublisher: TrackSource {
             let outcome = stream.nack.packetReceived(
                 sequenceNumber: sequenceNumber, isRetransmission: binding.isRTX, now: now)
             if outcome == .keyframeNeeded { self.requestKeyframe(producer, layer: stream.index, now: now) }
+            if !recovered, stream.fec != nil { stream.silence.arrived(newest: stream.nack.newestSequence, now: now) }
             // The first loss starts the FEC record: repairs sent after it cover it and what follows.
             if !binding.isRTX, !recovered, case .advanced(let newlyMissing) = outcome, newlyMissing > 0,
                 stream.fec?.isActive == false
