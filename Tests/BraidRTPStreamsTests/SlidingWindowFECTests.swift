@@ -379,6 +379,13 @@ import Testing
         #expect(interval > 20_000_000)
     }
 
+    @Test func aPauseOfTheSenderIsNotTakenForItsRate() throws {
+        var (probe, last) = Self.learned()
+        // Five seconds without a packet (video muted), then the stream resumes at 33 ms.
+        probe.arrived(newest: 110, now: Self.at(last + 5_000))
+        #expect(abs(try #require(probe.packetInterval) - 33_000_000) < 1_000)
+    }
+
     @Test func noProbeBeforeTheIntervalIsKnown() {
         var probe = SilenceProbe()
         probe.arrived(newest: 1, now: Self.at(0))

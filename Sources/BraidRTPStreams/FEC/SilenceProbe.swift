@@ -30,8 +30,10 @@ public struct SilenceProbe: Sendable {
     public var maximumNamed = 8
     /// The shortest span of arrivals one interval sample is taken over.
     public var sampleSpan: TimeAmount = .milliseconds(100)
+    /// A longer span between two arrivals is a pause of the sender, not its rate: no sample.
+    public var longestSample: TimeAmount = .seconds(1)
 
-    /// The estimated time between two packets of the stream, in nanoseconds; nil before two arrivals.
+    /// The estimated time between two packets of the stream, in nanoseconds; nil before the first sample.
     public private(set) var packetInterval: Double?
     private var lastArrival: NIODeadline?
     private var lastAdvance: (sequence: Int64, at: NIODeadline)?
@@ -51,6 +53,10 @@ public struct SilenceProbe: Sendable {
         guard let newest else { return }
         if let last = self.lastAdvance {
             guard newest > last.sequence, now - last.at >= self.sampleSpan else { return }
+            guard now - last.at <= self.longestSample else {
+                self.lastAdvance = (newest, now)
+                return
+            }
             let sample = Double((now - last.at).nanoseconds) / Double(newest - last.sequence)
             // 1/8 per sample, as RFC 6298 smooths round trips.
             self.packetInterval = self.packetInterval.map { $0 + (sample - $0) / 8 } ?? sample

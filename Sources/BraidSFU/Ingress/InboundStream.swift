@@ -48,6 +48,7 @@ final class InboundStream {
         self.ssrc = ssrc
         self.statistics = ReceiveStatistics(ssrc: ssrc, clockRate: clockRate)
         self.nack.reset()
+        self.silence = SilenceProbe()
         self.throttle = KeyframeRequestThrottle(mediaSSRC: ssrc, interval: keyframeInterval)
     }
 }
