@@ -570,7 +570,7 @@ struct SubscriberMedia {
             // A later packet's redundant blocks may still bring the frame: wait for the last of them, but ask
             // no later than an answer can make the deadline.
             let stillComing = max(0, track.redundancyReach - ticksBefore) * 1_000_000 / Int64(track.clockRate)
-            let lastAsk = deadline - track.nack.roundTripTime - track.nack.configuration.retryMargin
+            let lastAsk = deadline - track.nack.answerTime
             let askAt = min(now + .microseconds(stillComing) + Self.redundancyMargin, lastAsk)
             track.nack.setDeadline(deadline, askNotBefore: askAt, for: number)
             if let frame, track.audioGaps.count < NACKGenerator.maximumAnnouncedGap {
@@ -814,39 +814,37 @@ struct SubscriberMedia {
         track.nack.pending(now: now, into: &self.missing)
         guard !self.missing.isEmpty else { return }
         // What was asked for within the last round trip is on its way: not asked for twice.
-        let answerExpected = track.nack.roundTripTime + track.nack.configuration.retryMargin
         let fecActive = track.fec?.isActive == true
         if fecActive {
             let deficit = track.nack.missingCount - track.fec!.pendingEquations
                 - track.repairRequests.outstanding(
-                    now: now, expiry: answerExpected, reaching: track.nack.oldestMissing)
+                    now: now, expiry: track.nack.answerTime, reaching: track.nack.oldestMissing)
             guard deficit > 0 else { return }
             if self.missing.count > deficit { self.missing.removeLast(self.missing.count - deficit) }
         }
+        guard self.sendNACK(mediaSSRC: ssrc, send: send) else { return }
+        if fecActive { track.repairRequests.asked(self.missing, at: now) }
+    }
+
+    /// Sends a generic NACK (RFC 4585 §6.2.1) for the numbers in ``missing``; false if it could not be written.
+    private mutating func sendNACK(mediaSSRC: UInt32, send: (ByteBuffer) -> Void) -> Bool {
         self.rtcp.clear()
         guard (try? NACKGenerator.writeNACK(
-            senderSSRC: self.senderSSRC, mediaSSRC: ssrc, sequenceNumbers: self.missing, into: &self.rtcp)) != nil
-        else { return }
+            senderSSRC: self.senderSSRC, mediaSSRC: mediaSSRC, sequenceNumbers: self.missing, into: &self.rtcp)) != nil
+        else { return false }
         send(self.rtcp)
         self.nacksSent += 1
-        if fecActive { track.repairRequests.asked(self.missing, at: now) }
+        return true
     }
 
     /// Asks for what a silence of a lossy video stream probably hid (``SilenceProbe``): the numbers after the
     /// newest packet seen, as a NACK the node answers with a repair round over those it has sent. Only while
     /// the track's FEC is active: on a clean link a silence is a pause, not a loss.
     mutating func probeSilence(_ track: IncomingTrack, now: NIODeadline, send: (ByteBuffer) -> Void) {
-        guard let ssrc = track.ssrc, track.fec?.isActive == true, let newest = track.nack.newestSequence else { return }
-        let answerTime = track.nack.roundTripTime + track.nack.configuration.retryMargin
-        guard let count = track.silence.due(now: now, answerTime: answerTime) else { return }
-        self.missing.removeAll(keepingCapacity: true)
-        for offset in 1...Int64(count) { self.missing.append(UInt16(truncatingIfNeeded: newest + offset)) }
-        self.rtcp.clear()
-        guard (try? NACKGenerator.writeNACK(
-            senderSSRC: self.senderSSRC, mediaSSRC: ssrc, sequenceNumbers: self.missing, into: &self.rtcp)) != nil
+        guard let ssrc = track.ssrc, track.fec?.isActive == true, let newest = track.nack.newestSequence,
+            track.silence.probe(after: newest, now: now, answerTime: track.nack.answerTime, into: &self.missing),
+            self.sendNACK(mediaSSRC: ssrc, send: send)
         else { return }
-        send(self.rtcp)
-        self.nacksSent += 1
         track.repairRequests.asked(self.missing, at: now)
     }
 

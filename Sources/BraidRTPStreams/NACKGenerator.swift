@@ -109,6 +109,10 @@ public struct NACKGenerator: Sendable {
     /// (see ``setDeadline(_:askNotBefore:for:)``).
     public private(set) var packetsExpired: Int = 0
 
+    /// How long after a NACK its answer is expected: the round trip and the retry margin. A missing number
+    /// is asked for again once this has passed since its last NACK.
+    public var answerTime: TimeAmount { self.roundTripTime + self.configuration.retryMargin }
+
     /// The newest sequence number received or announced (``sentThrough(sequenceNumber:now:)``), unwrapped;
     /// nil before the first packet.
     public var newestSequence: Int64? { self.unwrapper.highest }
@@ -271,7 +275,7 @@ public struct NACKGenerator: Sendable {
             var entry = self.missing[index]
             let due: Bool
             if let lastSent = entry.lastSentAt {
-                due = now - lastSent >= self.roundTripTime + self.configuration.retryMargin
+                due = now - lastSent >= self.answerTime
             } else {
                 due = now - entry.detectedAt >= self.configuration.reorderingDelay && now >= (entry.askNotBefore ?? now)
             }

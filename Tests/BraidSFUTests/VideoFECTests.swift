@@ -82,12 +82,19 @@ import Testing
         #expect(policy.repairs(deficit: 2, bursts: BurstLossModel(), round: 0) == 2)  // nothing lost yet
     }
 
-    @Test func aNACKOnAnFECLinkIsAnsweredWithARepairRoundOverTheMissingSpan() throws {
+    /// A stream to an FEC subscriber that reported 50 % loss: a keyframe, then `packets` − 1 packets 33 ms
+    /// apart, sent with their up-front repairs.
+    static func streamAtHalfLoss(packets: Int) throws -> SingleStream {
         var setup = SingleStream(slot: Self.fecSlot())
         setup.publisher.receiveRTP(setup.next(keyframe: true), now: at(0))
-        try Self.report(setup, fraction: 128, at: 10)  // 50 %
+        try Self.report(setup, fraction: 128, at: 10)
         setup.router.tick(now: at(11))
-        for index in 1..<12 { setup.publisher.receiveRTP(setup.next(), now: at(Int64(index) * 33)) }
+        for index in 1..<packets { setup.publisher.receiveRTP(setup.next(), now: at(Int64(index) * 33)) }
+        return setup
+    }
+
+    @Test func aNACKOnAnFECLinkIsAnsweredWithARepairRoundOverTheMissingSpan() throws {
+        let setup = try Self.streamAtHalfLoss(packets: 12)
         let sent = setup.subscriberTransport.rtp
         let media = sent.filter { (try? RTPPacket($0))?.ssrc == 0xAAAA_0001 }
         // The subscriber lost media packets 4 and 6, and every repair sent with the media.
@@ -140,11 +147,7 @@ import Testing
     /// A subscriber's silence probe names the numbers after the newest packet it saw: the round covers the
     /// ones sent, and numbers not sent yet cost nothing (no repair, no RTX, no round).
     @Test func aProbeForPacketsNotSentYetIsAnsweredOnlyForThoseSent() throws {
-        var setup = SingleStream(slot: Self.fecSlot())
-        setup.publisher.receiveRTP(setup.next(keyframe: true), now: at(0))
-        try Self.report(setup, fraction: 128, at: 10)  // 50 %
-        setup.router.tick(now: at(11))
-        for index in 1..<8 { setup.publisher.receiveRTP(setup.next(), now: at(Int64(index) * 33)) }
+        let setup = try Self.streamAtHalfLoss(packets: 8)
         let media = setup.subscriberTransport.rtp.compactMap { try? RTPPacket($0) }.filter { $0.ssrc == 0xAAAA_0001 }
         let newest = try #require(media.last?.sequenceNumber)
         func probe(_ numbers: [UInt16], at ms: Int64) throws -> [RTPPacket] {

@@ -79,4 +79,15 @@ public struct SilenceProbe: Sendable {
         self.nextProbeAt = now + answerTime
         return max(1, min(self.maximumNamed, Int((silence / interval).rounded())))
     }
+
+    /// When a probe is due (``due(now:answerTime:)``), writes the numbers it names, those after `newest`
+    /// (unwrapped), into `names` (cleared first, its capacity kept) and returns true.
+    public mutating func probe(
+        after newest: Int64, now: NIODeadline, answerTime: TimeAmount, into names: inout ContiguousArray<UInt16>
+    ) -> Bool {
+        guard let count = self.due(now: now, answerTime: answerTime) else { return false }
+        names.removeAll(keepingCapacity: true)
+        for offset in 1...Int64(count) { names.append(UInt16(truncatingIfNeeded: newest + offset)) }
+        return true
+    }
 }

@@ -60,20 +60,25 @@ extension SFUPublisher {
     /// the publisher answers with a repair round over those it has sent. Only while the stream's uplink FEC
     /// is active: on a clean uplink a silence is a pause.
     private func probeSilence(_ stream: InboundStream, ssrc: UInt32, now: NIODeadline) {
-        guard stream.fec?.isActive == true, let newest = stream.nack.newestSequence else { return }
-        let answerTime = stream.nack.roundTripTime + stream.nack.configuration.retryMargin
-        guard let count = stream.silence.due(now: now, answerTime: answerTime) else { return }
-        stream.pendingNACKs.removeAll(keepingCapacity: true)
-        for offset in 1...Int64(count) { stream.pendingNACKs.append(UInt16(truncatingIfNeeded: newest + offset)) }
+        guard stream.fec?.isActive == true, let newest = stream.nack.newestSequence,
+            stream.silence.probe(after: newest, now: now, answerTime: stream.nack.answerTime, into: &stream.pendingNACKs),
+            self.sendNACK(stream, ssrc: ssrc)
+        else { return }
+        self.counters.silenceProbesSent += 1
+        stream.repairRequests.asked(stream.pendingNACKs, at: now)
+    }
+
+    /// Sends a generic NACK (RFC 4585 §6.2.1) for `stream`'s ``InboundStream/pendingNACKs``; false if it
+    /// could not be written.
+    private func sendNACK(_ stream: InboundStream, ssrc: UInt32) -> Bool {
         self.rtcpScratch.clear()
         guard (try? NACKGenerator.writeNACK(
             senderSSRC: self.rtcpSSRC, mediaSSRC: ssrc, sequenceNumbers: stream.pendingNACKs, into: &self.rtcpScratch))
             != nil
-        else { return }
+        else { return false }
         self.counters.nacksSent += 1
-        self.counters.silenceProbesSent += 1
-        stream.repairRequests.asked(stream.pendingNACKs, at: now)
         self.transport.sendRTCP(self.rtcpScratch)
+        return true
     }
 
     /// Periodic work: keyframe retries, NACKs, receiver reports, transport-wide feedback.
@@ -93,26 +98,16 @@ extension SFUPublisher {
                 // of repairs over the span from the oldest packet named (BraidClient's UplinkFEC).
                 let fecActive = stream.fec?.isActive == true
                 if fecActive {
-                    let answerExpected = stream.nack.roundTripTime + stream.nack.configuration.retryMargin
                     let deficit = stream.nack.missingCount - stream.fec!.pendingEquations
                         - stream.repairRequests.outstanding(
-                    now: now, expiry: answerExpected, reaching: stream.nack.oldestMissing)
+                            now: now, expiry: stream.nack.answerTime, reaching: stream.nack.oldestMissing)
                     guard deficit > 0 else { continue }
                     if stream.pendingNACKs.count > deficit {
                         stream.pendingNACKs.removeLast(stream.pendingNACKs.count - deficit)
                     }
                 }
-                self.rtcpScratch.clear()
-                do {
-                    try NACKGenerator.writeNACK(
-                        senderSSRC: self.rtcpSSRC, mediaSSRC: ssrc, sequenceNumbers: stream.pendingNACKs,
-                        into: &self.rtcpScratch)
-                } catch {
-                    continue
-                }
-                self.counters.nacksSent += 1
+                guard self.sendNACK(stream, ssrc: ssrc) else { continue }
                 if fecActive { stream.repairRequests.asked(stream.pendingNACKs, at: now) }
-                self.transport.sendRTCP(self.rtcpScratch)
             }
         }
         if self.lastReceiverReportAt.map({ now - $0 >= self.configuration.receiverReportInterval }) ?? true {
