@@ -811,18 +811,12 @@ struct SubscriberMedia {
     /// oldest due packets, as many as the deficit, asks for exactly what is needed.
     mutating func sendNACKs(_ track: IncomingTrack, now: NIODeadline, send: (ByteBuffer) -> Void) {
         guard let ssrc = track.ssrc else { return }
-        track.nack.pending(now: now, into: &self.missing)
-        guard !self.missing.isEmpty else { return }
         // What was asked for within the last round trip is on its way: not asked for twice.
         let fecActive = track.fec?.isActive == true
-        if fecActive {
-            let deficit = track.nack.missingCount - track.fec!.pendingEquations
-                - track.repairRequests.outstanding(
-                    now: now, expiry: track.nack.answerTime, reaching: track.nack.oldestMissing)
-            guard deficit > 0 else { return }
-            if self.missing.count > deficit { self.missing.removeLast(self.missing.count - deficit) }
-        }
-        guard self.sendNACK(mediaSSRC: ssrc, send: send) else { return }
+        let deficit =
+            fecActive ? track.nack.deficit(equations: track.fec!, requests: &track.repairRequests, now: now) : .max
+        track.nack.pending(now: now, limit: deficit, into: &self.missing)
+        guard !self.missing.isEmpty, self.sendNACK(mediaSSRC: ssrc, send: send) else { return }
         if fecActive { track.repairRequests.asked(self.missing, at: now) }
     }
 

@@ -263,9 +263,14 @@ public struct NACKGenerator: Sendable {
     /// them sent. Numbers already NACKed ``Configuration/maxRetries`` times whose retry is due are
     /// dropped instead.
     ///
-    /// - Parameter output: reused by the caller; reserve ``Configuration/maxMissing`` capacity once (this
-    ///   method does it on first use) and it never allocates again.
-    public mutating func pending(now: NIODeadline, into output: inout ContiguousArray<UInt16>) {
+    /// - Parameters:
+    ///   - limit: most numbers to take. Due numbers past it wait a round trip as if asked for, without using
+    ///     up a retry: a receiver with FEC asks only for its deficit, and the rest are left to the repairs
+    ///     in hand and on their way, which a round trip brings (asking for them as soon as the deficit shows
+    ///     again cost 7 % more bytes at 50 % loss for no frame more in time).
+    ///   - output: reused by the caller; reserve ``Configuration/maxMissing`` capacity once (this method
+    ///     does it on first use) and it never allocates again.
+    public mutating func pending(now: NIODeadline, limit: Int = .max, into output: inout ContiguousArray<UInt16>) {
         output.removeAll(keepingCapacity: true)
         if output.capacity < self.configuration.maxMissing {
             output.reserveCapacity(self.configuration.maxMissing)
@@ -289,9 +294,13 @@ public struct NACKGenerator: Sendable {
                     self.packetsGivenUp += 1
                     continue
                 }
-                entry.sendCount += 1
+            }
+            if due {
                 entry.lastSentAt = now
-                output.append(UInt16(truncatingIfNeeded: entry.sequence))
+                if output.count < limit {
+                    entry.sendCount += 1
+                    output.append(UInt16(truncatingIfNeeded: entry.sequence))
+                }
             }
             self.missing[kept] = entry
             kept += 1

@@ -64,6 +64,30 @@ import Testing
         #expect(generator.packetsGivenUp == 0)
     }
 
+    @Test("Numbers held back by a limit wait a round trip for the repairs in hand, using up no retry")
+    func limitHoldsNumbersBackWithoutUsingRetries() {
+        var generator = NACKGenerator(configuration: .init(maxRetries: 2))  // 100 ms round trip
+        var out = ContiguousArray<UInt16>()
+        _ = generator.packetReceived(sequenceNumber: 1, now: at(0))
+        _ = generator.packetReceived(sequenceNumber: 5, now: at(0))  // 2, 3, 4 missing
+        generator.pending(now: at(0), limit: 1, into: &out)
+        #expect(Array(out) == [2])
+        generator.pending(now: at(50), into: &out)
+        #expect(out.isEmpty)  // 3 and 4 wait a round trip, as 2 does
+        // A receiver whose deficit stays zero asks for nothing, round trip after round trip, and gives
+        // nothing up.
+        for tick: Int64 in 1...20 {
+            generator.pending(now: at(tick * 10), limit: 0, into: &out)
+            #expect(out.isEmpty)
+        }
+        #expect(generator.packetsGivenUp == 0 && generator.missingCount == 3)
+        generator.pending(now: at(300), into: &out)
+        #expect(Array(out) == [2, 3, 4])
+        // 2 had its two NACKs and is given up; 3 and 4 have their second.
+        generator.pending(now: at(400), into: &out)
+        #expect(Array(out) == [3, 4] && generator.packetsGivenUp == 1 && generator.missingCount == 2)
+    }
+
     @Test func givesUpAfterMaxRetries() {
         var generator = NACKGenerator(configuration: .init(maxRetries: 3))
         var out = ContiguousArray<UInt16>()

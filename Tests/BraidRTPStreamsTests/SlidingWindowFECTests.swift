@@ -266,6 +266,29 @@ import Testing
         decoder.forgetEquations(before: 19)
         #expect(decoder.pendingEquations == 0)
 
+        // A keyframe at 21 makes the receiver forget 20: an equation over 20 and 22 rebuilds nothing
+        // while 20 never comes, so it is not counted as in hand for 22, which then gets its NACK.
+        for sequence in 19...22 as ClosedRange<UInt16> { encoder.add(Self.packet(sequence, seed: 4), sequenceNumber: sequence, now: now) }
+        decoder.sourceReceived(Self.packet(19, seed: 4), sequenceNumber: 19)
+        decoder.sourceReceived(Self.packet(21, seed: 4), sequenceNumber: 21)
+        var acrossKeyframe = ByteBuffer()
+        #expect(encoder.writeRepair(since: 20, into: &acrossKeyframe))
+        #expect(decoder.repairReceived(acrossKeyframe).isEmpty)
+        var nack = NACKGenerator()
+        for sequence in [19, 21] as [UInt16] { _ = nack.packetReceived(sequenceNumber: sequence, now: now) }
+        nack.sentThrough(sequenceNumber: 22, now: now)
+        #expect(decoder.pendingEquations(stillMissing: nack.isMissing) == 1)  // 20 and 22 still wanted
+        nack.forgetMissing(before: 21)
+        decoder.forgetEquations(before: 21)
+        #expect(decoder.pendingEquations == 1)  // it still covers 22
+        #expect(decoder.pendingEquations(stillMissing: nack.isMissing) == 0)
+        var requests = RepairRequests()
+        #expect(nack.deficit(equations: decoder, requests: &requests, now: now) == 1)
+        // A second equation over both makes up for the forgotten packet: 22 is rebuilt.
+        var second = ByteBuffer()
+        #expect(encoder.writeRepair(since: 20, into: &second))
+        #expect(decoder.repairReceived(second).count == 2)
+
         // A record that sees no repair for its horizon stops: the sender repairs that link otherwise.
         var quiet = SlidingWindowFECDecoder()
         quiet.sourceReceived(Self.packet(1, seed: 4), sequenceNumber: 1)

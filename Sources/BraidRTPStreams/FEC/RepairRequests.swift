@@ -87,3 +87,15 @@ public struct RepairRequests: Sendable {
         }
     }
 }
+
+extension NACKGenerator {
+    /// A receiver's deficit on a link with Braid's FEC: its missing packets less the repair equations in
+    /// hand that can still rebuild one of them, less what rounds on their way that reach its oldest missing
+    /// packet will bring. Its NACK names that many packets (``pending(now:limit:into:)``), the oldest first.
+    public func deficit(
+        equations decoder: SlidingWindowFECDecoder, requests: inout RepairRequests, now: NIODeadline
+    ) -> Int {
+        self.missingCount - decoder.pendingEquations(stillMissing: self.isMissing)
+            - requests.outstanding(now: now, expiry: self.answerTime, reaching: self.oldestMissing)
+    }
+}

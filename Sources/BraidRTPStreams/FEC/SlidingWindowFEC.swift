@@ -315,8 +315,30 @@ public struct SlidingWindowFECDecoder {
     }
 
     /// Repair equations in hand that still have unknowns: each will rebuild one missing packet once
-    /// enough others arrive. A receiver's deficit is its missing packets minus these.
+    /// enough others arrive. Counts every equation; a receiver that gives packets up should use
+    /// ``pendingEquations(stillMissing:)``.
     public var pendingEquations: Int { self.equations.count }
+
+    /// The repair equations in hand that can still rebuild a packet the receiver misses: all of them, less
+    /// one for each packet they cover that is unknown here but no longer missing for the receiver
+    /// (`stillMissing` false: forgotten before a keyframe, past its deadline, given up). Such a packet will
+    /// never arrive, so it takes up an equation of its own: two equations over it and one wanted packet
+    /// rebuild the wanted one, one equation rebuilds nothing. Counting that equation as in hand held back the
+    /// NACKs of a keyframe's packets for 300 ms after the keyframe's first packet made the receiver forget
+    /// the frames before it.
+    public func pendingEquations(stillMissing: (UInt16) -> Bool) -> Int {
+        guard let first = self.equations.lazy.map(\.first).min(),
+            let end = self.equations.lazy.map({ $0.first + Int64($0.count) }).max()
+        else { return 0 }
+        var abandoned = 0
+        for sequence in first..<end where self.known[sequence] == nil {
+            let wanted = stillMissing(UInt16(truncatingIfNeeded: sequence))
+            if !wanted, self.equations.contains(where: { sequence >= $0.first && sequence < $0.first + Int64($0.count) }) {
+                abandoned += 1
+            }
+        }
+        return max(0, self.equations.count - abandoned)
+    }
 
     /// Packet `sequenceNumber` arrived in a form that is not its source symbol (a retransmission carries
     /// fresh header extensions): the equations covering it can no longer be reduced by it, so they are

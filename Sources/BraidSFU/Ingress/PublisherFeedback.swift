@@ -91,21 +91,14 @@ extension SFUPublisher {
                 }
                 guard producer.track.feedback.nack, let ssrc = stream.ssrc else { continue }
                 self.probeSilence(stream, ssrc: ssrc, now: now)
-                stream.nack.pending(now: now, into: &stream.pendingNACKs)
-                guard !stream.pendingNACKs.isEmpty else { continue }
                 // With uplink FEC, only the deficit: the missing packets the repair equations in hand cannot
                 // rebuild, less what an earlier round is still bringing. The publisher answers with a round
                 // of repairs over the span from the oldest packet named (BraidClient's UplinkFEC).
                 let fecActive = stream.fec?.isActive == true
-                if fecActive {
-                    let deficit = stream.nack.missingCount - stream.fec!.pendingEquations
-                        - stream.repairRequests.outstanding(
-                            now: now, expiry: stream.nack.answerTime, reaching: stream.nack.oldestMissing)
-                    guard deficit > 0 else { continue }
-                    if stream.pendingNACKs.count > deficit {
-                        stream.pendingNACKs.removeLast(stream.pendingNACKs.count - deficit)
-                    }
-                }
+                let deficit =
+                    fecActive ? stream.nack.deficit(equations: stream.fec!, requests: &stream.repairRequests, now: now) : .max
+                stream.nack.pending(now: now, limit: deficit, into: &stream.pendingNACKs)
+                guard !stream.pendingNACKs.isEmpty else { continue }
                 guard self.sendNACK(stream, ssrc: ssrc) else { continue }
                 if fecActive { stream.repairRequests.asked(stream.pendingNACKs, at: now) }
             }
