@@ -269,6 +269,52 @@ import Testing
         #expect(status.tracks[0].layers[0].height == 360)
     }
 
+    @Test("A keyframe whose first packet comes repaired still starts a waiting subscriber, which gets the rest replayed")
+    func aRepairedLiveKeyframeStartsAWaitingSubscriber() throws {
+        let router = SFURouter(wallClock: testWallClock)
+        let publisherTransport = RecordingTransport()
+        var track = videoTrack(rids: [])
+        track.ssrcs = [4242]
+        let publisher = router.addPublisher(
+            room: "r", peerID: "pub", description: PublisherDescription(extensions: publisherIDs, tracks: [track]),
+            transport: publisherTransport, now: at(0))
+        func packet(_ sequenceNumber: UInt16, timestamp: UInt32, picture: UInt16, keyframe: Bool, start: Bool = true)
+            -> ByteBuffer
+        {
+            rtpPacket(
+                payloadType: 96, sequenceNumber: sequenceNumber, timestamp: timestamp, ssrc: 4242,
+                payload: vp8Payload(pictureID: picture, tl0: 0, keyframe: keyframe, startOfFrame: start))
+        }
+        publisher.receiveRTP(packet(1, timestamp: 0, picture: 1, keyframe: false), now: at(5))
+        let subscriberTransport = RecordingTransport()
+        router.addSubscriber(
+            room: "r", peerID: "sub", description: SubscriberDescription(extensions: subscriberIDs, slots: [videoSlot()]),
+            transport: subscriberTransport, now: at(10))
+        // The keyframe's first packet (2) is lost on the uplink; its second and the next frame arrive.
+        publisher.receiveRTP(packet(3, timestamp: 3000, picture: 2, keyframe: false, start: false), now: at(40))
+        publisher.receiveRTP(packet(4, timestamp: 6000, picture: 3, keyframe: false), now: at(70))
+        #expect(subscriberTransport.rtp.isEmpty)
+
+        // 2 comes repaired (as FEC or RTX rebuilds it): the subscriber starts on it and gets 3 and 4 after it.
+        let producer = publisher.producers[0]
+        func repaired(_ buffer: ByteBuffer) throws -> IngressPacket {
+            let rtp = try RTPPacket(buffer)
+            return IngressPacket(
+                rtp: rtp, extensions: .init(), layer: 0, sequenceNumber: rtp.sequenceNumber, payload: rtp.payload,
+                isRetransmission: true)
+        }
+        let keyframe = packet(2, timestamp: 3000, picture: 2, keyframe: true)
+        #expect(producer.ingest(try repaired(keyframe), now: at(100)) == .forwarded(keyframe: true))
+        let sent = subscriberTransport.rtpPackets
+        #expect(sent.map(\.timestamp) == [3000, 3000, 6000])
+        #expect(zip(sent, sent.dropFirst()).allSatisfy { $1.sequenceNumber == $0.sequenceNumber &+ 1 })
+        #expect(try VP8Payload(sent[0].payload).isKeyFrame)
+
+        // A repaired keyframe behind a newer one is old: it starts nothing.
+        publisher.receiveRTP(packet(5, timestamp: 9000, picture: 4, keyframe: true), now: at(130))
+        #expect(producer.ingest(try repaired(keyframe), now: at(140)) == .forwarded(keyframe: false))
+    }
+
     @Test func subscriberPLIsAreThrottledUpstream() throws {
         var setup = Simulcast()
         setup.sendAllLayers(keyframe: false, at: 0)

@@ -146,6 +146,12 @@ final class SubscriberSlot: TrackSink {
             return .backPressure
         }
         subscriber.send(packet, slot: self, now: now)
+        if packet.isKeyframe, packet.isRetransmission, wasCurrent != self.layerSwitch.current {
+            // Started on a repaired keyframe: the rest of its frame, and what followed, went by before it.
+            consumer.replay(after: packet.sequenceNumber, layer: packet.layer, now: now) { replayed in
+                subscriber.send(replayed, slot: self, now: now)
+            }
+        }
         return .accepted
     }
 

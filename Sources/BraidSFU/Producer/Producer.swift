@@ -17,6 +17,9 @@ public final class ProducerLayer {
     public internal(set) var retransmissionsReceived = 0
     /// When the last live (not retransmitted) packet arrived.
     var lastPacketAt: NIODeadline?
+    /// The newest sequence number that arrived, and the first packet of the newest keyframe.
+    var newestSequenceNumber: UInt16?
+    var keyframeSequenceNumber: UInt16?
     /// The one stored copy of the layer's recent packets.
     var store: PacketStore
 
@@ -145,10 +148,16 @@ public final class TrackProducer {
             layer.meter.add(bytes: packet.rtp.length, now: now, window: self.configuration.bitrateWindow)
             layer.lastPacketAt = now
         }
-        guard var media = self.parse(packet, ssrc: ssrc, isRetransmission: packet.isRetransmission) else {
+        guard var media = self.parse(packet, ssrc: ssrc, isRetransmission: packet.isRetransmission, layer: layer) else {
             self.malformedPayloads += 1
             return .malformed
         }
+        if let newest = layer.newestSequenceNumber {
+            if packet.sequenceNumber &- newest < 0x8000 { layer.newestSequenceNumber = packet.sequenceNumber }
+        } else {
+            layer.newestSequenceNumber = packet.sequenceNumber
+        }
+        if media.isKeyframe { layer.keyframeSequenceNumber = packet.sequenceNumber }
         if media.isKeyframe, let size = vp8KeyframeDimensions(Self.vp8Data(media.mediaPayload)) {
             layer.width = size.width
             layer.height = size.height
@@ -170,8 +179,12 @@ public final class TrackProducer {
     }
 
 
-    /// RED and VP8 parsing: what every consumer needs to know of the payload, done once.
-    private func parse(_ packet: IngressPacket, ssrc: UInt32, isRetransmission: Bool) -> MediaPacket? {
+    /// RED and VP8 parsing: what every consumer needs to know of the payload, done once. With `layer` (a
+    /// packet from upstream, not one read back from the store), a repaired keyframe start that is still the
+    /// layer's newest keyframe counts as one (see ``isLiveKeyframe(_:layer:)``).
+    private func parse(
+        _ packet: IngressPacket, ssrc: UInt32, isRetransmission: Bool, layer: ProducerLayer? = nil
+    ) -> MediaPacket? {
         let payload = packet.payload
         var redPrimary: REDPrimaryBlock?
         var isForwardable = payload.readableBytes > 0
@@ -187,7 +200,9 @@ public final class TrackProducer {
             if self.isVP8 {
                 guard let vp8 = try? VP8Payload(media) else { return nil }
                 // A repaired old keyframe must not start a layer switch behind the live stream.
-                isKeyframe = vp8.isKeyFrame && !isRetransmission
+                isKeyframe =
+                    vp8.isKeyFrame
+                    && (!isRetransmission || layer.map { self.isLiveKeyframe(packet.sequenceNumber, layer: $0) } ?? false)
             } else {
                 isKeyframe = !isRetransmission  // other codecs: no keyframe detection, switch on any packet.
             }
@@ -201,6 +216,35 @@ public final class TrackProducer {
             track: self.id, layer: packet.layer, rtp: packet.rtp, extensions: packet.extensions, sourceSSRC: ssrc,
             sequenceNumber: packet.sequenceNumber, payloadType: payloadType, payload: payload, redPrimary: redPrimary,
             isKeyframe: isKeyframe, isForwardable: isForwardable, isRetransmission: isRetransmission)
+    }
+
+    /// Packets a repaired keyframe start may be behind the layer's newest and still start a consumer: the
+    /// rest of its frame and what followed are replayed from the store (``replay(layer:after:now:_:)``).
+    static let liveKeyframeReach: UInt16 = 64
+
+    /// Whether a repaired keyframe start `sequenceNumber` is the layer's live keyframe: newer than its last
+    /// keyframe and at most ``liveKeyframeReach`` behind its newest packet. At 50 % uplink loss half of all
+    /// keyframes lose their first packet; were those never keyframes, a consumer waiting to start (a new
+    /// subscriber, a layer switch) would wait for the next whole one, a keyframe request a second later.
+    private func isLiveKeyframe(_ sequenceNumber: UInt16, layer: ProducerLayer) -> Bool {
+        guard let newest = layer.newestSequenceNumber, newest &- sequenceNumber <= Self.liveKeyframeReach else {
+            return false
+        }
+        guard let last = layer.keyframeSequenceNumber else { return true }
+        let ahead = sequenceNumber &- last
+        return ahead != 0 && ahead < 0x8000
+    }
+
+    /// Passes the stored packets of `layer` after `sequenceNumber` through its newest, oldest first, to
+    /// `body` as retransmissions (those not stored, still missing here, are skipped: they are delivered when
+    /// they come). A consumer that started on a repaired keyframe gets the rest of the stream it missed.
+    func replay(layer index: Int, after sequenceNumber: UInt16, now: NIODeadline, _ body: (MediaPacket) -> Void) {
+        guard self.layers.indices.contains(index), let newest = self.layers[index].newestSequenceNumber else { return }
+        let count = newest &- sequenceNumber
+        guard count > 0, count <= Self.liveKeyframeReach else { return }
+        for offset in 1...count {
+            _ = self.withStoredPacket(layer: index, sequenceNumber: sequenceNumber &+ offset, now: now, body)
+        }
     }
 
     private static func vp8Data(_ payload: ByteBuffer) -> ByteBuffer {

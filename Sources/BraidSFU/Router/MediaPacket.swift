@@ -29,8 +29,9 @@ public struct MediaPacket {
     public var payload: ByteBuffer
     /// The primary block when the payload is RED.
     public var redPrimary: REDPrimaryBlock?
-    /// The first packet of a keyframe (never set on a retransmission: a repaired old keyframe must not
-    /// start a layer switch behind the live stream).
+    /// The first packet of a keyframe. On a retransmission only when it is the layer's live keyframe,
+    /// repaired (a repaired old keyframe must not start a layer switch behind the live stream): a consumer
+    /// that starts on it needs the rest of the stream replayed (``TrackConsumer/replay(after:layer:now:_:)``).
     public var isKeyframe: Bool
     /// Whether it carries media a receiver can decode (not padding, not a FEC-only RED packet).
     public var isForwardable: Bool

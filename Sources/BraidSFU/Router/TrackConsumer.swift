@@ -88,6 +88,12 @@ public final class TrackConsumer {
         return false
     }
 
+    /// The stored packets of `layer` after `sequenceNumber` through the newest, oldest first, as
+    /// retransmissions: for a sink that started on a repaired keyframe, whose frame went by before it.
+    public func replay(after sequenceNumber: UInt16, layer: Int, now: NIODeadline, _ body: (MediaPacket) -> Void) {
+        self.producer?.replay(layer: layer, after: sequenceNumber, now: now, body)
+    }
+
     /// A NACK in origin numbering: each stored packet is delivered again to the sink as a
     /// retransmission; the rest are asked from the source. Returns how many were delivered.
     @discardableResult
