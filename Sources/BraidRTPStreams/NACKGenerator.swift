@@ -294,8 +294,6 @@ public struct NACKGenerator: Sendable {
                     self.packetsGivenUp += 1
                     continue
                 }
-            }
-            if due {
                 entry.lastSentAt = now
                 if output.count < limit {
                     entry.sendCount += 1

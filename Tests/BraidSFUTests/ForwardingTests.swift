@@ -271,13 +271,9 @@ import Testing
 
     @Test("A keyframe whose first packet comes repaired still starts a waiting subscriber, which gets the rest replayed")
     func aRepairedLiveKeyframeStartsAWaitingSubscriber() throws {
-        let router = SFURouter(wallClock: testWallClock)
-        let publisherTransport = RecordingTransport()
-        var track = videoTrack(rids: [])
-        track.ssrcs = [4242]
-        let publisher = router.addPublisher(
-            room: "r", peerID: "pub", description: PublisherDescription(extensions: publisherIDs, tracks: [track]),
-            transport: publisherTransport, now: at(0))
+        let setup = SingleStream()  // the subscriber is there from the start, waiting for a keyframe
+        let publisher = setup.publisher
+        let subscriberTransport = setup.subscriberTransport
         func packet(_ sequenceNumber: UInt16, timestamp: UInt32, picture: UInt16, keyframe: Bool, start: Bool = true)
             -> ByteBuffer
         {
@@ -286,10 +282,6 @@ import Testing
                 payload: vp8Payload(pictureID: picture, tl0: 0, keyframe: keyframe, startOfFrame: start))
         }
         publisher.receiveRTP(packet(1, timestamp: 0, picture: 1, keyframe: false), now: at(5))
-        let subscriberTransport = RecordingTransport()
-        router.addSubscriber(
-            room: "r", peerID: "sub", description: SubscriberDescription(extensions: subscriberIDs, slots: [videoSlot()]),
-            transport: subscriberTransport, now: at(10))
         // The keyframe's first packet (2) is lost on the uplink; its second and the next frame arrive.
         publisher.receiveRTP(packet(3, timestamp: 3000, picture: 2, keyframe: false, start: false), now: at(40))
         publisher.receiveRTP(packet(4, timestamp: 6000, picture: 3, keyframe: false), now: at(70))

@@ -98,8 +98,7 @@ extension SFUPublisher {
                 let deficit =
                     fecActive ? stream.nack.deficit(equations: stream.fec!, requests: &stream.repairRequests, now: now) : .max
                 stream.nack.pending(now: now, limit: deficit, into: &stream.pendingNACKs)
-                guard !stream.pendingNACKs.isEmpty else { continue }
-                guard self.sendNACK(stream, ssrc: ssrc) else { continue }
+                guard !stream.pendingNACKs.isEmpty, self.sendNACK(stream, ssrc: ssrc) else { continue }
                 if fecActive { stream.repairRequests.asked(stream.pendingNACKs, at: now) }
             }
         }
