@@ -93,7 +93,9 @@ final class PeerTransport: @unchecked Sendable {
     /// What this type counts itself (parsing, impairments, state); ``statistics`` adds the secure
     /// transport's counters.
     private var ownStatistics = TransportStatistics()
-    weak var handler: (any PeerMediaHandler)?
+    /// Held until ``close()``, which breaks the cycle: a weak reference would cost a side-table load per
+    /// packet, and light reception has little else to do per packet.
+    var handler: (any PeerMediaHandler)?
     let connected: EventLoopPromise<Void>
     /// Outgoing SRTP/SRTCP, reused per packet.
     var scratch: ByteBuffer
@@ -107,6 +109,10 @@ final class PeerTransport: @unchecked Sendable {
     /// once keyed (``SecureTransport/compactDTLS()``).
     var lightAuthenticationInterval: Int?
     private var sealedSinceSample = 0
+    /// Light reception's copy of what the secure transport would check first (keyed, and the datagram from
+    /// the selected pair), as ``sourceKey(_:)``: read per packet from here, where the packet's other state
+    /// already is. Set on keying and on every selection; nil before the keys, after close, and for IPv6.
+    private var lightSource: UInt64?
     /// Simulated network, per direction; nil when that direction is not impaired.
     var uplink: ImpairedLink?
     var downlink: ImpairedLink?
@@ -315,6 +321,7 @@ final class PeerTransport: @unchecked Sendable {
                 break
             case .selected(let address, let progress):
                 self.ownStatistics.remoteAddress = "\(address)"
+                self.refreshLightSource()
                 self.afterDTLS(progress, now: now)
             }
             self.armICETimer()
@@ -371,6 +378,7 @@ final class PeerTransport: @unchecked Sendable {
         let outcome = agent.handleBindingRequest(message: message, from: source, now: .now, responseInto: &response)
         if case .respond = outcome, response.readableBytes > 0 { self.sendDatagram(response, to: source) }
         self.secure.checkAnswered(outcome, from: source)
+        self.refreshLightSource()
         if case .respond(.success) = outcome, self.ownStatistics.remoteAddress == nil {
             self.ownStatistics.remoteAddress = "\(source)"
         }
@@ -382,9 +390,8 @@ final class PeerTransport: @unchecked Sendable {
     private func receiveSealed(_ datagram: ByteBuffer, from source: SocketAddress, interval: Int, now: NIODeadline) -> Bool {
         // Before the keys, or from another address than the selected pair, the full path counts the packet
         // as an unprotect failure.
-        guard self.secure.isKeyed, self.secure.destination == source, let sealed = try? RTPPacket(datagram) else {
-            return false
-        }
+        guard let expected = self.lightSource, Self.sourceKey(source) == expected, let sealed = try? RTPPacket(datagram)
+        else { return false }
         self.sealedSinceSample += 1
         var decrypted = false
         if self.sealedSinceSample >= interval {
@@ -402,6 +409,21 @@ final class PeerTransport: @unchecked Sendable {
         // Already decrypted (a second unprotect would be refused as a replay).
         if needsPayload, let packet = try? RTPPacket(self.received) { self.handler?.received(rtp: packet, now: now) }
         return true
+    }
+
+    /// An IPv4 address and port as one number; nil for IPv6.
+    static func sourceKey(_ address: SocketAddress) -> UInt64? {
+        guard case .v4 = address else { return nil }
+        // struct sockaddr_in: family (2 bytes), port (2), address (4), both in network byte order.
+        return address.withSockAddr { pointer, _ in
+            let raw = UnsafeRawPointer(pointer)
+            return UInt64(raw.loadUnaligned(fromByteOffset: 4, as: UInt32.self)) << 16
+                | UInt64(raw.loadUnaligned(fromByteOffset: 2, as: UInt16.self))
+        }
+    }
+
+    private func refreshLightSource() {
+        self.lightSource = self.secure.isKeyed ? self.secure.destination.flatMap(Self.sourceKey) : nil
     }
 
     // MARK: Send path
@@ -472,6 +494,7 @@ final class PeerTransport: @unchecked Sendable {
             self.ownStatistics.state = "connected"
             self.wasKeyed = true
             self.lastHeard = now
+            self.refreshLightSource()
             // A light subscriber keeps no DTLS state past the handshake (~40 KB of OpenSSL buffers per
             // peer); the node's close_notify is then recognised by its record type alone.
             if self.lightAuthenticationInterval != nil { self.secure.compactDTLS() }
@@ -586,6 +609,8 @@ final class PeerTransport: @unchecked Sendable {
         self.secure.closeDTLS(send: self.sendDatagram)
         self.closed = true
         self.ownStatistics.state = "closed"
+        self.lightSource = nil
+        self.handler = nil
         self.iceTimer?.cancel()
         self.dtlsTimer?.cancel()
         self.lossTimer?.cancel()

@@ -13,11 +13,16 @@ public protocol MediaTransport: AnyObject {
     func sendRTCP(_ packet: ByteBuffer)
     /// Whether the transport takes packets now; when false, consumers drop and count (back-pressure).
     var isWritable: Bool { get }
+    /// Prefetches what the next ``sendRTP(_:)`` touches, one pointer level further per `stage` (0: the
+    /// objects the transport points to), for the producer's fan-out (``CachePrefetch``).
+    func prefetch(stage: Int)
 }
 
 extension MediaTransport {
     /// Transports without a queue of their own are always writable.
     public var isWritable: Bool { true }
+    /// Transports whose state is small or shared prefetch nothing.
+    public func prefetch(stage: Int) {}
 }
 
 /// The media kind of an m-section.

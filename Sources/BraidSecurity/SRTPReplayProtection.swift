@@ -14,6 +14,8 @@
 // The sending side keeps the same RTP bookkeeping: libsrtp estimates the sender's ROC from the sequence
 // numbers it is handed, and refuses an index it already protected unless repeat transmission is allowed.
 
+internal import CBraidShims
+
 /// What a replay check says about a packet index.
 enum SRTPReplayVerdict {
     /// Newer than everything seen, or inside the window and not seen yet.
@@ -120,6 +122,18 @@ struct SRTPStreamTable {
         let windows = UnsafeMutablePointer<UInt64>.allocate(capacity: capacity * self.wordsPerStream)
         self.header = .allocate(capacity: 1)
         self.header.initialize(to: Header(count: 0, capacity: capacity, states: states, windows: windows))
+    }
+
+    /// Prefetches the table's header (stage 0), then the first streams' states and replay windows: a
+    /// session protecting toward one peer sends one SSRC per m-section.
+    func prefetch(stage: Int) {
+        if stage == 0 {
+            braid_prefetch(self.header)
+        } else {
+            let header = self.header.pointee
+            braid_prefetch(header.states)
+            braid_prefetch(header.windows)
+        }
     }
 
     /// Frees the storage. The table must not be used afterwards.

@@ -2,6 +2,8 @@
 ///
 /// Not part of the public API: sessions run ``openSSL``; tests and benchmarks reach the libsrtp2 reference
 /// through `@_spi(SRTPReference) import BraidSecurity` to compare the two packet by packet.
+
+internal import CBraidShims
 @_spi(SRTPReference)
 public enum SRTPImplementation: Hashable, Sendable, CaseIterable {
     /// OpenSSL's EVP API, with cipher contexts made once per session and no heap allocation per packet
@@ -162,6 +164,17 @@ public final class SRTPOutboundSession {
         try self._transform(1, packet, destination)
     }
 
+    /// Prefetches what ``protectRTP(_:into:)`` reads, one pointer level per stage (0: the transform's
+    /// object), for a node fanning one packet out to many sessions.
+    public func prefetch(stage: Int) {
+        guard let transform = self.backend.openSSL else { return }
+        if stage == 0 {
+            braid_prefetch(UnsafeRawPointer(Unmanaged.passUnretained(transform).toOpaque()))
+        } else {
+            transform.prefetch(stage: stage - 1)
+        }
+    }
+
     /// Implementation entry point shared by the inlinable wrappers (0 = RTP, 1 = RTCP).
     @usableFromInline
     internal func _transform(
@@ -304,6 +317,16 @@ public final class SRTPSession {
 
     /// The profile both directions run.
     public var profile: SRTPProfile { self.outbound.profile }
+
+    /// Prefetches what protecting a packet reads, one pointer level per stage (0: the outbound session's
+    /// object; see ``SRTPOutboundSession/prefetch(stage:)``).
+    public func prefetchOutbound(stage: Int) {
+        if stage == 0 {
+            braid_prefetch(UnsafeRawPointer(Unmanaged.passUnretained(self.outbound).toOpaque()))
+        } else {
+            self.outbound.prefetch(stage: stage - 1)
+        }
+    }
 
     /// Creates both directions from a pair of master keys.
     public init(keys: SRTPKeys, replayWindowSize: Int = 128, allowRepeatTransmission: Bool = true) throws(SRTPError) {

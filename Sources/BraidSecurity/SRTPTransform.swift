@@ -228,6 +228,27 @@ final class SRTPTransform {
 
     // MARK: - Protect (sending side)
 
+    /// Prefetches what ``protectRTP(_:into:)`` reads, a level per stage: the stream table's header and the
+    /// RTP cipher context, then the streams' states and the cipher's key schedule and GHASH table.
+    func prefetch(stage: Int) {
+        switch stage {
+        case 0:
+            self.streams.prefetch(stage: 0)
+            braid_prefetch(UnsafeRawPointer(self.rtpCipher))
+        case 1:
+            self.streams.prefetch(stage: 1)
+            if let data = EVP_CIPHER_CTX_get_cipher_data(self.rtpCipher) {
+                for line in 0..<Self.cipherDataLines { braid_prefetch(data + line * 64) }
+            }
+        default:
+            break
+        }
+    }
+
+    /// Cache lines of OpenSSL's AES-GCM state read per packet: the AES-128 key schedule (176 bytes) and the
+    /// GCM context with its 256-byte GHASH table.
+    private static let cipherDataLines = 10
+
     /// Protects one RTP packet from `packet` into `destination` (which may be the same memory) and returns
     /// the SRTP packet's length. `packet` is only read.
     func protectRTP(_ packet: UnsafeRawBufferPointer, into destination: UnsafeMutableRawBufferPointer)

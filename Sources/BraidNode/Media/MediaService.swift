@@ -298,6 +298,16 @@ public final class MediaService: Service, Sendable {
             close(socket)
             throw IOError(errnoCode: code, reason: "setsockopt(SO_REUSEPORT)")
         }
+        if address.protocol == .inet {
+            // Don't fragment (DF), without path-MTU bookkeeping: media is sized below any path's MTU, and a
+            // DF datagram takes no IP ID, which the kernel otherwise draws per datagram from a shared table.
+            var probe = CInt(IP_PMTUDISC_PROBE)
+            if setsockopt(socket, CInt(IPPROTO_IP), IP_MTU_DISCOVER, &probe, socklen_t(MemoryLayout<CInt>.size)) != 0 {
+                let code = errno
+                close(socket)
+                throw IOError(errnoCode: code, reason: "setsockopt(IP_MTU_DISCOVER)")
+            }
+        }
         let bound = address.withSockAddr { pointer, length in bind(socket, pointer, socklen_t(length)) }
         guard bound == 0 else {
             let code = errno

@@ -223,6 +223,15 @@ final class WebRTCMediaTransport: MediaTransport {
 
     var isWritable: Bool { self.batch.isWritable }
 
+    /// Stage 0: the secure transport's first cache lines; then its stages down to the cipher state.
+    func prefetch(stage: Int) {
+        if stage == 0 {
+            CachePrefetch.object(self.secure, lines: 2)
+        } else {
+            self.secure.prefetchForProtect(stage: stage - 1)
+        }
+    }
+
     private func protectAndWrite(_ packet: ByteBuffer, isRTCP: Bool) {
         // Before protecting: a refused packet costs neither encryption nor a buffer.
         guard self.batch.admit(&self.queue) else { return }

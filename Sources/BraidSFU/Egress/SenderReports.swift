@@ -20,19 +20,19 @@ extension SFUSubscriber {
             let ticks = elapsed / 1_000_000 * Int64(slot.slot.clockRate) / 1000
             let rtpTimestamp = lastTimestamp &+ UInt32(truncatingIfNeeded: ticks)
             // SR + SDES CNAME: the compound RFC 3550 §6.1 requires, written straight into the scratch buffer.
-            self.rtcpScratch.clear()
+            self.scratch.rtcp.clear()
             do {
                 try RTCPSenderReport.write(
                     senderSSRC: slot.slot.ssrc, ntpTimestamp: self.wallClock.ntpTimestamp(at: now),
                     rtpTimestamp: rtpTimestamp, packetCount: UInt32(truncatingIfNeeded: slot.packetsSent),
                     octetCount: UInt32(truncatingIfNeeded: slot.payloadOctetsSent),
-                    reportBlocks: EmptyCollection(), into: &self.rtcpScratch)
+                    reportBlocks: EmptyCollection(), into: &self.scratch.rtcp)
                 try RTCPSourceDescription.writeCNAME(
-                    ssrc: slot.slot.ssrc, cname: SFURouter.cname, into: &self.rtcpScratch)
+                    ssrc: slot.slot.ssrc, cname: SFURouter.cname, into: &self.scratch.rtcp)
             } catch {
                 continue
             }
-            self.transport.sendRTCP(self.rtcpScratch)
+            self.transport.sendRTCP(self.scratch.rtcp)
         }
     }
 

@@ -1,3 +1,4 @@
+import BraidWire
 import NIOCore
 
 /// What a WebRTC subscriber slot sent, by output sequence number: for each packet, where it came from
@@ -7,7 +8,7 @@ import NIOCore
 ///
 /// A ring that follows the slot's packet rate: it starts at 128 entries and doubles, up to its
 /// capacity, whenever an entry younger than the resend age would be overwritten.
-struct SentPacketHistory {
+struct SentPacketHistory: ~Copyable {
     struct Entry {
         /// Output sequence number; with ``generation`` tells a live entry from a stale one.
         var sequenceNumber: UInt16 = 0
@@ -37,6 +38,11 @@ struct SentPacketHistory {
     }
 
     var footprint: Int { self.ring.footprint }
+
+    /// Prefetches the entry `sequenceNumber` would take (``CachePrefetch``).
+    func prefetch(_ sequenceNumber: UInt16) {
+        self.ring.prefetch(sequenceNumber)
+    }
 
     mutating func record(_ entry: Entry) {
         self.ring.insert(entry)

@@ -82,19 +82,19 @@ extension SFUSubscriber {
     /// Turns transport-wide feedback into packet results for the bandwidth estimator.
     private func transportFeedbackReceived(_ feedback: RTCPTransportWideFeedback, now: NIODeadline) {
         self.counters.transportFeedbackReceived += 1
-        let scratch = self.feedbackScratch
-        self.sequencer.results(for: feedback, into: &scratch.results)
-        self.lastFeedbackResultCount = scratch.results.count
-        guard !scratch.results.isEmpty else { return }
+        let scratch = self.scratch
+        self.sequencer.results(for: feedback, into: &scratch.feedbackResults)
+        self.lastFeedbackResultCount = scratch.feedbackResults.count
+        guard !scratch.feedbackResults.isEmpty else { return }
         var lost = 0
-        for result in scratch.results {
+        for result in scratch.feedbackResults {
             let missing = result.arrivalTimeUs == nil
             if missing { lost += 1 }
             self.transportBursts.add(sequence: result.sequenceNumber, lost: missing)
         }
-        self.transportLoss.add(lost: lost, of: scratch.results.count)
-        self.transportPacketsMeasured += scratch.results.count
-        self.estimator.onFeedback(results: scratch.results, now: now.microseconds)
+        self.transportLoss.add(lost: lost, of: scratch.feedbackResults.count)
+        self.transportPacketsMeasured += scratch.feedbackResults.count
+        self.estimator.onFeedback(results: scratch.feedbackResults, now: now.microseconds)
     }
 
 }

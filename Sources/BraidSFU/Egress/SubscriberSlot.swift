@@ -16,31 +16,39 @@ import NIOCore
 ///
 /// Owned by its ``SFUSubscriber``. Allocated by this: the history ring (once, in `init`).
 final class SubscriberSlot: TrackSink {
+    // What every packet delivered reads and writes comes first, together (see SFUSubscriber: among
+    // hundreds of slots each cache line a copy touches is a miss). The subscriber owns its slots and
+    // outlives them (see TrackConsumer.sink for why release builds leave the load unchecked).
+    #if DEBUG
     unowned let subscriber: SFUSubscriber
+    #else
+    unowned(unsafe) let subscriber: SFUSubscriber
+    #endif
     let slot: SubscriberSlotDescription
+    var layerSwitch = LayerSwitch()
+    /// Counts attachments, so history entries of an earlier track are never resent.
+    private(set) var generation: UInt8 = 0
+    var packetsSent = 0
+    /// Payload octets sent (RFC 3550 §6.4.1 sender's octet count).
+    var payloadOctetsSent = 0
+    var history: SentPacketHistory
     /// The slot's MID as an extension value, built once.
     let midValue: RTPStreamIdentifier?
     /// The attachment to the track shown, if any.
     private(set) var consumer: TrackConsumer?
-    /// Counts attachments, so history entries of an earlier track are never resent.
-    private(set) var generation: UInt8 = 0
-    var layerSwitch = LayerSwitch()
     var rewriter: RTPRewriter
-    var history: SentPacketHistory
-    var selector: LayerSelector?
     /// Audio slots that negotiated RED: the redundancy the link's loss calls for.
     var redundancy = AudioRedundancy()
     /// Video slots that negotiated Braid's FEC: the repair stream.
     var protection: VideoProtection
+
+    var selector: LayerSelector?
     /// Retransmissions of packets older than this are not sent (video 1 s, audio half).
     let maxResendAge: TimeAmount
     /// The same packet is not resent twice within this (three quarters of the subscriber's RTT).
     var minimumResendInterval = TimeAmount.milliseconds(100)
     var nextRTXSequenceNumber: UInt16
 
-    var packetsSent = 0
-    /// Payload octets sent (RFC 3550 §6.4.1 sender's octet count).
-    var payloadOctetsSent = 0
     var rewriteFailures = 0
     var backPressureDrops = 0
     var lastSenderReportAt: NIODeadline?
@@ -125,6 +133,18 @@ final class SubscriberSlot: TrackSink {
     }
 
     // MARK: - TrackSink
+
+    /// Stage 0: the subscriber's first cache lines and the history entry the next packet takes; then the
+    /// subscriber's stages.
+    func prefetch(stage: Int) {
+        let subscriber = self.subscriber
+        if stage == 0 {
+            CachePrefetch.object(subscriber, lines: 2)
+            if let last = self.rewriter.lastSentSequenceNumber { self.history.prefetch(last &+ 1) }
+        } else {
+            subscriber.prefetch(stage: stage - 1)
+        }
+    }
 
     func deliver(_ packet: MediaPacket, from consumer: TrackConsumer, now: NIODeadline) -> Delivery {
         let wasCurrent = self.layerSwitch.current

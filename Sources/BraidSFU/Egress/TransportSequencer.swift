@@ -9,7 +9,7 @@ import NIOCore
 ///
 /// A ring that follows the packet rate: it starts at 256 entries and doubles (up to 8192) whenever an
 /// entry younger than ``retention`` would be overwritten, so a 100 packets/s subscriber keeps 4 KB.
-struct TransportSequencer {
+struct TransportSequencer: ~Copyable {
     static let initialCapacity = 256
     static let maximumCapacity = 8192
     /// How long a send record must survive: feedback comes every 100 ms, late ones within a second.
@@ -31,6 +31,11 @@ struct TransportSequencer {
         retentionNanoseconds: TransportSequencer.retention.nanoseconds)
 
     var footprint: Int { self.ring.footprint }
+
+    /// Prefetches the entry the next packet takes (``CachePrefetch``).
+    func prefetchNext() {
+        self.ring.prefetch(self.next)
+    }
 
     /// Records that the packet numbered ``next`` left at `sendTime` with `size` bytes, and moves on.
     mutating func sent(size: Int, sendTime: NIODeadline) {
@@ -57,15 +62,5 @@ struct TransportSequencer {
                     sequenceNumber: status.sequenceNumber, sendTimeUs: sent.sendTimeUs, size: sent.size,
                     arrivalTimeUs: status.arrivalOffset.map { reference + $0 }))
         }
-    }
-}
-
-/// Scratch space every subscriber of a router uses in turn (they all run on its event loop): the packet
-/// results of one feedback message, up to 8192 of them (320 KB), kept once per router, not per peer.
-final class FeedbackScratch {
-    var results = ContiguousArray<PacketResult>()
-
-    init() {
-        self.results.reserveCapacity(TransportSequencer.maximumCapacity)
     }
 }

@@ -252,10 +252,36 @@ public final class TrackProducer {
     }
 
     private func fanOut(_ packet: MediaPacket, now: NIODeadline) {
-        for consumer in self.consumers where consumer.layers.contains(layer: packet.layer) {
-            consumer.deliver(packet, now: now)
+        let consumers = self.consumers
+        guard consumers.count > 1 else {
+            for consumer in consumers where consumer.layers.contains(layer: packet.layer) {
+                consumer.deliver(packet, now: now)
+            }
+            return
+        }
+        // In groups, each consumer's state prefetched one pointer level at a time across the group first
+        // (``CachePrefetch``): the misses of a group overlap instead of following one another.
+        var start = 0
+        while start < consumers.count {
+            let end = min(start + Self.prefetchGroup, consumers.count)
+            for index in start..<end { CachePrefetch.object(consumers[index]) }
+            for stage in 0..<Self.prefetchStages {
+                for index in start..<end { consumers[index].prefetch(stage: stage) }
+            }
+            for index in start..<end where consumers[index].layers.contains(layer: packet.layer) {
+                consumers[index].deliver(packet, now: now)
+            }
+            start = end
         }
     }
+
+    /// Consumers whose state is prefetched together: enough misses in flight to overlap, few enough that
+    /// what was prefetched is still in the first-level cache when delivered.
+    static let prefetchGroup = 16
+    /// Pointer levels prefetched below a consumer: slot, subscriber, transport, and a WebRTC transport's
+    /// own levels (secure transport, SRTP session, outbound session, transform, then its stream table and
+    /// cipher context in two steps).
+    static let prefetchStages = 9
 
     // MARK: - Stored packets
 

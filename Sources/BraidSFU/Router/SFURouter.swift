@@ -44,7 +44,8 @@ public final class SFURouter {
     /// Links to other routers (the node's other event loops).
     public private(set) var links: [RouterLink] = []
     /// Packet results of one feedback message, shared by every subscriber of this loop.
-    private let feedbackScratch = FeedbackScratch()
+    /// Buffers every subscriber builds its packets and RTCP in, in turn.
+    private let subscriberScratch: SubscriberScratch
     /// SSRCs the node uses as the sender of its own RTCP, one per peer.
     private var nextRTCPSSRC: UInt32 = 0x4252_0001
 
@@ -62,6 +63,7 @@ public final class SFURouter {
         shards: Int = 1, firstTrackNumber: UInt32 = 0
     ) {
         self.configuration = configuration
+        self.subscriberScratch = SubscriberScratch(maximumPacketSize: configuration.maximumPacketSize)
         self.wallClock = wallClock
         self.node = node
         self.nextTrackNumber = firstTrackNumber &+ UInt32(clamping: shard + 1)
@@ -261,7 +263,7 @@ public final class SFURouter {
         let subscriber = SFUSubscriber(
             room: room, peerID: peerID, participant: participant ?? peerID, description: description,
             transport: transport, configuration: self.configuration, wallClock: self.wallClock,
-            rtcpSSRC: self.makeRTCPSSRC(), feedbackScratch: self.feedbackScratch)
+            rtcpSSRC: self.makeRTCPSSRC(), scratch: self.subscriberScratch)
         let target = self.room(named: room)
         target.subscribers.append(subscriber)
         target.assignSlots(router: self, now: now)

@@ -1,3 +1,4 @@
+import BraidWire
 public import NIOCore
 
 /// One consumer of one track: the attachment between a ``TrackProducer`` and a ``TrackSink``, made by
@@ -6,18 +7,28 @@ public import NIOCore
 /// The producer holds its consumers; a consumer holds its sink unowned (the sink owns the consumer and
 /// must ``close(now:)`` it before going away). Confined to the router's event loop.
 public final class TrackConsumer {
+    // What every packet delivered reads comes first (the producer walks hundreds of consumers per packet).
+    // Debug builds (the tests) check the lifetime rule above on every use; release builds trust it and
+    // skip the reference-count traffic of a checked load, once per copy of every packet.
+    #if DEBUG
+    private unowned let sink: any TrackSink
+    #else
+    private unowned(unsafe) let sink: any TrackSink
+    #endif
+    /// The layers delivered; change them with ``setLayers(_:now:)``.
+    public private(set) var layers: LayerSet
+    /// Packets delivered to the sink (taken or not).
+    public private(set) var packetsDelivered = 0
+    /// A video consumer that refused packets asks for a keyframe when it takes them again.
+    private var recovering = false
+
     /// The consumed track.
     public let track: TrackID
     /// Audio or video.
     public let kind: MediaKind
-    /// The layers delivered; change them with ``setLayers(_:now:)``.
-    public private(set) var layers: LayerSet
     /// The producer while attached; nil once the track ended or the consumer closed.
     public private(set) weak var producer: TrackProducer?
-    private unowned let sink: any TrackSink
 
-    /// Packets delivered to the sink (taken or not).
-    public private(set) var packetsDelivered = 0
     /// Packets the sink refused under back-pressure.
     public private(set) var backPressureDrops = 0
     /// Retransmissions served to the sink from the producer's store.
@@ -27,9 +38,6 @@ public final class TrackConsumer {
     /// The sink's downstream bandwidth estimate (bits/s), if it has one; a relay's source can use the
     /// consumers' estimates to decide what to pull.
     public var downstreamEstimate: Int?
-
-    /// A video consumer that refused packets asks for a keyframe when it takes them again.
-    private var recovering = false
 
     init(producer: TrackProducer, sink: any TrackSink, layers: LayerSet) {
         self.track = producer.id
@@ -41,6 +49,17 @@ public final class TrackConsumer {
 
     /// Whether the consumer is still attached to a live track.
     public var isAttached: Bool { self.producer != nil }
+
+    /// Prefetches for the producer's fan-out (``CachePrefetch``): stage 0 the sink's object, stage n the
+    /// sink's stage n − 1.
+    @inline(__always)
+    func prefetch(stage: Int) {
+        if stage == 0 {
+            CachePrefetch.object(self.sink, lines: 2)
+        } else {
+            self.sink.prefetch(stage: stage - 1)
+        }
+    }
 
     func deliver(_ packet: MediaPacket, now: NIODeadline) {
         self.packetsDelivered &+= 1

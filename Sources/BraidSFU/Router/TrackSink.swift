@@ -23,6 +23,15 @@ public protocol TrackSink: AnyObject {
     /// The consumer ended: its track was unpublished, or the router closed it. Not called for
     /// ``TrackConsumer/close(now:)`` made by the sink itself.
     func consumerEnded(_ consumer: TrackConsumer, now: NIODeadline)
+
+    /// Prefetches what the next ``deliver(_:from:now:)`` touches, one pointer level further per `stage`
+    /// (0: the objects the sink points to). A hint for the producer's fan-out (``CachePrefetch``); the
+    /// default does nothing.
+    func prefetch(stage: Int)
+}
+
+extension TrackSink {
+    public func prefetch(stage: Int) {}
 }
 
 /// The upstream of a producer: whoever feeds it (a WebRTC publisher, a mesh link, an edge function).
