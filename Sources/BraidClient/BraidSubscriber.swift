@@ -32,6 +32,15 @@ final class IncomingTrack {
     var rtxSSRC: UInt32?
     var payloadType: UInt8?
     var rtxPayloadType: UInt8?
+    // Above and here: what every packet reads, kept in the object's first cache lines (light reception
+    // of a thousand subscribers reads little else per packet, and each line is a miss).
+    var mediaBytes: Int64 = 0
+    var latency = LatencyHistogram()
+    var statistics: ReceiveStatistics?
+    /// Audio: frames by their playout deadline (carried over a failover: timestamps are the publisher's
+    /// clock plus each node's offset, so a new node starts a new count).
+    var audioFrames: AudioFrameDeadlines
+    var nack = IncomingTrack.makeNACKGenerator(repairs: false)
     /// The RED payload type (audio), if the answer kept RED.
     var redPayloadType: UInt8?
     /// Video with Braid's FEC: the repair stream's payload type and SSRC, and its decoder.
@@ -47,26 +56,19 @@ final class IncomingTrack {
     var framesDecodableInTime = 0
     /// FEC rebuilds of packets the NACK generator had not yet seen missing (no later packet had come).
     var packetsRebuiltBeforeDetection = 0
-    var mediaBytes: Int64 = 0
     var retransmissionBytes: Int64 = 0
     var repairBytes: Int64 = 0
     let clockRate: UInt32
     var earlier = Earlier()
-    var statistics: ReceiveStatistics?
-    var nack = IncomingTrack.makeNACKGenerator(repairs: false)
     var assembler = VP8FrameAssembler()
     var freezes = FreezeDetector()
     /// Freezes of a player with a fixed playout point: each frame shown 250 ms after its capture, or when it
     /// becomes decodable if that is later.
     var playoutFreezes = FreezeDetector()
-    var latency = LatencyHistogram()
     var keyframes: KeyframeRequestThrottle?
     var retransmissionsReceived = 0
     /// Audio only, when decoding is on.
     var audioDecoder: AudioPlayout?
-    /// Audio: frames by their playout deadline (carried over a failover: timestamps are the publisher's
-    /// clock plus each node's offset, so a new node starts a new count).
-    var audioFrames: AudioFrameDeadlines
     var earlierAudioFrames = (inTime: 0, late: 0, missing: 0, fromRedundancy: 0)
     var malformedRED = 0
     /// Audio with generic NACK in the answer: a lost packet is asked for again while the answer can still
@@ -981,23 +983,24 @@ public enum SubscriberReception: Sendable, Hashable {
 }
 
 public final class BraidSubscriber: PeerMediaHandler, FailingOverPeer, @unchecked Sendable {
-    /// The loop all of this subscriber's state lives on; every transport it uses runs there.
-    let eventLoop: any EventLoop
+    // What every received packet reads comes first: the wall clock, then the media state.
+    /// NTP receive time for capture-to-receive latency: the event loop's clock mapped to the wall clock
+    /// read once at creation (a publisher maps its capture times the same way).
+    let wallClock = WallClock.system(now: .now())
+    var media: SubscriberMedia
     /// The transport in use: replaced when the subscriber moves to another node.
     var transport: PeerTransport
+    /// The loop all of this subscriber's state lives on; every transport it uses runs there.
+    let eventLoop: any EventLoop
     var resource: HTTPEndpoint?
     let options: ConnectionOptions
     let group: any EventLoopGroup
     let requestedAt: NIODeadline
-    var media: SubscriberMedia
     let reception: SubscriberReception
     var tasks: [RepeatedTask] = []
     /// Ticked by the event loop's ``LoopTicker`` (light reception).
     var ticking = false
     var connectTime: Duration?
-    /// NTP receive time for capture-to-receive latency: the event loop's clock mapped to the wall clock
-    /// read once at creation (a publisher maps its capture times the same way).
-    let wallClock = WallClock.system(now: .now())
     /// The offered tracks, offered again to another node.
     let offeredTracks: [OfferedTrack]
     /// Nodes to move to, and what moving did.
