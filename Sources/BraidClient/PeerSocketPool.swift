@@ -125,9 +125,8 @@ final class SharedPeerSocket: @unchecked Sendable {
             Glibc.close(socket)
             throw .connectionFailed("\(error)")
         }
-        // DF without path-MTU bookkeeping, as the node's media socket: no IP ID drawn per datagram.
-        var probe = CInt(IP_PMTUDISC_PROBE)
-        _ = setsockopt(socket, CInt(IPPROTO_IP), IP_MTU_DISCOVER, &probe, socklen_t(MemoryLayout<CInt>.size))
+        // A hint for the kernel's send path, as on the node's media socket: sending works without it.
+        _ = braid_udp_set_dont_fragment(socket)
         let bound = wildcard.withSockAddr { pointer, length in bind(socket, pointer, socklen_t(length)) }
         guard bound == 0 else {
             let code = errno

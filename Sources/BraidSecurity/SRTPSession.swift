@@ -1,9 +1,9 @@
+internal import CBraidShims
+
 /// Which implementation runs a session's packets.
 ///
 /// Not part of the public API: sessions run ``openSSL``; tests and benchmarks reach the libsrtp2 reference
 /// through `@_spi(SRTPReference) import BraidSecurity` to compare the two packet by packet.
-
-internal import CBraidShims
 @_spi(SRTPReference)
 public enum SRTPImplementation: Hashable, Sendable, CaseIterable {
     /// OpenSSL's EVP API, with cipher contexts made once per session and no heap allocation per packet

@@ -238,7 +238,7 @@ final class SRTPTransform {
         case 1:
             self.streams.prefetch(stage: 1)
             if let data = EVP_CIPHER_CTX_get_cipher_data(self.rtpCipher) {
-                for line in 0..<Self.cipherDataLines { braid_prefetch(data + line * 64) }
+                braid_prefetch_lines(data, Self.cipherDataLines)
             }
         default:
             break
@@ -247,7 +247,7 @@ final class SRTPTransform {
 
     /// Cache lines of OpenSSL's AES-GCM state read per packet: the AES-128 key schedule (176 bytes) and the
     /// GCM context with its 256-byte GHASH table.
-    private static let cipherDataLines = 10
+    private static let cipherDataLines: CInt = 10
 
     /// Protects one RTP packet from `packet` into `destination` (which may be the same memory) and returns
     /// the SRTP packet's length. `packet` is only read.

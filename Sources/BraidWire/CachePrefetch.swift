@@ -9,15 +9,11 @@ internal import CBraidShims
 /// deeper (``TrackConsumer/prefetch(stage:)`` in BraidSFU and the `prefetch(stage:)` of each level), so the
 /// misses of a group overlap instead of following one another.
 public enum CachePrefetch {
-    /// The size of a cache line on the machines Braid runs on (x86-64, arm64).
-    public static let lineSize = 64
-
     /// Prefetches the first `lines` cache lines of `object`'s instance (its header and the stored
     /// properties declared first).
     @inline(__always)
     public static func object(_ object: AnyObject, lines: Int = 1) {
-        let base = UnsafeRawPointer(Unmanaged.passUnretained(object).toOpaque())
-        for line in 0..<lines { braid_prefetch(base + line * Self.lineSize) }
+        braid_prefetch_lines(Unmanaged.passUnretained(object).toOpaque(), CInt(lines))
     }
 
     /// Prefetches the cache line holding `address`.

@@ -257,3 +257,8 @@ int braid_sendmsg_from_ipv4(int fd, const void *data, size_t length, const void 
         if (errno != EINTR) return -errno;
     }
 }
+
+int braid_udp_set_dont_fragment(int fd) {
+    int probe = IP_PMTUDISC_PROBE;
+    return setsockopt(fd, IPPROTO_IP, IP_MTU_DISCOVER, &probe, sizeof(probe)) == 0 ? 0 : -errno;
+}

@@ -1,5 +1,6 @@
 import BraidSFU
 import BraidSecurity
+import CBraidShims
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
@@ -299,13 +300,10 @@ public final class MediaService: Service, Sendable {
             throw IOError(errnoCode: code, reason: "setsockopt(SO_REUSEPORT)")
         }
         if address.protocol == .inet {
-            // Don't fragment (DF), without path-MTU bookkeeping: media is sized below any path's MTU, and a
-            // DF datagram takes no IP ID, which the kernel otherwise draws per datagram from a shared table.
-            var probe = CInt(IP_PMTUDISC_PROBE)
-            if setsockopt(socket, CInt(IPPROTO_IP), IP_MTU_DISCOVER, &probe, socklen_t(MemoryLayout<CInt>.size)) != 0 {
-                let code = errno
+            let result = braid_udp_set_dont_fragment(socket)
+            if result != 0 {
                 close(socket)
-                throw IOError(errnoCode: code, reason: "setsockopt(IP_MTU_DISCOVER)")
+                throw IOError(errnoCode: -result, reason: "setsockopt(IP_MTU_DISCOVER)")
             }
         }
         let bound = address.withSockAddr { pointer, length in bind(socket, pointer, socklen_t(length)) }

@@ -568,7 +568,7 @@ public final class SFUSubscriber {
             return try RTPPacket(consume buffer)
         } catch {
             self.counters.sendFailures += 1
-            self.scratch.packet = ByteBufferAllocator().buffer(capacity: self.configuration.maximumPacketSize + 64)
+            self.scratch.packet = self.scratch.makePacketBuffer()
             return nil
         }
     }
@@ -649,12 +649,21 @@ final class SubscriberScratch {
     /// The packet results of one feedback message, up to 8192 of them (320 KB).
     var feedbackResults = ContiguousArray<PacketResult>()
 
+    /// Room for a packet and what RTX encapsulation or the SRTP trailer adds.
+    private let packetCapacity: Int
+
     init(maximumPacketSize: Int) {
         let allocator = ByteBufferAllocator()
-        self.packet = allocator.buffer(capacity: maximumPacketSize + 64)
-        self.rtx = allocator.buffer(capacity: maximumPacketSize + 64)
+        self.packetCapacity = maximumPacketSize + 64
+        self.packet = allocator.buffer(capacity: self.packetCapacity)
+        self.rtx = allocator.buffer(capacity: self.packetCapacity)
         self.rtcp = allocator.buffer(capacity: 1500)
         self.extensions = RTPHeaderExtensionBuilder(storage: allocator.buffer(capacity: 96))
         self.feedbackResults.reserveCapacity(TransportSequencer.maximumCapacity)
+    }
+
+    /// A fresh packet buffer (when the last one was lost to a failed write).
+    func makePacketBuffer() -> ByteBuffer {
+        ByteBufferAllocator().buffer(capacity: self.packetCapacity)
     }
 }

@@ -253,20 +253,17 @@ public final class TrackProducer {
 
     private func fanOut(_ packet: MediaPacket, now: NIODeadline) {
         let consumers = self.consumers
-        guard consumers.count > 1 else {
-            for consumer in consumers where consumer.layers.contains(layer: packet.layer) {
-                consumer.deliver(packet, now: now)
-            }
-            return
-        }
         // In groups, each consumer's state prefetched one pointer level at a time across the group first
-        // (``CachePrefetch``): the misses of a group overlap instead of following one another.
+        // (``CachePrefetch``): the misses of a group overlap instead of following one another. A lone
+        // consumer has nothing to overlap with.
         var start = 0
         while start < consumers.count {
             let end = min(start + Self.prefetchGroup, consumers.count)
-            for index in start..<end { CachePrefetch.object(consumers[index]) }
-            for stage in 0..<Self.prefetchStages {
-                for index in start..<end { consumers[index].prefetch(stage: stage) }
+            if consumers.count > 1 {
+                for index in start..<end { CachePrefetch.object(consumers[index]) }
+                for stage in 0..<Self.prefetchStages {
+                    for index in start..<end { consumers[index].prefetch(stage: stage) }
+                }
             }
             for index in start..<end where consumers[index].layers.contains(layer: packet.layer) {
                 consumers[index].deliver(packet, now: now)

@@ -111,10 +111,23 @@ int braid_send_batch_send(braid_send_batch *batch, int fd, unsigned start, unsig
 int braid_sendmsg_from_ipv4(int fd, const void *data, size_t length, const void *address,
                             unsigned address_length, uint32_t source_ipv4);
 
+/// Sets DF on an IPv4 UDP socket's datagrams without path-MTU bookkeeping (`IP_PMTUDISC_PROBE`): media is
+/// sized below any path's MTU, and a DF datagram takes no IP ID, which the kernel otherwise draws per
+/// datagram from a table shared by every socket. 0, or -errno.
+int braid_udp_set_dont_fragment(int fd);
+
 // MARK: Software prefetch
+
+/// The cache line size of the machines Braid runs on (x86-64, arm64).
+#define BRAID_CACHE_LINE 64
 
 /// Asks the CPU to bring the cache line holding `address` in, for writing, without waiting for it. A hint:
 /// any address is allowed, nothing is read and nothing faults.
 static inline void braid_prefetch(const void *address) { __builtin_prefetch(address, 1, 3); }
+
+/// `braid_prefetch` of the `lines` cache lines from `address` on.
+static inline void braid_prefetch_lines(const void *address, int lines) {
+    for (int line = 0; line < lines; line++) __builtin_prefetch((const char *)address + line * BRAID_CACHE_LINE, 1, 3);
+}
 
 #endif
